@@ -1,0 +1,782 @@
+"""Seeded synthetic demo studies. SYNTHETIC DATA: no real patient is behind any row.
+
+- ``NCT06466850``: the registry facts of the real study (from ``studies/NCT06466850.json``) with
+  invented subjects: 36 screened, 16 screen failures over 9 criteria (3 subjects fail two), 20
+  enrolled, baseline findings, disposition and adverse events of an intra-articular injection.
+- ``DEMO-MULTI``: a 10-site, 3-arm randomized study with per-site targets and two data cuts.
+- ``DEMO-SCALE``: the same generator at 200 sites and a chosen number of subjects.
+
+Every build is seeded, so the same command gives the same figures, and each study gets two DataCuts
+(an interim and the current cut) so "new since the previous cut" has something to show.
+"""
+
+import datetime as dt
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlmodel import Session
+
+from dashboard.importers.ctgov import age_in_years, parse_eligibility_criteria, protocol
+from dashboard.metrics.population import DispositionEvent, classify_subject, subject_status
+from dashboard.models import (
+    ENROLLED,
+    AdverseEvent,
+    Arm,
+    Criterion,
+    CutChange,
+    DataCut,
+    Disposition,
+    EligibilityFinding,
+    Exposure,
+    Finding,
+    Site,
+    Study,
+    Subject,
+    Visit,
+)
+
+SEED_STUDY_ID = "NCT06466850"
+MULTISITE_STUDY_ID = "DEMO-MULTI"
+SCALE_STUDY_ID = "DEMO-SCALE"
+
+# ---------------------------------------------------------------------------------------------
+# Deleting a study (a demo refresh replaces it whole)
+# ---------------------------------------------------------------------------------------------
+
+
+def delete_study(session: Session, study_id: str) -> None:
+    """Remove a study and every row that belongs to it, children first (foreign keys are on)."""
+    subject_ids = select(Subject.id).where(Subject.study_id == study_id)  # type: ignore[call-overload]
+    cut_ids = select(DataCut.id).where(DataCut.study_id == study_id)  # type: ignore[call-overload]
+    for child in (EligibilityFinding, Disposition, Finding, AdverseEvent, Exposure, Visit):
+        session.execute(delete(child).where(child.subject_pk.in_(subject_ids)))  # type: ignore[attr-defined]
+    session.execute(delete(Subject).where(Subject.study_id == study_id))  # type: ignore[arg-type]
+    session.execute(delete(CutChange).where(CutChange.cut_id.in_(cut_ids)))  # type: ignore[attr-defined]
+    for table in (DataCut, Criterion, Arm, Site):
+        session.execute(delete(table).where(table.study_id == study_id))  # type: ignore[attr-defined]
+    session.execute(delete(Study).where(Study.study_id == study_id))  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------
+# A small in-memory plan of a study, written to the database in one go
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PlannedSubject:
+    usubjid: str
+    site_id: str
+    screening_date: dt.date
+    sex: str
+    age: int
+    failed: list[str] = field(default_factory=list)  # criterion codes not met
+    arm_code: str | None = None
+    arm: str | None = None
+    enrollment_date: dt.date | None = None
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    adverse_events: list[dict[str, Any]] = field(default_factory=list)
+    dispositions: list[dict[str, Any]] = field(default_factory=list)
+    visits: list[tuple[float, str, int, dt.date]] = field(default_factory=list)
+
+
+def _iso(day: dt.date | None) -> str | None:
+    return day.isoformat() if day else None
+
+
+def _write_study(
+    session: Session,
+    *,
+    study: Study,
+    sites: Sequence[Site],
+    arms: Sequence[Arm],
+    criteria: Sequence[Criterion],
+    subjects: Sequence[PlannedSubject],
+    treatment: str,
+    dose_unit: str,
+    route: str,
+    interim_cutoff: dt.date,
+    cutoff: dt.date,
+) -> None:
+    """Write a planned study with two DataCuts: rows dated after ``interim_cutoff`` are new in cut 2."""
+    delete_study(session, study.study_id)
+    # No ORM relationships are declared, so parents are flushed before their children.
+    session.add(study)
+    session.flush()
+    session.add_all([*sites, *arms, *criteria])
+    loaded = dt.datetime.combine(cutoff, dt.time(9, 0), tzinfo=dt.UTC)
+    interim = DataCut(
+        study_id=study.study_id,
+        loaded_at=dt.datetime.combine(interim_cutoff, dt.time(9, 0), tzinfo=dt.UTC) + dt.timedelta(days=7),
+        cutoff_date=interim_cutoff,
+        label="Interim cut (synthetic demo)",
+        source=[{"file": "dashboard/demo.py", "sha256": None}],
+    )
+    current = DataCut(
+        study_id=study.study_id,
+        loaded_at=loaded + dt.timedelta(days=7),
+        cutoff_date=cutoff,
+        label="Current cut (synthetic demo)",
+        source=[{"file": "dashboard/demo.py", "sha256": None}],
+    )
+    session.add_all([interim, current])
+    session.flush()
+    assert interim.id is not None and current.id is not None
+    site_pk = {s.site_id: s.id for s in sites}
+    criterion_pk = {c.code: c.id for c in criteria}
+
+    def cut_for(day: dt.date | None) -> int:
+        return interim.id if day is not None and day <= interim_cutoff else current.id  # type: ignore[return-value]
+
+    changes: list[CutChange] = []
+    counts = {"DM": 0, "IE": 0, "DS": 0, "AE": 0, "EX": 0, "SV": 0, "FINDINGS": 0}
+    interim_counts = {"DM": 0, "AE": 0}  # the demo tracks subjects and AEs across cuts
+    for planned in subjects:
+        ds_events = [
+            DispositionEvent(d["category"], d["term"], d["epoch"], d["date"])
+            for d in planned.dispositions
+        ]
+        population = classify_subject(
+            arm_code=planned.arm_code,
+            arm=planned.arm,
+            arm_not_assigned_reason="SCREEN FAILURE" if planned.failed else None,
+            has_screen_failure_disposition=bool(planned.failed),
+            enrollment_dtc=_iso(planned.enrollment_date),
+        )
+        # The latest date anything happened to this subject decides when its row last changed.
+        last_event = max(
+            [planned.screening_date]
+            + [d for d in (planned.enrollment_date,) if d]
+            + [d["date"] for d in planned.dispositions if d["date"] <= cutoff]
+        )
+        first_cut = cut_for(planned.screening_date)
+        subject = Subject(
+            study_id=study.study_id,
+            site_pk=site_pk[planned.site_id],
+            usubjid=planned.usubjid,
+            subjid=planned.usubjid.rsplit("-", 1)[-1],
+            screening_dtc=_iso(planned.screening_date),
+            screening_date=planned.screening_date,
+            consent_dtc=_iso(planned.screening_date),
+            enrollment_dtc=_iso(planned.enrollment_date),
+            enrollment_date=planned.enrollment_date,
+            first_dose_dtc=_iso(planned.enrollment_date),
+            first_dose_date=planned.enrollment_date,
+            arm_code=planned.arm_code,
+            arm=planned.arm,
+            actual_arm_code=planned.arm_code,
+            actual_arm=planned.arm,
+            arm_not_assigned_reason="SCREEN FAILURE" if planned.failed else None,
+            population=population,
+            status=subject_status(
+                population, [e for e in ds_events if e.date and e.date <= cutoff]
+            ),
+            sex=planned.sex,
+            age=planned.age,
+            age_unit="YEARS",
+            country=next(s.country for s in sites if s.site_id == planned.site_id),
+            first_cut_id=first_cut,
+            updated_cut_id=cut_for(last_event),
+        )
+        session.add(subject)
+        session.flush()
+        assert subject.id is not None
+        counts["DM"] += 1
+        if first_cut == interim.id:
+            interim_counts["DM"] += 1
+            if subject.updated_cut_id == current.id:
+                changes.append(
+                    CutChange(
+                        cut_id=current.id,
+                        entity="subject",
+                        natural_key=planned.usubjid,
+                        change="changed",
+                        fields={"last_event": [None, last_event.isoformat()]},
+                    )
+                )
+        else:
+            changes.append(
+                CutChange(
+                    cut_id=current.id, entity="subject", natural_key=planned.usubjid, change="added"
+                )
+            )
+        for code in planned.failed:
+            session.add(
+                EligibilityFinding(
+                    subject_pk=subject.id,
+                    criterion_pk=criterion_pk[code],
+                    result="N" if code.startswith("IN") else "Y",
+                    assessed_dtc=_iso(planned.screening_date),
+                    assessed_date=planned.screening_date,
+                    first_cut_id=first_cut,
+                    updated_cut_id=first_cut,
+                )
+            )
+            counts["IE"] += 1
+        for seq, d in enumerate(planned.dispositions, start=1):
+            if d["date"] > cutoff:
+                continue
+            session.add(
+                Disposition(
+                    subject_pk=subject.id,
+                    seq=seq,
+                    category=d["category"],
+                    term=d["term"],
+                    verbatim=d.get("verbatim", d["term"]),
+                    epoch=d["epoch"],
+                    dtc=_iso(d["date"]),
+                    date=d["date"],
+                    first_cut_id=cut_for(d["date"]),
+                    updated_cut_id=cut_for(d["date"]),
+                )
+            )
+            counts["DS"] += 1
+        for finding in planned.findings:
+            session.add(Finding(subject_pk=subject.id, **finding))
+            counts["FINDINGS"] += 1
+        if planned.enrollment_date and population == ENROLLED:
+            session.add(
+                Exposure(
+                    subject_pk=subject.id,
+                    treatment=treatment,
+                    dose=2.0 if planned.arm_code != "PBO" else 0.0,
+                    unit=dose_unit,
+                    route=route,
+                    start_dtc=_iso(planned.enrollment_date),
+                    start_date=planned.enrollment_date,
+                    end_dtc=_iso(planned.enrollment_date),
+                    end_date=planned.enrollment_date,
+                )
+            )
+            counts["EX"] += 1
+        for visit_num, visit_name, planned_day, visit_date in planned.visits:
+            if visit_date > cutoff:
+                continue
+            session.add(
+                Visit(
+                    subject_pk=subject.id,
+                    visit_num=visit_num,
+                    visit=visit_name,
+                    planned_day=planned_day,
+                    dtc=_iso(visit_date),
+                    date=visit_date,
+                )
+            )
+            counts["SV"] += 1
+        for seq, ae in enumerate(planned.adverse_events, start=1):
+            start = ae["start_date"]
+            if start > cutoff:
+                continue
+            end = ae.get("end_date")
+            if end is not None and end > cutoff:
+                end = None  # still ongoing at the cut-off
+            ae_cut = cut_for(start)
+            session.add(
+                AdverseEvent(
+                    subject_pk=subject.id,
+                    seq=seq,
+                    term=ae["term"],
+                    decoded_term=ae["decoded_term"],
+                    body_system=ae["body_system"],
+                    severity=ae["severity"],
+                    grade=ae["grade"],
+                    serious=ae["serious"],
+                    serious_hospitalisation="Y" if ae["serious"] == "Y" else "N",
+                    relationship=ae["relationship"],
+                    outcome=ae["outcome"] if end else "NOT RECOVERED/NOT RESOLVED",
+                    action=ae.get("action", "NOT APPLICABLE"),
+                    start_dtc=_iso(start),
+                    start_date=start,
+                    end_dtc=_iso(end),
+                    end_date=end,
+                    start_day=(start - planned.enrollment_date).days + 1
+                    if planned.enrollment_date and start >= planned.enrollment_date
+                    else None,
+                    first_cut_id=ae_cut,
+                    updated_cut_id=ae_cut,
+                )
+            )
+            counts["AE"] += 1
+            if ae_cut == interim.id:
+                interim_counts["AE"] += 1
+            else:
+                changes.append(
+                    CutChange(
+                        cut_id=current.id,
+                        entity="ae",
+                        natural_key=f"{planned.usubjid}/{seq}",
+                        change="added",
+                    )
+                )
+    interim.row_counts = interim_counts
+    current.row_counts = counts
+    session.add_all(changes)
+    session.add_all([interim, current])
+
+
+# ---------------------------------------------------------------------------------------------
+# NCT06466850: MSC-derived exosomes in knee osteoarthritis (single site, single group, open label)
+# ---------------------------------------------------------------------------------------------
+
+# The registry gives no dates: these are assumed for the demo and stated on the Overview page.
+SEED_PLANNED_START = dt.date(2024, 10, 1)
+SEED_PLANNED_END = dt.date(2025, 9, 30)
+SEED_INTERIM_CUTOFF = dt.date(2025, 4, 30)
+SEED_CUTOFF = dt.date(2025, 11, 30)
+
+# Machine-checkable rules of the criteria whose values the demo records (used by #5's checks).
+SEED_RULES = {
+    "IN01": "PAINDUR >= 3 months",
+    "IN02": "BMI between 21.5 and 29.5 kg/m2",
+    "IN03": "KLGRADE between 1 and 3 (each knee)",
+    "EX07": "HGB < 10 g/dL",
+}
+
+# Which criteria each of the 16 screen failures did not meet (3 subjects fail two). EX03 is failed
+# by nobody on purpose: the Screen failures page must list a zero too.
+SEED_FAILURES: tuple[tuple[str, ...], ...] = (
+    ("IN02",),
+    ("IN02",),
+    ("IN02", "EX06"),
+    ("IN02",),
+    ("IN02",),
+    ("IN03",),
+    ("IN03", "EX02"),
+    ("IN03",),
+    ("EX01",),
+    ("EX01", "EX05"),
+    ("EX02",),
+    ("EX06",),
+    ("EX06",),
+    ("EX07",),
+    ("IN01",),
+    ("EX04",),
+)
+SEED_ENROLLED = 20
+
+# Adverse events of an intra-articular injection: (enrolled subject index, days after injection,
+# duration in days or None if ongoing, PT, SOC, severity, CTCAE grade, serious, relationship, outcome)
+_GEN = "General disorders and administration site conditions"
+_MSK = "Musculoskeletal and connective tissue disorders"
+_NERV = "Nervous system disorders"
+_INF = "Infections and infestations"
+SEED_ADVERSE_EVENTS: tuple[tuple[int, int, int | None, str, str, str, str, str, str], ...] = (
+    (0, 0, 2, "Injection site pain", _GEN, "MILD", "1", "N", "RELATED"),
+    (0, 1, 5, "Joint swelling", _MSK, "MILD", "1", "N", "PROBABLY RELATED"),
+    (1, 0, 3, "Injection site pain", _GEN, "MODERATE", "2", "N", "RELATED"),
+    (2, 1, 4, "Arthralgia", _MSK, "MODERATE", "2", "N", "POSSIBLY RELATED"),
+    (3, 0, 1, "Injection site erythema", _GEN, "MILD", "1", "N", "RELATED"),
+    (4, 1, 7, "Joint effusion", _MSK, "MODERATE", "2", "N", "POSSIBLY RELATED"),
+    (4, 2, 1, "Pyrexia", _GEN, "MILD", "1", "N", "POSSIBLY RELATED"),
+    (6, 12, 2, "Headache", _NERV, "MILD", "1", "N", "UNLIKELY RELATED"),
+    (7, 0, 2, "Injection site pain", _GEN, "MILD", "1", "N", "RELATED"),
+    (9, 40, 6, "Nasopharyngitis", _INF, "MILD", "1", "N", "NOT RELATED"),
+    (10, 1, 3, "Arthralgia", _MSK, "MILD", "1", "N", "POSSIBLY RELATED"),
+    (12, 75, 9, "Appendicitis", _INF, "SEVERE", "3", "Y", "NOT RELATED"),
+    (13, 0, 2, "Injection site pain", _GEN, "MILD", "1", "N", "RELATED"),
+    (13, 30, None, "Back pain", _MSK, "MILD", "1", "N", "NOT RELATED"),
+    (15, 1, 4, "Joint swelling", _MSK, "MODERATE", "2", "N", "PROBABLY RELATED"),
+    (17, 0, 1, "Injection site pain", _GEN, "MILD", "1", "N", "RELATED"),
+    (18, 20, 3, "Headache", _NERV, "MILD", "1", "N", "NOT RELATED"),
+)
+
+# Visit schedule after the injection (day 1): name, planned study day.
+SEED_VISITS = (("DAY 1 (INJECTION)", 1), ("WEEK 1", 8), ("MONTH 1", 29), ("MONTH 3", 91))
+SEED_COMPLETION_DAY = 181  # end of study: the month-6 visit
+
+
+def seed_record() -> dict[str, Any]:
+    """The NCT06466850 registry record shipped as package data."""
+    text = resources.files("dashboard.studies").joinpath("NCT06466850.json").read_text("utf-8")
+    record: dict[str, Any] = json.loads(text)
+    return record
+
+
+def _seed_study_and_criteria(record: dict[str, Any]) -> tuple[Study, list[Criterion]]:
+    proto = protocol(record)
+    ident = proto["identificationModule"]
+    design = proto["designModule"]
+    eligibility = proto["eligibilityModule"]
+    study = Study(
+        study_id=SEED_STUDY_ID,
+        registry_id=ident["nctId"],
+        title=ident["briefTitle"],
+        sponsor=proto["sponsorCollaboratorsModule"]["leadSponsor"]["name"],
+        phase="Not applicable",
+        design="Single group assignment, open label",
+        allocation=design["designInfo"]["allocation"],
+        masking=design["designInfo"]["maskingInfo"]["masking"],
+        is_blinded=False,
+        status=proto["statusModule"]["overallStatus"],
+        condition=", ".join(proto["conditionsModule"]["conditions"]),
+        intervention="Biological: MSC-derived exosomes (intra-articular)",
+        planned_enrollment=design["enrollmentInfo"]["count"],
+        min_age=age_in_years(eligibility.get("minimumAge")),
+        max_age=age_in_years(eligibility.get("maximumAge")),
+        sex=eligibility.get("sex"),
+        planned_start=SEED_PLANNED_START,
+        planned_end=SEED_PLANNED_END,
+        is_synthetic=True,
+    )
+    criteria: list[Criterion] = []
+    numbers = {"INCLUSION": 0, "EXCLUSION": 0}
+    for position, parsed in enumerate(parse_eligibility_criteria(eligibility["eligibilityCriteria"])):
+        numbers[parsed.category] += 1
+        code = f"{parsed.category[:2]}{numbers[parsed.category]:02d}"
+        criteria.append(
+            Criterion(
+                study_id=SEED_STUDY_ID,
+                code=code,
+                category=parsed.category,
+                text=parsed.text,
+                seq=position + 1,
+                rule=SEED_RULES.get(code),
+            )
+        )
+    return study, criteria
+
+
+def _screening_findings(
+    rng: random.Random, failed: Sequence[str], enrolled: bool, day: dt.date
+) -> list[dict[str, Any]]:
+    """Screening values consistent with the criteria the subject failed (or met)."""
+    # BMI inside 21.5-29.5 unless IN02 failed; then clearly outside, mostly above (obesity is the
+    # usual reason in knee OA).
+    if "IN02" in failed:
+        bmi = round(rng.choice([rng.uniform(30.2, 34.5), rng.uniform(30.0, 32.0), 20.6]), 1)
+    else:
+        bmi = round(rng.uniform(22.0, 29.3), 1)
+    height = round(rng.uniform(152, 182), 0)
+    weight = round(bmi * (height / 100) ** 2, 1)
+    # K-L grade: the criterion allows 1-3, the arm description says enrolled patients have grade 2-3
+    # in both knees. Eligibility follows the criterion; enrolled subjects are made grade 2-3, as the
+    # arm says, and IN03 failures have a grade-4 knee.
+    if "IN03" in failed:
+        kl = {"LEFT KNEE": 4, "RIGHT KNEE": rng.choice([3, 4])}
+    elif enrolled:
+        kl = {"LEFT KNEE": rng.choice([2, 3]), "RIGHT KNEE": rng.choice([2, 3])}
+    else:
+        kl = {"LEFT KNEE": rng.choice([1, 2, 3]), "RIGHT KNEE": rng.choice([1, 2, 3])}
+    pain_months = 2 if "IN01" in failed else rng.choice([4, 6, 8, 12, 18, 24, 36, 60])
+    hgb = round(rng.uniform(8.6, 9.7), 1) if "EX07" in failed else round(rng.uniform(11.2, 15.8), 1)
+    common = {"visit": "SCREENING", "dtc": day.isoformat(), "date": day, "is_baseline": enrolled}
+    rows: list[dict[str, Any]] = [
+        {"domain": "VS", "test_code": "HEIGHT", "test": "Height", "value_num": height, "unit": "cm"},
+        {"domain": "VS", "test_code": "WEIGHT", "test": "Weight", "value_num": weight, "unit": "kg"},
+        {"domain": "VS", "test_code": "BMI", "test": "Body Mass Index", "value_num": bmi,
+         "unit": "kg/m2"},
+        {"domain": "LB", "test_code": "HGB", "test": "Hemoglobin", "value_num": hgb,
+         "unit": "g/dL"},
+        {"domain": "SC", "test_code": "PAINDUR", "test": "Duration of Knee Pain",
+         "value_num": float(pain_months), "unit": "months"},
+        {"domain": "QS", "test_code": "VASPAIN", "test": "Pain VAS (0-100 mm)",
+         "value_num": float(rng.randint(35, 80)), "unit": "mm"},
+        {"domain": "QS", "test_code": "WOMACTOT", "test": "WOMAC Total Score (0-96)",
+         "value_num": float(rng.randint(28, 68)), "unit": None},
+    ]
+    for knee, grade in kl.items():
+        rows.append({"domain": "MK", "test_code": "KLGRADE", "test": "Kellgren-Lawrence Grade",
+                     "location": knee, "value_num": float(grade), "unit": None})
+    for row in rows:
+        row.update(common)
+        row["value_text"] = f"{row['value_num']:g}"
+    return rows
+
+
+def build_seed_study(session: Session, *, seed: int = 6466850) -> None:
+    """(Re)create the NCT06466850 demo study: registry facts plus synthetic subjects."""
+    rng = random.Random(seed)
+    study, criteria = _seed_study_and_criteria(seed_record())
+    site = Site(
+        study_id=SEED_STUDY_ID,
+        site_id="01",
+        name="Isfahan University of Medical Sciences",
+        city="Isfahan",
+        country="IRN",
+        activated_on=SEED_PLANNED_START,
+        planned_enrollment=study.planned_enrollment,
+    )
+    arm = Arm(
+        study_id=SEED_STUDY_ID,
+        arm_code="EXO",
+        arm="Exosome",
+        description="Intra-articular MSC-derived exosomes; K-L grade 2-3 in both knees",
+        planned_n=study.planned_enrollment,
+    )
+    # Interleave failures and enrollments over a ~10-month recruitment period.
+    total = len(SEED_FAILURES) + SEED_ENROLLED
+    outcomes: list[tuple[str, ...] | None] = [*SEED_FAILURES, *([None] * SEED_ENROLLED)]
+    rng.shuffle(outcomes)
+    span = (dt.date(2025, 7, 25) - dt.date(2024, 10, 8)).days
+    days = sorted(rng.sample(range(span), total))
+    subjects: list[PlannedSubject] = []
+    enrolled_index = 0
+    for number, (failed, offset) in enumerate(zip(outcomes, days, strict=True), start=1):
+        screened_on = dt.date(2024, 10, 8) + dt.timedelta(days=offset)
+        planned = PlannedSubject(
+            usubjid=f"{SEED_STUDY_ID}-01-{number:03d}",
+            site_id="01",
+            screening_date=screened_on,
+            sex=rng.choice(["F", "F", "F", "M", "M"]),  # knee OA is commoner in women
+            age=rng.randint(47, 74),
+            failed=list(failed or ()),
+        )
+        planned.dispositions.append(
+            {"category": "PROTOCOL MILESTONE", "term": "INFORMED CONSENT OBTAINED",
+             "epoch": "SCREENING", "date": screened_on}
+        )
+        if failed:
+            planned.dispositions.append(
+                {"category": "DISPOSITION EVENT", "term": "SCREEN FAILURE", "epoch": "SCREENING",
+                 "date": screened_on + dt.timedelta(days=rng.randint(3, 10))}
+            )
+        else:
+            injected = screened_on + dt.timedelta(days=rng.randint(7, 21))
+            planned.arm_code, planned.arm, planned.enrollment_date = "EXO", "Exosome", injected
+            planned.visits = [
+                (float(i + 1), name, day, injected + dt.timedelta(days=day - 1))
+                for i, (name, day) in enumerate(SEED_VISITS)
+            ]
+            # Two early discontinuations; everyone else completes at month 6 if the cut allows.
+            if enrolled_index == 8:
+                planned.dispositions.append(
+                    {"category": "DISPOSITION EVENT", "term": "LOST TO FOLLOW-UP",
+                     "epoch": "FOLLOW-UP", "date": injected + dt.timedelta(days=62)}
+                )
+                planned.visits = planned.visits[:3]
+            elif enrolled_index == 16:
+                planned.dispositions.append(
+                    {"category": "DISPOSITION EVENT", "term": "WITHDRAWAL BY SUBJECT",
+                     "epoch": "FOLLOW-UP", "date": injected + dt.timedelta(days=35)}
+                )
+                planned.visits = planned.visits[:3]
+            else:
+                end = injected + dt.timedelta(days=SEED_COMPLETION_DAY - 1)
+                planned.visits.append((5.0, "MONTH 6 (END OF STUDY)", SEED_COMPLETION_DAY, end))
+                planned.dispositions.append(
+                    {"category": "DISPOSITION EVENT", "term": "COMPLETED", "epoch": "FOLLOW-UP",
+                     "date": end}
+                )
+            for ae in SEED_ADVERSE_EVENTS:
+                if ae[0] != enrolled_index:
+                    continue
+                _, after, duration, pt, soc, severity, grade, serious, relationship = ae
+                start = injected + dt.timedelta(days=after)
+                planned.adverse_events.append(
+                    {"term": pt.upper() if pt != "Appendicitis" else "ACUTE APPENDICITIS",
+                     "decoded_term": pt, "body_system": soc, "severity": severity,
+                     "grade": grade, "serious": serious, "relationship": relationship,
+                     "outcome": "RECOVERED/RESOLVED", "start_date": start,
+                     "end_date": start + dt.timedelta(days=duration) if duration else None}
+                )
+            enrolled_index += 1
+        planned.findings = _screening_findings(rng, planned.failed, failed is None, screened_on)
+        subjects.append(planned)
+    _write_study(
+        session,
+        study=study,
+        sites=[site],
+        arms=[arm],
+        criteria=criteria,
+        subjects=subjects,
+        treatment="MSC-DERIVED EXOSOMES",
+        dose_unit="mL",
+        route="INTRA-ARTICULAR",
+        interim_cutoff=SEED_INTERIM_CUTOFF,
+        cutoff=SEED_CUTOFF,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# DEMO-MULTI and DEMO-SCALE: a randomized multi-site study from one generator
+# ---------------------------------------------------------------------------------------------
+
+_COUNTRIES = ("DEU", "FRA", "ESP", "ITA", "POL", "NLD", "GBR", "USA", "CAN", "AUS", "BRA", "JPN")
+_MULTI_CRITERIA = (
+    ("IN01", "INCLUSION", "Age 40 to 80 years at screening", None),
+    ("IN02", "INCLUSION", "Knee osteoarthritis, Kellgren-Lawrence grade 2 or 3", "KLGRADE 2-3"),
+    ("IN03", "INCLUSION", "Pain VAS of at least 40 mm in the index knee", "VASPAIN >= 40"),
+    ("IN04", "INCLUSION", "Body mass index 18 to 35 kg/m2", "BMI between 18 and 35"),
+    ("EX01", "EXCLUSION", "Inflammatory arthritis", None),
+    ("EX02", "EXCLUSION", "Intra-articular injection in the index knee within 6 months", None),
+    ("EX03", "EXCLUSION", "Knee surgery within 12 months", None),
+    ("EX04", "EXCLUSION", "eGFR below 45 mL/min/1.73 m2", "EGFR < 45"),
+    ("EX05", "EXCLUSION", "Active malignancy", None),
+)
+# Relative frequency of each criterion among failures: some fail far more than others.
+_MULTI_FAILURE_WEIGHTS = (2, 10, 14, 6, 3, 7, 2, 4, 1)
+_MULTI_ARMS = (("PBO", "Placebo"), ("LOW", "Low dose"), ("HIGH", "High dose"))
+_MULTI_AE_POOL = (
+    ("Injection site pain", _GEN, 0.25),
+    ("Arthralgia", _MSK, 0.20),
+    ("Joint swelling", _MSK, 0.12),
+    ("Headache", _NERV, 0.12),
+    ("Nasopharyngitis", _INF, 0.15),
+    ("Back pain", _MSK, 0.08),
+    ("Nausea", "Gastrointestinal disorders", 0.06),
+    ("Hypertension", "Vascular disorders", 0.04),
+    ("Pneumonia", _INF, 0.01),
+)
+
+
+def build_multisite_study(
+    session: Session,
+    *,
+    study_id: str = MULTISITE_STUDY_ID,
+    n_sites: int = 10,
+    n_subjects: int = 320,
+    seed: int = 2024,
+) -> None:
+    """(Re)create a randomized 3-arm multi-site demo study (synthetic) with two data cuts."""
+    rng = random.Random(seed)
+    start, end = dt.date(2024, 3, 1), dt.date(2026, 6, 30)
+    interim_cutoff, cutoff = dt.date(2025, 9, 30), dt.date(2025, 12, 31)
+    target = int(n_subjects * 0.72)
+    study = Study(
+        study_id=study_id,
+        registry_id=None,
+        title=f"Synthetic randomized study in knee osteoarthritis ({n_sites} sites)",
+        sponsor="Demo sponsor (synthetic)",
+        phase="Phase 2",
+        design="Randomized, parallel, 3 arms, open label",
+        allocation="RANDOMIZED",
+        masking="NONE",
+        status="RECRUITING",
+        condition="Osteoarthritis, Knee",
+        intervention="Drug: demo compound (intra-articular)",
+        planned_enrollment=target,
+        min_age=40,
+        max_age=80,
+        sex="ALL",
+        planned_start=start,
+        planned_end=end,
+        is_synthetic=True,
+    )
+    sites = []
+    for number in range(1, n_sites + 1):
+        sites.append(
+            Site(
+                study_id=study_id,
+                site_id=f"{100 + number}",
+                name=f"Demo site {100 + number}",
+                country=_COUNTRIES[(number - 1) % len(_COUNTRIES)],
+                activated_on=start + dt.timedelta(days=rng.randint(0, 240)),
+                planned_enrollment=max(1, round(target / n_sites)),
+            )
+        )
+    arms = [
+        Arm(study_id=study_id, arm_code=code, arm=name, planned_n=round(target / 3))
+        for code, name in _MULTI_ARMS
+    ]
+    criteria = [
+        Criterion(study_id=study_id, code=code, category=cat, text=text, seq=i + 1, rule=rule)
+        for i, (code, cat, text, rule) in enumerate(_MULTI_CRITERIA)
+    ]
+    codes = [c[0] for c in _MULTI_CRITERIA]
+    # Site productivity varies a lot in real trials; one site fails IN03 far more often than others.
+    productivity = [rng.uniform(0.3, 1.8) for _ in sites]
+    subjects: list[PlannedSubject] = []
+    for number in range(1, n_subjects + 1):
+        site_index = rng.choices(range(n_sites), weights=productivity)[0]
+        site = sites[site_index]
+        assert site.activated_on is not None
+        window = max(1, (cutoff - site.activated_on).days)
+        screened_on = site.activated_on + dt.timedelta(days=int(window * rng.random() ** 0.8))
+        planned = PlannedSubject(
+            usubjid=f"{study_id}-{site.site_id}-{number:04d}",
+            site_id=site.site_id,
+            screening_date=screened_on,
+            sex=rng.choice(["F", "F", "M"]),
+            age=rng.randint(41, 79),
+        )
+        planned.dispositions.append(
+            {"category": "PROTOCOL MILESTONE", "term": "INFORMED CONSENT OBTAINED",
+             "epoch": "SCREENING", "date": screened_on}
+        )
+        fail_probability = 0.45 if site_index == 0 else 0.24
+        if rng.random() < fail_probability:
+            weights = list(_MULTI_FAILURE_WEIGHTS)
+            if site_index == 0:
+                weights[2] *= 4
+            failed = {rng.choices(codes, weights=weights)[0]}
+            if rng.random() < 0.2:
+                failed.add(rng.choices(codes, weights=weights)[0])
+            planned.failed = sorted(failed)
+            planned.dispositions.append(
+                {"category": "DISPOSITION EVENT", "term": "SCREEN FAILURE", "epoch": "SCREENING",
+                 "date": screened_on + dt.timedelta(days=rng.randint(2, 14))}
+            )
+        elif screened_on + dt.timedelta(days=14) <= cutoff:
+            code, name = _MULTI_ARMS[rng.randrange(3)]
+            injected = screened_on + dt.timedelta(days=rng.randint(5, 14))
+            planned.arm_code, planned.arm, planned.enrollment_date = code, name, injected
+            planned.visits = [
+                (float(i + 1), v, d, injected + dt.timedelta(days=d - 1))
+                for i, (v, d) in enumerate(SEED_VISITS)
+            ]
+            roll = rng.random()
+            if roll < 0.08:
+                planned.dispositions.append(
+                    {"category": "DISPOSITION EVENT",
+                     "term": rng.choice(["ADVERSE EVENT", "WITHDRAWAL BY SUBJECT",
+                                         "LOST TO FOLLOW-UP"]),
+                     "epoch": "TREATMENT", "date": injected + dt.timedelta(days=rng.randint(10, 90))}
+                )
+            else:
+                planned.dispositions.append(
+                    {"category": "DISPOSITION EVENT", "term": "COMPLETED", "epoch": "FOLLOW-UP",
+                     "date": injected + dt.timedelta(days=SEED_COMPLETION_DAY - 1)}
+                )
+            for pt, soc, probability in _MULTI_AE_POOL:
+                if rng.random() < probability * (1.4 if code == "HIGH" else 1.0):
+                    serious = "Y" if pt == "Pneumonia" or rng.random() < 0.02 else "N"
+                    severity = "SEVERE" if serious == "Y" else rng.choice(["MILD", "MILD", "MODERATE"])
+                    first = injected + dt.timedelta(days=rng.randint(0, 150))
+                    planned.adverse_events.append(
+                        {"term": pt.upper(), "decoded_term": pt, "body_system": soc,
+                         "severity": severity,
+                         "grade": {"MILD": "1", "MODERATE": "2", "SEVERE": "3"}[severity],
+                         "serious": serious,
+                         "relationship": rng.choice(["RELATED", "POSSIBLY RELATED", "NOT RELATED",
+                                                     "UNLIKELY RELATED"]),
+                         "outcome": "RECOVERED/RESOLVED", "start_date": first,
+                         "end_date": first + dt.timedelta(days=rng.randint(1, 20))}
+                    )
+        planned.findings = [
+            {"domain": "VS", "test_code": "BMI", "test": "Body Mass Index",
+             "value_num": round(rng.uniform(19, 34), 1), "unit": "kg/m2"},
+            {"domain": "QS", "test_code": "VASPAIN", "test": "Pain VAS (0-100 mm)",
+             "value_num": float(rng.randint(25 if "IN03" in planned.failed else 40, 85)),
+             "unit": "mm"},
+        ]
+        for finding in planned.findings:
+            finding.update(
+                {"visit": "SCREENING", "dtc": screened_on.isoformat(), "date": screened_on,
+                 "is_baseline": planned.enrollment_date is not None,
+                 "value_text": f"{finding['value_num']:g}"}
+            )
+        subjects.append(planned)
+    _write_study(
+        session,
+        study=study,
+        sites=sites,
+        arms=arms,
+        criteria=criteria,
+        subjects=subjects,
+        treatment="DEMO COMPOUND",
+        dose_unit="mL",
+        route="INTRA-ARTICULAR",
+        interim_cutoff=interim_cutoff,
+        cutoff=cutoff,
+    )
+
+
+def build_scale_study(session: Session, *, n_subjects: int = 20000, seed: int = 8) -> None:
+    """(Re)create DEMO-SCALE: the multi-site generator at 200 sites."""
+    build_multisite_study(
+        session, study_id=SCALE_STUDY_ID, n_sites=200, n_subjects=n_subjects, seed=seed
+    )

@@ -1,0 +1,239 @@
+"""SQLModel tables: an SDTM-aligned model of one or more studies.
+
+Names follow SDTM so people from the field recognise them; the SDTM variable a column comes from is
+named beside it. Coded values are stored as given and original text is kept. Dates are stored twice:
+the ISO 8601 text as given (``*_dtc``; partial dates such as ``2013-04`` are legal) and a parsed
+``*_date`` for sorting and filtering (the first day of the period for partial dates).
+
+History (DESIGN.md contract): every import is one DataCut and replaces the study's current rows.
+Subject, AdverseEvent, EligibilityFinding and Disposition rows carry ``first_cut_id`` (the cut that
+first held them) and ``updated_cut_id`` (the cut that last changed them); removed rows are deleted and
+kept as CutChange records.
+"""
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+# Subject.population values: the figure definitions of DESIGN.md, derived once at load time by
+# dashboard.metrics.population.classify_subject so every query counts the same way.
+SCREEN_FAILURE = "SCREEN FAILURE"
+ENROLLED = "ENROLLED"
+NOT_ASSIGNED = "NOT ASSIGNED"
+IN_SCREENING = "IN SCREENING"
+POPULATIONS = (SCREEN_FAILURE, ENROLLED, NOT_ASSIGNED, IN_SCREENING)
+
+
+class HistoryColumns(SQLModel):
+    """The DataCut bookkeeping shared by the tables whose changes are tracked."""
+
+    first_cut_id: int | None = Field(default=None, foreign_key="datacut.id", index=True)
+    updated_cut_id: int | None = Field(default=None, foreign_key="datacut.id", index=True)
+
+
+# One clinical study: registry facts (ClinicalTrials.gov / TS) and the planned figures.
+class Study(SQLModel, table=True):
+    study_id: str = Field(primary_key=True)  # STUDYID
+    registry_id: str | None = Field(default=None, index=True)  # TS REGID / NCT id
+    title: str = ""
+    sponsor: str | None = None
+    phase: str | None = None
+    design: str | None = None  # e.g. "Single group, open label"
+    allocation: str | None = None  # RANDOMIZED / NA
+    masking: str | None = None  # NONE / DOUBLE ...
+    is_blinded: bool = False  # TS TBLIND or registry masking other than NONE
+    status: str | None = None  # registry overall status
+    condition: str | None = None
+    intervention: str | None = None
+    planned_enrollment: int | None = None  # TS PLANSUB / enrollmentInfo.count
+    min_age: float | None = None  # years
+    max_age: float | None = None  # years
+    sex: str | None = None  # ALL / FEMALE / MALE
+    planned_start: dt.date | None = None
+    planned_end: dt.date | None = None
+    is_synthetic: bool = False  # demo data: every page says so
+
+
+# A site (SITEID); planned_enrollment is the site's own target where known.
+class Site(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("study_id", "site_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    study_id: str = Field(foreign_key="study.study_id", index=True)
+    site_id: str = Field(index=True)  # SITEID
+    name: str | None = None
+    city: str | None = None
+    country: str | None = Field(default=None, index=True)
+    activated_on: dt.date | None = None
+    planned_enrollment: int | None = None
+
+
+# A planned arm (TA / DM ARMCD + ARM).
+class Arm(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("study_id", "arm_code"),)
+    id: int | None = Field(default=None, primary_key=True)
+    study_id: str = Field(foreign_key="study.study_id", index=True)
+    arm_code: str  # ARMCD
+    arm: str  # ARM
+    description: str | None = None
+    planned_n: int | None = None
+
+
+# An eligibility criterion in one protocol version (TI); the key is study + code + version.
+class Criterion(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("study_id", "code", "protocol_version"),)
+    id: int | None = Field(default=None, primary_key=True)
+    study_id: str = Field(foreign_key="study.study_id", index=True)
+    code: str = Field(index=True)  # IETESTCD
+    protocol_version: str = ""  # TIVERS; "" where the protocol has one version
+    category: str = Field(index=True)  # INCLUSION / EXCLUSION (IECAT)
+    text: str  # IETEST / TIRL wording
+    seq: int = 0  # order in the protocol
+    rule: str | None = None  # optional machine-checkable rule, e.g. "BMI between 21.5 and 29.5"
+
+
+# A screened person. Screen failures are subjects too (SDTM DM holds them).
+class Subject(HistoryColumns, table=True):
+    __table_args__ = (UniqueConstraint("study_id", "usubjid"),)
+    id: int | None = Field(default=None, primary_key=True)
+    study_id: str = Field(foreign_key="study.study_id", index=True)
+    site_pk: int | None = Field(default=None, foreign_key="site.id", index=True)
+    usubjid: str = Field(index=True)  # USUBJID
+    subjid: str | None = None  # SUBJID
+    screening_dtc: str | None = None  # RFICDTC, else earliest SV / DS date, else DMDTC
+    screening_date: dt.date | None = Field(default=None, index=True)
+    consent_dtc: str | None = None  # RFICDTC
+    enrollment_dtc: str | None = None  # RFSTDTC or randomisation
+    enrollment_date: dt.date | None = Field(default=None, index=True)
+    first_dose_dtc: str | None = None  # RFXSTDTC
+    first_dose_date: dt.date | None = None
+    arm_code: str | None = Field(default=None, index=True)  # ARMCD (planned)
+    arm: str | None = None  # ARM
+    actual_arm_code: str | None = Field(default=None, index=True)  # ACTARMCD
+    actual_arm: str | None = None  # ACTARM
+    arm_not_assigned_reason: str | None = None  # ARMNRS
+    population: str = Field(default=IN_SCREENING, index=True)  # see POPULATIONS
+    status: str | None = Field(default=None, index=True)  # ONGOING / COMPLETED / DISCONTINUED
+    sex: str | None = Field(default=None, index=True)  # SEX
+    age: float | None = None  # AGE
+    age_unit: str | None = None  # AGEU
+    birth_year: int | None = None  # BRTHDTC cut to the year (no direct identifiers)
+    race: str | None = None
+    ethnicity: str | None = None
+    country: str | None = None
+
+
+# One criterion a subject did NOT meet (SDTM IE semantics: IE holds only the exceptions).
+class EligibilityFinding(HistoryColumns, table=True):
+    __table_args__ = (UniqueConstraint("subject_pk", "criterion_pk"),)
+    id: int | None = Field(default=None, primary_key=True)
+    subject_pk: int = Field(foreign_key="subject.id", index=True)
+    criterion_pk: int = Field(foreign_key="criterion.id", index=True)
+    result: str | None = None  # IEORRES: N for an inclusion not met, Y for an exclusion met
+    assessed_dtc: str | None = None  # IEDTC
+    assessed_date: dt.date | None = Field(default=None, index=True)
+
+
+# A disposition record (DS): protocol milestones and disposition events.
+class Disposition(HistoryColumns, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    subject_pk: int = Field(foreign_key="subject.id", index=True)
+    seq: int | None = None  # DSSEQ
+    category: str | None = Field(default=None, index=True)  # DSCAT
+    term: str | None = Field(default=None, index=True)  # DSDECOD
+    verbatim: str | None = None  # DSTERM
+    epoch: str | None = None  # EPOCH
+    dtc: str | None = None  # DSSTDTC
+    date: dt.date | None = None
+
+
+# A findings record (VS / LB / QS / SC / FA): baseline characteristics come from here.
+class Finding(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    subject_pk: int = Field(foreign_key="subject.id", index=True)
+    domain: str = Field(index=True)  # VS / LB / QS / SC ...
+    test_code: str = Field(index=True)  # --TESTCD
+    test: str  # --TEST
+    location: str | None = None  # --LOC, e.g. LEFT KNEE
+    value_num: float | None = None  # --STRESN
+    value_text: str | None = None  # --STRESC / --ORRES
+    unit: str | None = None  # --STRESU
+    visit: str | None = None  # VISIT
+    dtc: str | None = None  # --DTC
+    date: dt.date | None = None
+    is_baseline: bool = Field(default=False, index=True)  # --BLFL = Y (or last value before dose)
+
+
+# An adverse event (AE); MedDRA PT in decoded_term, SOC in body_system.
+class AdverseEvent(HistoryColumns, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    subject_pk: int = Field(foreign_key="subject.id", index=True)
+    seq: int | None = None  # AESEQ
+    term: str  # AETERM (verbatim)
+    decoded_term: str | None = Field(default=None, index=True)  # AEDECOD (MedDRA PT)
+    body_system: str | None = Field(default=None, index=True)  # AEBODSYS (MedDRA SOC)
+    severity: str | None = Field(default=None, index=True)  # AESEV
+    grade: str | None = None  # AETOXGR (CTCAE grade as given)
+    serious: str | None = Field(default=None, index=True)  # AESER Y/N
+    serious_death: str | None = None  # AESDTH
+    serious_hospitalisation: str | None = None  # AESHOSP
+    serious_life_threatening: str | None = None  # AESLIFE
+    serious_disability: str | None = None  # AESDISAB
+    serious_congenital: str | None = None  # AESCONG
+    serious_other: str | None = None  # AESMIE
+    relationship: str | None = None  # AEREL as given; classified by metrics.adverse_events
+    outcome: str | None = None  # AEOUT
+    action: str | None = None  # AEACN
+    start_dtc: str | None = None  # AESTDTC
+    start_date: dt.date | None = Field(default=None, index=True)
+    end_dtc: str | None = None  # AEENDTC (blank while ongoing)
+    end_date: dt.date | None = None
+    start_day: int | None = None  # AESTDY (no day 0 in SDTM)
+
+
+# A dosing record (EX).
+class Exposure(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    subject_pk: int = Field(foreign_key="subject.id", index=True)
+    treatment: str  # EXTRT
+    dose: float | None = None  # EXDOSE
+    unit: str | None = None  # EXDOSU
+    route: str | None = None  # EXROUTE
+    start_dtc: str | None = None
+    start_date: dt.date | None = None
+    end_dtc: str | None = None
+    end_date: dt.date | None = None
+
+
+# A visit that took place (SV), with its planned study day (TV) where known.
+class Visit(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    subject_pk: int = Field(foreign_key="subject.id", index=True)
+    visit_num: float | None = None  # VISITNUM
+    visit: str  # VISIT
+    planned_day: int | None = None  # TV VISITDY
+    dtc: str | None = None  # SVSTDTC
+    date: dt.date | None = Field(default=None, index=True)
+
+
+# One load of a study's data: every import (and every demo build) is one DataCut.
+class DataCut(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    study_id: str = Field(foreign_key="study.study_id", index=True)
+    loaded_at: dt.datetime  # UTC
+    cutoff_date: dt.date | None = None  # TS DCUTDTC, else --cutoff, else the latest date in the data
+    label: str | None = None
+    source: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    row_counts: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON))
+    warnings: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+
+
+# What one cut changed relative to the previous one, keyed by the entity's natural key.
+class CutChange(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    cut_id: int = Field(foreign_key="datacut.id", index=True)
+    entity: str = Field(index=True)  # subject / ae / ie / ds
+    natural_key: str
+    change: str = Field(index=True)  # added / changed / removed
+    fields: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
