@@ -1,0 +1,85 @@
+"""Enrollment charts: pure functions DataFrame -> altair.Chart (no streamlit)."""
+
+import datetime as dt
+
+import altair as alt
+import pandas as pd
+
+SERIES_COLOURS = {"Enrolled": "#1f77b4", "Screened": "#9ecae1", "Planned": "#7f7f7f"}
+
+
+def accrual_chart(
+    accrual: pd.DataFrame,
+    *,
+    target: int | None,
+    cutoff: dt.date | None,
+    planned_start: dt.date | None = None,
+    planned_end: dt.date | None = None,
+) -> alt.LayerChart:
+    """Cumulative screened and enrolled per period, with the target, the planned recruitment line
+    (linear from planned start to planned end) and the data cut-off.
+
+    ``accrual``: the output of ``metrics.enrollment.cumulative_accrual``.
+    """
+    long = accrual.melt(
+        id_vars="period_start",
+        value_vars=["cumulative_enrolled", "cumulative_screened"],
+        var_name="series",
+        value_name="subjects",
+    )
+    long["series"] = long["series"].map(
+        {"cumulative_enrolled": "Enrolled", "cumulative_screened": "Screened"}
+    )
+    colour = alt.Color(
+        "series:N",
+        title=None,
+        scale=alt.Scale(domain=list(SERIES_COLOURS), range=list(SERIES_COLOURS.values())),
+        legend=alt.Legend(orient="top"),
+    )
+    tooltip = [
+        alt.Tooltip("period_start:T", title="Period from"),
+        alt.Tooltip("series:N", title="Series"),
+        alt.Tooltip("subjects:Q", title="Subjects"),
+    ]
+    x = alt.X("period_start:T", title=None)
+    y = alt.Y("subjects:Q", title="Subjects (cumulative)")
+    # Counts move in steps: a subject is enrolled on a day, not gradually.
+    lines = (
+        alt.Chart(long)
+        .mark_line(interpolate="step-after")
+        .encode(x=x, y=y, color=colour, tooltip=tooltip)
+    )
+    layers: list[alt.Chart] = [lines]
+    if target and planned_start and planned_end:
+        planned = pd.DataFrame(
+            {
+                "period_start": pd.to_datetime([planned_start, planned_end]),
+                "series": "Planned",
+                "subjects": [0, target],
+            }
+        )
+        layers.append(
+            alt.Chart(planned)
+            .mark_line(strokeDash=[6, 4])
+            .encode(x=x, y=y, color=colour, tooltip=tooltip)
+        )
+    if target:
+        target_frame = pd.DataFrame({"subjects": [target], "label": [f"Target {target}"]})
+        rule = alt.Chart(target_frame).mark_rule(color="#d62728", strokeDash=[4, 4])
+        layers.append(rule.encode(y="subjects:Q"))
+        layers.append(
+            alt.Chart(target_frame)
+            .mark_text(align="left", dx=4, dy=-6, color="#d62728")
+            .encode(y="subjects:Q", x=alt.value(0), text="label:N")
+        )
+    if cutoff:
+        cut_frame = pd.DataFrame({"date": pd.to_datetime([cutoff]), "label": ["Data cut-off"]})
+        layers.append(
+            alt.Chart(cut_frame).mark_rule(color="#555", strokeDash=[2, 2]).encode(x="date:T")
+        )
+        layers.append(
+            alt.Chart(cut_frame)
+            .mark_text(align="right", dx=-4, y=8, color="#555")
+            .encode(x="date:T", text="label:N")
+        )
+    return alt.layer(*layers).properties(height=340)

@@ -1,0 +1,120 @@
+"""The ``study-monitor`` command (DESIGN.md contract): demo data and the headline figures as JSON."""
+
+import json
+import sys
+from enum import Enum
+from typing import Annotated
+
+import typer
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
+
+from dashboard.config import database_url
+from dashboard.db import create_schema, make_engine, session_scope
+from dashboard.demo import (
+    MULTISITE_STUDY_ID,
+    SCALE_STUDY_ID,
+    SEED_STUDY_ID,
+    build_multisite_study,
+    build_scale_study,
+    build_seed_study,
+)
+from dashboard.queries.studies import list_studies
+from dashboard.queries.summary import UnknownStudyError, study_summary
+
+app = typer.Typer(
+    help="Study-monitoring dashboard: load study data and print its headline figures.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Database URL (default: DATABASE_URL, else the SQLite file under data/).",
+        show_default=False,
+    ),
+]
+
+
+class DemoStudy(str, Enum):
+    NCT06466850 = "NCT06466850"
+    multisite = "multisite"
+    scale = "scale"
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def demo(
+    study: Annotated[
+        DemoStudy, typer.Option("--study", help="Which demo study to create or refresh.")
+    ] = DemoStudy.NCT06466850,
+    subjects: Annotated[
+        int, typer.Option("--subjects", min=1, help="Subjects of the scale study.")
+    ] = 20000,
+    db: DbOption = None,
+) -> None:
+    """Create or refresh a synthetic demo study (NCT06466850, DEMO-MULTI or DEMO-SCALE)."""
+    engine = make_engine(db or database_url())
+    try:
+        create_schema(engine)
+        with session_scope(engine) as session:
+            if study is DemoStudy.NCT06466850:
+                build_seed_study(session)
+                study_id = SEED_STUDY_ID
+            elif study is DemoStudy.multisite:
+                build_multisite_study(session)
+                study_id = MULTISITE_STUDY_ID
+            else:
+                build_scale_study(session, n_subjects=subjects)
+                study_id = SCALE_STUDY_ID
+    except SQLAlchemyError as error:
+        _fail(f"could not write the demo study to {engine.url!r}: {error.__class__.__name__}: "
+              f"{getattr(error, 'orig', error)}")
+    typer.echo(f"demo study {study_id} written to {engine.url.render_as_string(hide_password=True)}"
+               " (synthetic data)")
+
+
+@app.command()
+def summary(
+    study: Annotated[
+        str | None,
+        typer.Option("--study", help="Study id (default: the only study in the database)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    db: DbOption = None,
+) -> None:
+    """The study's headline figures: screened, screen failures, enrolled, adverse events."""
+    engine = make_engine(db or database_url())
+    try:
+        with Session(engine) as session:
+            if study is None:
+                studies = list_studies(session)["study_id"].tolist()
+                if len(studies) != 1:
+                    _fail(
+                        "--study is needed: the database holds "
+                        + (", ".join(studies) if studies else "no study")
+                    )
+                study = studies[0]
+            figures = study_summary(session, study_id=study)
+    except UnknownStudyError:
+        _fail(f"no study {study!r} in {engine.url.render_as_string(hide_password=True)}")
+    except SQLAlchemyError as error:
+        _fail(f"cannot read {engine.url.render_as_string(hide_password=True)}: "
+              f"{getattr(error, 'orig', error)}")
+    if as_json:
+        json.dump(figures, sys.stdout)
+        sys.stdout.write("\n")
+        return
+    for key, value in figures.items():
+        typer.echo(f"{key:30} {value}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

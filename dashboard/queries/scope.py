@@ -1,0 +1,36 @@
+"""Site scope: which subjects a query may count. Applied here, in the query layer, never only in the UI."""
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, select
+from sqlmodel import col
+
+from dashboard.models import Site, Subject
+
+# The site ids (SITEID) a view may see; None means every site of the study. A tuple, so cached
+# loaders can key on it.
+SiteScope = tuple[str, ...] | None
+
+
+def subject_in_scope(*, study_id: str, scope: SiteScope) -> ColumnElement[bool]:
+    """A WHERE clause on Subject: the study's subjects at the sites in scope."""
+    clause: ColumnElement[bool] = col(Subject.study_id) == study_id
+    if scope is not None:
+        sites = select(col(Site.id)).where(
+            col(Site.study_id) == study_id, col(Site.site_id).in_(scope)
+        )
+        clause = and_(clause, col(Subject.site_pk).in_(sites))
+    return clause
+
+
+def site_in_scope(*, study_id: str, scope: SiteScope) -> ColumnElement[bool]:
+    """A WHERE clause on Site: the study's sites in scope."""
+    clause: ColumnElement[bool] = col(Site.study_id) == study_id
+    if scope is not None:
+        clause = and_(clause, col(Site.site_id).in_(scope))
+    return clause
+
+
+def rows(result: Any) -> list[dict[str, Any]]:
+    """Result rows as plain dicts (no ORM objects leave a session)."""
+    return [dict(row._mapping) for row in result]

@@ -1,0 +1,87 @@
+"""Studies, sites and data cuts: who and what a page is about."""
+
+import datetime as dt
+from dataclasses import dataclass
+
+import pandas as pd
+from sqlalchemy import func, select
+from sqlmodel import Session, col
+
+from dashboard.models import DataCut, Site, Study
+from dashboard.queries.scope import SiteScope, rows, site_in_scope
+
+
+@dataclass(frozen=True)
+class StudyInfo:
+    """The registry identity and plan of a study (a plain value: safe to cache and to pass around)."""
+
+    study_id: str
+    registry_id: str | None
+    title: str
+    sponsor: str | None
+    phase: str | None
+    design: str | None
+    allocation: str | None
+    masking: str | None
+    is_blinded: bool
+    status: str | None
+    condition: str | None
+    intervention: str | None
+    planned_enrollment: int | None
+    min_age: float | None
+    max_age: float | None
+    sex: str | None
+    planned_start: dt.date | None
+    planned_end: dt.date | None
+    is_synthetic: bool
+
+
+@dataclass(frozen=True)
+class CutInfo:
+    id: int
+    loaded_at: dt.datetime
+    cutoff_date: dt.date | None
+    label: str | None
+
+
+def list_studies(session: Session) -> pd.DataFrame:
+    """Every study. Columns: study_id, registry_id, title."""
+    stmt = select(col(Study.study_id), col(Study.registry_id), col(Study.title)).order_by(
+        col(Study.study_id)
+    )
+    return pd.DataFrame(rows(session.execute(stmt)), columns=["study_id", "registry_id", "title"])
+
+
+def study_info(session: Session, *, study_id: str) -> StudyInfo | None:
+    """The study's registry facts, or None if there is no such study."""
+    study = session.get(Study, study_id)
+    if study is None:
+        return None
+    return StudyInfo(**{name: getattr(study, name) for name in StudyInfo.__dataclass_fields__})
+
+
+def data_cuts(session: Session, *, study_id: str) -> list[CutInfo]:
+    """The study's data cuts, oldest first."""
+    stmt = (
+        select(col(DataCut.id), col(DataCut.loaded_at), col(DataCut.cutoff_date), col(DataCut.label))
+        .where(col(DataCut.study_id) == study_id)
+        .order_by(col(DataCut.id))
+    )
+    return [CutInfo(**row) for row in rows(session.execute(stmt))]
+
+
+def sites(session: Session, *, study_id: str, scope: SiteScope = None) -> pd.DataFrame:
+    """The study's sites in scope. Columns: site_id, name, country, activated_on, planned_enrollment."""
+    columns = ["site_id", "name", "country", "activated_on", "planned_enrollment"]
+    stmt = (
+        select(*(col(getattr(Site, name)) for name in columns))
+        .where(site_in_scope(study_id=study_id, scope=scope))
+        .order_by(col(Site.site_id))
+    )
+    return pd.DataFrame(rows(session.execute(stmt)), columns=columns)
+
+
+def site_count(session: Session, *, study_id: str, scope: SiteScope = None) -> int:
+    """Number of the study's sites in scope."""
+    stmt = select(func.count()).select_from(Site).where(site_in_scope(study_id=study_id, scope=scope))
+    return int(session.execute(stmt).scalar_one())

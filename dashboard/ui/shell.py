@@ -1,0 +1,185 @@
+"""The app shell: study picker, shared filters, the page context, headers and empty states.
+
+``dashboard/app.py`` calls ``build_context()`` once per run, before ``st.navigation(...).run()``;
+pages read it with ``page_context()``. Filters live in session state under the names below, so they
+survive moving between pages.
+"""
+
+import datetime as dt
+from dataclasses import dataclass
+
+import streamlit as st
+from sqlalchemy.exc import SQLAlchemyError
+
+from dashboard.config import database_url, default_study_id
+from dashboard.queries.scope import SiteScope
+from dashboard.queries.studies import CutInfo, StudyInfo
+from dashboard.ui import loaders
+
+# Session-state keys (one place, so pages and tests agree on them).
+STUDY_KEY = "study"
+SITES_KEY = "filter_sites"
+COMPARE_KEY = "filter_compare_cut"
+CONTEXT_KEY = "_page_context"
+
+
+@dataclass(frozen=True)
+class PageContext:
+    """Everything a page needs to call the loaders: primitives only."""
+
+    db_url: str
+    study: StudyInfo
+    cuts: tuple[CutInfo, ...]
+    scope: SiteScope  # None: every site
+    compare_cut_id: int | None  # the earlier cut "new since" refers to
+    site_count: int  # sites of the study (before the filter)
+
+    @property
+    def study_id(self) -> str:
+        return self.study.study_id
+
+    @property
+    def latest_cut(self) -> CutInfo | None:
+        return self.cuts[-1] if self.cuts else None
+
+    @property
+    def cut_id(self) -> int | None:
+        """The latest cut's id: part of every cache key."""
+        return self.latest_cut.id if self.latest_cut else None
+
+    @property
+    def compare_cut(self) -> CutInfo | None:
+        return next((c for c in self.cuts if c.id == self.compare_cut_id), None)
+
+
+def _fmt_date(day: dt.date | None) -> str:
+    return day.strftime("%d %b %Y") if day else "unknown"
+
+
+def cut_label(cut: CutInfo) -> str:
+    return f"Cut {cut.id} · cut-off {_fmt_date(cut.cutoff_date)}"
+
+
+def _on_study_change() -> None:
+    # Sites and cuts belong to a study: a new study starts with every site and its own cuts.
+    st.session_state.pop(SITES_KEY, None)
+    st.session_state.pop(COMPARE_KEY, None)
+
+
+def build_context() -> PageContext | None:
+    """Draw the sidebar (study picker and filters) and return the context, or None if the database
+    holds no study (then a plain message says what to do)."""
+    db_url = database_url()
+    try:
+        study_ids = loaders.load_study_ids(db_url)
+    except SQLAlchemyError as error:  # a missing or unreadable database: a message, no traceback
+        st.error(
+            "The study database cannot be read "
+            f"({error.__class__.__name__}). Create it with `study-monitor demo` or set "
+            "DATABASE_URL to a database that holds study data."
+        )
+        return None
+    if not study_ids:
+        st.info(
+            "No study in the database yet. Load the demo study with `study-monitor demo`, or import "
+            "one with `study-monitor import sdtm PATH`."
+        )
+        return None
+
+    # DESIGN.md contract: the URL's ?study= opens a study and is written back on every run, since
+    # sidebar navigation drops the query string.
+    if STUDY_KEY not in st.session_state:
+        st.session_state[STUDY_KEY] = st.query_params.get("study", default_study_id())
+    requested = st.session_state[STUDY_KEY]
+    if requested not in study_ids:
+        fallback = default_study_id() if default_study_id() in study_ids else study_ids[0]
+        st.warning(f"Study **{requested}** is not in this database; showing **{fallback}**.")
+        st.session_state[STUDY_KEY] = fallback
+    st.sidebar.selectbox("Study", study_ids, key=STUDY_KEY, on_change=_on_study_change)
+    study_id: str = st.session_state[STUDY_KEY]
+    st.query_params["study"] = study_id
+
+    cuts = tuple(loaders.load_cuts(db_url, study_id))
+    cut_id = cuts[-1].id if cuts else None
+    study = loaders.load_study(db_url, study_id, cut_id)
+    if study is None:  # removed between two queries
+        st.error(f"Study {study_id} has just been removed from the database. Reload the page.")
+        return None
+
+    sites = loaders.load_sites(db_url, study_id, cut_id)
+    site_ids = [str(s) for s in sites["site_id"]]
+    scope: SiteScope = None
+    if len(site_ids) > 1:
+        names = dict(zip(site_ids, sites["name"].fillna(""), strict=True))
+        chosen = st.sidebar.multiselect(
+            "Sites",
+            site_ids,
+            key=SITES_KEY,
+            format_func=lambda s: f"{s} {names.get(s, '')}".strip(),
+            placeholder="All sites",
+            help="Leave empty for every site.",
+        )
+        scope = tuple(sorted(chosen)) if chosen else None
+
+    earlier = cuts[:-1]
+    compare_cut_id: int | None = None
+    if earlier:
+        options = [c.id for c in reversed(earlier)]
+        if st.session_state.get(COMPARE_KEY) not in options:
+            st.session_state[COMPARE_KEY] = options[0]  # default: the cut before the latest
+        labels = {c.id: cut_label(c) for c in earlier}
+        compare_cut_id = st.sidebar.selectbox(
+            "Compare with", options, key=COMPARE_KEY, format_func=lambda i: labels[i]
+        )
+    context = PageContext(
+        db_url=db_url,
+        study=study,
+        cuts=cuts,
+        scope=scope,
+        compare_cut_id=compare_cut_id,
+        site_count=len(site_ids),
+    )
+    st.session_state[CONTEXT_KEY] = context
+    return context
+
+
+def page_context() -> PageContext:
+    """The context the entry point built for this run; stops the page if there is none."""
+    context = st.session_state.get(CONTEXT_KEY)
+    if not isinstance(context, PageContext):
+        st.stop()
+    return context
+
+
+def page_header(title: str, context: PageContext) -> None:
+    """Page title, the data-freshness line and the banners every page carries."""
+    st.title(title)
+    study = context.study
+    latest = context.latest_cut
+    parts = [f"**{study.registry_id or study.study_id}**"]
+    if latest:
+        parts.append(
+            f"data cut {latest.id}, cut-off {_fmt_date(latest.cutoff_date)}, "
+            f"loaded {latest.loaded_at:%d %b %Y %H:%M} UTC"
+        )
+    else:
+        parts.append("no data cut loaded (registry record only)")
+    if context.compare_cut:
+        parts.append(f"compared with {cut_label(context.compare_cut)}")
+    if context.scope:
+        parts.append(f"sites: {', '.join(context.scope)}")
+    parts.append("local mode: no sign-in configured")
+    st.caption(" · ".join(parts))
+    if study.is_synthetic:
+        st.info("Synthetic demo data: no real patient is behind these figures.", icon=":material/science:")
+
+
+def no_subjects_message(context: PageContext) -> None:
+    """The plain message for a study or a filter with no subjects."""
+    if context.scope:
+        st.info("No subjects at the selected sites. Clear the site filter to see the whole study.")
+    else:
+        st.info(
+            f"Study {context.study_id} has no subjects yet: the figures appear after the first "
+            "data import."
+        )

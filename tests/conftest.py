@@ -1,0 +1,74 @@
+"""Shared fixtures: a real SQLite file with the demo studies, sessions on it, clean caches."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from dashboard.db import create_schema, make_engine, session_scope
+from dashboard.demo import build_multisite_study, build_seed_study
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+
+
+def build_demo_database(path: Path) -> str:
+    """A SQLite file holding NCT06466850 and DEMO-MULTI; returns its URL."""
+    url = f"sqlite:///{path}"
+    engine = make_engine(url)
+    create_schema(engine)
+    with session_scope(engine) as session:
+        build_seed_study(session)
+        build_multisite_study(session)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def demo_db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The demo database, built once per test run. Tests must not write to it."""
+    return build_demo_database(tmp_path_factory.mktemp("demo") / "demo.db")
+
+
+@pytest.fixture(scope="session")
+def demo_engine(demo_db_url: str) -> Iterator[Engine]:
+    engine = make_engine(demo_db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def session(demo_engine: Engine) -> Iterator[Session]:
+    with Session(demo_engine) as session:
+        yield session
+
+
+@pytest.fixture
+def empty_db_url(tmp_path: Path) -> str:
+    """A database with the schema and nothing in it."""
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    engine = make_engine(url)
+    create_schema(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(autouse=True)
+def clear_streamlit_caches() -> Iterator[None]:
+    """Streamlit caches live for the process: every test starts and ends with empty ones."""
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The reference data beside the project (../shared/data); skipped where it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"reference data folder {SHARED_DATA} is absent")
+    return SHARED_DATA
