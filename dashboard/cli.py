@@ -10,7 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from dashboard.config import database_url
-from dashboard.db import create_schema, make_engine, session_scope
+from dashboard.db import create_schema, has_schema, make_engine, session_scope, sqlite_path
 from dashboard.demo import (
     MULTISITE_STUDY_ID,
     SCALE_STUDY_ID,
@@ -91,8 +91,17 @@ def summary(
     db: DbOption = None,
 ) -> None:
     """The study's headline figures: screened, screen failures, enrolled, adverse events."""
-    engine = make_engine(db or database_url())
+    url = db or database_url()
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        _fail(f"database file {path} does not exist: create it with `study-monitor demo` or an import")
+    engine = make_engine(url)
     try:
+        if not has_schema(engine):
+            _fail(
+                f"{engine.url.render_as_string(hide_password=True)} holds no study data: create it "
+                "with `study-monitor demo` or an import"
+            )
         with Session(engine) as session:
             if study is None:
                 studies = list_studies(session)["study_id"].tolist()

@@ -1,0 +1,174 @@
+"""An AppTest per page: no exception, and the headline figures equal the query layer's."""
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session
+from streamlit.testing.v1 import AppTest
+
+from dashboard.db import make_engine, session_scope
+from dashboard.metrics.baseline import format_mean_sd, weighted_mean_sd
+from dashboard.models import Study
+from dashboard.queries.adverse_events import adverse_event_counts
+from dashboard.queries.baseline import demographic_counts
+from dashboard.queries.enrollment import population_counts
+from dashboard.queries.screen_failures import failed_subject_counts
+from dashboard.ui.shell import SITES_KEY
+from tests.conftest import PROJECT_ROOT
+
+APP = str(PROJECT_ROOT / "dashboard" / "app.py")
+PAGES = {
+    "overview": "../pages/overview.py",
+    "enrollment": "../pages/enrollment.py",
+    "screen-failures": "../pages/screen_failures.py",
+    "baseline": "../pages/baseline.py",
+    "adverse-events": "../pages/adverse_events.py",
+}
+
+
+def open_page(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, page: str, study: str | None = None,
+    before: Callable[[AppTest], None] | None = None,
+) -> AppTest:
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    at = AppTest.from_file(APP, default_timeout=60)
+    if study:
+        at.query_params["study"] = study
+    at.run()
+    if before:
+        before(at)
+        at.run()
+    if page != "overview":
+        at.switch_page(PAGES[page]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def text_of(at: AppTest) -> str:
+    parts = [e.value for e in (*at.markdown, *at.caption, *at.info, *at.warning, *at.title)]
+    return "\n".join(str(p) for p in parts)
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+@pytest.mark.parametrize("study", ["NCT06466850", "DEMO-MULTI"])
+def test_every_page_runs(demo_db_url: str, monkeypatch: pytest.MonkeyPatch, page: str, study: str) -> None:
+    at = open_page(demo_db_url, monkeypatch, page, study)
+    assert at.session_state["study"] == study
+    assert at.query_params["study"] == [study] or at.query_params["study"] == study
+    assert "Synthetic demo data" in text_of(at)
+    assert re.search(r"data cut \d+, cut-off \d\d \w+ \d{4}", text_of(at))  # freshness line
+
+
+def test_overview_figures(demo_db_url: str, session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = open_page(demo_db_url, monkeypatch, "overview", "NCT06466850")
+    counts = population_counts(session, study_id="NCT06466850", scope=None)
+    ae = adverse_event_counts(session, study_id="NCT06466850", scope=None)
+    shown = metrics(at)
+    assert shown["Screened"] == str(counts.screened) == "36"
+    assert shown["Screen failures"] == str(counts.screen_failures) == "16"
+    assert shown["Enrolled / target"] == f"{counts.enrolled} / 20" == "20 / 20"
+    assert shown["Subjects with an AE"] == str(ae.subjects)
+    assert at.title[0].value == "Mesenchymal Stem Cells Derived Exosomes in Osteoarthritis Patients"
+    text = text_of(at)
+    for fact in ("NCT06466850", "Isfahan University of Medical Sciences", "45 to 75 years"):
+        assert fact in text
+
+
+def test_enrollment_figures(demo_db_url: str, session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = open_page(demo_db_url, monkeypatch, "enrollment", "DEMO-MULTI")
+    counts = population_counts(session, study_id="DEMO-MULTI", scope=None)
+    shown = metrics(at)
+    assert shown["Screened"] == str(counts.screened)
+    assert shown["Enrolled / target"] == f"{counts.enrolled} / 230"
+    assert shown["Share of target"] == f"{100 * counts.enrolled / 230:.0f}%"
+    assert shown["Screen-failure rate"] == f"{100 * counts.screen_failures / counts.screened:.0f}%"
+    assert len(at.get("vega_lite_chart")) == 1
+
+
+def test_screen_failure_figures(demo_db_url: str, session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = open_page(demo_db_url, monkeypatch, "screen-failures", "NCT06466850")
+    shown = metrics(at)
+    assert shown["Screen failures"] == "16"
+    assert shown["Screen-failure rate"] == "44%"
+    reasons = failed_subject_counts(session, study_id="NCT06466850", scope=None)
+    assert shown["Failed more than one criterion"] == str(reasons["more_than_one"]) == "3"
+    table = at.dataframe[0].value
+    assert table["Code"].tolist()[:3] == ["IN01", "IN02", "IN03"]
+    assert dict(zip(table["Code"], table["Subjects"], strict=True))["EX03"] == 0
+    assert "do not add up to the 16 screen failures" in text_of(at)
+
+
+def test_baseline_figures(demo_db_url: str, session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = open_page(demo_db_url, monkeypatch, "baseline", "NCT06466850")
+    demographics = demographic_counts(session, study_id="NCT06466850", scope=None)
+    mean, sd = weighted_mean_sd(demographics["age"], demographics["subjects"])
+    female = int(demographics.loc[demographics["sex"] == "F", "subjects"].sum())
+    shown = metrics(at)
+    assert shown["Enrolled"] == "20"
+    assert shown["Age, mean (SD)"] == format_mean_sd(mean, sd)
+    assert shown["Female"] == f"{female} ({100 * female / 20:.0f}%)"
+    table = at.dataframe[0].value
+    assert "Kellgren-Lawrence Grade, left knee" in table["Characteristic"].tolist()
+    assert set(table["n"]) == {20}
+
+
+def test_adverse_event_figures(demo_db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = open_page(demo_db_url, monkeypatch, "adverse-events", "NCT06466850")
+    shown = metrics(at)
+    assert shown["Subjects with an AE"] == "14 (70%)"
+    assert shown["AE events"] == "17"
+    assert shown["Subjects with an SAE"] == "1 (5%)"
+    assert shown["SAE events"] == "1"
+
+
+def test_site_filter_scopes_every_figure(
+    demo_db_url: str, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def pick_sites(at: AppTest) -> None:
+        at.multiselect(key=SITES_KEY).set_value(["101", "105"])
+
+    at = open_page(demo_db_url, monkeypatch, "screen-failures", "DEMO-MULTI", before=pick_sites)
+    counts = population_counts(session, study_id="DEMO-MULTI", scope=("101", "105"))
+    assert metrics(at)["Screen failures"] == str(counts.screen_failures)
+    assert "sites: 101, 105" in text_of(at)
+    # The filter is kept when moving to another page.
+    at.switch_page(PAGES["adverse-events"]).run()
+    assert not at.exception
+    ae = adverse_event_counts(session, study_id="DEMO-MULTI", scope=("101", "105"))
+    assert metrics(at)["AE events"] == str(ae.events)
+
+
+def test_unknown_study_in_link_falls_back(demo_db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = open_page(demo_db_url, monkeypatch, "overview", "NOT-A-STUDY")
+    assert "NOT-A-STUDY** is not in this database" in text_of(at)
+    assert at.session_state["study"] == "NCT06466850"
+
+
+def test_empty_database_says_what_to_do(empty_db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", empty_db_url)
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception
+    assert "No study in the database yet" in text_of(at)
+
+
+def test_unreadable_database_is_a_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "broken.db").write_bytes(b"this is not a database")
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'broken.db'}")
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception
+    assert "cannot be read" in at.error[0].value
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_study_without_subjects(empty_db_url: str, monkeypatch: pytest.MonkeyPatch, page: str) -> None:
+    with session_scope(make_engine(empty_db_url)) as db:
+        db.add(Study(study_id="REG-ONLY", title="Registry record only", planned_enrollment=40))
+    at = open_page(empty_db_url, monkeypatch, page, "REG-ONLY")
+    assert "has no subjects yet" in text_of(at)
+    assert "no data cut loaded" in text_of(at)
