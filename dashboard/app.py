@@ -12,13 +12,26 @@ st.set_page_config(page_title="Study monitor", page_icon=":material/monitoring:"
 
 PAGES = [
     st.Page("../pages/overview.py", title="Overview", icon=":material/home:", default=True),
-    st.Page("../pages/enrollment.py", title="Enrollment", icon=":material/trending_up:", url_path="enrollment"),
     st.Page(
-        "../pages/screen_failures.py", title="Screen failures", icon=":material/block:", url_path="screen-failures"
+        "../pages/enrollment.py",
+        title="Enrollment",
+        icon=":material/trending_up:",
+        url_path="enrollment",
     ),
-    st.Page("../pages/baseline.py", title="Baseline", icon=":material/table_chart:", url_path="baseline"),
     st.Page(
-        "../pages/adverse_events.py", title="Adverse events", icon=":material/warning:", url_path="adverse-events"
+        "../pages/screen_failures.py",
+        title="Screen failures",
+        icon=":material/block:",
+        url_path="screen-failures",
+    ),
+    st.Page(
+        "../pages/baseline.py", title="Baseline", icon=":material/table_chart:", url_path="baseline"
+    ),
+    st.Page(
+        "../pages/adverse_events.py",
+        title="Adverse events",
+        icon=":material/warning:",
+        url_path="adverse-events",
     ),
 ]
 

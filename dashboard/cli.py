@@ -2,7 +2,7 @@
 
 import json
 import sys
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -39,7 +39,7 @@ DbOption = Annotated[
 ]
 
 
-class DemoStudy(str, Enum):
+class DemoStudy(StrEnum):
     NCT06466850 = "NCT06466850"
     multisite = "multisite"
     scale = "scale"
@@ -75,10 +75,14 @@ def demo(
                 build_scale_study(session, n_subjects=subjects)
                 study_id = SCALE_STUDY_ID
     except SQLAlchemyError as error:
-        _fail(f"could not write the demo study to {engine.url!r}: {error.__class__.__name__}: "
-              f"{getattr(error, 'orig', error)}")
-    typer.echo(f"demo study {study_id} written to {engine.url.render_as_string(hide_password=True)}"
-               " (synthetic data)")
+        _fail(
+            f"could not write the demo study to {engine.url!r}: {error.__class__.__name__}: "
+            f"{getattr(error, 'orig', error)}"
+        )
+    typer.echo(
+        f"demo study {study_id} written to {engine.url.render_as_string(hide_password=True)}"
+        " (synthetic data)"
+    )
 
 
 @app.command()
@@ -94,7 +98,9 @@ def summary(
     url = db or database_url()
     path = sqlite_path(url)
     if path is not None and not path.exists():
-        _fail(f"database file {path} does not exist: create it with `study-monitor demo` or an import")
+        _fail(
+            f"database file {path} does not exist: create it with `study-monitor demo` or an import"
+        )
     engine = make_engine(url)
     try:
         if not has_schema(engine):
@@ -115,8 +121,10 @@ def summary(
     except UnknownStudyError:
         _fail(f"no study {study!r} in {engine.url.render_as_string(hide_password=True)}")
     except SQLAlchemyError as error:
-        _fail(f"cannot read {engine.url.render_as_string(hide_password=True)}: "
-              f"{getattr(error, 'orig', error)}")
+        _fail(
+            f"cannot read {engine.url.render_as_string(hide_password=True)}: "
+            f"{getattr(error, 'orig', error)}"
+        )
     if as_json:
         json.dump(figures, sys.stdout)
         sys.stdout.write("\n")

@@ -19,7 +19,7 @@ from importlib import resources
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from dashboard.importers.ctgov import age_in_years, parse_eligibility_criteria, protocol
 from dashboard.metrics.population import DispositionEvent, classify_subject, subject_status
@@ -51,15 +51,15 @@ SCALE_STUDY_ID = "DEMO-SCALE"
 
 def delete_study(session: Session, study_id: str) -> None:
     """Remove a study and every row that belongs to it, children first (foreign keys are on)."""
-    subject_ids = select(Subject.id).where(Subject.study_id == study_id)  # type: ignore[call-overload]
-    cut_ids = select(DataCut.id).where(DataCut.study_id == study_id)  # type: ignore[call-overload]
+    subject_ids = select(col(Subject.id)).where(col(Subject.study_id) == study_id)
+    cut_ids = select(col(DataCut.id)).where(col(DataCut.study_id) == study_id)
     for child in (EligibilityFinding, Disposition, Finding, AdverseEvent, Exposure, Visit):
-        session.execute(delete(child).where(child.subject_pk.in_(subject_ids)))  # type: ignore[attr-defined]
-    session.execute(delete(Subject).where(Subject.study_id == study_id))  # type: ignore[arg-type]
-    session.execute(delete(CutChange).where(CutChange.cut_id.in_(cut_ids)))  # type: ignore[attr-defined]
+        session.execute(delete(child).where(col(child.subject_pk).in_(subject_ids)))
+    session.execute(delete(Subject).where(col(Subject.study_id) == study_id))
+    session.execute(delete(CutChange).where(col(CutChange.cut_id).in_(cut_ids)))
     for table in (DataCut, Criterion, Arm, Site):
-        session.execute(delete(table).where(table.study_id == study_id))  # type: ignore[attr-defined]
-    session.execute(delete(Study).where(Study.study_id == study_id))  # type: ignore[arg-type]
+        session.execute(delete(table).where(col(table.study_id) == study_id))
+    session.execute(delete(Study).where(col(Study.study_id) == study_id))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -111,7 +111,8 @@ def _write_study(
     loaded = dt.datetime.combine(cutoff, dt.time(9, 0), tzinfo=dt.UTC)
     interim = DataCut(
         study_id=study.study_id,
-        loaded_at=dt.datetime.combine(interim_cutoff, dt.time(9, 0), tzinfo=dt.UTC) + dt.timedelta(days=7),
+        loaded_at=dt.datetime.combine(interim_cutoff, dt.time(9, 0), tzinfo=dt.UTC)
+        + dt.timedelta(days=7),
         cutoff_date=interim_cutoff,
         label="Interim cut (synthetic demo)",
         source=[{"file": "dashboard/demo.py", "sha256": None}],
@@ -127,7 +128,7 @@ def _write_study(
     session.flush()
     assert interim.id is not None and current.id is not None
     site_pk = {s.site_id: s.id for s in sites}
-    criterion_pk = {c.code: c.id for c in criteria}
+    criterion_pk = {c.code: c.id for c in criteria if c.id is not None}
 
     def cut_for(day: dt.date | None) -> int:
         return interim.id if day is not None and day <= interim_cutoff else current.id  # type: ignore[return-value]
@@ -424,7 +425,9 @@ def _seed_study_and_criteria(record: dict[str, Any]) -> tuple[Study, list[Criter
     )
     criteria: list[Criterion] = []
     numbers = {"INCLUSION": 0, "EXCLUSION": 0}
-    for position, parsed in enumerate(parse_eligibility_criteria(eligibility["eligibilityCriteria"])):
+    for position, parsed in enumerate(
+        parse_eligibility_criteria(eligibility["eligibilityCriteria"])
+    ):
         numbers[parsed.category] += 1
         code = f"{parsed.category[:2]}{numbers[parsed.category]:02d}"
         criteria.append(
@@ -465,22 +468,67 @@ def _screening_findings(
     hgb = round(rng.uniform(8.6, 9.7), 1) if "EX07" in failed else round(rng.uniform(11.2, 15.8), 1)
     common = {"visit": "SCREENING", "dtc": day.isoformat(), "date": day, "is_baseline": enrolled}
     rows: list[dict[str, Any]] = [
-        {"domain": "VS", "test_code": "HEIGHT", "test": "Height", "value_num": height, "unit": "cm"},
-        {"domain": "VS", "test_code": "WEIGHT", "test": "Weight", "value_num": weight, "unit": "kg"},
-        {"domain": "VS", "test_code": "BMI", "test": "Body Mass Index", "value_num": bmi,
-         "unit": "kg/m2"},
-        {"domain": "LB", "test_code": "HGB", "test": "Hemoglobin", "value_num": hgb,
-         "unit": "g/dL"},
-        {"domain": "SC", "test_code": "PAINDUR", "test": "Duration of Knee Pain",
-         "value_num": float(pain_months), "unit": "months"},
-        {"domain": "QS", "test_code": "VASPAIN", "test": "Pain VAS (0-100 mm)",
-         "value_num": float(rng.randint(35, 80)), "unit": "mm"},
-        {"domain": "QS", "test_code": "WOMACTOT", "test": "WOMAC Total Score (0-96)",
-         "value_num": float(rng.randint(28, 68)), "unit": None},
+        {
+            "domain": "VS",
+            "test_code": "HEIGHT",
+            "test": "Height",
+            "value_num": height,
+            "unit": "cm",
+        },
+        {
+            "domain": "VS",
+            "test_code": "WEIGHT",
+            "test": "Weight",
+            "value_num": weight,
+            "unit": "kg",
+        },
+        {
+            "domain": "VS",
+            "test_code": "BMI",
+            "test": "Body Mass Index",
+            "value_num": bmi,
+            "unit": "kg/m2",
+        },
+        {
+            "domain": "LB",
+            "test_code": "HGB",
+            "test": "Hemoglobin",
+            "value_num": hgb,
+            "unit": "g/dL",
+        },
+        {
+            "domain": "SC",
+            "test_code": "PAINDUR",
+            "test": "Duration of Knee Pain",
+            "value_num": float(pain_months),
+            "unit": "months",
+        },
+        {
+            "domain": "QS",
+            "test_code": "VASPAIN",
+            "test": "Pain VAS (0-100)",
+            "value_num": float(rng.randint(35, 80)),
+            "unit": "mm",
+        },
+        {
+            "domain": "QS",
+            "test_code": "WOMACTOT",
+            "test": "WOMAC Total Score (0-96)",
+            "value_num": float(rng.randint(28, 68)),
+            "unit": None,
+        },
     ]
     for knee, grade in kl.items():
-        rows.append({"domain": "MK", "test_code": "KLGRADE", "test": "Kellgren-Lawrence Grade",
-                     "location": knee, "value_num": float(grade), "unit": None})
+        rows.append(
+            {
+                "domain": "MK",
+                "test_code": "KLGRADE",
+                "test": "Kellgren-Lawrence Grade",
+                "location": knee,
+                "value_num": float(grade),
+                "unit": None,
+            }
+        )
     for row in rows:
         row.update(common)
         row["value_text"] = f"{row['value_num']:g}"
@@ -526,13 +574,21 @@ def build_seed_study(session: Session, *, seed: int = 6466850) -> None:
             failed=list(failed or ()),
         )
         planned.dispositions.append(
-            {"category": "PROTOCOL MILESTONE", "term": "INFORMED CONSENT OBTAINED",
-             "epoch": "SCREENING", "date": screened_on}
+            {
+                "category": "PROTOCOL MILESTONE",
+                "term": "INFORMED CONSENT OBTAINED",
+                "epoch": "SCREENING",
+                "date": screened_on,
+            }
         )
         if failed:
             planned.dispositions.append(
-                {"category": "DISPOSITION EVENT", "term": "SCREEN FAILURE", "epoch": "SCREENING",
-                 "date": screened_on + dt.timedelta(days=rng.randint(3, 10))}
+                {
+                    "category": "DISPOSITION EVENT",
+                    "term": "SCREEN FAILURE",
+                    "epoch": "SCREENING",
+                    "date": screened_on + dt.timedelta(days=rng.randint(3, 10)),
+                }
             )
         else:
             injected = screened_on + dt.timedelta(days=rng.randint(7, 21))
@@ -544,22 +600,34 @@ def build_seed_study(session: Session, *, seed: int = 6466850) -> None:
             # Two early discontinuations; everyone else completes at month 6 if the cut allows.
             if enrolled_index == 8:
                 planned.dispositions.append(
-                    {"category": "DISPOSITION EVENT", "term": "LOST TO FOLLOW-UP",
-                     "epoch": "FOLLOW-UP", "date": injected + dt.timedelta(days=62)}
+                    {
+                        "category": "DISPOSITION EVENT",
+                        "term": "LOST TO FOLLOW-UP",
+                        "epoch": "FOLLOW-UP",
+                        "date": injected + dt.timedelta(days=62),
+                    }
                 )
                 planned.visits = planned.visits[:3]
             elif enrolled_index == 16:
                 planned.dispositions.append(
-                    {"category": "DISPOSITION EVENT", "term": "WITHDRAWAL BY SUBJECT",
-                     "epoch": "FOLLOW-UP", "date": injected + dt.timedelta(days=35)}
+                    {
+                        "category": "DISPOSITION EVENT",
+                        "term": "WITHDRAWAL BY SUBJECT",
+                        "epoch": "FOLLOW-UP",
+                        "date": injected + dt.timedelta(days=35),
+                    }
                 )
                 planned.visits = planned.visits[:3]
             else:
                 end = injected + dt.timedelta(days=SEED_COMPLETION_DAY - 1)
                 planned.visits.append((5.0, "MONTH 6 (END OF STUDY)", SEED_COMPLETION_DAY, end))
                 planned.dispositions.append(
-                    {"category": "DISPOSITION EVENT", "term": "COMPLETED", "epoch": "FOLLOW-UP",
-                     "date": end}
+                    {
+                        "category": "DISPOSITION EVENT",
+                        "term": "COMPLETED",
+                        "epoch": "FOLLOW-UP",
+                        "date": end,
+                    }
                 )
             for ae in SEED_ADVERSE_EVENTS:
                 if ae[0] != enrolled_index:
@@ -567,11 +635,18 @@ def build_seed_study(session: Session, *, seed: int = 6466850) -> None:
                 _, after, duration, pt, soc, severity, grade, serious, relationship = ae
                 start = injected + dt.timedelta(days=after)
                 planned.adverse_events.append(
-                    {"term": pt.upper() if pt != "Appendicitis" else "ACUTE APPENDICITIS",
-                     "decoded_term": pt, "body_system": soc, "severity": severity,
-                     "grade": grade, "serious": serious, "relationship": relationship,
-                     "outcome": "RECOVERED/RESOLVED", "start_date": start,
-                     "end_date": start + dt.timedelta(days=duration) if duration else None}
+                    {
+                        "term": pt.upper() if pt != "Appendicitis" else "ACUTE APPENDICITIS",
+                        "decoded_term": pt,
+                        "body_system": soc,
+                        "severity": severity,
+                        "grade": grade,
+                        "serious": serious,
+                        "relationship": relationship,
+                        "outcome": "RECOVERED/RESOLVED",
+                        "start_date": start,
+                        "end_date": start + dt.timedelta(days=duration) if duration else None,
+                    }
                 )
             enrolled_index += 1
         planned.findings = _screening_findings(rng, planned.failed, failed is None, screened_on)
@@ -694,8 +769,12 @@ def build_multisite_study(
             age=rng.randint(41, 79),
         )
         planned.dispositions.append(
-            {"category": "PROTOCOL MILESTONE", "term": "INFORMED CONSENT OBTAINED",
-             "epoch": "SCREENING", "date": screened_on}
+            {
+                "category": "PROTOCOL MILESTONE",
+                "term": "INFORMED CONSENT OBTAINED",
+                "epoch": "SCREENING",
+                "date": screened_on,
+            }
         )
         fail_probability = 0.45 if site_index == 0 else 0.24
         if rng.random() < fail_probability:
@@ -707,8 +786,12 @@ def build_multisite_study(
                 failed.add(rng.choices(codes, weights=weights)[0])
             planned.failed = sorted(failed)
             planned.dispositions.append(
-                {"category": "DISPOSITION EVENT", "term": "SCREEN FAILURE", "epoch": "SCREENING",
-                 "date": screened_on + dt.timedelta(days=rng.randint(2, 14))}
+                {
+                    "category": "DISPOSITION EVENT",
+                    "term": "SCREEN FAILURE",
+                    "epoch": "SCREENING",
+                    "date": screened_on + dt.timedelta(days=rng.randint(2, 14)),
+                }
             )
         elif screened_on + dt.timedelta(days=14) <= cutoff:
             code, name = _MULTI_ARMS[rng.randrange(3)]
@@ -721,43 +804,72 @@ def build_multisite_study(
             roll = rng.random()
             if roll < 0.08:
                 planned.dispositions.append(
-                    {"category": "DISPOSITION EVENT",
-                     "term": rng.choice(["ADVERSE EVENT", "WITHDRAWAL BY SUBJECT",
-                                         "LOST TO FOLLOW-UP"]),
-                     "epoch": "TREATMENT", "date": injected + dt.timedelta(days=rng.randint(10, 90))}
+                    {
+                        "category": "DISPOSITION EVENT",
+                        "term": rng.choice(
+                            ["ADVERSE EVENT", "WITHDRAWAL BY SUBJECT", "LOST TO FOLLOW-UP"]
+                        ),
+                        "epoch": "TREATMENT",
+                        "date": injected + dt.timedelta(days=rng.randint(10, 90)),
+                    }
                 )
             else:
                 planned.dispositions.append(
-                    {"category": "DISPOSITION EVENT", "term": "COMPLETED", "epoch": "FOLLOW-UP",
-                     "date": injected + dt.timedelta(days=SEED_COMPLETION_DAY - 1)}
+                    {
+                        "category": "DISPOSITION EVENT",
+                        "term": "COMPLETED",
+                        "epoch": "FOLLOW-UP",
+                        "date": injected + dt.timedelta(days=SEED_COMPLETION_DAY - 1),
+                    }
                 )
             for pt, soc, probability in _MULTI_AE_POOL:
                 if rng.random() < probability * (1.4 if code == "HIGH" else 1.0):
                     serious = "Y" if pt == "Pneumonia" or rng.random() < 0.02 else "N"
-                    severity = "SEVERE" if serious == "Y" else rng.choice(["MILD", "MILD", "MODERATE"])
+                    severity = (
+                        "SEVERE" if serious == "Y" else rng.choice(["MILD", "MILD", "MODERATE"])
+                    )
                     first = injected + dt.timedelta(days=rng.randint(0, 150))
                     planned.adverse_events.append(
-                        {"term": pt.upper(), "decoded_term": pt, "body_system": soc,
-                         "severity": severity,
-                         "grade": {"MILD": "1", "MODERATE": "2", "SEVERE": "3"}[severity],
-                         "serious": serious,
-                         "relationship": rng.choice(["RELATED", "POSSIBLY RELATED", "NOT RELATED",
-                                                     "UNLIKELY RELATED"]),
-                         "outcome": "RECOVERED/RESOLVED", "start_date": first,
-                         "end_date": first + dt.timedelta(days=rng.randint(1, 20))}
+                        {
+                            "term": pt.upper(),
+                            "decoded_term": pt,
+                            "body_system": soc,
+                            "severity": severity,
+                            "grade": {"MILD": "1", "MODERATE": "2", "SEVERE": "3"}[severity],
+                            "serious": serious,
+                            "relationship": rng.choice(
+                                ["RELATED", "POSSIBLY RELATED", "NOT RELATED", "UNLIKELY RELATED"]
+                            ),
+                            "outcome": "RECOVERED/RESOLVED",
+                            "start_date": first,
+                            "end_date": first + dt.timedelta(days=rng.randint(1, 20)),
+                        }
                     )
         planned.findings = [
-            {"domain": "VS", "test_code": "BMI", "test": "Body Mass Index",
-             "value_num": round(rng.uniform(19, 34), 1), "unit": "kg/m2"},
-            {"domain": "QS", "test_code": "VASPAIN", "test": "Pain VAS (0-100 mm)",
-             "value_num": float(rng.randint(25 if "IN03" in planned.failed else 40, 85)),
-             "unit": "mm"},
+            {
+                "domain": "VS",
+                "test_code": "BMI",
+                "test": "Body Mass Index",
+                "value_num": round(rng.uniform(19, 34), 1),
+                "unit": "kg/m2",
+            },
+            {
+                "domain": "QS",
+                "test_code": "VASPAIN",
+                "test": "Pain VAS (0-100)",
+                "value_num": float(rng.randint(25 if "IN03" in planned.failed else 40, 85)),
+                "unit": "mm",
+            },
         ]
         for finding in planned.findings:
             finding.update(
-                {"visit": "SCREENING", "dtc": screened_on.isoformat(), "date": screened_on,
-                 "is_baseline": planned.enrollment_date is not None,
-                 "value_text": f"{finding['value_num']:g}"}
+                {
+                    "visit": "SCREENING",
+                    "dtc": screened_on.isoformat(),
+                    "date": screened_on,
+                    "is_baseline": planned.enrollment_date is not None,
+                    "value_text": f"{finding['value_num']:g}",
+                }
             )
         subjects.append(planned)
     _write_study(

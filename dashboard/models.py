@@ -222,7 +222,9 @@ class DataCut(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     study_id: str = Field(foreign_key="study.study_id", index=True)
     loaded_at: dt.datetime  # UTC
-    cutoff_date: dt.date | None = None  # TS DCUTDTC, else --cutoff, else the latest date in the data
+    cutoff_date: dt.date | None = (
+        None  # TS DCUTDTC, else --cutoff, else the latest date in the data
+    )
     label: str | None = None
     source: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
     row_counts: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON))

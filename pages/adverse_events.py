@@ -13,9 +13,7 @@ page_header("Adverse events", ctx)
 counts = loaders.load_population(ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope)
 ae, by_soc = loaders.load_adverse_events(ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope)
 subjects, events, serious, serious_events = st.columns(4)
-subjects.metric(
-    "Subjects with an AE", f"{ae.subjects} ({percent(ae.subjects, counts.enrolled)})"
-)
+subjects.metric("Subjects with an AE", f"{ae.subjects} ({percent(ae.subjects, counts.enrolled)})")
 events.metric("AE events", ae.events)
 serious.metric(
     "Subjects with an SAE",

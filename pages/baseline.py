@@ -27,7 +27,9 @@ if counts.screened == 0:
     no_subjects_message(ctx)
     st.stop()
 if counts.enrolled == 0:
-    st.info("Nobody is enrolled yet: baseline characteristics appear with the first enrolled subject.")
+    st.info(
+        "Nobody is enrolled yet: baseline characteristics appear with the first enrolled subject."
+    )
     st.stop()
 
 left, right = st.columns([3, 2])

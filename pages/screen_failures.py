@@ -41,6 +41,8 @@ else:
     table = by_criterion.assign(
         share=lambda f: f["subjects"].map(lambda n: percent(n, counts.screened, 1))
     )[["code", "protocol_version", "category", "text", "subjects", "share"]]
+    if not table["protocol_version"].astype(bool).any():
+        table = table.drop(columns="protocol_version")  # one protocol version: nothing to show
     st.dataframe(
         table.rename(
             columns={

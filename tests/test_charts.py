@@ -28,7 +28,11 @@ def test_criteria_chart_has_every_criterion_and_shares() -> None:
     )
     spec = criteria_chart(failures, screened=40).to_dict()
     (rows,) = _datasets(spec)
-    assert [r["label"] for r in rows] == ["IN01", "EX01", "EX12A (AMENDMENT 1)"]
+    assert [r["label"] for r in rows] == [
+        "IN01: Knee pain for 3 months",
+        "EX01: Rheumatoid arthritis",
+        "EX12A (AMENDMENT 1): Amended wording",
+    ]
     assert [r["subjects"] for r in rows] == [4, 0, 1]
     assert [r["share_of_screened"] for r in rows] == [0.1, 0.0, 0.025]
     assert {r["kind"] for r in rows} == {"Inclusion not met", "Exclusion met"}

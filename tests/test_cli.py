@@ -13,9 +13,20 @@ from tests.conftest import PROJECT_ROOT
 
 runner = CliRunner()
 CONTRACT_KEYS = [
-    "study_id", "registry_id", "planned_enrollment", "sites", "screened", "screen_failures",
-    "enrolled", "enrolled_by_arm", "screen_failures_by_criterion", "ae_events", "ae_subjects",
-    "sae_events", "sae_subjects", "data_cut",
+    "study_id",
+    "registry_id",
+    "planned_enrollment",
+    "sites",
+    "screened",
+    "screen_failures",
+    "enrolled",
+    "enrolled_by_arm",
+    "screen_failures_by_criterion",
+    "ae_events",
+    "ae_subjects",
+    "sae_events",
+    "sae_subjects",
+    "data_cut",
 ]
 
 
@@ -43,7 +54,14 @@ def test_demo_then_summary_json(tmp_path: Path) -> None:
     assert summary["enrolled_by_arm"] == {"Exosome": 20}
     # Only criteria with a failure, EX03 (nobody) left out.
     assert summary["screen_failures_by_criterion"] == {
-        "IN01": 1, "IN02": 5, "IN03": 3, "EX01": 2, "EX02": 2, "EX04": 1, "EX05": 1, "EX06": 3,
+        "IN01": 1,
+        "IN02": 5,
+        "IN03": 3,
+        "EX01": 2,
+        "EX02": 2,
+        "EX04": 1,
+        "EX05": 1,
+        "EX06": 3,
         "EX07": 1,
     }
     assert (summary["ae_events"], summary["ae_subjects"]) == (17, 14)
@@ -75,7 +93,9 @@ def test_multisite_demo_and_study_choice(tmp_path: Path) -> None:
     assert sum(summary["enrolled_by_arm"].values()) == summary["enrolled"]
 
 
-def test_summary_matches_environment_database(demo_db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_summary_matches_environment_database(
+    demo_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DATABASE_URL", demo_db_url)
     result = runner.invoke(app, ["summary", "--study", "NCT06466850", "--json"])
     assert result.exit_code == 0

@@ -30,7 +30,9 @@ def test_parse_eligibility_criteria_on_real_registry_records(shared_data: object
     import json
 
     record = json.loads((SHARED_DATA / "ctgov" / "NCT05594173.json").read_text(encoding="utf-8"))
-    criteria = parse_eligibility_criteria(protocol(record)["eligibilityModule"]["eligibilityCriteria"])
+    criteria = parse_eligibility_criteria(
+        protocol(record)["eligibilityModule"]["eligibilityCriteria"]
+    )
     assert [c.category for c in criteria] == ["INCLUSION"] + ["EXCLUSION"] * 7
     assert criteria[0].text == "Healthy adults under age 60"
 

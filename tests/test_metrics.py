@@ -50,7 +50,11 @@ def test_format_mean_sd() -> None:
 
 def test_age_bands_boundaries() -> None:
     demographics = pd.DataFrame(
-        {"sex": ["F", "F", "M", None, "M"], "age": [45, 49, 50, 54, None], "subjects": [1, 2, 3, 1, 9]}
+        {
+            "sex": ["F", "F", "M", None, "M"],
+            "age": [45, 49, 50, 54, None],
+            "subjects": [1, 2, 3, 1, 9],
+        }
     )
     bands = age_bands(demographics)
     assert bands.to_dict("records") == [
@@ -78,17 +82,30 @@ def test_baseline_table_labels_and_formats() -> None:
     )
     table = baseline_table(summarise_sums(sums))
     assert table.to_dict("records") == [
-        {"Characteristic": "Kellgren-Lawrence Grade, left knee", "n": 2, "Mean (SD)": "2.5 (0.7)",
-         "Min–max": "2–3"},
-        {"Characteristic": "Body Mass Index (kg/m2)", "n": 2, "Mean (SD)": "25.0 (1.4)",
-         "Min–max": "24–26"},
+        {
+            "Characteristic": "Kellgren-Lawrence Grade, left knee",
+            "n": 2,
+            "Mean (SD)": "2.5 (0.7)",
+            "Min–max": "2–3",
+        },
+        {
+            "Characteristic": "Body Mass Index (kg/m2)",
+            "n": 2,
+            "Mean (SD)": "25.0 (1.4)",
+            "Min–max": "24–26",
+        },
     ]
     assert characteristic_label("Height", float("nan"), float("nan")) == "Height"  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
     ("days", "expected"),
-    [(0, "W"), (WEEKLY_UP_TO_DAYS - 1, "W"), (WEEKLY_UP_TO_DAYS, "W"), (WEEKLY_UP_TO_DAYS + 1, "M")],
+    [
+        (0, "W"),
+        (WEEKLY_UP_TO_DAYS - 1, "W"),
+        (WEEKLY_UP_TO_DAYS, "W"),
+        (WEEKLY_UP_TO_DAYS + 1, "M"),
+    ],
 )
 def test_choose_bin_boundary(days: int, expected: str) -> None:
     start = dt.date(2024, 1, 1)
@@ -105,7 +122,10 @@ def test_cumulative_accrual_weekly_fills_gaps_and_runs_to_cutoff() -> None:
     )
     accrual = cumulative_accrual(daily, until=dt.date(2025, 2, 2))
     assert accrual["period_start"].dt.strftime("%Y-%m-%d").tolist() == [
-        "2025-01-06", "2025-01-13", "2025-01-20", "2025-01-27",
+        "2025-01-06",
+        "2025-01-13",
+        "2025-01-20",
+        "2025-01-27",
     ]
     assert accrual["screened"].tolist() == [3, 0, 3, 0]
     assert accrual["cumulative_screened"].tolist() == [3, 3, 6, 6]
@@ -114,7 +134,11 @@ def test_cumulative_accrual_weekly_fills_gaps_and_runs_to_cutoff() -> None:
 
 def test_cumulative_accrual_monthly() -> None:
     daily = pd.DataFrame(
-        {"date": pd.to_datetime(["2023-01-31", "2024-03-01"]), "screened": [1, 1], "enrolled": [1, 0]}
+        {
+            "date": pd.to_datetime(["2023-01-31", "2024-03-01"]),
+            "screened": [1, 1],
+            "enrolled": [1, 0],
+        }
     )
     accrual = cumulative_accrual(daily)
     assert len(accrual) == 15  # Jan 2023 .. Mar 2024

@@ -29,7 +29,10 @@ PAGES = {
 
 
 def open_page(
-    db_url: str, monkeypatch: pytest.MonkeyPatch, page: str, study: str | None = None,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    page: str,
+    study: str | None = None,
     before: Callable[[AppTest], None] | None = None,
 ) -> AppTest:
     monkeypatch.setenv("DATABASE_URL", db_url)
@@ -57,7 +60,9 @@ def text_of(at: AppTest) -> str:
 
 @pytest.mark.parametrize("page", list(PAGES))
 @pytest.mark.parametrize("study", ["NCT06466850", "DEMO-MULTI"])
-def test_every_page_runs(demo_db_url: str, monkeypatch: pytest.MonkeyPatch, page: str, study: str) -> None:
+def test_every_page_runs(
+    demo_db_url: str, monkeypatch: pytest.MonkeyPatch, page: str, study: str
+) -> None:
     at = open_page(demo_db_url, monkeypatch, page, study)
     assert at.session_state["study"] == study
     assert at.query_params["study"] == [study] or at.query_params["study"] == study
@@ -65,7 +70,9 @@ def test_every_page_runs(demo_db_url: str, monkeypatch: pytest.MonkeyPatch, page
     assert re.search(r"data cut \d+, cut-off \d\d \w+ \d{4}", text_of(at))  # freshness line
 
 
-def test_overview_figures(demo_db_url: str, session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_overview_figures(
+    demo_db_url: str, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
     at = open_page(demo_db_url, monkeypatch, "overview", "NCT06466850")
     counts = population_counts(session, study_id="NCT06466850", scope=None)
     ae = adverse_event_counts(session, study_id="NCT06466850", scope=None)
@@ -80,7 +87,9 @@ def test_overview_figures(demo_db_url: str, session: Session, monkeypatch: pytes
         assert fact in text
 
 
-def test_enrollment_figures(demo_db_url: str, session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_enrollment_figures(
+    demo_db_url: str, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
     at = open_page(demo_db_url, monkeypatch, "enrollment", "DEMO-MULTI")
     counts = population_counts(session, study_id="DEMO-MULTI", scope=None)
     shown = metrics(at)
@@ -91,7 +100,9 @@ def test_enrollment_figures(demo_db_url: str, session: Session, monkeypatch: pyt
     assert len(at.get("vega_lite_chart")) == 1
 
 
-def test_screen_failure_figures(demo_db_url: str, session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_screen_failure_figures(
+    demo_db_url: str, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
     at = open_page(demo_db_url, monkeypatch, "screen-failures", "NCT06466850")
     shown = metrics(at)
     assert shown["Screen failures"] == "16"
@@ -104,7 +115,9 @@ def test_screen_failure_figures(demo_db_url: str, session: Session, monkeypatch:
     assert "do not add up to the 16 screen failures" in text_of(at)
 
 
-def test_baseline_figures(demo_db_url: str, session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_baseline_figures(
+    demo_db_url: str, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
     at = open_page(demo_db_url, monkeypatch, "baseline", "NCT06466850")
     demographics = demographic_counts(session, study_id="NCT06466850", scope=None)
     mean, sd = weighted_mean_sd(demographics["age"], demographics["subjects"])
@@ -144,7 +157,9 @@ def test_site_filter_scopes_every_figure(
     assert metrics(at)["AE events"] == str(ae.events)
 
 
-def test_unknown_study_in_link_falls_back(demo_db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unknown_study_in_link_falls_back(
+    demo_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     at = open_page(demo_db_url, monkeypatch, "overview", "NOT-A-STUDY")
     assert "NOT-A-STUDY** is not in this database" in text_of(at)
     assert at.session_state["study"] == "NCT06466850"
@@ -166,7 +181,9 @@ def test_unreadable_database_is_a_message(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 @pytest.mark.parametrize("page", list(PAGES))
-def test_study_without_subjects(empty_db_url: str, monkeypatch: pytest.MonkeyPatch, page: str) -> None:
+def test_study_without_subjects(
+    empty_db_url: str, monkeypatch: pytest.MonkeyPatch, page: str
+) -> None:
     with session_scope(make_engine(empty_db_url)) as db:
         db.add(Study(study_id="REG-ONLY", title="Registry record only", planned_enrollment=40))
     at = open_page(empty_db_url, monkeypatch, page, "REG-ONLY")

@@ -47,9 +47,9 @@ def test_classify_subject(
     )
 
 
-def _event(term: str, day: int, category: str = "DISPOSITION EVENT", epoch: str = "TREATMENT") -> (
-    DispositionEvent
-):
+def _event(
+    term: str, day: int, category: str = "DISPOSITION EVENT", epoch: str = "TREATMENT"
+) -> DispositionEvent:
     return DispositionEvent(category, term, epoch, dt.date(2025, 1, 1) + dt.timedelta(days=day))
 
 
@@ -61,7 +61,9 @@ def test_subject_status() -> None:
     assert subject_status(ENROLLED, [_event("COMPLETED", 5, epoch="SCREENING")]) == "ONGOING"
     # End of treatment and end of study both COMPLETED: one completer.
     assert (
-        subject_status(ENROLLED, [_event("COMPLETED", 5), _event("COMPLETED", 9, epoch="FOLLOW-UP")])
+        subject_status(
+            ENROLLED, [_event("COMPLETED", 5), _event("COMPLETED", 9, epoch="FOLLOW-UP")]
+        )
         == "COMPLETED"
     )
     # The latest record wins.

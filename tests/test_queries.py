@@ -95,8 +95,12 @@ def test_seed_study_and_site(session: Session) -> None:
     assert info.planned_enrollment == 20
     assert (info.min_age, info.max_age) == (45, 75)
     assert site_count(session, study_id=SEED) == 1
-    assert sites(session, study_id=SEED)["name"].tolist() == ["Isfahan University of Medical Sciences"]
-    assert [c.cutoff_date.isoformat() for c in data_cuts(session, study_id=SEED) if c.cutoff_date] == [
+    assert sites(session, study_id=SEED)["name"].tolist() == [
+        "Isfahan University of Medical Sciences"
+    ]
+    assert [
+        c.cutoff_date.isoformat() for c in data_cuts(session, study_id=SEED) if c.cutoff_date
+    ] == [
         "2025-04-30",
         "2025-11-30",
     ]
@@ -150,7 +154,10 @@ def test_multisite_counts_match_pandas(
 
     arms = enrolled_by_arm(session, study_id=MULTI, scope=scope)
     enrolled = subjects[subjects["population"] == "ENROLLED"]
-    assert dict(zip(arms["arm"], arms["enrolled"], strict=True)) == enrolled.groupby("arm").size().to_dict()
+    assert (
+        dict(zip(arms["arm"], arms["enrolled"], strict=True))
+        == enrolled.groupby("arm").size().to_dict()
+    )
 
 
 def test_site_counts_add_up(session: Session) -> None:
@@ -175,7 +182,9 @@ def test_daily_accrual_matches_pandas(session: Session, raw: dict[str, pd.DataFr
 
 def test_baseline_sums_match_pandas(session: Session, raw: dict[str, pd.DataFrame]) -> None:
     subjects = raw["subjects"]
-    enrolled_ids = set(subjects.loc[(subjects["study_id"] == SEED) & (subjects["population"] == "ENROLLED"), "id"])
+    enrolled_ids = set(
+        subjects.loc[(subjects["study_id"] == SEED) & (subjects["population"] == "ENROLLED"), "id"]
+    )
     findings = raw["findings"]
     baseline = findings[findings["subject_pk"].isin(enrolled_ids) & (findings["is_baseline"] == 1)]
     summary = summarise_sums(numeric_baseline_sums(session, study_id=SEED, scope=None))
@@ -192,7 +201,10 @@ def test_baseline_sums_match_pandas(session: Session, raw: dict[str, pd.DataFram
     demographics = demographic_counts(session, study_id=SEED, scope=None)
     enrolled = subjects[subjects["id"].isin(enrolled_ids)]
     assert demographics["subjects"].sum() == 20
-    assert demographics.groupby("sex")["subjects"].sum().to_dict() == enrolled.groupby("sex").size().to_dict()
+    assert (
+        demographics.groupby("sex")["subjects"].sum().to_dict()
+        == enrolled.groupby("sex").size().to_dict()
+    )
 
 
 def test_changes_since_previous_cut(session: Session, raw: dict[str, pd.DataFrame]) -> None:

@@ -12,13 +12,14 @@ def soc_chart(by_soc: pd.DataFrame, *, denominator: int) -> alt.Chart:
     """
     frame = by_soc.copy()
     frame["incidence"] = frame["subjects"] / denominator if denominator else 0.0
-    return (
+    chart: alt.Chart = (
         alt.Chart(frame)
         .mark_bar(color="#9467bd")
         .encode(
             y=alt.Y("body_system:N", sort="-x", title=None, axis=alt.Axis(labelLimit=320)),
-            x=alt.X("subjects:Q", title="Subjects with at least one event",
-                    axis=alt.Axis(tickMinStep=1)),
+            x=alt.X(
+                "subjects:Q", title="Subjects with at least one event", axis=alt.Axis(tickMinStep=1)
+            ),
             tooltip=[
                 alt.Tooltip("body_system:N", title="System organ class"),
                 alt.Tooltip("subjects:Q", title="Subjects"),
@@ -26,5 +27,6 @@ def soc_chart(by_soc: pd.DataFrame, *, denominator: int) -> alt.Chart:
                 alt.Tooltip("events:Q", title="Events"),
             ],
         )
-        .properties(height=max(120, 30 * len(frame)))
+        .properties(height=alt.Step(28))
     )
+    return chart

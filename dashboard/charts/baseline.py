@@ -6,11 +6,11 @@ import pandas as pd
 
 def age_chart(bands: pd.DataFrame) -> alt.Chart:
     """Enrolled subjects per age band, stacked by sex (``metrics.baseline.age_bands`` output)."""
-    return (
+    chart: alt.Chart = (
         alt.Chart(bands)
         .mark_bar()
         .encode(
-            x=alt.X("band:N", title="Age (years)", sort=alt.SortField("band_start")),
+            x=alt.X("band:N", title="Age (years)", sort="ascending", axis=alt.Axis(labelAngle=0)),
             y=alt.Y("sum(subjects):Q", title="Enrolled subjects", axis=alt.Axis(tickMinStep=1)),
             color=alt.Color("sex:N", title="Sex", legend=alt.Legend(orient="top")),
             tooltip=[
@@ -21,3 +21,4 @@ def age_chart(bands: pd.DataFrame) -> alt.Chart:
         )
         .properties(height=280)
     )
+    return chart

@@ -82,4 +82,4 @@ def accrual_chart(
             .mark_text(align="right", dx=-4, y=8, color="#555")
             .encode(x="date:T", text="label:N")
         )
-    return alt.layer(*layers).properties(height=340)
+    return alt.LayerChart(layer=layers).properties(height=340)

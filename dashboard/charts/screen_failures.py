@@ -15,17 +15,20 @@ def criteria_chart(failures: pd.DataFrame, *, screened: int) -> alt.Chart:
     screened subjects.
     """
     frame = failures.copy()
-    frame["label"] = frame["code"] + frame["protocol_version"].map(
-        lambda v: f" ({v})" if v else ""
+    frame["label"] = (
+        frame["code"]
+        + frame["protocol_version"].map(lambda v: f" ({v})" if v else "")
+        + ": "
+        + frame["text"].map(lambda t: t if len(t) <= 60 else t[:59].rstrip() + "…")
     )
     frame["kind"] = frame["category"].map(CATEGORY_LABELS).fillna(frame["category"])
     frame["share_of_screened"] = frame["subjects"] / screened if screened else 0.0
-    frame["wording"] = frame["text"].str.slice(0, 120)
-    return (
+    frame["wording"] = frame["text"]
+    chart: alt.Chart = (
         alt.Chart(frame)
         .mark_bar()
         .encode(
-            y=alt.Y("label:N", sort="-x", title=None),
+            y=alt.Y("label:N", sort="-x", title=None, axis=alt.Axis(labelLimit=420)),
             x=alt.X("subjects:Q", title="Screen-failed subjects", axis=alt.Axis(tickMinStep=1)),
             color=alt.Color(
                 "kind:N",
@@ -36,11 +39,12 @@ def criteria_chart(failures: pd.DataFrame, *, screened: int) -> alt.Chart:
                 legend=alt.Legend(orient="top"),
             ),
             tooltip=[
-                alt.Tooltip("label:N", title="Criterion"),
+                alt.Tooltip("code:N", title="Criterion"),
                 alt.Tooltip("wording:N", title="Protocol wording"),
                 alt.Tooltip("subjects:Q", title="Subjects"),
                 alt.Tooltip("share_of_screened:Q", title="Of screened", format=".1%"),
             ],
         )
-        .properties(height=max(120, 26 * len(frame)))
+        .properties(height=alt.Step(24))
     )
+    return chart

@@ -22,7 +22,8 @@ def summarise_sums(sums: pd.DataFrame) -> pd.DataFrame:
     """Add ``mean`` and ``sd`` columns to the output of ``queries.baseline.numeric_baseline_sums``."""
     out = sums.copy()
     stats = [
-        mean_sd_from_sums(float(r.n), float(r.total), float(r.total_sq)) for r in out.itertuples()
+        mean_sd_from_sums(float(r["n"]), float(r["total"]), float(r["total_sq"]))
+        for r in out.to_dict("records")
     ]
     out["mean"] = [m for m, _ in stats]
     out["sd"] = [s for _, s in stats]
@@ -58,8 +59,9 @@ def age_bands(demographics: pd.DataFrame, width: int = 5) -> pd.DataFrame:
     band_start = (known["age"].astype(float) // width * width).astype(int)
     grouped = (
         known.assign(band_start=band_start, sex=known["sex"].fillna("Unknown"))
-        .groupby(["band_start", "sex"], as_index=False)["subjects"]
+        .groupby(["band_start", "sex"])["subjects"]
         .sum()
+        .reset_index()
     )
     grouped["band"] = grouped["band_start"].map(lambda s: f"{s}-{s + width - 1}")
     return grouped[["band_start", "band", "sex", "subjects"]]
@@ -80,13 +82,14 @@ def baseline_table(summary: pd.DataFrame) -> pd.DataFrame:
 
     Columns: Characteristic, n, Mean (SD), Min–max.
     """
+    records = summary.to_dict("records")
     return pd.DataFrame(
         {
             "Characteristic": [
-                characteristic_label(r.test, r.location, r.unit) for r in summary.itertuples()
+                characteristic_label(r["test"], r["location"], r["unit"]) for r in records
             ],
             "n": summary["n"].astype(int),
-            "Mean (SD)": [format_mean_sd(r.mean, r.sd) for r in summary.itertuples()],
-            "Min–max": [f"{r.minimum:g}–{r.maximum:g}" for r in summary.itertuples()],
+            "Mean (SD)": [format_mean_sd(r["mean"], r["sd"]) for r in records],
+            "Min–max": [f"{r['minimum']:g}–{r['maximum']:g}" for r in records],
         }
     )

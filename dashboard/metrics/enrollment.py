@@ -30,9 +30,7 @@ def cumulative_accrual(
     # Weeks start on Monday, months on the 1st.
     period = dates.dt.to_period("W-SUN" if freq == "W" else "M").dt.start_time
     per_period = (
-        daily.assign(period_start=period)
-        .groupby("period_start")[["screened", "enrolled"]]
-        .sum()
+        daily.assign(period_start=period).groupby("period_start")[["screened", "enrolled"]].sum()
     )
     last = per_period.index.max()
     if until is not None:

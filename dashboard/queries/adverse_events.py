@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 import pandas as pd
-from sqlalchemy import case, func, select
+from sqlalchemy import ColumnElement, case, func, select
 from sqlmodel import Session, col
 
 from dashboard.models import AdverseEvent, Subject
@@ -22,7 +22,8 @@ class AdverseEventCounts:
     serious_subjects: int
 
 
-def _is_serious():  # type: ignore[no-untyped-def]
+def is_serious() -> ColumnElement[bool]:
+    """AESER = Y (any case): the SQL condition every serious-event count uses."""
     return func.upper(func.coalesce(col(AdverseEvent.serious), "")) == "Y"
 
 
@@ -31,7 +32,7 @@ def adverse_event_counts(
 ) -> AdverseEventCounts:
     """Every AE in the data for the study's subjects in scope: events and distinct subjects, all and
     serious (AESER = Y)."""
-    serious = _is_serious()
+    serious = is_serious()
     stmt = (
         select(
             func.count(col(AdverseEvent.id)),
@@ -43,7 +44,9 @@ def adverse_event_counts(
         .where(subject_in_scope(study_id=study_id, scope=scope))
     )
     events, subjects, serious_events, serious_subjects = session.execute(stmt).one()
-    return AdverseEventCounts(int(events), int(subjects), int(serious_events), int(serious_subjects))
+    return AdverseEventCounts(
+        int(events), int(subjects), int(serious_events), int(serious_subjects)
+    )
 
 
 def incidence_by_soc(session: Session, *, study_id: str, scope: SiteScope) -> pd.DataFrame:

@@ -40,8 +40,18 @@ def numeric_baseline_sums(session: Session, *, study_id: str, scope: SiteScope) 
         .group_by(col(Finding.domain), col(Finding.test_code), col(Finding.location))
         .order_by(col(Finding.domain), col(Finding.test_code), col(Finding.location))
     )
-    columns = ["domain", "test_code", "test", "location", "unit", "n", "total", "total_sq",
-               "minimum", "maximum"]
+    columns = [
+        "domain",
+        "test_code",
+        "test",
+        "location",
+        "unit",
+        "n",
+        "total",
+        "total_sq",
+        "minimum",
+        "maximum",
+    ]
     return pd.DataFrame(rows(session.execute(stmt)), columns=columns)
 
 
@@ -52,7 +62,9 @@ def demographic_counts(session: Session, *, study_id: str, scope: SiteScope) -> 
     """
     stmt = (
         select(col(Subject.sex), col(Subject.age), func.count().label("subjects"))
-        .where(subject_in_scope(study_id=study_id, scope=scope), col(Subject.population) == ENROLLED)
+        .where(
+            subject_in_scope(study_id=study_id, scope=scope), col(Subject.population) == ENROLLED
+        )
         .group_by(col(Subject.sex), col(Subject.age))
         .order_by(col(Subject.age))
     )

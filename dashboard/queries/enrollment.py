@@ -1,6 +1,7 @@
 """Screened, screen-failed, enrolled: the headline counts and their course over time."""
 
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import func, select
@@ -47,7 +48,9 @@ def enrolled_by_arm(session: Session, *, study_id: str, scope: SiteScope) -> pd.
     """Enrolled subjects by planned arm (ARM). Columns: arm_code, arm, enrolled."""
     stmt = (
         select(col(Subject.arm_code), col(Subject.arm), func.count().label("enrolled"))
-        .where(subject_in_scope(study_id=study_id, scope=scope), col(Subject.population) == ENROLLED)
+        .where(
+            subject_in_scope(study_id=study_id, scope=scope), col(Subject.population) == ENROLLED
+        )
         .group_by(col(Subject.arm_code), col(Subject.arm))
         .order_by(col(Subject.arm))
     )
@@ -61,14 +64,16 @@ def daily_accrual(session: Session, *, study_id: str, scope: SiteScope) -> pd.Da
     enrollment date; subjects without the date are left out (and counted by ``undated_subjects``).
     """
     where = subject_in_scope(study_id=study_id, scope=scope)
-    screened = (
+    screened: Any = (
         select(col(Subject.screening_date).label("date"), func.count().label("n"))
         .where(where, col(Subject.screening_date).is_not(None))
         .group_by(col(Subject.screening_date))
     )
-    enrolled = (
+    enrolled: Any = (
         select(col(Subject.enrollment_date).label("date"), func.count().label("n"))
-        .where(where, col(Subject.population) == ENROLLED, col(Subject.enrollment_date).is_not(None))
+        .where(
+            where, col(Subject.population) == ENROLLED, col(Subject.enrollment_date).is_not(None)
+        )
         .group_by(col(Subject.enrollment_date))
     )
     frames = []

@@ -6,6 +6,7 @@ from sqlalchemy import case, func, select
 from sqlmodel import Session, col
 
 from dashboard.models import ENROLLED, SCREEN_FAILURE, AdverseEvent, Subject
+from dashboard.queries.adverse_events import is_serious
 from dashboard.queries.scope import SiteScope, subject_in_scope
 
 
@@ -39,15 +40,13 @@ def changes_since(
             func.sum(case((is_new & (col(Subject.population) == ENROLLED), 1), else_=0)), 0
         ),
         func.coalesce(
-            func.sum(
-                case((~is_new & (col(Subject.updated_cut_id) > since_cut_id), 1), else_=0)
-            ),
+            func.sum(case((~is_new & (col(Subject.updated_cut_id) > since_cut_id), 1), else_=0)),
             0,
         ),
     ).where(where)
     new_subjects, new_failures, new_enrolled, changed = session.execute(subjects_stmt).one()
     new_ae = col(AdverseEvent.first_cut_id) > since_cut_id
-    serious = func.upper(func.coalesce(col(AdverseEvent.serious), "")) == "Y"
+    serious = is_serious()
     ae_stmt = (
         select(
             func.coalesce(func.sum(case((new_ae, 1), else_=0)), 0),

@@ -63,7 +63,9 @@ def study_info(session: Session, *, study_id: str) -> StudyInfo | None:
 def data_cuts(session: Session, *, study_id: str) -> list[CutInfo]:
     """The study's data cuts, oldest first."""
     stmt = (
-        select(col(DataCut.id), col(DataCut.loaded_at), col(DataCut.cutoff_date), col(DataCut.label))
+        select(
+            col(DataCut.id), col(DataCut.loaded_at), col(DataCut.cutoff_date), col(DataCut.label)
+        )
         .where(col(DataCut.study_id) == study_id)
         .order_by(col(DataCut.id))
     )
@@ -83,5 +85,7 @@ def sites(session: Session, *, study_id: str, scope: SiteScope = None) -> pd.Dat
 
 def site_count(session: Session, *, study_id: str, scope: SiteScope = None) -> int:
     """Number of the study's sites in scope."""
-    stmt = select(func.count()).select_from(Site).where(site_in_scope(study_id=study_id, scope=scope))
+    stmt = (
+        select(func.count()).select_from(Site).where(site_in_scope(study_id=study_id, scope=scope))
+    )
     return int(session.execute(stmt).scalar_one())

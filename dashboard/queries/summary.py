@@ -28,7 +28,9 @@ def study_summary(session: Session, *, study_id: str, scope: SiteScope = None) -
     by_criterion = failures_by_criterion(session, study_id=study_id, scope=scope)
     # The CLI lists criteria with at least one failure, keyed by code; a code amended across protocol
     # versions is one key (its versions' subjects are distinct people, so they add).
-    failed = by_criterion[by_criterion["subjects"] > 0].groupby("code", sort=False)["subjects"].sum()
+    failed = (
+        by_criterion[by_criterion["subjects"] > 0].groupby("code", sort=False)["subjects"].sum()
+    )
     ae = adverse_event_counts(session, study_id=study_id, scope=scope)
     cuts = data_cuts(session, study_id=study_id)
     latest = cuts[-1] if cuts else None
@@ -41,10 +43,13 @@ def study_summary(session: Session, *, study_id: str, scope: SiteScope = None) -
         "screen_failures": counts.screen_failures,
         "enrolled": counts.enrolled,
         "enrolled_by_arm": {
-            str(row.arm or row.arm_code or "(no arm)"): int(row.enrolled)
-            for row in arms.itertuples()
+            str(row["arm"] or row["arm_code"] or "(no arm)"): int(row["enrolled"])
+            for row in arms.to_dict("records")
         },
-        "screen_failures_by_criterion": {str(code): int(n) for code, n in failed.items()},
+        "screen_failures_by_criterion": {
+            str(code): int(n)
+            for code, n in zip(failed.index, failed.to_numpy(dtype=int), strict=True)
+        },
         "ae_events": ae.events,
         "ae_subjects": ae.subjects,
         "sae_events": ae.serious_events,

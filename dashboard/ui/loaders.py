@@ -15,7 +15,14 @@ from sqlmodel import Session
 from dashboard.db import make_engine
 from dashboard.metrics.baseline import age_bands, summarise_sums
 from dashboard.metrics.enrollment import cumulative_accrual
-from dashboard.queries import adverse_events, baseline, enrollment, overview, screen_failures, studies
+from dashboard.queries import (
+    adverse_events,
+    baseline,
+    enrollment,
+    overview,
+    screen_failures,
+    studies,
+)
 from dashboard.queries.scope import SiteScope
 
 TTL_SECONDS = 600

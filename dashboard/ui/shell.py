@@ -171,7 +171,10 @@ def page_header(title: str, context: PageContext) -> None:
     parts.append("local mode: no sign-in configured")
     st.caption(" · ".join(parts))
     if study.is_synthetic:
-        st.info("Synthetic demo data: no real patient is behind these figures.", icon=":material/science:")
+        st.info(
+            "Synthetic demo data: no real patient is behind these figures.",
+            icon=":material/science:",
+        )
 
 
 def no_subjects_message(context: PageContext) -> None:

@@ -1,0 +1,179 @@
+"""Real-browser tests: the app served by `streamlit run`, driven in headless Debian Chromium.
+
+Skipped with a reason where Chromium is absent, except in CI (CI=true), where that is a failure.
+Screenshots of every page land in tests/artifacts/.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import PROJECT_ROOT
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"
+PAGES = {
+    "overview": ("", None),
+    "enrollment": ("enrollment", "Enrollment"),
+    "screen-failures": ("screen-failures", "Screen failures"),
+    "baseline": ("baseline", "Baseline characteristics"),
+    "adverse-events": ("adverse-events", "Adverse events"),
+}
+# Flags the machine needs: no sandbox as root, and no background calls to hosts it cannot reach.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        message = f"Chromium not found at {CHROMIUM} (apt-get install -y chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def server(demo_db_url: str) -> Iterator[str]:
+    """`streamlit run dashboard/app.py` on a free port, on the demo database."""
+    port = _free_port()
+    env = {**os.environ, "DATABASE_URL": demo_db_url}
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = ARTIFACTS / "server.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                "dashboard/app.py",
+                "--server.port",
+                str(port),
+                "--server.headless",
+                "true",
+                "--browser.gatherUsageStats",
+                "false",
+            ],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"streamlit did not start; see {log}")
+            time.sleep(0.3)
+        yield base
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _settle(page: Any, *, chart: bool = False) -> None:
+    """Wait until the app run has finished: a title drawn, no element still a loading skeleton,
+    and (where the page has one) a chart drawn."""
+    page.wait_for_selector('[data-testid="stApp"]', timeout=30_000)
+    page.wait_for_selector("h1", timeout=30_000)
+    page.wait_for_selector('[data-testid="stMetric"]', timeout=30_000)
+    if chart:
+        page.wait_for_selector(
+            '[data-testid="stVegaLiteChart"] canvas, [data-testid="stVegaLiteChart"] svg',
+            timeout=30_000,
+        )
+    page.wait_for_function(
+        "() => document.querySelectorAll('[data-testid=\"stSkeleton\"]').length === 0",
+        timeout=30_000,
+    )
+    page.wait_for_timeout(300)
+
+
+@pytest.mark.parametrize("name", list(PAGES))
+def test_page_opens_by_url(browser: Any, server: str, name: str) -> None:
+    path, heading = PAGES[name]
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{server}/{path}?study=DEMO-MULTI")
+    _settle(page, chart=name != "overview")
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    if heading:
+        assert page.locator("h1").first.inner_text().strip() == heading
+    assert page.locator('[data-testid="stMetric"]').count() >= 3
+    if name != "overview":
+        assert page.locator('[data-testid="stVegaLiteChart"]').count() >= 1
+    assert "study=DEMO-MULTI" in page.url
+    page.close()
+
+
+def test_default_overview_shows_the_seed_study(browser: Any, server: str) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(server)
+    _settle(page)
+    page.screenshot(path=str(ARTIFACTS / "overview-NCT06466850.png"), full_page=True)
+    text = page.locator('[data-testid="stMain"]').inner_text()
+    assert "Mesenchymal Stem Cells Derived Exosomes in Osteoarthritis Patients" in text
+    assert "Target enrollment: 20" in text
+    assert "20 / 20" in text
+    assert "study=NCT06466850" in page.url
+    page.close()
+
+
+def test_sidebar_navigation_keeps_the_study(browser: Any, server: str) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{server}/?study=DEMO-MULTI")
+    _settle(page)
+    nav = page.locator('[data-testid="stSidebarNav"]')
+    for name in ("enrollment", "screen-failures", "baseline", "adverse-events", "overview"):
+        path, heading = PAGES[name]
+        nav.locator(f'a[href$="/{path}"]').first.click()
+        page.wait_for_url(f"**/{path}?study=DEMO-MULTI", timeout=30_000)
+        _settle(page, chart=name != "overview")
+        assert page.locator('[data-testid="stException"]').count() == 0
+        if heading:
+            assert page.locator("h1").first.inner_text().strip() == heading
+        study_box = page.locator('[data-testid="stSidebar"] input[aria-label="Study"]')
+        assert study_box.input_value() == "DEMO-MULTI"
+    # A reload keeps the study too.
+    page.reload()
+    _settle(page)
+    assert "study=DEMO-MULTI" in page.url
+    assert "Synthetic randomized study" in page.locator("h1").first.inner_text()
+    page.close()
