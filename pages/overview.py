@@ -10,26 +10,6 @@ ctx = page_context()
 study = ctx.study
 page_header(study.title or study.study_id, ctx)
 
-identity = {
-    "Registry id": study.registry_id or "–",
-    "Sponsor": study.sponsor or "–",
-    "Status": (study.status or "–").replace("_", " ").capitalize(),
-    "Design": study.design or "–",
-    "Condition": study.condition or "–",
-    "Intervention": study.intervention or "–",
-    "Target enrollment": str(study.planned_enrollment or "–"),
-    "Ages": f"{study.min_age:g} to {study.max_age:g} years"
-    if study.min_age is not None and study.max_age is not None
-    else "–",
-    "Sites": str(ctx.site_count),
-}
-st.markdown("  \n".join(f"**{k}:** {v}" for k, v in identity.items()))
-if study.planned_start and study.planned_end:
-    assumed = " (assumed for the demo: the registry gives no dates)" if study.is_synthetic else ""
-    st.caption(
-        f"Planned recruitment {study.planned_start:%b %Y} to {study.planned_end:%b %Y}{assumed}"
-    )
-
 counts = loaders.load_population(ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope)
 ae, _ = loaders.load_adverse_events(ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope)
 changes = (
@@ -38,7 +18,6 @@ changes = (
     else None
 )
 
-st.subheader("Headline numbers")
 screened, failures, enrolled, adverse = st.columns(4)
 screened.metric(
     "Screened",
@@ -71,30 +50,56 @@ adverse.metric(
     delta_arrow="off",
 )
 
-if counts.screened == 0:
-    no_subjects_message(ctx)
-elif changes is not None and ctx.compare_cut is not None:
-    st.subheader(f"Since cut {ctx.compare_cut.id}")
-    st.dataframe(
-        {
-            "What": [
-                "New subjects screened",
-                "of whom screen failures",
-                "of whom enrolled",
-                "Earlier subjects with changes",
-                "New adverse events",
-                "New serious adverse events",
-            ],
-            "Count": [
-                changes.new_subjects,
-                changes.new_screen_failures,
-                changes.new_enrolled,
-                changes.changed_subjects,
-                changes.new_adverse_events,
-                changes.new_serious_adverse_events,
-            ],
-        },
-        hide_index=True,
-    )
-else:
-    st.caption("Only one data cut is loaded: nothing to compare with yet.")
+study_column, changes_column = st.columns([3, 2])
+with study_column:
+    st.subheader("Study")
+    identity = {
+        "Registry id": study.registry_id or "–",
+        "Sponsor": study.sponsor or "–",
+        "Registry status": (study.status or "–").replace("_", " ").capitalize(),
+        "Design": study.design or "–",
+        "Condition": study.condition or "–",
+        "Intervention": study.intervention or "–",
+        "Target enrollment": str(study.planned_enrollment or "–"),
+        "Ages": f"{study.min_age:g} to {study.max_age:g} years"
+        if study.min_age is not None and study.max_age is not None
+        else "–",
+        "Sites": str(ctx.site_count),
+    }
+    st.markdown("  \n".join(f"**{k}:** {v}" for k, v in identity.items()))
+    if study.planned_start and study.planned_end:
+        assumed = (
+            " (assumed for the demo: the registry gives no dates)" if study.is_synthetic else ""
+        )
+        st.caption(
+            f"Planned recruitment {study.planned_start:%b %Y} to {study.planned_end:%b %Y}{assumed}"
+        )
+with changes_column:
+    if counts.screened == 0:
+        no_subjects_message(ctx)
+    elif changes is not None and ctx.compare_cut is not None:
+        st.subheader(f"Since cut {ctx.compare_cut.id}")
+        st.dataframe(
+            {
+                "What": [
+                    "New subjects screened",
+                    "of whom screen failures",
+                    "of whom enrolled",
+                    "Earlier subjects with changes",
+                    "New adverse events",
+                    "New serious adverse events",
+                ],
+                "Count": [
+                    changes.new_subjects,
+                    changes.new_screen_failures,
+                    changes.new_enrolled,
+                    changes.changed_subjects,
+                    changes.new_adverse_events,
+                    changes.new_serious_adverse_events,
+                ],
+            },
+            hide_index=True,
+            width="stretch",
+        )
+    else:
+        st.caption("Only one data cut is loaded: nothing to compare with yet.")

@@ -14,7 +14,9 @@ from dashboard.models import Study
 from dashboard.queries.adverse_events import adverse_event_counts
 from dashboard.queries.baseline import demographic_counts
 from dashboard.queries.enrollment import population_counts
+from dashboard.queries.overview import changes_since
 from dashboard.queries.screen_failures import failed_subject_counts
+from dashboard.queries.studies import data_cuts
 from dashboard.ui.shell import SITES_KEY
 from tests.conftest import PROJECT_ROOT
 
@@ -85,6 +87,19 @@ def test_overview_figures(
     text = text_of(at)
     for fact in ("NCT06466850", "Isfahan University of Medical Sciences", "45 to 75 years"):
         assert fact in text
+    # "Since cut 1": the query layer's changes against the cut before the latest.
+    first, _latest = data_cuts(session, study_id="NCT06466850")
+    changes = changes_since(session, study_id="NCT06466850", scope=None, since_cut_id=first.id)
+    since = at.dataframe[0].value
+    assert dict(zip(since["What"], since["Count"], strict=True)) == {
+        "New subjects screened": changes.new_subjects,
+        "of whom screen failures": changes.new_screen_failures,
+        "of whom enrolled": changes.new_enrolled,
+        "Earlier subjects with changes": changes.changed_subjects,
+        "New adverse events": changes.new_adverse_events,
+        "New serious adverse events": changes.new_serious_adverse_events,
+    }
+    assert shown["Screened"] == "36" and changes.new_subjects == 12
 
 
 def test_enrollment_figures(
