@@ -331,31 +331,31 @@ SEED_CUTOFF = dt.date(2025, 11, 30)
 
 # Machine-checkable rules of the criteria whose values the demo records (used by #5's checks).
 SEED_RULES = {
-    "IN01": "PAINDUR >= 3 months",
-    "IN02": "BMI between 21.5 and 29.5 kg/m2",
-    "IN03": "KLGRADE between 1 and 3 (each knee)",
-    "EX07": "HGB < 10 g/dL",
+    "INCL01": "PAINDUR >= 3 months",
+    "INCL02": "BMI between 21.5 and 29.5 kg/m2",
+    "INCL03": "KLGRADE between 1 and 3 (each knee)",
+    "EXCL07": "HGB < 10 g/dL",
 }
 
-# Which criteria each of the 16 screen failures did not meet (3 subjects fail two). EX03 is failed
+# Which criteria each of the 16 screen failures did not meet (3 subjects fail two). EXCL03 is failed
 # by nobody on purpose: the Screen failures page must list a zero too.
 SEED_FAILURES: tuple[tuple[str, ...], ...] = (
-    ("IN02",),
-    ("IN02",),
-    ("IN02", "EX06"),
-    ("IN02",),
-    ("IN02",),
-    ("IN03",),
-    ("IN03", "EX02"),
-    ("IN03",),
-    ("EX01",),
-    ("EX01", "EX05"),
-    ("EX02",),
-    ("EX06",),
-    ("EX06",),
-    ("EX07",),
-    ("IN01",),
-    ("EX04",),
+    ("INCL02",),
+    ("INCL02",),
+    ("INCL02", "EXCL06"),
+    ("INCL02",),
+    ("INCL02",),
+    ("INCL03",),
+    ("INCL03", "EXCL02"),
+    ("INCL03",),
+    ("EXCL01",),
+    ("EXCL01", "EXCL05"),
+    ("EXCL02",),
+    ("EXCL06",),
+    ("EXCL06",),
+    ("EXCL07",),
+    ("INCL01",),
+    ("EXCL04",),
 )
 SEED_ENROLLED = 20
 
@@ -429,7 +429,7 @@ def _seed_study_and_criteria(record: dict[str, Any]) -> tuple[Study, list[Criter
         parse_eligibility_criteria(eligibility["eligibilityCriteria"])
     ):
         numbers[parsed.category] += 1
-        code = f"{parsed.category[:2]}{numbers[parsed.category]:02d}"
+        code = f"{parsed.category[:4]}{numbers[parsed.category]:02d}"
         criteria.append(
             Criterion(
                 study_id=SEED_STUDY_ID,
@@ -447,9 +447,9 @@ def _screening_findings(
     rng: random.Random, failed: Sequence[str], enrolled: bool, day: dt.date
 ) -> list[dict[str, Any]]:
     """Screening values consistent with the criteria the subject failed (or met)."""
-    # BMI inside 21.5-29.5 unless IN02 failed; then clearly outside, mostly above (obesity is the
+    # BMI inside 21.5-29.5 unless INCL02 failed; then clearly outside, mostly above (obesity is the
     # usual reason in knee OA).
-    if "IN02" in failed:
+    if "INCL02" in failed:
         bmi = round(rng.choice([rng.uniform(30.2, 34.5), rng.uniform(30.0, 32.0), 20.6]), 1)
     else:
         bmi = round(rng.uniform(22.0, 29.3), 1)
@@ -457,15 +457,17 @@ def _screening_findings(
     weight = round(bmi * (height / 100) ** 2, 1)
     # K-L grade: the criterion allows 1-3, the arm description says enrolled patients have grade 2-3
     # in both knees. Eligibility follows the criterion; enrolled subjects are made grade 2-3, as the
-    # arm says, and IN03 failures have a grade-4 knee.
-    if "IN03" in failed:
+    # arm says, and INCL03 failures have a grade-4 knee.
+    if "INCL03" in failed:
         kl = {"LEFT KNEE": 4, "RIGHT KNEE": rng.choice([3, 4])}
     elif enrolled:
         kl = {"LEFT KNEE": rng.choice([2, 3]), "RIGHT KNEE": rng.choice([2, 3])}
     else:
         kl = {"LEFT KNEE": rng.choice([1, 2, 3]), "RIGHT KNEE": rng.choice([1, 2, 3])}
-    pain_months = 2 if "IN01" in failed else rng.choice([4, 6, 8, 12, 18, 24, 36, 60])
-    hgb = round(rng.uniform(8.6, 9.7), 1) if "EX07" in failed else round(rng.uniform(11.2, 15.8), 1)
+    pain_months = 2 if "INCL01" in failed else rng.choice([4, 6, 8, 12, 18, 24, 36, 60])
+    hgb = (
+        round(rng.uniform(8.6, 9.7), 1) if "EXCL07" in failed else round(rng.uniform(11.2, 15.8), 1)
+    )
     common = {"visit": "SCREENING", "dtc": day.isoformat(), "date": day, "is_baseline": enrolled}
     rows: list[dict[str, Any]] = [
         {
@@ -672,15 +674,15 @@ def build_seed_study(session: Session, *, seed: int = 6466850) -> None:
 
 _COUNTRIES = ("DEU", "FRA", "ESP", "ITA", "POL", "NLD", "GBR", "USA", "CAN", "AUS", "BRA", "JPN")
 _MULTI_CRITERIA = (
-    ("IN01", "INCLUSION", "Age 40 to 80 years at screening", None),
-    ("IN02", "INCLUSION", "Knee osteoarthritis, Kellgren-Lawrence grade 2 or 3", "KLGRADE 2-3"),
-    ("IN03", "INCLUSION", "Pain VAS of at least 40 mm in the index knee", "VASPAIN >= 40"),
-    ("IN04", "INCLUSION", "Body mass index 18 to 35 kg/m2", "BMI between 18 and 35"),
-    ("EX01", "EXCLUSION", "Inflammatory arthritis", None),
-    ("EX02", "EXCLUSION", "Intra-articular injection in the index knee within 6 months", None),
-    ("EX03", "EXCLUSION", "Knee surgery within 12 months", None),
-    ("EX04", "EXCLUSION", "eGFR below 45 mL/min/1.73 m2", "EGFR < 45"),
-    ("EX05", "EXCLUSION", "Active malignancy", None),
+    ("INCL01", "INCLUSION", "Age 40 to 80 years at screening", None),
+    ("INCL02", "INCLUSION", "Knee osteoarthritis, Kellgren-Lawrence grade 2 or 3", "KLGRADE 2-3"),
+    ("INCL03", "INCLUSION", "Pain VAS of at least 40 mm in the index knee", "VASPAIN >= 40"),
+    ("INCL04", "INCLUSION", "Body mass index 18 to 35 kg/m2", "BMI between 18 and 35"),
+    ("EXCL01", "EXCLUSION", "Inflammatory arthritis", None),
+    ("EXCL02", "EXCLUSION", "Intra-articular injection in the index knee within 6 months", None),
+    ("EXCL03", "EXCLUSION", "Knee surgery within 12 months", None),
+    ("EXCL04", "EXCLUSION", "eGFR below 45 mL/min/1.73 m2", "EGFR < 45"),
+    ("EXCL05", "EXCLUSION", "Active malignancy", None),
 )
 # Relative frequency of each criterion among failures: some fail far more than others.
 _MULTI_FAILURE_WEIGHTS = (2, 10, 14, 6, 3, 7, 2, 4, 1)
@@ -752,7 +754,7 @@ def build_multisite_study(
         for i, (code, cat, text, rule) in enumerate(_MULTI_CRITERIA)
     ]
     codes = [c[0] for c in _MULTI_CRITERIA]
-    # Site productivity varies a lot in real trials; one site fails IN03 far more often than others.
+    # Site productivity varies a lot in real trials; one site fails INCL03 far more often than others.
     productivity = [rng.uniform(0.3, 1.8) for _ in sites]
     subjects: list[PlannedSubject] = []
     for number in range(1, n_subjects + 1):
@@ -857,7 +859,7 @@ def build_multisite_study(
                 "domain": "QS",
                 "test_code": "VASPAIN",
                 "test": "Pain VAS (0-100)",
-                "value_num": float(rng.randint(25 if "IN03" in planned.failed else 40, 85)),
+                "value_num": float(rng.randint(25 if "INCL03" in planned.failed else 40, 85)),
                 "unit": "mm",
             },
         ]

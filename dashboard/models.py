@@ -48,6 +48,7 @@ class Study(SQLModel, table=True):
     condition: str | None = None
     intervention: str | None = None
     planned_enrollment: int | None = None  # TS PLANSUB / enrollmentInfo.count
+    enrollment_type: str | None = None  # registry: ESTIMATED (a target) or ACTUAL (the final count)
     min_age: float | None = None  # years
     max_age: float | None = None  # years
     sex: str | None = None  # ALL / FEMALE / MALE

@@ -18,7 +18,7 @@ def _datasets(spec: dict[str, Any]) -> list[list[dict[str, Any]]]:
 def test_criteria_chart_has_every_criterion_and_shares() -> None:
     failures = pd.DataFrame(
         {
-            "code": ["IN01", "EX01", "EX12A"],
+            "code": ["INCL01", "EXCL01", "EXCL12A"],
             "protocol_version": ["", "", "AMENDMENT 1"],
             "category": ["INCLUSION", "EXCLUSION", "EXCLUSION"],
             "text": ["Knee pain for 3 months", "Rheumatoid arthritis", "Amended wording"],
@@ -29,9 +29,9 @@ def test_criteria_chart_has_every_criterion_and_shares() -> None:
     spec = criteria_chart(failures, screened=40).to_dict()
     (rows,) = _datasets(spec)
     assert [r["label"] for r in rows] == [
-        "IN01: Knee pain for 3 months",
-        "EX01: Rheumatoid arthritis",
-        "EX12A (AMENDMENT 1): Amended wording",
+        "INCL01: Knee pain for 3 months",
+        "EXCL01: Rheumatoid arthritis",
+        "EXCL12A (AMENDMENT 1): Amended wording",
     ]
     assert [r["subjects"] for r in rows] == [4, 0, 1]
     assert [r["share_of_screened"] for r in rows] == [0.1, 0.0, 0.025]

@@ -52,17 +52,17 @@ def test_demo_then_summary_json(tmp_path: Path) -> None:
     assert summary["screened"] == 36
     assert summary["screen_failures"] == 16
     assert summary["enrolled_by_arm"] == {"Exosome": 20}
-    # Only criteria with a failure, EX03 (nobody) left out.
+    # Only criteria with a failure, EXCL03 (nobody) left out.
     assert summary["screen_failures_by_criterion"] == {
-        "IN01": 1,
-        "IN02": 5,
-        "IN03": 3,
-        "EX01": 2,
-        "EX02": 2,
-        "EX04": 1,
-        "EX05": 1,
-        "EX06": 3,
-        "EX07": 1,
+        "INCL01": 1,
+        "INCL02": 5,
+        "INCL03": 3,
+        "EXCL01": 2,
+        "EXCL02": 2,
+        "EXCL04": 1,
+        "EXCL05": 1,
+        "EXCL06": 3,
+        "EXCL07": 1,
     }
     assert (summary["ae_events"], summary["ae_subjects"]) == (17, 14)
     assert (summary["sae_events"], summary["sae_subjects"]) == (1, 1)

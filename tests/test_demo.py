@@ -62,14 +62,14 @@ def test_screening_values_agree_with_the_criteria(seed_values: pd.DataFrame) -> 
     values = seed_values.assign(failed=seed_values["failed"].fillna(""))
     bmi = values[values["test_code"] == "BMI"]
     in_range = bmi["value_num"].between(21.5, 29.5)
-    assert (~in_range == bmi["failed"].str.contains("IN02")).all()
+    assert (~in_range == bmi["failed"].str.contains("INCL02")).all()
     hgb = values[values["test_code"] == "HGB"]
-    assert ((hgb["value_num"] < 10) == hgb["failed"].str.contains("EX07")).all()
+    assert ((hgb["value_num"] < 10) == hgb["failed"].str.contains("EXCL07")).all()
     kl = values[values["test_code"] == "KLGRADE"]
     enrolled_kl = kl[kl["population"] == "ENROLLED"]["value_num"]
     assert enrolled_kl.between(2, 3).all()  # the arm's description: grade 2-3 in both knees
     grade_4 = kl[kl["value_num"] > 3]["usubjid"].unique()
-    failed_in03 = kl[kl["failed"].str.contains("IN03")]["usubjid"].unique()
+    failed_in03 = kl[kl["failed"].str.contains("INCL03")]["usubjid"].unique()
     assert sorted(grade_4) == sorted(failed_in03)
     assert values["age"].between(45, 75).all()
 

@@ -125,8 +125,8 @@ def test_screen_failure_figures(
     reasons = failed_subject_counts(session, study_id="NCT06466850", scope=None)
     assert shown["Failed more than one criterion"] == str(reasons["more_than_one"]) == "3"
     table = at.dataframe[0].value
-    assert table["Code"].tolist()[:3] == ["IN01", "IN02", "IN03"]
-    assert dict(zip(table["Code"], table["Subjects"], strict=True))["EX03"] == 0
+    assert table["Code"].tolist()[:3] == ["INCL01", "INCL02", "INCL03"]
+    assert dict(zip(table["Code"], table["Subjects"], strict=True))["EXCL03"] == 0
     assert "do not add up to the 16 screen failures" in text_of(at)
 
 

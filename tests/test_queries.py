@@ -59,14 +59,14 @@ def test_seed_failures_by_criterion(session: Session) -> None:
     frame = failures_by_criterion(session, study_id=SEED, scope=None)
     expected = Counter(code for failed in SEED_FAILURES for code in failed)
     # Every criterion is listed, zeros included: 3 inclusion + 7 exclusion.
-    assert frame["code"].tolist() == [f"IN0{i}" for i in range(1, 4)] + [
-        f"EX0{i}" for i in range(1, 8)
+    assert frame["code"].tolist() == [f"INCL0{i}" for i in range(1, 4)] + [
+        f"EXCL0{i}" for i in range(1, 8)
     ]
     assert dict(zip(frame["code"], frame["subjects"], strict=True)) == {
         code: expected.get(code, 0) for code in frame["code"]
     }
-    assert frame.set_index("code").loc["EX03", "subjects"] == 0
-    assert frame.set_index("code").loc["IN02", "subjects"] == 5
+    assert frame.set_index("code").loc["EXCL03", "subjects"] == 0
+    assert frame.set_index("code").loc["INCL02", "subjects"] == 5
     counts = failed_subject_counts(session, study_id=SEED, scope=None)
     assert counts == {"with_reason": 16, "more_than_one": 3}
 

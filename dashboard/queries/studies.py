@@ -28,6 +28,7 @@ class StudyInfo:
     condition: str | None
     intervention: str | None
     planned_enrollment: int | None
+    enrollment_type: str | None
     min_age: float | None
     max_age: float | None
     sex: str | None
