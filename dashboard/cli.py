@@ -1,7 +1,9 @@
 """The ``study-monitor`` command (DESIGN.md contract): demo data and the headline figures as JSON."""
 
+import datetime as dt
 import json
 import sys
+from pathlib import Path
 from enum import StrEnum
 from typing import Annotated
 
@@ -19,6 +21,8 @@ from dashboard.demo import (
     build_scale_study,
     build_seed_study,
 )
+from dashboard.importers.errors import ImportFailure
+from dashboard.importers.run import import_sdtm
 from dashboard.queries.studies import list_studies
 from dashboard.queries.summary import UnknownStudyError, study_summary
 
@@ -28,6 +32,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+import_app = typer.Typer(help="Load study data: SDTM packages and ClinicalTrials.gov records.",
+                         no_args_is_help=True)
+app.add_typer(import_app, name="import")
 
 DbOption = Annotated[
     str | None,
@@ -131,6 +139,46 @@ def summary(
         return
     for key, value in figures.items():
         typer.echo(f"{key:30} {value}")
+
+
+@import_app.command("sdtm")
+def import_sdtm_command(
+    path: Annotated[Path, typer.Argument(help="Folder of SDTM datasets (.xpt, .csv, .json).")],
+    study_id: Annotated[
+        str | None, typer.Option("--study-id", help="Study id to load under (default: STUDYID).")
+    ] = None,
+    cutoff: Annotated[
+        str | None,
+        typer.Option("--cutoff", help="Data cut-off date (YYYY-MM-DD) where TS has no DCUTDTC."),
+    ] = None,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Replace the study's data even if few subjects match.")
+    ] = False,
+    db: DbOption = None,
+) -> None:
+    """Import an SDTM package as a new data cut: all or nothing."""
+    cutoff_date = None
+    if cutoff:
+        try:
+            cutoff_date = dt.date.fromisoformat(cutoff)
+        except ValueError:
+            _fail(f"--cutoff {cutoff!r} is not a date (YYYY-MM-DD)")
+    engine = make_engine(db or database_url())
+    try:
+        report = import_sdtm(engine, path, study_id=study_id, cutoff=cutoff_date, replace=replace)
+    except ImportFailure as failure:
+        _fail(f"{failure}; nothing was written")
+    except Exception as error:  # a bug, not bad input: still say plainly that nothing was written
+        typer.echo(
+            f"error: the import stopped unexpectedly ({error.__class__.__name__}: {error}); "
+            "nothing was written. Please report this with the files.",
+            err=True,
+        )
+        raise typer.Exit(code=1) from None
+    for warning in report.warnings:
+        typer.echo(f"warning: {warning}")
+    for line in report.summary_lines():
+        typer.echo(line)
 
 
 if __name__ == "__main__":  # pragma: no cover

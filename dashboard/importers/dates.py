@@ -1,0 +1,69 @@
+"""ISO 8601 dates and durations as SDTM writes them.
+
+SDTM dates are text: complete (``2013-04-05``), partial (``2013``, ``2013-04``) or datetimes
+(``2014-07-02T11:45``). The text is kept as given; the parsed date is the first day of the period,
+for sorting and filtering only.
+"""
+
+import datetime as dt
+import re
+
+_DTC = re.compile(
+    r"^(?P<year>\d{4})(?:-(?P<month>\d{2})(?:-(?P<day>\d{2}))?)?"
+    r"(?:T(?P<time>\d{2}(?::\d{2}(?::\d{2}(?:\.\d+)?)?)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?$"
+)
+# SDTM writes an unknown month with a day as "2013---05": the year is all that can be used.
+_YEAR_ONLY_WITH_GAPS = re.compile(r"^(?P<year>\d{4})-{2,3}\d{2}")
+_DURATION = re.compile(
+    r"^P(?:(?P<Y>\d+(?:\.\d+)?)Y)?(?:(?P<M>\d+(?:\.\d+)?)M)?(?:(?P<W>\d+(?:\.\d+)?)W)?"
+    r"(?:(?P<D>\d+(?:\.\d+)?)D)?$"
+)
+
+
+class InvalidDateError(ValueError):
+    """A --DTC value that is not an ISO 8601 date, or names a day that does not exist."""
+
+
+def parse_dtc(text: str | None) -> dt.date | None:
+    """The first day of the period an ISO 8601 date or datetime names; None for a blank.
+
+    Raises InvalidDateError for text that is not ISO 8601 or for an impossible date
+    (``2013-02-30``, month 13, hour 25).
+    """
+    if text is None or not text.strip():
+        return None
+    value = text.strip()
+    gaps = _YEAR_ONLY_WITH_GAPS.match(value)
+    if gaps:
+        return dt.date(int(gaps.group("year")), 1, 1)
+    match = _DTC.match(value)
+    if not match:
+        raise InvalidDateError(f"{value!r} is not an ISO 8601 date")
+    year = int(match.group("year"))
+    month = int(match.group("month") or 1)
+    day = int(match.group("day") or 1)
+    try:
+        parsed = dt.date(year, month, day)
+    except ValueError as error:
+        raise InvalidDateError(f"{value!r} is not a real date ({error})") from None
+    time = match.group("time")
+    if time:
+        parts = [int(float(p)) for p in time.split(":")]
+        limits = (23, 59, 59)
+        if any(p > limit for p, limit in zip(parts, limits, strict=False)):
+            raise InvalidDateError(f"{value!r} is not a real time of day")
+    return parsed
+
+
+def duration_in_years(text: str | None) -> float | None:
+    """``P50Y`` -> 50.0, ``P18M`` -> 1.5, ``P26W`` -> 0.498...; None for a blank.
+
+    Raises ValueError for anything that is not an ISO 8601 duration (e.g. "No maximum").
+    """
+    if text is None or not text.strip():
+        return None
+    match = _DURATION.match(text.strip().upper())
+    if not match or not any(match.groupdict().values()):
+        raise ValueError(f"{text!r} is not an ISO 8601 duration")
+    per_year = {"Y": 1.0, "M": 12.0, "W": 52.1775, "D": 365.25}
+    return sum(float(v) / per_year[k] for k, v in match.groupdict().items() if v)

@@ -1,0 +1,62 @@
+"""One import, all or nothing: read and check the package, then store it in one transaction."""
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from dashboard.db import create_schema, session_scope
+from dashboard.importers.errors import fail
+from dashboard.importers.sdtm import Package, read_package
+from dashboard.importers.store import StoreResult, store_package
+
+
+@dataclass(frozen=True)
+class SdtmImportReport:
+    result: StoreResult
+    domains: tuple[str, ...]
+    row_counts: dict[str, int]
+    warnings: tuple[str, ...]
+    cutoff_date: dt.date | None
+
+    def summary_lines(self) -> list[str]:
+        """What a person reads after an import (the CLI prints these; the Import page shows them)."""
+        counts = ", ".join(f"{d} {self.row_counts[d]}" for d in self.domains)
+        changes = "; ".join(
+            f"{entity}: " + ", ".join(f"{n} {kind}" for kind, n in numbers.items())
+            for entity, numbers in self.result.changes.items()
+        )
+        return [
+            f"study {self.result.study_id}: data cut {self.result.cut_id} loaded "
+            f"(cut-off {self.cutoff_date or 'unknown'})",
+            f"records: {counts}",
+            f"changes since the previous cut: {changes}",
+        ]
+
+
+def import_sdtm(
+    engine: Engine,
+    folder: Path,
+    *,
+    study_id: str | None = None,
+    cutoff: dt.date | None = None,
+    replace: bool = False,
+) -> SdtmImportReport:
+    """Import the SDTM package in ``folder`` as a new DataCut. Raises ImportFailure (nothing written)
+    on a fatal problem in the input."""
+    package: Package = read_package(folder, study_id=study_id, cutoff=cutoff)
+    try:
+        create_schema(engine)
+        with session_scope(engine) as session:
+            result = store_package(session, package, replace=replace)
+    except SQLAlchemyError as error:
+        raise fail(f"the database refused the import: {getattr(error, 'orig', error)}") from None
+    return SdtmImportReport(
+        result=result,
+        domains=package.domains,
+        row_counts=package.row_counts,
+        warnings=tuple(package.warnings),
+        cutoff_date=package.cutoff_date,
+    )

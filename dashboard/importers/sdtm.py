@@ -1,0 +1,703 @@
+"""Map an SDTM package onto the data model: a ``Package`` of plain row dicts, checked, not yet stored.
+
+The figure definitions of DESIGN.md decide who is screened, screen-failed and enrolled
+(``metrics.population``); this module only gathers the inputs. What is fatal and what is a warning
+follows DESIGN.md's contract: fatal are no DM, a missing key column, duplicate USUBJID in DM,
+duplicate USUBJID + AESEQ in AE, a record whose USUBJID is not in DM, and a file that cannot be read;
+everything else is a warning stored on the DataCut.
+"""
+
+import datetime as dt
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from dashboard.importers.dates import duration_in_years, parse_dtc
+from dashboard.importers.errors import fail
+from dashboard.importers.readers import FINDINGS_DOMAINS, Dataset, find_datasets, read_dataset
+from dashboard.metrics.population import DispositionEvent, classify_subject, subject_status
+
+# Key columns per domain: a file without them cannot be mapped (fatal).
+REQUIRED_COLUMNS = {
+    "DM": ("USUBJID",),
+    "TS": ("TSPARMCD", "TSVAL"),
+    "TI": ("IETESTCD", "IECAT"),
+    "TA": ("ARMCD",),
+    "TV": ("VISITNUM",),
+    "IE": ("USUBJID", "IETESTCD"),
+    "DS": ("USUBJID", "DSDECOD"),
+    "AE": ("USUBJID", "AETERM"),
+    "EX": ("USUBJID", "EXTRT"),
+    "SV": ("USUBJID", "VISIT"),
+    **{d: ("USUBJID", f"{d}TESTCD") for d in FINDINGS_DOMAINS},
+}
+# What a dashboard figure cannot be without (shown on the pages instead of a zero).
+DOMAIN_PURPOSE = {
+    "IE": "failures by criterion unknown",
+    "TI": "criteria wording unknown",
+    "DS": "screen failures by DS and completion/discontinuation unknown",
+    "AE": "adverse events unknown",
+    "EX": "exposure unknown (safety counts use every AE)",
+    "SV": "visits unknown",
+}
+_NOT_MET = {"INCLUSION": {"N", "NO"}, "EXCLUSION": {"Y", "YES"}}
+_OPEN_LABEL = {"", "NONE", "OPEN", "OPEN LABEL", "OPEN-LABEL"}
+
+
+@dataclass
+class Package:
+    """Everything one SDTM package holds for the model, as plain dicts keyed by model column."""
+
+    study_id: str
+    study: dict[str, Any]
+    sites: list[dict[str, Any]]
+    arms: list[dict[str, Any]]
+    criteria: list[dict[str, Any]]  # code, protocol_version, category, text, seq
+    subjects: list[dict[str, Any]]  # with "siteid" instead of site_pk
+    eligibility: list[dict[str, Any]]  # with usubjid, code, protocol_version
+    dispositions: list[dict[str, Any]]  # with usubjid, natural_key
+    findings: list[dict[str, Any]]  # with usubjid
+    adverse_events: list[dict[str, Any]]  # with usubjid, natural_key
+    exposures: list[dict[str, Any]]  # with usubjid
+    visits: list[dict[str, Any]]  # with usubjid
+    domains: tuple[str, ...]
+    sources: list[dict[str, Any]]
+    row_counts: dict[str, int]
+    cutoff_date: dt.date | None
+    warnings: list[str] = field(default_factory=list)
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _records(dataset: Dataset) -> Iterable[tuple[int, dict[str, Any]]]:
+    """(1-based record number, row as dict) for every record."""
+    columns = list(dataset.frame.columns)
+    for number, values in enumerate(dataset.frame.itertuples(index=False, name=None), start=1):
+        yield number, dict(zip(columns, values, strict=True))
+
+
+def _drop_exact_duplicates(dataset: Dataset, warnings: list[str]) -> None:
+    duplicated = dataset.frame.astype(str).duplicated(keep="first")
+    if duplicated.any():
+        numbers = [i + 1 for i in duplicated[duplicated].index]
+        shown = ", ".join(map(str, numbers[:10])) + (" ..." if len(numbers) > 10 else "")
+        warnings.append(
+            f"{dataset.name}: {len(numbers)} exact duplicate record(s) kept once (records {shown})"
+        )
+        dataset.frame = dataset.frame[~duplicated].reset_index(drop=True)
+
+
+def read_package(
+    folder: Path, *, study_id: str | None = None, cutoff: dt.date | None = None
+) -> Package:
+    """Read, check and map the SDTM datasets in ``folder``. Raises ImportFailure on a fatal problem."""
+    paths, warnings = find_datasets(folder)
+    if "DM" not in paths:
+        raise fail("no DM dataset (dm.xpt, dm.csv or dm.json): DM is required", file=str(folder))
+    datasets: dict[str, Dataset] = {}
+    for domain, path in paths.items():
+        dataset = read_dataset(domain, path)
+        warnings.extend(dataset.warnings)
+        missing = [c for c in REQUIRED_COLUMNS.get(domain, ()) if c not in dataset.frame.columns]
+        if missing:
+            raise fail(f"required column {', '.join(missing)} is missing", file=dataset.name,
+                       column=missing[0])
+        _drop_exact_duplicates(dataset, warnings)
+        datasets[domain] = dataset
+    unmapped = sorted(d for d in datasets if d not in REQUIRED_COLUMNS)
+    if unmapped:
+        warnings.append(f"read but not mapped yet: {', '.join(unmapped)}")
+    for domain, purpose in DOMAIN_PURPOSE.items():
+        if domain not in datasets:
+            warnings.append(f"no {domain} domain: {purpose}")
+
+    dm = datasets["DM"]
+    resolved_study_id = _study_id(dm, study_id)
+    usubjids = _check_dm_keys(dm)
+    for dataset in datasets.values():
+        if dataset.domain != "DM" and "USUBJID" in dataset.frame.columns:
+            _check_subjects_known(dataset, usubjids)
+
+    study = _study_from_ts(datasets.get("TS"), warnings)
+    criteria = _criteria(datasets.get("TI"), datasets.get("IE"), warnings)
+    ds_records = _dispositions(datasets.get("DS"), warnings)
+    eligibility = _eligibility(datasets.get("IE"), criteria, warnings)
+    findings = [
+        row
+        for domain in FINDINGS_DOMAINS
+        if domain in datasets
+        for row in _findings(datasets[domain])
+    ]
+    adverse_events = _adverse_events(datasets.get("AE"), warnings)
+    exposures = _exposures(datasets.get("EX"))
+    visits = _visits(datasets.get("SV"), datasets.get("TV"), warnings)
+    subjects = _subjects(dm, ds_records, visits, exposures, warnings)
+    _flag_baseline_without_blfl(findings, subjects, datasets)
+    sites = _sites(subjects)
+    arms = _arms(datasets.get("TA"), subjects)
+
+    ts_cutoff = study.pop("cutoff_date", None)
+    if ts_cutoff and cutoff and ts_cutoff != cutoff:
+        warnings.append(f"TS DCUTDTC {ts_cutoff} is used as the cut-off, not --cutoff {cutoff}")
+    cutoff_date = ts_cutoff or cutoff or _latest_date(datasets)
+    row_counts = {domain: len(dataset.frame) for domain, dataset in datasets.items()}
+    sources = [
+        {"file": d.name, "domain": d.domain, "sha256": d.sha256, "records": len(d.frame)}
+        for d in datasets.values()
+    ]
+    return Package(
+        study_id=resolved_study_id,
+        study=study,
+        sites=sites,
+        arms=arms,
+        criteria=criteria,
+        subjects=subjects,
+        eligibility=eligibility,
+        dispositions=ds_records,
+        findings=findings,
+        adverse_events=adverse_events,
+        exposures=exposures,
+        visits=visits,
+        domains=tuple(sorted(datasets)),
+        sources=sources,
+        row_counts=row_counts,
+        cutoff_date=cutoff_date,
+        warnings=warnings,
+    )
+
+
+def _study_id(dm: Dataset, given: str | None) -> str:
+    if given:
+        return given
+    if "STUDYID" not in dm.frame.columns:
+        raise fail("has no STUDYID column: name the study with --study-id", file=dm.name,
+                   column="STUDYID")
+    ids = sorted({str(v) for v in dm.frame["STUDYID"] if v is not None})
+    if len(ids) != 1:
+        raise fail(
+            f"holds {len(ids)} study ids ({', '.join(ids) or 'none'}): name one with --study-id",
+            file=dm.name,
+            column="STUDYID",
+        )
+    return ids[0]
+
+
+def _check_dm_keys(dm: Dataset) -> set[str]:
+    seen: dict[str, int] = {}
+    for number, row in _records(dm):
+        usubjid = row["USUBJID"]
+        if usubjid is None:
+            raise fail("USUBJID is blank", file=dm.name, record=number, column="USUBJID")
+        key = str(usubjid)
+        if key in seen:
+            raise fail(f"duplicate USUBJID {key} (first in record {seen[key]})", file=dm.name,
+                       record=number, column="USUBJID")
+        seen[key] = number
+    return set(seen)
+
+
+def _check_subjects_known(dataset: Dataset, usubjids: set[str]) -> None:
+    for number, value in enumerate(dataset.frame["USUBJID"], start=1):
+        if value is None:
+            raise fail("USUBJID is blank", file=dataset.name, record=number, column="USUBJID")
+        if str(value) not in usubjids:
+            raise fail(f"subject {value} is not in DM", file=dataset.name, record=number,
+                       column="USUBJID")
+
+
+def _study_from_ts(ts: Dataset | None, warnings: list[str]) -> dict[str, Any]:
+    """Study fields from TS (first value of each parameter); unreadable values are warnings."""
+    if ts is None:
+        return {}
+    values: dict[str, str | None] = {}
+    null_flavours: dict[str, str | None] = {}
+    for _, row in _records(ts):
+        code = _text(row["TSPARMCD"])
+        if code and code not in values:
+            values[code] = _text(row["TSVAL"])
+            null_flavours[code] = _text(row.get("TSVALNF"))
+    study: dict[str, Any] = {}
+    if values.get("REGID"):
+        study["registry_id"] = values["REGID"]
+    for code, key in (("TITLE", "title"), ("SPONSOR", "sponsor"), ("TPHASE", "phase"),
+                      ("INDIC", "condition"), ("TRT", "intervention")):
+        if values.get(code):
+            study[key] = values[code]
+    if values.get("PLANSUB"):
+        try:
+            study["planned_enrollment"] = int(float(str(values["PLANSUB"])))
+        except ValueError:
+            warnings.append(f"TS PLANSUB {values['PLANSUB']!r} is not a number: kept out")
+    for code, key in (("AGEMIN", "min_age"), ("AGEMAX", "max_age")):
+        raw = values.get(code)
+        try:
+            study[key] = duration_in_years(raw)
+        except ValueError:
+            warnings.append(f"TS {code} {raw!r} is not an ISO 8601 duration: no {key.replace('_', ' ')}")
+        if raw is None and null_flavours.get(code) == "PINF":
+            study[key] = None  # positive infinity: no limit
+    if "TBLIND" in values:
+        blinding = (values["TBLIND"] or "").upper()
+        study["masking"] = values["TBLIND"]
+        study["is_blinded"] = blinding not in _OPEN_LABEL
+    if values.get("RANDOM"):
+        study["allocation"] = "RANDOMIZED" if values["RANDOM"] == "Y" else "NON_RANDOMIZED"
+    if values.get("SEXPOP"):
+        study["sex"] = {"BOTH": "ALL", "F": "FEMALE", "M": "MALE"}.get(
+            str(values["SEXPOP"]), values["SEXPOP"]
+        )
+    design = [v for v in (values.get("INTMODEL"), values.get("TBLIND")) if v]
+    if design:
+        study["design"] = ", ".join(v.capitalize() for v in design)
+    for code, key in (("SSTDTC", "planned_start"), ("SENDTC", "planned_end"),
+                      ("DCUTDTC", "cutoff_date")):
+        raw = values.get(code)
+        try:
+            parsed = parse_dtc(raw)
+        except ValueError:
+            warnings.append(f"TS {code} {raw!r} is not an ISO 8601 date: ignored")
+            continue
+        if parsed:
+            study[key] = parsed
+    return study
+
+
+def _criteria(ti: Dataset | None, ie: Dataset | None, warnings: list[str]) -> list[dict[str, Any]]:
+    """Criteria from TI (one per code and protocol version); IE codes TI lacks are added from IE."""
+    criteria: list[dict[str, Any]] = []
+    seen: set[tuple[str, str]] = set()
+    if ti is not None:
+        for number, row in _records(ti):
+            code = _text(row["IETESTCD"])
+            if code is None:
+                raise fail("IETESTCD is blank", file=ti.name, record=number, column="IETESTCD")
+            version = _text(row.get("TIVERS")) or ""
+            if (code, version) in seen:
+                warnings.append(f"{ti.name}: criterion {code} {version} listed twice: kept once")
+                continue
+            seen.add((code, version))
+            criteria.append(
+                {
+                    "code": code,
+                    "protocol_version": version,
+                    "category": (_text(row["IECAT"]) or "").upper(),
+                    "text": _text(row.get("IETEST")) or _text(row.get("TIRL")) or code,
+                    "seq": len(criteria) + 1,
+                    "rule": _text(row.get("TIRL")),
+                }
+            )
+    if ie is not None:
+        codes = {c["code"] for c in criteria}
+        for _, row in _records(ie):
+            code = _text(row["IETESTCD"])
+            if code and code not in codes:
+                codes.add(code)
+                criteria.append(
+                    {
+                        "code": code,
+                        "protocol_version": "",
+                        "category": (_text(row.get("IECAT")) or "").upper(),
+                        "text": _text(row.get("IETEST")) or code,
+                        "seq": len(criteria) + 1,
+                        "rule": None,
+                    }
+                )
+                warnings.append(f"criterion {code} is in IE but not in TI: wording taken from IE")
+    return criteria
+
+
+def _eligibility(
+    ie: Dataset | None, criteria: list[dict[str, Any]], warnings: list[str]
+) -> list[dict[str, Any]]:
+    """One row per criterion a subject did not meet (IE semantics)."""
+    if ie is None:
+        return []
+    versions: dict[str, list[str]] = defaultdict(list)
+    category = {}
+    for criterion in criteria:
+        versions[criterion["code"]].append(criterion["protocol_version"])
+        category[criterion["code"]] = criterion["category"]
+    rows: list[dict[str, Any]] = []
+    seen: set[tuple[str, str]] = set()
+    several_versions: set[str] = set()
+    for number, row in _records(ie):
+        usubjid, code = str(row["USUBJID"]), _text(row["IETESTCD"])
+        if code is None:
+            raise fail("IETESTCD is blank", file=ie.name, record=number, column="IETESTCD")
+        result = (_text(row.get("IEORRES")) or _text(row.get("IESTRESC")) or "").upper()
+        cat = category.get(code, "")
+        if result and cat in _NOT_MET and result not in _NOT_MET[cat]:
+            warnings.append(f"{ie.name}, record {number}: {code} is recorded as met ({result}); "
+                            "IE holds criteria not met, so it is not counted")
+            continue
+        # IE does not say which protocol version a subject was screened under: the latest version
+        # that has the code is taken.
+        version = versions[code][-1]
+        if len(versions[code]) > 1:
+            several_versions.add(code)
+        if (usubjid, code) in seen:
+            warnings.append(f"{ie.name}, record {number}: {usubjid} fails {code} twice: kept once")
+            continue
+        seen.add((usubjid, code))
+        assessed = _text(row.get("IEDTC"))
+        rows.append(
+            {
+                "usubjid": usubjid,
+                "code": code,
+                "protocol_version": version,
+                "result": _text(row.get("IEORRES")),
+                "assessed_dtc": assessed,
+                "assessed_date": parse_dtc(assessed),
+                "natural_key": f"{usubjid}/{code}/{version}",
+            }
+        )
+    if several_versions:
+        warnings.append(
+            f"IE criteria {', '.join(sorted(several_versions))} exist in several protocol versions:"
+            " counted under the latest"
+        )
+    return rows
+
+
+def _keyed(rows: list[dict[str, Any]], file: str, warnings: list[str]) -> None:
+    """Make natural keys unique: a repeated key gets a suffix and a warning."""
+    counts: Counter[str] = Counter()
+    for row in rows:
+        key = row["natural_key"]
+        counts[key] += 1
+        if counts[key] > 1:
+            row["natural_key"] = f"{key}#{counts[key]}"
+    repeated = [k for k, n in counts.items() if n > 1]
+    if repeated:
+        warnings.append(f"{file}: {len(repeated)} key(s) repeated ({', '.join(repeated[:5])}): "
+                        "all records kept")
+
+
+def _dispositions(ds: Dataset | None, warnings: list[str]) -> list[dict[str, Any]]:
+    if ds is None:
+        return []
+    rows = []
+    for _, row in _records(ds):
+        dtc = _text(row.get("DSSTDTC")) or _text(row.get("DSDTC"))
+        usubjid = str(row["USUBJID"])
+        seq = _int(row.get("DSSEQ"))
+        term = _text(row["DSDECOD"])
+        rows.append(
+            {
+                "usubjid": usubjid,
+                "seq": seq,
+                "category": _text(row.get("DSCAT")),
+                "term": term,
+                "verbatim": _text(row.get("DSTERM")),
+                "epoch": _text(row.get("EPOCH")),
+                "dtc": dtc,
+                "date": parse_dtc(dtc),
+                "natural_key": f"{usubjid}/{seq}" if seq is not None else f"{usubjid}/{term}/{dtc}",
+            }
+        )
+    _keyed(rows, ds.name, warnings)
+    return rows
+
+
+def _findings(dataset: Dataset) -> list[dict[str, Any]]:
+    d = dataset.domain
+    has_blfl = f"{d}BLFL" in dataset.frame.columns
+    rows = []
+    for _, row in _records(dataset):
+        dtc = _text(row.get(f"{d}DTC"))
+        value_num = row.get(f"{d}STRESN")
+        rows.append(
+            {
+                "usubjid": str(row["USUBJID"]),
+                "domain": d,
+                "test_code": _text(row[f"{d}TESTCD"]) or "",
+                "test": _text(row.get(f"{d}TEST")) or _text(row[f"{d}TESTCD"]) or "",
+                "location": _text(row.get(f"{d}LOC")),
+                "value_num": value_num if isinstance(value_num, float) else None,
+                "value_text": _text(row.get(f"{d}STRESC")) or _text(row.get(f"{d}ORRES")),
+                "unit": _text(row.get(f"{d}STRESU")) or _text(row.get(f"{d}ORRESU")),
+                "visit": _text(row.get("VISIT")),
+                "dtc": dtc,
+                "date": parse_dtc(dtc),
+                # Subject characteristics (SC) are baseline by nature; others by their flag.
+                "is_baseline": d == "SC" or (has_blfl and _text(row.get(f"{d}BLFL")) == "Y"),
+            }
+        )
+    return rows
+
+
+def _flag_baseline_without_blfl(
+    findings: list[dict[str, Any]], subjects: list[dict[str, Any]], datasets: dict[str, Dataset]
+) -> None:
+    """Where a findings domain has no --BLFL, the baseline is the last value before first dose."""
+    first_dose = {s["usubjid"]: s["first_dose_date"] for s in subjects}
+    no_flag = {
+        d for d in FINDINGS_DOMAINS if d in datasets and d != "SC"
+        and f"{d}BLFL" not in datasets[d].frame.columns
+    }
+    latest: dict[tuple[str, str, str, str | None], dict[str, Any]] = {}
+    for row in findings:
+        if row["domain"] not in no_flag:
+            continue
+        dose = first_dose.get(row["usubjid"])
+        if row["date"] is None or dose is None or row["date"] > dose:
+            continue
+        key = (row["usubjid"], row["domain"], row["test_code"], row["location"])
+        if key not in latest or row["date"] >= latest[key]["date"]:
+            latest[key] = row
+    for row in latest.values():
+        row["is_baseline"] = True
+
+
+def _adverse_events(ae: Dataset | None, warnings: list[str]) -> list[dict[str, Any]]:
+    if ae is None:
+        return []
+    rows = []
+    seen: dict[tuple[str, int], int] = {}
+    for number, row in _records(ae):
+        usubjid = str(row["USUBJID"])
+        seq = _int(row.get("AESEQ"))
+        if seq is not None:
+            if (usubjid, seq) in seen:
+                raise fail(
+                    f"duplicate AESEQ {seq} for {usubjid} (first in record {seen[(usubjid, seq)]})",
+                    file=ae.name,
+                    record=number,
+                    column="AESEQ",
+                )
+            seen[(usubjid, seq)] = number
+        start, end = _text(row.get("AESTDTC")), _text(row.get("AEENDTC"))
+        term = _text(row["AETERM"]) or ""
+        rows.append(
+            {
+                "usubjid": usubjid,
+                "seq": seq,
+                "term": term,
+                "decoded_term": _text(row.get("AEDECOD")),
+                "body_system": _text(row.get("AEBODSYS")),
+                "severity": _text(row.get("AESEV")),
+                "grade": _text(row.get("AETOXGR")),
+                "serious": _text(row.get("AESER")),
+                "serious_death": _text(row.get("AESDTH")),
+                "serious_hospitalisation": _text(row.get("AESHOSP")),
+                "serious_life_threatening": _text(row.get("AESLIFE")),
+                "serious_disability": _text(row.get("AESDISAB")),
+                "serious_congenital": _text(row.get("AESCONG")),
+                "serious_other": _text(row.get("AESMIE")),
+                "relationship": _text(row.get("AEREL")),
+                "outcome": _text(row.get("AEOUT")),
+                "action": _text(row.get("AEACN")),
+                "start_dtc": start,
+                "start_date": parse_dtc(start),
+                "end_dtc": end,
+                "end_date": parse_dtc(end),
+                "start_day": _int(row.get("AESTDY")),
+                "natural_key": f"{usubjid}/{seq}" if seq is not None else f"{usubjid}/{term}/{start}",
+            }
+        )
+    _keyed(rows, ae.name, warnings)
+    return rows
+
+
+def _exposures(ex: Dataset | None) -> list[dict[str, Any]]:
+    if ex is None:
+        return []
+    rows = []
+    for _, row in _records(ex):
+        start, end = _text(row.get("EXSTDTC")), _text(row.get("EXENDTC"))
+        rows.append(
+            {
+                "usubjid": str(row["USUBJID"]),
+                "treatment": _text(row["EXTRT"]) or "",
+                "dose": row.get("EXDOSE"),
+                "unit": _text(row.get("EXDOSU")),
+                "route": _text(row.get("EXROUTE")),
+                "start_dtc": start,
+                "start_date": parse_dtc(start),
+                "end_dtc": end,
+                "end_date": parse_dtc(end),
+            }
+        )
+    return rows
+
+
+def _visits(sv: Dataset | None, tv: Dataset | None, warnings: list[str]) -> list[dict[str, Any]]:
+    if sv is None:
+        return []
+    planned_day: dict[float, int | None] = {}
+    if tv is not None and "VISITDY" in tv.frame.columns:
+        for _, row in _records(tv):
+            if row["VISITNUM"] is not None:
+                planned_day.setdefault(row["VISITNUM"], _int(row.get("VISITDY")))
+    rows = []
+    seen: Counter[tuple[str, Any]] = Counter()
+    for _, row in _records(sv):
+        dtc = _text(row.get("SVSTDTC"))
+        visit_num = row.get("VISITNUM")
+        usubjid = str(row["USUBJID"])
+        seen[(usubjid, visit_num if visit_num is not None else row["VISIT"])] += 1
+        rows.append(
+            {
+                "usubjid": usubjid,
+                "visit_num": visit_num,
+                "visit": _text(row["VISIT"]) or "",
+                "planned_day": _int(row.get("VISITDY"))
+                if row.get("VISITDY") is not None
+                else planned_day.get(visit_num) if visit_num is not None else None,
+                "dtc": dtc,
+                "date": parse_dtc(dtc),
+            }
+        )
+    repeated = [key for key, n in seen.items() if n > 1]
+    if repeated:
+        usubjid, visit = repeated[0]
+        warnings.append(f"{sv.name}: {len(repeated)} visit(s) recorded more than once (e.g. "
+                        f"{usubjid} visit {_text(visit)}): all records kept")
+    return rows
+
+
+def _earliest(dates: Iterable[tuple[dt.date | None, str | None]]) -> tuple[str | None, dt.date | None]:
+    known = [(d, t) for d, t in dates if d is not None]
+    if not known:
+        return None, None
+    day, text = min(known, key=lambda pair: pair[0])
+    return text, day
+
+
+def _subjects(
+    dm: Dataset,
+    dispositions: list[dict[str, Any]],
+    visits: list[dict[str, Any]],
+    exposures: list[dict[str, Any]],
+    warnings: list[str],
+) -> list[dict[str, Any]]:
+    ds_by_subject: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in dispositions:
+        ds_by_subject[record["usubjid"]].append(record)
+    sv_by_subject: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in visits:
+        sv_by_subject[record["usubjid"]].append(record)
+    ex_by_subject: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in exposures:
+        ex_by_subject[record["usubjid"]].append(record)
+    subjects = []
+    for _, row in _records(dm):
+        usubjid = str(row["USUBJID"])
+        ds_records = ds_by_subject.get(usubjid, [])
+        consent = _text(row.get("RFICDTC"))
+        # Screening date (DESIGN.md): RFICDTC, else the earliest SV date, else the earliest DS
+        # date, else DMDTC.
+        screening_dtc, screening_date = consent, parse_dtc(consent)
+        if screening_date is None:
+            for candidates in (
+                [(v["date"], v["dtc"]) for v in sv_by_subject.get(usubjid, [])],
+                [(d["date"], d["dtc"]) for d in ds_records],
+                [(parse_dtc(_text(row.get("DMDTC"))), _text(row.get("DMDTC")))],
+            ):
+                screening_dtc, screening_date = _earliest(candidates)
+                if screening_date is not None:
+                    break
+        first_dose_dtc = _text(row.get("RFXSTDTC"))
+        if first_dose_dtc is None:
+            first_dose_dtc, _ = _earliest(
+                (e["start_date"], e["start_dtc"]) for e in ex_by_subject.get(usubjid, [])
+            )
+        enrollment_dtc = _text(row.get("RFSTDTC"))
+        population = classify_subject(
+            arm_code=_text(row.get("ARMCD")),
+            arm=_text(row.get("ARM")),
+            arm_not_assigned_reason=_text(row.get("ARMNRS")),
+            has_screen_failure_disposition=any(
+                (d["term"] or "").upper() == "SCREEN FAILURE" for d in ds_records
+            ),
+            enrollment_dtc=enrollment_dtc,
+        )
+        status = subject_status(
+            population,
+            [DispositionEvent(d["category"], d["term"], d["epoch"], d["date"]) for d in ds_records],
+        )
+        birth = _text(row.get("BRTHDTC"))
+        age = row.get("AGE")
+        subjects.append(
+            {
+                "usubjid": usubjid,
+                "subjid": _text(row.get("SUBJID")),
+                "siteid": _text(row.get("SITEID")),
+                "screening_dtc": screening_dtc,
+                "screening_date": screening_date,
+                "consent_dtc": consent,
+                "enrollment_dtc": enrollment_dtc,
+                "enrollment_date": parse_dtc(enrollment_dtc),
+                "first_dose_dtc": first_dose_dtc,
+                "first_dose_date": parse_dtc(first_dose_dtc),
+                "arm_code": _text(row.get("ARMCD")),
+                "arm": _text(row.get("ARM")),
+                "actual_arm_code": _text(row.get("ACTARMCD")),
+                "actual_arm": _text(row.get("ACTARM")),
+                "arm_not_assigned_reason": _text(row.get("ARMNRS")),
+                "population": population,
+                "status": status,
+                "sex": _text(row.get("SEX")),
+                "age": age if isinstance(age, float) else None,
+                "age_unit": _text(row.get("AGEU")),
+                # No direct identifiers: a birth date is cut to its year.
+                "birth_year": parse_dtc(birth).year if birth and parse_dtc(birth) else None,
+                "race": _text(row.get("RACE")),
+                "ethnicity": _text(row.get("ETHNIC")),
+                "country": _text(row.get("COUNTRY")),
+            }
+        )
+    if "BRTHDTC" in dm.frame.columns:
+        warnings.append(f"{dm.name}: BRTHDTC cut to the year of birth")
+    return subjects
+
+
+def _sites(subjects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One site per SITEID, with the country most of its subjects have."""
+    countries: dict[str, Counter[str]] = defaultdict(Counter)
+    for subject in subjects:
+        if subject["siteid"] is not None:
+            countries[subject["siteid"]][subject["country"] or ""] += 1
+    return [
+        {"site_id": site_id, "country": counter.most_common(1)[0][0] or None}
+        for site_id, counter in sorted(countries.items())
+    ]
+
+
+def _arms(ta: Dataset | None, subjects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Planned arms from TA (else DM), screen-failure and not-assigned pseudo-arms left out."""
+    arms: dict[str, str] = {}
+    sources = [(_text(r.get("ARMCD")), _text(r.get("ARM"))) for _, r in _records(ta)] if ta else []
+    sources += [(s["arm_code"], s["arm"]) for s in subjects]
+    for code, name in sources:
+        if code and code.upper() not in ("SCRNFAIL", "NOTASSGN") and code not in arms:
+            arms[code] = name or code
+    return [{"arm_code": code, "arm": name} for code, name in arms.items()]
+
+
+def _latest_date(datasets: dict[str, Dataset]) -> dt.date | None:
+    latest: dt.date | None = None
+    for dataset in datasets.values():
+        if dataset.domain == "TS":
+            continue
+        for column in dataset.frame.columns:
+            if column.endswith("DTC"):
+                for value in pd.unique(dataset.frame[column].dropna()):
+                    day = parse_dtc(str(value))
+                    if day and (latest is None or day > latest):
+                        latest = day
+    return latest

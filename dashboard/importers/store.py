@@ -1,0 +1,302 @@
+"""Store a mapped SDTM package as a new DataCut of its study, with history (DESIGN.md contract).
+
+An SDTM package is a full snapshot: the study's current subject-level rows are replaced, and what
+differs from the previous cut is recorded as CutChange rows keyed by natural key. Rows that did not
+change keep their ``first_cut_id`` and ``updated_cut_id``. Everything happens in the caller's
+session, so the caller's transaction makes the import all or nothing.
+"""
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, insert, select
+from sqlmodel import Session, col
+
+from dashboard.importers.errors import fail
+from dashboard.importers.sdtm import Package
+from dashboard.models import (
+    AdverseEvent,
+    Arm,
+    Criterion,
+    CutChange,
+    DataCut,
+    Disposition,
+    EligibilityFinding,
+    Exposure,
+    Finding,
+    Site,
+    Study,
+    Subject,
+    Visit,
+)
+
+# A later cut shares most subjects with the current one; less than this is another study.
+MIN_SUBJECT_OVERLAP = 0.5
+_TRACKED = {
+    "subject": Subject,
+    "ae": AdverseEvent,
+    "ie": EligibilityFinding,
+    "ds": Disposition,
+}
+_BOOKKEEPING = {"id", "subject_pk", "site_pk", "criterion_pk", "first_cut_id", "updated_cut_id",
+                "study_id", "natural_key"}
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    study_id: str
+    cut_id: int
+    created_study: bool
+    changes: dict[str, dict[str, int]]  # entity -> {"added": n, "changed": n, "removed": n}
+
+
+def _comparable(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: v.isoformat() if isinstance(v, dt.date) else v
+        for k, v in row.items()
+        if k not in _BOOKKEEPING
+    }
+
+
+def _current_rows(session: Session, study_id: str) -> dict[str, dict[str, dict[str, Any]]]:
+    """The study's current tracked rows by entity and natural key, as comparable dicts plus
+    their cut ids."""
+    subject_rows = session.execute(
+        select(Subject, Site.site_id)
+        .outerjoin(Site, col(Site.id) == col(Subject.site_pk))
+        .where(col(Subject.study_id) == study_id)
+    ).all()
+    usubjid_of: dict[int, str] = {}
+    current: dict[str, dict[str, dict[str, Any]]] = {entity: {} for entity in _TRACKED}
+    for subject, siteid in subject_rows:
+        assert subject.id is not None
+        usubjid_of[subject.id] = subject.usubjid
+        current["subject"][subject.usubjid] = {**subject.model_dump(), "siteid": siteid}
+    if not usubjid_of:
+        return current
+    subject_ids = list(usubjid_of)
+    for ae in session.execute(
+        select(AdverseEvent).where(col(AdverseEvent.subject_pk).in_(subject_ids))
+    ).scalars():
+        usubjid = usubjid_of[ae.subject_pk]
+        key = f"{usubjid}/{ae.seq}" if ae.seq is not None else f"{usubjid}/{ae.term}/{ae.start_dtc}"
+        current["ae"][_unique(current["ae"], key)] = {**ae.model_dump(), "usubjid": usubjid}
+    for ds in session.execute(
+        select(Disposition).where(col(Disposition.subject_pk).in_(subject_ids))
+    ).scalars():
+        usubjid = usubjid_of[ds.subject_pk]
+        key = f"{usubjid}/{ds.seq}" if ds.seq is not None else f"{usubjid}/{ds.term}/{ds.dtc}"
+        current["ds"][_unique(current["ds"], key)] = {**ds.model_dump(), "usubjid": usubjid}
+    for finding, code, version in session.execute(
+        select(EligibilityFinding, Criterion.code, Criterion.protocol_version)
+        .join(Criterion, col(Criterion.id) == col(EligibilityFinding.criterion_pk))
+        .where(col(EligibilityFinding.subject_pk).in_(subject_ids))
+    ).all():
+        usubjid = usubjid_of[finding.subject_pk]
+        current["ie"][f"{usubjid}/{code}/{version}"] = {
+            **finding.model_dump(), "usubjid": usubjid, "code": code, "protocol_version": version
+        }
+    return current
+
+
+def _unique(existing: dict[str, Any], key: str) -> str:
+    """The same de-duplication of repeated natural keys the package applies (``key#2``...)."""
+    if key not in existing:
+        return key
+    n = 2
+    while f"{key}#{n}" in existing:
+        n += 1
+    return f"{key}#{n}"
+
+
+def _diff(
+    entity: str,
+    new_rows: Iterable[dict[str, Any]],
+    old_rows: dict[str, dict[str, Any]],
+    key_of: Any,
+    cut_id: int,
+    changes: list[CutChange],
+) -> dict[str, int]:
+    """Set each new row's first/updated cut ids and record added/changed/removed rows."""
+    counts = {"added": 0, "changed": 0, "removed": 0}
+    seen: set[str] = set()
+    for row in new_rows:
+        key = key_of(row)
+        seen.add(key)
+        old = old_rows.get(key)
+        if old is None:
+            row["first_cut_id"] = row["updated_cut_id"] = cut_id
+            changes.append(CutChange(cut_id=cut_id, entity=entity, natural_key=key, change="added"))
+            counts["added"] += 1
+            continue
+        row["first_cut_id"] = old["first_cut_id"]
+        new_values, old_values = _comparable(row), _comparable(old)
+        fields = {
+            name: [old_values.get(name), value]
+            for name, value in new_values.items()
+            if name in old_values and old_values.get(name) != value
+        }
+        if fields:
+            row["updated_cut_id"] = cut_id
+            changes.append(
+                CutChange(cut_id=cut_id, entity=entity, natural_key=key, change="changed",
+                          fields=fields)
+            )
+            counts["changed"] += 1
+        else:
+            row["updated_cut_id"] = old["updated_cut_id"]
+    for key, old in old_rows.items():
+        if key not in seen:
+            changes.append(
+                CutChange(cut_id=cut_id, entity=entity, natural_key=key, change="removed",
+                          fields={k: [v, None] for k, v in _comparable(old).items()})
+            )
+            counts["removed"] += 1
+    return counts
+
+
+def _delete_subject_rows(session: Session, study_id: str) -> None:
+    subject_ids = select(col(Subject.id)).where(col(Subject.study_id) == study_id)
+    for child in (EligibilityFinding, Disposition, Finding, AdverseEvent, Exposure, Visit):
+        session.execute(delete(child).where(col(child.subject_pk).in_(subject_ids)))
+    session.execute(delete(Subject).where(col(Subject.study_id) == study_id))
+
+
+def _bulk_insert(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    columns = set(table.__table__.columns.keys()) - {"id"}
+    session.execute(insert(table), [{k: v for k, v in r.items() if k in columns} for r in rows])
+
+
+def store_package(session: Session, package: Package, *, replace: bool = False) -> StoreResult:
+    """Write ``package`` as a new DataCut of its study. Raises ImportFailure when the package
+    looks like another study (subjects overlap less than half) and ``replace`` is not set."""
+    study_id = package.study_id
+    study = session.get(Study, study_id)
+    created = study is None
+    current = _current_rows(session, study_id)
+    old_subjects = set(current["subject"])
+    new_subjects = {s["usubjid"] for s in package.subjects}
+    if old_subjects and not replace:
+        overlap = len(old_subjects & new_subjects) / len(old_subjects)
+        if overlap < MIN_SUBJECT_OVERLAP:
+            raise fail(
+                f"only {overlap:.0%} of study {study_id}'s {len(old_subjects)} current subjects are "
+                "in this package, so it is not a later cut of the same study: load it under "
+                "another --study-id, or give --replace to replace the study's data"
+            )
+    if replace:
+        current = {entity: {} for entity in _TRACKED}
+
+    if study is None:
+        study = Study(study_id=study_id, title=package.study.get("title") or study_id)
+    for name, value in package.study.items():
+        if value is not None or name in ("min_age", "max_age"):
+            setattr(study, name, value)
+    session.add(study)
+    session.flush()
+
+    cut = DataCut(
+        study_id=study_id,
+        loaded_at=dt.datetime.now(dt.UTC),
+        cutoff_date=package.cutoff_date,
+        source=package.sources,
+        row_counts=package.row_counts,
+        warnings=package.warnings,
+    )
+    session.add(cut)
+    session.flush()
+    assert cut.id is not None
+
+    changes: list[CutChange] = []
+    counts = {
+        "subject": _diff("subject", package.subjects, current["subject"],
+                         lambda r: r["usubjid"], cut.id, changes),
+        "ae": _diff("ae", package.adverse_events, current["ae"],
+                    lambda r: r["natural_key"], cut.id, changes),
+        "ie": _diff("ie", package.eligibility, current["ie"],
+                    lambda r: r["natural_key"], cut.id, changes),
+        "ds": _diff("ds", package.dispositions, current["ds"],
+                    lambda r: r["natural_key"], cut.id, changes),
+    }
+
+    _delete_subject_rows(session, study_id)
+    site_pk = _upsert_sites(session, study_id, package.sites)
+    criterion_pk = _replace_criteria(session, study_id, package.criteria)
+    if package.arms:
+        session.execute(delete(Arm).where(col(Arm.study_id) == study_id))
+        _bulk_insert(session, Arm, [{**a, "study_id": study_id} for a in package.arms])
+
+    _bulk_insert(
+        session,
+        Subject,
+        [{**s, "study_id": study_id, "site_pk": site_pk.get(s["siteid"])} for s in package.subjects],
+    )
+    subject_pk = {
+        usubjid: pk
+        for pk, usubjid in session.execute(
+            select(col(Subject.id), col(Subject.usubjid)).where(col(Subject.study_id) == study_id)
+        ).all()
+    }
+
+    def with_subject(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{**r, "subject_pk": subject_pk[r["usubjid"]]} for r in rows]
+
+    _bulk_insert(
+        session,
+        EligibilityFinding,
+        [
+            {**r, "criterion_pk": criterion_pk[(r["code"], r["protocol_version"])]}
+            for r in with_subject(package.eligibility)
+        ],
+    )
+    for table, rows in (
+        (Disposition, package.dispositions),
+        (Finding, package.findings),
+        (AdverseEvent, package.adverse_events),
+        (Exposure, package.exposures),
+        (Visit, package.visits),
+    ):
+        _bulk_insert(session, table, with_subject(rows))
+    session.add_all(changes)
+    session.flush()
+    return StoreResult(study_id=study_id, cut_id=cut.id, created_study=created, changes=counts)
+
+
+def _upsert_sites(session: Session, study_id: str, sites: list[dict[str, Any]]) -> dict[str, int]:
+    """Add the package's sites to the study's (registry sites keep their names); site pk by id."""
+    existing = {
+        site.site_id: site
+        for site in session.execute(select(Site).where(col(Site.study_id) == study_id)).scalars()
+    }
+    for site in sites:
+        known = existing.get(site["site_id"])
+        if known is None:
+            known = Site(study_id=study_id, site_id=site["site_id"], country=site["country"])
+            session.add(known)
+            existing[site["site_id"]] = known
+        elif known.country is None:
+            known.country = site["country"]
+    session.flush()
+    return {site_id: site.id for site_id, site in existing.items() if site.id is not None}
+
+
+def _replace_criteria(
+    session: Session, study_id: str, criteria: list[dict[str, Any]]
+) -> dict[tuple[str, str], int]:
+    """The package's criteria replace the study's (IE rows were deleted above); a package without
+    TI or IE keeps the criteria the study has (from its registry record)."""
+    if criteria:
+        session.execute(delete(Criterion).where(col(Criterion.study_id) == study_id))
+        _bulk_insert(session, Criterion, [{**c, "study_id": study_id} for c in criteria])
+    return {
+        (code, version): pk
+        for pk, code, version in session.execute(
+            select(col(Criterion.id), col(Criterion.code), col(Criterion.protocol_version)).where(
+                col(Criterion.study_id) == study_id
+            )
+        ).all()
+    }
