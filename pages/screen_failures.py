@@ -24,7 +24,28 @@ if counts.screened == 0:
     st.stop()
 
 st.subheader("Failures by criterion")
-if by_criterion.empty:
+latest = ctx.latest_cut
+if latest is not None and "IE" not in latest.domains:
+    st.warning(
+        f"No IE domain in data cut {latest.id}: failures by criterion are unknown "
+        f"({counts.screen_failures} screen failures without a recorded reason). Import a package "
+        "with an IE dataset to see them."
+    )
+    if not by_criterion.empty:
+        st.caption(f"The protocol's {len(by_criterion)} criteria (TI), for reference:")
+        st.dataframe(
+            by_criterion[["code", "protocol_version", "category", "text"]].rename(
+                columns={
+                    "code": "Code",
+                    "protocol_version": "Version",
+                    "category": "Category",
+                    "text": "Criterion (protocol wording)",
+                }
+            ),
+            hide_index=True,
+            width="stretch",
+        )
+elif by_criterion.empty:
     st.info(
         "No eligibility criteria are recorded for this study (no TI domain or registry criteria): "
         "failures by criterion are unknown."

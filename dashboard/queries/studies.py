@@ -43,6 +43,8 @@ class CutInfo:
     loaded_at: dt.datetime
     cutoff_date: dt.date | None
     label: str | None
+    domains: tuple[str, ...]  # the SDTM domains the cut held (keys of its row counts)
+    warnings: tuple[str, ...]
 
 
 def list_studies(session: Session) -> pd.DataFrame:
@@ -65,12 +67,27 @@ def data_cuts(session: Session, *, study_id: str) -> list[CutInfo]:
     """The study's data cuts, oldest first."""
     stmt = (
         select(
-            col(DataCut.id), col(DataCut.loaded_at), col(DataCut.cutoff_date), col(DataCut.label)
+            col(DataCut.id),
+            col(DataCut.loaded_at),
+            col(DataCut.cutoff_date),
+            col(DataCut.label),
+            col(DataCut.row_counts),
+            col(DataCut.warnings),
         )
         .where(col(DataCut.study_id) == study_id)
         .order_by(col(DataCut.id))
     )
-    return [CutInfo(**row) for row in rows(session.execute(stmt))]
+    return [
+        CutInfo(
+            id=row["id"],
+            loaded_at=row["loaded_at"],
+            cutoff_date=row["cutoff_date"],
+            label=row["label"],
+            domains=tuple(sorted(row["row_counts"] or {})),
+            warnings=tuple(row["warnings"] or ()),
+        )
+        for row in rows(session.execute(stmt))
+    ]
 
 
 def sites(session: Session, *, study_id: str, scope: SiteScope = None) -> pd.DataFrame:
