@@ -10,6 +10,9 @@ from dashboard.ui.shell import build_context
 
 st.set_page_config(page_title="Study monitor", page_icon=":material/monitoring:", layout="wide")
 
+IMPORT_PAGE = st.Page(
+    "../pages/data_import.py", title="Import", icon=":material/upload_file:", url_path="import"
+)
 PAGES = [
     st.Page("../pages/overview.py", title="Overview", icon=":material/home:", default=True),
     st.Page(
@@ -33,9 +36,11 @@ PAGES = [
         icon=":material/warning:",
         url_path="adverse-events",
     ),
+    IMPORT_PAGE,
 ]
 
 navigation = st.navigation(PAGES)
-if build_context() is None:
+# The Import page works without a study (it is how the first one gets in); the others need one.
+if build_context() is None and navigation.url_path != IMPORT_PAGE.url_path:
     st.stop()
 navigation.run()

@@ -3,8 +3,8 @@
 import datetime as dt
 import json
 import sys
-from pathlib import Path
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -33,8 +33,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-import_app = typer.Typer(help="Load study data: SDTM packages and ClinicalTrials.gov records.",
-                         no_args_is_help=True)
+import_app = typer.Typer(
+    help="Load study data: SDTM packages and ClinicalTrials.gov records.", no_args_is_help=True
+)
 app.add_typer(import_app, name="import")
 
 DbOption = Annotated[

@@ -64,10 +64,13 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def server(demo_db_url: str) -> Iterator[str]:
-    """`streamlit run dashboard/app.py` on a free port, on the demo database."""
+def server(demo_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`streamlit run dashboard/app.py` on a free port, on a copy of the demo database (the upload
+    test writes to it)."""
+    copy = tmp_path_factory.mktemp("browser") / "demo.db"
+    shutil.copy(demo_db_url.removeprefix("sqlite:///"), copy)
     port = _free_port()
-    env = {**os.environ, "DATABASE_URL": demo_db_url}
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{copy}"}
     ARTIFACTS.mkdir(exist_ok=True)
     log = ARTIFACTS / "server.log"
     with log.open("w") as out:
@@ -176,4 +179,28 @@ def test_sidebar_navigation_keeps_the_study(browser: Any, server: str) -> None:
     _settle(page)
     assert "study=DEMO-MULTI" in page.url
     assert "Synthetic randomized study" in page.locator("h1").first.inner_text()
+    page.close()
+
+
+def test_upload_an_sdtm_package(browser: Any, server: str, tmp_path: Path) -> None:
+    from tests.sdtm_builders import write_package
+
+    folder = write_package(tmp_path / "package")
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{server}/import?study=NCT06466850")
+    page.wait_for_selector("h1", timeout=30_000)
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
+        sorted(str(p) for p in folder.iterdir())
+    )
+    page.get_by_role("button", name="Import").click()
+    success = page.locator('[data-testid="stAlertContentSuccess"]')
+    success.wait_for(timeout=30_000)
+    assert "study TINY: data cut" in success.inner_text()
+    page.wait_for_url("**/import?study=TINY", timeout=30_000)
+    page.wait_for_selector('[data-testid="stDataFrame"]', timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "import.png"), full_page=True)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert (
+        page.locator('[data-testid="stSidebar"] input[aria-label="Study"]').input_value() == "TINY"
+    )
     page.close()

@@ -435,3 +435,20 @@ def test_missing_optional_domains_are_named(tmp_path: Path) -> None:
     assert "no IE domain: failures by criterion unknown" in out
     assert "no AE domain: adverse events unknown" in out
     assert "no IE domain: failures by criterion unknown" in _warnings(url)
+
+
+def test_uploaded_files_import_like_a_folder(tmp_path: Path) -> None:
+    from dashboard.importers.errors import ImportFailure
+    from dashboard.importers.run import import_sdtm_files
+
+    folder = write_package(tmp_path / "upload")
+    files = [(f"../../{p.name}", p.read_bytes()) for p in sorted(folder.iterdir())]
+    engine = make_engine(f"sqlite:///{tmp_path / 'upload.db'}")
+    report = import_sdtm_files(engine, files, study_id="UPLOADED")
+    assert report.result.study_id == "UPLOADED"
+    assert report.row_counts["DM"] == 3
+    assert not (tmp_path.parent / "dm.csv").exists()  # names cannot climb out of the temp folder
+    with pytest.raises(ImportFailure, match="no files were uploaded"):
+        import_sdtm_files(engine, [])
+    with pytest.raises(ImportFailure, match="DM is required"):
+        import_sdtm_files(engine, [("ae.csv", (folder / "ae.csv").read_bytes())])

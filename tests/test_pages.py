@@ -204,3 +204,24 @@ def test_study_without_subjects(
     at = open_page(empty_db_url, monkeypatch, page, "REG-ONLY")
     assert "has no subjects yet" in text_of(at)
     assert "no data cut loaded" in text_of(at)
+
+
+def test_import_page_lists_the_data_cuts(demo_db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = open_page(demo_db_url, monkeypatch, "overview", "NCT06466850")
+    at.switch_page("../pages/data_import.py").run()
+    assert not at.exception
+    cuts = at.dataframe[0].value
+    assert cuts["Cut"].tolist() == [2, 1]
+    assert cuts["Cut-off"].astype(str).tolist() == ["2025-11-30", "2025-04-30"]
+    assert "Data cuts of NCT06466850" in [s.value for s in at.subheader]
+
+
+def test_import_page_opens_on_an_empty_database(
+    empty_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", empty_db_url)
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.switch_page("../pages/data_import.py").run()
+    assert not at.exception
+    assert at.title[0].value == "Import data"
+    assert "SDTM package" in [s.value for s in at.subheader]

@@ -1,8 +1,10 @@
 """One import, all or nothing: read and check the package, then store it in one transaction."""
 
 import datetime as dt
+import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -60,3 +62,25 @@ def import_sdtm(
         warnings=tuple(package.warnings),
         cutoff_date=package.cutoff_date,
     )
+
+
+def import_sdtm_files(
+    engine: Engine,
+    files: Sequence[tuple[str, bytes]],
+    *,
+    study_id: str | None = None,
+    cutoff: dt.date | None = None,
+    replace: bool = False,
+) -> SdtmImportReport:
+    """Import uploaded dataset files (name, content) as one package: the Import page's entry.
+
+    The files are written to a temporary folder that is gone when the import ends, so the app keeps
+    no local state (DESIGN.md: several stateless replicas may serve it).
+    """
+    if not files:
+        raise fail("no files were uploaded: add the package's datasets (at least DM)")
+    with tempfile.TemporaryDirectory(prefix="sdtm-upload-") as folder:
+        for name, content in files:
+            # Only the base name: an uploaded name must not reach outside the folder.
+            (Path(folder) / PurePath(name).name).write_bytes(content)
+        return import_sdtm(engine, Path(folder), study_id=study_id, cutoff=cutoff, replace=replace)

@@ -45,6 +45,8 @@ class CutInfo:
     label: str | None
     domains: tuple[str, ...]  # the SDTM domains the cut held (keys of its row counts)
     warnings: tuple[str, ...]
+    files: tuple[str, ...] = ()
+    records: int = 0  # all records loaded, over every domain
 
 
 def list_studies(session: Session) -> pd.DataFrame:
@@ -73,6 +75,7 @@ def data_cuts(session: Session, *, study_id: str) -> list[CutInfo]:
             col(DataCut.label),
             col(DataCut.row_counts),
             col(DataCut.warnings),
+            col(DataCut.source),
         )
         .where(col(DataCut.study_id) == study_id)
         .order_by(col(DataCut.id))
@@ -85,6 +88,8 @@ def data_cuts(session: Session, *, study_id: str) -> list[CutInfo]:
             label=row["label"],
             domains=tuple(sorted(row["row_counts"] or {})),
             warnings=tuple(row["warnings"] or ()),
+            files=tuple(str(s.get("file")) for s in row["source"] or ()),
+            records=sum((row["row_counts"] or {}).values()),
         )
         for row in rows(session.execute(stmt))
     ]

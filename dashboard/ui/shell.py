@@ -21,6 +21,7 @@ STUDY_KEY = "study"
 SITES_KEY = "filter_sites"
 COMPARE_KEY = "filter_compare_cut"
 CONTEXT_KEY = "_page_context"
+PENDING_STUDY_KEY = "_pending_study"
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ def build_context() -> PageContext | None:
     """Draw the sidebar (study picker and filters) and return the context, or None if the database
     holds no study (then a plain message says what to do)."""
     db_url = database_url()
+    st.session_state.pop(CONTEXT_KEY, None)  # never a context left from an earlier run
     try:
         study_ids = loaders.load_study_ids(db_url)
     except SQLAlchemyError as error:  # a missing or unreadable database: a message, no traceback
@@ -81,8 +83,8 @@ def build_context() -> PageContext | None:
         return None
     if not study_ids:
         st.info(
-            "No study in the database yet. Load the demo study with `study-monitor demo`, or import "
-            "one with `study-monitor import sdtm PATH`."
+            "No study in the database yet. Load the demo study with `study-monitor demo`, import "
+            "one with `study-monitor import sdtm PATH`, or upload its files on the Import page."
         )
         return None
 
@@ -90,6 +92,9 @@ def build_context() -> PageContext | None:
     # sidebar navigation drops the query string.
     if STUDY_KEY not in st.session_state:
         st.session_state[STUDY_KEY] = st.query_params.get("study", default_study_id())
+    if PENDING_STUDY_KEY in st.session_state:  # set by an import before its rerun
+        st.session_state[STUDY_KEY] = st.session_state.pop(PENDING_STUDY_KEY)
+        _on_study_change()
     requested = st.session_state[STUDY_KEY]
     if requested not in study_ids:
         fallback = default_study_id() if default_study_id() in study_ids else study_ids[0]
@@ -141,6 +146,17 @@ def build_context() -> PageContext | None:
     )
     st.session_state[CONTEXT_KEY] = context
     return context
+
+
+def optional_context() -> PageContext | None:
+    """The context of this run, or None where the database holds no study yet."""
+    context = st.session_state.get(CONTEXT_KEY)
+    return context if isinstance(context, PageContext) else None
+
+
+def show_study(study_id: str) -> None:
+    """Open ``study_id`` on the next run (the study picker cannot change once drawn)."""
+    st.session_state[PENDING_STUDY_KEY] = study_id
 
 
 def page_context() -> PageContext:

@@ -1,0 +1,95 @@
+"""Import: upload an SDTM package or a registry record, and see the study's data cuts."""
+
+import datetime as dt
+
+import pandas as pd
+import streamlit as st
+
+from dashboard.config import database_url
+from dashboard.importers.errors import ImportFailure
+from dashboard.importers.run import import_sdtm_files
+from dashboard.ui import loaders
+from dashboard.ui.shell import optional_context, show_study
+
+st.title("Import data")
+st.caption(
+    "The same checks as `study-monitor import`: an import is all or nothing, and every import is "
+    "one data cut. Local mode: anyone who can open the app can import (sign-in and roles come with "
+    "access control)."
+)
+ctx = optional_context()
+db_url = ctx.db_url if ctx else database_url()
+RESULT_KEY = "import_result"
+
+with st.form("sdtm_import", clear_on_submit=False):
+    st.subheader("SDTM package")
+    files = st.file_uploader(
+        "Datasets (.xpt, .csv or Dataset-JSON .json; DM is required)",
+        type=["xpt", "csv", "json"],
+        accept_multiple_files=True,
+    )
+    left, middle, right = st.columns(3)
+    study_id = left.text_input(
+        "Study id", placeholder="from DM STUDYID", help="Load under another id than STUDYID."
+    )
+    cutoff: dt.date | None = middle.date_input(
+        "Cut-off date", value=None, help="Used where TS has no DCUTDTC."
+    )
+    replace = right.checkbox(
+        "Replace the study's data",
+        help="Needed when fewer than half of the study's current subjects are in the package.",
+    )
+    submitted = st.form_submit_button("Import", type="primary")
+
+if submitted:
+    uploads = [(f.name, f.getvalue()) for f in files or []]
+    try:
+        with st.spinner("Importing..."):
+            report = import_sdtm_files(
+                loaders.engine_for(db_url),
+                uploads,
+                study_id=study_id.strip() or None,
+                cutoff=cutoff,
+                replace=replace,
+            )
+    except ImportFailure as failure:
+        st.session_state[RESULT_KEY] = ("error", [f"{failure}. Nothing was written."])
+    else:
+        st.session_state[RESULT_KEY] = (
+            "success",
+            report.summary_lines() + [f"warning: {w}" for w in report.warnings],
+        )
+        show_study(report.result.study_id)
+        st.rerun()
+
+if RESULT_KEY in st.session_state:
+    kind, lines = st.session_state[RESULT_KEY]
+    if kind == "error":
+        st.error(lines[0])
+    else:
+        st.success(lines[0])
+        st.markdown("\n".join(f"- {line}" for line in lines[1:]))
+
+if ctx is not None:
+    st.subheader(f"Data cuts of {ctx.study_id}")
+    if not ctx.cuts:
+        st.info("No data cut yet: this study has only its registry record.")
+    else:
+        st.dataframe(
+            pd.DataFrame(
+                {
+                    "Cut": [c.id for c in reversed(ctx.cuts)],
+                    "Loaded (UTC)": [f"{c.loaded_at:%Y-%m-%d %H:%M}" for c in reversed(ctx.cuts)],
+                    "Cut-off": [c.cutoff_date for c in reversed(ctx.cuts)],
+                    "Domains": [", ".join(c.domains) for c in reversed(ctx.cuts)],
+                    "Records": [c.records for c in reversed(ctx.cuts)],
+                    "Warnings": [len(c.warnings) for c in reversed(ctx.cuts)],
+                }
+            ),
+            hide_index=True,
+            width="stretch",
+        )
+        for cut in reversed(ctx.cuts):
+            if cut.warnings:
+                with st.expander(f"Warnings of cut {cut.id} ({len(cut.warnings)})"):
+                    st.markdown("\n".join(f"- {w}" for w in cut.warnings))
