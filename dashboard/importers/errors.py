@@ -33,7 +33,8 @@ class ImportFailure(Exception):
         self.problem = problem
 
 
-def fail(message: str, *, file: str | None = None, record: int | None = None,
-         column: str | None = None) -> ImportFailure:
+def fail(
+    message: str, *, file: str | None = None, record: int | None = None, column: str | None = None
+) -> ImportFailure:
     """An ImportFailure to raise: ``raise fail("...", file=..., record=..., column=...)``."""
     return ImportFailure(Problem(message, file, record, column))

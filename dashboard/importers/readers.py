@@ -23,7 +23,22 @@ from dashboard.importers.dates import InvalidDateError, parse_dtc
 from dashboard.importers.errors import fail
 
 # The domains the importer maps; SUPP-- datasets are read and reported, not mapped yet.
-MAPPED_DOMAINS = ("DM", "TS", "TI", "TA", "TV", "IE", "DS", "AE", "EX", "SV", "VS", "LB", "QS", "SC")
+MAPPED_DOMAINS = (
+    "DM",
+    "TS",
+    "TI",
+    "TA",
+    "TV",
+    "IE",
+    "DS",
+    "AE",
+    "EX",
+    "SV",
+    "VS",
+    "LB",
+    "QS",
+    "SC",
+)
 FINDINGS_DOMAINS = ("VS", "LB", "QS", "SC")
 SUFFIX_PREFERENCE = (".xpt", ".json", ".csv")  # where one domain comes in several formats
 
@@ -189,8 +204,9 @@ def _normalise(dataset: Dataset) -> None:
     for column in list(frame.columns):
         if _ROW_NUMBER_COLUMN.fullmatch(column):
             frame = frame.drop(columns=column)
-            dataset.warnings.append(f"{dataset.name}: column {column or '(unnamed)'} of row "
-                                    "numbers dropped")
+            dataset.warnings.append(
+                f"{dataset.name}: column {column or '(unnamed)'} of row numbers dropped"
+            )
         elif _IDENTIFYING.fullmatch(column):
             frame = frame.drop(columns=column)
             dataset.warnings.append(
@@ -216,8 +232,9 @@ def _normalise(dataset: Dataset) -> None:
                     try:
                         parse_dtc(str(value))
                     except InvalidDateError as error:
-                        raise fail(str(error), file=dataset.name, record=record,
-                                   column=column) from None
+                        raise fail(
+                            str(error), file=dataset.name, record=record, column=column
+                        ) from None
     dataset.frame = frame.reset_index(drop=True)
 
 

@@ -114,8 +114,11 @@ def read_package(
         warnings.extend(dataset.warnings)
         missing = [c for c in REQUIRED_COLUMNS.get(domain, ()) if c not in dataset.frame.columns]
         if missing:
-            raise fail(f"required column {', '.join(missing)} is missing", file=dataset.name,
-                       column=missing[0])
+            raise fail(
+                f"required column {', '.join(missing)} is missing",
+                file=dataset.name,
+                column=missing[0],
+            )
         _drop_exact_duplicates(dataset, warnings)
         datasets[domain] = dataset
     unmapped = sorted(d for d in datasets if d not in REQUIRED_COLUMNS)
@@ -184,8 +187,9 @@ def _study_id(dm: Dataset, given: str | None) -> str:
     if given:
         return given
     if "STUDYID" not in dm.frame.columns:
-        raise fail("has no STUDYID column: name the study with --study-id", file=dm.name,
-                   column="STUDYID")
+        raise fail(
+            "has no STUDYID column: name the study with --study-id", file=dm.name, column="STUDYID"
+        )
     ids = sorted({str(v) for v in dm.frame["STUDYID"] if v is not None})
     if len(ids) != 1:
         raise fail(
@@ -204,8 +208,12 @@ def _check_dm_keys(dm: Dataset) -> set[str]:
             raise fail("USUBJID is blank", file=dm.name, record=number, column="USUBJID")
         key = str(usubjid)
         if key in seen:
-            raise fail(f"duplicate USUBJID {key} (first in record {seen[key]})", file=dm.name,
-                       record=number, column="USUBJID")
+            raise fail(
+                f"duplicate USUBJID {key} (first in record {seen[key]})",
+                file=dm.name,
+                record=number,
+                column="USUBJID",
+            )
         seen[key] = number
     return set(seen)
 
@@ -215,8 +223,9 @@ def _check_subjects_known(dataset: Dataset, usubjids: set[str]) -> None:
         if value is None:
             raise fail("USUBJID is blank", file=dataset.name, record=number, column="USUBJID")
         if str(value) not in usubjids:
-            raise fail(f"subject {value} is not in DM", file=dataset.name, record=number,
-                       column="USUBJID")
+            raise fail(
+                f"subject {value} is not in DM", file=dataset.name, record=number, column="USUBJID"
+            )
 
 
 def _study_from_ts(ts: Dataset | None, warnings: list[str]) -> dict[str, Any]:
@@ -233,8 +242,13 @@ def _study_from_ts(ts: Dataset | None, warnings: list[str]) -> dict[str, Any]:
     study: dict[str, Any] = {}
     if values.get("REGID"):
         study["registry_id"] = values["REGID"]
-    for code, key in (("TITLE", "title"), ("SPONSOR", "sponsor"), ("TPHASE", "phase"),
-                      ("INDIC", "condition"), ("TRT", "intervention")):
+    for code, key in (
+        ("TITLE", "title"),
+        ("SPONSOR", "sponsor"),
+        ("TPHASE", "phase"),
+        ("INDIC", "condition"),
+        ("TRT", "intervention"),
+    ):
         if values.get(code):
             study[key] = values[code]
     if values.get("PLANSUB"):
@@ -247,7 +261,9 @@ def _study_from_ts(ts: Dataset | None, warnings: list[str]) -> dict[str, Any]:
         try:
             study[key] = duration_in_years(raw)
         except ValueError:
-            warnings.append(f"TS {code} {raw!r} is not an ISO 8601 duration: no {key.replace('_', ' ')}")
+            warnings.append(
+                f"TS {code} {raw!r} is not an ISO 8601 duration: no {key.replace('_', ' ')}"
+            )
         if raw is None and null_flavours.get(code) == "PINF":
             study[key] = None  # positive infinity: no limit
     if "TBLIND" in values:
@@ -263,8 +279,11 @@ def _study_from_ts(ts: Dataset | None, warnings: list[str]) -> dict[str, Any]:
     design = [v for v in (values.get("INTMODEL"), values.get("TBLIND")) if v]
     if design:
         study["design"] = ", ".join(v.capitalize() for v in design)
-    for code, key in (("SSTDTC", "planned_start"), ("SENDTC", "planned_end"),
-                      ("DCUTDTC", "cutoff_date")):
+    for code, key in (
+        ("SSTDTC", "planned_start"),
+        ("SENDTC", "planned_end"),
+        ("DCUTDTC", "cutoff_date"),
+    ):
         raw = values.get(code)
         try:
             parsed = parse_dtc(raw)
@@ -341,8 +360,10 @@ def _eligibility(
         result = (_text(row.get("IEORRES")) or _text(row.get("IESTRESC")) or "").upper()
         cat = category.get(code, "")
         if result and cat in _NOT_MET and result not in _NOT_MET[cat]:
-            warnings.append(f"{ie.name}, record {number}: {code} is recorded as met ({result}); "
-                            "IE holds criteria not met, so it is not counted")
+            warnings.append(
+                f"{ie.name}, record {number}: {code} is recorded as met ({result}); "
+                "IE holds criteria not met, so it is not counted"
+            )
             continue
         # IE does not say which protocol version a subject was screened under: the latest version
         # that has the code is taken.
@@ -383,8 +404,9 @@ def _keyed(rows: list[dict[str, Any]], file: str, warnings: list[str]) -> None:
             row["natural_key"] = f"{key}#{counts[key]}"
     repeated = [k for k, n in counts.items() if n > 1]
     if repeated:
-        warnings.append(f"{file}: {len(repeated)} key(s) repeated ({', '.join(repeated[:5])}): "
-                        "all records kept")
+        warnings.append(
+            f"{file}: {len(repeated)} key(s) repeated ({', '.join(repeated[:5])}): all records kept"
+        )
 
 
 def _dispositions(ds: Dataset | None, warnings: list[str]) -> list[dict[str, Any]]:
@@ -446,8 +468,9 @@ def _flag_baseline_without_blfl(
     """Where a findings domain has no --BLFL, the baseline is the last value before first dose."""
     first_dose = {s["usubjid"]: s["first_dose_date"] for s in subjects}
     no_flag = {
-        d for d in FINDINGS_DOMAINS if d in datasets and d != "SC"
-        and f"{d}BLFL" not in datasets[d].frame.columns
+        d
+        for d in FINDINGS_DOMAINS
+        if d in datasets and d != "SC" and f"{d}BLFL" not in datasets[d].frame.columns
     }
     latest: dict[tuple[str, str, str, str | None], dict[str, Any]] = {}
     for row in findings:
@@ -506,7 +529,9 @@ def _adverse_events(ae: Dataset | None, warnings: list[str]) -> list[dict[str, A
                 "end_dtc": end,
                 "end_date": parse_dtc(end),
                 "start_day": _int(row.get("AESTDY")),
-                "natural_key": f"{usubjid}/{seq}" if seq is not None else f"{usubjid}/{term}/{start}",
+                "natural_key": f"{usubjid}/{seq}"
+                if seq is not None
+                else f"{usubjid}/{term}/{start}",
             }
         )
     _keyed(rows, ae.name, warnings)
@@ -557,7 +582,9 @@ def _visits(sv: Dataset | None, tv: Dataset | None, warnings: list[str]) -> list
                 "visit": _text(row["VISIT"]) or "",
                 "planned_day": _int(row.get("VISITDY"))
                 if row.get("VISITDY") is not None
-                else planned_day.get(visit_num) if visit_num is not None else None,
+                else planned_day.get(visit_num)
+                if visit_num is not None
+                else None,
                 "dtc": dtc,
                 "date": parse_dtc(dtc),
             }
@@ -565,12 +592,16 @@ def _visits(sv: Dataset | None, tv: Dataset | None, warnings: list[str]) -> list
     repeated = [key for key, n in seen.items() if n > 1]
     if repeated:
         usubjid, visit = repeated[0]
-        warnings.append(f"{sv.name}: {len(repeated)} visit(s) recorded more than once (e.g. "
-                        f"{usubjid} visit {_text(visit)}): all records kept")
+        warnings.append(
+            f"{sv.name}: {len(repeated)} visit(s) recorded more than once (e.g. "
+            f"{usubjid} visit {_text(visit)}): all records kept"
+        )
     return rows
 
 
-def _earliest(dates: Iterable[tuple[dt.date | None, str | None]]) -> tuple[str | None, dt.date | None]:
+def _earliest(
+    dates: Iterable[tuple[dt.date | None, str | None]],
+) -> tuple[str | None, dt.date | None]:
     known = [(d, t) for d, t in dates if d is not None]
     if not known:
         return None, None

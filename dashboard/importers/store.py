@@ -40,8 +40,16 @@ _TRACKED = {
     "ie": EligibilityFinding,
     "ds": Disposition,
 }
-_BOOKKEEPING = {"id", "subject_pk", "site_pk", "criterion_pk", "first_cut_id", "updated_cut_id",
-                "study_id", "natural_key"}
+_BOOKKEEPING = {
+    "id",
+    "subject_pk",
+    "site_pk",
+    "criterion_pk",
+    "first_cut_id",
+    "updated_cut_id",
+    "study_id",
+    "natural_key",
+}
 
 
 @dataclass(frozen=True)
@@ -96,7 +104,10 @@ def _current_rows(session: Session, study_id: str) -> dict[str, dict[str, dict[s
     ).all():
         usubjid = usubjid_of[finding.subject_pk]
         current["ie"][f"{usubjid}/{code}/{version}"] = {
-            **finding.model_dump(), "usubjid": usubjid, "code": code, "protocol_version": version
+            **finding.model_dump(),
+            "usubjid": usubjid,
+            "code": code,
+            "protocol_version": version,
         }
     return current
 
@@ -141,8 +152,9 @@ def _diff(
         if fields:
             row["updated_cut_id"] = cut_id
             changes.append(
-                CutChange(cut_id=cut_id, entity=entity, natural_key=key, change="changed",
-                          fields=fields)
+                CutChange(
+                    cut_id=cut_id, entity=entity, natural_key=key, change="changed", fields=fields
+                )
             )
             counts["changed"] += 1
         else:
@@ -150,8 +162,13 @@ def _diff(
     for key, old in old_rows.items():
         if key not in seen:
             changes.append(
-                CutChange(cut_id=cut_id, entity=entity, natural_key=key, change="removed",
-                          fields={k: [v, None] for k, v in _comparable(old).items()})
+                CutChange(
+                    cut_id=cut_id,
+                    entity=entity,
+                    natural_key=key,
+                    change="removed",
+                    fields={k: [v, None] for k, v in _comparable(old).items()},
+                )
             )
             counts["removed"] += 1
     return counts
@@ -213,14 +230,18 @@ def store_package(session: Session, package: Package, *, replace: bool = False) 
 
     changes: list[CutChange] = []
     counts = {
-        "subject": _diff("subject", package.subjects, current["subject"],
-                         lambda r: r["usubjid"], cut.id, changes),
-        "ae": _diff("ae", package.adverse_events, current["ae"],
-                    lambda r: r["natural_key"], cut.id, changes),
-        "ie": _diff("ie", package.eligibility, current["ie"],
-                    lambda r: r["natural_key"], cut.id, changes),
-        "ds": _diff("ds", package.dispositions, current["ds"],
-                    lambda r: r["natural_key"], cut.id, changes),
+        "subject": _diff(
+            "subject", package.subjects, current["subject"], lambda r: r["usubjid"], cut.id, changes
+        ),
+        "ae": _diff(
+            "ae", package.adverse_events, current["ae"], lambda r: r["natural_key"], cut.id, changes
+        ),
+        "ie": _diff(
+            "ie", package.eligibility, current["ie"], lambda r: r["natural_key"], cut.id, changes
+        ),
+        "ds": _diff(
+            "ds", package.dispositions, current["ds"], lambda r: r["natural_key"], cut.id, changes
+        ),
     }
 
     _delete_subject_rows(session, study_id)
@@ -233,7 +254,10 @@ def store_package(session: Session, package: Package, *, replace: bool = False) 
     _bulk_insert(
         session,
         Subject,
-        [{**s, "study_id": study_id, "site_pk": site_pk.get(s["siteid"])} for s in package.subjects],
+        [
+            {**s, "study_id": study_id, "site_pk": site_pk.get(s["siteid"])}
+            for s in package.subjects
+        ],
     )
     subject_pk = {
         usubjid: pk
