@@ -104,9 +104,9 @@ def test_same_package_twice_adds_a_cut_without_changes(pilot_db: str, shared_dat
         changes = session.execute(
             select(func.count())
             .select_from(CutChange)
-            .where(CutChange.cut_id == report.result.cut_id)
+            .where(col(CutChange.cut_id) == report.result.cut_id)
         ).scalar_one()
-        first_cuts = set(session.execute(select(Subject.first_cut_id)).scalars())
+        first_cuts = set(session.execute(select(col(Subject.first_cut_id))).scalars())
     assert cuts == 2
     assert changes == 0
     assert first_cuts == {1}  # unchanged rows keep the cut that first held them

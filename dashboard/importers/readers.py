@@ -240,7 +240,7 @@ def _normalise(dataset: Dataset) -> None:
 
 def _as_number(value: Any, file: str, record: int, column: str) -> float | None:
     if value is None or isinstance(value, float):
-        return value  # type: ignore[no-any-return]
+        return value
     try:
         number = float(str(value))
     except ValueError:

@@ -661,7 +661,7 @@ def _subjects(
             population,
             [DispositionEvent(d["category"], d["term"], d["epoch"], d["date"]) for d in ds_records],
         )
-        birth = _text(row.get("BRTHDTC"))
+        birth = parse_dtc(_text(row.get("BRTHDTC")))
         age = row.get("AGE")
         subjects.append(
             {
@@ -686,7 +686,7 @@ def _subjects(
                 "age": age if isinstance(age, float) else None,
                 "age_unit": _text(row.get("AGEU")),
                 # No direct identifiers: a birth date is cut to its year.
-                "birth_year": parse_dtc(birth).year if birth and parse_dtc(birth) else None,
+                "birth_year": birth.year if birth else None,
                 "race": _text(row.get("RACE")),
                 "ethnicity": _text(row.get("ETHNIC")),
                 "country": _text(row.get("COUNTRY")),

@@ -72,7 +72,7 @@ def _current_rows(session: Session, study_id: str) -> dict[str, dict[str, dict[s
     """The study's current tracked rows by entity and natural key, as comparable dicts plus
     their cut ids."""
     subject_rows = session.execute(
-        select(Subject, Site.site_id)
+        select(Subject, col(Site.site_id))
         .outerjoin(Site, col(Site.id) == col(Subject.site_pk))
         .where(col(Subject.study_id) == study_id)
     ).all()
@@ -98,7 +98,7 @@ def _current_rows(session: Session, study_id: str) -> dict[str, dict[str, dict[s
         key = f"{usubjid}/{ds.seq}" if ds.seq is not None else f"{usubjid}/{ds.term}/{ds.dtc}"
         current["ds"][_unique(current["ds"], key)] = {**ds.model_dump(), "usubjid": usubjid}
     for finding, code, version in session.execute(
-        select(EligibilityFinding, Criterion.code, Criterion.protocol_version)
+        select(EligibilityFinding, col(Criterion.code), col(Criterion.protocol_version))
         .join(Criterion, col(Criterion.id) == col(EligibilityFinding.criterion_pk))
         .where(col(EligibilityFinding.subject_pk).in_(subject_ids))
     ).all():
