@@ -38,8 +38,9 @@ MAPPED_DOMAINS = (
     "LB",
     "QS",
     "SC",
+    "MK",
 )
-FINDINGS_DOMAINS = ("VS", "LB", "QS", "SC")
+FINDINGS_DOMAINS = ("VS", "LB", "QS", "SC", "MK")
 SUFFIX_PREFERENCE = (".xpt", ".json", ".csv")  # where one domain comes in several formats
 
 # Variables that must be numbers, by exact name or by suffix after the two-letter domain prefix.
