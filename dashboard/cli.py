@@ -21,6 +21,7 @@ from dashboard.demo import (
     build_scale_study,
     build_seed_study,
 )
+from dashboard.importers.ctgov import RegistryRecordError, import_ctgov_file
 from dashboard.importers.errors import ImportFailure
 from dashboard.importers.run import import_sdtm
 from dashboard.queries.studies import list_studies
@@ -180,6 +181,36 @@ def import_sdtm_command(
         typer.echo(f"warning: {warning}")
     for line in report.summary_lines():
         typer.echo(line)
+
+
+@import_app.command("ctgov")
+def import_ctgov_command(
+    path: Annotated[Path, typer.Argument(help="A ClinicalTrials.gov API v2 study record (.json).")],
+    study_id: Annotated[
+        str | None,
+        typer.Option("--study-id", help="An existing study to enrich (default: the NCT id)."),
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Create or update a study from its registry record: facts, sites, criteria."""
+    engine = make_engine(db or database_url())
+    try:
+        create_schema(engine)
+        with session_scope(engine) as session:
+            result = import_ctgov_file(session, path, study_id=study_id)
+    except RegistryRecordError as error:
+        _fail(f"{error}; nothing was written")
+    except SQLAlchemyError as error:
+        _fail(
+            f"the database refused the import: {getattr(error, 'orig', error)}; nothing was written"
+        )
+    for warning in result.warnings:
+        typer.echo(f"warning: {path.name}: {warning}")
+    typer.echo(
+        f"study {result.study_id} {'created' if result.created else 'updated'} from {path.name}: "
+        f"{result.inclusion} inclusion and {result.exclusion} exclusion criteria, "
+        f"{result.sites} site(s)"
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

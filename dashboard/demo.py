@@ -1,8 +1,9 @@
 """Seeded synthetic demo studies. SYNTHETIC DATA: no real patient is behind any row.
 
-- ``NCT06466850``: the registry facts of the real study (from ``studies/NCT06466850.json``) with
-  invented subjects: 36 screened, 16 screen failures over 9 criteria (3 subjects fail two), 20
-  enrolled, baseline findings, disposition and adverse events of an intra-articular injection.
+- ``NCT06466850``: the registry facts of the real study (``studies/NCT06466850.json``, loaded
+  through the ClinicalTrials.gov importer) with invented subjects: 36 screened, 16 screen failures
+  over 9 criteria (3 subjects fail two), 20 enrolled, baseline findings, disposition and adverse
+  events of an intra-articular injection.
 - ``DEMO-MULTI``: a 10-site, 3-arm randomized study with per-site targets and two data cuts.
 - ``DEMO-SCALE``: the same generator at 200 sites and a chosen number of subjects.
 
@@ -21,7 +22,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlmodel import Session, col
 
-from dashboard.importers.ctgov import age_in_years, parse_eligibility_criteria, protocol
+from dashboard.importers.ctgov import import_ctgov_record
 from dashboard.metrics.population import DispositionEvent, classify_subject, subject_status
 from dashboard.models import (
     ENROLLED,
@@ -102,8 +103,11 @@ def _write_study(
     interim_cutoff: dt.date,
     cutoff: dt.date,
 ) -> None:
-    """Write a planned study with two DataCuts: rows dated after ``interim_cutoff`` are new in cut 2."""
-    delete_study(session, study.study_id)
+    """Write a planned study with two DataCuts: rows dated after ``interim_cutoff`` are new in cut 2.
+
+    The study, sites, arms and criteria may be new or already in the session (the seed study's come
+    from the registry importer); the caller removes any earlier copy of the study first.
+    """
     # No ORM relationships are declared, so parents are flushed before their children.
     session.add(study)
     session.flush()
@@ -397,50 +401,36 @@ def seed_record() -> dict[str, Any]:
     return record
 
 
-def _seed_study_and_criteria(record: dict[str, Any]) -> tuple[Study, list[Criterion]]:
-    proto = protocol(record)
-    ident = proto["identificationModule"]
-    design = proto["designModule"]
-    eligibility = proto["eligibilityModule"]
-    study = Study(
-        study_id=SEED_STUDY_ID,
-        registry_id=ident["nctId"],
-        title=ident["briefTitle"],
-        sponsor=proto["sponsorCollaboratorsModule"]["leadSponsor"]["name"],
-        phase="Not applicable",
-        design="Single group assignment, open label",
-        allocation=design["designInfo"]["allocation"],
-        masking=design["designInfo"]["maskingInfo"]["masking"],
-        is_blinded=False,
-        status=proto["statusModule"]["overallStatus"],
-        condition=", ".join(proto["conditionsModule"]["conditions"]),
-        intervention="Biological: MSC-derived exosomes (intra-articular)",
-        planned_enrollment=design["enrollmentInfo"]["count"],
-        min_age=age_in_years(eligibility.get("minimumAge")),
-        max_age=age_in_years(eligibility.get("maximumAge")),
-        sex=eligibility.get("sex"),
-        planned_start=SEED_PLANNED_START,
-        planned_end=SEED_PLANNED_END,
-        is_synthetic=True,
-    )
-    criteria: list[Criterion] = []
-    numbers = {"INCLUSION": 0, "EXCLUSION": 0}
-    for position, parsed in enumerate(
-        parse_eligibility_criteria(eligibility["eligibilityCriteria"])
-    ):
-        numbers[parsed.category] += 1
-        code = f"{parsed.category[:4]}{numbers[parsed.category]:02d}"
-        criteria.append(
-            Criterion(
-                study_id=SEED_STUDY_ID,
-                code=code,
-                category=parsed.category,
-                text=parsed.text,
-                seq=position + 1,
-                rule=SEED_RULES.get(code),
-            )
+def _import_seed_study(session: Session) -> tuple[Study, Site, list[Criterion]]:
+    """The NCT06466850 study, its site and criteria as the registry importer writes them, with the
+    demo's own facts on top: synthetic, assumed dates, readable design and intervention, rules."""
+    record = seed_record()
+    import_ctgov_record(session, record, source="dashboard/studies/NCT06466850.json")
+    study = session.get(Study, SEED_STUDY_ID)
+    assert study is not None  # the record's NCT id is the seed study's id
+    study.is_synthetic = True
+    study.planned_start = SEED_PLANNED_START
+    study.planned_end = SEED_PLANNED_END
+    study.design = "Single group assignment, open label"
+    study.intervention = "Biological: MSC-derived exosomes (intra-articular)"
+    criteria = list(
+        session.scalars(
+            select(Criterion)
+            .where(col(Criterion.study_id) == SEED_STUDY_ID)
+            .order_by(col(Criterion.seq))
         )
-    return study, criteria
+    )
+    for criterion in criteria:
+        criterion.rule = SEED_RULES.get(criterion.code)
+    site = session.scalars(
+        select(Site).where(col(Site.study_id) == SEED_STUDY_ID, col(Site.site_id) == "01")
+    ).one()
+    # The registry names the country in words; the demo uses ISO 3166 alpha-3 codes like DM.COUNTRY.
+    site.country = "IRN"
+    site.activated_on = SEED_PLANNED_START
+    site.planned_enrollment = study.planned_enrollment
+    session.add_all([study, site, *criteria])
+    return study, site, criteria
 
 
 def _screening_findings(
@@ -540,16 +530,8 @@ def _screening_findings(
 def build_seed_study(session: Session, *, seed: int = 6466850) -> None:
     """(Re)create the NCT06466850 demo study: registry facts plus synthetic subjects."""
     rng = random.Random(seed)
-    study, criteria = _seed_study_and_criteria(seed_record())
-    site = Site(
-        study_id=SEED_STUDY_ID,
-        site_id="01",
-        name="Isfahan University of Medical Sciences",
-        city="Isfahan",
-        country="IRN",
-        activated_on=SEED_PLANNED_START,
-        planned_enrollment=study.planned_enrollment,
-    )
+    delete_study(session, SEED_STUDY_ID)
+    study, site, criteria = _import_seed_study(session)
     arm = Arm(
         study_id=SEED_STUDY_ID,
         arm_code="EXO",
@@ -874,6 +856,7 @@ def build_multisite_study(
                 }
             )
         subjects.append(planned)
+    delete_study(session, study_id)
     _write_study(
         session,
         study=study,
