@@ -6,8 +6,9 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.config import database_url
+from dashboard.importers.ctgov import RegistryRecordError
 from dashboard.importers.errors import ImportFailure
-from dashboard.importers.run import import_sdtm_files
+from dashboard.importers.run import import_ctgov_upload, import_sdtm_files
 from dashboard.ui import loaders
 from dashboard.ui.shell import optional_context, show_study
 
@@ -39,7 +40,7 @@ with st.form("sdtm_import", clear_on_submit=False):
         "Replace the study's data",
         help="Needed when fewer than half of the study's current subjects are in the package.",
     )
-    submitted = st.form_submit_button("Import", type="primary")
+    submitted = st.form_submit_button("Import package", type="primary")
 
 if submitted:
     uploads = [(f.name, f.getvalue()) for f in files or []]
@@ -61,6 +62,43 @@ if submitted:
         )
         show_study(report.result.study_id)
         st.rerun()
+
+with st.form("ctgov_import"):
+    st.subheader("Registry record")
+    record = st.file_uploader("ClinicalTrials.gov API v2 study record (.json)", type=["json"])
+    enrich = st.text_input(
+        "Study to enrich",
+        placeholder="the record's NCT id",
+        help="An existing study (loaded from SDTM, say) that this record describes.",
+    )
+    registry_submitted = st.form_submit_button("Import record")
+
+if registry_submitted:
+    if record is None:
+        st.session_state[RESULT_KEY] = ("error", ["No record was uploaded. Nothing was written."])
+    else:
+        try:
+            registered = import_ctgov_upload(
+                loaders.engine_for(db_url),
+                record.name,
+                record.getvalue(),
+                study_id=enrich.strip() or None,
+            )
+        except RegistryRecordError as error:
+            st.session_state[RESULT_KEY] = ("error", [f"{error}. Nothing was written."])
+        else:
+            st.session_state[RESULT_KEY] = (
+                "success",
+                [
+                    f"study {registered.study_id} "
+                    f"{'created' if registered.created else 'updated'} from {record.name}",
+                    f"{registered.inclusion} inclusion and {registered.exclusion} exclusion "
+                    f"criteria, {registered.sites} site(s)",
+                    *(f"warning: {w}" for w in registered.warnings),
+                ],
+            )
+            show_study(registered.study_id)
+            st.rerun()
 
 if RESULT_KEY in st.session_state:
     kind, lines = st.session_state[RESULT_KEY]

@@ -189,10 +189,10 @@ def test_upload_an_sdtm_package(browser: Any, server: str, tmp_path: Path) -> No
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{server}/import?study=NCT06466850")
     page.wait_for_selector("h1", timeout=30_000)
-    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(
         sorted(str(p) for p in folder.iterdir())
     )
-    page.get_by_role("button", name="Import").click()
+    page.get_by_role("button", name="Import package", exact=True).click()
     success = page.locator('[data-testid="stAlertContentSuccess"]')
     success.wait_for(timeout=30_000)
     assert "study TINY: data cut" in success.inner_text()
@@ -203,4 +203,31 @@ def test_upload_an_sdtm_package(browser: Any, server: str, tmp_path: Path) -> No
     assert (
         page.locator('[data-testid="stSidebar"] input[aria-label="Study"]').input_value() == "TINY"
     )
+    page.close()
+
+
+def test_upload_a_registry_record(browser: Any, server: str, tmp_path: Path) -> None:
+    record = tmp_path / "NCT09999999.json"
+    record.write_text(
+        '{"protocolSection": {"identificationModule": {"nctId": "NCT09999999", '
+        '"briefTitle": "A registered study"}, "designModule": {"enrollmentInfo": '
+        '{"count": 0, "type": "ACTUAL"}}, "eligibilityModule": {"eligibilityCriteria": '
+        '"Inclusion Criteria:\\n\\n* Adults\\n\\nExclusion Criteria:\\n\\n* Pregnancy\\n"}}}',
+        encoding="utf-8",
+    )
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{server}/import?study=NCT06466850")
+    page.wait_for_selector("h1", timeout=30_000)
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').nth(1).set_input_files(str(record))
+    page.get_by_role("button", name="Import record", exact=True).click()
+    success = page.locator('[data-testid="stAlertContentSuccess"]')
+    success.wait_for(timeout=30_000)
+    assert "study NCT09999999 created from NCT09999999.json" in success.inner_text()
+    page.wait_for_url("**/import?study=NCT09999999", timeout=30_000)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.goto(f"{server}/?study=NCT09999999")
+    page.wait_for_selector("h1", timeout=30_000)
+    assert "A registered study" in page.locator("h1").first.inner_text()
+    page.get_by_text("has no subjects yet").wait_for(timeout=30_000)
+    assert page.locator('[data-testid="stException"]').count() == 0
     page.close()

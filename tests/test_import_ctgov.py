@@ -771,3 +771,14 @@ def test_enriching_a_study_with_data_keeps_its_sites_and_criteria(tmp_path: Path
         )
     assert sorted(sites) == ["01", "02"]  # the SDTM SITEIDs, no registry location added
     assert sorted(codes) == ["EXCL01", "INCL01"]  # TI's criteria kept
+
+
+def test_uploaded_record_imports_in_one_transaction(tmp_path: Path) -> None:
+    from dashboard.importers.run import import_ctgov_upload
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'upload.db'}")
+    record = b'{"protocolSection": {"identificationModule": {"nctId": "NCT01234567"}}}'
+    result = import_ctgov_upload(engine, "../x/NCT01234567.json", record)
+    assert result.study_id == "NCT01234567" and result.created
+    with pytest.raises(RegistryRecordError, match="NCT01234567.json"):
+        import_ctgov_upload(engine, "NCT01234567.json", b"[]")

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from dashboard.db import create_schema, session_scope
+from dashboard.importers.ctgov import CtgovImportResult, import_ctgov_file
 from dashboard.importers.errors import fail
 from dashboard.importers.sdtm import Package, read_package
 from dashboard.importers.store import StoreResult, store_package
@@ -84,3 +85,15 @@ def import_sdtm_files(
             # Only the base name: an uploaded name must not reach outside the folder.
             (Path(folder) / PurePath(name).name).write_bytes(content)
         return import_sdtm(engine, Path(folder), study_id=study_id, cutoff=cutoff, replace=replace)
+
+
+def import_ctgov_upload(
+    engine: Engine, name: str, content: bytes, *, study_id: str | None = None
+) -> CtgovImportResult:
+    """Import an uploaded registry record, in one transaction. Raises RegistryRecordError."""
+    with tempfile.TemporaryDirectory(prefix="ctgov-upload-") as folder:
+        path = Path(folder) / (PurePath(name).name or "record.json")
+        path.write_bytes(content)
+        create_schema(engine)
+        with session_scope(engine) as session:
+            return import_ctgov_file(session, path, study_id=study_id)
