@@ -780,5 +780,5 @@ def test_uploaded_record_imports_in_one_transaction(tmp_path: Path) -> None:
     record = b'{"protocolSection": {"identificationModule": {"nctId": "NCT01234567"}}}'
     result = import_ctgov_upload(engine, "../x/NCT01234567.json", record)
     assert result.study_id == "NCT01234567" and result.created
-    with pytest.raises(RegistryRecordError, match="NCT01234567.json"):
+    with pytest.raises(RegistryRecordError, match=r"NCT01234567\.json"):
         import_ctgov_upload(engine, "NCT01234567.json", b"[]")
