@@ -5,7 +5,7 @@ import streamlit as st
 from dashboard.charts.adverse_events import soc_chart
 from dashboard.ui import loaders
 from dashboard.ui.format import percent
-from dashboard.ui.shell import no_subjects_message, page_context, page_header
+from dashboard.ui.shell import domain_missing, no_subjects_message, page_context, page_header
 
 ctx = page_context()
 page_header("Adverse events", ctx)
@@ -23,6 +23,8 @@ serious_events.metric("SAE events", ae.serious_events)
 
 if counts.screened == 0:
     no_subjects_message(ctx)
+    st.stop()
+if domain_missing(ctx, "AE", "adverse events are unknown, not zero"):
     st.stop()
 if ae.events == 0:
     st.info("No adverse events in the data for this selection.")

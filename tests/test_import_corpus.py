@@ -452,3 +452,55 @@ def test_uploaded_files_import_like_a_folder(tmp_path: Path) -> None:
         import_sdtm_files(engine, [])
     with pytest.raises(ImportFailure, match="DM is required"):
         import_sdtm_files(engine, [("ae.csv", (folder / "ae.csv").read_bytes())])
+
+
+def test_pages_name_a_missing_domain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import PROJECT_ROOT
+
+    tables = copy_of_base()
+    del tables["AE"], tables["IE"]
+    url, _out = _load(tmp_path, tables)
+    monkeypatch.setenv("DATABASE_URL", url)
+    at = AppTest.from_file(str(PROJECT_ROOT / "dashboard" / "app.py"), default_timeout=60).run()
+    at.switch_page("../pages/adverse_events.py").run()
+    assert not at.exception
+    assert "No AE domain in data cut 1: adverse events are unknown, not zero." in [
+        w.value for w in at.warning
+    ]
+    at.switch_page("../pages/screen_failures.py").run()
+    assert any("No IE domain" in w.value for w in at.warning)
+
+
+def test_baseline_without_a_flag_is_the_last_value_before_first_dose(tmp_path: Path) -> None:
+    tables = copy_of_base()
+    tables["VS"] = [
+        {
+            "STUDYID": "TINY",
+            "USUBJID": "TINY-01-001",
+            "VSSEQ": n,
+            "VSTESTCD": "WEIGHT",
+            "VSTEST": "Weight",
+            "VSSTRESN": weight,
+            "VSSTRESU": "kg",
+            "VISIT": visit,
+            "VSDTC": dtc,
+        }
+        for n, (weight, visit, dtc) in enumerate(
+            [
+                (71.0, "SCREENING", "2024-01-10"),
+                (70.5, "DAY 1", "2024-01-20T08:30"),
+                (69.0, "WEEK 2", "2024-02-03"),
+            ],
+            start=1,
+        )
+    ]
+    url, _out = _load(tmp_path, tables)
+    findings = pd.read_sql_query(
+        "SELECT value_num, dtc, date, is_baseline FROM finding ORDER BY date", make_engine(url)
+    )
+    # First dose (RFXSTDTC) is 2024-01-20: the same-day value before dosing is the baseline.
+    assert findings["is_baseline"].tolist() == [0, 1, 0]
+    assert findings.loc[1, "dtc"] == "2024-01-20T08:30"  # a datetime kept as given
+    assert findings.loc[1, "date"] == "2024-01-20"

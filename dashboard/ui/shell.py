@@ -193,6 +193,16 @@ def page_header(title: str, context: PageContext) -> None:
         )
 
 
+def domain_missing(context: PageContext, domain: str, consequence: str) -> bool:
+    """Say so where the latest data cut has no ``domain`` (instead of showing zeros); True if so.
+    A registry-only study has no data cut, so nothing to miss."""
+    latest = context.latest_cut
+    if latest is None or domain in latest.domains:
+        return False
+    st.warning(f"No {domain} domain in data cut {latest.id}: {consequence}.")
+    return True
+
+
 def no_subjects_message(context: PageContext) -> None:
     """The plain message for a study or a filter with no subjects."""
     if context.scope:
