@@ -1,14 +1,24 @@
 """Screened, screen-failed, enrolled: the headline counts and their course over time."""
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlmodel import Session, col
 
-from dashboard.models import ENROLLED, IN_SCREENING, NOT_ASSIGNED, SCREEN_FAILURE, Subject
-from dashboard.queries.scope import SiteScope, rows, subject_in_scope
+from dashboard.models import (
+    ENROLLED,
+    IN_SCREENING,
+    NOT_ASSIGNED,
+    SCREEN_FAILURE,
+    Disposition,
+    Exposure,
+    Site,
+    Subject,
+)
+from dashboard.queries.scope import Period, SiteScope, rows, site_in_scope, subject_in_scope
 
 
 @dataclass(frozen=True)
@@ -27,11 +37,13 @@ class PopulationCounts:
         return self.screen_failures / self.screened if self.screened else None
 
 
-def population_counts(session: Session, *, study_id: str, scope: SiteScope) -> PopulationCounts:
+def population_counts(
+    session: Session, *, study_id: str, scope: SiteScope, period: Period = None
+) -> PopulationCounts:
     """Counts of the study's subjects in scope by population, in one GROUP BY."""
     stmt = (
         select(col(Subject.population), func.count())
-        .where(subject_in_scope(study_id=study_id, scope=scope))
+        .where(subject_in_scope(study_id=study_id, scope=scope, period=period))
         .group_by(col(Subject.population))
     )
     by_population = {population: int(n) for population, n in session.execute(stmt).all()}
@@ -44,12 +56,15 @@ def population_counts(session: Session, *, study_id: str, scope: SiteScope) -> P
     )
 
 
-def enrolled_by_arm(session: Session, *, study_id: str, scope: SiteScope) -> pd.DataFrame:
+def enrolled_by_arm(
+    session: Session, *, study_id: str, scope: SiteScope, period: Period = None
+) -> pd.DataFrame:
     """Enrolled subjects by planned arm (ARM). Columns: arm_code, arm, enrolled."""
     stmt = (
         select(col(Subject.arm_code), col(Subject.arm), func.count().label("enrolled"))
         .where(
-            subject_in_scope(study_id=study_id, scope=scope), col(Subject.population) == ENROLLED
+            subject_in_scope(study_id=study_id, scope=scope, period=period),
+            col(Subject.population) == ENROLLED,
         )
         .group_by(col(Subject.arm_code), col(Subject.arm))
         .order_by(col(Subject.arm))
@@ -57,13 +72,15 @@ def enrolled_by_arm(session: Session, *, study_id: str, scope: SiteScope) -> pd.
     return pd.DataFrame(rows(session.execute(stmt)), columns=["arm_code", "arm", "enrolled"])
 
 
-def daily_accrual(session: Session, *, study_id: str, scope: SiteScope) -> pd.DataFrame:
+def daily_accrual(
+    session: Session, *, study_id: str, scope: SiteScope, period: Period = None
+) -> pd.DataFrame:
     """Subjects screened and enrolled per calendar day.
 
     Columns: date, screened, enrolled. Screened is dated by the screening date, enrolled by the
     enrollment date; subjects without the date are left out (and counted by ``undated_subjects``).
     """
-    where = subject_in_scope(study_id=study_id, scope=scope)
+    where = subject_in_scope(study_id=study_id, scope=scope, period=period)
     screened: Any = (
         select(col(Subject.screening_date).label("date"), func.count().label("n"))
         .where(where, col(Subject.screening_date).is_not(None))
@@ -85,9 +102,11 @@ def daily_accrual(session: Session, *, study_id: str, scope: SiteScope) -> pd.Da
     return daily.rename_axis("date").reset_index()
 
 
-def undated_subjects(session: Session, *, study_id: str, scope: SiteScope) -> dict[str, int]:
+def undated_subjects(
+    session: Session, *, study_id: str, scope: SiteScope, period: Period = None
+) -> dict[str, int]:
     """Subjects the accrual chart cannot place: {"screened": no screening date, "enrolled": ...}."""
-    where = subject_in_scope(study_id=study_id, scope=scope)
+    where = subject_in_scope(study_id=study_id, scope=scope, period=period)
     no_screening = select(func.count()).where(where, col(Subject.screening_date).is_(None))
     no_enrollment = select(func.count()).where(
         where, col(Subject.population) == ENROLLED, col(Subject.enrollment_date).is_(None)
@@ -96,3 +115,205 @@ def undated_subjects(session: Session, *, study_id: str, scope: SiteScope) -> di
         "screened": int(session.execute(no_screening).scalar_one()),
         "enrolled": int(session.execute(no_enrollment).scalar_one()),
     }
+
+
+@dataclass(frozen=True)
+class FunnelCounts:
+    """The screening funnel (DESIGN.md definitions).
+
+    treated: enrolled subjects with a first dose (RFXSTDTC / EX); None where the data hold no
+    exposure at all (treatment unknown, not zero).
+    """
+
+    screened: int
+    screen_failures: int
+    not_allocated: int  # in screening or not assigned
+    enrolled: int
+    treated: int | None
+    completed: int
+    discontinued: int
+    ongoing: int
+
+
+def funnel(
+    session: Session, *, study_id: str, scope: SiteScope, period: Period = None
+) -> FunnelCounts:
+    """Counts for each step of the funnel, in one GROUP BY over population and status."""
+    where = subject_in_scope(study_id=study_id, scope=scope, period=period)
+    dosed = col(Subject.first_dose_date).is_not(None) | col(Subject.id).in_(
+        select(col(Exposure.subject_pk))
+    )
+    stmt = (
+        select(
+            col(Subject.population),
+            col(Subject.status),
+            func.count(),
+            func.coalesce(func.sum(case((dosed, 1), else_=0)), 0),
+        )
+        .where(where)
+        .group_by(col(Subject.population), col(Subject.status))
+    )
+    counts: dict[tuple[str, str | None], tuple[int, int]] = {
+        (population, status): (int(n), int(treated))
+        for population, status, n, treated in session.execute(stmt).all()
+    }
+
+    def total(population: str, status: str | None = None, *, treated: bool = False) -> int:
+        return sum(
+            pair[1 if treated else 0]
+            for (p, s), pair in counts.items()
+            if p == population and (status is None or s == status)
+        )
+
+    any_exposure = session.execute(
+        select(func.count()).select_from(Subject).where(col(Subject.study_id) == study_id, dosed)
+    ).scalar_one()
+    return FunnelCounts(
+        screened=sum(n for n, _ in counts.values()),
+        screen_failures=total(SCREEN_FAILURE),
+        not_allocated=total(IN_SCREENING) + total(NOT_ASSIGNED),
+        enrolled=total(ENROLLED),
+        treated=total(ENROLLED, treated=True) if any_exposure else None,
+        completed=total(ENROLLED, "COMPLETED"),
+        discontinued=total(ENROLLED, "DISCONTINUED"),
+        ongoing=total(ENROLLED, "ONGOING"),
+    )
+
+
+def _is_disposition_event() -> ColumnElement[bool]:
+    # The records that decide a subject's status (metrics.population.subject_status): disposition
+    # events outside screening, neither a completion nor a screen failure for a discontinuation.
+    return and_(
+        func.upper(col(Disposition.category)) == "DISPOSITION EVENT",
+        func.upper(func.coalesce(col(Disposition.epoch), "")) != "SCREENING",
+        func.upper(col(Disposition.term)).not_in(("COMPLETED", "SCREEN FAILURE")),
+    )
+
+
+def discontinuation_reasons(
+    session: Session, *, study_id: str, scope: SiteScope, period: Period = None
+) -> pd.DataFrame:
+    """Discontinued subjects by planned arm and reason (the DSDECOD of their latest disposition
+    event). Columns: arm, reason, subjects. Most frequent first."""
+    latest = (
+        select(func.max(col(Disposition.date)))
+        .where(col(Disposition.subject_pk) == col(Subject.id), _is_disposition_event())
+        .correlate(Subject)
+        .scalar_subquery()
+    )
+    stmt: Any = (
+        select(
+            func.coalesce(col(Subject.arm), col(Subject.arm_code), "(no arm)").label("arm"),
+            col(Disposition.term).label("reason"),
+            func.count(func.distinct(col(Subject.id))).label("subjects"),
+        )
+        .join(Disposition, col(Disposition.subject_pk) == col(Subject.id))
+        .where(
+            subject_in_scope(study_id=study_id, scope=scope, period=period),
+            col(Subject.status) == "DISCONTINUED",
+            _is_disposition_event(),
+            or_(col(Disposition.date) == latest, latest.is_(None)),
+        )
+        .group_by("arm", col(Disposition.term))
+        .order_by(func.count(func.distinct(col(Subject.id))).desc(), col(Disposition.term))
+    )
+    return pd.DataFrame(rows(session.execute(stmt)), columns=["arm", "reason", "subjects"])
+
+
+def enrollment_by_site(
+    session: Session, *, study_id: str, scope: SiteScope, period: Period = None
+) -> pd.DataFrame:
+    """Screening and enrollment per site, every site in scope listed (zeros included).
+
+    Columns: site_id, name, country, activated_on, planned_enrollment, first_screening, screened,
+    screen_failures, enrolled, last_enrollment.
+    """
+    where = subject_in_scope(study_id=study_id, scope=scope, period=period)
+    per_site = (
+        select(
+            col(Subject.site_pk).label("site_pk"),
+            func.min(col(Subject.screening_date)).label("first_screening"),
+            func.count().label("screened"),
+            func.sum(case((col(Subject.population) == SCREEN_FAILURE, 1), else_=0)).label(
+                "screen_failures"
+            ),
+            func.sum(case((col(Subject.population) == ENROLLED, 1), else_=0)).label("enrolled"),
+            func.max(
+                case((col(Subject.population) == ENROLLED, col(Subject.enrollment_date)))
+            ).label("last_enrollment"),
+        )
+        .where(where)
+        .group_by(col(Subject.site_pk))
+        .subquery()
+    )
+    stmt = (
+        select(
+            col(Site.site_id),
+            col(Site.name),
+            col(Site.country),
+            col(Site.activated_on),
+            col(Site.planned_enrollment),
+            per_site.c.first_screening,
+            func.coalesce(per_site.c.screened, 0).label("screened"),
+            func.coalesce(per_site.c.screen_failures, 0).label("screen_failures"),
+            func.coalesce(per_site.c.enrolled, 0).label("enrolled"),
+            per_site.c.last_enrollment,
+        )
+        .outerjoin(per_site, per_site.c.site_pk == col(Site.id))
+        .where(site_in_scope(study_id=study_id, scope=scope))
+        .order_by(col(Site.site_id))
+    )
+    columns = [
+        "site_id",
+        "name",
+        "country",
+        "activated_on",
+        "planned_enrollment",
+        "first_screening",
+        "screened",
+        "screen_failures",
+        "enrolled",
+        "last_enrollment",
+    ]
+    frame = pd.DataFrame(rows(session.execute(stmt)), columns=columns)
+    for column in ("activated_on", "first_screening", "last_enrollment"):
+        frame[column] = pd.to_datetime(frame[column]).dt.date
+    return frame
+
+
+def site_subjects(
+    session: Session, *, study_id: str, site_id: str, scope: SiteScope, period: Period = None
+) -> pd.DataFrame:
+    """The subjects of one site (in scope), a row each. Columns: usubjid, screening_date,
+    population, arm, enrollment_date, status."""
+    stmt = (
+        select(
+            col(Subject.usubjid),
+            col(Subject.screening_date),
+            col(Subject.population),
+            col(Subject.arm),
+            col(Subject.enrollment_date),
+            col(Subject.status),
+        )
+        .join(Site, col(Site.id) == col(Subject.site_pk))
+        .where(
+            subject_in_scope(study_id=study_id, scope=scope, period=period),
+            col(Site.site_id) == site_id,
+        )
+        .order_by(col(Subject.screening_date), col(Subject.usubjid))
+    )
+    columns = ["usubjid", "screening_date", "population", "arm", "enrollment_date", "status"]
+    return pd.DataFrame(rows(session.execute(stmt)), columns=columns)
+
+
+def screening_span(
+    session: Session, *, study_id: str, scope: SiteScope
+) -> tuple[dt.date, dt.date] | None:
+    """The first and last screening dates of the study's subjects in scope (the date filter's
+    bounds); None where nobody has a screening date."""
+    first, last = session.execute(
+        select(func.min(col(Subject.screening_date)), func.max(col(Subject.screening_date))).where(
+            subject_in_scope(study_id=study_id, scope=scope)
+        )
+    ).one()
+    return (first, last) if first and last else None

@@ -7,7 +7,7 @@ from sqlmodel import Session, col
 
 from dashboard.models import ENROLLED, SCREEN_FAILURE, AdverseEvent, Subject
 from dashboard.queries.adverse_events import is_serious
-from dashboard.queries.scope import SiteScope, subject_in_scope
+from dashboard.queries.scope import Period, SiteScope, subject_in_scope
 
 
 @dataclass(frozen=True)
@@ -22,14 +22,14 @@ class ChangesSince:
 
 
 def changes_since(
-    session: Session, *, study_id: str, scope: SiteScope, since_cut_id: int
+    session: Session, *, study_id: str, scope: SiteScope, since_cut_id: int, period: Period = None
 ) -> ChangesSince:
     """Rows first seen, or changed, in a cut later than ``since_cut_id``.
 
     A subject screened before that cut and enrolled after it is "changed", not "new"; "new enrolled"
     counts subjects first seen later who are enrolled now.
     """
-    where = subject_in_scope(study_id=study_id, scope=scope)
+    where = subject_in_scope(study_id=study_id, scope=scope, period=period)
     is_new = col(Subject.first_cut_id) > since_cut_id
     subjects_stmt = select(
         func.coalesce(func.sum(case((is_new, 1), else_=0)), 0),

@@ -1,5 +1,6 @@
 """Site scope: which subjects a query may count. Applied here, in the query layer, never only in the UI."""
 
+import datetime as dt
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, select
@@ -10,16 +11,24 @@ from dashboard.models import Site, Subject
 # The site ids (SITEID) a view may see; None means every site of the study. A tuple, so cached
 # loaders can key on it.
 SiteScope = tuple[str, ...] | None
+# A screening period (first day, last day), both included; None means any date. Subjects without a
+# screening date fall outside every period.
+Period = tuple[dt.date, dt.date] | None
 
 
-def subject_in_scope(*, study_id: str, scope: SiteScope) -> ColumnElement[bool]:
-    """A WHERE clause on Subject: the study's subjects at the sites in scope."""
+def subject_in_scope(
+    *, study_id: str, scope: SiteScope, period: Period = None
+) -> ColumnElement[bool]:
+    """A WHERE clause on Subject: the study's subjects at the sites in scope, screened in the
+    period."""
     clause: ColumnElement[bool] = col(Subject.study_id) == study_id
     if scope is not None:
         sites = select(col(Site.id)).where(
             col(Site.study_id) == study_id, col(Site.site_id).in_(scope)
         )
         clause = and_(clause, col(Subject.site_pk).in_(sites))
+    if period is not None:
+        clause = and_(clause, col(Subject.screening_date).between(period[0], period[1]))
     return clause
 
 
