@@ -1,30 +1,116 @@
-"""Enrollment: progress against the target over time."""
+"""Enrollment: progress against the target, the screening funnel, sites, the forecast, the flow."""
 
 import streamlit as st
 
-from dashboard.charts.enrollment import accrual_chart
+from dashboard.charts.consort import consort_svg, svg_to_png
+from dashboard.charts.enrollment import accrual_chart, funnel_chart
+from dashboard.metrics.consort import consort_flow
+from dashboard.metrics.enrollment import (
+    funnel_steps,
+    reasons_text,
+    recent_and_overall_rate,
+    site_table,
+    study_forecast,
+)
+from dashboard.queries.scope import Period
 from dashboard.ui import loaders
-from dashboard.ui.format import count_of, percent
-from dashboard.ui.shell import no_subjects_message, page_context, page_header
+from dashboard.ui.format import (
+    count_of,
+    percent,
+    projected_completion_label,
+    projected_interval_label,
+)
+from dashboard.ui.shell import PERIOD_KEY, no_subjects_message, page_context, page_header
+
+SITE_ROWS_KEY = "enrollment_site_rows"
 
 ctx = page_context()
 study = ctx.study
 page_header("Enrollment", ctx)
-
-counts = loaders.load_population(ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope)
+cutoff = ctx.latest_cut.cutoff_date if ctx.latest_cut else None
 target = study.planned_enrollment
-screened, enrolled, share, failure_rate = st.columns(4)
-screened.metric("Screened", counts.screened)
-enrolled.metric("Enrolled / target", count_of(counts.enrolled, target))
-share.metric("Share of target", percent(counts.enrolled, target or 0))
-failure_rate.metric("Screen-failure rate", percent(counts.screen_failures, counts.screened))
+
+# The screening-period filter: every figure below counts subjects screened in it.
+period: Period = None
+span = loaders.load_screening_span(ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope)
+if span is not None:
+    kept = st.session_state.get(PERIOD_KEY, span)
+    if not (span[0] <= kept[0] <= kept[1] <= span[1]):
+        kept = span  # a period kept from before a new cut or study that no longer fits
+    chosen = st.sidebar.date_input(
+        "Screened between",
+        value=kept,
+        min_value=span[0],
+        max_value=span[1],
+        help="Every figure on this page counts the subjects screened in this period.",
+    )
+    if isinstance(chosen, tuple) and len(chosen) == 2:
+        st.session_state[PERIOD_KEY] = chosen
+        if tuple(chosen) != span:
+            period = (chosen[0], chosen[1])
+filtered = bool(ctx.scope) or period is not None
+
+counts = loaders.load_population(ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope, period)
+accrual, undated, daily = loaders.load_accrual(
+    ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope, cutoff, period
+)
+recent_rate, overall_rate = (
+    recent_and_overall_rate(daily, cutoff=cutoff, start=study.planned_start)
+    if cutoff
+    else (None, None)
+)
+forecast = study_forecast(
+    daily,
+    target=target,
+    cutoff=cutoff,
+    planned_start=study.planned_start,
+    planned_end=study.planned_end,
+)
+changes = (
+    loaders.load_changes_since(
+        ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope, ctx.compare_cut_id, period
+    )
+    if ctx.compare_cut_id is not None
+    else None
+)
+
+enrolled, failure_rate, rate, projected = st.columns(4)
+enrolled.metric(
+    "Enrolled / target",
+    count_of(counts.enrolled, target),
+    delta=f"+{changes.new_enrolled} since cut {changes.since_cut_id}" if changes else None,
+    delta_color="off",
+    delta_arrow="off",
+)
+failure_rate.metric(
+    "Screen-failure rate",
+    percent(counts.screen_failures, counts.screened),
+    delta=f"{counts.screen_failures} of {counts.screened} screened",
+    delta_color="off",
+    delta_arrow="off",
+)
+rate.metric(
+    "Enrolled per month, last 30 days",
+    f"{recent_rate:.1f}" if recent_rate is not None else "–",
+    delta=f"overall {overall_rate:.1f} per month" if overall_rate is not None else None,
+    delta_color="off",
+    delta_arrow="off",
+)
+projected.metric(
+    "Projected completion",
+    projected_completion_label(forecast, filtered=filtered),
+    delta=projected_interval_label(forecast, filtered=filtered),
+    delta_color="off",
+    delta_arrow="off",
+)
 
 if counts.screened == 0:
-    no_subjects_message(ctx)
+    if period is not None:
+        st.info("Nobody was screened in this period: widen the dates to see the study.")
+    else:
+        no_subjects_message(ctx)
     st.stop()
 
-cutoff = ctx.latest_cut.cutoff_date if ctx.latest_cut else None
-accrual, undated = loaders.load_accrual(ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope, cutoff)
 st.subheader("Cumulative enrollment against the target")
 if accrual.empty:
     st.info("No screening or enrollment dates in the data: enrollment over time cannot be drawn.")
@@ -32,7 +118,7 @@ else:
     st.altair_chart(
         accrual_chart(
             accrual,
-            target=target if not ctx.scope else None,  # the study target is not a site's target
+            target=target if not filtered else None,  # the study target is not a site's target
             cutoff=cutoff,
             planned_start=study.planned_start,
             planned_end=study.planned_end,
@@ -40,9 +126,10 @@ else:
         width="stretch",
     )
     st.caption(
-        "Screened by screening date, enrolled by enrollment date; the dashed grey line is the planned "
-        "recruitment (linear from the planned start to the planned end)."
-        + (" The study target is hidden while a site filter is on." if ctx.scope else "")
+        "Screened by screening date, enrolled by enrollment date, in weekly bins for a recruitment "
+        "period up to a year, monthly beyond; the dashed grey line is the planned recruitment "
+        "(linear from the planned start to the planned end)."
+        + (" The study target is hidden while a filter is on." if filtered else "")
     )
 if undated["screened"] or undated["enrolled"]:
     st.warning(
@@ -50,10 +137,129 @@ if undated["screened"] or undated["enrolled"]:
         f"{undated['enrolled']} enrolled subject(s) without an enrollment date."
     )
 
-by_arm = loaders.load_enrolled_by_arm(ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope)
-if len(by_arm) > 1:
-    st.subheader("Enrolled by planned arm")
-    st.dataframe(
-        by_arm.rename(columns={"arm_code": "Arm code", "arm": "Arm", "enrolled": "Enrolled"}),
-        hide_index=True,
+st.subheader("Forecast")
+if filtered:
+    st.info("The forecast is for the whole study: clear the site and date filters to see it.")
+elif forecast is None:
+    st.info("No data cut-off date: nothing to forecast from.")
+elif forecast.status == "ok":
+    st.markdown(
+        f"At the fitted rate of **{forecast.rate_per_month:.1f} enrollments a month**, the target "
+        f"of {target} is projected for **{forecast.median_date:%d %b %Y}** (80% interval "
+        f"{forecast.lower_date:%d %b %Y} to {forecast.upper_date:%d %b %Y})."
+        + (
+            f" Finishing by the planned end ({study.planned_end:%d %b %Y}) needs "
+            f"**{forecast.required_rate_per_month:.1f} a month** from the cut-off."
+            if forecast.required_rate_per_month is not None and study.planned_end
+            else ""
+        )
     )
+    st.caption(
+        "Poisson accrual with a gamma-distributed rate fitted to the observed enrollments "
+        "(Gajewski, Simon and Carlson 2008, without prior weight on the planned schedule)."
+    )
+else:
+    st.info(forecast.message)
+
+funnel, reasons, by_arm = loaders.load_funnel(
+    ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope, period
+)
+st.subheader("Screening funnel")
+left, right = st.columns([3, 2])
+with left:
+    st.altair_chart(
+        funnel_chart(
+            funnel_steps(
+                screened=funnel.screened,
+                screen_failures=funnel.screen_failures,
+                in_screening=funnel.in_screening,
+                not_assigned=funnel.not_assigned,
+                enrolled=funnel.enrolled,
+                treated=funnel.treated,
+                completed=funnel.completed,
+                discontinued=funnel.discontinued,
+                ongoing=funnel.ongoing,
+                discontinuation_reasons=reasons_text(reasons),
+            )
+        ),
+        width="stretch",
+    )
+    if funnel.treated is None:
+        st.caption("No exposure data: who was treated is unknown, so that step is left out.")
+with right:
+    st.markdown("**Discontinuation reasons**")
+    if reasons.empty:
+        st.caption("No discontinuations.")
+    else:
+        st.dataframe(
+            reasons.rename(columns={"arm": "Arm", "reason": "Reason", "subjects": "Subjects"}),
+            hide_index=True,
+            width="stretch",
+        )
+
+if ctx.site_count > 1:
+    st.subheader("Sites")
+    sites = site_table(
+        loaders.load_sites_accrual(ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope, period),
+        cutoff=cutoff,
+    )
+    selection = st.dataframe(
+        sites,
+        hide_index=True,
+        width="stretch",
+        on_select="rerun",
+        selection_mode="single-row",
+        key=SITE_ROWS_KEY,
+        column_config={
+            "site_id": "Site",
+            "name": "Name",
+            "country": "Country",
+            "active_since": st.column_config.DateColumn("Active since"),
+            "screened": "Screened",
+            "screen_failures": "Screen failures",
+            "screen_failure_rate": st.column_config.NumberColumn("SF rate", format="percent"),
+            "enrolled": "Enrolled",
+            "enrolled_per_month": st.column_config.NumberColumn("Enrolled / month", format="%.2f"),
+            "days_since_last_enrollment": "Days since last enrollment",
+            "planned_enrollment": "Site target",
+            "share_of_target": st.column_config.NumberColumn("Of target", format="percent"),
+        },
+    )
+    st.caption(
+        "Active since: the activation date, else the first screening. Rates run to the cut-off. "
+        "Select a row to list the site's subjects."
+    )
+    picked = selection.selection.rows if selection else []
+    if picked:
+        site_id = str(sites.iloc[picked[0]]["site_id"])
+        st.markdown(f"**Subjects of site {site_id}**")
+        st.dataframe(
+            loaders.load_site_subjects(
+                ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope, period, site_id
+            ),
+            hide_index=True,
+            width="stretch",
+        )
+
+st.subheader("Flow of subjects")
+by_criterion, failed_counts = loaders.load_failures_for_period(
+    ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope, period
+)
+svg = consort_svg(
+    consort_flow(
+        funnel=funnel,
+        by_criterion=by_criterion,
+        failures_with_reason=failed_counts["with_reason"],
+        reasons=reasons,
+        by_arm=by_arm,
+    ),
+    title=study.registry_id or study.study_id,
+)
+st.image(svg)
+svg_button, png_button = st.columns(2)
+svg_button.download_button(
+    "Download SVG", svg, file_name=f"{ctx.study_id}-flow.svg", mime="image/svg+xml"
+)
+png_button.download_button(
+    "Download PNG", svg_to_png(svg), file_name=f"{ctx.study_id}-flow.png", mime="image/png"
+)

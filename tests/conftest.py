@@ -72,3 +72,18 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"reference data folder {SHARED_DATA} is absent")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def pilot_db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The CDISC pilot imported once per test run (read-only for tests); skipped without the data."""
+    from dashboard.importers.run import import_sdtm
+
+    folder = SHARED_DATA / "sdtm" / "cdiscpilot01"
+    if not folder.is_dir():
+        pytest.skip(f"reference data folder {folder} is absent")
+    url = f"sqlite:///{tmp_path_factory.mktemp('pilot-shared') / 'pilot.db'}"
+    engine = make_engine(url)
+    import_sdtm(engine, folder)
+    engine.dispose()
+    return url

@@ -17,7 +17,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import PROJECT_ROOT
+from dashboard.db import make_engine
+from dashboard.importers.run import import_sdtm
+from tests.conftest import PROJECT_ROOT, SHARED_DATA
 
 pytestmark = pytest.mark.browser
 
@@ -69,6 +71,9 @@ def server(demo_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     test writes to it)."""
     copy = tmp_path_factory.mktemp("browser") / "demo.db"
     shutil.copy(demo_db_url.removeprefix("sqlite:///"), copy)
+    pilot = SHARED_DATA / "sdtm" / "cdiscpilot01"
+    if pilot.is_dir():  # the CDISC pilot beside the demos, for the pages that must serve it too
+        import_sdtm(make_engine(f"sqlite:///{copy}"), pilot)
     port = _free_port()
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{copy}"}
     ARTIFACTS.mkdir(exist_ok=True)
@@ -230,4 +235,21 @@ def test_upload_a_registry_record(browser: Any, server: str, tmp_path: Path) -> 
     assert "A registered study" in page.locator("h1").first.inner_text()
     page.get_by_text("has no subjects yet").wait_for(timeout=30_000)
     assert page.locator('[data-testid="stException"]').count() == 0
+    page.close()
+
+
+@pytest.mark.parametrize("study", ["NCT06466850", "DEMO-MULTI", "CDISCPILOT01"])
+def test_enrollment_page_for_each_study(browser: Any, server: str, study: str) -> None:
+    if study == "CDISCPILOT01" and not (SHARED_DATA / "sdtm" / "cdiscpilot01").is_dir():
+        pytest.skip("reference data folder is absent: no CDISC pilot to show")
+    # A tall window: Streamlit scrolls inside its own container, so a full-page screenshot only
+    # holds what the window shows.
+    page = browser.new_page(viewport={"width": 1400, "height": 4200})
+    page.goto(f"{server}/enrollment?study={study}")
+    _settle(page, chart=True)
+    page.wait_for_selector('[data-testid="stImage"] img', timeout=30_000)  # the flow diagram
+    page.screenshot(path=str(ARTIFACTS / f"enrollment-{study}.png"), full_page=True)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert page.locator('[data-testid="stVegaLiteChart"]').count() == 2
+    assert page.get_by_text("Download PNG").count() == 1
     page.close()

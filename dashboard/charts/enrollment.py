@@ -83,3 +83,58 @@ def accrual_chart(
             .encode(x="date:T", text="label:N")
         )
     return alt.LayerChart(layer=layers).properties(height=340)
+
+
+FUNNEL_COLOURS = {
+    "Screened": "#9ecae1",
+    "Screen failed": "#ff7f0e",
+    "In screening": "#c7c7c7",
+    "Eligible": "#6baed6",
+    "Enrolled": "#1f77b4",
+    "Treated": "#08519c",
+    "Completed": "#2ca02c",
+    "Discontinued": "#d62728",
+    "Ongoing": "#7f7f7f",
+}
+
+
+def funnel_chart(steps: pd.DataFrame) -> alt.LayerChart:
+    """The screening funnel as horizontal bars in step order, each labelled with its count and its
+    share of the step it comes from; discontinuation reasons in the tooltip.
+
+    ``steps``: the output of ``metrics.enrollment.funnel_steps``.
+    """
+    frame = steps.copy()
+    frame["label"] = [
+        f"{n}" + (f" ({share:.0%} of {previous.lower()})" if previous and share == share else "")
+        for n, share, previous in zip(
+            frame["subjects"], frame["of_previous"], frame["previous"], strict=True
+        )
+    ]
+    order = list(frame["step"])
+    y = alt.Y("step:N", sort=order, title=None)
+    bars = (
+        alt.Chart(frame)
+        .mark_bar()
+        .encode(
+            y=y,
+            x=alt.X("subjects:Q", title="Subjects", axis=alt.Axis(tickMinStep=1)),
+            color=alt.Color(
+                "step:N",
+                scale=alt.Scale(domain=list(FUNNEL_COLOURS), range=list(FUNNEL_COLOURS.values())),
+                legend=None,
+            ),
+            tooltip=[
+                alt.Tooltip("step:N", title="Step"),
+                alt.Tooltip("subjects:Q", title="Subjects"),
+                alt.Tooltip("of_previous:Q", title="Of the step before", format=".1%"),
+                alt.Tooltip("detail:N", title="Reasons"),
+            ],
+        )
+    )
+    labels = (
+        alt.Chart(frame)
+        .mark_text(align="left", dx=4)
+        .encode(y=y, x=alt.X("subjects:Q"), text="label:N")
+    )
+    return alt.LayerChart(layer=[bars, labels]).properties(height=alt.Step(28))

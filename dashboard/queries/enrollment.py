@@ -127,12 +127,18 @@ class FunnelCounts:
 
     screened: int
     screen_failures: int
-    not_allocated: int  # in screening or not assigned
+    in_screening: int  # no decision yet
+    not_assigned: int  # eligible, not (yet) assigned to an arm
     enrolled: int
     treated: int | None
     completed: int
     discontinued: int
     ongoing: int
+
+    @property
+    def not_allocated(self) -> int:
+        """Screened, neither failed nor enrolled."""
+        return self.in_screening + self.not_assigned
 
 
 def funnel(
@@ -171,7 +177,8 @@ def funnel(
     return FunnelCounts(
         screened=sum(n for n, _ in counts.values()),
         screen_failures=total(SCREEN_FAILURE),
-        not_allocated=total(IN_SCREENING) + total(NOT_ASSIGNED),
+        in_screening=total(IN_SCREENING),
+        not_assigned=total(NOT_ASSIGNED),
         enrolled=total(ENROLLED),
         treated=total(ENROLLED, treated=True) if any_exposure else None,
         completed=total(ENROLLED, "COMPLETED"),
@@ -277,7 +284,12 @@ def enrollment_by_site(
     ]
     frame = pd.DataFrame(rows(session.execute(stmt)), columns=columns)
     for column in ("activated_on", "first_screening", "last_enrollment"):
-        frame[column] = pd.to_datetime(frame[column]).dt.date
+        # Plain dates or None (SQLite returns text; NaT would not compare with a date).
+        frame[column] = pd.Series(
+            [d.date() if pd.notna(d) else None for d in pd.to_datetime(frame[column])],
+            index=frame.index,
+            dtype=object,
+        )
     return frame
 
 
@@ -317,3 +329,36 @@ def screening_span(
         )
     ).one()
     return (first, last) if first and last else None
+
+
+def outcome_by_arm(
+    session: Session, *, study_id: str, scope: SiteScope, period: Period = None
+) -> pd.DataFrame:
+    """Enrolled subjects by planned arm and how they stand. Columns: arm, allocated, treated,
+    completed, discontinued, ongoing. In arm order (ARM)."""
+    dosed = col(Subject.first_dose_date).is_not(None) | col(Subject.id).in_(
+        select(col(Exposure.subject_pk))
+    )
+
+    def count_if(condition: ColumnElement[bool]) -> Any:
+        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+    arm = func.coalesce(col(Subject.arm), col(Subject.arm_code), "(no arm)")
+    stmt = (
+        select(
+            arm.label("arm"),
+            func.count().label("allocated"),
+            count_if(dosed).label("treated"),
+            count_if(col(Subject.status) == "COMPLETED").label("completed"),
+            count_if(col(Subject.status) == "DISCONTINUED").label("discontinued"),
+            count_if(col(Subject.status) == "ONGOING").label("ongoing"),
+        )
+        .where(
+            subject_in_scope(study_id=study_id, scope=scope, period=period),
+            col(Subject.population) == ENROLLED,
+        )
+        .group_by(arm)
+        .order_by(arm)
+    )
+    columns = ["arm", "allocated", "treated", "completed", "discontinued", "ongoing"]
+    return pd.DataFrame(rows(session.execute(stmt)), columns=columns)

@@ -23,7 +23,7 @@ from dashboard.queries import (
     screen_failures,
     studies,
 )
-from dashboard.queries.scope import SiteScope
+from dashboard.queries.scope import Period, SiteScope
 
 TTL_SECONDS = 600
 MAX_ENTRIES = 256
@@ -63,10 +63,10 @@ def load_sites(db_url: str, study_id: str, cut_id: int | None) -> pd.DataFrame:
 
 @st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
 def load_population(
-    db_url: str, study_id: str, cut_id: int | None, scope: SiteScope
+    db_url: str, study_id: str, cut_id: int | None, scope: SiteScope, period: Period = None
 ) -> enrollment.PopulationCounts:
     with _session(db_url) as session:
-        return enrollment.population_counts(session, study_id=study_id, scope=scope)
+        return enrollment.population_counts(session, study_id=study_id, scope=scope, period=period)
 
 
 @st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
@@ -77,21 +77,29 @@ def load_site_count(db_url: str, study_id: str, cut_id: int | None, scope: SiteS
 
 @st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
 def load_enrolled_by_arm(
-    db_url: str, study_id: str, cut_id: int | None, scope: SiteScope
+    db_url: str, study_id: str, cut_id: int | None, scope: SiteScope, period: Period = None
 ) -> pd.DataFrame:
     with _session(db_url) as session:
-        return enrollment.enrolled_by_arm(session, study_id=study_id, scope=scope)
+        return enrollment.enrolled_by_arm(session, study_id=study_id, scope=scope, period=period)
 
 
 @st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
 def load_accrual(
-    db_url: str, study_id: str, cut_id: int | None, scope: SiteScope, until: dt.date | None
-) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Cumulative accrual per period up to ``until`` (the cut-off), and the subjects it cannot date."""
+    db_url: str,
+    study_id: str,
+    cut_id: int | None,
+    scope: SiteScope,
+    until: dt.date | None,
+    period: Period = None,
+) -> tuple[pd.DataFrame, dict[str, int], pd.DataFrame]:
+    """Cumulative accrual per period up to ``until`` (the cut-off), the subjects it cannot date,
+    and the daily counts behind it (for rates and the forecast)."""
     with _session(db_url) as session:
-        daily = enrollment.daily_accrual(session, study_id=study_id, scope=scope)
-        undated = enrollment.undated_subjects(session, study_id=study_id, scope=scope)
-    return cumulative_accrual(daily, until=until), undated
+        daily = enrollment.daily_accrual(session, study_id=study_id, scope=scope, period=period)
+        undated = enrollment.undated_subjects(
+            session, study_id=study_id, scope=scope, period=period
+        )
+    return cumulative_accrual(daily, until=until), undated, daily
 
 
 @st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
@@ -130,9 +138,69 @@ def load_adverse_events(
 
 @st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
 def load_changes_since(
-    db_url: str, study_id: str, cut_id: int | None, scope: SiteScope, since_cut_id: int
+    db_url: str,
+    study_id: str,
+    cut_id: int | None,
+    scope: SiteScope,
+    since_cut_id: int,
+    period: Period = None,
 ) -> overview.ChangesSince:
     with _session(db_url) as session:
         return overview.changes_since(
-            session, study_id=study_id, scope=scope, since_cut_id=since_cut_id
+            session, study_id=study_id, scope=scope, since_cut_id=since_cut_id, period=period
         )
+
+
+@st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
+def load_screening_span(
+    db_url: str, study_id: str, cut_id: int | None, scope: SiteScope
+) -> tuple[dt.date, dt.date] | None:
+    with _session(db_url) as session:
+        return enrollment.screening_span(session, study_id=study_id, scope=scope)
+
+
+@st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
+def load_funnel(
+    db_url: str, study_id: str, cut_id: int | None, scope: SiteScope, period: Period
+) -> tuple[enrollment.FunnelCounts, pd.DataFrame, pd.DataFrame]:
+    """(funnel counts, discontinuation reasons by arm, outcome by arm)."""
+    with _session(db_url) as session:
+        counts = enrollment.funnel(session, study_id=study_id, scope=scope, period=period)
+        reasons = enrollment.discontinuation_reasons(
+            session, study_id=study_id, scope=scope, period=period
+        )
+        by_arm = enrollment.outcome_by_arm(session, study_id=study_id, scope=scope, period=period)
+    return counts, reasons, by_arm
+
+
+@st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
+def load_sites_accrual(
+    db_url: str, study_id: str, cut_id: int | None, scope: SiteScope, period: Period
+) -> pd.DataFrame:
+    with _session(db_url) as session:
+        return enrollment.enrollment_by_site(session, study_id=study_id, scope=scope, period=period)
+
+
+@st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
+def load_site_subjects(
+    db_url: str, study_id: str, cut_id: int | None, scope: SiteScope, period: Period, site_id: str
+) -> pd.DataFrame:
+    with _session(db_url) as session:
+        return enrollment.site_subjects(
+            session, study_id=study_id, site_id=site_id, scope=scope, period=period
+        )
+
+
+@st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
+def load_failures_for_period(
+    db_url: str, study_id: str, cut_id: int | None, scope: SiteScope, period: Period
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Failures per criterion and subjects with one / several reasons, in a screening period."""
+    with _session(db_url) as session:
+        by_criterion = screen_failures.failures_by_criterion(
+            session, study_id=study_id, scope=scope, period=period
+        )
+        counts = screen_failures.failed_subject_counts(
+            session, study_id=study_id, scope=scope, period=period
+        )
+    return by_criterion, counts

@@ -20,6 +20,7 @@ from dashboard.ui import loaders
 STUDY_KEY = "study"
 SITES_KEY = "filter_sites"
 COMPARE_KEY = "filter_compare_cut"
+PERIOD_KEY = "filter_screening_period"
 CONTEXT_KEY = "_page_context"
 PENDING_STUDY_KEY = "_pending_study"
 
@@ -65,6 +66,7 @@ def _on_study_change() -> None:
     # Sites and cuts belong to a study: a new study starts with every site and its own cuts.
     st.session_state.pop(SITES_KEY, None)
     st.session_state.pop(COMPARE_KEY, None)
+    st.session_state.pop(PERIOD_KEY, None)
 
 
 def build_context() -> PageContext | None:
