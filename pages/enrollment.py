@@ -202,7 +202,7 @@ if ctx.site_count > 1:
     sites = site_table(
         loaders.load_sites_accrual(ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope, period),
         cutoff=cutoff,
-    )
+    ).dropna(axis="columns", how="all")  # e.g. SDTM gives no site names or site targets
     selection = st.dataframe(
         sites,
         hide_index=True,

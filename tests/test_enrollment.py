@@ -299,3 +299,66 @@ def test_enrollment_page_site_filter_hides_the_study_target(
     at.switch_page("../pages/enrollment.py").run()
     assert not at.exception
     assert any("clear the site and date filters" in i.value for i in at.info)
+
+
+def test_stalled_recruitment_gets_no_projected_date() -> None:
+    from dashboard.metrics.enrollment import STALLED_AFTER_DAYS, study_forecast
+
+    days = pd.date_range("2024-01-01", periods=40, freq="7D")
+    daily = pd.DataFrame({"date": days, "screened": 1, "enrolled": 1})
+    last = days[-1].date()
+    running = study_forecast(
+        daily,
+        target=100,
+        cutoff=last + dt.timedelta(days=STALLED_AFTER_DAYS),
+        planned_start=None,
+        planned_end=None,
+    )
+    assert running is not None and running.status == "ok" and running.median_date is not None
+    stalled = study_forecast(
+        daily,
+        target=100,
+        cutoff=last + dt.timedelta(days=STALLED_AFTER_DAYS + 1),
+        planned_start=None,
+        planned_end=None,
+    )
+    assert stalled is not None and stalled.status == "stalled"
+    assert stalled.median_date is None and "No enrollment since" in stalled.message
+    assert (
+        study_forecast(daily, target=100, cutoff=None, planned_start=None, planned_end=None) is None
+    )
+    # A planned start after the first enrollment is not used (the data contradict it).
+    late_start = study_forecast(
+        daily, target=100, cutoff=last, planned_start=dt.date(2024, 6, 1), planned_end=None
+    )
+    assert late_start is not None and late_start.status == "ok"
+
+
+def test_cdisc_pilot_page_says_recruitment_stalled(
+    pilot_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _page(pilot_db_url, "CDISCPILOT01", monkeypatch)
+    # Last enrollment 2014-09-02, cut-off 2015-03-31: 210 days without one.
+    assert any(
+        "No enrollment since 02 Sep 2014, 210 days before the cut-off" in i.value for i in at.info
+    )
+    assert {m.label: m.value for m in at.metric}["Projected completion"] == "–"
+
+
+def test_screening_period_filter_applies_to_the_page(
+    demo_db_url: str, demo_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _page(demo_db_url, "DEMO-MULTI", monkeypatch)
+    period = (dt.date(2025, 1, 1), dt.date(2025, 6, 30))
+    at.date_input[0].set_value(period).run()
+    assert not at.exception
+    subjects = _subjects(demo_engine, "DEMO-MULTI")
+    inside = subjects[
+        subjects["screening_date"].between(pd.Timestamp(period[0]), pd.Timestamp(period[1]))
+    ]
+    shown = {m.label: m.value for m in at.metric}
+    enrolled = (inside["population"] == "ENROLLED").sum()
+    assert shown["Enrolled / target"] == f"{enrolled} / 304"
+    assert shown["Projected completion"] == "–"  # the forecast is for the whole study
+    (table,) = [d.value for d in at.dataframe if "site_id" in d.value.columns]
+    assert table["screened"].sum() == len(inside)

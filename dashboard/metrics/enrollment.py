@@ -1,6 +1,7 @@
 """Enrollment over time: pure functions over the daily counts of ``queries.enrollment``."""
 
 import datetime as dt
+from dataclasses import replace
 
 import pandas as pd
 
@@ -45,6 +46,8 @@ def cumulative_accrual(
 
 
 DAYS_PER_MONTH = 30.4375  # 365.25 / 12: a month as rates use it
+# Three months without an enrollment: long past the gaps of a slow but running study.
+STALLED_AFTER_DAYS = 90
 
 
 def per_month(count: float, days: float) -> float | None:
@@ -208,6 +211,23 @@ def study_forecast(
     start = planned_start if planned_start and dates and planned_start <= min(dates) else None
     if start is not None and start > cutoff:
         start = None
-    return forecast_completion(
+    forecast = forecast_completion(
         dates, target=target, cutoff=cutoff, start=start, planned_end=planned_end
     )
+    # A constant-rate model cannot see that recruitment has stopped: after a long silence the
+    # projected date would be an artefact, so the page says what the data show instead.
+    if forecast.status == "ok" and (cutoff - max(dates)).days > STALLED_AFTER_DAYS:
+        last = max(dates)
+        return replace(
+            forecast,
+            status="stalled",
+            message=(
+                f"No enrollment since {last:%d %b %Y}, {(cutoff - last).days} days before the "
+                f"cut-off: recruitment looks closed or stalled, so no completion date is "
+                f"projected ({forecast.enrolled} of {target} enrolled)."
+            ),
+            median_date=None,
+            lower_date=None,
+            upper_date=None,
+        )
+    return forecast

@@ -32,6 +32,8 @@ def projected_interval_label(forecast: AccrualForecast | None, *, filtered: bool
         return f"80% interval {forecast.lower_date:%b %Y} – {forecast.upper_date:%b %Y}"
     if forecast.status == "target_reached":
         return "target reached"
+    if forecast.status == "stalled":
+        return "recruitment stalled"
     if forecast.status in ("too_few", "no_target"):
         return "not enough data" if forecast.status == "too_few" else "no target"
     return None
