@@ -362,6 +362,10 @@ SEED_FAILURES: tuple[tuple[str, ...], ...] = (
     ("EXCL04",),
 )
 SEED_ENROLLED = 20
+# One enrolled subject whose screening BMI (30.1) is above the protocol's 29.5: a protocol deviation
+# the eligibility checks of the Screen failures page must catch (and nobody else).
+SEED_BMI_DEVIATION_INDEX = 5  # the sixth enrolled subject
+SEED_DEVIATION_BMI = 30.1
 
 # Adverse events of an intra-articular injection: (enrolled subject index, days after injection,
 # duration in days or None if ongoing, PT, SOC, severity, CTCAE grade, serious, relationship, outcome)
@@ -434,15 +438,23 @@ def _import_seed_study(session: Session) -> tuple[Study, Site, list[Criterion]]:
 
 
 def _screening_findings(
-    rng: random.Random, failed: Sequence[str], enrolled: bool, day: dt.date
+    rng: random.Random,
+    failed: Sequence[str],
+    enrolled: bool,
+    day: dt.date,
+    *,
+    bmi_override: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Screening values consistent with the criteria the subject failed (or met)."""
+    """Screening values consistent with the criteria the subject failed (or met), unless
+    ``bmi_override`` plants a protocol deviation."""
     # BMI inside 21.5-29.5 unless INCL02 failed; then clearly outside, mostly above (obesity is the
     # usual reason in knee OA).
     if "INCL02" in failed:
         bmi = round(rng.choice([rng.uniform(30.2, 34.5), rng.uniform(30.0, 32.0), 20.6]), 1)
     else:
         bmi = round(rng.uniform(22.0, 29.3), 1)
+    if bmi_override is not None:
+        bmi = bmi_override  # drawn first all the same, so every other value stays as it was
     height = round(rng.uniform(152, 182), 0)
     weight = round(bmi * (height / 100) ** 2, 1)
     # K-L grade: the criterion allows 1-3, the arm description says enrolled patients have grade 2-3
@@ -633,7 +645,14 @@ def build_seed_study(session: Session, *, seed: int = 6466850) -> None:
                     }
                 )
             enrolled_index += 1
-        planned.findings = _screening_findings(rng, planned.failed, failed is None, screened_on)
+        deviation = failed is None and enrolled_index - 1 == SEED_BMI_DEVIATION_INDEX
+        planned.findings = _screening_findings(
+            rng,
+            planned.failed,
+            failed is None,
+            screened_on,
+            bmi_override=SEED_DEVIATION_BMI if deviation else None,
+        )
         subjects.append(planned)
     _write_study(
         session,
@@ -656,10 +675,15 @@ def build_seed_study(session: Session, *, seed: int = 6466850) -> None:
 
 _COUNTRIES = ("DEU", "FRA", "ESP", "ITA", "POL", "NLD", "GBR", "USA", "CAN", "AUS", "BRA", "JPN")
 _MULTI_CRITERIA = (
-    ("INCL01", "INCLUSION", "Age 40 to 80 years at screening", None),
-    ("INCL02", "INCLUSION", "Knee osteoarthritis, Kellgren-Lawrence grade 2 or 3", "KLGRADE 2-3"),
-    ("INCL03", "INCLUSION", "Pain VAS of at least 40 mm in the index knee", "VASPAIN >= 40"),
-    ("INCL04", "INCLUSION", "Body mass index 18 to 35 kg/m2", "BMI between 18 and 35"),
+    ("INCL01", "INCLUSION", "Age 40 to 80 years at screening", "AGE between 40 and 80"),
+    (
+        "INCL02",
+        "INCLUSION",
+        "Knee osteoarthritis, Kellgren-Lawrence grade 2 or 3",
+        "KLGRADE between 2 and 3",
+    ),
+    ("INCL03", "INCLUSION", "Pain VAS of at least 40 mm in the index knee", "VASPAIN >= 40 mm"),
+    ("INCL04", "INCLUSION", "Body mass index 18 to 35 kg/m2", "BMI between 18 and 35 kg/m2"),
     ("EXCL01", "EXCLUSION", "Inflammatory arthritis", None),
     ("EXCL02", "EXCLUSION", "Intra-articular injection in the index knee within 6 months", None),
     ("EXCL03", "EXCLUSION", "Knee surgery within 12 months", None),

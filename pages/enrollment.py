@@ -12,7 +12,6 @@ from dashboard.metrics.enrollment import (
     site_table,
     study_forecast,
 )
-from dashboard.queries.scope import Period
 from dashboard.ui import loaders
 from dashboard.ui.format import (
     count_of,
@@ -20,7 +19,7 @@ from dashboard.ui.format import (
     projected_completion_label,
     projected_interval_label,
 )
-from dashboard.ui.shell import PERIOD_KEY, no_subjects_message, page_context, page_header
+from dashboard.ui.shell import no_subjects_message, page_context, page_header, period_filter
 
 SITE_ROWS_KEY = "enrollment_site_rows"
 
@@ -30,24 +29,7 @@ page_header("Enrollment", ctx)
 cutoff = ctx.latest_cut.cutoff_date if ctx.latest_cut else None
 target = study.planned_enrollment
 
-# The screening-period filter: every figure below counts subjects screened in it.
-period: Period = None
-span = loaders.load_screening_span(ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope)
-if span is not None:
-    kept = st.session_state.get(PERIOD_KEY, span)
-    if not (span[0] <= kept[0] <= kept[1] <= span[1]):
-        kept = span  # a period kept from before a new cut or study that no longer fits
-    chosen = st.sidebar.date_input(
-        "Screened between",
-        value=kept,
-        min_value=span[0],
-        max_value=span[1],
-        help="Every figure on this page counts the subjects screened in this period.",
-    )
-    if isinstance(chosen, tuple) and len(chosen) == 2:
-        st.session_state[PERIOD_KEY] = chosen
-        if tuple(chosen) != span:
-            period = (chosen[0], chosen[1])
+period = period_filter(ctx)
 filtered = bool(ctx.scope) or period is not None
 
 counts = loaders.load_population(ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope, period)

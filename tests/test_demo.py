@@ -62,7 +62,10 @@ def test_screening_values_agree_with_the_criteria(seed_values: pd.DataFrame) -> 
     values = seed_values.assign(failed=seed_values["failed"].fillna(""))
     bmi = values[values["test_code"] == "BMI"]
     in_range = bmi["value_num"].between(21.5, 29.5)
-    assert (~in_range == bmi["failed"].str.contains("INCL02")).all()
+    # Out of range means failed INCL02, except the one planted deviation: enrolled with BMI 30.1.
+    deviation = (bmi["population"] == "ENROLLED") & ~in_range
+    assert bmi.loc[deviation, "value_num"].tolist() == [30.1]
+    assert (~in_range[~deviation] == bmi.loc[~deviation, "failed"].str.contains("INCL02")).all()
     hgb = values[values["test_code"] == "HGB"]
     assert ((hgb["value_num"] < 10) == hgb["failed"].str.contains("EXCL07")).all()
     kl = values[values["test_code"] == "KLGRADE"]

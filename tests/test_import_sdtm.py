@@ -194,8 +194,14 @@ def test_screen_failures_page_says_ie_is_missing(
     warning = " ".join(w.value for w in at.warning)
     assert "No IE domain" in warning and "failures by criterion are unknown" in warning
     assert "52 screen failures" in warning
-    assert len(at.get("vega_lite_chart")) == 0  # no bars of zeros
-    assert len(at.dataframe[0].value) == 31  # the protocol's criteria, for reference
+    # No bars of zeros: the one chart is the screen-failure rate over time.
+    (chart,) = at.get("vega_lite_chart")
+    assert "screen_failure_rate" in chart.proto.spec
+    ds_reasons = at.dataframe[0].value
+    assert ds_reasons["Subjects"].tolist() == [52]  # what DS says: SCREEN FAILURE, for all 52
+    assert len(at.dataframe[1].value) == 31  # the protocol's criteria, for reference
+    sites = at.dataframe[2].value
+    assert sites["Screen failures"].sum() == 52 and len(sites) == 17
 
 
 def test_import_failure_is_reported_not_raised(tmp_path: Path) -> None:

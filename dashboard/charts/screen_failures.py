@@ -7,13 +7,18 @@ CATEGORY_COLOURS = {"INCLUSION": "#1f77b4", "EXCLUSION": "#ff7f0e"}
 CATEGORY_LABELS = {"INCLUSION": "Inclusion not met", "EXCLUSION": "Exclusion met"}
 
 
+SELECTION = "criterion"  # the name of the click selection: Streamlit reports it under this key
+
+
 def criteria_chart(failures: pd.DataFrame, *, screened: int) -> alt.Chart:
     """One bar per criterion (every criterion, zeros included), sorted by count, coloured by category.
 
     ``failures``: the output of ``queries.screen_failures.failures_by_criterion``. Bar length is
     distinct screen-failed subjects; the tooltip gives the protocol wording and the share of all
-    screened subjects.
+    screened subjects. Clicking a bar selects its criterion (a point selection named
+    ``SELECTION`` over code and protocol version), which the page turns into the drilldown.
     """
+    pick = alt.selection_point(name=SELECTION, fields=["code", "protocol_version"], on="click")
     frame = failures.copy()
     frame["label"] = (
         frame["code"]
@@ -26,9 +31,10 @@ def criteria_chart(failures: pd.DataFrame, *, screened: int) -> alt.Chart:
     frame["wording"] = frame["text"]
     chart: alt.Chart = (
         alt.Chart(frame)
-        .mark_bar()
+        .mark_bar(cursor="pointer")
         .encode(
             y=alt.Y("label:N", sort="-x", title=None, axis=alt.Axis(labelLimit=420)),
+            opacity=alt.condition(pick, alt.value(1.0), alt.value(0.45)),
             x=alt.X("subjects:Q", title="Screen-failed subjects", axis=alt.Axis(tickMinStep=1)),
             color=alt.Color(
                 "kind:N",
@@ -45,6 +51,64 @@ def criteria_chart(failures: pd.DataFrame, *, screened: int) -> alt.Chart:
                 alt.Tooltip("share_of_screened:Q", title="Of screened", format=".1%"),
             ],
         )
+        .add_params(pick)
         .properties(height=alt.Step(24))
     )
     return chart
+
+
+def monthly_rate_chart(monthly: pd.DataFrame) -> alt.LayerChart:
+    """Screened subjects per month (bars) and the screen-failure rate (line, right axis).
+
+    ``monthly``: the output of ``metrics.screen_failures.monthly_failure_rate``.
+    """
+    base = alt.Chart(monthly).encode(x=alt.X("month:T", title=None, timeUnit="yearmonth"))
+    tooltip = [
+        alt.Tooltip("month:T", title="Month", timeUnit="yearmonth"),
+        alt.Tooltip("screened:Q", title="Screened"),
+        alt.Tooltip("screen_failures:Q", title="Screen failures"),
+        alt.Tooltip("screen_failure_rate:Q", title="Screen-failure rate", format=".0%"),
+    ]
+    bars = base.mark_bar(color="#c6dbef").encode(
+        y=alt.Y("screened:Q", title="Screened", axis=alt.Axis(tickMinStep=1)), tooltip=tooltip
+    )
+    line = base.mark_line(color="#ff7f0e", point=True).encode(
+        y=alt.Y(
+            "screen_failure_rate:Q",
+            title="Screen-failure rate",
+            axis=alt.Axis(format="%", orient="right"),
+            scale=alt.Scale(domain=[0, 1]),
+        ),
+        tooltip=tooltip,
+    )
+    return alt.layer(bars, line).resolve_scale(y="independent").properties(height=260)  # type: ignore[no-any-return]
+
+
+def site_criterion_heatmap(grid: pd.DataFrame) -> alt.LayerChart:
+    """Sites x criteria: screen-failed subjects in each cell (zeros shown), the share of the
+    site's screened subjects in the tooltip, so a site that fails one criterion far more often than
+    the others stands out.
+
+    ``grid``: the output of ``metrics.screen_failures.site_criterion_grid``.
+    """
+    base = alt.Chart(grid).encode(
+        x=alt.X("criterion:N", title=None, sort=None, axis=alt.Axis(labelAngle=-45)),
+        y=alt.Y("site_id:N", title="Site", sort=None),
+    )
+    cells = base.mark_rect().encode(
+        color=alt.Color(
+            "share_of_screened:Q",
+            title="Of site's screened",
+            scale=alt.Scale(scheme="oranges"),
+            legend=alt.Legend(format=".0%"),
+        ),
+        tooltip=[
+            alt.Tooltip("site_id:N", title="Site"),
+            alt.Tooltip("criterion:N", title="Criterion"),
+            alt.Tooltip("subjects:Q", title="Screen-failed subjects"),
+            alt.Tooltip("screened:Q", title="Site screened"),
+            alt.Tooltip("share_of_screened:Q", title="Of site's screened", format=".1%"),
+        ],
+    )
+    labels = base.mark_text(fontSize=11).encode(text="subjects:Q")
+    return alt.LayerChart(layer=[cells, labels]).properties(height=alt.Step(22))

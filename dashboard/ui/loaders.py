@@ -14,6 +14,7 @@ from sqlmodel import Session
 
 from dashboard.db import make_engine
 from dashboard.metrics.baseline import age_bands, summarise_sums
+from dashboard.metrics.eligibility import check_enrolled, checked_criteria
 from dashboard.metrics.enrollment import cumulative_accrual
 from dashboard.queries import (
     adverse_events,
@@ -204,3 +205,72 @@ def load_failures_for_period(
             session, study_id=study_id, scope=scope, period=period
         )
     return by_criterion, counts
+
+
+@st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
+def load_failure_details(
+    db_url: str, study_id: str, cut_id: int | None, scope: SiteScope, period: Period
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(criteria co-occurrence, daily screening, site x criterion counts, DS screen-failure
+    reasons)."""
+    with _session(db_url) as session:
+        kwargs = {"study_id": study_id, "scope": scope, "period": period}
+        return (
+            screen_failures.failure_cooccurrence(session, **kwargs),  # type: ignore[arg-type]
+            screen_failures.daily_screening(session, **kwargs),  # type: ignore[arg-type]
+            screen_failures.site_criterion_counts(session, **kwargs),  # type: ignore[arg-type]
+            screen_failures.screen_failure_dispositions(session, **kwargs),  # type: ignore[arg-type]
+        )
+
+
+@st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
+def load_failed_subjects(
+    db_url: str,
+    study_id: str,
+    cut_id: int | None,
+    scope: SiteScope,
+    period: Period,
+    code: str,
+    protocol_version: str,
+) -> pd.DataFrame:
+    """The drilldown: subjects who failed one criterion, with their screening values of the
+    variables the study's rules name."""
+    with _session(db_url) as session:
+        rules = screen_failures.criteria_with_rules(session, study_id=study_id)
+        variables, _ = checked_criteria(rules, min_age=None, max_age=None)
+        return screen_failures.failed_subjects(
+            session,
+            study_id=study_id,
+            scope=scope,
+            period=period,
+            code=code,
+            protocol_version=protocol_version,
+            value_codes=tuple(sorted({c.rule.variable for c in variables})),
+        )
+
+
+@st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
+def load_eligibility_checks(
+    db_url: str,
+    study_id: str,
+    cut_id: int | None,
+    scope: SiteScope,
+    period: Period,
+    min_age: float | None,
+    max_age: float | None,
+) -> tuple[pd.DataFrame, tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """(possible deviations, rules checked, rules unreadable, variables with no data)."""
+    with _session(db_url) as session:
+        rules = screen_failures.criteria_with_rules(session, study_id=study_id)
+        criteria, unreadable = checked_criteria(rules, min_age=min_age, max_age=max_age)
+        variables = tuple(sorted({c.rule.variable for c in criteria}))
+        values = screen_failures.enrolled_screening_values(
+            session, study_id=study_id, scope=scope, period=period, variables=variables
+        )
+    present = set(values.dropna(subset=["value_num"])["variable"].str.upper())
+    return (
+        check_enrolled(criteria, values),
+        tuple(f"{c.code}: {c.rule.text}" for c in criteria),
+        tuple(unreadable),
+        tuple(v for v in variables if v not in present),
+    )

@@ -12,7 +12,7 @@ import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
 from dashboard.config import database_url, default_study_id
-from dashboard.queries.scope import SiteScope
+from dashboard.queries.scope import Period, SiteScope
 from dashboard.queries.studies import CutInfo, StudyInfo
 from dashboard.ui import loaders
 
@@ -214,3 +214,27 @@ def no_subjects_message(context: PageContext) -> None:
             f"Study {context.study_id} has no subjects yet: the figures appear after the first "
             "data import."
         )
+
+
+def period_filter(context: PageContext) -> Period:
+    """The "Screened between" filter in the sidebar, for the pages that offer it; None where it
+    spans every screening date (so those pages share cached answers with the others)."""
+    span = loaders.load_screening_span(
+        context.db_url, context.study_id, context.cut_id, context.scope
+    )
+    if span is None:
+        return None
+    kept = st.session_state.get(PERIOD_KEY, span)
+    if not (span[0] <= kept[0] <= kept[1] <= span[1]):
+        kept = span  # a period kept from before a new cut or study that no longer fits
+    chosen = st.sidebar.date_input(
+        "Screened between",
+        value=kept,
+        min_value=span[0],
+        max_value=span[1],
+        help="Every figure on this page counts the subjects screened in this period.",
+    )
+    if not (isinstance(chosen, tuple) and len(chosen) == 2):
+        return None  # the second date is still being picked
+    st.session_state[PERIOD_KEY] = chosen
+    return None if tuple(chosen) == span else (chosen[0], chosen[1])

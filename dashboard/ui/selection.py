@@ -1,0 +1,57 @@
+"""Which criterion the Screen failures drilldown shows: a bar click or a table row, whichever
+changed last, kept in session state across reruns and filter changes."""
+
+from typing import Any
+
+import streamlit as st
+
+from dashboard.charts.screen_failures import SELECTION
+
+Pick = tuple[str, str] | None  # (criterion code, protocol version)
+
+
+def chart_pick(event: Any) -> Pick:
+    """The criterion a click on the criteria chart selected, from ``st.altair_chart``'s event."""
+    try:
+        points = event["selection"][SELECTION]
+    except (KeyError, TypeError):
+        return None
+    if not points:
+        return None
+    point = points[0]
+    return (str(point.get("code")), str(point.get("protocol_version") or ""))
+
+
+def row_pick(event: Any, codes: list[tuple[str, str]]) -> Pick:
+    """The criterion of the table row selected, from ``st.dataframe``'s event."""
+    try:
+        rows = event["selection"]["rows"]
+    except (KeyError, TypeError):
+        return None
+    return codes[rows[0]] if rows and rows[0] < len(codes) else None
+
+
+def resolve(*, current: Pick, chart: Pick, last_chart: Pick, row: Pick, last_row: Pick) -> Pick:
+    """The new drilldown criterion: whichever control changed since the last run wins; a control
+    cleared (click on empty space, row unticked) clears the drilldown; nothing changed keeps it."""
+    if row != last_row:
+        return row
+    if chart != last_chart:
+        return chart
+    return current
+
+
+def drilldown(key: str, chart_event: Any, table_event: Any, codes: list[tuple[str, str]]) -> Pick:
+    """Update and return the drilldown criterion kept under ``key`` in session state."""
+    chart, row = chart_pick(chart_event), row_pick(table_event, codes)
+    state = st.session_state
+    picked = resolve(
+        current=state.get(key),
+        chart=chart,
+        last_chart=state.get(f"{key}_last_chart"),
+        row=row,
+        last_row=state.get(f"{key}_last_row"),
+    )
+    state[f"{key}_last_chart"], state[f"{key}_last_row"] = chart, row
+    state[key] = picked
+    return picked
