@@ -130,6 +130,10 @@ else:
         key=TABLE_KEY,
     )
     codes = list(zip(by_criterion["code"], by_criterion["protocol_version"], strict=True))
+    # A pick belongs to its study: another study starts without one.
+    if st.session_state.setdefault(f"{DRILLDOWN_KEY}_study", ctx.study_id) != ctx.study_id:
+        st.session_state[f"{DRILLDOWN_KEY}_study"] = ctx.study_id
+        st.session_state.pop(DRILLDOWN_KEY, None)
     picked = drilldown(DRILLDOWN_KEY, chart_event, table_event, codes)
     if picked is not None and picked not in codes:
         st.session_state[DRILLDOWN_KEY] = picked = None  # a criterion the filters no longer have

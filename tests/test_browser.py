@@ -251,5 +251,24 @@ def test_enrollment_page_for_each_study(browser: Any, server: str, study: str) -
     page.screenshot(path=str(ARTIFACTS / f"enrollment-{study}.png"), full_page=True)
     assert page.locator('[data-testid="stException"]').count() == 0
     assert page.locator('[data-testid="stVegaLiteChart"]').count() == 2
-    assert page.get_by_text("Download PNG").count() == 1
+    page.get_by_text("Download PNG").wait_for(timeout=30_000)
+    page.close()
+
+
+def test_click_a_criterion_bar_lists_who_failed_it(browser: Any, server: str) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 2400})
+    page.goto(f"{server}/screen-failures?study=NCT06466850")
+    _settle(page, chart=True)
+    # Vega draws the chart as SVG and labels each bar with its tooltip fields: click the BMI one.
+    bar = page.locator(
+        '[data-testid="stVegaLiteChart"] svg g.mark-rect path[aria-label*="Criterion: INCL02;"]'
+    )
+    bar.first.click()
+    page.get_by_text("Who failed INCL02").wait_for(timeout=30_000)
+    # The grid draws on a canvas; its cells are in an accessible table that is attached, not shown.
+    page.get_by_text("NCT06466850-01-017").wait_for(state="attached", timeout=30_000)
+    _settle(page, chart=True)
+    page.screenshot(path=str(ARTIFACTS / "screen-failures-drilldown.png"), full_page=True)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.get_by_text("Download Excel").wait_for(timeout=30_000)  # drawn after the list
     page.close()
