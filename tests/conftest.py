@@ -11,6 +11,9 @@ from sqlmodel import Session
 from dashboard.db import create_schema, make_engine, session_scope
 from dashboard.demo import build_multisite_study, build_seed_study
 
+# The browser and server fixtures of the real-browser tests, shared by every module that uses them.
+pytest_plugins = ["tests.browser_support"]
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 
