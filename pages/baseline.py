@@ -1,20 +1,33 @@
-"""Baseline: characteristics of the enrolled subjects."""
+"""Baseline: Table 1 by arm or site with the overall column, and the distributions behind it."""
+
+import io
 
 import streamlit as st
 
-from dashboard.charts.baseline import age_chart
-from dashboard.metrics.baseline import baseline_table, format_mean_sd, weighted_mean_sd
+from dashboard.charts.baseline import (
+    VALUE_SELECTION,
+    categorical_distribution_chart,
+    continuous_distribution_chart,
+)
+from dashboard.metrics.baseline import format_mean_sd, weighted_mean_sd
+from dashboard.metrics.table_one import Variable, column_order, default_keys, table_one
+from dashboard.queries.baseline import NOT_ALLOCATED_COLUMN, SCREEN_FAILURE_COLUMN
 from dashboard.ui import loaders
 from dashboard.ui.format import percent
+from dashboard.ui.selection import chart_points
 from dashboard.ui.shell import no_subjects_message, page_context, page_header
+
+POPULATION_LABELS = {
+    "enrolled": "Enrolled",
+    "treated": "Treated (first dose given)",
+    "screened": "All screened (screen failures as their own column)",
+}
 
 ctx = page_context()
 page_header("Baseline characteristics", ctx)
 
 counts = loaders.load_population(ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope)
-numeric, demographics, bands = loaders.load_baseline(
-    ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope
-)
+demographics = loaders.load_demographics(ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope)
 age_mean, age_sd = weighted_mean_sd(demographics["age"], demographics["subjects"])
 female = int(demographics.loc[demographics["sex"] == "F", "subjects"].sum())
 
@@ -26,19 +39,145 @@ women.metric("Female", f"{female} ({percent(female, counts.enrolled)})")
 if counts.screened == 0:
     no_subjects_message(ctx)
     st.stop()
-if counts.enrolled == 0:
-    st.info(
-        "Nobody is enrolled yet: baseline characteristics appear with the first enrolled subject."
+
+catalogue = loaders.load_baseline_catalogue(ctx.db_url, ctx.study_id, ctx.cut_id)
+labels = {
+    row["key"]: row["label"] + (f" ({row['unit']})" if isinstance(row["unit"], str) else "")
+    for row in catalogue.to_dict("records")
+}
+left, middle, right = st.columns([2, 2, 3])
+population = str(
+    left.selectbox(
+        "Population",
+        list(POPULATION_LABELS),
+        format_func=lambda p: POPULATION_LABELS[p],
+        key="baseline_pop",
     )
+)
+by = str(
+    middle.radio(
+        "Columns",
+        ["arm", "site"] if ctx.site_count > 1 else ["arm"],
+        format_func=lambda b: {"arm": "Planned arm", "site": "Site"}[b],
+        horizontal=True,
+        key="baseline_by",
+    )
+)
+chosen = right.multiselect(
+    "Characteristics",
+    list(labels),
+    default=default_keys(catalogue),
+    format_func=lambda k: labels.get(k, k),
+    key="baseline_keys",
+)
+if not chosen:
+    st.info("Choose at least one characteristic to build the table.")
     st.stop()
 
-left, right = st.columns([3, 2])
-with left:
-    st.subheader("Baseline measurements")
-    if numeric.empty:
-        st.info("No baseline findings (VS, LB, QS, SC) in the data.")
+values = loaders.load_baseline_values(
+    ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope, population, by, tuple(chosen)
+)
+if values.empty:
+    st.info(f"No {population} subjects in this selection: there is nothing to tabulate.")
+    st.stop()
+columns = column_order(
+    list(values["column"].unique()), last=(SCREEN_FAILURE_COLUMN, NOT_ALLOCATED_COLUMN)
+)
+kinds = catalogue.set_index("key")
+variables = [
+    Variable(
+        key=key,
+        label=str(kinds.loc[key, "label"]),
+        unit=kinds.loc[key, "unit"] if isinstance(kinds.loc[key, "unit"], str) else None,
+        categorical=bool(kinds.loc[key, "categorical"]),
+    )
+    for key in chosen
+]
+options = st.columns(3)
+show_range = options[0].checkbox("Min and max", key="baseline_range")
+with_tests = len(columns) > 1 and options[1].checkbox(
+    "SMD and p-values",
+    key="baseline_tests",
+    help="Standardized mean differences for each pair "
+    "of columns; p-values with the test named on each row (tableone's choices).",
+)
+nonnormal = (
+    options[2].multiselect(
+        "Non-normal (Kruskal-Wallis)",
+        [v.key for v in variables if not v.categorical],
+        format_func=lambda k: labels.get(k, k),
+        key="baseline_nonnormal",
+    )
+    if with_tests
+    else []
+)
+
+table = table_one(
+    values,
+    variables,
+    columns=columns,
+    nonnormal=nonnormal,
+    show_range=show_range,
+    with_tests=with_tests,
+)
+st.subheader("Table 1")
+st.dataframe(
+    table,
+    hide_index=True,
+    width="stretch",
+    height=min(38 * (len(table) + 1), 900),
+    column_config={
+        "characteristic": st.column_config.TextColumn("Characteristic", width="medium"),
+        "statistic": st.column_config.TextColumn("Statistic", width="medium"),
+    },
+)
+st.caption(
+    "Continuous: mean (SD) and median [Q1, Q3] (linear quantiles); categorical: n (%) of the "
+    "column's subjects with a value, missing values counted on their own row. Baseline values are "
+    "the records flagged baseline (or the last before first dose)."
+    + (" SMD: standardized mean difference (tableone's definition)." if with_tests else "")
+)
+excel = io.BytesIO()
+table.to_excel(excel, index=False, sheet_name="Table 1")
+csv_button, excel_button = st.columns(2)
+csv_button.download_button(
+    "Download CSV",
+    table.to_csv(index=False),
+    file_name=f"{ctx.study_id}-table1.csv",
+    mime="text/csv",
+)
+excel_button.download_button(
+    "Download Excel",
+    excel.getvalue(),
+    file_name=f"{ctx.study_id}-table1.xlsx",
+    mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+)
+
+st.subheader("Distribution")
+shown = st.selectbox(
+    "Characteristic", chosen, format_func=lambda k: labels.get(k, k), key="baseline_shown"
+)
+variable = next(v for v in variables if v.key == shown)
+if variable.categorical:
+    event = st.altair_chart(
+        categorical_distribution_chart(values, key=shown, label=variable.label),
+        width="stretch",
+        on_select="rerun",
+        selection_mode=[VALUE_SELECTION],
+        key="baseline_distribution",
+    )
+    points = chart_points(event, VALUE_SELECTION)
+    if points:
+        column, level = points[0].get("column"), points[0].get("value")
+        picked = values[
+            (values["column"] == column) & (values[shown].fillna("Missing").astype(str) == level)
+        ]
+        st.markdown(f"**{len(picked)} subject(s): {variable.label} {level}, {column}**")
+        st.dataframe(picked[["usubjid", "site_id", "column", shown]], hide_index=True)
     else:
-        st.dataframe(baseline_table(numeric), hide_index=True, width="stretch")
-with right:
-    st.subheader("Age")
-    st.altair_chart(age_chart(bands), width="stretch")
+        st.caption("Click a bar segment to list its subjects.")
+else:
+    st.altair_chart(
+        continuous_distribution_chart(values, key=shown, label=labels.get(shown, shown)),
+        width="stretch",
+    )

@@ -6,7 +6,7 @@ from typing import Any
 import pandas as pd
 
 from dashboard.charts.adverse_events import soc_chart
-from dashboard.charts.baseline import age_chart
+from dashboard.charts.baseline import categorical_distribution_chart, continuous_distribution_chart
 from dashboard.charts.enrollment import accrual_chart
 from dashboard.charts.screen_failures import criteria_chart
 
@@ -64,12 +64,28 @@ def test_accrual_chart_layers() -> None:
     assert len(bare["layer"]) == 1
 
 
-def test_soc_and_age_charts() -> None:
+def test_soc_chart() -> None:
     by_soc = pd.DataFrame({"body_system": ["A", "B"], "subjects": [5, 2], "events": [7, 2]})
     (rows,) = _datasets(soc_chart(by_soc, denominator=20).to_dict())
     assert [r["incidence"] for r in rows] == [0.25, 0.1]
-    bands = pd.DataFrame(
-        {"band_start": [45, 50], "band": ["45-49", "50-54"], "sex": ["F", "M"], "subjects": [3, 2]}
+
+
+def test_distribution_charts() -> None:
+    values = pd.DataFrame(
+        {
+            "usubjid": ["a", "b", "c", "d"],
+            "column": ["Placebo", "Placebo", "Active", "Active"],
+            "AGE": [60.0, None, 70.0, 72.0],
+            "SEX": ["F", "M", "F", None],
+        }
     )
-    (rows,) = _datasets(age_chart(bands).to_dict())
-    assert sum(r["subjects"] for r in rows) == 5
+    spec = continuous_distribution_chart(values, key="AGE", label="Age").to_dict()
+    (rows,) = _datasets(spec)
+    assert sorted(r["value"] for r in rows) == [60.0, 70.0, 72.0]  # the missing age left out
+    assert spec["layer"][0]["mark"]["type"] == "boxplot"
+    bars = categorical_distribution_chart(values, key="SEX", label="Sex").to_dict()
+    (rows,) = _datasets(bars)
+    shares = {(r["column"], r["value"]): (r["subjects"], r["share"]) for r in rows}
+    assert shares[("Active", "Missing")] == (1, 0.5)
+    assert shares[("Placebo", "F")] == (1, 0.5)
+    assert bars["params"][0]["name"] == "level"

@@ -6,15 +6,7 @@ import statistics
 import pandas as pd
 import pytest
 
-from dashboard.metrics.baseline import (
-    age_bands,
-    baseline_table,
-    characteristic_label,
-    format_mean_sd,
-    mean_sd_from_sums,
-    summarise_sums,
-    weighted_mean_sd,
-)
+from dashboard.metrics.baseline import format_mean_sd, mean_sd_from_sums, weighted_mean_sd
 from dashboard.metrics.enrollment import WEEKLY_UP_TO_DAYS, choose_bin, cumulative_accrual
 
 
@@ -46,56 +38,6 @@ def test_format_mean_sd() -> None:
     assert format_mean_sd(62.345, 7.06) == "62.3 (7.1)"
     assert format_mean_sd(5.0, None) == "5.0"
     assert format_mean_sd(None, None) == "–"
-
-
-def test_age_bands_boundaries() -> None:
-    demographics = pd.DataFrame(
-        {
-            "sex": ["F", "F", "M", None, "M"],
-            "age": [45, 49, 50, 54, None],
-            "subjects": [1, 2, 3, 1, 9],
-        }
-    )
-    bands = age_bands(demographics)
-    assert bands.to_dict("records") == [
-        {"band_start": 45, "band": "45-49", "sex": "F", "subjects": 3},
-        {"band_start": 50, "band": "50-54", "sex": "M", "subjects": 3},
-        {"band_start": 50, "band": "50-54", "sex": "Unknown", "subjects": 1},
-    ]
-    assert age_bands(demographics.iloc[0:0]).empty
-
-
-def test_baseline_table_labels_and_formats() -> None:
-    sums = pd.DataFrame(
-        {
-            "domain": ["MK", "VS"],
-            "test_code": ["KLGRADE", "BMI"],
-            "test": ["Kellgren-Lawrence Grade", "Body Mass Index"],
-            "location": ["LEFT KNEE", None],
-            "unit": [None, "kg/m2"],
-            "n": [2, 2],
-            "total": [5.0, 50.0],
-            "total_sq": [13.0, 1252.0],
-            "minimum": [2.0, 24.0],
-            "maximum": [3.0, 26.0],
-        }
-    )
-    table = baseline_table(summarise_sums(sums))
-    assert table.to_dict("records") == [
-        {
-            "Characteristic": "Kellgren-Lawrence Grade, left knee",
-            "n": 2,
-            "Mean (SD)": "2.5 (0.7)",
-            "Min–max": "2–3",
-        },
-        {
-            "Characteristic": "Body Mass Index (kg/m2)",
-            "n": 2,
-            "Mean (SD)": "25.0 (1.4)",
-            "Min–max": "24–26",
-        },
-    ]
-    assert characteristic_label("Height", float("nan"), float("nan")) == "Height"  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

@@ -9,9 +9,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from dashboard.demo import SEED_ADVERSE_EVENTS, SEED_ENROLLED, SEED_FAILURES
-from dashboard.metrics.baseline import summarise_sums
 from dashboard.queries.adverse_events import adverse_event_counts, incidence_by_soc
-from dashboard.queries.baseline import demographic_counts, numeric_baseline_sums
+from dashboard.queries.baseline import baseline_values, demographic_counts
 from dashboard.queries.enrollment import daily_accrual, enrolled_by_arm, population_counts
 from dashboard.queries.overview import changes_since
 from dashboard.queries.screen_failures import failed_subject_counts, failures_by_criterion
@@ -187,16 +186,21 @@ def test_baseline_sums_match_pandas(session: Session, raw: dict[str, pd.DataFram
     )
     findings = raw["findings"]
     baseline = findings[findings["subject_pk"].isin(enrolled_ids) & (findings["is_baseline"] == 1)]
-    summary = summarise_sums(numeric_baseline_sums(session, study_id=SEED, scope=None))
-    bmi = summary[summary["test_code"] == "BMI"].iloc[0]
+    table = baseline_values(
+        session,
+        study_id=SEED,
+        scope=None,
+        population="enrolled",
+        by="arm",
+        keys=("VS.BMI", "MK.KLGRADE.LEFT KNEE", "MK.KLGRADE.RIGHT KNEE"),
+    )
     values = baseline.loc[baseline["test_code"] == "BMI", "value_num"]
-    assert bmi["n"] == len(values) == 20
-    assert bmi["mean"] == pytest.approx(values.mean())
-    assert bmi["sd"] == pytest.approx(values.std(ddof=1))
-    # One row per knee for the K-L grade; enrolled knees are grade 2-3 (the arm's description).
-    kl = summary[summary["test_code"] == "KLGRADE"]
-    assert sorted(kl["location"]) == ["LEFT KNEE", "RIGHT KNEE"]
-    assert kl["minimum"].min() >= 2 and kl["maximum"].max() <= 3
+    assert len(table) == len(values) == 20
+    assert table["VS.BMI"].astype(float).mean() == pytest.approx(values.mean())
+    assert table["VS.BMI"].astype(float).std() == pytest.approx(values.std(ddof=1))
+    # One column per knee for the K-L grade; enrolled knees are grade 2-3 (the arm's description).
+    for knee in ("LEFT KNEE", "RIGHT KNEE"):
+        assert table[f"MK.KLGRADE.{knee}"].astype(float).between(2, 3).all()
 
     demographics = demographic_counts(session, study_id=SEED, scope=None)
     enrolled = subjects[subjects["id"].isin(enrolled_ids)]

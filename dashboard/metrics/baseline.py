@@ -1,4 +1,4 @@
-"""Table 1 statistics from SQL sums: pure functions, no database, no streamlit."""
+"""Headline baseline figures from grouped counts: pure functions, no database, no streamlit."""
 
 import math
 
@@ -18,18 +18,6 @@ def mean_sd_from_sums(n: float, total: float, total_sq: float) -> tuple[float | 
     return mean, math.sqrt(variance)
 
 
-def summarise_sums(sums: pd.DataFrame) -> pd.DataFrame:
-    """Add ``mean`` and ``sd`` columns to the output of ``queries.baseline.numeric_baseline_sums``."""
-    out = sums.copy()
-    stats = [
-        mean_sd_from_sums(float(r["n"]), float(r["total"]), float(r["total_sq"]))
-        for r in out.to_dict("records")
-    ]
-    out["mean"] = [m for m, _ in stats]
-    out["sd"] = [s for _, s in stats]
-    return out
-
-
 def weighted_mean_sd(values: pd.Series, weights: pd.Series) -> tuple[float | None, float | None]:
     """Mean and sample SD of ``values`` each repeated ``weights`` times (grouped counts from SQL)."""
     mask = values.notna()
@@ -45,51 +33,3 @@ def format_mean_sd(mean: float | None, sd: float | None, digits: int = 1) -> str
     if sd is None:
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ({sd:.{digits}f})"
-
-
-def age_bands(demographics: pd.DataFrame, width: int = 5) -> pd.DataFrame:
-    """Enrolled subjects per age band of ``width`` years, by sex.
-
-    Input: the columns of ``queries.baseline.demographic_counts`` (sex, age, subjects).
-    Columns: band_start, band (label "45-49"), sex, subjects.
-    """
-    known = demographics.dropna(subset=["age"])
-    if known.empty:
-        return pd.DataFrame(columns=["band_start", "band", "sex", "subjects"])
-    band_start = (known["age"].astype(float) // width * width).astype(int)
-    grouped = (
-        known.assign(band_start=band_start, sex=known["sex"].fillna("Unknown"))
-        .groupby(["band_start", "sex"])["subjects"]
-        .sum()
-        .reset_index()
-    )
-    grouped["band"] = grouped["band_start"].map(lambda s: f"{s}-{s + width - 1}")
-    return grouped[["band_start", "band", "sex", "subjects"]]
-
-
-def characteristic_label(test: str, location: str | None, unit: str | None) -> str:
-    """``"Kellgren-Lawrence Grade, left knee"``, ``"Body Mass Index (kg/m2)"``."""
-    label = test
-    if isinstance(location, str) and location:
-        label += f", {location.lower()}"
-    if isinstance(unit, str) and unit:
-        label += f" ({unit})"
-    return label
-
-
-def baseline_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """The display table of numeric baseline findings (output of ``summarise_sums``).
-
-    Columns: Characteristic, n, Mean (SD), Min–max.
-    """
-    records = summary.to_dict("records")
-    return pd.DataFrame(
-        {
-            "Characteristic": [
-                characteristic_label(r["test"], r["location"], r["unit"]) for r in records
-            ],
-            "n": summary["n"].astype(int),
-            "Mean (SD)": [format_mean_sd(r["mean"], r["sd"]) for r in records],
-            "Min–max": [f"{r['minimum']:g}–{r['maximum']:g}" for r in records],
-        }
-    )

@@ -4,55 +4,8 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
-from dashboard.models import ENROLLED, Finding, Subject
+from dashboard.models import ENROLLED, SCREEN_FAILURE, Exposure, Finding, Site, Subject
 from dashboard.queries.scope import SiteScope, rows, subject_in_scope
-
-
-def numeric_baseline_sums(session: Session, *, study_id: str, scope: SiteScope) -> pd.DataFrame:
-    """Sums of each baseline numeric finding over enrolled subjects, for mean and SD.
-
-    One row per test and location (a K-L grade per knee is two rows).
-    Columns: domain, test_code, test, location, unit, n, total, total_sq, minimum, maximum.
-    ``metrics.baseline.summarise_sums`` turns them into mean (SD); summing in SQL keeps the sums
-    additive across sites, so a scoped view stays exact.
-    """
-    value = col(Finding.value_num)
-    stmt = (
-        select(
-            col(Finding.domain),
-            col(Finding.test_code),
-            func.max(col(Finding.test)).label("test"),
-            col(Finding.location),
-            func.max(col(Finding.unit)).label("unit"),
-            func.count(value).label("n"),
-            func.sum(value).label("total"),
-            func.sum(value * value).label("total_sq"),
-            func.min(value).label("minimum"),
-            func.max(value).label("maximum"),
-        )
-        .join(Subject, col(Subject.id) == col(Finding.subject_pk))
-        .where(
-            subject_in_scope(study_id=study_id, scope=scope),
-            col(Subject.population) == ENROLLED,
-            col(Finding.is_baseline),
-            value.is_not(None),
-        )
-        .group_by(col(Finding.domain), col(Finding.test_code), col(Finding.location))
-        .order_by(col(Finding.domain), col(Finding.test_code), col(Finding.location))
-    )
-    columns = [
-        "domain",
-        "test_code",
-        "test",
-        "location",
-        "unit",
-        "n",
-        "total",
-        "total_sq",
-        "minimum",
-        "maximum",
-    ]
-    return pd.DataFrame(rows(session.execute(stmt)), columns=columns)
 
 
 def demographic_counts(session: Session, *, study_id: str, scope: SiteScope) -> pd.DataFrame:
@@ -69,3 +22,185 @@ def demographic_counts(session: Session, *, study_id: str, scope: SiteScope) -> 
         .order_by(col(Subject.age))
     )
     return pd.DataFrame(rows(session.execute(stmt)), columns=["sex", "age", "subjects"])
+
+
+# Table 1's populations: who the columns count.
+TABLE_POPULATIONS = ("enrolled", "treated", "screened")
+# Demographics from DM: key, label, Subject column, categorical.
+DEMOGRAPHICS = (
+    ("AGE", "Age", "age", False),
+    ("SEX", "Sex", "sex", True),
+    ("RACE", "Race", "race", True),
+    ("ETHNIC", "Ethnicity", "ethnicity", True),
+    ("COUNTRY", "Country", "country", True),
+)
+NOT_ALLOCATED_COLUMN = "Not allocated"
+SCREEN_FAILURE_COLUMN = "Screen failure"
+
+
+def finding_key(domain: str, test_code: str, location: str | None) -> str:
+    """The key of a baseline finding in the values frame: ``VS.BMI``, ``MK.KLGRADE.LEFT KNEE``."""
+    # pandas gives a missing location as NaN, which is truthy: only a real text counts.
+    return f"{domain}.{test_code}" + (
+        f".{location}" if isinstance(location, str) and location else ""
+    )
+
+
+def baseline_catalogue(session: Session, *, study_id: str) -> pd.DataFrame:
+    """Every characteristic Table 1 can show for the study: DM's demographics and each baseline
+    finding (per location). Columns: key, label, unit, categorical, subjects (with a value)."""
+    demographics = []
+    for key, label, column, categorical in DEMOGRAPHICS:
+        attribute = col(getattr(Subject, column))
+        n, unit = session.execute(
+            select(func.count(attribute), func.max(col(Subject.age_unit))).where(
+                col(Subject.study_id) == study_id
+            )
+        ).one()
+        demographics.append(
+            {
+                "key": key,
+                "label": label,
+                "unit": (str(unit).lower() if unit else "years") if key == "AGE" else None,
+                "categorical": categorical,
+                "subjects": int(n),
+            }
+        )
+    stmt = (
+        select(
+            col(Finding.domain),
+            col(Finding.test_code),
+            col(Finding.location),
+            func.max(col(Finding.test)).label("test"),
+            func.max(col(Finding.unit)).label("unit"),
+            func.count(col(Finding.value_num)).label("numeric"),
+            func.count(func.distinct(col(Finding.subject_pk))).label("subjects"),
+        )
+        .join(Subject, col(Subject.id) == col(Finding.subject_pk))
+        .where(col(Subject.study_id) == study_id, col(Finding.is_baseline))
+        .group_by(col(Finding.domain), col(Finding.test_code), col(Finding.location))
+        .order_by(col(Finding.domain), col(Finding.test_code), col(Finding.location))
+    )
+    findings = [
+        {
+            "key": finding_key(r["domain"], r["test_code"], r["location"]),
+            "label": r["test"]
+            + (f", {r['location'].lower()}" if isinstance(r["location"], str) else ""),
+            "unit": r["unit"],
+            "categorical": r["numeric"] == 0,
+            "subjects": int(r["subjects"]),
+        }
+        for r in rows(session.execute(stmt))
+    ]
+    return pd.DataFrame(
+        demographics + findings, columns=["key", "label", "unit", "categorical", "subjects"]
+    )
+
+
+def baseline_values(
+    session: Session,
+    *,
+    study_id: str,
+    scope: SiteScope,
+    population: str,
+    by: str,
+    keys: tuple[str, ...],
+) -> pd.DataFrame:
+    """One row per subject of the population: usubjid, site_id, column (the Table 1 column the
+    subject belongs to), and one column per key (DM demographics and baseline findings).
+
+    ``population``: enrolled, treated (enrolled with a first dose or exposure) or screened (every
+    subject; screen failures and not-allocated subjects get columns of their own when ``by`` is
+    "arm"). ``by``: "arm" (the planned arm) or "site".
+    """
+    if population not in TABLE_POPULATIONS:
+        raise ValueError(f"population must be one of {TABLE_POPULATIONS}, not {population!r}")
+    where = [subject_in_scope(study_id=study_id, scope=scope)]
+    if population in ("enrolled", "treated"):
+        where.append(col(Subject.population) == ENROLLED)
+    if population == "treated":
+        where.append(
+            col(Subject.first_dose_date).is_not(None)
+            | col(Subject.id).in_(select(col(Exposure.subject_pk)))
+        )
+    demographic_columns = [c for k, _, c, _ in DEMOGRAPHICS if k in keys]
+    stmt = (
+        select(
+            col(Subject.id),
+            col(Subject.usubjid),
+            col(Site.site_id),
+            col(Subject.population),
+            col(Subject.arm),
+            col(Subject.arm_code),
+            *(col(getattr(Subject, c)) for c in demographic_columns),
+        )
+        .outerjoin(Site, col(Site.id) == col(Subject.site_pk))
+        .where(*where)
+        .order_by(col(Subject.usubjid))
+    )
+    names = ["id", "usubjid", "site_id", "population", "arm", "arm_code", *demographic_columns]
+    subjects = pd.DataFrame(rows(session.execute(stmt)), columns=names)
+    if by == "site":
+        subjects["column"] = subjects["site_id"].fillna("(no site)").astype(str)
+    else:
+        subjects["column"] = [
+            (arm or code or "(no arm)")
+            if pop == ENROLLED
+            else (SCREEN_FAILURE_COLUMN if pop == SCREEN_FAILURE else NOT_ALLOCATED_COLUMN)
+            for pop, arm, code in zip(
+                subjects["population"], subjects["arm"], subjects["arm_code"], strict=True
+            )
+        ]
+    rename = {c: k for k, _, c, _ in DEMOGRAPHICS if k in keys}
+    subjects = subjects.rename(columns=rename)
+    finding_keys = [k for k in keys if "." in k]
+    if finding_keys and not subjects.empty:
+        codes = sorted({k.split(".")[1] for k in finding_keys})
+        found = pd.DataFrame(
+            rows(
+                session.execute(
+                    select(
+                        col(Finding.subject_pk),
+                        col(Finding.domain),
+                        col(Finding.test_code),
+                        col(Finding.location),
+                        col(Finding.value_num),
+                        col(Finding.value_text),
+                        col(Finding.date),
+                    )
+                    .join(Subject, col(Subject.id) == col(Finding.subject_pk))
+                    .where(*where, col(Finding.is_baseline), col(Finding.test_code).in_(codes))
+                    .order_by(col(Finding.date))
+                )
+            ),
+            columns=[
+                "subject_pk",
+                "domain",
+                "test_code",
+                "location",
+                "value_num",
+                "value_text",
+                "date",
+            ],
+        )
+        if not found.empty:
+            found["key"] = [
+                finding_key(d, t, loc)
+                for d, t, loc in zip(
+                    found["domain"], found["test_code"], found["location"], strict=True
+                )
+            ]
+            found = found[found["key"].isin(finding_keys)]
+            # A numeric finding gives its number, a text finding its text; where a subject has
+            # several baseline records of one test, the latest counts.
+            found["value"] = found["value_num"].where(
+                found["value_num"].notna(), found["value_text"]
+            )
+            wide = found.drop_duplicates(["subject_pk", "key"], keep="last").pivot(
+                index="subject_pk", columns="key", values="value"
+            )
+            subjects = subjects.join(wide, on="id")
+    for key in keys:
+        if key not in subjects.columns:
+            subjects[key] = None
+    return subjects.drop(columns=["id", "population", "arm", "arm_code"]).reset_index(drop=True)

@@ -13,7 +13,6 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from dashboard.db import make_engine
-from dashboard.metrics.baseline import age_bands, summarise_sums
 from dashboard.metrics.eligibility import check_enrolled, checked_criteria
 from dashboard.metrics.enrollment import cumulative_accrual
 from dashboard.queries import (
@@ -117,14 +116,12 @@ def load_failures_by_criterion(
 
 
 @st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
-def load_baseline(
+def load_demographics(
     db_url: str, study_id: str, cut_id: int | None, scope: SiteScope
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(numeric baseline summary, demographics by sex and age, age bands)."""
+) -> pd.DataFrame:
+    """Enrolled subjects by sex and age (the Baseline page's headline figures)."""
     with _session(db_url) as session:
-        sums = baseline.numeric_baseline_sums(session, study_id=study_id, scope=scope)
-        demographics = baseline.demographic_counts(session, study_id=study_id, scope=scope)
-    return summarise_sums(sums), demographics, age_bands(demographics)
+        return baseline.demographic_counts(session, study_id=study_id, scope=scope)
 
 
 @st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
@@ -274,3 +271,25 @@ def load_eligibility_checks(
         tuple(unreadable),
         tuple(v for v in variables if v not in present),
     )
+
+
+@st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
+def load_baseline_catalogue(db_url: str, study_id: str, cut_id: int | None) -> pd.DataFrame:
+    with _session(db_url) as session:
+        return baseline.baseline_catalogue(session, study_id=study_id)
+
+
+@st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
+def load_baseline_values(
+    db_url: str,
+    study_id: str,
+    cut_id: int | None,
+    scope: SiteScope,
+    population: str,
+    by: str,
+    keys: tuple[str, ...],
+) -> pd.DataFrame:
+    with _session(db_url) as session:
+        return baseline.baseline_values(
+            session, study_id=study_id, scope=scope, population=population, by=by, keys=keys
+        )

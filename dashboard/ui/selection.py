@@ -10,12 +10,18 @@ from dashboard.charts.screen_failures import SELECTION
 Pick = tuple[str, str] | None  # (criterion code, protocol version)
 
 
+def chart_points(event: Any, name: str) -> list[dict[str, Any]]:
+    """The points a click selected on a chart drawn with ``on_select``; [] where there are none."""
+    try:
+        points = event["selection"][name]
+    except (KeyError, TypeError):
+        return []
+    return list(points) if points else []
+
+
 def chart_pick(event: Any) -> Pick:
     """The criterion a click on the criteria chart selected, from ``st.altair_chart``'s event."""
-    try:
-        points = event["selection"][SELECTION]
-    except (KeyError, TypeError):
-        return None
+    points = chart_points(event, SELECTION)
     if not points:
         return None
     point = points[0]
