@@ -12,7 +12,7 @@ ifeq ($(UV),)
 UV := .tools/bin/uv
 endif
 
-.PHONY: run test lint typecheck pytest sync demo clean
+.PHONY: run test lint typecheck pytest sync demo clean bench
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -51,3 +51,7 @@ test: lint typecheck pytest
 
 clean:
 	rm -rf .venv .tools .mypy_cache .ruff_cache .pytest_cache tests/artifacts
+
+# The speed benchmark (issue #8): prints a table and writes benchmarks/results.json.
+bench: .venv/bin/study-monitor
+	.venv/bin/python benchmarks/run.py

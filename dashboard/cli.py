@@ -67,7 +67,7 @@ def demo(
     ] = DemoStudy.NCT06466850,
     subjects: Annotated[
         int, typer.Option("--subjects", min=1, help="Subjects of the scale study.")
-    ] = 20000,
+    ] = 50_000,
     db: DbOption = None,
 ) -> None:
     """Create or refresh a synthetic demo study (NCT06466850, DEMO-MULTI or DEMO-SCALE)."""

@@ -897,8 +897,8 @@ def build_multisite_study(
     )
 
 
-def build_scale_study(session: Session, *, n_subjects: int = 20000, seed: int = 8) -> None:
-    """(Re)create DEMO-SCALE: the multi-site generator at 200 sites."""
-    build_multisite_study(
-        session, study_id=SCALE_STUDY_ID, n_sites=200, n_subjects=n_subjects, seed=seed
-    )
+def build_scale_study(session: Session, *, n_subjects: int = 50_000, seed: int = 8) -> None:
+    """(Re)create DEMO-SCALE: 200 sites, bulk-inserted (``dashboard.demo_scale``)."""
+    from dashboard.demo_scale import build_scale_study as build
+
+    build(session, n_subjects=n_subjects, seed=seed)

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard.charts.consort import consort_svg, svg_to_png
+from dashboard.charts.consort import consort_svg
 from dashboard.charts.enrollment import accrual_chart, funnel_chart
 from dashboard.metrics.consort import consort_flow
 from dashboard.metrics.enrollment import (
@@ -243,5 +243,5 @@ svg_button.download_button(
     "Download SVG", svg, file_name=f"{ctx.study_id}-flow.svg", mime="image/svg+xml"
 )
 png_button.download_button(
-    "Download PNG", svg_to_png(svg), file_name=f"{ctx.study_id}-flow.png", mime="image/png"
+    "Download PNG", loaders.png_of(svg), file_name=f"{ctx.study_id}-flow.png", mime="image/png"
 )

@@ -12,6 +12,7 @@ import streamlit as st
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from dashboard.charts.consort import svg_to_png
 from dashboard.db import make_engine
 from dashboard.metrics.eligibility import check_enrolled, checked_criteria
 from dashboard.metrics.enrollment import cumulative_accrual
@@ -293,3 +294,9 @@ def load_baseline_values(
         return baseline.baseline_values(
             session, study_id=study_id, scope=scope, population=population, by=by, keys=keys
         )
+
+
+@st.cache_data(max_entries=MAX_ENTRIES, show_spinner=False)
+def png_of(svg: str) -> bytes:
+    """A diagram's PNG (rendering takes a few hundred milliseconds: once per diagram)."""
+    return svg_to_png(svg)

@@ -1,0 +1,314 @@
+"""The speed benchmark of issue #8: every page on a large synthetic study and on the seed demo.
+
+Run: ``make bench`` (or ``.venv/bin/python benchmarks/run.py [--subjects N] [--runs R]``).
+
+For each of the five pages of DESIGN.md it measures, through ``streamlit.testing.v1.AppTest`` in a
+process already warmed by one run:
+- cold: the page with both Streamlit caches cleared (median of R runs);
+- warm: a rerun served from the caches (median of R runs);
+- floor: the page's aggregate queries run directly, no Streamlit (median of R runs);
+- empty: an empty page through AppTest (Streamlit's own overhead);
+- naive: the same figures computed the way a hand-written app would, loading the raw tables with
+  pandas and aggregating in memory, in a subprocess of its own so its memory does not count here.
+Plus the CDISC pilot import time, the scale study's generation time and this process's peak RSS.
+It prints a table and writes ``benchmarks/results.json`` (contract in issue #8). A benchmark prints
+figures; it does not pass or fail.
+"""
+
+import argparse
+import json
+import logging
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+from sqlmodel import Session
+from streamlit.testing.v1 import AppTest
+
+from dashboard.db import create_schema, make_engine, session_scope
+from dashboard.demo import build_seed_study
+from dashboard.demo_scale import build_scale_study
+from dashboard.importers.run import import_sdtm
+from dashboard.metrics.table_one import default_keys
+from dashboard.queries import (
+    adverse_events,
+    baseline,
+    enrollment,
+    overview,
+    screen_failures,
+    studies,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+APP = str(PROJECT_ROOT / "dashboard" / "app.py")
+PAGES = {
+    "overview": None,
+    "enrollment": "../pages/enrollment.py",
+    "screen-failures": "../pages/screen_failures.py",
+    "baseline": "../pages/baseline.py",
+    "adverse-events": "../pages/adverse_events.py",
+}
+PILOT = PROJECT_ROOT.parent / "shared" / "data" / "sdtm" / "cdiscpilot01"
+TARGETS = {"cold_s": 1.0, "warm_s": 0.25}
+
+
+def median_time(action: Callable[[], Any], runs: int) -> float:
+    timings = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        action()
+        timings.append(time.perf_counter() - start)
+    return statistics.median(timings)
+
+
+def clear_caches() -> None:
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def open_app(study_id: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.query_params["study"] = study_id
+    at.run()
+    return at
+
+
+def render(study_id: str, page: str | None, *, cold: bool) -> Callable[[], None]:
+    """A callable that renders one page: from cleared caches (cold) or as a rerun (warm)."""
+    at = open_app(study_id)
+    if page:
+        at.switch_page(page).run()
+    if at.exception:
+        raise RuntimeError(f"{study_id} {page}: {[e.value for e in at.exception]}")
+
+    def run() -> None:
+        if cold:
+            clear_caches()
+        at.run()
+        if at.exception:
+            raise RuntimeError(f"{study_id} {page}: {[e.value for e in at.exception]}")
+
+    return run
+
+
+def floors(db_url: str, study_id: str) -> dict[str, Callable[[], Any]]:
+    """Each page's aggregate queries, run directly (what no amount of caching code can beat)."""
+    engine = make_engine(db_url)
+
+    def with_session(work: Callable[[Session], Any]) -> Callable[[], Any]:
+        def run() -> Any:
+            with Session(engine) as session:
+                return work(session)
+
+        return run
+
+    def overview_queries(session: Session) -> None:
+        cuts = studies.data_cuts(session, study_id=study_id)
+        studies.study_info(session, study_id=study_id)
+        studies.sites(session, study_id=study_id)
+        enrollment.population_counts(session, study_id=study_id, scope=None)
+        adverse_events.adverse_event_counts(session, study_id=study_id, scope=None)
+        adverse_events.incidence_by_soc(session, study_id=study_id, scope=None)
+        if len(cuts) > 1:
+            overview.changes_since(session, study_id=study_id, scope=None, since_cut_id=cuts[-2].id)
+
+    def enrollment_queries(session: Session) -> None:
+        overview_queries(session)
+        enrollment.daily_accrual(session, study_id=study_id, scope=None)
+        enrollment.undated_subjects(session, study_id=study_id, scope=None)
+        enrollment.funnel(session, study_id=study_id, scope=None)
+        enrollment.discontinuation_reasons(session, study_id=study_id, scope=None)
+        enrollment.outcome_by_arm(session, study_id=study_id, scope=None)
+        enrollment.enrollment_by_site(session, study_id=study_id, scope=None)
+        enrollment.screening_span(session, study_id=study_id, scope=None)
+        screen_failures.failures_by_criterion(session, study_id=study_id, scope=None)
+        screen_failures.failed_subject_counts(session, study_id=study_id, scope=None)
+
+    def screen_failure_queries(session: Session) -> None:
+        enrollment.population_counts(session, study_id=study_id, scope=None)
+        screen_failures.failures_by_criterion(session, study_id=study_id, scope=None)
+        screen_failures.failed_subject_counts(session, study_id=study_id, scope=None)
+        screen_failures.failure_cooccurrence(session, study_id=study_id, scope=None)
+        screen_failures.daily_screening(session, study_id=study_id, scope=None)
+        screen_failures.site_criterion_counts(session, study_id=study_id, scope=None)
+        screen_failures.screen_failure_dispositions(session, study_id=study_id, scope=None)
+        rules = screen_failures.criteria_with_rules(session, study_id=study_id)
+        screen_failures.enrolled_screening_values(
+            session,
+            study_id=study_id,
+            scope=None,
+            variables=tuple({str(r).split()[0] for r in rules["rule"]} | {"AGE"}),
+        )
+        enrollment.enrollment_by_site(session, study_id=study_id, scope=None)
+
+    def baseline_queries(session: Session) -> None:
+        enrollment.population_counts(session, study_id=study_id, scope=None)
+        baseline.demographic_counts(session, study_id=study_id, scope=None)
+        catalogue = baseline.baseline_catalogue(session, study_id=study_id)
+        baseline.baseline_values(
+            session,
+            study_id=study_id,
+            scope=None,
+            population="enrolled",
+            by="arm",
+            keys=tuple(default_keys(catalogue)),
+        )
+
+    def adverse_event_queries(session: Session) -> None:
+        enrollment.population_counts(session, study_id=study_id, scope=None)
+        adverse_events.adverse_event_counts(session, study_id=study_id, scope=None)
+        adverse_events.incidence_by_soc(session, study_id=study_id, scope=None)
+
+    return {
+        "overview": with_session(overview_queries),
+        "enrollment": with_session(enrollment_queries),
+        "screen-failures": with_session(screen_failure_queries),
+        "baseline": with_session(baseline_queries),
+        "adverse-events": with_session(adverse_event_queries),
+    }
+
+
+def empty_page_time(runs: int) -> float:
+    with tempfile.TemporaryDirectory() as folder:
+        script = Path(folder) / "empty.py"
+        script.write_text("import streamlit as st\nst.title('Empty')\n", encoding="utf-8")
+        at = AppTest.from_file(str(script))
+        at.run()
+        return median_time(lambda: at.run(), runs)
+
+
+def naive_times(db_url: str, study_id: str, runs: int) -> dict[str, float]:
+    """The hand-written reference, in its own process (benchmarks/naive.py)."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(PROJECT_ROOT / "benchmarks" / "naive.py"),
+            db_url,
+            study_id,
+            str(runs),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    times: dict[str, float] = json.loads(result.stdout)
+    return times
+
+
+def measure_study(
+    db_url: str, study_id: str, runs: int, empty: float
+) -> dict[str, dict[str, float]]:
+    os.environ["DATABASE_URL"] = db_url
+    clear_caches()
+    open_app(study_id)  # warm the process: imports, first script compile
+    page_floors = floors(db_url, study_id)
+    naive = naive_times(db_url, study_id, runs)
+    results = {}
+    for name, page in PAGES.items():
+        cold = median_time(render(study_id, page, cold=True), runs)
+        warm = median_time(render(study_id, page, cold=False), runs)
+        floor = median_time(page_floors[name], runs)
+        results[name] = {
+            "cold_s": round(cold, 4),
+            "warm_s": round(warm, 4),
+            "floor_s": round(floor, 4),
+            "empty_s": round(empty, 4),
+            "naive_s": round(naive[name], 4),
+        }
+    return results
+
+
+def verdicts(figures: dict[str, float]) -> str:
+    cold, warm, floor, empty, naive = (
+        figures[k] for k in ("cold_s", "warm_s", "floor_s", "empty_s", "naive_s")
+    )
+    bound = max(2 * (floor + empty), floor + empty + 0.15)
+    checks = [
+        cold <= TARGETS["cold_s"],
+        warm <= TARGETS["warm_s"],
+        cold <= bound,
+        naive >= 3 * cold,
+    ]
+    return "".join("✓" if ok else "✗" for ok in checks)
+
+
+def print_table(title: str, pages: dict[str, dict[str, float]]) -> None:
+    print(f"\n{title}")
+    print(
+        f"{'page':16} {'cold s':>8} {'warm s':>8} {'floor s':>8} {'empty s':>8} {'naive s':>8}"
+        "  cold<=1 warm<=.25 cold<=bound naive>=3x"
+    )
+    for name, f in pages.items():
+        print(
+            f"{name:16} {f['cold_s']:8.3f} {f['warm_s']:8.3f} {f['floor_s']:8.3f} "
+            f"{f['empty_s']:8.3f} {f['naive_s']:8.3f}  {'   '.join(verdicts(f))}"
+        )
+
+
+def main() -> None:
+    # AppTest runs pages outside a server: Streamlit warns about it on every cache call.
+    logging.getLogger("streamlit").setLevel(logging.ERROR)
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--subjects", type=int, default=50_000)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "benchmarks" / "results.json")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-") as folder:
+        scale_url = f"sqlite:///{folder}/scale.db"
+        engine = make_engine(scale_url)
+        create_schema(engine)
+        start = time.perf_counter()
+        with session_scope(engine) as session:
+            build_scale_study(session, n_subjects=args.subjects)
+        generate = time.perf_counter() - start
+        print(f"scale study: {args.subjects} subjects generated in {generate:.1f} s")
+        with Session(engine) as session:
+            counts = adverse_events.adverse_event_counts(session, study_id="DEMO-SCALE", scope=None)
+        seed_url = f"sqlite:///{folder}/seed.db"
+        seed_engine = make_engine(seed_url)
+        create_schema(seed_engine)
+        with session_scope(seed_engine) as session:
+            build_seed_study(session)
+        pilot_s = None
+        if PILOT.is_dir():
+            start = time.perf_counter()
+            import_sdtm(make_engine(f"sqlite:///{folder}/pilot.db"), PILOT)
+            pilot_s = time.perf_counter() - start
+            print(f"CDISC pilot imported in {pilot_s:.2f} s")
+        empty = empty_page_time(args.runs)
+        scale_pages = measure_study(scale_url, "DEMO-SCALE", args.runs, empty)
+        seed_pages = measure_study(seed_url, "NCT06466850", args.runs, empty)
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    results = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+        f", {platform.system()}",
+        "subjects": args.subjects,
+        "ae_events": counts.events,
+        "peak_rss_mb": round(peak_rss_mb, 1),
+        "import_cdiscpilot_s": round(pilot_s, 3) if pilot_s is not None else None,
+        "generate_scale_s": round(generate, 3),
+        "pages": scale_pages,
+        "seed_pages": seed_pages,
+    }
+    print_table(f"DEMO-SCALE ({args.subjects} screened, {counts.events} AEs)", scale_pages)
+    print_table("NCT06466850 (seed demo)", seed_pages)
+    print(
+        f"\npeak RSS {peak_rss_mb:.0f} MB (target 600); generation {generate:.1f} s (target 60);"
+        f" CDISC pilot import {pilot_s if pilot_s is None else round(pilot_s, 2)} s (target 10)"
+    )
+    args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(f"written {args.out}")
+
+
+if __name__ == "__main__":
+    main()
