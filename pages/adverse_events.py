@@ -1,23 +1,75 @@
-"""Adverse events: incidence by system organ class."""
+"""Adverse events: the summary by arm, the SAE listing, incidence by SOC and PT, subjects by their
+worst severity / grade, seriousness and relationship, and AE timelines; a click on a cell or a bar
+lists the events behind it."""
+
+import hashlib
 
 import streamlit as st
 
-from dashboard.charts.adverse_events import soc_chart
-from dashboard.ui import loaders
+from dashboard.charts.adverse_events import (
+    LEVEL_SELECTION,
+    SOC_SELECTION,
+    soc_incidence_chart,
+    timeline_chart,
+    worst_level_chart,
+)
+from dashboard.metrics.adverse_events import (
+    EARLIEST_TIMELINE_DAY,
+    WORST_DIMENSIONS,
+    EventPick,
+    derive_listing,
+    display_incidence,
+    display_worst_levels,
+    incidence_cell_pick,
+    incidence_table,
+    level_point_pick,
+    listing_table,
+    relationship_values,
+    soc_incidence,
+    soc_label,
+    soc_point_pick,
+    summary_cell_pick,
+    summary_table,
+    timeline_frame,
+    worst_level_table,
+)
+from dashboard.queries.adverse_events import TREATED, UNCODED_SOC
+from dashboard.ui import ae_loaders, loaders
+from dashboard.ui.ae_drilldown import (
+    LISTING_COLUMNS,
+    chart_point,
+    download_buttons,
+    pick_events,
+    resolve_pick,
+    show_events,
+    table_cell,
+)
 from dashboard.ui.format import percent
 from dashboard.ui.shell import domain_missing, no_subjects_message, page_context, page_header
 
 ctx = page_context()
 page_header("Adverse events", ctx)
+key = (ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope)
 
-counts = loaders.load_population(ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope)
-ae, by_soc = loaders.load_adverse_events(ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope)
+population = ae_loaders.load_safety_population(*key)
+treatment_emergent = False
+if population.first_dose_dates:
+    treatment_emergent = st.toggle(
+        "Treatment-emergent AEs only",
+        key="ae_treatment_emergent",
+        help="Onset on or after the subject's first dose. An unknown or partial onset date that "
+        "cannot be placed before the first dose counts as treatment-emergent.",
+    )
+counts = loaders.load_population(*key)
+ae = ae_loaders.load_headline(*key, treatment_emergent)
 subjects, events, serious, serious_events = st.columns(4)
-subjects.metric("Subjects with an AE", f"{ae.subjects} ({percent(ae.subjects, counts.enrolled)})")
+subjects.metric(
+    "Subjects with an AE", f"{ae.subjects} ({percent(ae.subjects, population.subjects)})"
+)
 events.metric("AE events", ae.events)
 serious.metric(
     "Subjects with an SAE",
-    f"{ae.serious_subjects} ({percent(ae.serious_subjects, counts.enrolled)})",
+    f"{ae.serious_subjects} ({percent(ae.serious_subjects, population.subjects)})",
 )
 serious_events.metric("SAE events", ae.serious_events)
 
@@ -27,12 +79,269 @@ if counts.screened == 0:
 if domain_missing(ctx, "AE", "adverse events are unknown, not zero"):
     st.stop()
 if ae.events == 0:
-    st.info("No adverse events in the data for this selection.")
+    st.info(
+        "No treatment-emergent adverse events in this selection: switch the filter off to see "
+        "every AE."
+        if treatment_emergent
+        else "No adverse events in the data for this selection."
+    )
     st.stop()
 
-st.subheader("Incidence by system organ class")
-st.altair_chart(soc_chart(by_soc, denominator=counts.enrolled), width="stretch")
-st.caption(
-    f"Subjects with at least one event over the {counts.enrolled} enrolled subjects; "
-    "events are in the tooltip. Every AE in the data is counted."
+arm_word = "actual arm (ACTARM)" if population.basis == TREATED else "planned arm (ARM)"
+notes = [
+    f"Percentages are of the {population.subjects} treated subjects (a first dose or an exposure "
+    f"record), by {arm_word}."
+    if population.basis == TREATED
+    else f"No exposure data: percentages are of the {population.subjects} enrolled subjects, by "
+    f"{arm_word}.",
+    "Treatment-emergent AEs only (onset on or after the first dose)."
+    if treatment_emergent
+    else "Every AE in the data is counted"
+    + (
+        "; the switch above keeps the treatment-emergent ones."
+        if population.first_dose_dates
+        else "."
+    ),
+]
+if ctx.study.is_blinded:
+    notes.append(
+        "The study is blinded; arms are shown because sign-in and unblinding roles are not "
+        "built yet."
+    )
+st.caption(" ".join(notes))
+
+summary = ae_loaders.load_summary(*key, treatment_emergent)
+if summary.outside_events:
+    st.info(
+        f"{summary.outside_events} AE(s) of {summary.outside_subjects} subject(s) outside the "
+        f"{'treated' if population.basis == TREATED else 'enrolled'} population (e.g. during "
+        "screening) are in the headline counts above but in none of the tables by arm."
+    )
+
+# -- 1. summary ---------------------------------------------------------------------------------
+st.subheader("Summary by arm")
+table = summary_table(
+    summary.counts, population.by_arm, discontinuation_from_ds=summary.discontinuation_from_ds
 )
+summary_event = st.dataframe(
+    table.drop(columns="category"),
+    hide_index=True,
+    width="stretch",
+    on_select="rerun",
+    selection_mode="single-cell",
+    key=f"ae_summary_{treatment_emergent}",
+)
+definitions = (
+    "Subjects n (%) with at least one such AE, and [events]. Related: AEREL Y, RELATED, "
+    "DEFINITE, PROBABLE, POSSIBLE (or …LY RELATED); not related: N, NOT RELATED, NONE, UNLIKELY, "
+    "REMOTE; anything else is unknown. Severe: AESEV SEVERE or AETOXGR 3 or more. Death: AESDTH "
+    "= Y or AEOUT = FATAL. "
+)
+if summary.discontinuation_from_ds:
+    definitions += (
+        "Leading to discontinuation: AEACN is blank for every AE of this study, so it counts the "
+        "subjects whose disposition reason (DS DSDECOD) is ADVERSE EVENT; DS gives no event count. "
+    )
+else:
+    definitions += "Leading to discontinuation: AEACN DRUG WITHDRAWN. "
+st.caption(definitions + "Click a cell to list the events behind it.")
+summary_slot = st.container()
+slots = {"summary": summary_slot}  # where each control's drilldown listing is drawn
+
+# -- 2. serious adverse events ------------------------------------------------------------------
+st.subheader("Serious adverse events")
+saes, sae_total = ae_loaders.load_events(
+    *key, treatment_emergent, in_population=False, serious_only=True
+)
+if saes.empty:
+    st.success("No serious adverse event (AESER = Y) in this selection.")
+else:
+    compare = ctx.compare_cut_id
+    listed = derive_listing(saes, compare_cut_id=compare)
+    sae_table = listing_table(listed, show_new=compare is not None)
+    new = int(listed["new"].sum())
+    st.dataframe(
+        sae_table.style.apply(
+            lambda row: ["background-color: #fff3b0" if row.get("New") else ""] * len(row),
+            axis=1,
+        ),
+        hide_index=True,
+        width="stretch",
+        column_config=LISTING_COLUMNS,
+    )
+    since = (
+        f"{new} new since cut {compare} (highlighted)."
+        if compare is not None
+        else "One data cut only: nothing to mark as new."
+    )
+    shown = f"the first {len(saes)} of {sae_total}" if sae_total > len(saes) else f"{sae_total}"
+    st.caption(
+        f"{shown} serious AE(s) in {saes['usubjid'].nunique()} subject(s), every subject in scope. "
+        f"{since} Study day: AESTDY as given, else counted from the first dose (no day 0)."
+    )
+    download_buttons(sae_table, name=f"{ctx.study_id}-serious-adverse-events", sheet="SAE")
+
+# -- 3. per subject: worst severity / grade, seriousness, relationship --------------------------
+st.subheader("Subjects by severity, seriousness and relationship")
+dimensions = [d for d in WORST_DIMENSIONS if d != "grade" or summary.graded_events]
+dimension = st.radio(
+    "Per subject",
+    dimensions,
+    format_func=lambda d: WORST_DIMENSIONS[d],
+    horizontal=True,
+    key="ae_dimension",
+)
+worst, values = ae_loaders.load_worst_levels(*key, treatment_emergent, dimension)
+levels = worst_level_table(worst, population.by_arm, dimension)
+level_event = st.altair_chart(
+    worst_level_chart(levels, dimension=dimension),
+    width="stretch",
+    on_select="rerun",
+    selection_mode=[LEVEL_SELECTION],
+    key=f"ae_level_chart_{dimension}_{treatment_emergent}",
+)
+st.dataframe(display_worst_levels(levels), hide_index=True)
+st.caption(
+    "Each subject counts once, at the highest level among their AEs; “No AE” completes the arm. "
+    "Unknown: no AE of the subject has a value the rules know. Click a segment for the events "
+    "at that level of those subjects."
+)
+if dimension == "relationship":
+    with st.expander("AEREL values as given, and their group"):
+        st.dataframe(relationship_values(values), hide_index=True)
+slots["worst"] = st.container()
+
+# -- 4. incidence by SOC and PT -----------------------------------------------------------------
+st.subheader("Incidence by system organ class and preferred term")
+incidence = ae_loaders.load_term_incidence(*key, treatment_emergent)
+threshold = st.columns([1, 2])[0].number_input(
+    "Preferred terms in at least this % of some arm",
+    min_value=0.0,
+    max_value=100.0,
+    value=0.0,
+    step=1.0,
+    key="ae_threshold",
+)
+terms = incidence_table(incidence.by_pt, incidence.by_soc, population.by_arm, threshold=threshold)
+if summary.uncoded_events:
+    st.warning(
+        f"AEDECOD is blank for {summary.uncoded_events} of the {ae.events} AEs: they are grouped "
+        "by the verbatim term (AETERM)"
+        + (
+            f", and without AEBODSYS under “{UNCODED_SOC}”."
+            if UNCODED_SOC in set(terms["soc"])
+            else "."
+        )
+    )
+term_controls: dict[str, EventPick | None] = {}
+if terms.empty:
+    st.info(f"No preferred term reaches {threshold:g}% of any arm: lower the threshold.")
+    soc_event = None
+else:
+    soc_event = st.altair_chart(
+        soc_incidence_chart(soc_incidence(terms, population.by_arm)),
+        width="stretch",
+        on_select="rerun",
+        selection_mode=[SOC_SELECTION],
+        key=f"ae_soc_chart_{treatment_emergent}_{threshold}",
+    )
+    st.caption(
+        "Share of each arm's subjects with at least one AE in the class; click a dot for its "
+        "events. Below, each class opens to its preferred terms, most frequent first (a class "
+        "keeps its figures over all its terms when the threshold hides some); click a cell to "
+        "list the events."
+    )
+    slots["soc"] = st.container()
+    for position, soc in enumerate(terms.loc[terms["level"] == "SOC", "soc"]):
+        rows = terms[terms["soc"] == soc].reset_index(drop=True)
+        with st.expander(soc_label(rows, population.by_arm), expanded=position == 0):
+            digest = hashlib.sha1(soc.encode()).hexdigest()[:10]
+            event = st.dataframe(
+                display_incidence(rows, population.by_arm),
+                hide_index=True,
+                width="stretch",
+                on_select="rerun",
+                selection_mode="single-cell",
+                key=f"ae_terms_{digest}_{treatment_emergent}_{threshold}",
+            )
+            term_controls[f"terms:{soc}"] = incidence_cell_pick(
+                table_cell(event), rows, population.by_arm
+            )
+            slots[f"terms:{soc}"] = st.container()
+
+# -- the drilldown: whichever control changed last ----------------------------------------------
+controls: dict[str, EventPick | None] = {
+    "summary": summary_cell_pick(table_cell(summary_event), table, population.by_arm),
+    "soc": soc_point_pick(chart_point(soc_event, SOC_SELECTION)),
+    **term_controls,
+    "worst": level_point_pick(
+        chart_point(level_event, LEVEL_SELECTION), population.by_arm, dimension
+    ),
+}
+pick = resolve_pick(ctx.study_id, controls)
+if pick is not None:
+    source = pick.source if pick.source != "terms" else f"terms:{pick.soc}"
+    with slots.get(source, summary_slot):
+        show_events(
+            ctx,
+            pick,
+            treatment_emergent=treatment_emergent,
+            discontinuation_from_ds=summary.discontinuation_from_ds,
+        )
+
+# -- 5. timelines -------------------------------------------------------------------------------
+st.subheader("Timelines")
+with_events = ae_loaders.load_subjects_with_events(*key)
+usubjids: tuple[str, ...] = ()
+behind_subjects = 0
+mode = "one subject"
+has_events = pick is not None and pick.rank != -1
+if pick is not None and pick.category == "discontinuation" and summary.discontinuation_from_ds:
+    has_events = False  # subjects counted from DS: no events behind the figure
+if has_events:
+    mode = st.radio(
+        "Timeline of",
+        ["the subjects behind the selection", "one subject"],
+        horizontal=True,
+        key="ae_timeline_mode",
+    )
+if mode == "one subject":
+    choice = st.selectbox(
+        "Subject",
+        with_events["usubjid"].tolist(),
+        key=f"ae_timeline_subject_{ctx.study_id}",
+        help="Subjects with an AE in scope, those with a serious one first.",
+    )
+    usubjids = (choice,) if choice else ()
+elif pick is not None:
+    behind, _ = pick_events(ctx, pick, treatment_emergent=treatment_emergent)
+    behind_subjects = behind["usubjid"].nunique()
+    usubjids = tuple(behind["usubjid"].drop_duplicates()[: ae_loaders.TIMELINE_SUBJECTS])
+if usubjids:
+    history, _ = ae_loaders.load_events(*key, False, in_population=False, usubjids=usubjids)
+    cutoff = ctx.latest_cut.cutoff_date if ctx.latest_cut else None
+    frame, left_out = timeline_frame(history, cutoff=cutoff)
+    if frame.empty:
+        st.info("No AE of these subjects can be placed in time (no onset date or no first dose).")
+    else:
+        st.altair_chart(timeline_chart(frame), width="stretch")
+        notes = [
+            "Every AE of the subject(s), by study day from the first dose (day 1; the day before is "
+            "day -1). An AE without an end date is ongoing: its bar runs to the subject's last "
+            "disposition record, else to the cut-off. Faded: onset before the first dose (not "
+            "treatment-emergent). Partial dates are placed on the first day of their period."
+        ]
+        if behind_subjects > len(usubjids):
+            notes.append(
+                f"The first {len(usubjids)} of the {behind_subjects} subjects behind the "
+                "selection are drawn; pick one subject to see any other."
+            )
+        if frame["cut"].any():
+            notes.append(
+                f"{int(frame['cut'].sum())} AE(s) began more than {-EARLIEST_TIMELINE_DAY} days "
+                "before the first dose: their bars start at the left edge (the tooltip gives the "
+                "onset)."
+            )
+        if left_out:
+            notes.append(f"{left_out} AE(s) without an onset date or a first dose are not drawn.")
+        st.caption(" ".join(notes))

@@ -30,3 +30,187 @@ def soc_chart(by_soc: pd.DataFrame, *, denominator: int) -> alt.Chart:
         .properties(height=alt.Step(28))
     )
     return chart
+
+
+# The names of the click selections: Streamlit reports a click under the selection's name.
+SOC_SELECTION = "ae_soc"
+LEVEL_SELECTION = "ae_level"
+
+NO_AE_COLOUR = "#e8e8e8"
+UNKNOWN_COLOUR = "#a0a0a0"
+# Colours by level, mildest first (the legend's order); "No AE" and "Unknown" are greys.
+LEVEL_COLOURS: dict[str, dict[str, str]] = {
+    "severity": {"Mild": "#fdd49e", "Moderate": "#fc8d59", "Severe": "#b30000"},
+    "grade": {
+        "Grade 1": "#fdd49e",
+        "Grade 2": "#fdbb84",
+        "Grade 3": "#fc8d59",
+        "Grade 4": "#e34a33",
+        "Grade 5": "#7f0000",
+    },
+    "seriousness": {"Not serious": "#9ecae1", "Serious": "#cb181d"},
+    "relationship": {"Not related": "#9ecae1", "Related": "#e6550d"},
+}
+
+
+def soc_incidence_chart(frame: pd.DataFrame) -> alt.Chart:
+    """A dot per arm and system organ class: the share of the arm's subjects with an AE in that
+    SOC (the AE Explorer's view), SOCs in the incidence table's order. Clicking a dot selects its
+    SOC and arm (a point selection named ``SOC_SELECTION``).
+
+    ``frame``: the output of ``metrics.adverse_events.soc_incidence``.
+    """
+    pick = alt.selection_point(name=SOC_SELECTION, fields=["soc", "arm"], on="click")
+    order = frame.sort_values("rank")["soc"].drop_duplicates().tolist()
+    chart: alt.Chart = (
+        alt.Chart(frame)
+        .mark_circle(size=110, cursor="pointer")
+        .encode(
+            y=alt.Y("soc:N", sort=order, title=None, axis=alt.Axis(labelLimit=420)),
+            x=alt.X(
+                "share:Q",
+                title="Subjects with an AE in the SOC (% of arm)",
+                axis=alt.Axis(format="%"),
+            ),
+            color=alt.Color(
+                "arm:N",
+                title="Arm",
+                scale=alt.Scale(scheme="tableau10"),
+                legend=alt.Legend(orient="top", labelLimit=360),
+            ),
+            opacity=alt.condition(pick, alt.value(0.95), alt.value(0.35)),
+            tooltip=[
+                alt.Tooltip("soc:N", title="System organ class"),
+                alt.Tooltip("arm:N", title="Arm"),
+                alt.Tooltip("subjects:Q", title="Subjects"),
+                alt.Tooltip("share:Q", title="Of arm", format=".1%"),
+                alt.Tooltip("events:Q", title="Events"),
+            ],
+        )
+        .add_params(pick)
+        .properties(height=alt.Step(24))
+    )
+    return chart
+
+
+def worst_level_chart(frame: pd.DataFrame, *, dimension: str) -> alt.Chart:
+    """Stacked bars, one per arm (and the total): the arm's subjects by their highest level in
+    ``dimension``, as shares of the arm's N, so every bar ends at 100%. Clicking a segment selects
+    its arm and level (a point selection named ``LEVEL_SELECTION``).
+
+    ``frame``: the output of ``metrics.adverse_events.worst_level_table``.
+    """
+    pick = alt.selection_point(name=LEVEL_SELECTION, fields=["arm_label", "level"], on="click")
+    levels = frame.sort_values("order")["level"].drop_duplicates().tolist()
+    palette = LEVEL_COLOURS[dimension]
+    colours = [
+        NO_AE_COLOUR if level == "No AE" else palette.get(level, UNKNOWN_COLOUR) for level in levels
+    ]
+    arms = frame["arm_label"].drop_duplicates().tolist()
+    chart: alt.Chart = (
+        alt.Chart(frame)
+        .mark_bar(cursor="pointer", stroke="white", strokeWidth=0.5)
+        .encode(
+            y=alt.Y("arm_label:N", sort=arms, title=None, axis=alt.Axis(labelLimit=320)),
+            x=alt.X(
+                "share:Q",
+                stack="zero",
+                title="Subjects (% of arm)",
+                axis=alt.Axis(format="%"),
+                scale=alt.Scale(domain=[0, 1]),
+            ),
+            color=alt.Color(
+                "level:N",
+                title=None,
+                scale=alt.Scale(domain=levels, range=colours),
+                legend=alt.Legend(orient="top"),
+            ),
+            order=alt.Order("order:Q"),
+            opacity=alt.condition(pick, alt.value(1.0), alt.value(0.5)),
+            tooltip=[
+                alt.Tooltip("arm_label:N", title="Arm"),
+                alt.Tooltip("level:N", title="Highest level"),
+                alt.Tooltip("subjects:Q", title="Subjects"),
+                alt.Tooltip("share:Q", title="Of arm", format=".1%"),
+            ],
+        )
+        .add_params(pick)
+        .properties(height=alt.Step(36))
+    )
+    return chart
+
+
+def timeline_chart(frame: pd.DataFrame) -> alt.LayerChart:
+    """A swimmer plot: a row per subject and preferred term, a bar per AE from onset to end on the
+    study-day axis (day 1 = first dose, marked), coloured by severity; serious AEs start with a
+    triangle; AEs before the first dose are faded. A bar cut at the left edge (``cut``) keeps its
+    real onset day in the tooltip.
+
+    ``frame``: the output of ``metrics.adverse_events.timeline_frame``.
+    """
+    data = frame.assign(
+        row=frame["usubjid"] + " · " + frame["term"],
+        onset=frame["treatment_emergent"].map({True: "On/after first dose", False: "Before"}),
+    )
+    rows = data["row"].drop_duplicates().tolist()
+    severities = ["Mild", "Moderate", "Severe", "Unknown"]
+    colour = alt.Color(
+        "severity:N",
+        title="Severity",
+        scale=alt.Scale(
+            domain=severities,
+            range=[*LEVEL_COLOURS["severity"].values(), UNKNOWN_COLOUR],
+        ),
+        legend=alt.Legend(orient="top"),
+    )
+    tooltip = [
+        alt.Tooltip("usubjid:N", title="Subject"),
+        alt.Tooltip("term:N", title="Term"),
+        alt.Tooltip("severity:N", title="Severity"),
+        alt.Tooltip("serious:N", title="Seriousness"),
+        alt.Tooltip("related:N", title="Relationship"),
+        alt.Tooltip("start_dtc:N", title="Onset"),
+        alt.Tooltip("end_dtc:N", title="End"),
+        alt.Tooltip("start_day:Q", title="Onset study day"),
+        alt.Tooltip("end_day:Q", title="End study day"),
+        alt.Tooltip("onset:N", title="Onset relative to dose"),
+    ]
+    y = alt.Y("row:N", sort=rows, title=None, axis=alt.Axis(labelLimit=420))
+    opacity = alt.Opacity(
+        "onset:N",
+        scale=alt.Scale(domain=["On/after first dose", "Before"], range=[1.0, 0.35]),
+        legend=None,
+    )
+    base = alt.Chart(data)
+    bars = base.mark_bar(height=10, cornerRadius=2).encode(
+        y=y,
+        x=alt.X(
+            "bar_start:Q",
+            title="Study day (day 1 = first dose; no day 0)",
+            axis=alt.Axis(format="d", tickMinStep=1),
+            scale=alt.Scale(padding=12),
+        ),
+        x2="bar_end:Q",
+        color=colour,
+        opacity=opacity,
+        tooltip=tooltip,
+    )
+    starts = base.mark_point(filled=True, size=70).encode(
+        y=y,
+        x="bar_start:Q",
+        color=colour,
+        opacity=opacity,
+        shape=alt.Shape(
+            "serious:N",
+            title=None,
+            scale=alt.Scale(domain=["Not serious", "Serious"], range=["circle", "triangle-up"]),
+            legend=alt.Legend(orient="top"),
+        ),
+        tooltip=tooltip,
+    )
+    first_dose = (
+        alt.Chart(pd.DataFrame({"day": [1]}))
+        .mark_rule(color="#444", strokeDash=[4, 3])
+        .encode(x="day:Q")
+    )
+    return alt.LayerChart(layer=[first_dose, bars, starts]).properties(height=alt.Step(20))

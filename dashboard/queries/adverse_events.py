@@ -1,17 +1,71 @@
-"""Adverse events: headline counts and incidence by system organ class."""
+"""Adverse events: headline counts, the safety tables by arm and the AE listings.
 
+The tables by arm count subjects of the safety population: the treated subjects (a first dose or an
+exposure record) by actual arm (ACTARM), or, where the study holds no exposure at all, the enrolled
+subjects by planned arm (DESIGN.md "Arm for a figure"). The classification rules (related, severe,
+leading to discontinuation, fatal) are the value lists of ``dashboard.metrics.adverse_events``,
+turned into SQL here so the counting stays in the database.
+"""
+
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
-from sqlalchemy import ColumnElement, case, func, select
+from sqlalchemy import ColumnElement, and_, case, func, or_, select, true
 from sqlmodel import Session, col
 
-from dashboard.models import AdverseEvent, Subject
+from dashboard.metrics.adverse_events import (
+    DISCONTINUATION_ACTION,
+    DS_ADVERSE_EVENT,
+    FATAL_OUTCOME,
+    RANKED_VALUES,
+    RELATED_VALUES,
+    SEVERE_GRADES,
+    SEVERE_SEVERITIES,
+    SUMMARY_CATEGORIES,
+)
+from dashboard.models import ENROLLED, AdverseEvent, Disposition, Exposure, Site, Subject
 from dashboard.queries.scope import SiteScope, rows, subject_in_scope
 
 # Blank AEDECOD/AEBODSYS (the SDTM-MSG sample has them blank): the page groups by the verbatim term
 # and an explicit "uncoded" class rather than dropping the events.
 UNCODED_SOC = "(not coded)"
+NO_ARM = "(no arm)"
+TREATED = "treated"  # SafetyPopulation.basis: subjects with a first dose or an exposure record
+ENROLLED_BASIS = "enrolled"  # no exposure in the study: enrolled subjects, planned arm
+
+# The listing's columns, in order (the docstring of ``adverse_event_listing`` names them).
+LISTING_COLUMNS = [
+    "usubjid",
+    "site_id",
+    "arm",
+    "seq",
+    "term",
+    "decoded_term",
+    "body_system",
+    "severity",
+    "grade",
+    "serious",
+    "serious_death",
+    "serious_life_threatening",
+    "serious_hospitalisation",
+    "serious_disability",
+    "serious_congenital",
+    "serious_other",
+    "relationship",
+    "outcome",
+    "action",
+    "start_dtc",
+    "start_date",
+    "end_dtc",
+    "end_date",
+    "start_day",
+    "first_dose_dtc",
+    "first_dose_date",
+    "first_cut_id",
+    "observed_until",
+]
 
 
 @dataclass(frozen=True)
@@ -22,16 +76,131 @@ class AdverseEventCounts:
     serious_subjects: int
 
 
+def _code(column: Any) -> ColumnElement[str]:
+    """A coded value as the rules compare it: trimmed, upper case, '' for null."""
+    return func.upper(func.trim(func.coalesce(column, "")))
+
+
+def _blank_as_null(column: Any) -> ColumnElement[str]:
+    return func.nullif(func.trim(column), "")
+
+
 def is_serious() -> ColumnElement[bool]:
     """AESER = Y (any case): the SQL condition every serious-event count uses."""
     return func.upper(func.coalesce(col(AdverseEvent.serious), "")) == "Y"
 
 
+def is_related() -> ColumnElement[bool]:
+    """AEREL in the related values of DESIGN.md."""
+    return _code(col(AdverseEvent.relationship)).in_(RELATED_VALUES)
+
+
+def is_severe() -> ColumnElement[bool]:
+    """AESEV SEVERE or AETOXGR 3 or more."""
+    return or_(
+        _code(col(AdverseEvent.severity)).in_(SEVERE_SEVERITIES),
+        _code(col(AdverseEvent.grade)).in_(SEVERE_GRADES),
+    )
+
+
+def is_fatal() -> ColumnElement[bool]:
+    """AESDTH = Y or AEOUT = FATAL."""
+    return or_(
+        _code(col(AdverseEvent.serious_death)) == "Y",
+        _code(col(AdverseEvent.outcome)) == FATAL_OUTCOME,
+    )
+
+
+def leads_to_discontinuation() -> ColumnElement[bool]:
+    """AEACN = DRUG WITHDRAWN."""
+    return _code(col(AdverseEvent.action)) == DISCONTINUATION_ACTION
+
+
+def is_treatment_emergent() -> ColumnElement[bool]:
+    """Onset on or after the first dose (``metrics.adverse_events.is_treatment_emergent`` is the
+    same rule in Python): a subject never dosed has none; an unknown onset, or a partial one in
+    the period of the first dose, counts (it cannot be shown to precede the dose)."""
+    onset, dose = col(AdverseEvent.start_date), col(Subject.first_dose_date)
+    onset_text = func.trim(col(AdverseEvent.start_dtc))
+    partial_in_dose_period = and_(
+        func.length(onset_text) < 10,
+        func.substr(col(Subject.first_dose_dtc), 1, func.length(onset_text)) == onset_text,
+    )
+    return and_(dose.is_not(None), or_(onset.is_(None), onset >= dose, partial_in_dose_period))
+
+
+def _treated() -> ColumnElement[bool]:
+    return or_(
+        col(Subject.first_dose_date).is_not(None),
+        col(Subject.id).in_(select(col(Exposure.subject_pk))),
+    )
+
+
+def _preferred_term() -> ColumnElement[str]:
+    return func.coalesce(_blank_as_null(col(AdverseEvent.decoded_term)), col(AdverseEvent.term))
+
+
+def _system_organ_class() -> ColumnElement[str]:
+    return func.coalesce(_blank_as_null(col(AdverseEvent.body_system)), UNCODED_SOC)
+
+
+def _rank(dimension: str) -> ColumnElement[int]:
+    """The rank of an event in a per-subject view (``metrics.adverse_events.RANKED_VALUES``)."""
+    column = {
+        "severity": AdverseEvent.severity,
+        "grade": AdverseEvent.grade,
+        "seriousness": AdverseEvent.serious,
+        "relationship": AdverseEvent.relationship,
+    }[dimension]
+    by_rank: dict[int, list[str]] = {}
+    for value, rank in RANKED_VALUES[dimension].items():
+        by_rank.setdefault(rank, []).append(value)
+    code = _code(col(column))
+    return case(*((code.in_(values), rank) for rank, values in sorted(by_rank.items())), else_=0)
+
+
+@dataclass(frozen=True)
+class _Population:
+    """The safety population of a study: which subjects, and the arm each is counted in."""
+
+    basis: str
+    members: ColumnElement[bool]
+    arm: ColumnElement[str]
+
+
+def _population(session: Session, *, study_id: str) -> _Population:
+    # Decided on the whole study, so a site filter never switches the denominator's definition.
+    any_treated = session.execute(
+        select(func.count())
+        .select_from(Subject)
+        .where(col(Subject.study_id) == study_id, _treated())
+    ).scalar_one()
+    if any_treated:
+        # ACTARM where given (SDTMIG 3.1.2 on), else the planned arm.
+        arm = func.coalesce(
+            _blank_as_null(col(Subject.actual_arm)), _blank_as_null(col(Subject.arm)), NO_ARM
+        )
+        return _Population(TREATED, _treated(), arm)
+    arm = func.coalesce(
+        _blank_as_null(col(Subject.arm)), _blank_as_null(col(Subject.arm_code)), NO_ARM
+    )
+    return _Population(ENROLLED_BASIS, col(Subject.population) == ENROLLED, arm)
+
+
+def _event_filter(
+    *, study_id: str, scope: SiteScope, treatment_emergent: bool
+) -> list[ColumnElement[bool]]:
+    where = [subject_in_scope(study_id=study_id, scope=scope)]
+    if treatment_emergent:
+        where.append(is_treatment_emergent())
+    return where
+
+
 def adverse_event_counts(
-    session: Session, *, study_id: str, scope: SiteScope
+    session: Session, *, study_id: str, scope: SiteScope, treatment_emergent: bool = False
 ) -> AdverseEventCounts:
-    """Every AE in the data for the study's subjects in scope: events and distinct subjects, all and
-    serious (AESER = Y)."""
+    """Every AE in the data for the study's subjects in scope (treatment-emergent ones only if
+    asked): events and distinct subjects, all and serious (AESER = Y)."""
     serious = is_serious()
     stmt = (
         select(
@@ -41,7 +210,9 @@ def adverse_event_counts(
             func.count(func.distinct(case((serious, col(AdverseEvent.subject_pk)), else_=None))),
         )
         .join(Subject, col(Subject.id) == col(AdverseEvent.subject_pk))
-        .where(subject_in_scope(study_id=study_id, scope=scope))
+        .where(
+            *_event_filter(study_id=study_id, scope=scope, treatment_emergent=treatment_emergent)
+        )
     )
     events, subjects, serious_events, serious_subjects = session.execute(stmt).one()
     return AdverseEventCounts(
@@ -54,7 +225,7 @@ def incidence_by_soc(session: Session, *, study_id: str, scope: SiteScope) -> pd
 
     Columns: body_system, subjects, events. Sorted by subjects, most first.
     """
-    soc = func.coalesce(func.nullif(col(AdverseEvent.body_system), ""), UNCODED_SOC)
+    soc = _system_organ_class()
     stmt = (
         select(
             soc.label("body_system"),
@@ -67,3 +238,428 @@ def incidence_by_soc(session: Session, *, study_id: str, scope: SiteScope) -> pd
         .order_by(func.count(func.distinct(col(AdverseEvent.subject_pk))).desc(), soc)
     )
     return pd.DataFrame(rows(session.execute(stmt)), columns=["body_system", "subjects", "events"])
+
+
+@dataclass(frozen=True)
+class SafetyPopulation:
+    """The denominators of the tables by arm.
+
+    basis: ``TREATED`` (actual arm) or ``ENROLLED_BASIS`` (planned arm, no exposure data);
+    by_arm: arm, subjects (in arm order); first_dose_dates: some subject of the study has a first
+    dose date, so "treatment-emergent" can be told.
+    """
+
+    basis: str
+    by_arm: pd.DataFrame
+    first_dose_dates: bool
+
+    @property
+    def subjects(self) -> int:
+        return int(self.by_arm["subjects"].sum())
+
+
+def safety_population(session: Session, *, study_id: str, scope: SiteScope) -> SafetyPopulation:
+    """The safety population in scope, by arm."""
+    population = _population(session, study_id=study_id)
+    stmt = (
+        select(population.arm.label("arm"), func.count().label("subjects"))
+        .where(subject_in_scope(study_id=study_id, scope=scope), population.members)
+        .group_by(population.arm)
+        .order_by(population.arm)
+    )
+    dated = session.execute(
+        select(func.count())
+        .select_from(Subject)
+        .where(col(Subject.study_id) == study_id, col(Subject.first_dose_date).is_not(None))
+    ).scalar_one()
+    return SafetyPopulation(
+        basis=population.basis,
+        by_arm=pd.DataFrame(rows(session.execute(stmt)), columns=["arm", "subjects"]),
+        first_dose_dates=bool(dated),
+    )
+
+
+@dataclass(frozen=True)
+class SafetySummary:
+    """The summary table's figures.
+
+    counts: arm, category (a ``SUMMARY_CATEGORIES`` key), subjects, events (null for
+    discontinuation read from DS); discontinuation_from_ds: AEACN is blank for every AE of the
+    study, so "leading to discontinuation" is the subject-level DS reason ADVERSE EVENT;
+    outside_events / outside_subjects: AEs (of subjects in scope) that are not in the safety
+    population, so in the headline counts but in no table by arm; graded_events: AEs with an
+    AETOXGR; uncoded_events: AEs without AEDECOD (grouped by AETERM).
+    """
+
+    counts: pd.DataFrame
+    discontinuation_from_ds: bool
+    outside_events: int
+    outside_subjects: int
+    graded_events: int
+    uncoded_events: int
+
+
+def safety_summary(
+    session: Session, *, study_id: str, scope: SiteScope, treatment_emergent: bool = False
+) -> SafetySummary:
+    """Subjects and events per arm for each summary category, in one GROUP BY (and one over DS
+    where discontinuation comes from there)."""
+    population = _population(session, study_id=study_id)
+    subject = col(AdverseEvent.subject_pk)
+    conditions = _category_conditions()
+    columns: list[Any] = [population.arm.label("arm")]
+    for key, condition in conditions.items():
+        columns.append(func.count(func.distinct(case((condition, subject), else_=None))).label(key))
+        columns.append(func.coalesce(func.sum(case((condition, 1), else_=0)), 0).label(f"{key}_e"))
+    where = _event_filter(study_id=study_id, scope=scope, treatment_emergent=treatment_emergent)
+    stmt = (
+        select(*columns)
+        .join(Subject, col(Subject.id) == subject)
+        .where(*where, population.members)
+        .group_by(population.arm)
+    )
+    per_arm = rows(session.execute(stmt))
+
+    action_given = session.execute(
+        select(func.count())
+        .select_from(AdverseEvent)
+        .join(Subject, col(Subject.id) == subject)
+        .where(
+            col(Subject.study_id) == study_id,
+            _blank_as_null(col(AdverseEvent.action)).is_not(None),
+        )
+    ).scalar_one()
+    from_ds = not action_given
+    records = [
+        {
+            "arm": row["arm"],
+            "category": key,
+            "subjects": int(row[key]),
+            "events": int(row[f"{key}_e"]),
+        }
+        for row in per_arm
+        for key, _label in SUMMARY_CATEGORIES
+        if not (from_ds and key == "discontinuation")
+    ]
+    if from_ds:
+        ds = (
+            select(population.arm.label("arm"), func.count(func.distinct(col(Subject.id))))
+            .join(Disposition, col(Disposition.subject_pk) == col(Subject.id))
+            .where(
+                subject_in_scope(study_id=study_id, scope=scope),
+                population.members,
+                _code(col(Disposition.term)) == DS_ADVERSE_EVENT,
+                _code(func.coalesce(col(Disposition.category), "DISPOSITION EVENT"))
+                == "DISPOSITION EVENT",
+            )
+            .group_by(population.arm)
+        )
+        records += [
+            {"arm": arm, "category": "discontinuation", "subjects": int(n), "events": None}
+            for arm, n in session.execute(ds).all()
+        ]
+
+    outside_events, outside_subjects, graded, uncoded = session.execute(
+        select(
+            func.coalesce(func.sum(case((population.members, 0), else_=1)), 0),
+            func.count(func.distinct(case((population.members, None), else_=subject))),
+            func.count(_blank_as_null(col(AdverseEvent.grade))),
+            func.coalesce(
+                func.sum(case((_blank_as_null(col(AdverseEvent.decoded_term)).is_(None), 1))), 0
+            ),
+        )
+        .join(Subject, col(Subject.id) == subject)
+        .where(*where)
+    ).one()
+    return SafetySummary(
+        counts=pd.DataFrame.from_records(
+            records, columns=["arm", "category", "subjects", "events"]
+        ),
+        discontinuation_from_ds=from_ds,
+        outside_events=int(outside_events),
+        outside_subjects=int(outside_subjects),
+        graded_events=int(graded),
+        uncoded_events=int(uncoded),
+    )
+
+
+def _category_conditions() -> dict[str, ColumnElement[bool]]:
+    """The SQL condition of each summary category, by key."""
+    conditions: dict[str, ColumnElement[bool]] = {
+        "any": true(),
+        "serious": is_serious(),
+        "related": is_related(),
+        "severe": is_severe(),
+        "discontinuation": leads_to_discontinuation(),
+        "death": is_fatal(),
+    }
+    assert list(conditions) == [key for key, _ in SUMMARY_CATEGORIES]
+    return conditions
+
+
+@dataclass(frozen=True)
+class TermIncidence:
+    """Incidence by SOC and PT per arm. by_pt: arm, soc, pt, subjects, events; by_soc: arm, soc,
+    subjects, events. The PT is AEDECOD, else AETERM; the SOC is AEBODSYS, else ``UNCODED_SOC``."""
+
+    by_pt: pd.DataFrame
+    by_soc: pd.DataFrame
+
+
+def incidence_by_term(
+    session: Session, *, study_id: str, scope: SiteScope, treatment_emergent: bool = False
+) -> TermIncidence:
+    """Distinct subjects and events per arm, SOC and PT (two GROUP BYs: a SOC's subjects are not
+    the sum of its PTs')."""
+    population = _population(session, study_id=study_id)
+    soc, pt = _system_organ_class(), _preferred_term()
+    where = [
+        *_event_filter(study_id=study_id, scope=scope, treatment_emergent=treatment_emergent),
+        population.members,
+    ]
+    subjects = func.count(func.distinct(col(AdverseEvent.subject_pk))).label("subjects")
+    events = func.count(col(AdverseEvent.id)).label("events")
+    frames = []
+    for keys in ((soc.label("soc"), pt.label("pt")), (soc.label("soc"),)):
+        stmt = (
+            select(population.arm.label("arm"), *keys, subjects, events)
+            .join(Subject, col(Subject.id) == col(AdverseEvent.subject_pk))
+            .where(*where)
+            .group_by(population.arm, *(k.element for k in keys))
+        )
+        names = ["arm", *(k.name for k in keys), "subjects", "events"]
+        frames.append(pd.DataFrame(rows(session.execute(stmt)), columns=names))
+    return TermIncidence(by_pt=frames[0], by_soc=frames[1])
+
+
+def subjects_by_worst_level(
+    session: Session,
+    *,
+    study_id: str,
+    scope: SiteScope,
+    dimension: str,
+    treatment_emergent: bool = False,
+) -> pd.DataFrame:
+    """Subjects with an AE by arm and their highest rank in ``dimension`` (a key of
+    ``metrics.adverse_events.WORST_DIMENSIONS``). Columns: arm, rank, subjects."""
+    population = _population(session, study_id=study_id)
+    per_subject = (
+        select(
+            population.arm.label("arm"),
+            func.max(_rank(dimension)).label("rank"),
+        )
+        .join(Subject, col(Subject.id) == col(AdverseEvent.subject_pk))
+        .where(
+            *_event_filter(study_id=study_id, scope=scope, treatment_emergent=treatment_emergent),
+            population.members,
+        )
+        .group_by(col(AdverseEvent.subject_pk), population.arm)
+        .subquery()
+    )
+    stmt = (
+        select(per_subject.c.arm, per_subject.c.rank, func.count().label("subjects"))
+        .group_by(per_subject.c.arm, per_subject.c.rank)
+        .order_by(per_subject.c.arm, per_subject.c.rank)
+    )
+    return pd.DataFrame(rows(session.execute(stmt)), columns=["arm", "rank", "subjects"])
+
+
+def events_by_source_value(
+    session: Session,
+    *,
+    study_id: str,
+    scope: SiteScope,
+    dimension: str,
+    treatment_emergent: bool = False,
+) -> pd.DataFrame:
+    """Events and distinct subjects per arm and value as given of ``dimension``'s variable (AESEV,
+    AETOXGR, AESER or AEREL; blank as ''). Columns: arm, value, events, subjects."""
+    column = {
+        "severity": AdverseEvent.severity,
+        "grade": AdverseEvent.grade,
+        "seriousness": AdverseEvent.serious,
+        "relationship": AdverseEvent.relationship,
+    }[dimension]
+    population = _population(session, study_id=study_id)
+    value = func.coalesce(func.trim(col(column)), "")
+    stmt = (
+        select(
+            population.arm.label("arm"),
+            value.label("value"),
+            func.count(col(AdverseEvent.id)).label("events"),
+            func.count(func.distinct(col(AdverseEvent.subject_pk))).label("subjects"),
+        )
+        .join(Subject, col(Subject.id) == col(AdverseEvent.subject_pk))
+        .where(
+            *_event_filter(study_id=study_id, scope=scope, treatment_emergent=treatment_emergent),
+            population.members,
+        )
+        .group_by(population.arm, value)
+        .order_by(population.arm, value)
+    )
+    return pd.DataFrame(rows(session.execute(stmt)), columns=["arm", "value", "events", "subjects"])
+
+
+def adverse_event_listing(
+    session: Session,
+    *,
+    study_id: str,
+    scope: SiteScope,
+    treatment_emergent: bool = False,
+    in_population: bool = True,
+    arm: str | None = None,
+    category: str | None = None,
+    soc: str | None = None,
+    pt: str | None = None,
+    dimension: str | None = None,
+    rank: int | None = None,
+    usubjids: Sequence[str] | None = None,
+    serious_only: bool = False,
+    limit: int = 1000,
+) -> tuple[pd.DataFrame, int]:
+    """The AEs behind a figure, a row each (at most ``limit``), and how many there are in all.
+
+    Filters (None: any): the safety population (``in_population``), ``arm``, a summary
+    ``category``, ``soc`` and ``pt`` (as the incidence table names them), ``dimension`` with
+    ``rank`` (the events at that rank of subjects whose highest rank it is), ``usubjids``,
+    ``serious_only``. Ordered by subject, onset, AESEQ.
+
+    Columns: ``LISTING_COLUMNS``: usubjid, site_id, arm, seq, term (AETERM), decoded_term
+    (AEDECOD), body_system (AEBODSYS), severity, grade, serious, the six seriousness criteria
+    (serious_death ... serious_other), relationship, outcome, action, start_dtc, start_date,
+    end_dtc, end_date, start_day (AESTDY), first_dose_dtc, first_dose_date, first_cut_id,
+    observed_until (the subject's latest DS date other than a protocol milestone: where an
+    ongoing AE's timeline bar ends).
+    """
+    population = _population(session, study_id=study_id)
+    where = _event_filter(study_id=study_id, scope=scope, treatment_emergent=treatment_emergent)
+    if in_population:
+        where.append(population.members)
+    if arm is not None:
+        where.append(population.arm == arm)
+    if category is not None:
+        where.append(_category_conditions()[category])
+    if soc is not None:
+        where.append(_system_organ_class() == soc)
+    if pt is not None:
+        where.append(_preferred_term() == pt)
+    if usubjids is not None:
+        where.append(col(Subject.usubjid).in_(list(usubjids)))
+    if serious_only:
+        where.append(is_serious())
+    if dimension is not None and rank is not None:
+        worst = (
+            select(
+                col(AdverseEvent.subject_pk).label("subject_pk"),
+                func.max(_rank(dimension)).label("rank"),
+            )
+            .join(Subject, col(Subject.id) == col(AdverseEvent.subject_pk))
+            .where(*where)
+            .group_by(col(AdverseEvent.subject_pk))
+            .subquery()
+        )
+        where += [
+            col(AdverseEvent.subject_pk).in_(
+                select(worst.c.subject_pk).where(worst.c.rank == rank)
+            ),
+            _rank(dimension) == rank,
+        ]
+    base = (
+        select(col(AdverseEvent.id))
+        .join(Subject, col(Subject.id) == col(AdverseEvent.subject_pk))
+        .where(*where)
+    )
+    total = session.execute(select(func.count()).select_from(base.subquery())).scalar_one()
+    observed_until = (
+        select(func.max(col(Disposition.date)))
+        .where(
+            col(Disposition.subject_pk) == col(Subject.id),
+            _code(col(Disposition.category)) != "PROTOCOL MILESTONE",
+        )
+        .correlate(Subject)
+        .scalar_subquery()
+    )
+    fields: list[Any] = [
+        col(Subject.usubjid),
+        col(Site.site_id),
+        population.arm.label("arm"),
+        *(getattr(AdverseEvent, name) for name in LISTING_COLUMNS[3:24]),  # seq ... start_day
+        col(Subject.first_dose_dtc),
+        col(Subject.first_dose_date),
+        col(AdverseEvent.first_cut_id),
+        observed_until.label("observed_until"),
+    ]
+    stmt = (
+        select(*fields)
+        .join(Subject, col(Subject.id) == col(AdverseEvent.subject_pk))
+        .outerjoin(Site, col(Site.id) == col(Subject.site_pk))
+        .where(*where)
+        .order_by(
+            col(Subject.usubjid),
+            col(AdverseEvent.start_date).is_(None),
+            col(AdverseEvent.start_date),
+            col(AdverseEvent.seq),
+        )
+        .limit(limit)
+    )
+    frame = pd.DataFrame(
+        [tuple(row) for row in session.execute(stmt).all()], columns=LISTING_COLUMNS
+    )
+    return frame, int(total)
+
+
+def discontinuations_from_ds(
+    session: Session, *, study_id: str, scope: SiteScope, arm: str | None = None
+) -> pd.DataFrame:
+    """Subjects of the safety population whose disposition reason is ADVERSE EVENT (what
+    "leading to discontinuation" means where AEACN is blank). Columns: usubjid, site_id, arm,
+    term (DSDECOD), verbatim (DSTERM), epoch, dtc."""
+    population = _population(session, study_id=study_id)
+    where = [
+        subject_in_scope(study_id=study_id, scope=scope),
+        population.members,
+        _code(col(Disposition.term)) == DS_ADVERSE_EVENT,
+        _code(func.coalesce(col(Disposition.category), "DISPOSITION EVENT")) == "DISPOSITION EVENT",
+    ]
+    if arm is not None:
+        where.append(population.arm == arm)
+    stmt = (
+        select(
+            col(Subject.usubjid),
+            col(Site.site_id),
+            population.arm.label("arm"),
+            col(Disposition.term),
+            col(Disposition.verbatim),
+            col(Disposition.epoch),
+            col(Disposition.dtc),
+        )
+        .join(Disposition, col(Disposition.subject_pk) == col(Subject.id))
+        .outerjoin(Site, col(Site.id) == col(Subject.site_pk))
+        .where(*where)
+        .order_by(col(Subject.usubjid), col(Disposition.date))
+    )
+    columns = ["usubjid", "site_id", "arm", "term", "verbatim", "epoch", "dtc"]
+    return pd.DataFrame([tuple(r) for r in session.execute(stmt).all()], columns=columns)
+
+
+def subjects_with_adverse_events(
+    session: Session, *, study_id: str, scope: SiteScope, limit: int = 5000
+) -> pd.DataFrame:
+    """The subjects in scope with at least one AE (the timeline's choices), those with a serious
+    one first. Columns: usubjid, events, serious_events."""
+    serious = func.coalesce(func.sum(case((is_serious(), 1), else_=0)), 0)
+    stmt = (
+        select(
+            col(Subject.usubjid),
+            func.count(col(AdverseEvent.id)).label("events"),
+            serious.label("serious_events"),
+        )
+        .join(Subject, col(Subject.id) == col(AdverseEvent.subject_pk))
+        .where(subject_in_scope(study_id=study_id, scope=scope))
+        .group_by(col(Subject.usubjid))
+        .order_by(serious.desc(), col(Subject.usubjid))
+        .limit(limit)
+    )
+    return pd.DataFrame(
+        rows(session.execute(stmt)), columns=["usubjid", "events", "serious_events"]
+    )

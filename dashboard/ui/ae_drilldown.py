@@ -1,0 +1,159 @@
+"""The Adverse events drilldown: which cell or bar was clicked last (kept in session state), and
+the listing of the events behind it, drawn in the slot beside the control that was clicked, with
+CSV and Excel downloads."""
+
+import io
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from dashboard.metrics.adverse_events import (
+    EventPick,
+    derive_listing,
+    latest_pick,
+    listing_table,
+)
+from dashboard.ui import ae_loaders
+from dashboard.ui.shell import PageContext
+
+PICK_KEY = "ae_pick"  # the current EventPick (tests may set it, as a click leaves it)
+_CONTROLS_KEY = "_ae_pick_controls"  # what each control selected at the last run
+_STUDY_KEY = "_ae_pick_study"
+# Long SOC names would push the onset, severity and relationship out of view.
+LISTING_COLUMNS = {
+    "AEBODSYS": st.column_config.TextColumn("AEBODSYS", width="medium"),
+    "Term": st.column_config.TextColumn("Term", width="medium"),
+}
+
+
+def chart_point(event: Any, selection: str) -> dict[str, Any] | None:
+    """The point a click on a chart selected, from ``st.altair_chart``'s event."""
+    try:
+        points = event["selection"][selection]
+    except (KeyError, TypeError):
+        return None
+    return dict(points[0]) if points else None
+
+
+def table_cell(event: Any) -> tuple[int, str] | None:
+    """The cell selected in a dataframe, from ``st.dataframe``'s event: (row position, column)."""
+    try:
+        cells = event["selection"]["cells"]
+    except (KeyError, TypeError):
+        return None
+    if not cells:
+        return None
+    row, column = cells[0]
+    return int(row), str(column)
+
+
+def resolve_pick(study_id: str, controls: dict[str, EventPick | None]) -> EventPick | None:
+    """The drilldown of this run from what every control selects now: the one that changed since
+    the last run wins, else the drilldown is kept. A pick belongs to its study."""
+    state = st.session_state
+    if state.get(_STUDY_KEY) != study_id:
+        state[_STUDY_KEY] = study_id
+        state[_CONTROLS_KEY] = {}
+        state.pop(PICK_KEY, None)
+    before: dict[str, EventPick | None] = state.get(_CONTROLS_KEY, {})
+    current = state.get(PICK_KEY)
+    pick = latest_pick(controls, before, current if isinstance(current, EventPick) else None)
+    state[_CONTROLS_KEY] = {**before, **controls}
+    state[PICK_KEY] = pick
+    return pick
+
+
+def download_buttons(frame: pd.DataFrame, *, name: str, sheet: str) -> None:
+    """CSV and Excel downloads of ``frame`` side by side."""
+    excel = io.BytesIO()
+    frame.to_excel(excel, index=False, sheet_name=sheet[:31])
+    csv_button, excel_button = st.columns(2)
+    csv_button.download_button(
+        "Download CSV", frame.to_csv(index=False), file_name=f"{name}.csv", mime="text/csv"
+    )
+    excel_button.download_button(
+        "Download Excel",
+        excel.getvalue(),
+        file_name=f"{name}.xlsx",
+        mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    )
+
+
+def _file_stem(ctx: PageContext, pick: EventPick) -> str:
+    parts = [ctx.study_id, "ae", pick.arm or "all", pick.category or pick.pt or pick.soc or ""]
+    if pick.dimension is not None:
+        parts.append(f"{pick.dimension}-{pick.rank}")
+    text = "-".join(p for p in parts if p)
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in text)[:120]
+
+
+def pick_events(
+    ctx: PageContext, pick: EventPick, *, treatment_emergent: bool
+) -> tuple[pd.DataFrame, int]:
+    """The events behind a pick (at most ``ae_loaders.LISTING_LIMIT``) and how many there are."""
+    return ae_loaders.load_events(
+        ctx.db_url,
+        ctx.study_id,
+        ctx.cut_id,
+        ctx.scope,
+        treatment_emergent,
+        arm=pick.arm,
+        category=pick.category,
+        soc=pick.soc,
+        pt=pick.pt,
+        dimension=pick.dimension,
+        rank=pick.rank,
+    )
+
+
+def show_events(
+    ctx: PageContext,
+    pick: EventPick,
+    *,
+    treatment_emergent: bool,
+    discontinuation_from_ds: bool,
+) -> None:
+    """The listing of the events behind ``pick``, with its downloads."""
+    st.markdown(f"**Events behind: {pick.title}**")
+    if pick.category == "discontinuation" and discontinuation_from_ds:
+        records = ae_loaders.load_ds_discontinuations(
+            ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope, pick.arm
+        )
+        st.caption(
+            "AEACN is blank for every AE here, so these are the subjects whose disposition "
+            "reason (DSDECOD) is ADVERSE EVENT, with their DS record."
+        )
+        if records.empty:
+            st.info("No subject left the study for an adverse event in this selection.")
+            return
+        table = records.rename(
+            columns={
+                "usubjid": "USUBJID",
+                "site_id": "SITEID",
+                "arm": "Arm",
+                "term": "DSDECOD",
+                "verbatim": "DSTERM",
+                "epoch": "EPOCH",
+                "dtc": "DSSTDTC",
+            }
+        )
+        st.dataframe(table, hide_index=True, width="stretch")
+        download_buttons(table, name=_file_stem(ctx, pick), sheet="DS")
+        return
+    if pick.rank == -1:
+        st.info("These subjects had no AE in the current selection: there are no events to list.")
+        return
+    events, total = pick_events(ctx, pick, treatment_emergent=treatment_emergent)
+    if events.empty:
+        st.info("No events behind this figure in the current selection.")
+        return
+    table = listing_table(
+        derive_listing(events, compare_cut_id=ctx.compare_cut_id),
+        show_new=ctx.compare_cut_id is not None,
+    )
+    subjects = events["usubjid"].nunique()
+    shown = f"the first {len(events)} of {total}" if total > len(events) else f"{total}"
+    st.caption(f"{shown} event(s) in {subjects} subject(s).")
+    st.dataframe(table, hide_index=True, width="stretch", column_config=LISTING_COLUMNS)
+    download_buttons(table, name=_file_stem(ctx, pick), sheet="AE")

@@ -1,0 +1,140 @@
+"""Cached loaders of the Adverse events page (the pattern of ``dashboard.ui.loaders``).
+
+Keyed by primitives only: the database URL, the study, the latest DataCut id (a new import
+invalidates every answer), the site scope and the page's filters. Sessions and ORM objects are
+never cached; what comes back is DataFrames and frozen dataclasses.
+"""
+
+import pandas as pd
+import streamlit as st
+from sqlmodel import Session
+
+from dashboard.queries import adverse_events
+from dashboard.queries.scope import SiteScope
+from dashboard.ui.loaders import MAX_ENTRIES, TTL_SECONDS, engine_for
+
+# Listings are limited: a drilldown of more events than this says how many it left out.
+LISTING_LIMIT = 2000
+# The timeline draws at most this many subjects (a clicked cell can hold hundreds).
+TIMELINE_SUBJECTS = 10
+
+
+def _session(db_url: str) -> Session:
+    return Session(engine_for(db_url))
+
+
+@st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
+def load_headline(
+    db_url: str, study_id: str, cut_id: int | None, scope: SiteScope, treatment_emergent: bool
+) -> adverse_events.AdverseEventCounts:
+    with _session(db_url) as session:
+        return adverse_events.adverse_event_counts(
+            session, study_id=study_id, scope=scope, treatment_emergent=treatment_emergent
+        )
+
+
+@st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
+def load_safety_population(
+    db_url: str, study_id: str, cut_id: int | None, scope: SiteScope
+) -> adverse_events.SafetyPopulation:
+    with _session(db_url) as session:
+        return adverse_events.safety_population(session, study_id=study_id, scope=scope)
+
+
+@st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
+def load_summary(
+    db_url: str, study_id: str, cut_id: int | None, scope: SiteScope, treatment_emergent: bool
+) -> adverse_events.SafetySummary:
+    with _session(db_url) as session:
+        return adverse_events.safety_summary(
+            session, study_id=study_id, scope=scope, treatment_emergent=treatment_emergent
+        )
+
+
+@st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
+def load_term_incidence(
+    db_url: str, study_id: str, cut_id: int | None, scope: SiteScope, treatment_emergent: bool
+) -> adverse_events.TermIncidence:
+    with _session(db_url) as session:
+        return adverse_events.incidence_by_term(
+            session, study_id=study_id, scope=scope, treatment_emergent=treatment_emergent
+        )
+
+
+@st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
+def load_worst_levels(
+    db_url: str,
+    study_id: str,
+    cut_id: int | None,
+    scope: SiteScope,
+    treatment_emergent: bool,
+    dimension: str,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(subjects by arm and highest rank, events by arm and source value) of one dimension."""
+    kwargs = {
+        "study_id": study_id,
+        "scope": scope,
+        "treatment_emergent": treatment_emergent,
+        "dimension": dimension,
+    }
+    with _session(db_url) as session:
+        return (
+            adverse_events.subjects_by_worst_level(session, **kwargs),  # type: ignore[arg-type]
+            adverse_events.events_by_source_value(session, **kwargs),  # type: ignore[arg-type]
+        )
+
+
+@st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
+def load_events(
+    db_url: str,
+    study_id: str,
+    cut_id: int | None,
+    scope: SiteScope,
+    treatment_emergent: bool,
+    *,
+    in_population: bool = True,
+    arm: str | None = None,
+    category: str | None = None,
+    soc: str | None = None,
+    pt: str | None = None,
+    dimension: str | None = None,
+    rank: int | None = None,
+    usubjids: tuple[str, ...] | None = None,
+    serious_only: bool = False,
+) -> tuple[pd.DataFrame, int]:
+    """An AE listing (at most ``LISTING_LIMIT`` rows) and how many events match."""
+    with _session(db_url) as session:
+        return adverse_events.adverse_event_listing(
+            session,
+            study_id=study_id,
+            scope=scope,
+            treatment_emergent=treatment_emergent,
+            in_population=in_population,
+            arm=arm,
+            category=category,
+            soc=soc,
+            pt=pt,
+            dimension=dimension,
+            rank=rank,
+            usubjids=usubjids,
+            serious_only=serious_only,
+            limit=LISTING_LIMIT,
+        )
+
+
+@st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
+def load_ds_discontinuations(
+    db_url: str, study_id: str, cut_id: int | None, scope: SiteScope, arm: str | None
+) -> pd.DataFrame:
+    with _session(db_url) as session:
+        return adverse_events.discontinuations_from_ds(
+            session, study_id=study_id, scope=scope, arm=arm
+        )
+
+
+@st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
+def load_subjects_with_events(
+    db_url: str, study_id: str, cut_id: int | None, scope: SiteScope
+) -> pd.DataFrame:
+    with _session(db_url) as session:
+        return adverse_events.subjects_with_adverse_events(session, study_id=study_id, scope=scope)
