@@ -5,7 +5,6 @@ from typing import Any
 
 import pandas as pd
 
-from dashboard.charts.adverse_events import soc_chart
 from dashboard.charts.baseline import categorical_distribution_chart, continuous_distribution_chart
 from dashboard.charts.enrollment import accrual_chart
 from dashboard.charts.screen_failures import criteria_chart
@@ -62,12 +61,6 @@ def test_accrual_chart_layers() -> None:
     assert any(d == [{"subjects": 20, "label": "Target 20"}] for d in data)
     bare = accrual_chart(accrual, target=None, cutoff=None).to_dict()
     assert len(bare["layer"]) == 1
-
-
-def test_soc_chart() -> None:
-    by_soc = pd.DataFrame({"body_system": ["A", "B"], "subjects": [5, 2], "events": [7, 2]})
-    (rows,) = _datasets(soc_chart(by_soc, denominator=20).to_dict())
-    assert [r["incidence"] for r in rows] == [0.25, 0.1]
 
 
 def test_distribution_charts() -> None:

@@ -407,3 +407,30 @@ def test_page_period_filter(
     assert {m.label: m.value for m in at.metric}["Screen failures"] == str(
         (inside["population"] == "SCREEN FAILURE").sum()
     )
+
+
+@pytest.mark.parametrize(
+    ("study_id", "ages"), [("NCT06466850", (45, 75)), ("DEMO-MULTI", (40, 80))]
+)
+def test_sql_eligibility_check_equals_the_python_evaluator(
+    study_id: str, ages: tuple[int, int], demo_engine: Engine
+) -> None:
+    from dashboard.queries.screen_failures import eligibility_violations, variables_without_data
+
+    with Session(demo_engine) as session:
+        criteria, _ = checked_criteria(
+            criteria_with_rules(session, study_id=study_id), min_age=ages[0], max_age=ages[1]
+        )
+        in_sql = eligibility_violations(session, study_id=study_id, scope=None, criteria=criteria)
+        missing = variables_without_data(
+            session,
+            study_id=study_id,
+            scope=None,
+            variables=tuple({c.rule.variable for c in criteria}),
+        )
+    in_python = _checks(demo_engine, study_id, *ages)
+    # A missing location is None from SQL and NaN from the pandas path: the same "no location".
+    pd.testing.assert_frame_equal(
+        in_sql.fillna({"location": ""}), in_python.fillna({"location": ""}), check_dtype=False
+    )
+    assert missing == (("EGFR", "KLGRADE") if study_id == "DEMO-MULTI" else ())

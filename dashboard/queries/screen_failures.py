@@ -3,9 +3,10 @@
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import ColumnElement, case, func, or_, select
+from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select
 from sqlmodel import Session, col
 
+from dashboard.metrics.eligibility import AGE, CheckedCriterion, Rule
 from dashboard.models import (
     ENROLLED,
     SCREEN_FAILURE,
@@ -365,3 +366,106 @@ def enrolled_screening_values(
         columns=["usubjid", "value_num"],
     ).assign(variable="AGE", location=None)
     return pd.concat([findings, ages[columns]], ignore_index=True)
+
+
+def _rule_holds(rule: Rule, value: Any) -> ColumnElement[bool]:
+    """The SQL twin of ``Rule.holds`` (both bounds of "between" included)."""
+    if rule.op == "between":
+        return and_(value >= rule.low, value <= rule.high)
+    compare = {
+        "<": value < rule.low,
+        "<=": value <= rule.low,
+        ">": value > rule.low,
+        ">=": value >= rule.low,
+        "=": value == rule.low,
+        "!=": value != rule.low,
+    }
+    return compare[rule.op]  # type: ignore[no-any-return]
+
+
+def eligibility_violations(
+    session: Session,
+    *,
+    study_id: str,
+    scope: SiteScope,
+    criteria: list[CheckedCriterion],
+    period: Period = None,
+) -> pd.DataFrame:
+    """Enrolled subjects' screening values that break a checked criterion, found in SQL so only
+    the violations leave the database. The same semantics as ``metrics.eligibility
+    .check_enrolled`` (inclusion: the value breaks the rule; exclusion: the value meets it).
+
+    Columns: usubjid, code, category, criterion, rule, variable, location, value.
+    """
+    where = [
+        subject_in_scope(study_id=study_id, scope=scope, period=period),
+        col(Subject.population) == ENROLLED,
+    ]
+    found: list[dict[str, Any]] = []
+    for criterion in criteria:
+        rule = criterion.rule
+        if rule.variable == AGE:
+            value: Any = col(Subject.age)
+            stmt = select(col(Subject.usubjid), value.label("value"), literal(None).label("loc"))
+            stmt = stmt.where(*where, value.is_not(None))
+        else:
+            value = col(Finding.value_num)
+            stmt = (
+                select(
+                    col(Subject.usubjid), value.label("value"), col(Finding.location).label("loc")
+                )
+                .join(Subject, col(Subject.id) == col(Finding.subject_pk))
+                .where(
+                    *where,
+                    col(Finding.test_code) == rule.variable,
+                    value.is_not(None),
+                    _screening_finding(),
+                )
+            )
+        holds = _rule_holds(rule, value)
+        broken = holds if criterion.category.upper() == "EXCLUSION" else ~holds
+        for usubjid, number, location in session.execute(stmt.where(broken)).all():
+            found.append(
+                {
+                    "usubjid": usubjid,
+                    "code": criterion.code,
+                    "category": criterion.category,
+                    "criterion": criterion.text,
+                    "rule": rule.text,
+                    "variable": rule.variable,
+                    "location": location,
+                    "value": float(number),
+                }
+            )
+    columns = ["usubjid", "code", "category", "criterion", "rule", "variable", "location", "value"]
+    return (
+        pd.DataFrame(found, columns=columns)
+        .sort_values(["usubjid", "code", "location"], na_position="first")
+        .reset_index(drop=True)
+    )
+
+
+def variables_without_data(
+    session: Session, *, study_id: str, scope: SiteScope, variables: tuple[str, ...]
+) -> tuple[str, ...]:
+    """The rule variables no enrolled subject has a screening value for (they cannot be checked)."""
+    where = [subject_in_scope(study_id=study_id, scope=scope), col(Subject.population) == ENROLLED]
+    missing = []
+    for variable in variables:
+        if variable == AGE:
+            stmt = select(col(Subject.id)).where(*where, col(Subject.age).is_not(None)).limit(1)
+        else:
+            stmt = (
+                select(col(Finding.id))
+                .join(Subject, col(Subject.id) == col(Finding.subject_pk))
+                .where(
+                    *where,
+                    col(Finding.test_code) == variable,
+                    col(Finding.value_num).is_not(None),
+                    _screening_finding(),
+                )
+                .limit(1)
+            )
+        if session.execute(stmt).first() is None:
+            missing.append(variable)
+    return tuple(missing)

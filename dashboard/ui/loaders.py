@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from dashboard.charts.consort import svg_to_png
 from dashboard.db import make_engine
-from dashboard.metrics.eligibility import check_enrolled, checked_criteria
+from dashboard.metrics.eligibility import checked_criteria
 from dashboard.metrics.enrollment import cumulative_accrual
 from dashboard.queries import (
     adverse_events,
@@ -262,15 +262,17 @@ def load_eligibility_checks(
         rules = screen_failures.criteria_with_rules(session, study_id=study_id)
         criteria, unreadable = checked_criteria(rules, min_age=min_age, max_age=max_age)
         variables = tuple(sorted({c.rule.variable for c in criteria}))
-        values = screen_failures.enrolled_screening_values(
-            session, study_id=study_id, scope=scope, period=period, variables=variables
+        violations = screen_failures.eligibility_violations(
+            session, study_id=study_id, scope=scope, criteria=criteria, period=period
         )
-    present = set(values.dropna(subset=["value_num"])["variable"].str.upper())
+        no_data = screen_failures.variables_without_data(
+            session, study_id=study_id, scope=scope, variables=variables
+        )
     return (
-        check_enrolled(criteria, values),
+        violations,
         tuple(f"{c.code}: {c.rule.text}" for c in criteria),
         tuple(unreadable),
-        tuple(v for v in variables if v not in present),
+        no_data,
     )
 
 
