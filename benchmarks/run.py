@@ -38,6 +38,7 @@ from dashboard.db import create_schema, make_engine, session_scope
 from dashboard.demo import build_seed_study
 from dashboard.demo_scale import build_scale_study
 from dashboard.importers.run import import_sdtm
+from dashboard.metrics.eligibility import checked_criteria
 from dashboard.metrics.table_one import default_keys
 from dashboard.queries import (
     adverse_events,
@@ -143,11 +144,20 @@ def floors(db_url: str, study_id: str) -> dict[str, Callable[[], Any]]:
         screen_failures.site_criterion_counts(session, study_id=study_id, scope=None)
         screen_failures.screen_failure_dispositions(session, study_id=study_id, scope=None)
         rules = screen_failures.criteria_with_rules(session, study_id=study_id)
-        screen_failures.enrolled_screening_values(
+        info = studies.study_info(session, study_id=study_id)
+        criteria, _ = checked_criteria(
+            rules,
+            min_age=info.min_age if info else None,
+            max_age=info.max_age if info else None,
+        )
+        screen_failures.eligibility_violations(
+            session, study_id=study_id, scope=None, criteria=criteria
+        )
+        screen_failures.variables_without_data(
             session,
             study_id=study_id,
             scope=None,
-            variables=tuple({str(r).split()[0] for r in rules["rule"]} | {"AGE"}),
+            variables=tuple({c.rule.variable for c in criteria}),
         )
         enrollment.enrollment_by_site(session, study_id=study_id, scope=None)
 
@@ -165,9 +175,18 @@ def floors(db_url: str, study_id: str) -> dict[str, Callable[[], Any]]:
         )
 
     def adverse_event_queries(session: Session) -> None:
+        scoped = {"study_id": study_id, "scope": None}
         enrollment.population_counts(session, study_id=study_id, scope=None)
         adverse_events.adverse_event_counts(session, study_id=study_id, scope=None)
-        adverse_events.incidence_by_soc(session, study_id=study_id, scope=None)
+        adverse_events.safety_population(session, study_id=study_id, scope=None)
+        adverse_events.safety_summary(session, study_id=study_id, scope=None)
+        adverse_events.incidence_by_term(session, study_id=study_id, scope=None)
+        adverse_events.subjects_by_worst_level(session, **scoped, dimension="severity")  # type: ignore[arg-type]
+        adverse_events.events_by_source_value(session, **scoped, dimension="severity")  # type: ignore[arg-type]
+        adverse_events.adverse_event_listing(
+            session, study_id=study_id, scope=None, in_population=False, serious_only=True
+        )
+        adverse_events.subjects_with_adverse_events(session, study_id=study_id, scope=None)
 
     return {
         "overview": with_session(overview_queries),
