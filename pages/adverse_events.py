@@ -38,14 +38,16 @@ from dashboard.ui import ae_loaders, loaders
 from dashboard.ui.ae_drilldown import (
     LISTING_COLUMNS,
     chart_point,
-    download_buttons,
     pick_events,
     resolve_pick,
     show_events,
     table_cell,
 )
+from dashboard.ui.downloads import download_buttons
 from dashboard.ui.format import percent
 from dashboard.ui.shell import domain_missing, no_subjects_message, page_context, page_header
+
+HIGHLIGHT_ROWS = 200  # listings longer than this are not colour-highlighted (see below)
 
 ctx = page_context()
 page_header("Adverse events", ctx)
@@ -160,17 +162,22 @@ else:
     listed = derive_listing(saes, compare_cut_id=compare)
     sae_table = listing_table(listed, show_new=compare is not None)
     new = int(listed["new"].sum())
+    # Row colours through a pandas Styler cost about a second per thousand rows at every rerun:
+    # highlight only a listing short enough to read row by row; a long one keeps its "New" column.
     st.dataframe(
         sae_table.style.apply(
             lambda row: ["background-color: #fff3b0" if row.get("New") else ""] * len(row),
             axis=1,
-        ),
+        )
+        if len(sae_table) <= HIGHLIGHT_ROWS
+        else sae_table,
         hide_index=True,
         width="stretch",
         column_config=LISTING_COLUMNS,
     )
     since = (
-        f"{new} new since cut {compare} (highlighted)."
+        f"{new} new since cut {compare} (column New"
+        + (", highlighted)." if len(sae_table) <= HIGHLIGHT_ROWS else ").")
         if compare is not None
         else "One data cut only: nothing to mark as new."
     )

@@ -1,7 +1,5 @@
 """Baseline: Table 1 by arm or site with the overall column, and the distributions behind it."""
 
-import io
-
 import streamlit as st
 
 from dashboard.charts.baseline import (
@@ -13,6 +11,7 @@ from dashboard.metrics.baseline import format_mean_sd, weighted_mean_sd
 from dashboard.metrics.table_one import Variable, column_order, default_keys, table_one
 from dashboard.queries.baseline import NOT_ALLOCATED_COLUMN, SCREEN_FAILURE_COLUMN
 from dashboard.ui import loaders
+from dashboard.ui.downloads import download_buttons
 from dashboard.ui.format import percent
 from dashboard.ui.selection import chart_points
 from dashboard.ui.shell import no_subjects_message, page_context, page_header
@@ -137,21 +136,7 @@ st.caption(
     "the records flagged baseline (or the last before first dose)."
     + (" SMD: standardized mean difference (tableone's definition)." if with_tests else "")
 )
-excel = io.BytesIO()
-table.to_excel(excel, index=False, sheet_name="Table 1")
-csv_button, excel_button = st.columns(2)
-csv_button.download_button(
-    "Download CSV",
-    table.to_csv(index=False),
-    file_name=f"{ctx.study_id}-table1.csv",
-    mime="text/csv",
-)
-excel_button.download_button(
-    "Download Excel",
-    excel.getvalue(),
-    file_name=f"{ctx.study_id}-table1.xlsx",
-    mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-)
+download_buttons(table, name=f"{ctx.study_id}-table1", sheet="Table 1")
 
 st.subheader("Distribution")
 shown = st.selectbox(

@@ -1,8 +1,6 @@
 """Screen failures: reasons by criterion, the drilldown to the subjects, over time and by site, and
 eligibility checks of the enrolled subjects."""
 
-import io
-
 import streamlit as st
 
 from dashboard.charts.screen_failures import (
@@ -16,6 +14,7 @@ from dashboard.metrics.screen_failures import (
     site_criterion_grid,
 )
 from dashboard.ui import loaders
+from dashboard.ui.downloads import download_buttons
 from dashboard.ui.format import percent
 from dashboard.ui.selection import drilldown
 from dashboard.ui.shell import no_subjects_message, page_context, page_header, period_filter
@@ -169,21 +168,7 @@ else:
                     "failed_criteria": "Criteria failed",
                 },
             )
-            excel = io.BytesIO()
-            subjects.to_excel(excel, index=False, sheet_name=code[:31])
-            csv_button, excel_button = st.columns(2)
-            csv_button.download_button(
-                "Download CSV",
-                subjects.to_csv(index=False),
-                file_name=f"{ctx.study_id}-{code}-screen-failures.csv",
-                mime="text/csv",
-            )
-            excel_button.download_button(
-                "Download Excel",
-                excel.getvalue(),
-                file_name=f"{ctx.study_id}-{code}-screen-failures.xlsx",
-                mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            )
+            download_buttons(subjects, name=f"{ctx.study_id}-{code}-screen-failures", sheet=code)
 
 st.subheader("Over time")
 monthly = monthly_failure_rate(daily)

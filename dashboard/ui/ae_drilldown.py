@@ -2,7 +2,6 @@
 the listing of the events behind it, drawn in the slot beside the control that was clicked, with
 CSV and Excel downloads."""
 
-import io
 from typing import Any
 
 import pandas as pd
@@ -15,6 +14,7 @@ from dashboard.metrics.adverse_events import (
     listing_table,
 )
 from dashboard.ui import ae_loaders
+from dashboard.ui.downloads import download_buttons
 from dashboard.ui.shell import PageContext
 
 PICK_KEY = "ae_pick"  # the current EventPick (tests may set it, as a click leaves it)
@@ -62,22 +62,6 @@ def resolve_pick(study_id: str, controls: dict[str, EventPick | None]) -> EventP
     state[_CONTROLS_KEY] = {**before, **controls}
     state[PICK_KEY] = pick
     return pick
-
-
-def download_buttons(frame: pd.DataFrame, *, name: str, sheet: str) -> None:
-    """CSV and Excel downloads of ``frame`` side by side."""
-    excel = io.BytesIO()
-    frame.to_excel(excel, index=False, sheet_name=sheet[:31])
-    csv_button, excel_button = st.columns(2)
-    csv_button.download_button(
-        "Download CSV", frame.to_csv(index=False), file_name=f"{name}.csv", mime="text/csv"
-    )
-    excel_button.download_button(
-        "Download Excel",
-        excel.getvalue(),
-        file_name=f"{name}.xlsx",
-        mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    )
 
 
 def _file_stem(ctx: PageContext, pick: EventPick) -> str:
