@@ -5,11 +5,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, inspect
+from sqlalchemy import delete, event, inspect, select
 from sqlalchemy.engine import Engine, make_url
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, SQLModel, col, create_engine
 
-from dashboard import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from dashboard import models
 from dashboard.config import database_url
 
 
@@ -68,3 +68,19 @@ def sqlite_path(url: str) -> Path | None:
 def has_schema(engine: Engine) -> bool:
     """Whether the database holds this app's tables (a study table at least)."""
     return inspect(engine).has_table("study")
+
+
+def delete_subject_rows(session: Session, study_id: str) -> None:
+    """Remove a study's subjects and every row that hangs off them, children first (foreign keys
+    are on): what an SDTM snapshot replaces, and the first step of deleting a study."""
+    subject_ids = select(col(models.Subject.id)).where(col(models.Subject.study_id) == study_id)
+    for child in (
+        models.EligibilityFinding,
+        models.Disposition,
+        models.Finding,
+        models.AdverseEvent,
+        models.Exposure,
+        models.Visit,
+    ):
+        session.execute(delete(child).where(col(child.subject_pk).in_(subject_ids)))
+    session.execute(delete(models.Subject).where(col(models.Subject.study_id) == study_id))

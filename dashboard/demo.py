@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlmodel import Session, col
 
+from dashboard.db import delete_subject_rows
 from dashboard.importers.ctgov import import_ctgov_record
 from dashboard.metrics.population import DispositionEvent, classify_subject, subject_status
 from dashboard.models import (
@@ -52,11 +53,8 @@ SCALE_STUDY_ID = "DEMO-SCALE"
 
 def delete_study(session: Session, study_id: str) -> None:
     """Remove a study and every row that belongs to it, children first (foreign keys are on)."""
-    subject_ids = select(col(Subject.id)).where(col(Subject.study_id) == study_id)
+    delete_subject_rows(session, study_id)
     cut_ids = select(col(DataCut.id)).where(col(DataCut.study_id) == study_id)
-    for child in (EligibilityFinding, Disposition, Finding, AdverseEvent, Exposure, Visit):
-        session.execute(delete(child).where(col(child.subject_pk).in_(subject_ids)))
-    session.execute(delete(Subject).where(col(Subject.study_id) == study_id))
     session.execute(delete(CutChange).where(col(CutChange.cut_id).in_(cut_ids)))
     for table in (DataCut, Criterion, Arm, Site):
         session.execute(delete(table).where(col(table.study_id) == study_id))

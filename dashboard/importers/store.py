@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select
 from sqlmodel import Session, col
 
+from dashboard.db import delete_subject_rows
 from dashboard.importers.errors import fail
 from dashboard.importers.sdtm import Package
 from dashboard.models import (
@@ -174,13 +175,6 @@ def _diff(
     return counts
 
 
-def _delete_subject_rows(session: Session, study_id: str) -> None:
-    subject_ids = select(col(Subject.id)).where(col(Subject.study_id) == study_id)
-    for child in (EligibilityFinding, Disposition, Finding, AdverseEvent, Exposure, Visit):
-        session.execute(delete(child).where(col(child.subject_pk).in_(subject_ids)))
-    session.execute(delete(Subject).where(col(Subject.study_id) == study_id))
-
-
 def _bulk_insert(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
@@ -244,7 +238,7 @@ def store_package(session: Session, package: Package, *, replace: bool = False) 
         ),
     }
 
-    _delete_subject_rows(session, study_id)
+    delete_subject_rows(session, study_id)
     site_pk = _upsert_sites(session, study_id, package.sites)
     criterion_pk = _replace_criteria(session, study_id, package.criteria)
     if package.arms:
