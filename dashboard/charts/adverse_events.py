@@ -3,6 +3,7 @@
 import altair as alt
 import pandas as pd
 
+# The names of the click selections: Streamlit reports a click under the selection's name.
 SOC_SELECTION = "ae_soc"
 LEVEL_SELECTION = "ae_level"
 
