@@ -10,7 +10,9 @@ process already warmed by one run:
 - empty: an empty page through AppTest (Streamlit's own overhead);
 - naive: the same figures computed the way a hand-written app would, loading the raw tables with
   pandas and aggregating in memory, in a subprocess of its own so its memory does not count here.
-Plus the CDISC pilot import time, the scale study's generation time and this process's peak RSS.
+Plus the CDISC pilot import time and the scale study's generation time (both through the
+``study-monitor`` command, each in a process of its own) and the peak RSS of this process, the one
+that renders the pages.
 It prints a table and writes ``benchmarks/results.json`` (contract in issue #8). A benchmark prints
 figures; it does not pass or fail.
 """
@@ -34,10 +36,7 @@ import streamlit as st
 from sqlmodel import Session
 from streamlit.testing.v1 import AppTest
 
-from dashboard.db import create_schema, make_engine, session_scope
-from dashboard.demo import build_seed_study
-from dashboard.demo_scale import build_scale_study
-from dashboard.importers.run import import_sdtm
+from dashboard.db import make_engine
 from dashboard.metrics.eligibility import checked_criteria
 from dashboard.metrics.table_one import default_keys
 from dashboard.queries import (
@@ -70,6 +69,16 @@ def median_time(action: Callable[[], Any], runs: int) -> float:
         action()
         timings.append(time.perf_counter() - start)
     return statistics.median(timings)
+
+
+CLI = str(Path(sys.executable).parent / "study-monitor")
+
+
+def run_timed(command: list[str]) -> float:
+    """Seconds a command takes, run in a process of its own (it must succeed)."""
+    start = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True)
+    return time.perf_counter() - start
 
 
 def clear_caches() -> None:
@@ -284,25 +293,21 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-") as folder:
         scale_url = f"sqlite:///{folder}/scale.db"
-        engine = make_engine(scale_url)
-        create_schema(engine)
-        start = time.perf_counter()
-        with session_scope(engine) as session:
-            build_scale_study(session, n_subjects=args.subjects)
-        generate = time.perf_counter() - start
+        # Data are made in processes of their own: the peak RSS reported is the page renderer's.
+        generate = run_timed(
+            [CLI, "demo", "--study", "scale", "--subjects", str(args.subjects), "--db", scale_url]
+        )
         print(f"scale study: {args.subjects} subjects generated in {generate:.1f} s")
+        engine = make_engine(scale_url)
         with Session(engine) as session:
             counts = adverse_events.adverse_event_counts(session, study_id="DEMO-SCALE", scope=None)
         seed_url = f"sqlite:///{folder}/seed.db"
-        seed_engine = make_engine(seed_url)
-        create_schema(seed_engine)
-        with session_scope(seed_engine) as session:
-            build_seed_study(session)
+        run_timed([CLI, "demo", "--db", seed_url])
         pilot_s = None
         if PILOT.is_dir():
-            start = time.perf_counter()
-            import_sdtm(make_engine(f"sqlite:///{folder}/pilot.db"), PILOT)
-            pilot_s = time.perf_counter() - start
+            pilot_s = run_timed(
+                [CLI, "import", "sdtm", str(PILOT), "--db", f"sqlite:///{folder}/pilot.db"]
+            )
             print(f"CDISC pilot imported in {pilot_s:.2f} s")
         empty = empty_page_time(args.runs)
         scale_pages = measure_study(scale_url, "DEMO-SCALE", args.runs, empty)
