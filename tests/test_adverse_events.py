@@ -42,7 +42,6 @@ from dashboard.metrics.adverse_events import (
     incidence_cell_pick,
     incidence_table,
     is_treatment_emergent,
-    latest_pick,
     level_point_pick,
     listing_table,
     n_percent,
@@ -55,6 +54,7 @@ from dashboard.metrics.adverse_events import (
     timeline_frame,
     worst_level_table,
 )
+from dashboard.metrics.picks import latest_pick
 from dashboard.queries.adverse_events import (
     ENROLLED_BASIS,
     TREATED,
@@ -312,7 +312,8 @@ def test_latest_pick_follows_the_control_that_changed() -> None:
     assert latest_pick({"summary": a, "soc": b}, {"summary": a, "soc": None}, a) == b
     assert latest_pick({"summary": a, "soc": b}, {"summary": a, "soc": b}, b) == b  # no change
     assert latest_pick({"summary": a, "soc": None}, {"summary": a, "soc": b}, b) is None
-    assert latest_pick({"new table": None}, {"summary": a}, a) == a  # a new control, unselected
+    unselected: dict[str, EventPick | None] = {"new table": None}
+    assert latest_pick(unselected, {"summary": a}, a) == a  # a new control, unselected
 
 
 def test_relationship_values_keep_the_source_values() -> None:

@@ -98,19 +98,9 @@ def classify_relationship(value: str | None) -> str:
     return UNKNOWN
 
 
-def rank_of(dimension: str, value: str | None) -> int:
-    """The rank of one event's value in a per-subject view (0: unknown)."""
-    return RANKED_VALUES[dimension].get(normalised(value), 0)
-
-
 def is_severe(severity: str | None, grade: str | None) -> bool:
     """AESEV SEVERE, or AETOXGR 3 or more."""
     return normalised(severity) in SEVERE_SEVERITIES or normalised(grade) in SEVERE_GRADES
-
-
-def is_death(death: str | None, outcome: str | None) -> bool:
-    """AESDTH = Y or AEOUT = FATAL: the page's definition of an AE with a fatal outcome."""
-    return normalised(death) == "Y" or normalised(outcome) == FATAL_OUTCOME
 
 
 def study_day(day: dt.date | None, reference: dt.date | None) -> int | None:
@@ -228,12 +218,6 @@ def summary_table(
             )
         records.append(record)
     return pd.DataFrame.from_records(records)
-
-
-def summary_subjects(counts: pd.DataFrame, category: str) -> dict[str, int]:
-    """{arm: subjects} of one summary category (the figures the table's n columns hold)."""
-    rows = counts[counts["category"] == category]
-    return {str(a): int(n) for a, n in zip(rows["arm"], rows["subjects"], strict=True)}
 
 
 # -- incidence by SOC and PT ------------------------------------------------------------------------
@@ -671,19 +655,6 @@ class EventPick:
     pt: str | None = None
     dimension: str | None = None  # a WORST_DIMENSIONS key, with rank
     rank: int | None = None
-
-
-def latest_pick(
-    now: dict[str, EventPick | None],
-    before: dict[str, EventPick | None],
-    current: EventPick | None,
-) -> EventPick | None:
-    """The drilldown after a rerun: the control whose selection changed since the last run wins
-    (a selection cleared clears the drilldown); nothing changed keeps the current one."""
-    for control, pick in now.items():
-        if before.get(control) != pick:
-            return pick
-    return current
 
 
 def summary_cell_pick(

@@ -10,11 +10,12 @@ import streamlit as st
 from dashboard.metrics.adverse_events import (
     EventPick,
     derive_listing,
-    latest_pick,
     listing_table,
 )
+from dashboard.metrics.picks import latest_pick
 from dashboard.ui import ae_loaders
 from dashboard.ui.downloads import download_buttons
+from dashboard.ui.selection import chart_points
 from dashboard.ui.shell import PageContext
 
 PICK_KEY = "ae_pick"  # the current EventPick (tests may set it, as a click leaves it)
@@ -29,10 +30,7 @@ LISTING_COLUMNS = {
 
 def chart_point(event: Any, selection: str) -> dict[str, Any] | None:
     """The point a click on a chart selected, from ``st.altair_chart``'s event."""
-    try:
-        points = event["selection"][selection]
-    except (KeyError, TypeError):
-        return None
+    points = chart_points(event, selection)
     return dict(points[0]) if points else None
 
 

@@ -7,11 +7,10 @@ never cached; what comes back is DataFrames and frozen dataclasses.
 
 import pandas as pd
 import streamlit as st
-from sqlmodel import Session
 
 from dashboard.queries import adverse_events
 from dashboard.queries.scope import SiteScope
-from dashboard.ui.loaders import MAX_ENTRIES, TTL_SECONDS, engine_for
+from dashboard.ui.loaders import MAX_ENTRIES, TTL_SECONDS, session_for
 
 # Listings are limited: a drilldown of more events than this says how many it left out.
 LISTING_LIMIT = 2000
@@ -19,15 +18,11 @@ LISTING_LIMIT = 2000
 TIMELINE_SUBJECTS = 10
 
 
-def _session(db_url: str) -> Session:
-    return Session(engine_for(db_url))
-
-
 @st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
 def load_headline(
     db_url: str, study_id: str, cut_id: int | None, scope: SiteScope, treatment_emergent: bool
 ) -> adverse_events.AdverseEventCounts:
-    with _session(db_url) as session:
+    with session_for(db_url) as session:
         return adverse_events.adverse_event_counts(
             session, study_id=study_id, scope=scope, treatment_emergent=treatment_emergent
         )
@@ -37,7 +32,7 @@ def load_headline(
 def load_safety_population(
     db_url: str, study_id: str, cut_id: int | None, scope: SiteScope
 ) -> adverse_events.SafetyPopulation:
-    with _session(db_url) as session:
+    with session_for(db_url) as session:
         return adverse_events.safety_population(session, study_id=study_id, scope=scope)
 
 
@@ -45,7 +40,7 @@ def load_safety_population(
 def load_summary(
     db_url: str, study_id: str, cut_id: int | None, scope: SiteScope, treatment_emergent: bool
 ) -> adverse_events.SafetySummary:
-    with _session(db_url) as session:
+    with session_for(db_url) as session:
         return adverse_events.safety_summary(
             session, study_id=study_id, scope=scope, treatment_emergent=treatment_emergent
         )
@@ -55,7 +50,7 @@ def load_summary(
 def load_term_incidence(
     db_url: str, study_id: str, cut_id: int | None, scope: SiteScope, treatment_emergent: bool
 ) -> adverse_events.TermIncidence:
-    with _session(db_url) as session:
+    with session_for(db_url) as session:
         return adverse_events.incidence_by_term(
             session, study_id=study_id, scope=scope, treatment_emergent=treatment_emergent
         )
@@ -77,7 +72,7 @@ def load_worst_levels(
         "treatment_emergent": treatment_emergent,
         "dimension": dimension,
     }
-    with _session(db_url) as session:
+    with session_for(db_url) as session:
         return (
             adverse_events.subjects_by_worst_level(session, **kwargs),  # type: ignore[arg-type]
             adverse_events.events_by_source_value(session, **kwargs),  # type: ignore[arg-type]
@@ -103,7 +98,7 @@ def load_events(
     serious_only: bool = False,
 ) -> tuple[pd.DataFrame, int]:
     """An AE listing (at most ``LISTING_LIMIT`` rows) and how many events match."""
-    with _session(db_url) as session:
+    with session_for(db_url) as session:
         return adverse_events.adverse_event_listing(
             session,
             study_id=study_id,
@@ -126,7 +121,7 @@ def load_events(
 def load_ds_discontinuations(
     db_url: str, study_id: str, cut_id: int | None, scope: SiteScope, arm: str | None
 ) -> pd.DataFrame:
-    with _session(db_url) as session:
+    with session_for(db_url) as session:
         return adverse_events.discontinuations_from_ds(
             session, study_id=study_id, scope=scope, arm=arm
         )
@@ -136,5 +131,5 @@ def load_ds_discontinuations(
 def load_subjects_with_events(
     db_url: str, study_id: str, cut_id: int | None, scope: SiteScope
 ) -> pd.DataFrame:
-    with _session(db_url) as session:
+    with session_for(db_url) as session:
         return adverse_events.subjects_with_adverse_events(session, study_id=study_id, scope=scope)

@@ -35,30 +35,31 @@ def engine_for(db_url: str) -> Engine:
     return make_engine(db_url)
 
 
-def _session(db_url: str) -> Session:
+def session_for(db_url: str) -> Session:
+    """A new session on the cached engine of ``db_url`` (sessions are never cached)."""
     return Session(engine_for(db_url))
 
 
 # Not cached: the list of studies and cuts is what tells the other caches that data changed.
 def load_study_ids(db_url: str) -> list[str]:
-    with _session(db_url) as session:
+    with session_for(db_url) as session:
         return [str(s) for s in studies.list_studies(session)["study_id"]]
 
 
 def load_cuts(db_url: str, study_id: str) -> list[studies.CutInfo]:
-    with _session(db_url) as session:
+    with session_for(db_url) as session:
         return studies.data_cuts(session, study_id=study_id)
 
 
 @st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
 def load_study(db_url: str, study_id: str, cut_id: int | None) -> studies.StudyInfo | None:
-    with _session(db_url) as session:
+    with session_for(db_url) as session:
         return studies.study_info(session, study_id=study_id)
 
 
 @st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
 def load_sites(db_url: str, study_id: str, cut_id: int | None) -> pd.DataFrame:
-    with _session(db_url) as session:
+    with session_for(db_url) as session:
         return studies.sites(session, study_id=study_id)
 
 
@@ -66,22 +67,8 @@ def load_sites(db_url: str, study_id: str, cut_id: int | None) -> pd.DataFrame:
 def load_population(
     db_url: str, study_id: str, cut_id: int | None, scope: SiteScope, period: Period = None
 ) -> enrollment.PopulationCounts:
-    with _session(db_url) as session:
+    with session_for(db_url) as session:
         return enrollment.population_counts(session, study_id=study_id, scope=scope, period=period)
-
-
-@st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
-def load_site_count(db_url: str, study_id: str, cut_id: int | None, scope: SiteScope) -> int:
-    with _session(db_url) as session:
-        return studies.site_count(session, study_id=study_id, scope=scope)
-
-
-@st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
-def load_enrolled_by_arm(
-    db_url: str, study_id: str, cut_id: int | None, scope: SiteScope, period: Period = None
-) -> pd.DataFrame:
-    with _session(db_url) as session:
-        return enrollment.enrolled_by_arm(session, study_id=study_id, scope=scope, period=period)
 
 
 @st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
@@ -95,7 +82,7 @@ def load_accrual(
 ) -> tuple[pd.DataFrame, dict[str, int], pd.DataFrame]:
     """Cumulative accrual per period up to ``until`` (the cut-off), the subjects it cannot date,
     and the daily counts behind it (for rates and the forecast)."""
-    with _session(db_url) as session:
+    with session_for(db_url) as session:
         daily = enrollment.daily_accrual(session, study_id=study_id, scope=scope, period=period)
         undated = enrollment.undated_subjects(
             session, study_id=study_id, scope=scope, period=period
@@ -104,24 +91,11 @@ def load_accrual(
 
 
 @st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
-def load_failures_by_criterion(
-    db_url: str, study_id: str, cut_id: int | None, scope: SiteScope
-) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Failures per criterion (zeros included) and how many subjects have one / several reasons."""
-    with _session(db_url) as session:
-        by_criterion = screen_failures.failures_by_criterion(
-            session, study_id=study_id, scope=scope
-        )
-        counts = screen_failures.failed_subject_counts(session, study_id=study_id, scope=scope)
-    return by_criterion, counts
-
-
-@st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
 def load_demographics(
     db_url: str, study_id: str, cut_id: int | None, scope: SiteScope
 ) -> pd.DataFrame:
     """Enrolled subjects by sex and age (the Baseline page's headline figures)."""
-    with _session(db_url) as session:
+    with session_for(db_url) as session:
         return baseline.demographic_counts(session, study_id=study_id, scope=scope)
 
 
@@ -129,7 +103,7 @@ def load_demographics(
 def load_adverse_events(
     db_url: str, study_id: str, cut_id: int | None, scope: SiteScope
 ) -> tuple[adverse_events.AdverseEventCounts, pd.DataFrame]:
-    with _session(db_url) as session:
+    with session_for(db_url) as session:
         counts = adverse_events.adverse_event_counts(session, study_id=study_id, scope=scope)
         by_soc = adverse_events.incidence_by_soc(session, study_id=study_id, scope=scope)
     return counts, by_soc
@@ -144,7 +118,7 @@ def load_changes_since(
     since_cut_id: int,
     period: Period = None,
 ) -> overview.ChangesSince:
-    with _session(db_url) as session:
+    with session_for(db_url) as session:
         return overview.changes_since(
             session, study_id=study_id, scope=scope, since_cut_id=since_cut_id, period=period
         )
@@ -154,7 +128,7 @@ def load_changes_since(
 def load_screening_span(
     db_url: str, study_id: str, cut_id: int | None, scope: SiteScope
 ) -> tuple[dt.date, dt.date] | None:
-    with _session(db_url) as session:
+    with session_for(db_url) as session:
         return enrollment.screening_span(session, study_id=study_id, scope=scope)
 
 
@@ -163,7 +137,7 @@ def load_funnel(
     db_url: str, study_id: str, cut_id: int | None, scope: SiteScope, period: Period
 ) -> tuple[enrollment.FunnelCounts, pd.DataFrame, pd.DataFrame]:
     """(funnel counts, discontinuation reasons by arm, outcome by arm)."""
-    with _session(db_url) as session:
+    with session_for(db_url) as session:
         counts = enrollment.funnel(session, study_id=study_id, scope=scope, period=period)
         reasons = enrollment.discontinuation_reasons(
             session, study_id=study_id, scope=scope, period=period
@@ -176,7 +150,7 @@ def load_funnel(
 def load_sites_accrual(
     db_url: str, study_id: str, cut_id: int | None, scope: SiteScope, period: Period
 ) -> pd.DataFrame:
-    with _session(db_url) as session:
+    with session_for(db_url) as session:
         return enrollment.enrollment_by_site(session, study_id=study_id, scope=scope, period=period)
 
 
@@ -184,7 +158,7 @@ def load_sites_accrual(
 def load_site_subjects(
     db_url: str, study_id: str, cut_id: int | None, scope: SiteScope, period: Period, site_id: str
 ) -> pd.DataFrame:
-    with _session(db_url) as session:
+    with session_for(db_url) as session:
         return enrollment.site_subjects(
             session, study_id=study_id, site_id=site_id, scope=scope, period=period
         )
@@ -195,7 +169,7 @@ def load_failures_for_period(
     db_url: str, study_id: str, cut_id: int | None, scope: SiteScope, period: Period
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     """Failures per criterion and subjects with one / several reasons, in a screening period."""
-    with _session(db_url) as session:
+    with session_for(db_url) as session:
         by_criterion = screen_failures.failures_by_criterion(
             session, study_id=study_id, scope=scope, period=period
         )
@@ -211,7 +185,7 @@ def load_failure_details(
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(criteria co-occurrence, daily screening, site x criterion counts, DS screen-failure
     reasons)."""
-    with _session(db_url) as session:
+    with session_for(db_url) as session:
         kwargs = {"study_id": study_id, "scope": scope, "period": period}
         return (
             screen_failures.failure_cooccurrence(session, **kwargs),  # type: ignore[arg-type]
@@ -233,7 +207,7 @@ def load_failed_subjects(
 ) -> pd.DataFrame:
     """The drilldown: subjects who failed one criterion, with their screening values of the
     variables the study's rules name."""
-    with _session(db_url) as session:
+    with session_for(db_url) as session:
         rules = screen_failures.criteria_with_rules(session, study_id=study_id)
         variables, _ = checked_criteria(rules, min_age=None, max_age=None)
         return screen_failures.failed_subjects(
@@ -258,7 +232,7 @@ def load_eligibility_checks(
     max_age: float | None,
 ) -> tuple[pd.DataFrame, tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
     """(possible deviations, rules checked, rules unreadable, variables with no data)."""
-    with _session(db_url) as session:
+    with session_for(db_url) as session:
         rules = screen_failures.criteria_with_rules(session, study_id=study_id)
         criteria, unreadable = checked_criteria(rules, min_age=min_age, max_age=max_age)
         variables = tuple(sorted({c.rule.variable for c in criteria}))
@@ -278,7 +252,7 @@ def load_eligibility_checks(
 
 @st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
 def load_baseline_catalogue(db_url: str, study_id: str, cut_id: int | None) -> pd.DataFrame:
-    with _session(db_url) as session:
+    with session_for(db_url) as session:
         return baseline.baseline_catalogue(session, study_id=study_id)
 
 
@@ -292,7 +266,7 @@ def load_baseline_values(
     by: str,
     keys: tuple[str, ...],
 ) -> pd.DataFrame:
-    with _session(db_url) as session:
+    with session_for(db_url) as session:
         return baseline.baseline_values(
             session, study_id=study_id, scope=scope, population=population, by=by, keys=keys
         )

@@ -6,6 +6,7 @@ from typing import Any
 import streamlit as st
 
 from dashboard.charts.screen_failures import SELECTION
+from dashboard.metrics.picks import latest_pick
 
 Pick = tuple[str, str] | None  # (criterion code, protocol version)
 
@@ -38,13 +39,12 @@ def row_pick(event: Any, codes: list[tuple[str, str]]) -> Pick:
 
 
 def resolve(*, current: Pick, chart: Pick, last_chart: Pick, row: Pick, last_row: Pick) -> Pick:
-    """The new drilldown criterion: whichever control changed since the last run wins; a control
-    cleared (click on empty space, row unticked) clears the drilldown; nothing changed keeps it."""
-    if row != last_row:
-        return row
-    if chart != last_chart:
-        return chart
-    return current
+    """The new drilldown criterion: whichever control changed since the last run wins (the row
+    first); a control cleared (click on empty space, row unticked) clears the drilldown; nothing
+    changed keeps it."""
+    return latest_pick(
+        {"row": row, "chart": chart}, {"row": last_row, "chart": last_chart}, current
+    )
 
 
 def drilldown(key: str, chart_event: Any, table_event: Any, codes: list[tuple[str, str]]) -> Pick:
