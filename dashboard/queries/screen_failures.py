@@ -448,7 +448,8 @@ def eligibility_violations(
 def variables_without_data(
     session: Session, *, study_id: str, scope: SiteScope, variables: tuple[str, ...]
 ) -> tuple[str, ...]:
-    """The rule variables no enrolled subject has a screening value for (they cannot be checked)."""
+    """The rule variables no enrolled subject has a screening value for (they cannot be checked),
+    in alphabetical order so the page's note reads the same on every run."""
     where = [subject_in_scope(study_id=study_id, scope=scope), col(Subject.population) == ENROLLED]
     missing = []
     for variable in variables:
@@ -468,4 +469,4 @@ def variables_without_data(
             )
         if session.execute(stmt).first() is None:
             missing.append(variable)
-    return tuple(missing)
+    return tuple(sorted(missing))
