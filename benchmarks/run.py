@@ -174,7 +174,7 @@ def floors(db_url: str, study_id: str) -> dict[str, Callable[[], Any]]:
         enrollment.population_counts(session, study_id=study_id, scope=None)
         baseline.demographic_counts(session, study_id=study_id, scope=None)
         catalogue = baseline.baseline_catalogue(session, study_id=study_id)
-        baseline.baseline_values(
+        baseline.table_one_counts(
             session,
             study_id=study_id,
             scope=None,

@@ -29,6 +29,8 @@ from dashboard.models import (
     ENROLLED,
     AdverseEvent,
     Arm,
+    BaselineCount,
+    BaselineVariable,
     Criterion,
     CutChange,
     DataCut,
@@ -41,6 +43,7 @@ from dashboard.models import (
     Subject,
     Visit,
 )
+from dashboard.summaries import rebuild_baseline_summary
 
 SEED_STUDY_ID = "NCT06466850"
 MULTISITE_STUDY_ID = "DEMO-MULTI"
@@ -54,6 +57,8 @@ SCALE_STUDY_ID = "DEMO-SCALE"
 def delete_study(session: Session, study_id: str) -> None:
     """Remove a study and every row that belongs to it, children first (foreign keys are on)."""
     delete_subject_rows(session, study_id)
+    for summary in (BaselineCount, BaselineVariable):
+        session.execute(delete(summary).where(col(summary.study_id) == study_id))
     cut_ids = select(col(DataCut.id)).where(col(DataCut.study_id) == study_id)
     session.execute(delete(CutChange).where(col(CutChange.cut_id).in_(cut_ids)))
     for table in (DataCut, Criterion, Arm, Site):
@@ -319,6 +324,8 @@ def _write_study(
     current.row_counts = counts
     session.add_all(changes)
     session.add_all([interim, current])
+    session.flush()
+    rebuild_baseline_summary(session, study.study_id)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ kept as CutChange records.
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 # Subject.population values: the figure definitions of DESIGN.md, derived once at load time by
@@ -164,6 +164,50 @@ class Finding(SQLModel, table=True):
     dtc: str | None = None  # --DTC
     date: dt.date | None = None
     is_baseline: bool = Field(default=False, index=True)  # --BLFL = Y (or last value before dose)
+
+
+# Per-load summaries (DESIGN.md performance rules): Table 1's medians and quartiles cannot be fast
+# from a million raw findings, so each load counts subjects per baseline value once. The counts are
+# kept per site and cohort, so any site scope is an exact sum; the all-sites rows are that sum made
+# once, for the unscoped view every sponsor opens. Rebuilt by dashboard.summaries on every load.
+class BaselineVariable(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    study_id: str = Field(foreign_key="study.study_id", index=True)
+    key: str  # AGE, SEX ... or DOMAIN.TESTCD[.LOCATION]
+    label: str
+    unit: str | None = None
+    categorical: bool
+    subjects: int  # subjects with a value (any population)
+    position: int  # catalogue order
+
+
+class BaselineCount(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    study_id: str = Field(foreign_key="study.study_id")
+    all_sites: bool  # True: the sum over every site (site_pk is then None)
+    site_pk: int | None = None  # no foreign key: the rows are rebuilt with the study's subjects
+    cohort: str  # treated / enrolled (not treated) / screen failure / not allocated
+    arm: str | None = None  # planned arm of an enrolled cohort
+    key: str  # a BaselineVariable key, or SUBJECTS_KEY for the cohort's subject count
+    value_num: float | None = None  # continuous variables
+    value_text: str | None = None  # categorical variables
+    subjects: int
+
+    __table_args__ = (
+        # Covering: Table 1 reads only these columns, filtered on the first three.
+        Index(
+            "ix_baselinecount_read",
+            "study_id",
+            "all_sites",
+            "key",
+            "cohort",
+            "site_pk",
+            "arm",
+            "value_num",
+            "value_text",
+            "subjects",
+        ),
+    )
 
 
 # An adverse event (AE); MedDRA PT in decoded_term, SOC in body_system.

@@ -8,7 +8,16 @@ from dashboard.charts.baseline import (
     continuous_distribution_chart,
 )
 from dashboard.metrics.baseline import format_mean_sd, weighted_mean_sd
-from dashboard.metrics.table_one import Variable, column_order, default_keys, table_one
+from dashboard.metrics.table_one import (
+    MISSING_LEVEL,
+    SUBJECTS_KEY,
+    Variable,
+    column_order,
+    column_summaries,
+    default_keys,
+    level_counts,
+    table_one,
+)
 from dashboard.queries.baseline import NOT_ALLOCATED_COLUMN, SCREEN_FAILURE_COLUMN
 from dashboard.ui import loaders
 from dashboard.ui.downloads import download_buttons
@@ -73,14 +82,15 @@ if not chosen:
     st.info("Choose at least one characteristic to build the table.")
     st.stop()
 
-values = loaders.load_baseline_values(
+value_counts = loaders.load_table_one_counts(
     ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope, population, by, tuple(chosen)
 )
-if values.empty:
+sizes = value_counts[value_counts["key"] == SUBJECTS_KEY]
+if sizes["subjects"].sum() == 0:
     st.info(f"No {population} subjects in this selection: there is nothing to tabulate.")
     st.stop()
 columns = column_order(
-    list(values["column"].unique()), last=(SCREEN_FAILURE_COLUMN, NOT_ALLOCATED_COLUMN)
+    list(sizes["column"].unique()), last=(SCREEN_FAILURE_COLUMN, NOT_ALLOCATED_COLUMN)
 )
 kinds = catalogue.set_index("key")
 variables = [
@@ -112,7 +122,7 @@ nonnormal = (
 )
 
 table = table_one(
-    values,
+    value_counts,
     variables,
     columns=columns,
     nonnormal=nonnormal,
@@ -145,7 +155,9 @@ shown = st.selectbox(
 variable = next(v for v in variables if v.key == shown)
 if variable.categorical:
     event = st.altair_chart(
-        categorical_distribution_chart(values, key=shown, label=variable.label),
+        categorical_distribution_chart(
+            level_counts(value_counts, key=shown, columns=columns), label=variable.label
+        ),
         width="stretch",
         on_select="rerun",
         selection_mode=[VALUE_SELECTION],
@@ -153,16 +165,30 @@ if variable.categorical:
     )
     points = chart_points(event, VALUE_SELECTION)
     if points:
-        column, level = points[0].get("column"), points[0].get("value")
-        picked = values[
-            (values["column"] == column) & (values[shown].fillna("Missing").astype(str) == level)
-        ]
-        st.markdown(f"**{len(picked)} subject(s): {variable.label} {level}, {column}**")
-        st.dataframe(picked[["usubjid", "site_id", "column", shown]], hide_index=True)
+        column, level = str(points[0].get("column")), str(points[0].get("value"))
+        picked, total = loaders.load_subjects_with_value(
+            ctx.db_url,
+            ctx.study_id,
+            ctx.cut_id,
+            ctx.scope,
+            population,
+            by,
+            shown,
+            column,
+            None if level == MISSING_LEVEL else level,
+        )
+        shown_note = f" (the first {len(picked)} listed)" if total > len(picked) else ""
+        st.markdown(f"**{total} subject(s): {variable.label} {level}, {column}**{shown_note}")
+        st.dataframe(picked, hide_index=True)
     else:
         st.caption("Click a bar segment to list its subjects.")
 else:
+    found = value_counts[(value_counts["key"] == shown) & value_counts["value_num"].notna()]
     st.altair_chart(
-        continuous_distribution_chart(values, key=shown, label=labels.get(shown, shown)),
+        continuous_distribution_chart(
+            column_summaries(value_counts, key=shown, columns=columns),
+            found[["column", "value_num", "subjects"]],
+            label=labels.get(shown, shown),
+        ),
         width="stretch",
     )

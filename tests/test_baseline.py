@@ -13,9 +13,11 @@ from dashboard.db import make_engine
 from dashboard.metrics.table_one import (
     Variable,
     column_order,
+    counts_from_values,
     default_keys,
     describe_categorical,
     describe_continuous,
+    histogram,
     p_value_categorical,
     p_value_continuous,
     smd_categorical,
@@ -53,17 +55,16 @@ def test_cdisc_pilot_known_figures(pilot_values: pd.DataFrame) -> None:
     expected_sex = {ARMS[0]: (53, 33), ARMS[1]: (40, 44), ARMS[2]: (50, 34)}
     for arm in ARMS:
         group = pilot_values[pilot_values["column"] == arm]
-        age = describe_continuous(group["AGE"])
+        age = describe_continuous(histogram(pd.to_numeric(group["AGE"])), subjects=len(group))
         assert age.mean is not None and age.sd is not None
         assert (round(age.mean, 2), round(age.sd, 2)) == expected_age[arm]
-        counts, denominator, missing = describe_categorical(group["SEX"], ["F", "M"])
+        counts, denominator, missing = describe_categorical(
+            histogram(group["SEX"]), ["F", "M"], subjects=len(group)
+        )
         assert (counts["F"], counts["M"]) == expected_sex[arm]
         assert denominator == sum(expected_sex[arm]) and missing == 0
-    table = table_one(
-        pilot_values,
-        [Variable("AGE", "Age", "years", False), Variable("SEX", "Sex", None, True)],
-        columns=list(ARMS),
-    )
+    variables = [Variable("AGE", "Age", "years", False), Variable("SEX", "Sex", None, True)]
+    table = table_one(counts_from_values(pilot_values, variables), variables, columns=list(ARMS))
     assert list(table.columns[2:6]) == [
         "Placebo (n=86)",
         "Xanomeline High Dose (n=84)",
@@ -101,7 +102,11 @@ def test_smd_and_p_values_match_tableone(pilot_values: pd.DataFrame) -> None:
         **{k: pd.to_numeric(pilot_values[k]) for k in ("AGE", "VS.WEIGHT", "VS.SYSBP")}
     )
     reference = _tableone(values, ["AGE", "VS.WEIGHT", "SEX", "RACE"], ["SEX", "RACE"])
-    groups = {arm: values[values["column"] == arm] for arm in ARMS}
+    groups = {
+        arm: {k: histogram(values.loc[values["column"] == arm, k]) for k in values.columns}
+        for arm in ARMS
+    }
+    frames = {arm: values[values["column"] == arm] for arm in ARMS}
     for variable, categorical in (
         ("AGE", False),
         ("VS.WEIGHT", False),
@@ -117,14 +122,14 @@ def test_smd_and_p_values_match_tableone(pilot_values: pd.DataFrame) -> None:
                 else smd_continuous(groups[a][variable], groups[b][variable])
             )
             assert mine is not None
-            both = pd.concat([groups[a][variable], groups[b][variable]]).astype(str)
+            both = pd.concat([frames[a][variable], frames[b][variable]]).astype(str)
             if categorical and set(levels) - set(both):
                 # A level neither column has (RACE: one AMERICAN INDIAN subject, in the third
                 # arm) makes the covariance singular; tableone inverts it anyway, from rounded
                 # percentages, and gets 0.073 for Placebo vs Low. The SMD over the levels present
                 # is the binary one, computed here by hand.
-                p1 = (groups[a][variable] == "WHITE").mean()
-                p2 = (groups[b][variable] == "WHITE").mean()
+                p1 = (frames[a][variable] == "WHITE").mean()
+                p2 = (frames[b][variable] == "WHITE").mean()
                 binary = abs(p1 - p2) / np.sqrt((p1 * (1 - p1) + p2 * (1 - p2)) / 2)
                 assert mine == pytest.approx(binary), (variable, a, b)
                 continue
@@ -142,9 +147,8 @@ def test_smd_and_p_values_match_tableone(pilot_values: pd.DataFrame) -> None:
 def test_kruskal_wallis_and_two_groups_match_tableone(pilot_values: pd.DataFrame) -> None:
     values = pilot_values.assign(AGE=pd.to_numeric(pilot_values["AGE"]))
     reference = _tableone(values, ["AGE"], [], nonnormal=["AGE"])
-    p, test = p_value_continuous(
-        [values.loc[values["column"] == arm, "AGE"] for arm in ARMS], nonnormal=True
-    )
+    samples = [values.loc[values["column"] == arm, "AGE"] for arm in ARMS]
+    p, test = p_value_continuous([histogram(v) for v in samples], nonnormal=True)
     assert test == "Kruskal-Wallis" and "Kruskal" in reference.iloc[1]["Test"]
     assert f"{p:.3f}" == reference.iloc[1]["P-Value"].strip()
     # Two columns: Welch's t-test, and Fisher's exact for a 2 x 2 table with small counts.
@@ -158,10 +162,10 @@ def test_kruskal_wallis_and_two_groups_match_tableone(pilot_values: pd.DataFrame
     )
     reference = _tableone(two, ["AGE", "SEX"], ["SEX"])
     groups = [two[two["column"] == c] for c in ("L", "P")]
-    p, test = p_value_continuous([g["AGE"] for g in groups], nonnormal=False)
+    p, test = p_value_continuous([histogram(g["AGE"]) for g in groups], nonnormal=False)
     assert test == "Welch's t-test" and "Welch" in reference.iloc[1]["Test"]
     assert f"{p:.3f}" == reference.iloc[1]["P-Value"].strip()
-    p, test = p_value_categorical([g["SEX"] for g in groups], ["F", "M"])
+    p, test = p_value_categorical([histogram(g["SEX"]) for g in groups], ["F", "M"])
     assert test == "Fisher's exact" and reference.iloc[2]["Test"] == "Fisher's exact"
     assert f"{p:.3f}" == reference.iloc[2]["P-Value"].strip()
 
@@ -175,11 +179,9 @@ def test_missing_values_get_a_row_and_single_column_has_no_tests() -> None:
             "SEX": ["F", "F", None, "M"],
         }
     )
+    variables = [Variable("BMI", "BMI", "kg/m2", False), Variable("SEX", "Sex", None, True)]
     table = table_one(
-        values,
-        [Variable("BMI", "BMI", "kg/m2", False), Variable("SEX", "Sex", None, True)],
-        columns=["A"],
-        show_range=True,
+        counts_from_values(values, variables), variables, columns=["A"], show_range=True
     )
     assert "p-value" not in table.columns and not any(c.startswith("SMD") for c in table.columns)
     rows = dict(zip(table["statistic"], table["A (n=4)"], strict=False))

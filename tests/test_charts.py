@@ -8,6 +8,12 @@ import pandas as pd
 from dashboard.charts.baseline import categorical_distribution_chart, continuous_distribution_chart
 from dashboard.charts.enrollment import accrual_chart
 from dashboard.charts.screen_failures import criteria_chart
+from dashboard.metrics.table_one import (
+    Variable,
+    column_summaries,
+    counts_from_values,
+    level_counts,
+)
 
 
 def _datasets(spec: dict[str, Any]) -> list[list[dict[str, Any]]]:
@@ -72,11 +78,27 @@ def test_distribution_charts() -> None:
             "SEX": ["F", "M", "F", None],
         }
     )
-    spec = continuous_distribution_chart(values, key="AGE", label="Age").to_dict()
-    (rows,) = _datasets(spec)
-    assert sorted(r["value"] for r in rows) == [60.0, 70.0, 72.0]  # the missing age left out
-    assert spec["layer"][0]["mark"]["type"] == "boxplot"
-    bars = categorical_distribution_chart(values, key="SEX", label="Sex").to_dict()
+    variables = [Variable("AGE", "Age", "years", False), Variable("SEX", "Sex", None, True)]
+    counts = counts_from_values(values, variables)
+    columns = ["Active", "Placebo"]
+    boxes = column_summaries(counts, key="AGE", columns=columns)
+    found = counts[counts["key"] == "AGE"][["column", "value_num", "subjects"]]
+    spec = continuous_distribution_chart(boxes, found, label="Age").to_dict()
+    box_rows, histogram_rows = _datasets(spec)
+    assert {r["column"]: (r["minimum"], r["median"], r["maximum"]) for r in box_rows} == {
+        "Active": (70.0, 71.0, 72.0),
+        "Placebo": (60.0, 60.0, 60.0),
+    }
+    # The missing age is left out of both.
+    assert sorted(r["value_num"] for r in histogram_rows) == [60.0, 70.0, 72.0]
+    assert [layer["mark"]["type"] for layer in spec["vconcat"][0]["layer"]] == [
+        "rule",
+        "bar",
+        "tick",
+    ]
+    bars = categorical_distribution_chart(
+        level_counts(counts, key="SEX", columns=columns), label="Sex"
+    ).to_dict()
     (rows,) = _datasets(bars)
     shares = {(r["column"], r["value"]): (r["subjects"], r["share"]) for r in rows}
     assert shares[("Active", "Missing")] == (1, 0.5)

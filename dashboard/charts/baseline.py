@@ -6,45 +6,64 @@ import pandas as pd
 VALUE_SELECTION = "level"  # the click selection on the categorical distribution
 
 
-def continuous_distribution_chart(values: pd.DataFrame, *, key: str, label: str) -> alt.LayerChart:
-    """One variable's values by Table 1 column: a box plot with every subject as a point over it.
+# Beyond this many columns a histogram per column is a blur: the box plot alone is shown.
+MAX_HISTOGRAM_COLUMNS = 8
 
-    ``values``: ``queries.baseline.baseline_values`` (columns usubjid, column, ``key``).
+
+def continuous_distribution_chart(
+    boxes: pd.DataFrame, counts: pd.DataFrame, *, label: str
+) -> alt.LayerChart | alt.VConcatChart:
+    """One variable by Table 1 column: a box plot (whiskers min to max, box Q1 to Q3, median
+    tick) drawn from Table 1's own figures, over a histogram of subjects per value.
+
+    ``boxes``: ``metrics.table_one.column_summaries``; ``counts``: column, value_num, subjects.
     """
-    frame = values[["usubjid", "column", key]].rename(columns={key: "value"})
-    frame = frame[pd.to_numeric(frame["value"], errors="coerce").notna()].assign(
-        value=lambda f: pd.to_numeric(f["value"])
-    )
     x = alt.X("column:N", title=None, axis=alt.Axis(labelAngle=0, labelLimit=200))
-    y = alt.Y("value:Q", title=label, scale=alt.Scale(zero=False))
-    box = alt.Chart(frame).mark_boxplot(extent="min-max", opacity=0.35, size=40).encode(x=x, y=y)
-    points = (
-        alt.Chart(frame)
-        .mark_circle(size=28, opacity=0.7)
+    tooltip = [
+        alt.Tooltip("column:N", title="Column"),
+        alt.Tooltip("n:Q", title="Subjects with a value"),
+        alt.Tooltip("median:Q", title="Median", format=".1f"),
+        alt.Tooltip("q1:Q", title="Q1", format=".1f"),
+        alt.Tooltip("q3:Q", title="Q3", format=".1f"),
+        alt.Tooltip("minimum:Q", title="Min", format=".1f"),
+        alt.Tooltip("maximum:Q", title="Max", format=".1f"),
+    ]
+    base = alt.Chart(boxes).encode(x=x, tooltip=tooltip)
+    whiskers = base.mark_rule().encode(
+        y=alt.Y("minimum:Q", title=label, scale=alt.Scale(zero=False)), y2="maximum:Q"
+    )
+    box = base.mark_bar(size=36, opacity=0.45).encode(
+        y="q1:Q", y2="q3:Q", color=alt.Color("column:N", legend=None)
+    )
+    median = base.mark_tick(size=36, thickness=2, color="black").encode(y="median:Q")
+    boxplot = alt.LayerChart(layer=[whiskers, box, median]).properties(height=280)
+    if counts.empty or boxes["column"].nunique() > MAX_HISTOGRAM_COLUMNS:
+        return boxplot
+    histogram = (
+        alt.Chart(counts)
+        .mark_bar(opacity=0.8)
         .encode(
-            x=x,
-            # Jitter over the middle third of the column's band, so the points stay by their box.
-            xOffset=alt.XOffset("jitter:Q", scale=alt.Scale(domain=[-30, 30])),
-            y=y,
-            color=alt.Color("column:N", legend=None),
+            x=alt.X("value_num:Q", bin=alt.Bin(maxbins=30), title=label),
+            y=alt.Y("sum(subjects):Q", title="Subjects"),
+            color=alt.Color("column:N", title=None, legend=alt.Legend(orient="top")),
+            row=alt.Row("column:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left")),
             tooltip=[
-                alt.Tooltip("usubjid:N", title="Subject"),
-                alt.Tooltip("value:Q", title=label),
+                alt.Tooltip("column:N", title="Column"),
+                alt.Tooltip("value_num:Q", bin=alt.Bin(maxbins=30), title=label),
+                alt.Tooltip("sum(subjects):Q", title="Subjects"),
             ],
         )
-        .transform_calculate(jitter="(random() - 0.5) * 20")
+        .properties(height=70)
     )
-    return alt.LayerChart(layer=[box, points]).properties(height=320)
+    return alt.vconcat(boxplot, histogram)
 
 
-def categorical_distribution_chart(values: pd.DataFrame, *, key: str, label: str) -> alt.Chart:
+def categorical_distribution_chart(levels: pd.DataFrame, *, label: str) -> alt.Chart:
     """One categorical variable as 100% stacked bars per Table 1 column; a click on a segment
-    selects its level and column (a point selection named ``VALUE_SELECTION``)."""
-    frame = (
-        values.assign(value=values[key].fillna("Missing").astype(str))
-        .groupby(["column", "value"], as_index=False)
-        .agg(subjects=("usubjid", "count"))
-    )
+    selects its level and column (a point selection named ``VALUE_SELECTION``).
+
+    ``levels``: ``metrics.table_one.level_counts`` (column, value, subjects)."""
+    frame = levels.copy()
     frame["share"] = frame["subjects"] / frame.groupby("column")["subjects"].transform("sum")
     pick = alt.selection_point(name=VALUE_SELECTION, fields=["column", "value"], on="click")
     chart: alt.Chart = (

@@ -1,4 +1,8 @@
-"""Table 1 statistics: pure functions over per-subject values, no database, no streamlit.
+"""Table 1 statistics: pure functions over counted values, no database, no streamlit.
+
+Table 1 is computed from how many subjects have each value (a histogram per column and variable),
+not from per-subject rows: the counts are what the database keeps per load (``BaselineCount``), so a
+million findings cost a few thousand rows. Every statistic below is exact from those counts.
 
 The statistics follow tableone (Pollard et al. 2018, the Python package) so a trial team sees the
 figures it would compute itself:
@@ -9,9 +13,10 @@ figures it would compute itself:
 - standardized mean differences for each pair of columns: continuous (mean_b - mean_a) /
   sqrt((var_a + var_b) / 2); categorical the multinomial SMD of Yang and Dalton (2012), as tableone;
 - p-values with the test named: two columns Welch's t-test, more one-way ANOVA; Kruskal-Wallis for a
-  variable marked non-normal; chi-squared for categories, Fisher's exact for a 2 x 2 table with an
-  expected count below 5 (tableone's rule; a larger table with small expected counts keeps
-  chi-squared with a warning in the test's name).
+  variable marked non-normal (average ranks over ties, with the tie correction, as scipy);
+  chi-squared for categories, Fisher's exact for a 2 x 2 table with an expected count below 5
+  (tableone's rule; a larger table with small expected counts keeps chi-squared with a warning in
+  the test's name).
 """
 
 import itertools
@@ -24,6 +29,16 @@ import pandas as pd
 from scipy import stats  # type: ignore[import-untyped]
 
 SMALL_EXPECTED = 5  # the usual threshold for chi-squared's expected counts
+# The key of the rows that count a column's subjects (with or without a value) in a counts frame.
+SUBJECTS_KEY = "*"
+# A counts frame: one row per (column, key, value) with the number of subjects holding it.
+COUNT_COLUMNS = ["column", "key", "value_num", "value_text", "subjects"]
+
+
+def histogram(values: pd.Series) -> pd.Series:
+    """Subjects per value of one column's per-subject values (missing values left out): the
+    shape the functions below take. Numbers for a continuous variable, text for a categorical one."""
+    return values.dropna().value_counts().sort_index()
 
 
 @dataclass(frozen=True)
@@ -39,58 +54,93 @@ class Continuous:
     maximum: float | None
 
 
-def describe_continuous(values: pd.Series) -> Continuous:
-    """The continuous statistics of one column's values (NaN counted as missing)."""
-    numbers = pd.to_numeric(values, errors="coerce")
-    known = numbers.dropna()
-    n = len(known)
+def _sorted_numbers(counts: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    known = counts[counts > 0]
+    values = known.index.to_numpy(dtype=float)
+    order = np.argsort(values, kind="stable")
+    return values[order], known.to_numpy(dtype=np.int64)[order]
+
+
+def _quantile(values: np.ndarray, cumulative: np.ndarray, p: float) -> float:
+    """Linear-interpolated quantile (pandas' default) of the expanded sample, found in the counts:
+    the value at 0-based position i is the first whose cumulative count exceeds i."""
+    n = int(cumulative[-1])
+    position = (n - 1) * p
+    below = math.floor(position)
+    low = values[np.searchsorted(cumulative, below, side="right")]
+    if below + 1 >= n:
+        return float(low)
+    high = values[np.searchsorted(cumulative, below + 1, side="right")]
+    return float(low + (position - below) * (high - low))
+
+
+def _mean_var(counts: pd.Series) -> tuple[int, float, float]:
+    """(n, mean, variance with n - 1) of a numeric histogram; variance NaN below two values."""
+    values, weights = _sorted_numbers(counts)
+    n = int(weights.sum())
     if n == 0:
-        return Continuous(0, int(numbers.isna().sum()), None, None, None, None, None, None, None)
+        return 0, math.nan, math.nan
+    mean = float((values * weights).sum() / n)
+    variance = float((weights * (values - mean) ** 2).sum() / (n - 1)) if n > 1 else math.nan
+    return n, mean, variance
+
+
+def describe_continuous(counts: pd.Series, *, subjects: int) -> Continuous:
+    """The continuous statistics of one column: ``counts`` subjects per number, ``subjects`` the
+    column's size (the difference is missing)."""
+    values, weights = _sorted_numbers(counts)
+    n = int(weights.sum())
+    if n == 0:
+        return Continuous(0, subjects, None, None, None, None, None, None, None)
+    _, mean, variance = _mean_var(counts)
+    cumulative = np.cumsum(weights)
     return Continuous(
         n=n,
-        missing=int(numbers.isna().sum()),
-        mean=float(known.mean()),
-        sd=float(known.std(ddof=1)) if n > 1 else None,
-        median=float(known.median()),
-        q1=float(known.quantile(0.25)),
-        q3=float(known.quantile(0.75)),
-        minimum=float(known.min()),
-        maximum=float(known.max()),
+        missing=subjects - n,
+        mean=mean,
+        sd=math.sqrt(variance) if n > 1 else None,
+        median=_quantile(values, cumulative, 0.5),
+        q1=_quantile(values, cumulative, 0.25),
+        q3=_quantile(values, cumulative, 0.75),
+        minimum=float(values[0]),
+        maximum=float(values[-1]),
     )
 
 
 def describe_categorical(
-    values: pd.Series, levels: Sequence[str]
+    counts: pd.Series, levels: Sequence[str], *, subjects: int
 ) -> tuple[dict[str, int], int, int]:
     """(count per level, denominator = non-missing values, missing) of one column."""
-    known = values.dropna().astype(str)
-    counts = known.value_counts()
-    return (
-        {level: int(counts.get(level, 0)) for level in levels},
-        len(known),
-        int(values.isna().sum()),
-    )
+    known = {str(level): int(n) for level, n in counts.items()}
+    denominator = sum(known.values())
+    return {level: known.get(level, 0) for level in levels}, denominator, subjects - denominator
 
 
 def smd_continuous(a: pd.Series, b: pd.Series) -> float | None:
     """(mean_b - mean_a) / sqrt((var_a + var_b) / 2); None where it cannot be computed."""
-    a, b = pd.to_numeric(a, errors="coerce").dropna(), pd.to_numeric(b, errors="coerce").dropna()
-    if len(a) < 2 or len(b) < 2:
+    n_a, mean_a, var_a = _mean_var(a)
+    n_b, mean_b, var_b = _mean_var(b)
+    if n_a < 2 or n_b < 2:
         return None
-    pooled = math.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2)
+    pooled = math.sqrt((var_a + var_b) / 2)
     if pooled == 0:
-        return 0.0 if a.mean() == b.mean() else None
-    return float((b.mean() - a.mean()) / pooled)
+        return 0.0 if mean_a == mean_b else None
+    return (mean_b - mean_a) / pooled
+
+
+def _proportions(counts: pd.Series, levels: Sequence[str]) -> np.ndarray:
+    known = {str(level): int(n) for level, n in counts.items()}
+    total = sum(known.values())
+    return np.array([known.get(level, 0) / total for level in levels])
 
 
 def smd_categorical(a: pd.Series, b: pd.Series, levels: Sequence[str]) -> float | None:
     """Yang and Dalton's multinomial SMD: sqrt(d' S^-1 d) over the levels but the first, with d
     the difference in proportions and S the mean of the two multinomial covariance matrices."""
-    a, b = a.dropna().astype(str), b.dropna().astype(str)
-    if len(a) == 0 or len(b) == 0 or len(levels) < 2:
+    if a.sum() == 0 or b.sum() == 0 or len(levels) < 2:
         return None
-    p = np.array([(a == level).mean() for level in levels[1:]])
-    q = np.array([(b == level).mean() for level in levels[1:]])
+    p = _proportions(a, levels)[1:]
+    q = _proportions(b, levels)[1:]
     difference = p - q
     covariance = (np.diag(p) - np.outer(p, p) + np.diag(q) - np.outer(q, q)) / 2
     try:
@@ -105,17 +155,55 @@ def pairwise(columns: Sequence[str]) -> list[tuple[str, str]]:
     return list(itertools.combinations(columns, 2))
 
 
+def _kruskal(groups: Sequence[pd.Series]) -> float:
+    """Kruskal-Wallis p-value from histograms: each distinct value gets the average of the ranks
+    its subjects span in the pooled sample; H is corrected for ties (scipy.stats.kruskal)."""
+    pooled = pd.concat([g[g > 0] for g in groups]).groupby(level=0).sum().sort_index()
+    weights = pooled.to_numpy(dtype=float)
+    ends = np.cumsum(weights)
+    average_rank = pd.Series(ends - (weights - 1) / 2, index=pooled.index)
+    total = float(weights.sum())
+    h = 0.0
+    for group in groups:
+        known = group[group > 0]
+        rank_sum = float((known * average_rank.reindex(known.index)).sum())
+        h += rank_sum**2 / float(known.sum())
+    h = 12 / (total * (total + 1)) * h - 3 * (total + 1)
+    ties = 1 - float((weights**3 - weights).sum()) / (total**3 - total)
+    if ties == 0:
+        return math.nan
+    return float(stats.chi2.sf(h / ties, len(groups) - 1))
+
+
+def _anova(groups: Sequence[tuple[int, float, float]]) -> float:
+    """One-way ANOVA p-value from each group's (n, mean, variance)."""
+    total = sum(n for n, _, _ in groups)
+    grand = sum(n * mean for n, mean, _ in groups) / total
+    between = sum(n * (mean - grand) ** 2 for n, mean, _ in groups) / (len(groups) - 1)
+    within = sum((n - 1) * var for n, _, var in groups if n > 1) / (total - len(groups))
+    if within == 0:
+        return math.nan
+    return float(stats.f.sf(between / within, len(groups) - 1, total - len(groups)))
+
+
 def p_value_continuous(groups: Sequence[pd.Series], *, nonnormal: bool) -> tuple[float | None, str]:
-    """(p-value, test name) across the columns' values."""
-    samples = [pd.to_numeric(g, errors="coerce").dropna().to_numpy() for g in groups]
-    samples = [s for s in samples if len(s) > 0]
-    if len(samples) < 2:
+    """(p-value, test name) across the columns' histograms."""
+    present = [g for g in groups if g.sum() > 0]
+    if len(present) < 2:
         return None, ""
     if nonnormal:
-        return float(stats.kruskal(*samples).pvalue), "Kruskal-Wallis"
-    if len(samples) == 2:
-        return float(stats.ttest_ind(*samples, equal_var=False).pvalue), "Welch's t-test"
-    return float(stats.f_oneway(*samples).pvalue), "One-way ANOVA"
+        p, test = _kruskal(present), "Kruskal-Wallis"
+    elif len(present) == 2:
+        (n_a, mean_a, var_a), (n_b, mean_b, var_b) = (_mean_var(g) for g in present)
+        p = float(
+            stats.ttest_ind_from_stats(
+                mean_a, math.sqrt(var_a), n_a, mean_b, math.sqrt(var_b), n_b, equal_var=False
+            ).pvalue
+        )
+        test = "Welch's t-test"
+    else:
+        p, test = _anova([_mean_var(g) for g in present]), "One-way ANOVA"
+    return (None if math.isnan(p) else p), test
 
 
 def p_value_categorical(
@@ -123,9 +211,8 @@ def p_value_categorical(
 ) -> tuple[float | None, str]:
     """(p-value, test name): chi-squared, or Fisher's exact for a 2 x 2 table with a small
     expected count."""
-    table = np.array(
-        [[int((g.dropna().astype(str) == level).sum()) for level in levels] for g in groups]
-    )
+    known = [{str(level): int(n) for level, n in g.items()} for g in groups]
+    table = np.array([[k.get(level, 0) for level in levels] for k in known])
     table = table[:, table.sum(axis=0) > 0]
     table = table[table.sum(axis=1) > 0]
     if table.shape[0] < 2 or table.shape[1] < 2:
@@ -157,8 +244,32 @@ def _fmt(value: float | None, digits: int) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+def counts_from_values(values: pd.DataFrame, variables: Sequence[Variable]) -> pd.DataFrame:
+    """A counts frame (``COUNT_COLUMNS``) from per-subject values (one row per subject, a
+    ``column`` column and one column per variable key): what ``dashboard.summaries`` stores, for
+    callers that hold per-subject values."""
+    frames = [
+        values.groupby("column").size().rename("subjects").reset_index().assign(key=SUBJECTS_KEY)
+    ]
+    for variable in variables:
+        raw = values[["column", variable.key]].dropna()
+        if variable.categorical:
+            kept = raw.assign(value_text=raw[variable.key].astype(str), value_num=np.nan)
+        else:
+            numbers = pd.to_numeric(raw[variable.key], errors="coerce")
+            kept = raw.assign(value_num=numbers, value_text=None)[numbers.notna()]
+        grouped = (
+            kept.groupby(["column", "value_num", "value_text"], dropna=False)
+            .size()
+            .rename("subjects")
+            .reset_index()
+        )
+        frames.append(grouped.assign(key=variable.key))
+    return pd.concat(frames, ignore_index=True).reindex(columns=COUNT_COLUMNS)
+
+
 def table_one(
-    values: pd.DataFrame,
+    counts: pd.DataFrame,
     variables: Sequence[Variable],
     *,
     columns: Sequence[str],
@@ -169,16 +280,18 @@ def table_one(
 ) -> pd.DataFrame:
     """The formatted Table 1.
 
-    ``values``: one row per subject with a ``column`` column (the group: arm, site ...) and one
-    column per variable key. ``columns``: the groups in display order. Returns the rows as
+    ``counts``: subjects per (column, key, value), ``COUNT_COLUMNS``, with each column's size on
+    its ``SUBJECTS_KEY`` row. ``columns``: the groups in display order. Returns the rows as
     displayed: characteristic, statistic, one column per group headed "<group> (n=..)", "Overall
     (n=..)", then (with two or more groups and ``with_tests``) one "SMD (a, b)" column per pair,
     "p-value" and "test".
     """
-    groups = {c: values[values["column"] == c] for c in columns}
-    headers = {c: f"{c} (n={len(g)})" for c, g in groups.items()}
-    overall = f"Overall (n={len(values)})"
+    sizes = counts[counts["key"] == SUBJECTS_KEY].groupby("column")["subjects"].sum()
+    size = {c: int(sizes.get(c, 0)) for c in columns}
+    headers = {c: f"{c} (n={size[c]})" for c in columns}
+    overall = f"Overall (n={sum(size.values())})"
     pairs = pairwise(columns) if len(columns) > 1 and with_tests else []
+    by_key = {key: frame for key, frame in counts.groupby("key")}
     rows: list[dict[str, object]] = []
 
     def row(
@@ -196,19 +309,28 @@ def table_one(
 
     for variable in variables:
         label = variable.label + (f" ({variable.unit})" if variable.unit else "")
-        column_values = {c: groups[c][variable.key] for c in columns}
-        everyone = values[variable.key]
+        found = by_key.get(variable.key, pd.DataFrame(columns=COUNT_COLUMNS))
+        value = "value_text" if variable.categorical else "value_num"
+        found = found[found["column"].isin(columns) & found[value].notna()]
+        column_counts = {
+            c: found[found["column"] == c].groupby(value)["subjects"].sum() for c in columns
+        }
+        everyone = found.groupby(value)["subjects"].sum()
+        total = sum(size.values())
         tests: dict[str, object] = {}
         if variable.categorical:
-            levels = sorted(everyone.dropna().astype(str).unique())
+            levels = sorted(str(level) for level in everyone.index)
             if pairs:
                 for a, b in pairs:
-                    smd = smd_categorical(column_values[a], column_values[b], levels)
+                    smd = smd_categorical(column_counts[a], column_counts[b], levels)
                     tests[f"SMD ({a}, {b})"] = "" if smd is None else f"{smd:.3f}"
-                p, test = p_value_categorical(list(column_values.values()), levels)
+                p, test = p_value_categorical(list(column_counts.values()), levels)
                 tests["p-value"], tests["test"] = ("" if p is None else f"{p:.3f}"), test
-            described = {c: describe_categorical(v, levels) for c, v in column_values.items()}
-            whole = describe_categorical(everyone, levels)
+            described = {
+                c: describe_categorical(v, levels, subjects=size[c])
+                for c, v in column_counts.items()
+            }
+            whole = describe_categorical(everyone, levels, subjects=total)
             for index, level in enumerate(levels):
                 cells = {c: _count_percent(d[0][level], d[1], digits) for c, d in described.items()}
                 cells["__overall__"] = _count_percent(whole[0][level], whole[1], digits)
@@ -223,14 +345,16 @@ def table_one(
                 cells["__overall__"] = str(whole[2])
                 row("", "Missing, n", cells, {})
             continue
-        described_c = {c: describe_continuous(v) for c, v in column_values.items()}
-        whole_c = describe_continuous(everyone)
+        described_c = {
+            c: describe_continuous(v, subjects=size[c]) for c, v in column_counts.items()
+        }
+        whole_c = describe_continuous(everyone, subjects=total)
         if pairs:
             for a, b in pairs:
-                smd = smd_continuous(column_values[a], column_values[b])
+                smd = smd_continuous(column_counts[a], column_counts[b])
                 tests[f"SMD ({a}, {b})"] = "" if smd is None else f"{smd:.3f}"
             p, test = p_value_continuous(
-                list(column_values.values()), nonnormal=variable.key in nonnormal
+                list(column_counts.values()), nonnormal=variable.key in nonnormal
             )
             tests["p-value"], tests["test"] = ("" if p is None else f"{p:.3f}"), test
         every = {**described_c, "__overall__": whole_c}
@@ -290,3 +414,62 @@ def column_order(columns: Sequence[str], *, last: Sequence[str] = ()) -> list[st
     allocated) where present."""
     present = set(columns)
     return sorted(c for c in present if c not in last) + [c for c in last if c in present]
+
+
+MISSING_LEVEL = "Missing"
+
+
+def level_counts(counts: pd.DataFrame, *, key: str, columns: Sequence[str]) -> pd.DataFrame:
+    """One categorical variable's subjects per (column, level), with the column's subjects
+    without a value as the level ``MISSING_LEVEL``: the distribution chart's frame."""
+    sizes = counts[counts["key"] == SUBJECTS_KEY].groupby("column")["subjects"].sum()
+    found = counts[(counts["key"] == key) & counts["column"].isin(columns)]
+    levels = (
+        found.groupby(["column", "value_text"])["subjects"]
+        .sum()
+        .reset_index()
+        .rename(columns={"value_text": "value"})
+    )
+    known = levels.groupby("column")["subjects"].sum()
+    missing = pd.DataFrame(
+        {
+            "column": list(columns),
+            "value": MISSING_LEVEL,
+            "subjects": [int(sizes.get(c, 0)) - int(known.get(c, 0)) for c in columns],
+        }
+    )
+    frame = pd.concat([levels, missing[missing["subjects"] > 0]], ignore_index=True)
+    frame["subjects"] = frame["subjects"].astype(int)
+    return frame
+
+
+def column_summaries(counts: pd.DataFrame, *, key: str, columns: Sequence[str]) -> pd.DataFrame:
+    """One continuous variable's n, quartiles, min and max per column (the box plot's frame)."""
+    sizes = counts[counts["key"] == SUBJECTS_KEY].groupby("column")["subjects"].sum()
+    found = counts[(counts["key"] == key) & counts["value_num"].notna()]
+    described = [
+        (
+            c,
+            describe_continuous(
+                found[found["column"] == c].groupby("value_num")["subjects"].sum(),
+                subjects=int(sizes.get(c, 0)),
+            ),
+        )
+        for c in columns
+    ]
+    return pd.DataFrame(
+        [
+            {
+                "column": c,
+                "n": d.n,
+                "minimum": d.minimum,
+                "q1": d.q1,
+                "median": d.median,
+                "q3": d.q3,
+                "maximum": d.maximum,
+            }
+            for c, d in described
+            if d.n
+        ],
+        columns=["column", "n", "minimum", "q1", "median", "q3", "maximum"],
+    )

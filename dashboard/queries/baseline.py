@@ -1,11 +1,24 @@
-"""Baseline characteristics of enrolled subjects, aggregated in SQL."""
+"""Baseline characteristics: Table 1 from the load-time counts, raw values only where one
+subject list is asked for."""
+
+from typing import Any
 
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import case, func, literal, select
 from sqlmodel import Session, col
 
-from dashboard.models import ENROLLED, SCREEN_FAILURE, Exposure, Finding, Site, Subject
-from dashboard.queries.scope import SiteScope, rows, subject_in_scope
+from dashboard.metrics.table_one import COUNT_COLUMNS, SUBJECTS_KEY
+from dashboard.models import (
+    ENROLLED,
+    SCREEN_FAILURE,
+    BaselineCount,
+    BaselineVariable,
+    Exposure,
+    Finding,
+    Site,
+    Subject,
+)
+from dashboard.queries.scope import SiteScope, rows, site_in_scope, subject_in_scope
 
 
 def demographic_counts(session: Session, *, study_id: str, scope: SiteScope) -> pd.DataFrame:
@@ -26,6 +39,19 @@ def demographic_counts(session: Session, *, study_id: str, scope: SiteScope) -> 
 
 # Table 1's populations: who the columns count.
 TABLE_POPULATIONS = ("enrolled", "treated", "screened")
+# Every subject falls in one cohort; a population is a set of cohorts, so the per-cohort counts of
+# BaselineCount add up to any population.
+TREATED, NOT_TREATED, FAILED, NOT_ALLOCATED = (
+    "treated",
+    "enrolled",
+    "screen failure",
+    "not allocated",
+)
+POPULATION_COHORTS = {
+    "enrolled": (TREATED, NOT_TREATED),
+    "treated": (TREATED,),
+    "screened": (TREATED, NOT_TREATED, FAILED, NOT_ALLOCATED),
+}
 # Demographics from DM: key, label, Subject column, categorical.
 DEMOGRAPHICS = (
     ("AGE", "Age", "age", False),
@@ -46,9 +72,23 @@ def finding_key(domain: str, test_code: str, location: str | None) -> str:
     )
 
 
+CATALOGUE_COLUMNS = ["key", "label", "unit", "categorical", "subjects"]
+
+
 def baseline_catalogue(session: Session, *, study_id: str) -> pd.DataFrame:
-    """Every characteristic Table 1 can show for the study: DM's demographics and each baseline
-    finding (per location). Columns: key, label, unit, categorical, subjects (with a value)."""
+    """Every characteristic Table 1 can show for the study (as summarised at load time): DM's
+    demographics and each baseline finding (per location). Columns: key, label, unit, categorical,
+    subjects (with a value)."""
+    stmt = (
+        select(*(col(getattr(BaselineVariable, c)) for c in CATALOGUE_COLUMNS))
+        .where(col(BaselineVariable.study_id) == study_id)
+        .order_by(col(BaselineVariable.position))
+    )
+    return pd.DataFrame(rows(session.execute(stmt)), columns=CATALOGUE_COLUMNS)
+
+
+def catalogue_from_findings(session: Session, *, study_id: str) -> pd.DataFrame:
+    """The catalogue computed from the raw rows (what ``dashboard.summaries`` stores)."""
     demographics = []
     for key, label, column, categorical in DEMOGRAPHICS:
         attribute = col(getattr(Subject, column))
@@ -92,9 +132,7 @@ def baseline_catalogue(session: Session, *, study_id: str) -> pd.DataFrame:
         }
         for r in rows(session.execute(stmt))
     ]
-    return pd.DataFrame(
-        demographics + findings, columns=["key", "label", "unit", "categorical", "subjects"]
-    )
+    return pd.DataFrame(demographics + findings, columns=CATALOGUE_COLUMNS)
 
 
 def baseline_values(
@@ -106,8 +144,9 @@ def baseline_values(
     by: str,
     keys: tuple[str, ...],
 ) -> pd.DataFrame:
-    """One row per subject of the population: usubjid, site_id, column (the Table 1 column the
-    subject belongs to), and one column per key (DM demographics and baseline findings).
+    """One row per subject of the population: usubjid, site_pk, site_id, cohort, column (the
+    Table 1 column the subject belongs to), and one column per key (DM demographics and baseline
+    findings). Reads raw rows: ``dashboard.summaries`` counts them once per load.
 
     ``population``: enrolled, treated (enrolled with a first dose or exposure) or screened (every
     subject; screen failures and not-allocated subjects get columns of their own when ``by`` is
@@ -118,18 +157,20 @@ def baseline_values(
     where = [subject_in_scope(study_id=study_id, scope=scope)]
     if population in ("enrolled", "treated"):
         where.append(col(Subject.population) == ENROLLED)
+    treated = col(Subject.first_dose_date).is_not(None) | col(Subject.id).in_(
+        select(col(Exposure.subject_pk))
+    )
     if population == "treated":
-        where.append(
-            col(Subject.first_dose_date).is_not(None)
-            | col(Subject.id).in_(select(col(Exposure.subject_pk)))
-        )
+        where.append(treated)
     demographic_columns = [c for k, _, c, _ in DEMOGRAPHICS if k in keys]
     stmt = (
         select(
             col(Subject.id),
             col(Subject.usubjid),
+            col(Subject.site_pk),
             col(Site.site_id),
             col(Subject.population),
+            case((treated, True), else_=False).label("treated"),
             col(Subject.arm),
             col(Subject.arm_code),
             *(col(getattr(Subject, c)) for c in demographic_columns),
@@ -138,7 +179,17 @@ def baseline_values(
         .where(*where)
         .order_by(col(Subject.usubjid))
     )
-    names = ["id", "usubjid", "site_id", "population", "arm", "arm_code", *demographic_columns]
+    names = [
+        "id",
+        "usubjid",
+        "site_pk",
+        "site_id",
+        "population",
+        "treated",
+        "arm",
+        "arm_code",
+        *demographic_columns,
+    ]
     subjects = pd.read_sql_query(stmt, session.connection())
     subjects.columns = names
     if by == "site":
@@ -152,6 +203,12 @@ def baseline_values(
                 subjects["population"], subjects["arm"], subjects["arm_code"], strict=True
             )
         ]
+    subjects["cohort"] = [
+        (TREATED if bool(dosed) else NOT_TREATED)
+        if pop == ENROLLED
+        else (FAILED if pop == SCREEN_FAILURE else NOT_ALLOCATED)
+        for pop, dosed in zip(subjects["population"], subjects["treated"], strict=True)
+    ]
     rename = {c: k for k, _, c, _ in DEMOGRAPHICS if k in keys}
     subjects = subjects.rename(columns=rename)
     finding_keys = [k for k in keys if "." in k]
@@ -196,4 +253,86 @@ def baseline_values(
     for key in keys:
         if key not in subjects.columns:
             subjects[key] = None
-    return subjects.drop(columns=["id", "population", "arm", "arm_code"]).reset_index(drop=True)
+    return subjects.drop(columns=["id", "population", "treated", "arm", "arm_code"]).reset_index(
+        drop=True
+    )
+
+
+def table_one_counts(
+    session: Session,
+    *,
+    study_id: str,
+    scope: SiteScope,
+    population: str,
+    by: str,
+    keys: tuple[str, ...],
+) -> pd.DataFrame:
+    """Subjects per (Table 1 column, key, value) from the load-time summary, with each column's
+    size on its ``SUBJECTS_KEY`` row (``metrics.table_one.COUNT_COLUMNS``).
+
+    The unscoped table by arm reads the all-sites rows (a few thousand at any study size); a site
+    scope or columns by site sum the per-site rows, so every scope is exact.
+    """
+    if population not in TABLE_POPULATIONS:
+        raise ValueError(f"population must be one of {TABLE_POPULATIONS}, not {population!r}")
+    counted = BaselineCount
+    if by == "site":
+        column: Any = func.coalesce(col(Site.site_id), "(no site)")
+    else:
+        column = case(
+            (col(counted.cohort) == FAILED, literal(SCREEN_FAILURE_COLUMN)),
+            (col(counted.cohort) == NOT_ALLOCATED, literal(NOT_ALLOCATED_COLUMN)),
+            else_=func.coalesce(col(counted.arm), "(no arm)"),
+        )
+    all_sites = scope is None and by != "site"
+    stmt = (
+        select(
+            column.label("column"),
+            col(counted.key),
+            col(counted.value_num),
+            col(counted.value_text),
+            func.sum(col(counted.subjects)).label("subjects"),
+        )
+        .outerjoin(Site, col(Site.id) == col(counted.site_pk))
+        .where(
+            col(counted.study_id) == study_id,
+            col(counted.all_sites) == all_sites,
+            col(counted.key).in_((SUBJECTS_KEY, *keys)),
+            col(counted.cohort).in_(POPULATION_COHORTS[population]),
+        )
+        .group_by(column, col(counted.key), col(counted.value_num), col(counted.value_text))
+    )
+    if scope is not None:
+        stmt = stmt.where(
+            col(counted.site_pk).in_(
+                select(col(Site.id)).where(site_in_scope(study_id=study_id, scope=scope))
+            )
+        )
+    return pd.DataFrame(rows(session.execute(stmt)), columns=COUNT_COLUMNS)
+
+
+def subjects_with_value(
+    session: Session,
+    *,
+    study_id: str,
+    scope: SiteScope,
+    population: str,
+    by: str,
+    key: str,
+    column: str,
+    value: str | None,
+    limit: int,
+) -> tuple[pd.DataFrame, int]:
+    """The subjects of one Table 1 column whose ``key`` is ``value`` (None: no value), for the
+    distribution drilldown: (usubjid, site_id, column, value; at most ``limit`` rows, total).
+
+    Reads only that one variable's rows; a whole column of a large study is counted, not listed.
+    """
+    values = baseline_values(
+        session, study_id=study_id, scope=scope, population=population, by=by, keys=(key,)
+    )
+    values = values[values["column"] == column]
+    known = values[key].notna()
+    picked = values[~known] if value is None else values[known & (values[key].astype(str) == value)]
+    listed = picked[["usubjid", "site_id", "column", key]].rename(columns={key: "value"})
+    return listed.head(limit).reset_index(drop=True), len(picked)

@@ -257,7 +257,7 @@ def load_baseline_catalogue(db_url: str, study_id: str, cut_id: int | None) -> p
 
 
 @st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
-def load_baseline_values(
+def load_table_one_counts(
     db_url: str,
     study_id: str,
     cut_id: int | None,
@@ -267,8 +267,38 @@ def load_baseline_values(
     keys: tuple[str, ...],
 ) -> pd.DataFrame:
     with session_for(db_url) as session:
-        return baseline.baseline_values(
+        return baseline.table_one_counts(
             session, study_id=study_id, scope=scope, population=population, by=by, keys=keys
+        )
+
+
+# A click lists a few hundred subjects at most; the total is counted and said.
+SUBJECT_LIST_LIMIT = 500
+
+
+@st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
+def load_subjects_with_value(
+    db_url: str,
+    study_id: str,
+    cut_id: int | None,
+    scope: SiteScope,
+    population: str,
+    by: str,
+    key: str,
+    column: str,
+    value: str | None,
+) -> tuple[pd.DataFrame, int]:
+    with session_for(db_url) as session:
+        return baseline.subjects_with_value(
+            session,
+            study_id=study_id,
+            scope=scope,
+            population=population,
+            by=by,
+            key=key,
+            column=column,
+            value=value,
+            limit=SUBJECT_LIST_LIMIT,
         )
 
 
