@@ -44,6 +44,7 @@ from dashboard.queries import (
     baseline,
     enrollment,
     overview,
+    safety_counts,
     screen_failures,
     studies,
 )
@@ -127,8 +128,8 @@ def floors(db_url: str, study_id: str) -> dict[str, Callable[[], Any]]:
         studies.study_info(session, study_id=study_id)
         studies.sites(session, study_id=study_id)
         enrollment.population_counts(session, study_id=study_id, scope=None)
-        adverse_events.adverse_event_counts(session, study_id=study_id, scope=None)
-        adverse_events.incidence_by_soc(session, study_id=study_id, scope=None)
+        safety_counts.adverse_event_counts(session, study_id=study_id, scope=None)
+        safety_counts.incidence_by_soc(session, study_id=study_id, scope=None)
         if len(cuts) > 1:
             overview.changes_since(session, study_id=study_id, scope=None, since_cut_id=cuts[-2].id)
 
@@ -186,12 +187,12 @@ def floors(db_url: str, study_id: str) -> dict[str, Callable[[], Any]]:
     def adverse_event_queries(session: Session) -> None:
         scoped = {"study_id": study_id, "scope": None}
         enrollment.population_counts(session, study_id=study_id, scope=None)
-        adverse_events.adverse_event_counts(session, study_id=study_id, scope=None)
+        safety_counts.adverse_event_counts(session, study_id=study_id, scope=None)
         adverse_events.safety_population(session, study_id=study_id, scope=None)
-        adverse_events.safety_summary(session, study_id=study_id, scope=None)
-        adverse_events.incidence_by_term(session, study_id=study_id, scope=None)
-        adverse_events.subjects_by_worst_level(session, **scoped, dimension="severity")  # type: ignore[arg-type]
-        adverse_events.events_by_source_value(session, **scoped, dimension="severity")  # type: ignore[arg-type]
+        safety_counts.safety_summary(session, study_id=study_id, scope=None)
+        safety_counts.incidence_by_term(session, study_id=study_id, scope=None)
+        safety_counts.subjects_by_worst_level(session, **scoped, dimension="severity")  # type: ignore[arg-type]
+        safety_counts.events_by_source_value(session, **scoped, dimension="severity")  # type: ignore[arg-type]
         adverse_events.adverse_event_listing(
             session, study_id=study_id, scope=None, in_population=False, serious_only=True
         )
@@ -300,7 +301,7 @@ def main() -> None:
         print(f"scale study: {args.subjects} subjects generated in {generate:.1f} s")
         engine = make_engine(scale_url)
         with Session(engine) as session:
-            counts = adverse_events.adverse_event_counts(session, study_id="DEMO-SCALE", scope=None)
+            counts = safety_counts.adverse_event_counts(session, study_id="DEMO-SCALE", scope=None)
         seed_url = f"sqlite:///{folder}/seed.db"
         run_timed([CLI, "demo", "--db", seed_url])
         pilot_s = None

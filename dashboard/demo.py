@@ -28,6 +28,7 @@ from dashboard.metrics.population import DispositionEvent, classify_subject, sub
 from dashboard.models import (
     ENROLLED,
     AdverseEvent,
+    AdverseEventCount,
     Arm,
     BaselineCount,
     BaselineVariable,
@@ -43,7 +44,7 @@ from dashboard.models import (
     Subject,
     Visit,
 )
-from dashboard.summaries import rebuild_baseline_summary
+from dashboard.summaries import rebuild_summaries
 
 SEED_STUDY_ID = "NCT06466850"
 MULTISITE_STUDY_ID = "DEMO-MULTI"
@@ -57,7 +58,7 @@ SCALE_STUDY_ID = "DEMO-SCALE"
 def delete_study(session: Session, study_id: str) -> None:
     """Remove a study and every row that belongs to it, children first (foreign keys are on)."""
     delete_subject_rows(session, study_id)
-    for summary in (BaselineCount, BaselineVariable):
+    for summary in (AdverseEventCount, BaselineCount, BaselineVariable):
         session.execute(delete(summary).where(col(summary.study_id) == study_id))
     cut_ids = select(col(DataCut.id)).where(col(DataCut.study_id) == study_id)
     session.execute(delete(CutChange).where(col(CutChange.cut_id).in_(cut_ids)))
@@ -325,7 +326,7 @@ def _write_study(
     session.add_all(changes)
     session.add_all([interim, current])
     session.flush()
-    rebuild_baseline_summary(session, study.study_id)
+    rebuild_summaries(session, study.study_id)
 
 
 # ---------------------------------------------------------------------------------------------

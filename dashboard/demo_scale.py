@@ -442,7 +442,7 @@ def build_scale_study(
     transaction. A previous copy of ``study_id`` is deleted first."""
     # Imported here: dashboard.demo may import this module to delegate its scale study to it.
     from dashboard.demo import delete_study
-    from dashboard.summaries import rebuild_baseline_summary
+    from dashboard.summaries import rebuild_summaries
 
     if n_subjects < 1 or n_sites < 1:
         raise ValueError("a scale study needs at least one subject and one site")
@@ -464,7 +464,7 @@ def build_scale_study(
     design.current.row_counts = counts.current
     session.add_all([design.interim, design.current])
     session.flush()
-    rebuild_baseline_summary(session, study_id)
+    rebuild_summaries(session, study_id)
 
 
 def _write_design(

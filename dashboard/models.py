@@ -210,6 +210,40 @@ class BaselineCount(SQLModel, table=True):
     )
 
 
+# The safety tables' counts per load (DESIGN.md performance rules): distinct subjects over a
+# quarter of a million AEs cost seconds per view, so each load counts them once, per site (a subject
+# belongs to one site, so sites add up exactly) and summed over all sites. ``measure`` names the
+# table a row belongs to; ``emergent`` says whether only treatment-emergent AEs were counted.
+class AdverseEventCount(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    study_id: str = Field(foreign_key="study.study_id")
+    all_sites: bool
+    site_pk: int | None = None  # no foreign key: the rows are rebuilt with the study's subjects
+    emergent: bool
+    measure: str  # headline / category / outside / pt / soc / soc_all / worst:DIM / value:DIM
+    arm: str | None = None
+    key1: str | None = None  # category, SOC, rank or value as given
+    key2: str | None = None  # PT
+    subjects: int
+    events: int | None = None
+
+    __table_args__ = (
+        Index(
+            "ix_adverseeventcount_read",
+            "study_id",
+            "all_sites",
+            "measure",
+            "emergent",
+            "site_pk",
+            "arm",
+            "key1",
+            "key2",
+            "subjects",
+            "events",
+        ),
+    )
+
+
 # An adverse event (AE); MedDRA PT in decoded_term, SOC in body_system.
 class AdverseEvent(HistoryColumns, table=True):
     id: int | None = Field(default=None, primary_key=True)

@@ -14,8 +14,10 @@ import pandas as pd
 from sqlalchemy import delete, insert
 from sqlmodel import Session, col
 
+from dashboard.metrics.adverse_events import WORST_DIMENSIONS
 from dashboard.metrics.table_one import SUBJECTS_KEY
-from dashboard.models import BaselineCount, BaselineVariable
+from dashboard.models import AdverseEventCount, BaselineCount, BaselineVariable
+from dashboard.queries import adverse_events as ae
 from dashboard.queries.baseline import (
     FAILED,
     NOT_ALLOCATED,
@@ -24,6 +26,7 @@ from dashboard.queries.baseline import (
 )
 
 GROUP = ["site_pk", "cohort", "arm"]
+CHUNK_ROWS = 50_000  # rows per executemany
 
 
 def baseline_counts(session: Session, *, study_id: str, catalogue: pd.DataFrame) -> pd.DataFrame:
@@ -88,15 +91,204 @@ def rebuild_baseline_summary(session: Session, study_id: str) -> int:
         ],
     )
     counts = baseline_counts(session, study_id=study_id, catalogue=catalogue)
-    if counts.empty:
+    return _insert(session, BaselineCount, counts, study_id)
+
+
+AE_COLUMNS = ["site_pk", "emergent", "measure", "arm", "key1", "key2", "subjects", "events"]
+
+
+def _ae_rows(frame: pd.DataFrame, measure: str, emergent: bool, **columns: str) -> pd.DataFrame:
+    """A per-site query frame as AdverseEventCount rows: ``columns`` maps a row field (arm, key1,
+    key2, subjects, events) to the frame's column."""
+    out = pd.DataFrame({field: frame[source] for field, source in columns.items()})
+    out["site_pk"] = frame["site_pk"]
+    out["measure"], out["emergent"] = measure, emergent
+    return out.reindex(columns=AE_COLUMNS)
+
+
+def adverse_event_counts(session: Session, *, study_id: str) -> pd.DataFrame:
+    """Every safety table of the Adverse events and Overview pages, per site, from the same SQL
+    the pages would run (``queries.adverse_events`` with ``per_site``); then the all-sites sums.
+    Treatment-emergent variants only where the study has first-dose dates (else no switch)."""
+    frames = []
+    dated = ae.safety_population(session, study_id=study_id, scope=None).first_dose_dates
+    for emergent in (False, True) if dated else (False,):
+        headline = ae.adverse_event_counts_by_site(
+            session, study_id=study_id, treatment_emergent=emergent
+        )
+        frames += [
+            _ae_rows(
+                headline.assign(key1="any"),
+                "headline",
+                emergent,
+                key1="key1",
+                subjects="subjects",
+                events="events",
+            ),
+            _ae_rows(
+                headline.assign(key1="serious"),
+                "headline",
+                emergent,
+                key1="key1",
+                subjects="serious_subjects",
+                events="serious_events",
+            ),
+        ]
+        summary = ae.safety_summary(
+            session, study_id=study_id, scope=None, treatment_emergent=emergent, per_site=True
+        )
+        frames.append(
+            _ae_rows(
+                summary.counts,
+                "category",
+                emergent,
+                arm="arm",
+                key1="category",
+                subjects="subjects",
+                events="events",
+            )
+        )
+        outside = summary.outside_by_site
+        assert outside is not None
+        for key1, subjects, events in (
+            ("outside", "outside_subjects", "outside_events"),
+            ("graded", None, "graded"),
+            ("uncoded", None, "uncoded"),
+        ):
+            found = outside.assign(key1=key1, none=0)
+            frames.append(
+                _ae_rows(
+                    found,
+                    "outside",
+                    emergent,
+                    key1="key1",
+                    subjects=subjects or "none",
+                    events=events,
+                )
+            )
+        if not emergent:
+            # Study-wide, not per site: whether discontinuation is read from DS.
+            frames.append(
+                pd.DataFrame(
+                    [
+                        {
+                            "site_pk": None,
+                            "emergent": False,
+                            "measure": "study",
+                            "key1": "discontinuation_from_ds",
+                            "subjects": int(summary.discontinuation_from_ds),
+                        }
+                    ]
+                ).reindex(columns=AE_COLUMNS)
+            )
+        terms = ae.incidence_by_term(
+            session, study_id=study_id, scope=None, treatment_emergent=emergent, per_site=True
+        )
+        frames += [
+            _ae_rows(
+                terms.by_pt,
+                "pt",
+                emergent,
+                arm="arm",
+                key1="soc",
+                key2="pt",
+                subjects="subjects",
+                events="events",
+            ),
+            _ae_rows(
+                terms.by_soc,
+                "soc",
+                emergent,
+                arm="arm",
+                key1="soc",
+                subjects="subjects",
+                events="events",
+            ),
+        ]
+        for dimension in WORST_DIMENSIONS:
+            worst = ae.subjects_by_worst_level(
+                session,
+                study_id=study_id,
+                scope=None,
+                dimension=dimension,
+                treatment_emergent=emergent,
+                per_site=True,
+            )
+            frames.append(
+                _ae_rows(
+                    worst.assign(key1=worst["rank"].astype(str)),
+                    f"worst:{dimension}",
+                    emergent,
+                    arm="arm",
+                    key1="key1",
+                    subjects="subjects",
+                )
+            )
+            values = ae.events_by_source_value(
+                session,
+                study_id=study_id,
+                scope=None,
+                dimension=dimension,
+                treatment_emergent=emergent,
+                per_site=True,
+            )
+            frames.append(
+                _ae_rows(
+                    values,
+                    f"value:{dimension}",
+                    emergent,
+                    arm="arm",
+                    key1="value",
+                    subjects="subjects",
+                    events="events",
+                )
+            )
+    by_soc = ae.incidence_by_soc(session, study_id=study_id, scope=None, per_site=True)
+    frames.append(
+        _ae_rows(by_soc, "soc_all", False, key1="body_system", subjects="subjects", events="events")
+    )
+    per_site = pd.concat(frames, ignore_index=True).assign(all_sites=False)
+    study_wide = per_site["measure"] == "study"
+    per_site.loc[study_wide, "all_sites"] = True
+    summed = (
+        per_site[~study_wide]
+        .groupby(["emergent", "measure", "arm", "key1", "key2"], dropna=False)
+        .agg(subjects=("subjects", "sum"), events=("events", lambda e: e.sum(min_count=1)))
+        .reset_index()
+        .assign(all_sites=True, site_pk=None)
+    )
+    return pd.concat([per_site, summed], ignore_index=True)
+
+
+def rebuild_adverse_event_summary(session: Session, study_id: str) -> int:
+    """Replace the study's AE counts with counts of its current rows; returns the row count."""
+    session.execute(delete(AdverseEventCount).where(col(AdverseEventCount.study_id) == study_id))
+    counts = adverse_event_counts(session, study_id=study_id)
+    return _insert(session, AdverseEventCount, counts, study_id)
+
+
+def rebuild_summaries(session: Session, study_id: str) -> None:
+    """Every load-time summary of the study, after a load, in the load's transaction."""
+    rebuild_baseline_summary(session, study_id)
+    rebuild_adverse_event_summary(session, study_id)
+
+
+def _insert(session: Session, model: Any, frame: pd.DataFrame, study_id: str) -> int:
+    """Bulk-insert a summary frame with the study's id (NaN and pd.NA become NULL), through the
+    Core table: the ORM's bulk path costs seconds on a few hundred thousand rows."""
+    if frame.empty:
         return 0
-    # None, not NaN or pd.NA, reaches the driver.
-    records: list[dict[str, Any]] = [
-        {str(k): v for k, v in r.items()}
-        for r in counts.astype(object)
-        .where(counts.notna(), None)
-        .assign(study_id=study_id)
-        .to_dict("records")
-    ]
-    session.execute(insert(BaselineCount), records)
-    return len(records)
+    columns = {
+        str(name): frame[name].astype(object).where(frame[name].notna(), None).tolist()
+        for name in frame.columns
+    }
+    keys = [*columns, "study_id"]
+    statement = insert(model.__table__)
+    connection = session.connection()
+    for start in range(0, len(frame), CHUNK_ROWS):
+        stop = start + CHUNK_ROWS
+        chunk = zip(*(values[start:stop] for values in columns.values()), strict=True)
+        connection.execute(
+            statement, [dict(zip(keys, (*row, study_id), strict=True)) for row in chunk]
+        )
+    return len(frame)

@@ -187,6 +187,12 @@ def _population(session: Session, *, study_id: str) -> _Population:
     return _Population(ENROLLED_BASIS, col(Subject.population) == ENROLLED, arm)
 
 
+def _by_site(per_site: bool) -> list[Any]:
+    """The site key a load-time summary groups by as well (``dashboard.summaries``): distinct
+    subjects per site add up over sites, since a subject belongs to one site."""
+    return [col(Subject.site_pk).label("site_pk")] if per_site else []
+
+
 def _event_filter(
     *, study_id: str, scope: SiteScope, treatment_emergent: bool
 ) -> list[ColumnElement[bool]]:
@@ -220,24 +226,53 @@ def adverse_event_counts(
     )
 
 
-def incidence_by_soc(session: Session, *, study_id: str, scope: SiteScope) -> pd.DataFrame:
+def adverse_event_counts_by_site(
+    session: Session, *, study_id: str, treatment_emergent: bool
+) -> pd.DataFrame:
+    """``adverse_event_counts`` per site, for the load-time summary. Columns: site_pk, events,
+    subjects, serious_events, serious_subjects."""
+    serious = is_serious()
+    stmt = (
+        select(
+            col(Subject.site_pk).label("site_pk"),
+            func.count(col(AdverseEvent.id)).label("events"),
+            func.count(func.distinct(col(AdverseEvent.subject_pk))).label("subjects"),
+            func.coalesce(func.sum(case((serious, 1), else_=0)), 0).label("serious_events"),
+            func.count(
+                func.distinct(case((serious, col(AdverseEvent.subject_pk)), else_=None))
+            ).label("serious_subjects"),
+        )
+        .join(Subject, col(Subject.id) == col(AdverseEvent.subject_pk))
+        .where(*_event_filter(study_id=study_id, scope=None, treatment_emergent=treatment_emergent))
+        .group_by(col(Subject.site_pk))
+    )
+    names = ["site_pk", "events", "subjects", "serious_events", "serious_subjects"]
+    return pd.DataFrame(rows(session.execute(stmt)), columns=names)
+
+
+def incidence_by_soc(
+    session: Session, *, study_id: str, scope: SiteScope, per_site: bool = False
+) -> pd.DataFrame:
     """Subjects and events per system organ class (AEBODSYS; blank as ``UNCODED_SOC``).
 
-    Columns: body_system, subjects, events. Sorted by subjects, most first.
+    Columns: body_system, subjects, events (site_pk first with ``per_site``). Sorted by subjects,
+    most first.
     """
     soc = _system_organ_class()
     stmt = (
         select(
+            *_by_site(per_site),
             soc.label("body_system"),
             func.count(func.distinct(col(AdverseEvent.subject_pk))).label("subjects"),
             func.count(col(AdverseEvent.id)).label("events"),
         )
         .join(Subject, col(Subject.id) == col(AdverseEvent.subject_pk))
         .where(subject_in_scope(study_id=study_id, scope=scope))
-        .group_by(soc)
+        .group_by(*_by_site(per_site), soc)
         .order_by(func.count(func.distinct(col(AdverseEvent.subject_pk))).desc(), soc)
     )
-    return pd.DataFrame(rows(session.execute(stmt)), columns=["body_system", "subjects", "events"])
+    names = ["site_pk"] * per_site + ["body_system", "subjects", "events"]
+    return pd.DataFrame(rows(session.execute(stmt)), columns=names)
 
 
 @dataclass(frozen=True)
@@ -297,17 +332,27 @@ class SafetySummary:
     outside_subjects: int
     graded_events: int
     uncoded_events: int
+    # Per site (site_pk, outside_events, outside_subjects, graded, uncoded): the load-time
+    # summary's rows; None when the figures above are already for the whole scope.
+    outside_by_site: pd.DataFrame | None = None
 
 
 def safety_summary(
-    session: Session, *, study_id: str, scope: SiteScope, treatment_emergent: bool = False
+    session: Session,
+    *,
+    study_id: str,
+    scope: SiteScope,
+    treatment_emergent: bool = False,
+    per_site: bool = False,
 ) -> SafetySummary:
     """Subjects and events per arm for each summary category, in one GROUP BY (and one over DS
-    where discontinuation comes from there)."""
+    where discontinuation comes from there). ``per_site``: every frame and figure per site
+    (``counts`` gains site_pk; ``outside`` holds the per-site figures), for the load-time
+    summary."""
     population = _population(session, study_id=study_id)
     subject = col(AdverseEvent.subject_pk)
     conditions = _category_conditions()
-    columns: list[Any] = [population.arm.label("arm")]
+    columns: list[Any] = [*_by_site(per_site), population.arm.label("arm")]
     for key, condition in conditions.items():
         columns.append(func.count(func.distinct(case((condition, subject), else_=None))).label(key))
         columns.append(func.coalesce(func.sum(case((condition, 1), else_=0)), 0).label(f"{key}_e"))
@@ -316,7 +361,7 @@ def safety_summary(
         select(*columns)
         .join(Subject, col(Subject.id) == subject)
         .where(*where, population.members)
-        .group_by(population.arm)
+        .group_by(*_by_site(per_site), population.arm)
     )
     per_arm = rows(session.execute(stmt))
 
@@ -330,8 +375,10 @@ def safety_summary(
         )
     ).scalar_one()
     from_ds = not action_given
+    site = ["site_pk"] if per_site else []
     records = [
         {
+            **{k: row[k] for k in site},
             "arm": row["arm"],
             "category": key,
             "subjects": int(row[key]),
@@ -343,7 +390,11 @@ def safety_summary(
     ]
     if from_ds:
         ds = (
-            select(population.arm.label("arm"), func.count(func.distinct(col(Subject.id))))
+            select(
+                *_by_site(per_site),
+                population.arm.label("arm"),
+                func.count(func.distinct(col(Subject.id))),
+            )
             .join(Disposition, col(Disposition.subject_pk) == col(Subject.id))
             .where(
                 subject_in_scope(study_id=study_id, scope=scope),
@@ -352,34 +403,52 @@ def safety_summary(
                 _code(func.coalesce(col(Disposition.category), "DISPOSITION EVENT"))
                 == "DISPOSITION EVENT",
             )
-            .group_by(population.arm)
+            .group_by(*_by_site(per_site), population.arm)
         )
         records += [
-            {"arm": arm, "category": "discontinuation", "subjects": int(n), "events": None}
-            for arm, n in session.execute(ds).all()
+            {
+                **dict(zip(site, found[:-2], strict=True)),
+                "arm": found[-2],
+                "category": "discontinuation",
+                "subjects": int(found[-1]),
+                "events": None,
+            }
+            for found in session.execute(ds).all()
         ]
 
-    outside_events, outside_subjects, graded, uncoded = session.execute(
+    outside_stmt = (
         select(
-            func.coalesce(func.sum(case((population.members, 0), else_=1)), 0),
-            func.count(func.distinct(case((population.members, None), else_=subject))),
-            func.count(_blank_as_null(col(AdverseEvent.grade))),
+            *_by_site(per_site),
+            func.coalesce(func.sum(case((population.members, 0), else_=1)), 0).label(
+                "outside_events"
+            ),
+            func.count(func.distinct(case((population.members, None), else_=subject))).label(
+                "outside_subjects"
+            ),
+            func.count(_blank_as_null(col(AdverseEvent.grade))).label("graded"),
             func.coalesce(
                 func.sum(case((_blank_as_null(col(AdverseEvent.decoded_term)).is_(None), 1))), 0
-            ),
+            ).label("uncoded"),
         )
         .join(Subject, col(Subject.id) == subject)
         .where(*where)
-    ).one()
+        .group_by(*_by_site(per_site))
+    )
+    outside = pd.DataFrame(
+        rows(session.execute(outside_stmt)),
+        columns=[*site, "outside_events", "outside_subjects", "graded", "uncoded"],
+    )
+    totals = outside.sum(numeric_only=True) if not per_site else outside.iloc[0:0].sum()
     return SafetySummary(
         counts=pd.DataFrame.from_records(
-            records, columns=["arm", "category", "subjects", "events"]
+            records, columns=[*site, "arm", "category", "subjects", "events"]
         ),
         discontinuation_from_ds=from_ds,
-        outside_events=int(outside_events),
-        outside_subjects=int(outside_subjects),
-        graded_events=int(graded),
-        uncoded_events=int(uncoded),
+        outside_events=int(totals.get("outside_events", 0)),
+        outside_subjects=int(totals.get("outside_subjects", 0)),
+        graded_events=int(totals.get("graded", 0)),
+        uncoded_events=int(totals.get("uncoded", 0)),
+        outside_by_site=outside if per_site else None,
     )
 
 
@@ -407,7 +476,12 @@ class TermIncidence:
 
 
 def incidence_by_term(
-    session: Session, *, study_id: str, scope: SiteScope, treatment_emergent: bool = False
+    session: Session,
+    *,
+    study_id: str,
+    scope: SiteScope,
+    treatment_emergent: bool = False,
+    per_site: bool = False,
 ) -> TermIncidence:
     """Distinct subjects and events per arm, SOC and PT (two GROUP BYs: a SOC's subjects are not
     the sum of its PTs')."""
@@ -422,12 +496,12 @@ def incidence_by_term(
     frames = []
     for keys in ((soc.label("soc"), pt.label("pt")), (soc.label("soc"),)):
         stmt = (
-            select(population.arm.label("arm"), *keys, subjects, events)
+            select(*_by_site(per_site), population.arm.label("arm"), *keys, subjects, events)
             .join(Subject, col(Subject.id) == col(AdverseEvent.subject_pk))
             .where(*where)
-            .group_by(population.arm, *(k.element for k in keys))
+            .group_by(*_by_site(per_site), population.arm, *(k.element for k in keys))
         )
-        names = ["arm", *(k.name for k in keys), "subjects", "events"]
+        names = ["site_pk"] * per_site + ["arm", *(k.name for k in keys), "subjects", "events"]
         frames.append(pd.DataFrame(rows(session.execute(stmt)), columns=names))
     return TermIncidence(by_pt=frames[0], by_soc=frames[1])
 
@@ -439,12 +513,15 @@ def subjects_by_worst_level(
     scope: SiteScope,
     dimension: str,
     treatment_emergent: bool = False,
+    per_site: bool = False,
 ) -> pd.DataFrame:
     """Subjects with an AE by arm and their highest rank in ``dimension`` (a key of
-    ``metrics.adverse_events.WORST_DIMENSIONS``). Columns: arm, rank, subjects."""
+    ``metrics.adverse_events.WORST_DIMENSIONS``). Columns: arm, rank, subjects (site_pk first
+    with ``per_site``)."""
     population = _population(session, study_id=study_id)
     per_subject = (
         select(
+            *_by_site(per_site),
             population.arm.label("arm"),
             func.max(_rank(dimension)).label("rank"),
         )
@@ -453,15 +530,17 @@ def subjects_by_worst_level(
             *_event_filter(study_id=study_id, scope=scope, treatment_emergent=treatment_emergent),
             population.members,
         )
-        .group_by(col(AdverseEvent.subject_pk), population.arm)
+        .group_by(col(AdverseEvent.subject_pk), *_by_site(per_site), population.arm)
         .subquery()
     )
+    site = [per_subject.c.site_pk] if per_site else []
     stmt = (
-        select(per_subject.c.arm, per_subject.c.rank, func.count().label("subjects"))
-        .group_by(per_subject.c.arm, per_subject.c.rank)
-        .order_by(per_subject.c.arm, per_subject.c.rank)
+        select(*site, per_subject.c.arm, per_subject.c.rank, func.count().label("subjects"))
+        .group_by(*site, per_subject.c.arm, per_subject.c.rank)
+        .order_by(*site, per_subject.c.arm, per_subject.c.rank)
     )
-    return pd.DataFrame(rows(session.execute(stmt)), columns=["arm", "rank", "subjects"])
+    names = ["site_pk"] * per_site + ["arm", "rank", "subjects"]
+    return pd.DataFrame(rows(session.execute(stmt)), columns=names)
 
 
 def events_by_source_value(
@@ -471,9 +550,11 @@ def events_by_source_value(
     scope: SiteScope,
     dimension: str,
     treatment_emergent: bool = False,
+    per_site: bool = False,
 ) -> pd.DataFrame:
     """Events and distinct subjects per arm and value as given of ``dimension``'s variable (AESEV,
-    AETOXGR, AESER or AEREL; blank as ''). Columns: arm, value, events, subjects."""
+    AETOXGR, AESER or AEREL; blank as ''). Columns: arm, value, events, subjects (site_pk first
+    with ``per_site``)."""
     column = {
         "severity": AdverseEvent.severity,
         "grade": AdverseEvent.grade,
@@ -484,6 +565,7 @@ def events_by_source_value(
     value = func.coalesce(func.trim(col(column)), "")
     stmt = (
         select(
+            *_by_site(per_site),
             population.arm.label("arm"),
             value.label("value"),
             func.count(col(AdverseEvent.id)).label("events"),
@@ -494,10 +576,11 @@ def events_by_source_value(
             *_event_filter(study_id=study_id, scope=scope, treatment_emergent=treatment_emergent),
             population.members,
         )
-        .group_by(population.arm, value)
-        .order_by(population.arm, value)
+        .group_by(*_by_site(per_site), population.arm, value)
+        .order_by(*_by_site(per_site), population.arm, value)
     )
-    return pd.DataFrame(rows(session.execute(stmt)), columns=["arm", "value", "events", "subjects"])
+    names = ["site_pk"] * per_site + ["arm", "value", "events", "subjects"]
+    return pd.DataFrame(rows(session.execute(stmt)), columns=names)
 
 
 def adverse_event_listing(

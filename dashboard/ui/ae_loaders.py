@@ -8,7 +8,7 @@ never cached; what comes back is DataFrames and frozen dataclasses.
 import pandas as pd
 import streamlit as st
 
-from dashboard.queries import adverse_events
+from dashboard.queries import adverse_events, safety_counts
 from dashboard.queries.scope import SiteScope
 from dashboard.ui.loaders import MAX_ENTRIES, TTL_SECONDS, session_for
 
@@ -23,7 +23,7 @@ def load_headline(
     db_url: str, study_id: str, cut_id: int | None, scope: SiteScope, treatment_emergent: bool
 ) -> adverse_events.AdverseEventCounts:
     with session_for(db_url) as session:
-        return adverse_events.adverse_event_counts(
+        return safety_counts.adverse_event_counts(
             session, study_id=study_id, scope=scope, treatment_emergent=treatment_emergent
         )
 
@@ -41,7 +41,7 @@ def load_summary(
     db_url: str, study_id: str, cut_id: int | None, scope: SiteScope, treatment_emergent: bool
 ) -> adverse_events.SafetySummary:
     with session_for(db_url) as session:
-        return adverse_events.safety_summary(
+        return safety_counts.safety_summary(
             session, study_id=study_id, scope=scope, treatment_emergent=treatment_emergent
         )
 
@@ -51,7 +51,7 @@ def load_term_incidence(
     db_url: str, study_id: str, cut_id: int | None, scope: SiteScope, treatment_emergent: bool
 ) -> adverse_events.TermIncidence:
     with session_for(db_url) as session:
-        return adverse_events.incidence_by_term(
+        return safety_counts.incidence_by_term(
             session, study_id=study_id, scope=scope, treatment_emergent=treatment_emergent
         )
 
@@ -74,8 +74,8 @@ def load_worst_levels(
     }
     with session_for(db_url) as session:
         return (
-            adverse_events.subjects_by_worst_level(session, **kwargs),  # type: ignore[arg-type]
-            adverse_events.events_by_source_value(session, **kwargs),  # type: ignore[arg-type]
+            safety_counts.subjects_by_worst_level(session, **kwargs),  # type: ignore[arg-type]
+            safety_counts.events_by_source_value(session, **kwargs),  # type: ignore[arg-type]
         )
 
 

@@ -21,6 +21,7 @@ from dashboard.queries import (
     baseline,
     enrollment,
     overview,
+    safety_counts,
     screen_failures,
     studies,
 )
@@ -104,8 +105,8 @@ def load_adverse_events(
     db_url: str, study_id: str, cut_id: int | None, scope: SiteScope
 ) -> tuple[adverse_events.AdverseEventCounts, pd.DataFrame]:
     with session_for(db_url) as session:
-        counts = adverse_events.adverse_event_counts(session, study_id=study_id, scope=scope)
-        by_soc = adverse_events.incidence_by_soc(session, study_id=study_id, scope=scope)
+        counts = safety_counts.adverse_event_counts(session, study_id=study_id, scope=scope)
+        by_soc = safety_counts.incidence_by_soc(session, study_id=study_id, scope=scope)
     return counts, by_soc
 
 

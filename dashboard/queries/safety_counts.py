@@ -1,0 +1,195 @@
+"""The safety tables read from the load-time AE counts (``dashboard.summaries``).
+
+Same functions, arguments and results as their namesakes in ``queries.adverse_events``, which
+compute them from the raw AEs: the counts are those queries run per site at load time, so a
+scoped view sums its sites' rows and the unscoped view reads the all-sites rows. A study loaded
+before the counts existed is answered from the raw rows.
+"""
+
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import func, select
+from sqlmodel import Session, col
+
+from dashboard.models import AdverseEventCount, Site
+from dashboard.queries import adverse_events as raw
+from dashboard.queries.adverse_events import AdverseEventCounts, SafetySummary, TermIncidence
+from dashboard.queries.scope import SiteScope, site_in_scope
+
+counted = AdverseEventCount
+
+
+def _summarised(session: Session, study_id: str) -> bool:
+    """Whether the study's AE counts were built (every build writes the study-wide row)."""
+    stmt = select(col(counted.id)).where(
+        col(counted.study_id) == study_id, col(counted.measure) == "study"
+    )
+    return session.execute(stmt.limit(1)).first() is not None
+
+
+def _read(
+    session: Session, *, study_id: str, scope: SiteScope, measure: str, emergent: bool
+) -> pd.DataFrame:
+    """The rows of one measure summed over the sites in scope: arm, key1, key2, subjects,
+    events."""
+    stmt = (
+        select(
+            col(counted.arm),
+            col(counted.key1),
+            col(counted.key2),
+            func.sum(col(counted.subjects)).label("subjects"),
+            func.sum(col(counted.events)).label("events"),
+        )
+        .where(
+            col(counted.study_id) == study_id,
+            col(counted.all_sites) == (scope is None),
+            col(counted.measure) == measure,
+            col(counted.emergent) == emergent,
+        )
+        .group_by(col(counted.arm), col(counted.key1), col(counted.key2))
+    )
+    if scope is not None:
+        sites = select(col(Site.id)).where(site_in_scope(study_id=study_id, scope=scope))
+        stmt = stmt.where(col(counted.site_pk).in_(sites))
+    found = pd.DataFrame(
+        [tuple(r) for r in session.execute(stmt).all()],
+        columns=["arm", "key1", "key2", "subjects", "events"],
+    )
+    found["subjects"] = found["subjects"].astype(int)
+    return found
+
+
+def adverse_event_counts(
+    session: Session, *, study_id: str, scope: SiteScope, treatment_emergent: bool = False
+) -> AdverseEventCounts:
+    if not _summarised(session, study_id):
+        return raw.adverse_event_counts(
+            session, study_id=study_id, scope=scope, treatment_emergent=treatment_emergent
+        )
+    found = _read(
+        session, study_id=study_id, scope=scope, measure="headline", emergent=treatment_emergent
+    ).set_index("key1")
+
+    def figure(key: str, column: str) -> int:
+        value: Any = found[column].get(key)
+        return 0 if value is None or pd.isna(value) else int(value)
+
+    return AdverseEventCounts(
+        events=figure("any", "events"),
+        subjects=figure("any", "subjects"),
+        serious_events=figure("serious", "events"),
+        serious_subjects=figure("serious", "subjects"),
+    )
+
+
+def incidence_by_soc(session: Session, *, study_id: str, scope: SiteScope) -> pd.DataFrame:
+    if not _summarised(session, study_id):
+        return raw.incidence_by_soc(session, study_id=study_id, scope=scope)
+    found = _read(session, study_id=study_id, scope=scope, measure="soc_all", emergent=False)
+    frame = found.rename(columns={"key1": "body_system"})[["body_system", "subjects", "events"]]
+    frame["events"] = frame["events"].astype(int)
+    return frame.sort_values(
+        ["subjects", "body_system"], ascending=[False, True], kind="stable"
+    ).reset_index(drop=True)
+
+
+def safety_summary(
+    session: Session, *, study_id: str, scope: SiteScope, treatment_emergent: bool = False
+) -> SafetySummary:
+    if not _summarised(session, study_id):
+        return raw.safety_summary(
+            session, study_id=study_id, scope=scope, treatment_emergent=treatment_emergent
+        )
+    kwargs: dict[str, Any] = {"study_id": study_id, "scope": scope, "emergent": treatment_emergent}
+    categories = _read(session, measure="category", **kwargs)
+    outside = _read(session, measure="outside", **kwargs).set_index("key1")
+    from_ds = _read(session, study_id=study_id, scope=None, measure="study", emergent=False)
+
+    def figure(key: str, column: str) -> int:
+        value: Any = outside[column].get(key)
+        return 0 if value is None or pd.isna(value) else int(value)
+
+    counts = categories.rename(columns={"key1": "category"})[
+        ["arm", "category", "subjects", "events"]
+    ]
+    counts["events"] = counts["events"].astype(float)  # NaN: discontinuation read from DS
+    return SafetySummary(
+        counts=counts,
+        discontinuation_from_ds=bool(from_ds["subjects"].sum()),
+        outside_events=figure("outside", "events"),
+        outside_subjects=figure("outside", "subjects"),
+        graded_events=figure("graded", "events"),
+        uncoded_events=figure("uncoded", "events"),
+    )
+
+
+def incidence_by_term(
+    session: Session, *, study_id: str, scope: SiteScope, treatment_emergent: bool = False
+) -> TermIncidence:
+    if not _summarised(session, study_id):
+        return raw.incidence_by_term(
+            session, study_id=study_id, scope=scope, treatment_emergent=treatment_emergent
+        )
+    kwargs: dict[str, Any] = {"study_id": study_id, "scope": scope, "emergent": treatment_emergent}
+    by_pt = _read(session, measure="pt", **kwargs).rename(columns={"key1": "soc", "key2": "pt"})
+    by_soc = _read(session, measure="soc", **kwargs).rename(columns={"key1": "soc"})
+    return TermIncidence(
+        by_pt=by_pt[["arm", "soc", "pt", "subjects", "events"]].astype({"events": int}),
+        by_soc=by_soc[["arm", "soc", "subjects", "events"]].astype({"events": int}),
+    )
+
+
+def subjects_by_worst_level(
+    session: Session,
+    *,
+    study_id: str,
+    scope: SiteScope,
+    dimension: str,
+    treatment_emergent: bool = False,
+) -> pd.DataFrame:
+    if not _summarised(session, study_id):
+        return raw.subjects_by_worst_level(
+            session,
+            study_id=study_id,
+            scope=scope,
+            dimension=dimension,
+            treatment_emergent=treatment_emergent,
+        )
+    found = _read(
+        session,
+        study_id=study_id,
+        scope=scope,
+        measure=f"worst:{dimension}",
+        emergent=treatment_emergent,
+    )
+    frame = found.assign(rank=found["key1"].astype(int))[["arm", "rank", "subjects"]]
+    return frame.sort_values(["arm", "rank"], kind="stable").reset_index(drop=True)
+
+
+def events_by_source_value(
+    session: Session,
+    *,
+    study_id: str,
+    scope: SiteScope,
+    dimension: str,
+    treatment_emergent: bool = False,
+) -> pd.DataFrame:
+    if not _summarised(session, study_id):
+        return raw.events_by_source_value(
+            session,
+            study_id=study_id,
+            scope=scope,
+            dimension=dimension,
+            treatment_emergent=treatment_emergent,
+        )
+    found = _read(
+        session,
+        study_id=study_id,
+        scope=scope,
+        measure=f"value:{dimension}",
+        emergent=treatment_emergent,
+    )
+    frame = found.rename(columns={"key1": "value"})[["arm", "value", "events", "subjects"]]
+    frame["events"] = frame["events"].astype(int)
+    return frame.sort_values(["arm", "value"], kind="stable").reset_index(drop=True)

@@ -1,0 +1,108 @@
+"""The safety tables read from the load-time AE counts equal the same tables computed from the raw
+AEs, for every study, scope, treatment-emergent switch and dimension; without counts (a database
+loaded before they existed) the raw answer is given."""
+
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+import pytest
+from sqlalchemy import delete
+from sqlmodel import Session, col
+
+from dashboard.db import make_engine
+from dashboard.metrics.adverse_events import WORST_DIMENSIONS
+from dashboard.models import AdverseEventCount
+from dashboard.queries import adverse_events, safety_counts
+
+SCOPES: list[tuple[str, ...] | None] = [None, ("101",), ("102", "104")]
+
+
+def _same(left: pd.DataFrame, right: pd.DataFrame) -> None:
+    """Equal as tables: same rows whatever their order, counts compared as numbers."""
+    key = [c for c in left.columns if c not in ("subjects", "events")]
+    ordered = [
+        frame.sort_values(key, kind="stable").reset_index(drop=True).astype({"subjects": int})
+        for frame in (left, right)
+    ]
+    pd.testing.assert_frame_equal(ordered[0], ordered[1], check_dtype=False)
+
+
+def _compare(session: Session, study_id: str, scope: tuple[str, ...] | None, emergent: bool) -> int:
+    """Every table both ways; returns how many subjects the unscoped summary counted (so a test
+    knows it compared something)."""
+    kwargs: dict[str, Any] = {
+        "study_id": study_id,
+        "scope": scope,
+        "treatment_emergent": emergent,
+    }
+    assert safety_counts.adverse_event_counts(
+        session, **kwargs
+    ) == adverse_events.adverse_event_counts(session, **kwargs)
+    summarised = safety_counts.safety_summary(session, **kwargs)
+    computed = adverse_events.safety_summary(session, **kwargs)
+    _same(summarised.counts, computed.counts)
+    for figure in (
+        "discontinuation_from_ds",
+        "outside_events",
+        "outside_subjects",
+        "graded_events",
+        "uncoded_events",
+    ):
+        assert getattr(summarised, figure) == getattr(computed, figure), figure
+    terms = safety_counts.incidence_by_term(session, **kwargs)
+    reference = adverse_events.incidence_by_term(session, **kwargs)
+    _same(terms.by_pt, reference.by_pt)
+    _same(terms.by_soc, reference.by_soc)
+    for dimension in WORST_DIMENSIONS:
+        readers: list[Callable[..., pd.DataFrame]] = [
+            safety_counts.subjects_by_worst_level,
+            adverse_events.subjects_by_worst_level,
+        ]
+        _same(*(read(session, **kwargs, dimension=dimension) for read in readers))
+        readers = [safety_counts.events_by_source_value, adverse_events.events_by_source_value]
+        _same(*(read(session, **kwargs, dimension=dimension) for read in readers))
+    if not emergent:
+        pd.testing.assert_frame_equal(
+            safety_counts.incidence_by_soc(session, study_id=study_id, scope=scope),
+            adverse_events.incidence_by_soc(session, study_id=study_id, scope=scope),
+            check_dtype=False,
+        )
+    return int(summarised.counts["subjects"].sum())
+
+
+@pytest.mark.parametrize("study_id", ["NCT06466850", "DEMO-MULTI"])
+@pytest.mark.parametrize("scope", SCOPES)
+@pytest.mark.parametrize("emergent", [False, True])
+def test_demo_counts_equal_the_raw_tables(
+    session: Session, study_id: str, scope: tuple[str, ...] | None, emergent: bool
+) -> None:
+    counted = _compare(session, study_id, scope, emergent)
+    if scope is None:
+        assert counted > 0
+
+
+@pytest.mark.parametrize("emergent", [False, True])
+def test_cdisc_pilot_counts_equal_the_raw_tables(pilot_db_url: str, emergent: bool) -> None:
+    with Session(make_engine(pilot_db_url)) as session:
+        assert _compare(session, "CDISCPILOT01", None, emergent) > 0
+        assert _compare(session, "CDISCPILOT01", ("701", "710"), emergent) > 0
+
+
+def test_without_counts_the_raw_rows_answer(tmp_path: Any) -> None:
+    from dashboard.db import create_schema
+    from dashboard.demo import build_multisite_study
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    create_schema(engine)
+    with Session(engine) as session:
+        build_multisite_study(session)
+        session.commit()
+        with_counts = safety_counts.safety_summary(session, study_id="DEMO-MULTI", scope=None)
+        session.execute(
+            delete(AdverseEventCount).where(col(AdverseEventCount.study_id) == "DEMO-MULTI")
+        )
+        session.commit()
+        without = safety_counts.safety_summary(session, study_id="DEMO-MULTI", scope=None)
+    _same(with_counts.counts, without.counts)
+    assert with_counts.counts["subjects"].sum() > 0
