@@ -2,7 +2,8 @@
 
 Run by benchmarks/run.py in a process of its own: ``naive.py DB_URL STUDY_ID RUNS``. Prints
 {page: median seconds} as JSON. Each run reads the tables the page needs in full (as a hand-made
-Streamlit or Shiny app typically does) and aggregates in memory.
+Streamlit or Shiny app typically does) and aggregates in memory to the figures its page shows
+(the page's charts, widgets and rendering are not counted: the reference is generous to itself).
 """
 
 import json
@@ -13,6 +14,8 @@ from collections.abc import Callable
 
 import pandas as pd
 from sqlalchemy import create_engine, text
+
+from dashboard.metrics.eligibility import parse_rule
 
 
 def main() -> None:
@@ -29,28 +32,55 @@ def main() -> None:
             "LEFT JOIN site ON site.id = s.site_pk WHERE s.study_id = :study"
         )
 
-    def adverse() -> pd.DataFrame:
+    def rows_of(name: str) -> pd.DataFrame:
         return table(
-            "SELECT a.* FROM adverseevent a JOIN subject s ON s.id = a.subject_pk "
+            f"SELECT x.* FROM {name} x JOIN subject s ON s.id = x.subject_pk "
             "WHERE s.study_id = :study"
         )
 
+    def adverse() -> pd.DataFrame:
+        return rows_of("adverseevent")
+
+    def treated(dm: pd.DataFrame) -> pd.Series:
+        exposed = set(rows_of("exposure")["subject_pk"])
+        return dm["first_dose_date"].notna() | dm["id"].isin(exposed)
+
+    # Each page computes the figures its real page shows (not its charts or widgets), from whole
+    # tables read with pandas: what a hand-made app does.
     def overview() -> None:
         dm, ae = subjects(), adverse()
+        cuts = table("SELECT * FROM datacut WHERE study_id = :study")
+        changes = table(
+            "SELECT c.* FROM cutchange c JOIN datacut d ON d.id = c.cut_id "
+            "WHERE d.study_id = :study"
+        )
         dm.groupby("population").size()
-        ae.groupby("body_system")["subject_pk"].nunique()
-        (ae["serious"] == "Y").sum()
+        dm["siteid"].nunique()
+        ae.groupby("body_system")["subject_pk"].agg(["nunique", "size"])
+        ae.loc[ae["serious"] == "Y", "subject_pk"].nunique()
+        changes[changes["cut_id"] == cuts["id"].max()].groupby(["entity", "change"]).size()
 
     def enrollment() -> None:
         dm = subjects()
-        ds = table(
-            "SELECT d.* FROM disposition d JOIN subject s ON s.id = d.subject_pk "
-            "WHERE s.study_id = :study"
-        )
+        ds = rows_of("disposition")
+        ie = rows_of("eligibilityfinding")
+        dm["treated"] = treated(dm)
         dm.groupby("population").size()
-        dm.groupby(pd.to_datetime(dm["screening_date"]).dt.to_period("W")).size().cumsum()
-        dm.groupby(["siteid", "population"]).size().unstack(fill_value=0)
+        weeks = pd.to_datetime(dm["screening_date"]).dt.to_period("W")
+        dm.groupby([weeks, "population"]).size().unstack(fill_value=0).cumsum()
+        enrolled = dm[dm["population"] == "ENROLLED"]
+        enrolled.groupby("treated").size()
+        last = ds.sort_values("date").groupby("subject_pk").tail(1)
+        last.merge(enrolled[["id", "arm"]], left_on="subject_pk", right_on="id").groupby(
+            ["arm", "term"]
+        ).size()
         ds.groupby("term")["subject_pk"].nunique()
+        sites = dm.groupby(["siteid", "population"]).size().unstack(fill_value=0)
+        dates = pd.to_datetime(enrolled["enrollment_date"])
+        sites.join(enrolled.assign(d=dates).groupby("siteid")["d"].agg(["min", "max"]))
+        recent = dates[dates >= dates.max() - pd.Timedelta(days=90)]
+        len(recent) / 90
+        ie.groupby("criterion_pk")["subject_pk"].nunique()
 
     def screen_failures() -> None:
         dm = subjects()
@@ -58,28 +88,78 @@ def main() -> None:
             "SELECT f.*, c.code FROM eligibilityfinding f JOIN criterion c ON "
             "c.id = f.criterion_pk WHERE c.study_id = :study"
         )
+        ds = rows_of("disposition")
         failed = ie.merge(dm[["id", "siteid", "population"]], left_on="subject_pk", right_on="id")
         failed.groupby("code")["subject_pk"].nunique()
-        failed.groupby(["siteid", "code"]).size()
+        (failed.groupby("subject_pk")["code"].nunique() > 1).sum()
+        failed.groupby(["siteid", "code"])["subject_pk"].nunique()
         pairs = failed.merge(failed, on="subject_pk")
         pairs[pairs["code_x"] < pairs["code_y"]].groupby(["code_x", "code_y"]).size()
+        months = pd.to_datetime(dm["screening_date"]).dt.to_period("M")
+        dm.groupby([months, "population"]).size().unstack(fill_value=0)
+        screen_failed = dm.loc[dm["population"] == "SCREEN FAILURE", "id"]
+        ds[ds["subject_pk"].isin(screen_failed)].groupby("term")["subject_pk"].nunique()
+        dm.groupby(["siteid", "population"]).size().unstack(fill_value=0)
+        # The eligibility check: enrolled subjects' screening values against each rule.
+        criteria = table("SELECT * FROM criterion WHERE study_id = :study AND rule IS NOT NULL")
+        findings = rows_of("finding")
+        enrolled = dm[dm["population"] == "ENROLLED"]
+        screening = findings[
+            findings["subject_pk"].isin(enrolled["id"])
+            & (
+                findings["is_baseline"].astype(bool)
+                | findings["visit"].fillna("").str.upper().str.contains("SCREEN")
+            )
+        ]
+        for criterion in criteria.to_dict("records"):
+            try:
+                rule = parse_rule(criterion["rule"])
+            except ValueError:
+                continue
+            values = screening.loc[screening["test_code"] == rule.variable, "value_num"].dropna()
+            holds = values.map(rule.holds)
+            (holds if criterion["category"].upper() == "EXCLUSION" else ~holds).sum()
 
     def baseline() -> None:
         dm = subjects()
-        findings = table(
-            "SELECT f.* FROM finding f JOIN subject s ON s.id = f.subject_pk "
-            "WHERE s.study_id = :study"
-        )
+        findings = rows_of("finding")
         enrolled = dm[dm["population"] == "ENROLLED"]
-        merged = findings.merge(enrolled[["id", "arm"]], left_on="subject_pk", right_on="id")
+        merged = findings[findings["is_baseline"].astype(bool)].merge(
+            enrolled[["id", "arm"]], left_on="subject_pk", right_on="id"
+        )
         merged.groupby(["arm", "test_code"])["value_num"].describe()
         enrolled.groupby("arm")["age"].describe()
+        enrolled.groupby(["arm", "sex"]).size()
 
     def adverse_events() -> None:
         dm, ae = subjects(), adverse()
-        merged = ae.merge(dm[["id", "actual_arm"]], left_on="subject_pk", right_on="id")
-        merged.groupby(["actual_arm", "body_system", "decoded_term"])["subject_pk"].nunique()
-        merged.groupby(["actual_arm", "severity"]).size()
+        dm["treated"] = treated(dm)
+        merged = ae.merge(
+            dm.loc[dm["treated"], ["id", "actual_arm"]], left_on="subject_pk", right_on="id"
+        )
+        dm[dm["treated"]].groupby("actual_arm").size()
+        code = {
+            c: merged[c].fillna("").str.strip().str.upper()
+            for c in ("serious", "relationship", "severity", "action", "outcome")
+        }
+        for flag in (
+            code["serious"] == "Y",
+            code["relationship"].isin(["RELATED", "PROBABLE", "POSSIBLE", "Y"]),
+            code["severity"] == "SEVERE",
+            code["action"] == "DRUG WITHDRAWN",
+            code["outcome"] == "FATAL",
+        ):
+            merged[flag].groupby("actual_arm")["subject_pk"].agg(["nunique", "size"])
+        merged.groupby(["actual_arm", "body_system", "decoded_term"])["subject_pk"].agg(
+            ["nunique", "size"]
+        )
+        merged.groupby(["actual_arm", "body_system"])["subject_pk"].nunique()
+        rank = code["severity"].map({"MILD": 1, "MODERATE": 2, "SEVERE": 3}).fillna(0)
+        merged.assign(rank=rank).groupby(["actual_arm", "subject_pk"])["rank"].max().groupby(
+            level=0
+        ).value_counts()
+        merged[code["serious"] == "Y"].sort_values(["subject_pk", "start_date"]).head(2000)
+        ae.groupby("subject_pk").size().sort_values(ascending=False).head(5000)
 
     pages: dict[str, Callable[[], None]] = {
         "overview": overview,

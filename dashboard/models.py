@@ -165,6 +165,20 @@ class Finding(SQLModel, table=True):
     date: dt.date | None = None
     is_baseline: bool = Field(default=False, index=True)  # --BLFL = Y (or last value before dose)
 
+    __table_args__ = (
+        # Covering for the eligibility check (queries.screen_failures.eligibility_violations):
+        # one test's values in range order, with what says whether it was a screening value.
+        Index(
+            "ix_finding_rule_check",
+            "test_code",
+            "value_num",
+            "subject_pk",
+            "is_baseline",
+            "visit",
+            "location",
+        ),
+    )
+
 
 # Per-load summaries (DESIGN.md performance rules): Table 1's medians and quartiles cannot be fast
 # from a million raw findings, so each load counts subjects per baseline value once. The counts are
