@@ -6,7 +6,9 @@ scoped view sums its sites' rows and the unscoped view reads the all-sites rows.
 before the counts existed is answered from the raw rows.
 """
 
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
 import pandas as pd
 from sqlalchemy import func, select
@@ -18,6 +20,8 @@ from dashboard.queries.adverse_events import AdverseEventCounts, SafetySummary, 
 from dashboard.queries.scope import SiteScope, site_in_scope
 
 counted = AdverseEventCount
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def _summarised(session: Session, study_id: str) -> bool:
@@ -26,6 +30,23 @@ def _summarised(session: Session, study_id: str) -> bool:
         col(counted.study_id) == study_id, col(counted.measure) == "study"
     )
     return session.execute(stmt.limit(1)).first() is not None
+
+
+def _or_from_raw(compute: Callable[..., R]) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Read from the counts where the study has them, else ``compute`` from the raw AEs (the same
+    keyword arguments)."""
+
+    def decorate(read: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(read)
+        def query(*args: P.args, **kwargs: P.kwargs) -> R:
+            session, study_id = args[0], kwargs["study_id"]
+            assert isinstance(session, Session) and isinstance(study_id, str)
+            use = read if _summarised(session, study_id) else compute
+            return use(*args, **kwargs)
+
+        return query
+
+    return decorate
 
 
 def _read(
@@ -60,32 +81,29 @@ def _read(
     return found
 
 
+def _figure(found: pd.DataFrame, key: str, column: str) -> int:
+    """One figure of a measure keyed by key1 (0 where the key has no row)."""
+    value: Any = found.set_index("key1")[column].get(key)
+    return 0 if value is None or pd.isna(value) else int(value)
+
+
+@_or_from_raw(raw.adverse_event_counts)
 def adverse_event_counts(
     session: Session, *, study_id: str, scope: SiteScope, treatment_emergent: bool = False
 ) -> AdverseEventCounts:
-    if not _summarised(session, study_id):
-        return raw.adverse_event_counts(
-            session, study_id=study_id, scope=scope, treatment_emergent=treatment_emergent
-        )
     found = _read(
         session, study_id=study_id, scope=scope, measure="headline", emergent=treatment_emergent
-    ).set_index("key1")
-
-    def figure(key: str, column: str) -> int:
-        value: Any = found[column].get(key)
-        return 0 if value is None or pd.isna(value) else int(value)
-
+    )
     return AdverseEventCounts(
-        events=figure("any", "events"),
-        subjects=figure("any", "subjects"),
-        serious_events=figure("serious", "events"),
-        serious_subjects=figure("serious", "subjects"),
+        events=_figure(found, "any", "events"),
+        subjects=_figure(found, "any", "subjects"),
+        serious_events=_figure(found, "serious", "events"),
+        serious_subjects=_figure(found, "serious", "subjects"),
     )
 
 
+@_or_from_raw(raw.incidence_by_soc)
 def incidence_by_soc(session: Session, *, study_id: str, scope: SiteScope) -> pd.DataFrame:
-    if not _summarised(session, study_id):
-        return raw.incidence_by_soc(session, study_id=study_id, scope=scope)
     found = _read(session, study_id=study_id, scope=scope, measure="soc_all", emergent=False)
     frame = found.rename(columns={"key1": "body_system"})[["body_system", "subjects", "events"]]
     frame["events"] = frame["events"].astype(int)
@@ -94,22 +112,14 @@ def incidence_by_soc(session: Session, *, study_id: str, scope: SiteScope) -> pd
     ).reset_index(drop=True)
 
 
+@_or_from_raw(raw.safety_summary)
 def safety_summary(
     session: Session, *, study_id: str, scope: SiteScope, treatment_emergent: bool = False
 ) -> SafetySummary:
-    if not _summarised(session, study_id):
-        return raw.safety_summary(
-            session, study_id=study_id, scope=scope, treatment_emergent=treatment_emergent
-        )
     kwargs: dict[str, Any] = {"study_id": study_id, "scope": scope, "emergent": treatment_emergent}
     categories = _read(session, measure="category", **kwargs)
-    outside = _read(session, measure="outside", **kwargs).set_index("key1")
+    outside = _read(session, measure="outside", **kwargs)
     from_ds = _read(session, study_id=study_id, scope=None, measure="study", emergent=False)
-
-    def figure(key: str, column: str) -> int:
-        value: Any = outside[column].get(key)
-        return 0 if value is None or pd.isna(value) else int(value)
-
     counts = categories.rename(columns={"key1": "category"})[
         ["arm", "category", "subjects", "events"]
     ]
@@ -117,20 +127,17 @@ def safety_summary(
     return SafetySummary(
         counts=counts,
         discontinuation_from_ds=bool(from_ds["subjects"].sum()),
-        outside_events=figure("outside", "events"),
-        outside_subjects=figure("outside", "subjects"),
-        graded_events=figure("graded", "events"),
-        uncoded_events=figure("uncoded", "events"),
+        outside_events=_figure(outside, "outside", "events"),
+        outside_subjects=_figure(outside, "outside", "subjects"),
+        graded_events=_figure(outside, "graded", "events"),
+        uncoded_events=_figure(outside, "uncoded", "events"),
     )
 
 
+@_or_from_raw(raw.incidence_by_term)
 def incidence_by_term(
     session: Session, *, study_id: str, scope: SiteScope, treatment_emergent: bool = False
 ) -> TermIncidence:
-    if not _summarised(session, study_id):
-        return raw.incidence_by_term(
-            session, study_id=study_id, scope=scope, treatment_emergent=treatment_emergent
-        )
     kwargs: dict[str, Any] = {"study_id": study_id, "scope": scope, "emergent": treatment_emergent}
     by_pt = _read(session, measure="pt", **kwargs).rename(columns={"key1": "soc", "key2": "pt"})
     by_soc = _read(session, measure="soc", **kwargs).rename(columns={"key1": "soc"})
@@ -140,6 +147,7 @@ def incidence_by_term(
     )
 
 
+@_or_from_raw(raw.subjects_by_worst_level)
 def subjects_by_worst_level(
     session: Session,
     *,
@@ -148,25 +156,15 @@ def subjects_by_worst_level(
     dimension: str,
     treatment_emergent: bool = False,
 ) -> pd.DataFrame:
-    if not _summarised(session, study_id):
-        return raw.subjects_by_worst_level(
-            session,
-            study_id=study_id,
-            scope=scope,
-            dimension=dimension,
-            treatment_emergent=treatment_emergent,
-        )
+    measure = f"worst:{dimension}"
     found = _read(
-        session,
-        study_id=study_id,
-        scope=scope,
-        measure=f"worst:{dimension}",
-        emergent=treatment_emergent,
+        session, study_id=study_id, scope=scope, measure=measure, emergent=treatment_emergent
     )
     frame = found.assign(rank=found["key1"].astype(int))[["arm", "rank", "subjects"]]
     return frame.sort_values(["arm", "rank"], kind="stable").reset_index(drop=True)
 
 
+@_or_from_raw(raw.events_by_source_value)
 def events_by_source_value(
     session: Session,
     *,
@@ -175,20 +173,9 @@ def events_by_source_value(
     dimension: str,
     treatment_emergent: bool = False,
 ) -> pd.DataFrame:
-    if not _summarised(session, study_id):
-        return raw.events_by_source_value(
-            session,
-            study_id=study_id,
-            scope=scope,
-            dimension=dimension,
-            treatment_emergent=treatment_emergent,
-        )
+    measure = f"value:{dimension}"
     found = _read(
-        session,
-        study_id=study_id,
-        scope=scope,
-        measure=f"value:{dimension}",
-        emergent=treatment_emergent,
+        session, study_id=study_id, scope=scope, measure=measure, emergent=treatment_emergent
     )
     frame = found.rename(columns={"key1": "value"})[["arm", "value", "events", "subjects"]]
     frame["events"] = frame["events"].astype(int)
