@@ -44,8 +44,18 @@ lint: .venv/bin/study-monitor
 typecheck: .venv/bin/study-monitor
 	.venv/bin/mypy
 
+# The suite on SQLite; then, where TEST_POSTGRES_URL names a PostgreSQL server
+# (postgresql+psycopg://postgres@127.0.0.1:PORT/postgres; .ci/run starts one), the same suite again
+# on new databases there. Both run even if the first fails; each prints its time.
 pytest: .venv/bin/study-monitor
-	.venv/bin/pytest
+	@status=0; \
+	start=$$(date +%s); env -u TEST_POSTGRES_URL .venv/bin/pytest || status=1; \
+	echo "pytest on SQLite: $$(( $$(date +%s) - start )) s"; \
+	if [ -n "$$TEST_POSTGRES_URL" ]; then \
+	  start=$$(date +%s); .venv/bin/pytest || status=1; \
+	  echo "pytest on PostgreSQL: $$(( $$(date +%s) - start )) s"; \
+	fi; \
+	exit $$status
 
 test: lint typecheck pytest
 

@@ -1,4 +1,4 @@
-"""Streamlit entry point: page config, study picker and filters, navigation.
+"""Streamlit entry point: page config, sign-in, study picker and filters, navigation.
 
 Run with ``streamlit run dashboard/app.py``. Pages live in the top-level ``pages/`` folder and are
 listed here (paths relative to this file), so Streamlit never auto-discovers them.
@@ -6,12 +6,21 @@ listed here (paths relative to this file), so Streamlit never auto-discovers the
 
 import streamlit as st
 
+from dashboard.access import allowed_pages
+from dashboard.ui.auth import signed_in_user
 from dashboard.ui.shell import build_context
 
 st.set_page_config(page_title="Study monitor", page_icon=":material/monitoring:", layout="wide")
 
+# Before any page is listed or any data read: without a user this draws the sign-in (or no-access)
+# page and stops the run.
+user = signed_in_user()
+
 IMPORT_PAGE = st.Page(
     "../pages/data_import.py", title="Import", icon=":material/upload_file:", url_path="import"
+)
+AUDIT_PAGE = st.Page(
+    "../pages/audit.py", title="Audit trail", icon=":material/policy:", url_path="audit"
 )
 PAGES = [
     st.Page("../pages/overview.py", title="Overview", icon=":material/home:", default=True),
@@ -36,11 +45,17 @@ PAGES = [
         icon=":material/warning:",
         url_path="adverse-events",
     ),
+    # Opened from every subject code in a list (/subject?study=..&subject=..), or by its picker.
+    st.Page("../pages/subject.py", title="Subject", icon=":material/person:", url_path="subject"),
     IMPORT_PAGE,
+    AUDIT_PAGE,
 ]
 
-navigation = st.navigation(PAGES)
-# The Import page works without a study (it is how the first one gets in); the others need one.
-if build_context() is None and navigation.url_path != IMPORT_PAGE.url_path:
+# A role's navigation lists only its pages; those pages check the role themselves as well.
+navigation = st.navigation([p for p in PAGES if p.url_path in allowed_pages(user.role)])
+# The Import page works without a study (it is how the first one gets in), and the audit trail is
+# not about one study; the others need one.
+without_study = (IMPORT_PAGE.url_path, AUDIT_PAGE.url_path)
+if build_context(user) is None and navigation.url_path not in without_study:
     st.stop()
 navigation.run()

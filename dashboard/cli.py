@@ -2,17 +2,33 @@
 
 import datetime as dt
 import json
+import shutil
+import subprocess
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
+from dashboard import access
 from dashboard.config import database_url
-from dashboard.db import create_schema, has_schema, make_engine, session_scope, sqlite_path
+from dashboard.db import (
+    SchemaError,
+    ensure_schema,
+    has_schema,
+    make_engine,
+    new_migration,
+    refusal,
+    schema_state,
+    session_scope,
+    shown_url,
+    sqlite_path,
+    upgrade_schema,
+)
 from dashboard.demo import (
     MULTISITE_STUDY_ID,
     SCALE_STUDY_ID,
@@ -21,11 +37,15 @@ from dashboard.demo import (
     build_scale_study,
     build_seed_study,
 )
-from dashboard.importers.ctgov import RegistryRecordError, import_ctgov_file
+from dashboard.importers.ctgov import RegistryRecordError
 from dashboard.importers.errors import ImportFailure
-from dashboard.importers.run import import_sdtm
+from dashboard.importers.run import import_ctgov_path, import_sdtm
 from dashboard.queries.studies import list_studies
 from dashboard.queries.summary import UnknownStudyError, study_summary
+from dashboard.report.files import check_writable, pack_stem, staged_files
+from dashboard.report.pack import UnknownCutError, build_pack
+from dashboard.report.pdf import pack_pdf
+from dashboard.report.workbook import pack_workbook
 
 app = typer.Typer(
     help="Study-monitoring dashboard: load study data and print its headline figures.",
@@ -39,11 +59,26 @@ import_app = typer.Typer(
 )
 app.add_typer(import_app, name="import")
 
+db_app = typer.Typer(help="The database schema: upgrade it, add a migration.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
 DbOption = Annotated[
     str | None,
     typer.Option(
         "--db",
         help="Database URL (default: DATABASE_URL, else the SQLite file under data/).",
+        show_default=False,
+    ),
+]
+
+
+# Every command that reads study data takes it (DESIGN.md security model): the figures that user may
+# see, with the same scope the app gives them.
+AsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--as",
+        help="Run with this user's site scope (an e-mail of `study-monitor user list`).",
         show_default=False,
     ),
 ]
@@ -55,9 +90,23 @@ class DemoStudy(StrEnum):
     scale = "scale"
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code=2)
+
+
+def _open(db: str | None) -> Engine:
+    """The engine of ``--db`` (else DATABASE_URL, else the SQLite file), its schema made sure of
+    (created if the database is empty); a database whose schema is behind ends the command with
+    the message that names ``study-monitor db upgrade``."""
+    engine = make_engine(db or database_url())
+    try:
+        ensure_schema(engine)
+    except SchemaError as error:
+        _fail(str(error))
+    except SQLAlchemyError as error:
+        _fail(f"cannot open {shown_url(engine)}: {getattr(error, 'orig', error)}")
+    return engine
 
 
 @app.command()
@@ -71,9 +120,8 @@ def demo(
     db: DbOption = None,
 ) -> None:
     """Create or refresh a synthetic demo study (NCT06466850, DEMO-MULTI or DEMO-SCALE)."""
-    engine = make_engine(db or database_url())
+    engine = _open(db)
     try:
-        create_schema(engine)
         with session_scope(engine) as session:
             if study is DemoStudy.NCT06466850:
                 build_seed_study(session)
@@ -84,15 +132,19 @@ def demo(
             else:
                 build_scale_study(session, n_subjects=subjects)
                 study_id = SCALE_STUDY_ID
+            access.record(
+                session,
+                email=access.CLI_EMAIL,
+                action=access.IMPORT,
+                study_id=study_id,
+                detail={"kind": "demo", **access.cli_detail()},
+            )
     except SQLAlchemyError as error:
         _fail(
             f"could not write the demo study to {engine.url!r}: {error.__class__.__name__}: "
             f"{getattr(error, 'orig', error)}"
         )
-    typer.echo(
-        f"demo study {study_id} written to {engine.url.render_as_string(hide_password=True)}"
-        " (synthetic data)"
-    )
+    typer.echo(f"demo study {study_id} written to {shown_url(engine)} (synthetic data)")
 
 
 @app.command()
@@ -102,9 +154,11 @@ def summary(
         typer.Option("--study", help="Study id (default: the only study in the database)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    as_email: AsOption = None,
     db: DbOption = None,
 ) -> None:
-    """The study's headline figures: screened, screen failures, enrolled, adverse events."""
+    """The study's headline figures: screened, screen failures, enrolled, adverse events (with
+    --as EMAIL, at that user's sites only)."""
     url = db or database_url()
     path = sqlite_path(url)
     if path is not None and not path.exists():
@@ -113,34 +167,141 @@ def summary(
         )
     engine = make_engine(url)
     try:
+        # A summary only reads: a database without this app's tables is not given them.
         if not has_schema(engine):
             _fail(
-                f"{engine.url.render_as_string(hide_password=True)} holds no study data: create it "
-                "with `study-monitor demo` or an import"
+                f"{shown_url(engine)} holds no study data: create it with `study-monitor demo` "
+                "or an import"
             )
+        ensure_schema(engine)
         with Session(engine) as session:
+            user = _as_user(session, as_email)
             if study is None:
-                studies = list_studies(session)["study_id"].tolist()
+                studies = [
+                    s
+                    for s in list_studies(session)["study_id"].tolist()
+                    if user is None or access.may_see_study(user, s)
+                ]
                 if len(studies) != 1:
                     _fail(
-                        "--study is needed: the database holds "
+                        "--study is needed: "
+                        + (f"{user.email} may see " if user else "the database holds ")
                         + (", ".join(studies) if studies else "no study")
                     )
                 study = studies[0]
-            figures = study_summary(session, study_id=study)
+            scope = None
+            if user is not None:
+                if not access.may_see_study(user, study):
+                    _fail(f"{user.email} has no access to study {study!r}")
+                scope = access.allowed_sites(user, study)
+            figures = study_summary(session, study_id=study, scope=scope)
+    except SchemaError as error:
+        _fail(str(error))
     except UnknownStudyError:
-        _fail(f"no study {study!r} in {engine.url.render_as_string(hide_password=True)}")
+        _fail(f"no study {study!r} in {shown_url(engine)}")
     except SQLAlchemyError as error:
-        _fail(
-            f"cannot read {engine.url.render_as_string(hide_password=True)}: "
-            f"{getattr(error, 'orig', error)}"
-        )
+        _fail(f"cannot read {shown_url(engine)}: {getattr(error, 'orig', error)}")
     if as_json:
         json.dump(figures, sys.stdout)
         sys.stdout.write("\n")
         return
     for key, value in figures.items():
         typer.echo(f"{key:30} {value}")
+
+
+@app.command()
+def report(
+    study: Annotated[str, typer.Option("--study", help="Study id.")],
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="Folder for the PDF and the workbook (created if missing)."),
+    ],
+    since_cut: Annotated[
+        int | None,
+        typer.Option(
+            "--since-cut",
+            help="Mark what is new since this earlier data cut (default: the cut before the "
+            "latest).",
+            show_default=False,
+        ),
+    ] = None,
+    as_email: AsOption = None,
+    db: DbOption = None,
+) -> None:
+    """The monitoring-meeting pack: OUT/<study>-pack-<cut>.pdf and .xlsx, what is new since an
+    earlier data cut marked (with --as EMAIL, at that user's sites only). Prints the two paths."""
+    url = db or database_url()
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        _fail(
+            f"database file {path} does not exist: create it with `study-monitor demo` or an import"
+        )
+    try:
+        check_writable(out)
+    except OSError as error:
+        _fail(f"cannot write to {out}: {error.strerror or error}")
+    engine = make_engine(url)
+    try:
+        # A report only reads (and audits): a database without this app's tables is not given them.
+        if not has_schema(engine):
+            _fail(
+                f"{shown_url(engine)} holds no study data: create it with `study-monitor demo` "
+                "or an import"
+            )
+        ensure_schema(engine)
+        with Session(engine) as session:
+            user = _as_user(session, as_email)
+            scope = None
+            if user is not None:
+                if not access.may_see_study(user, study):
+                    _fail(f"{user.email} has no access to study {study!r}")
+                scope = access.allowed_sites(user, study)
+            pack = build_pack(session, study_id=study, scope=scope, since_cut_id=since_cut)
+    except SchemaError as error:
+        _fail(str(error))
+    except UnknownStudyError:
+        _fail(f"no study {study!r} in {shown_url(engine)}")
+    except UnknownCutError as error:
+        _fail(str(error))
+    except SQLAlchemyError as error:
+        _fail(f"cannot read {shown_url(engine)}: {getattr(error, 'orig', error)}")
+    stem = pack_stem(pack)
+    try:
+        contents = {f"{stem}.pdf": pack_pdf(pack), f"{stem}.xlsx": pack_workbook(pack)}
+    except Exception as error:  # a bug, not bad input: still say plainly that nothing was written
+        typer.echo(
+            f"error: the pack could not be laid out ({error.__class__.__name__}: {error}); "
+            "nothing was written. Please report this with the study.",
+            err=True,
+        )
+        raise typer.Exit(code=1) from None
+    try:
+        # The export is audited before the files get their names: an audit trail that cannot be
+        # written stops the export, and the staged files are removed.
+        with staged_files(out, contents) as paths, session_scope(engine) as session:
+            access.record(
+                session,
+                email=access.CLI_EMAIL,
+                action=access.EXPORT,
+                study_id=study,
+                sites=scope,
+                detail={
+                    "kind": "monitoring pack",
+                    "files": list(contents),
+                    "since_cut": pack.since_cut.id if pack.since_cut else None,
+                    **({"as": user.email} if user else {}),
+                    **access.cli_detail(),
+                },
+            )
+    except OSError as error:
+        _fail(f"cannot write to {out}: {error.strerror or error}; nothing was written")
+    except SQLAlchemyError as error:
+        _fail(
+            f"cannot record the export in the audit trail of {shown_url(engine)}: "
+            f"{getattr(error, 'orig', error)}; nothing was written"
+        )
+    for written in paths:
+        typer.echo(str(written))
 
 
 @import_app.command("sdtm")
@@ -165,9 +326,16 @@ def import_sdtm_command(
             cutoff_date = dt.date.fromisoformat(cutoff)
         except ValueError:
             _fail(f"--cutoff {cutoff!r} is not a date (YYYY-MM-DD)")
-    engine = make_engine(db or database_url())
+    engine = _open(db)
     try:
-        report = import_sdtm(engine, path, study_id=study_id, cutoff=cutoff_date, replace=replace)
+        report = import_sdtm(
+            engine,
+            path,
+            study_id=study_id,
+            cutoff=cutoff_date,
+            replace=replace,
+            audit_detail=access.cli_detail(),
+        )
     except ImportFailure as failure:
         _fail(f"{failure}; nothing was written")
     except Exception as error:  # a bug, not bad input: still say plainly that nothing was written
@@ -193,11 +361,9 @@ def import_ctgov_command(
     db: DbOption = None,
 ) -> None:
     """Create or update a study from its registry record: facts, sites, criteria."""
-    engine = make_engine(db or database_url())
+    engine = _open(db)
     try:
-        create_schema(engine)
-        with session_scope(engine) as session:
-            result = import_ctgov_file(session, path, study_id=study_id)
+        result = import_ctgov_path(engine, path, study_id=study_id)
     except RegistryRecordError as error:
         _fail(f"{error}; nothing was written")
     except SQLAlchemyError as error:
@@ -211,6 +377,188 @@ def import_ctgov_command(
         f"{result.inclusion} inclusion and {result.exclusion} exclusion criteria, "
         f"{result.sites} site(s)"
     )
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: DbOption = None) -> None:
+    """Upgrade the database's schema to the one this version reads (an empty database is
+    created at it)."""
+    engine = make_engine(db or database_url())
+    try:
+        before, after = upgrade_schema(engine)
+    except SchemaError as error:
+        _fail(str(error))
+    except SQLAlchemyError as error:
+        _fail(f"could not upgrade {shown_url(engine)}: {getattr(error, 'orig', error)}")
+    if before == after:
+        typer.echo(f"{shown_url(engine)} is at schema revision {after}: nothing to do")
+    else:
+        typer.echo(
+            f"{shown_url(engine)} upgraded from schema revision "
+            f"{before or 'none (before migrations)'} to {after}"
+        )
+
+
+@db_app.command("current")
+def db_current(db: DbOption = None) -> None:
+    """Print the database's schema revision and the one this version reads."""
+    engine = make_engine(db or database_url())
+    try:
+        state = schema_state(engine)
+    except SQLAlchemyError as error:
+        _fail(f"cannot read {shown_url(engine)}: {getattr(error, 'orig', error)}")
+    if state.is_current or state.is_empty:
+        status = "current" if state.is_current else "empty: any command creates the schema"
+        typer.echo(
+            f"{shown_url(engine)}: schema revision {state.revision or 'none'}, "
+            f"latest {state.head} ({status})"
+        )
+    else:
+        typer.echo(refusal(engine, state))
+
+
+@db_app.command("revision")
+def db_revision(
+    message: Annotated[str, typer.Option("--message", "-m", help="What the migration changes.")],
+) -> None:
+    """Write a new migration from the changes to dashboard/models.py (for developers: review the
+    file it writes, then commit it with the model change)."""
+    path = new_migration(message)
+    # Alembic writes its own layout; the project's formatter and linter make it the project's.
+    ruff = shutil.which("ruff") or shutil.which("ruff", path=str(Path(sys.executable).parent))
+    if ruff:
+        subprocess.run([ruff, "format", "--quiet", str(path)], check=False)
+        subprocess.run([ruff, "check", "--fix", "--quiet", str(path)], check=False)
+    else:
+        typer.echo("warning: ruff not found: format the migration with `ruff format`", err=True)
+    typer.echo(f"wrote {path}: review it, then commit it with the model change")
+
+
+# -- users (DESIGN.md security model) ------------------------------------------------------------
+
+user_app = typer.Typer(
+    help="Who may sign in: role, sites per study, unblinding. Changes are audited.",
+    no_args_is_help=True,
+)
+app.add_typer(user_app, name="user")
+
+
+class Role(StrEnum):
+    admin = access.ADMIN
+    sponsor = access.SPONSOR
+    monitor = access.MONITOR
+    investigator = access.INVESTIGATOR
+
+
+def _as_user(session: Session, email: str | None) -> access.CurrentUser | None:
+    """The user of ``--as EMAIL`` (None without it); an unknown e-mail ends the command."""
+    if email is None:
+        return None
+    user = access.load_user(session, email=email)
+    if user is None:
+        _fail(f"no user {access.normalise_email(email)!r}: see `study-monitor user list`")
+    return user
+
+
+@user_app.command("add")
+def user_add(
+    email: Annotated[str, typer.Argument(help="The e-mail the user signs in with.")],
+    role: Annotated[Role, typer.Option("--role", help="What the user may do.")],
+    study: Annotated[
+        str | None, typer.Option("--study", help="The study the --sites belong to.")
+    ] = None,
+    sites: Annotated[
+        str | None,
+        typer.Option(
+            "--sites",
+            help="SITEIDs of --study the user may see, comma-separated (replaces the user's "
+            "sites in that study). Without a grant in a study, an investigator sees none of it "
+            "and the other roles see every site.",
+        ),
+    ] = None,
+    unblinded: Annotated[
+        bool, typer.Option("--unblinded", help="May see by-arm figures of blinded studies.")
+    ] = False,
+    db: DbOption = None,
+) -> None:
+    """Add a user, or update one (role and unblinding as given; sites of --study replaced)."""
+    engine = _open(db)
+    try:
+        with session_scope(engine) as session:
+            change = access.add_user(
+                session,
+                email=email,
+                role=role.value,
+                study_id=study,
+                sites=(sites or "").split(","),
+                unblinded=unblinded,
+                actor=access.CLI_EMAIL,
+                audit_detail=access.cli_detail(),
+            )
+    except ValueError as error:
+        _fail(f"{error}; nothing was written")
+    except SQLAlchemyError as error:
+        _fail(f"the database refused the change: {getattr(error, 'orig', error)}")
+    for warning in change.warnings:
+        typer.echo(f"warning: {warning}")
+    user = change.user
+    typer.echo(
+        f"user {user.email} {'added' if change.created else 'updated'}: {user.role}"
+        f"{', unblinded' if user.unblinded else ''}; sites: {access.grants_text(user)}"
+    )
+
+
+@user_app.command("list")
+def user_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Every user with their role, unblinding and sites."""
+    engine = _open(db)
+    try:
+        with Session(engine) as session:
+            users = access.list_users(session)
+    except SQLAlchemyError as error:
+        _fail(f"cannot read {shown_url(engine)}: {getattr(error, 'orig', error)}")
+    if as_json:
+        json.dump(
+            [
+                {
+                    "email": u.email,
+                    "role": u.role,
+                    "unblinded": u.unblinded,
+                    "sites": {study: list(site_ids) for study, site_ids in u.grants},
+                }
+                for u in users
+            ],
+            sys.stdout,
+        )
+        sys.stdout.write("\n")
+        return
+    if not users:
+        typer.echo("no users: add one with `study-monitor user add EMAIL --role ROLE`")
+    for u in users:
+        blinding = "unblinded" if u.unblinded else "blinded"
+        typer.echo(f"{u.email:40} {u.role:13} {blinding:10} {access.grants_text(u)}")
+
+
+@user_app.command("remove")
+def user_remove(
+    email: Annotated[str, typer.Argument(help="The user's e-mail.")],
+    db: DbOption = None,
+) -> None:
+    """Remove a user and their sites: they can no longer sign in."""
+    engine = _open(db)
+    try:
+        with session_scope(engine) as session:
+            removed = access.remove_user(
+                session, email=email, actor=access.CLI_EMAIL, audit_detail=access.cli_detail()
+            )
+    except SQLAlchemyError as error:
+        _fail(f"the database refused the change: {getattr(error, 'orig', error)}")
+    if not removed:
+        _fail(f"no user {access.normalise_email(email)!r}: see `study-monitor user list`")
+    typer.echo(f"user {access.normalise_email(email)} removed")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,3 +17,10 @@ def database_url() -> str:
 def default_study_id() -> str:
     """The study a session opens on when the URL names none (``STUDY_MONITOR_STUDY``)."""
     return os.environ.get("STUDY_MONITOR_STUDY") or DEFAULT_STUDY_ID
+
+
+def sign_in_required() -> bool:
+    """``STUDY_MONITOR_REQUIRE_SIGN_IN`` set (to anything but 0/false/no): the app refuses to run in
+    local mode, so a server whose ``[auth]`` secrets went missing fails closed instead of open."""
+    value = os.environ.get("STUDY_MONITOR_REQUIRE_SIGN_IN", "").strip().lower()
+    return value not in ("", "0", "false", "no")

@@ -1,16 +1,34 @@
-"""Engine and session creation, schema creation, SQLite pragmas."""
+"""Engine and session creation, the schema and its migrations, SQLite pragmas.
 
+The schema is versioned with Alembic (migrations in ``dashboard/migrations``). Every entry point (the
+app's engine, each CLI command, the importers, the demo builders) calls ``ensure_schema``: an empty
+database gets the current schema, a database at the latest migration is used as it is, and any other
+is refused with a message naming ``study-monitor db upgrade`` (``upgrade_schema`` does the upgrade).
+"""
+
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, event, inspect, select
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import Script, ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import Connection, delete, event, inspect, select, text
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, SQLModel, col, create_engine
 
 from dashboard import models
-from dashboard.config import database_url
+from dashboard.config import DEFAULT_DB_PATH, database_url
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+UPGRADE_COMMAND = "study-monitor db upgrade"
+# Any constant will do: it only has to be the same in every process creating the schema.
+_SCHEMA_LOCK_KEY = 80_466_850
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -26,7 +44,7 @@ def make_engine(url: str | None = None) -> Engine:
     """An engine for ``url`` (default: ``DATABASE_URL``, else the SQLite file under ``data/``).
 
     For a SQLite file the folder is created, and WAL mode and foreign keys are switched on for
-    every connection.
+    every connection. Other databases (PostgreSQL) need nothing of the kind.
     """
     url = url or database_url()
     parsed = make_url(url)
@@ -40,9 +58,277 @@ def make_engine(url: str | None = None) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-def create_schema(engine: Engine) -> None:
-    """Create every table that does not exist yet (idempotent)."""
-    SQLModel.metadata.create_all(engine)
+def shown_url(engine: Engine) -> str:
+    """The engine's URL as it may be printed (the password hidden)."""
+    return engine.url.render_as_string(hide_password=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# The schema and its migrations
+# ---------------------------------------------------------------------------------------------
+
+
+class SchemaError(Exception):
+    """The database's schema is not the one this version of the code reads; the message says
+    what to do about it."""
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    """Where a database stands: ``revision`` is its Alembic revision (None where it has none),
+    ``has_tables`` whether any of this app's tables are there, ``head`` the latest migration."""
+
+    revision: str | None
+    has_tables: bool
+    head: str
+
+    @property
+    def is_empty(self) -> bool:
+        return self.revision is None and not self.has_tables
+
+    @property
+    def is_current(self) -> bool:
+        return self.revision == self.head
+
+
+@functools.cache
+def migration_scripts() -> ScriptDirectory:
+    """The migrations shipped in the package (read once per process)."""
+    return ScriptDirectory(str(MIGRATIONS_DIR))
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """Alembic's configuration, made in code (no alembic.ini): the package's migrations, run on
+    ``connection`` (env.py takes it from ``attributes``)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    return config
+
+
+def _state(connection: Connection) -> SchemaState:
+    tables = set(inspect(connection).get_table_names())
+    return SchemaState(
+        revision=MigrationContext.configure(connection).get_current_revision(),
+        has_tables=bool(tables & set(SQLModel.metadata.tables)),
+        head=_head(),
+    )
+
+
+def _head() -> str:
+    head = migration_scripts().get_current_head()
+    if head is None:  # pragma: no cover - the package ships its migrations
+        raise SchemaError(f"no migrations found in {MIGRATIONS_DIR}")
+    return head
+
+
+def schema_state(engine: Engine) -> SchemaState:
+    """Where ``engine``'s database stands against this code's migrations."""
+    with engine.connect() as connection:
+        return _state(connection)
+
+
+def refusal(engine: Engine, state: SchemaState) -> SchemaError:
+    """Why a database that is neither current nor empty is refused, and what to do about it."""
+    where = f"The database {shown_url(engine)}"
+    how = (
+        f"run `{UPGRADE_COMMAND}` on it (with the same DATABASE_URL, or --db URL), "
+        "then reload or rerun"
+    )
+    if state.revision is None:
+        return SchemaError(
+            f"{where} was made by a version of study-monitor from before schema migrations: {how}."
+        )
+    if not _is_known(state.revision):
+        return SchemaError(
+            f"{where} is at schema revision {state.revision}, which this version of study-monitor "
+            f"does not know (its latest is {state.head}): it was made by a newer version; "
+            "use that version."
+        )
+    return SchemaError(
+        f"{where} is at schema revision {state.revision}, behind the {state.head} this version "
+        f"of study-monitor reads: {how}."
+    )
+
+
+def _is_known(revision: str) -> bool:
+    try:
+        return migration_scripts().get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
+def _create_at_head(connection: Connection) -> bool:
+    """Create every table and stamp the latest migration, if the database is still empty once
+    no one else can be creating it; returns whether it was."""
+    if connection.dialect.name == "postgresql":
+        # Two app replicas starting on one new database must not both create the tables.
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+    if not _state(connection).is_empty:
+        return False
+    # The models and the migrations describe the same schema (a test compares them), and
+    # create_all is one step where replaying every migration would be many.
+    SQLModel.metadata.create_all(connection)
+    MigrationContext.configure(connection).stamp(migration_scripts(), "head")
+    return True
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Make sure ``engine``'s database has the schema this code reads, before anything else uses
+    it: an empty database gets it (every table, stamped at the latest migration); a database at
+    the latest migration is used as it is. Raises SchemaError for any other database (behind, from
+    before migrations, or from a newer version), with a message that says what to do."""
+    state = schema_state(engine)
+    if state.is_current:
+        return
+    if state.is_empty:
+        with engine.begin() as connection:
+            if _create_at_head(connection):
+                return
+        state = schema_state(engine)  # someone else created it meanwhile
+        if state.is_current:
+            return
+    raise refusal(engine, state)
+
+
+def _first_schema_columns() -> dict[str, set[str]]:
+    """Tables and columns of the first migration, read from an in-memory database built by it."""
+    scratch = create_engine("sqlite://")
+    with scratch.begin() as connection:
+        command.upgrade(alembic_config(connection), _base())
+        inspector = inspect(connection)
+        tables = {
+            table: {c["name"] for c in inspector.get_columns(table)}
+            for table in inspector.get_table_names()
+            if table != "alembic_version"
+        }
+    scratch.dispose()
+    return tables
+
+
+def _base() -> str:
+    bases = migration_scripts().get_bases()
+    if len(bases) != 1:  # pragma: no cover - the package ships one line of migrations
+        raise SchemaError(f"expected one first migration in {MIGRATIONS_DIR}, found {bases}")
+    return bases[0]
+
+
+def _differences_from_first_schema(connection: Connection) -> list[str]:
+    """How the tables of ``connection``'s database differ from the first migration's."""
+    inspector = inspect(connection)
+    present = set(inspector.get_table_names())
+    expected = _first_schema_columns()
+    missing_tables = sorted(set(expected) - present)
+    missing_columns, unknown_columns = [], []
+    for table in sorted(set(expected) & present):
+        found = {c["name"] for c in inspector.get_columns(table)}
+        missing_columns += [f"{table}.{c}" for c in sorted(expected[table] - found)]
+        unknown_columns += [f"{table}.{c}" for c in sorted(found - expected[table])]
+    return [
+        f"{what}: {', '.join(names)}"
+        for what, names in (
+            ("tables missing", missing_tables),
+            ("columns missing", missing_columns),
+            ("columns not in it", unknown_columns),
+        )
+        if names
+    ]
+
+
+def upgrade_schema(engine: Engine) -> tuple[str | None, str]:
+    """Bring ``engine``'s database to the latest migration; returns (revision before, after).
+
+    An empty database is created at the latest migration. A database from before migrations (no
+    ``alembic_version`` table) is taken to be at the first migration when its tables and columns
+    are that migration's (what this project made before migrations, if its models were the same
+    then), and upgraded from there; a database whose tables differ is refused with the list of
+    differences. Raises SchemaError for a database from a newer version.
+    """
+    state = schema_state(engine)
+    if state.is_current:
+        return state.revision, state.head
+    if state.is_empty:
+        ensure_schema(engine)
+        return None, state.head
+    if state.revision is not None and not _is_known(state.revision):
+        raise refusal(engine, state)
+    with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            _upgrade_sqlite(engine, connection, state)
+        else:
+            with connection.begin():  # PostgreSQL's DDL is transactional: all or nothing
+                _upgrade(engine, connection, state)
+    return state.revision, state.head
+
+
+def _upgrade(engine: Engine, connection: Connection, state: SchemaState) -> None:
+    if state.revision is None:
+        differences = _differences_from_first_schema(connection)
+        if differences:
+            raise SchemaError(
+                f"The database {shown_url(engine)} was made before schema migrations and its "
+                f"tables are not those of the first migration ({'; '.join(differences)}): it "
+                "cannot be upgraded. Load its studies into a new database (study-monitor demo, "
+                "study-monitor import)"
+                + (
+                    "; the embedded file can simply be deleted: `make run` rebuilds it."
+                    if sqlite_path(str(engine.url)) == DEFAULT_DB_PATH
+                    else "."
+                )
+            )
+        MigrationContext.configure(connection).stamp(migration_scripts(), _base())
+    command.upgrade(alembic_config(connection), "head")
+
+
+def _upgrade_sqlite(engine: Engine, connection: Connection, state: SchemaState) -> None:
+    """The upgrade on SQLite, where a table is altered by copying it (Alembic's batch mode):
+    foreign keys are off meanwhile (they would cascade the drop of the old copy) and checked at
+    the end, and the transaction is begun explicitly, as the driver leaves DDL outside it."""
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    kept_isolation = driver.isolation_level
+    connection.exec_driver_sql("PRAGMA foreign_keys=OFF")  # a no-op inside a transaction
+    connection.commit()
+    driver.isolation_level = None  # the driver's own BEGIN would come only before DML
+    try:
+        with connection.begin():
+            connection.exec_driver_sql("BEGIN")
+            _upgrade(engine, connection, state)
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise SchemaError(
+                    f"upgrading {shown_url(engine)} would leave rows whose foreign key points "
+                    f"nowhere ({broken[:5]}); nothing was changed"
+                )
+    finally:
+        driver.isolation_level = kept_isolation
+        connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+        connection.commit()
+
+
+def new_migration(message: str) -> Path:
+    """Write a migration from ``dashboard/models.py`` to the latest migration: Alembic compares the
+    models with a scratch database built by the migrations so far, so no real database is needed.
+    Returns the new file (review it: autogenerate misses renames and some type changes)."""
+    scripts = migration_scripts()
+    number = len(list(scripts.walk_revisions())) + 1
+    scratch = create_engine("sqlite://")
+    with scratch.begin() as connection:
+        config = alembic_config(connection)
+        command.upgrade(config, "head")
+        written = command.revision(
+            config, message=message, autogenerate=True, rev_id=f"{number:04d}"
+        )
+    scratch.dispose()
+    migration_scripts.cache_clear()
+    if not isinstance(written, Script):  # pragma: no cover - one head, one script
+        raise SchemaError(f"Alembic wrote {written!r} instead of one migration")
+    return Path(written.path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sessions and shared writes
+# ---------------------------------------------------------------------------------------------
 
 
 @contextmanager

@@ -3,8 +3,10 @@
 - ``NCT06466850``: the registry facts of the real study (``studies/NCT06466850.json``, loaded
   through the ClinicalTrials.gov importer) with invented subjects: 36 screened, 16 screen failures
   over 9 criteria (3 subjects fail two), 20 enrolled, baseline findings, disposition and adverse
-  events of an intra-articular injection.
-- ``DEMO-MULTI``: a 10-site, 3-arm randomized study with per-site targets and two data cuts.
+  events of an intra-articular injection, a planned visit schedule (``DEMO_SCHEDULE``) and the
+  visits held, a few of them late or missed (``SEED_VISIT_DEVIATIONS``).
+- ``DEMO-MULTI``: a 10-site, 3-arm randomized study with per-site targets and two data cuts, on the
+  same visit schedule (one site lags: its overdue visits stand out).
 - ``DEMO-SCALE``: the same generator at 200 sites and a chosen number of subjects.
 
 Every build is seeded, so the same command gives the same figures, and each study gets two DataCuts
@@ -39,6 +41,7 @@ from dashboard.models import (
     EligibilityFinding,
     Exposure,
     Finding,
+    PlannedVisit,
     Site,
     Study,
     Subject,
@@ -62,7 +65,7 @@ def delete_study(session: Session, study_id: str) -> None:
         session.execute(delete(summary).where(col(summary.study_id) == study_id))
     cut_ids = select(col(DataCut.id)).where(col(DataCut.study_id) == study_id)
     session.execute(delete(CutChange).where(col(CutChange.cut_id).in_(cut_ids)))
-    for table in (DataCut, Criterion, Arm, Site):
+    for table in (DataCut, Criterion, Arm, Site, PlannedVisit):
         session.execute(delete(table).where(col(table.study_id) == study_id))
     session.execute(delete(Study).where(col(Study.study_id) == study_id))
 
@@ -106,16 +109,22 @@ def _write_study(
     route: str,
     interim_cutoff: dt.date,
     cutoff: dt.date,
+    schedule: Sequence[tuple[float, str, int]] = (),
 ) -> None:
     """Write a planned study with two DataCuts: rows dated after ``interim_cutoff`` are new in cut 2.
 
     The study, sites, arms and criteria may be new or already in the session (the seed study's come
     from the registry importer); the caller removes any earlier copy of the study first.
+    ``schedule``: the planned visits (VISITNUM, VISIT, planned study day), every arm.
     """
     # No ORM relationships are declared, so parents are flushed before their children.
     session.add(study)
     session.flush()
     session.add_all([*sites, *arms, *criteria])
+    session.add_all(
+        PlannedVisit(study_id=study.study_id, visit_num=number, visit=name, planned_day=day)
+        for number, name, day in schedule
+    )
     loaded = dt.datetime.combine(cutoff, dt.time(9, 0), tzinfo=dt.UTC)
     interim = DataCut(
         study_id=study.study_id,
@@ -399,9 +408,53 @@ SEED_ADVERSE_EVENTS: tuple[tuple[int, int, int | None, str, str, str, str, str, 
     (18, 20, 3, "Headache", _NERV, "MILD", "1", "N", "NOT RELATED"),
 )
 
-# Visit schedule after the injection (day 1): name, planned study day.
-SEED_VISITS = (("DAY 1 (INJECTION)", 1), ("WEEK 1", 8), ("MONTH 1", 29), ("MONTH 3", 91))
-SEED_COMPLETION_DAY = 181  # end of study: the month-6 visit
+# The planned visits of both demos (PlannedVisit rows; exported as TV): VISITNUM, VISIT, planned
+# study day (day 1 = the injection, no day 0). Screening falls 7 to 21 days before the injection,
+# so day -14 with the default window of ±7 days. The schedule gives no windows: the user's setting
+# applies.
+DEMO_SCHEDULE: tuple[tuple[float, str, int], ...] = (
+    (1.0, "SCREENING", -14),
+    (2.0, "DAY 1 (INJECTION)", 1),
+    (3.0, "WEEK 1", 8),
+    (4.0, "WEEK 4", 29),
+    (5.0, "WEEK 12", 85),
+    (6.0, "WEEK 24 (FOLLOW-UP)", 169),
+)
+SEED_COMPLETION_DAY = 181  # end of study: the month-6 closing contact, after the week-24 visit
+# Visits the seed study's sites did not keep (enrolled subject index, VISIT, days late or None for
+# not held), so the visit schedule has something to flag at the cut-off: two ongoing subjects
+# overdue for week 12, one week-4 visit held two weeks late, one completer who missed week 4.
+SEED_VISIT_DEVIATIONS: tuple[tuple[int, str, int | None], ...] = (
+    (14, "WEEK 12", None),
+    (18, "WEEK 12", None),
+    (19, "WEEK 4", 14),
+    (9, "WEEK 4", None),
+)
+
+
+def _held_visits(
+    schedule: Sequence[tuple[float, str, int]],
+    *,
+    screened_on: dt.date,
+    day_one: dt.date,
+    left_on: dt.date | None,
+    shift: dict[str, int | None],
+) -> list[tuple[float, str, int, dt.date]]:
+    """The SV rows of one enrolled subject: every planned visit on its day (screening on the
+    screening date) moved by ``shift`` days or left out where ``shift`` says None, and none on or
+    after the day the subject left the study."""
+    held = []
+    for number, name, day in schedule:
+        on = screened_on if day < 1 else day_one + dt.timedelta(days=day - 1)
+        if name in shift:
+            late = shift[name]
+            if late is None:
+                continue
+            on += dt.timedelta(days=late)
+        if left_on is not None and on >= left_on:
+            continue
+        held.append((number, name, day, on))
+    return held
 
 
 def seed_record() -> dict[str, Any]:
@@ -595,10 +648,6 @@ def build_seed_study(session: Session, *, seed: int = 6466850) -> None:
         else:
             injected = screened_on + dt.timedelta(days=rng.randint(7, 21))
             planned.arm_code, planned.arm, planned.enrollment_date = "EXO", "Exosome", injected
-            planned.visits = [
-                (float(i + 1), name, day, injected + dt.timedelta(days=day - 1))
-                for i, (name, day) in enumerate(SEED_VISITS)
-            ]
             # Two early discontinuations; everyone else completes at month 6 if the cut allows.
             if enrolled_index == 8:
                 planned.dispositions.append(
@@ -609,7 +658,6 @@ def build_seed_study(session: Session, *, seed: int = 6466850) -> None:
                         "date": injected + dt.timedelta(days=62),
                     }
                 )
-                planned.visits = planned.visits[:3]
             elif enrolled_index == 16:
                 planned.dispositions.append(
                     {
@@ -619,10 +667,8 @@ def build_seed_study(session: Session, *, seed: int = 6466850) -> None:
                         "date": injected + dt.timedelta(days=35),
                     }
                 )
-                planned.visits = planned.visits[:3]
             else:
                 end = injected + dt.timedelta(days=SEED_COMPLETION_DAY - 1)
-                planned.visits.append((5.0, "MONTH 6 (END OF STUDY)", SEED_COMPLETION_DAY, end))
                 planned.dispositions.append(
                     {
                         "category": "DISPOSITION EVENT",
@@ -631,6 +677,15 @@ def build_seed_study(session: Session, *, seed: int = 6466850) -> None:
                         "date": end,
                     }
                 )
+            planned.visits = _held_visits(
+                DEMO_SCHEDULE,
+                screened_on=screened_on,
+                day_one=injected,
+                left_on=planned.dispositions[-1]["date"],  # completion or discontinuation
+                shift={
+                    name: late for i, name, late in SEED_VISIT_DEVIATIONS if i == enrolled_index
+                },
+            )
             for ae in SEED_ADVERSE_EVENTS:
                 if ae[0] != enrolled_index:
                     continue
@@ -672,6 +727,7 @@ def build_seed_study(session: Session, *, seed: int = 6466850) -> None:
         route="INTRA-ARTICULAR",
         interim_cutoff=SEED_INTERIM_CUTOFF,
         cutoff=SEED_CUTOFF,
+        schedule=DEMO_SCHEDULE,
     )
 
 
@@ -712,6 +768,39 @@ _MULTI_AE_POOL = (
 )
 
 
+# How well sites keep the schedule: (chance a visit is not held, chance it is held outside the
+# window), for most sites and for the one lagging site, whose overdue visits must stand out.
+_MULTI_VISIT_KEEPING = ((0.03, 0.04), (0.20, 0.10))
+_MULTI_LAGGING_SITE = 3  # the fourth site (104)
+
+
+def _multi_visits(
+    visit_rng: random.Random,
+    *,
+    screened_on: dt.date,
+    day_one: dt.date,
+    left_on: dt.date | None,
+    keeps_visits: tuple[float, float],
+) -> list[tuple[float, str, int, dt.date]]:
+    """DEMO-MULTI's SV rows of one enrolled subject: the schedule's visits a few days either side
+    of the due day; a visit after day 1 now and then not held, or held 9 to 15 days late."""
+    not_held, late = keeps_visits
+    shift: dict[str, int | None] = {}
+    for _, name, day in DEMO_SCHEDULE:
+        draw = visit_rng.random()
+        if day <= 1:
+            continue  # screening and the injection itself always happen
+        if draw < not_held:
+            shift[name] = None
+        elif draw < not_held + late:
+            shift[name] = visit_rng.randint(9, 15)
+        else:
+            shift[name] = visit_rng.randint(-3, 3)
+    return _held_visits(
+        DEMO_SCHEDULE, screened_on=screened_on, day_one=day_one, left_on=left_on, shift=shift
+    )
+
+
 def build_multisite_study(
     session: Session,
     *,
@@ -722,6 +811,9 @@ def build_multisite_study(
 ) -> None:
     """(Re)create a randomized 3-arm multi-site demo study (synthetic) with two data cuts."""
     rng = random.Random(seed)
+    # Visits draw from their own generator, so every other figure stays what it was before the
+    # demo had a visit schedule.
+    visit_rng = random.Random(seed + 1)
     start, end = dt.date(2024, 3, 1), dt.date(2026, 6, 30)
     interim_cutoff, cutoff = dt.date(2025, 9, 30), dt.date(2025, 12, 31)
     # A target the current cut has not reached yet, so the forecast has something to say.
@@ -812,10 +904,6 @@ def build_multisite_study(
             code, name = _MULTI_ARMS[rng.randrange(3)]
             injected = screened_on + dt.timedelta(days=rng.randint(5, 14))
             planned.arm_code, planned.arm, planned.enrollment_date = code, name, injected
-            planned.visits = [
-                (float(i + 1), v, d, injected + dt.timedelta(days=d - 1))
-                for i, (v, d) in enumerate(SEED_VISITS)
-            ]
             roll = rng.random()
             if roll < 0.08:
                 planned.dispositions.append(
@@ -837,6 +925,13 @@ def build_multisite_study(
                         "date": injected + dt.timedelta(days=SEED_COMPLETION_DAY - 1),
                     }
                 )
+            planned.visits = _multi_visits(
+                visit_rng,
+                screened_on=screened_on,
+                day_one=injected,
+                left_on=planned.dispositions[-1]["date"],
+                keeps_visits=_MULTI_VISIT_KEEPING[1 if site_index == _MULTI_LAGGING_SITE else 0],
+            )
             for pt, soc, probability in _MULTI_AE_POOL:
                 if rng.random() < probability * (1.4 if code == "HIGH" else 1.0):
                     serious = "Y" if pt == "Pneumonia" or rng.random() < 0.02 else "N"
@@ -900,6 +995,7 @@ def build_multisite_study(
         route="INTRA-ARTICULAR",
         interim_cutoff=interim_cutoff,
         cutoff=cutoff,
+        schedule=DEMO_SCHEDULE,
     )
 
 

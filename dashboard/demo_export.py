@@ -22,6 +22,7 @@ from dashboard.models import (
     EligibilityFinding,
     Exposure,
     Finding,
+    PlannedVisit,
     Site,
     Study,
     Subject,
@@ -38,7 +39,7 @@ def _iso(day: dt.date | None) -> str:
 
 
 def export_sdtm(session: Session, *, study_id: str, cutoff: dt.date, folder: Path) -> Path:
-    """Write DM, TS, TI, IE, DS, AE, EX, SV and findings (VS/LB/QS/SC/MK) of ``study_id`` as they
+    """Write DM, TS, TI, TV, IE, DS, AE, EX, SV and findings (VS/LB/QS/SC/MK) of ``study_id`` as they
     stood at ``cutoff`` into ``folder`` as CSV files. Returns the folder."""
     study = session.get(Study, study_id)
     if study is None:
@@ -116,6 +117,21 @@ def export_sdtm(session: Session, *, study_id: str, cutoff: dt.date, folder: Pat
             "TIVERS": c.protocol_version,
         }
         for c in criteria
+    ]
+    tv = [
+        {
+            "STUDYID": study_id,
+            "VISITNUM": v.visit_num,
+            "VISIT": v.visit,
+            "VISITDY": v.planned_day,
+            "ARMCD": v.arm_code,
+            "TVSTRL": v.start_rule or "",
+        }
+        for v in session.execute(
+            select(PlannedVisit)
+            .where(col(PlannedVisit.study_id) == study_id)
+            .order_by(col(PlannedVisit.arm_code), col(PlannedVisit.visit_num))
+        ).scalars()
     ]
     ie = [
         {
@@ -214,7 +230,17 @@ def export_sdtm(session: Session, *, study_id: str, cutoff: dt.date, folder: Pat
                 f"{d}BLFL": "Y" if f.is_baseline else "",
             }
         )
-    tables = {"dm": dm, "ts": ts, "ti": ti, "ie": ie, "ds": ds, "ae": ae, "ex": ex, "sv": sv}
+    tables = {
+        "dm": dm,
+        "ts": ts,
+        "ti": ti,
+        "tv": tv,
+        "ie": ie,
+        "ds": ds,
+        "ae": ae,
+        "ex": ex,
+        "sv": sv,
+    }
     tables.update({d.lower(): rows for d, rows in findings.items()})
     for name, rows in tables.items():
         if rows:

@@ -14,7 +14,7 @@ kept as CutChange records.
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, Connection, Index, UniqueConstraint, event, text
 from sqlmodel import Field, SQLModel
 
 # Subject.population values: the figure definitions of DESIGN.md, derived once at load time by
@@ -332,3 +332,82 @@ class CutChange(SQLModel, table=True):
     natural_key: str
     change: str = Field(index=True)  # added / changed / removed
     fields: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+
+
+# A visit the protocol plans (TV, or a schedule the study defines): the study day it is due on
+# (day 1 = the subject's RFSTDTC, no day 0) and how many days either side of it still count as on
+# time. A visit planned only when something happens (early termination, a rash) is conditional:
+# it is never due for everyone, so it is left out of due and overdue counts.
+class PlannedVisit(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("study_id", "visit_num", "arm_code"),)
+    id: int | None = Field(default=None, primary_key=True)
+    study_id: str = Field(foreign_key="study.study_id", index=True)
+    visit_num: float  # VISITNUM
+    visit: str  # VISIT
+    arm_code: str = ""  # TV ARMCD; "" where the visit is planned for every arm
+    planned_day: int | None = None  # TV VISITDY
+    window_before: int | None = None  # days; None: the window the user sets (default 7)
+    window_after: int | None = None
+    start_rule: str | None = None  # TVSTRL as given
+    is_conditional: bool = False
+
+
+# Access (DESIGN.md security model): who may sign in, with which role, which sites of which study,
+# and whether by-arm figures of a blinded study may be shown to them.
+ROLES = ("admin", "sponsor", "monitor", "investigator")
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "app_user"  # "user" is reserved in PostgreSQL
+    email: str = Field(primary_key=True)  # the signed-in e-mail, lower case
+    role: str  # one of ROLES
+    unblinded: bool = False
+    created_at: dt.datetime  # UTC
+
+
+# The sites of a study a user may see. No row for a study: every site of it (sponsor, monitor,
+# admin); an investigator sees only the studies and sites listed here.
+class UserSite(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("email", "study_id", "site_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(foreign_key="app_user.email", index=True)
+    study_id: str = Field(index=True)  # no foreign key: a grant may precede the study's import
+    site_id: str  # SITEID
+
+
+# The audit trail: append only (nothing in the app updates or deletes it).
+class AuditEvent(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    at: dt.datetime = Field(index=True)  # UTC
+    email: str = Field(index=True)  # who; "local" in local mode, "cli" for an unnamed CLI call
+    action: str = Field(index=True)  # sign-in / import / export / user-add / user-remove ...
+    study_id: str | None = Field(default=None, index=True)
+    sites: list[str] | None = Field(default=None, sa_column=Column(JSON))  # the scope in force
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+
+
+# Append-only in the database too, not only by convention: a trigger refuses UPDATE and DELETE on
+# the audit table (created with the table by create_all; a migration that creates the table must
+# create the same trigger).
+_APPEND_ONLY = "the audit trail is append-only"
+AUDIT_GUARDS = {
+    "sqlite": [
+        f"CREATE TRIGGER auditevent_no_{verb.lower()} BEFORE {verb} ON auditevent "
+        f"BEGIN SELECT RAISE(ABORT, '{_APPEND_ONLY}'); END"
+        for verb in ("UPDATE", "DELETE")
+    ],
+    "postgresql": [
+        "CREATE OR REPLACE FUNCTION auditevent_append_only() RETURNS trigger AS $$ "
+        f"BEGIN RAISE EXCEPTION '{_APPEND_ONLY}'; END; $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER auditevent_append_only BEFORE UPDATE OR DELETE ON auditevent "
+        "FOR EACH ROW EXECUTE FUNCTION auditevent_append_only()",
+    ],
+}
+
+
+def _guard_audit_table(_table: Any, connection: Connection, **_kw: Any) -> None:
+    for statement in AUDIT_GUARDS.get(connection.dialect.name, []):
+        connection.execute(text(statement))
+
+
+event.listen(AuditEvent.__table__, "after_create", _guard_audit_table)  # type: ignore[attr-defined]

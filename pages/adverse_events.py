@@ -45,6 +45,7 @@ from dashboard.ui.ae_drilldown import (
 )
 from dashboard.ui.downloads import download_buttons
 from dashboard.ui.format import percent
+from dashboard.ui.links import subject_links
 from dashboard.ui.shell import domain_missing, no_subjects_message, page_context, page_header
 
 HIGHLIGHT_ROWS = 200  # listings longer than this are not colour-highlighted (see below)
@@ -64,16 +65,35 @@ if population.first_dose_dates:
     )
 counts = loaders.load_population(*key)
 ae = ae_loaders.load_headline(*key, treatment_emergent)
+compare = ctx.compare_cut_id  # "new since" this earlier cut (None: one cut only)
+# New AEs are counted over every AE: beside the treatment-emergent figures they would not match.
+changes = (
+    loaders.load_changes_since(*key, compare)
+    if compare is not None and not treatment_emergent
+    else None
+)
 subjects, events, serious, serious_events = st.columns(4)
 subjects.metric(
     "Subjects with an AE", f"{ae.subjects} ({percent(ae.subjects, population.subjects)})"
 )
-events.metric("AE events", ae.events)
+events.metric(
+    "AE events",
+    ae.events,
+    delta=f"+{changes.new_adverse_events} new since cut {compare}" if changes else None,
+    delta_color="off",
+    delta_arrow="off",
+)
 serious.metric(
     "Subjects with an SAE",
     f"{ae.serious_subjects} ({percent(ae.serious_subjects, population.subjects)})",
 )
-serious_events.metric("SAE events", ae.serious_events)
+serious_events.metric(
+    "SAE events",
+    ae.serious_events,
+    delta=f"+{changes.new_serious_adverse_events} new since cut {compare}" if changes else None,
+    delta_color="off",
+    delta_arrow="off",
+)
 
 if counts.screened == 0:
     no_subjects_message(ctx)
@@ -152,31 +172,34 @@ slots = {"summary": summary_slot}  # where each control's drilldown listing is d
 
 # -- 2. serious adverse events ------------------------------------------------------------------
 st.subheader("Serious adverse events")
+# New SAEs first (the monitoring meeting reads them first).
 saes, sae_total = ae_loaders.load_events(
-    *key, treatment_emergent, in_population=False, serious_only=True
+    *key, treatment_emergent, in_population=False, serious_only=True, new_first_since=compare
 )
 if saes.empty:
     st.success("No serious adverse event (AESER = Y) in this selection.")
 else:
-    compare = ctx.compare_cut_id
     listed = derive_listing(saes, compare_cut_id=compare)
     sae_table = listing_table(listed, show_new=compare is not None)
     new = int(listed["new"].sum())
     # Row colours through a pandas Styler cost about a second per thousand rows at every rerun:
     # highlight only a listing short enough to read row by row; a long one keeps its "New" column.
+    shown_saes, links = subject_links(
+        sae_table, study_id=ctx.study_id, column="USUBJID", label="USUBJID"
+    )
     st.dataframe(
-        sae_table.style.apply(
+        shown_saes.style.apply(
             lambda row: ["background-color: #fff3b0" if row.get("New") else ""] * len(row),
             axis=1,
         )
         if len(sae_table) <= HIGHLIGHT_ROWS
-        else sae_table,
+        else shown_saes,
         hide_index=True,
         width="stretch",
-        column_config=LISTING_COLUMNS,
+        column_config={**LISTING_COLUMNS, **links},
     )
     since = (
-        f"{new} new since cut {compare} (column New"
+        f"{new} new since cut {compare}, listed first (column New"
         + (", highlighted)." if len(sae_table) <= HIGHLIGHT_ROWS else ").")
         if compare is not None
         else "One data cut only: nothing to mark as new."

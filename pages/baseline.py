@@ -22,6 +22,7 @@ from dashboard.queries.baseline import NOT_ALLOCATED_COLUMN, SCREEN_FAILURE_COLU
 from dashboard.ui import loaders
 from dashboard.ui.downloads import download_buttons
 from dashboard.ui.format import percent
+from dashboard.ui.links import subject_links
 from dashboard.ui.selection import chart_points
 from dashboard.ui.shell import no_subjects_message, page_context, page_header
 
@@ -146,6 +147,16 @@ st.caption(
     "the records flagged baseline (or the last before first dose)."
     + (" SMD: standardized mean difference (tableone's definition)." if with_tests else "")
 )
+if ctx.compare_cut_id is not None:
+    new = loaders.load_new_by_column(
+        ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope, ctx.compare_cut_id, population, by
+    )
+    new_in = dict(zip(new["column"], new["new_subjects"], strict=True))
+    st.caption(
+        f"New since cut {ctx.compare_cut_id} (first seen in a later data cut): "
+        + ", ".join(f"{column} {new_in.get(column, 0)}" for column in columns)
+        + f"; {sum(new_in.get(column, 0) for column in columns)} in all."
+    )
 download_buttons(table, name=f"{ctx.study_id}-table1", sheet="Table 1")
 
 st.subheader("Distribution")
@@ -179,7 +190,8 @@ if variable.categorical:
         )
         shown_note = f" (the first {len(picked)} listed)" if total > len(picked) else ""
         st.markdown(f"**{total} subject(s): {variable.label} {level}, {column}**{shown_note}")
-        st.dataframe(picked, hide_index=True)
+        shown_subjects, links = subject_links(picked, study_id=ctx.study_id)
+        st.dataframe(shown_subjects, hide_index=True, column_config=links)
     else:
         st.caption("Click a bar segment to list its subjects.")
 else:

@@ -5,18 +5,20 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
+from dashboard.access import IMPORT_PAGE
 from dashboard.config import database_url
 from dashboard.importers.ctgov import RegistryRecordError
 from dashboard.importers.errors import ImportFailure
 from dashboard.importers.run import import_ctgov_upload, import_sdtm_files
 from dashboard.ui import loaders
+from dashboard.ui.auth import require_page
 from dashboard.ui.shell import optional_context, show_study
 
+user = require_page(IMPORT_PAGE)  # admins only, whatever the navigation shows
 st.title("Import data")
 st.caption(
     "The same checks as `study-monitor import`: an import is all or nothing, and every import is "
-    "one data cut. Local mode: anyone who can open the app can import (sign-in and roles come with "
-    "access control)."
+    "one data cut, recorded in the audit trail under your name."
 )
 ctx = optional_context()
 db_url = ctx.db_url if ctx else database_url()
@@ -52,6 +54,7 @@ if submitted:
                 study_id=study_id.strip() or None,
                 cutoff=cutoff,
                 replace=replace,
+                actor=user.email,
             )
     except ImportFailure as failure:
         st.session_state[RESULT_KEY] = ("error", [f"{failure}. Nothing was written."])
@@ -83,6 +86,7 @@ if registry_submitted:
                 record.name,
                 record.getvalue(),
                 study_id=enrich.strip() or None,
+                actor=user.email,
             )
         except RegistryRecordError as error:
             st.session_state[RESULT_KEY] = ("error", [f"{error}. Nothing was written."])

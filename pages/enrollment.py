@@ -12,16 +12,33 @@ from dashboard.metrics.enrollment import (
     site_table,
     study_forecast,
 )
-from dashboard.ui import loaders
+from dashboard.metrics.visits import (
+    schedule_text,
+    scheduled_visits,
+    site_visit_table,
+    visit_totals,
+)
+from dashboard.ui import loaders, subject_loaders
+from dashboard.ui.auth import audited
+from dashboard.ui.downloads import download_buttons
 from dashboard.ui.format import (
     count_of,
     percent,
     projected_completion_label,
     projected_interval_label,
 )
-from dashboard.ui.shell import no_subjects_message, page_context, page_header, period_filter
+from dashboard.ui.links import subject_links
+from dashboard.ui.shell import (
+    domain_missing,
+    no_subjects_message,
+    page_context,
+    page_header,
+    period_filter,
+)
+from dashboard.ui.visits import visits_as_of, window_days_setting
 
 SITE_ROWS_KEY = "enrollment_site_rows"
+NEEDING_ACTION_KEY = "enrollment_visits_needing_action"
 
 ctx = page_context()
 study = ctx.study
@@ -67,7 +84,8 @@ enrolled.metric(
 failure_rate.metric(
     "Screen-failure rate",
     percent(counts.screen_failures, counts.screened),
-    delta=f"{counts.screen_failures} of {counts.screened} screened",
+    delta=f"{counts.screen_failures} of {counts.screened} screened"
+    + (f" (+{changes.new_subjects} new)" if changes else ""),
     delta_color="off",
     delta_arrow="off",
 )
@@ -215,13 +233,69 @@ if ctx.site_count > 1:
     if picked:
         site_id = str(sites.iloc[picked[0]]["site_id"])
         st.markdown(f"**Subjects of site {site_id}**")
-        st.dataframe(
+        shown, links = subject_links(
             loaders.load_site_subjects(
                 ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope, period, site_id
             ),
+            study_id=ctx.study_id,
+        )
+        st.dataframe(shown, hide_index=True, width="stretch", column_config=links)
+
+st.subheader("Visit schedule")
+planned = scheduled_visits(
+    subject_loaders.load_planned_schedule(ctx.db_url, ctx.study_id, ctx.cut_id)
+)
+if planned.empty:
+    st.info(
+        "No planned visit schedule for this study (no TV domain with planned study days, and the "
+        "study defines none): which visits are due or overdue cannot be worked out."
+    )
+elif not domain_missing(ctx, "SV", "no visit is known to be held, so none is counted"):
+    as_of, as_of_label = visits_as_of(ctx)
+    with st.columns([1, 3])[0]:
+        window_days = window_days_setting()
+    by_site, no_day_one = subject_loaders.load_visits_by_site(
+        ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope, period, as_of, window_days
+    )
+    totals = visit_totals(by_site)
+    st.markdown(
+        f"On {as_of_label}: **{totals['overdue']} visit(s) overdue** for "
+        f"{totals['subjects_overdue']} subject(s) still on study, {totals['due']} due now "
+        "(window open)."
+    )
+    st.dataframe(site_visit_table(by_site), hide_index=True, width="stretch")
+    needing_action = st.toggle(
+        "Only subjects with a visit due or overdue", value=True, key=NEEDING_ACTION_KEY
+    )
+    grid, listed = subject_loaders.load_schedule_grid(
+        ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope, period, as_of, window_days, needing_action
+    )
+    if grid.empty:
+        st.success(
+            "No visit is due or overdue." if needing_action else "No subject on the schedule."
+        )
+    else:
+        shown, links = subject_links(grid, study_id=ctx.study_id)
+        st.dataframe(
+            shown,
             hide_index=True,
             width="stretch",
+            column_config={**links, "Day 1": st.column_config.DateColumn("Day 1")},
         )
+        if listed > len(grid):
+            st.caption(f"The first {len(grid)} of {listed} subjects, most overdue first.")
+        download_buttons(grid, name=f"{ctx.study_id}-visit-schedule", sheet="Visits")
+    st.caption(
+        f"Planned: {schedule_text(planned)}. Due dates count from each subject's day 1 (RFSTDTC; "
+        "no day 0). ✓ done; ✓ out of window: held outside the window; OVERDUE: the window closed "
+        "without the visit and the subject is still on study; DUE: the window is open; missed: not "
+        "held before the subject left the study; –: planned after the subject left."
+        + (
+            f" {no_day_one} enrolled subject(s) without day 1 are not on the schedule."
+            if no_day_one
+            else ""
+        )
+    )
 
 st.subheader("Flow of subjects")
 by_criterion, failed_counts = loaders.load_failures_for_period(
@@ -240,12 +314,17 @@ svg = consort_svg(
 st.image(svg)
 svg_button, png_button = st.columns(2)
 svg_button.download_button(
-    "Download SVG", svg, file_name=f"{ctx.study_id}-flow.svg", mime="image/svg+xml"
+    "Download SVG",
+    audited(lambda: svg, file_name=f"{ctx.study_id}-flow.svg"),
+    file_name=f"{ctx.study_id}-flow.svg",
+    mime="image/svg+xml",
+    on_click="ignore",  # no rerun on click (dashboard/ui/downloads.py DOWNLOAD_NOTE)
 )
 png_button.download_button(
     # Rendered on click: drawing the PNG costs a fifth of a second on every rerun otherwise.
     "Download PNG",
-    lambda: loaders.png_of(svg),
+    audited(lambda: loaders.png_of(svg), file_name=f"{ctx.study_id}-flow.png"),
     file_name=f"{ctx.study_id}-flow.png",
     mime="image/png",
+    on_click="ignore",
 )

@@ -10,12 +10,15 @@ from dashboard.charts.screen_failures import (
 )
 from dashboard.metrics.screen_failures import (
     criterion_label,
+    mark_new_subjects,
     monthly_failure_rate,
     site_criterion_grid,
+    with_new_failures,
 )
 from dashboard.ui import loaders
 from dashboard.ui.downloads import download_buttons
 from dashboard.ui.format import percent
+from dashboard.ui.links import subject_links
 from dashboard.ui.selection import drilldown
 from dashboard.ui.shell import no_subjects_message, page_context, page_header, period_filter
 
@@ -34,8 +37,20 @@ by_criterion, reasons = loaders.load_failures_for_period(
 deviations, checked, unreadable, no_data = loaders.load_eligibility_checks(
     ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope, period, ctx.study.min_age, ctx.study.max_age
 )
+compare = ctx.compare_cut_id  # "new since" this earlier cut (None: one cut only)
+changes = (
+    loaders.load_changes_since(ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope, compare, period)
+    if compare is not None
+    else None
+)
 failures, rate, several, flagged = st.columns(4)
-failures.metric("Screen failures", counts.screen_failures)
+failures.metric(
+    "Screen failures",
+    counts.screen_failures,
+    delta=f"+{changes.new_screen_failures} new since cut {compare}" if changes else None,
+    delta_color="off",
+    delta_arrow="off",
+)
 rate.metric("Screen-failure rate", percent(counts.screen_failures, counts.screened))
 several.metric("Failed more than one criterion", reasons["more_than_one"])
 flagged.metric("Enrolled despite a rule", deviations["usubjid"].nunique())
@@ -106,9 +121,19 @@ else:
         "than one."
         + (f" {unexplained} screen failure(s) have no criterion recorded." if unexplained else "")
     )
-    table = by_criterion.assign(
+    new_failures = (
+        loaders.load_new_failures_by_criterion(
+            ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope, period, compare
+        )
+        if compare is not None
+        else None
+    )
+    table = with_new_failures(by_criterion, new_failures).assign(
         share=lambda f: f["subjects"].map(lambda n: percent(n, counts.screened, 1))
-    )[["code", "protocol_version", "category", "text", "subjects", "share"]]
+    )[
+        ["code", "protocol_version", "category", "text", "subjects", "share"]
+        + (["new_subjects"] if new_failures is not None else [])
+    ]
     if not table["protocol_version"].astype(bool).any():
         table = table.drop(columns="protocol_version")  # one protocol version: nothing to show
     table_event = st.dataframe(
@@ -120,6 +145,7 @@ else:
                 "text": "Criterion (protocol wording)",
                 "subjects": "Subjects",
                 "share": "% of screened",
+                "new_subjects": f"New since cut {compare}",
             }
         ),
         hide_index=True,
@@ -157,18 +183,23 @@ else:
         if subjects.empty:
             st.info("Nobody failed this criterion in the current selection.")
         else:
+            listed = mark_new_subjects(subjects, compare_cut_id=compare)
+            shown, links = subject_links(listed, study_id=ctx.study_id)
             st.dataframe(
-                subjects,
+                shown,
                 hide_index=True,
                 width="stretch",
                 column_config={
-                    "usubjid": "Subject",
+                    **links,
+                    "new": st.column_config.CheckboxColumn(
+                        "New", help=f"First seen in a data cut after cut {compare}"
+                    ),
                     "site_id": "Site",
                     "screening_date": st.column_config.DateColumn("Screened"),
                     "failed_criteria": "Criteria failed",
                 },
             )
-            download_buttons(subjects, name=f"{ctx.study_id}-{code}-screen-failures", sheet=code)
+            download_buttons(listed, name=f"{ctx.study_id}-{code}-screen-failures", sheet=code)
 
 st.subheader("Over time")
 monthly = monthly_failure_rate(daily)
@@ -219,10 +250,10 @@ else:
         f"{deviations['usubjid'].nunique()} enrolled subject(s) have screening values that break "
         "an eligibility rule: possible protocol deviations to review."
     )
+    shown, links = subject_links(deviations, study_id=ctx.study_id)
     st.dataframe(
-        deviations.rename(
+        shown.rename(
             columns={
-                "usubjid": "Subject",
                 "code": "Criterion",
                 "category": "Category",
                 "criterion": "Wording",
@@ -234,6 +265,7 @@ else:
         ),
         hide_index=True,
         width="stretch",
+        column_config=links,
     )
 notes = [f"Checked: {'; '.join(checked)}."] if checked else []
 if no_data:

@@ -14,6 +14,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import pytest
 
 from dashboard.db import make_engine
 from dashboard.importers.run import import_sdtm
+from tests.databases import copy_database
 
 PROJECT_ROOT_DIR = Path(__file__).resolve().parent.parent
 SHARED = PROJECT_ROOT_DIR.parent / "shared" / "data"
@@ -39,7 +41,7 @@ CHROMIUM_ARGS = [
 ]
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -64,15 +66,27 @@ def browser() -> Iterator[Any]:
 def server(demo_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`streamlit run dashboard/app.py` on a free port, on a copy of the demo database (the upload
     test writes to it)."""
-    copy = tmp_path_factory.mktemp("browser") / "demo.db"
-    shutil.copy(demo_db_url.removeprefix("sqlite:///"), copy)
+    copy = copy_database(demo_db_url, tmp_path_factory.mktemp("browser"), "browser")
     pilot = SHARED / "sdtm" / "cdiscpilot01"
     if pilot.is_dir():  # the CDISC pilot beside the demos, for the pages that must serve it too
-        import_sdtm(make_engine(f"sqlite:///{copy}"), pilot)
-    port = _free_port()
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{copy}"}
+        engine = make_engine(copy)
+        import_sdtm(engine, pilot)
+        engine.dispose()
     ARTIFACTS.mkdir(exist_ok=True)
-    log = ARTIFACTS / "server.log"
+    with streamlit_server(
+        env={**os.environ, "DATABASE_URL": copy}, log=ARTIFACTS / "server.log"
+    ) as base:
+        yield base
+
+
+@contextmanager
+def streamlit_server(
+    *, env: dict[str, str], log: Path, cwd: Path = PROJECT_ROOT_DIR, port: int | None = None
+) -> Iterator[str]:
+    """`streamlit run dashboard/app.py` with ``env``, from ``cwd`` (whose .streamlit/ folder holds
+    the config and secrets it reads), on ``port`` (default: a free one); yields its base URL once
+    it answers, and stops it after."""
+    port = port or free_port()
     with log.open("w") as out:
         process = subprocess.Popen(
             [
@@ -80,35 +94,42 @@ def server(demo_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
                 "-m",
                 "streamlit",
                 "run",
-                "dashboard/app.py",
+                str(PROJECT_ROOT_DIR / "dashboard" / "app.py"),
                 "--server.port",
                 str(port),
                 "--server.headless",
                 "true",
                 "--browser.gatherUsageStats",
                 "false",
+                # A source edit during a run must not reload the app under the test.
+                "--server.fileWatcherType",
+                "none",
             ],
-            cwd=PROJECT_ROOT_DIR,
+            cwd=cwd,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as response:
+                        if response.status == 200:
+                            break
+                except OSError:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"streamlit did not start; see {log}")
+                time.sleep(0.3)
+            yield base
+        finally:
+            process.terminate()
             try:
-                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
                 process.kill()
-                pytest.fail(f"streamlit did not start; see {log}")
-            time.sleep(0.3)
-        yield base
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def settle(page: Any, *, chart: bool = False) -> None:

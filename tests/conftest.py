@@ -1,4 +1,5 @@
-"""Shared fixtures: a real SQLite file with the demo studies, sessions on it, clean caches."""
+"""Shared fixtures: a real database with the demo studies (SQLite, or PostgreSQL where
+TEST_POSTGRES_URL is set: tests/databases.py), sessions on it, clean caches."""
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -8,8 +9,9 @@ import streamlit as st
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from dashboard.db import create_schema, make_engine, session_scope
+from dashboard.db import ensure_schema, make_engine, session_scope
 from dashboard.demo import build_multisite_study, build_seed_study
+from tests.databases import drop_created_databases, new_database_url
 
 # The browser and server fixtures of the real-browser tests, shared by every module that uses them.
 pytest_plugins = ["tests.browser_support"]
@@ -18,11 +20,18 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 
 
-def build_demo_database(path: Path) -> str:
-    """A SQLite file holding NCT06466850 and DEMO-MULTI; returns its URL."""
-    url = f"sqlite:///{path}"
+@pytest.fixture(scope="session", autouse=True)
+def drop_test_databases() -> Iterator[None]:
+    """The PostgreSQL databases the run created are dropped at its end."""
+    yield
+    drop_created_databases()
+
+
+def build_demo_database(folder: Path) -> str:
+    """A new database holding NCT06466850 and DEMO-MULTI; returns its URL."""
+    url = new_database_url(folder, "demo")
     engine = make_engine(url)
-    create_schema(engine)
+    ensure_schema(engine)
     with session_scope(engine) as session:
         build_seed_study(session)
         build_multisite_study(session)
@@ -33,7 +42,7 @@ def build_demo_database(path: Path) -> str:
 @pytest.fixture(scope="session")
 def demo_db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The demo database, built once per test run. Tests must not write to it."""
-    return build_demo_database(tmp_path_factory.mktemp("demo") / "demo.db")
+    return build_demo_database(tmp_path_factory.mktemp("demo"))
 
 
 @pytest.fixture(scope="session")
@@ -52,9 +61,9 @@ def session(demo_engine: Engine) -> Iterator[Session]:
 @pytest.fixture
 def empty_db_url(tmp_path: Path) -> str:
     """A database with the schema and nothing in it."""
-    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    url = new_database_url(tmp_path, "empty")
     engine = make_engine(url)
-    create_schema(engine)
+    ensure_schema(engine)
     engine.dispose()
     return url
 
@@ -85,7 +94,7 @@ def pilot_db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     folder = SHARED_DATA / "sdtm" / "cdiscpilot01"
     if not folder.is_dir():
         pytest.skip(f"reference data folder {folder} is absent")
-    url = f"sqlite:///{tmp_path_factory.mktemp('pilot-shared') / 'pilot.db'}"
+    url = new_database_url(tmp_path_factory.mktemp("pilot-shared"), "pilot")
     engine = make_engine(url)
     import_sdtm(engine, folder)
     engine.dispose()

@@ -70,6 +70,7 @@ from dashboard.queries.adverse_events import (
     subjects_with_adverse_events,
 )
 from tests.conftest import PROJECT_ROOT, SHARED_DATA
+from tests.databases import new_database_url
 
 APP = str(PROJECT_ROOT / "dashboard" / "app.py")
 PILOT = "CDISCPILOT01"
@@ -110,7 +111,7 @@ def msg_db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The SDTM-MSG sample under its own study id (its STUDYID is the pilot's)."""
     if not MSG_DIR.is_dir():
         pytest.skip(f"reference data folder {MSG_DIR} is absent")
-    url = f"sqlite:///{tmp_path_factory.mktemp('msg') / 'msg.db'}"
+    url = new_database_url(tmp_path_factory.mktemp("msg"), "msg")
     engine = make_engine(url)
     import_sdtm(engine, MSG_DIR, study_id="MSG")
     engine.dispose()
@@ -640,7 +641,7 @@ def test_without_exposure_the_enrolled_by_planned_arm(tmp_path: Path) -> None:
     for row in tables["DM"]:
         row["RFXSTDTC"] = ""
     folder = write_package(tmp_path / "no-ex", tables)
-    engine = make_engine(f"sqlite:///{tmp_path / 'no-ex.db'}")
+    engine = make_engine(new_database_url(tmp_path, "no-ex"))
     import_sdtm(engine, folder)
     with Session(engine) as session:
         population = safety_population(session, study_id="TINY", scope=None)

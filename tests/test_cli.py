@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from dashboard.cli import app
 from tests.conftest import PROJECT_ROOT
+from tests.databases import new_database_url
 
 runner = CliRunner()
 CONTRACT_KEYS = [
@@ -37,7 +38,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_demo_then_summary_json(tmp_path: Path) -> None:
-    db = f"sqlite:///{tmp_path / 'cli.db'}"
+    db = new_database_url(tmp_path, "cli")
     made = _cli("demo", "--db", db)
     assert made.returncode == 0, made.stderr
     assert "synthetic" in made.stdout
@@ -70,7 +71,7 @@ def test_demo_then_summary_json(tmp_path: Path) -> None:
 
 
 def test_demo_refresh_is_idempotent(tmp_path: Path) -> None:
-    db = f"sqlite:///{tmp_path / 'twice.db'}"
+    db = new_database_url(tmp_path, "twice")
     first = runner.invoke(app, ["demo", "--db", db])
     second = runner.invoke(app, ["demo", "--db", db])
     assert first.exit_code == second.exit_code == 0
@@ -79,7 +80,7 @@ def test_demo_refresh_is_idempotent(tmp_path: Path) -> None:
 
 
 def test_multisite_demo_and_study_choice(tmp_path: Path) -> None:
-    db = f"sqlite:///{tmp_path / 'multi.db'}"
+    db = new_database_url(tmp_path, "multi")
     assert runner.invoke(app, ["demo", "--db", db]).exit_code == 0
     assert runner.invoke(app, ["demo", "--study", "multisite", "--db", db]).exit_code == 0
     ambiguous = runner.invoke(app, ["summary", "--json", "--db", db])
@@ -111,7 +112,7 @@ def test_summary_matches_environment_database(
     ],
 )
 def test_bad_input_exits_2_with_a_message(tmp_path: Path, args: list[str], message: str) -> None:
-    db = f"sqlite:///{tmp_path / 'demo.db'}"
+    db = new_database_url(tmp_path, "demo")
     runner.invoke(app, ["demo", "--db", db])
     (tmp_path / "bare.db").touch()
     args = [a.format(tmp=tmp_path) for a in args]

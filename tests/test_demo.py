@@ -47,15 +47,19 @@ def test_age_in_years(text: str | None, years: float | None) -> None:
 
 @pytest.fixture(scope="module")
 def seed_values(demo_engine: Engine) -> pd.DataFrame:
-    return pd.read_sql_query(
-        "SELECT s.usubjid, s.population, s.age, f.test_code, f.location, f.value_num, "
-        "group_concat(c.code) AS failed "
+    """One row per screening value, with the codes of every criterion its subject failed."""
+    rows = pd.read_sql_query(
+        "SELECT f.id AS finding_id, s.usubjid, s.population, s.age, f.test_code, f.location, "
+        "f.value_num, c.code "
         "FROM subject s JOIN finding f ON f.subject_pk = s.id "
         "LEFT JOIN eligibilityfinding e ON e.subject_pk = s.id "
         "LEFT JOIN criterion c ON c.id = e.criterion_pk "
-        f"WHERE s.study_id = '{SEED}' GROUP BY f.id",
+        f"WHERE s.study_id = '{SEED}'",
         demo_engine,
     )
+    failed = rows.groupby("finding_id")["code"].agg(lambda codes: ",".join(codes.dropna()))
+    values = rows.drop_duplicates("finding_id").set_index("finding_id").drop(columns="code")
+    return values.assign(failed=failed)
 
 
 def test_screening_values_agree_with_the_criteria(seed_values: pd.DataFrame) -> None:

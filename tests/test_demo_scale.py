@@ -10,11 +10,12 @@ import pandas as pd
 import pytest
 from sqlalchemy.engine import Engine
 
-from dashboard.db import create_schema, make_engine, session_scope
+from dashboard.db import ensure_schema, make_engine, session_scope
 from dashboard.demo_scale import CUTOFF, INTERIM_CUTOFF, SCALE_STUDY_ID, build_scale_study
 from dashboard.metrics.eligibility import is_violation, parse_rule
 from dashboard.metrics.population import DispositionEvent, classify_subject, subject_status
 from dashboard.models import ENROLLED, IN_SCREENING, SCREEN_FAILURE
+from tests.databases import new_database_url, read_sql
 
 N_SUBJECTS, N_SITES = 2000, 20
 SUBJECT_TABLES = (
@@ -31,7 +32,7 @@ STUDY_TABLES = ("site", "arm", "criterion", "datacut")
 
 def _build(url: str, *, study_id: str = SCALE_STUDY_ID, seed: int = 8) -> None:
     engine = make_engine(url)
-    create_schema(engine)
+    ensure_schema(engine)
     with session_scope(engine) as session:
         build_scale_study(
             session, n_subjects=N_SUBJECTS, n_sites=N_SITES, seed=seed, study_id=study_id
@@ -41,7 +42,7 @@ def _build(url: str, *, study_id: str = SCALE_STUDY_ID, seed: int = 8) -> None:
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    url = f"sqlite:///{tmp_path_factory.mktemp('scale') / 'scale.db'}"
+    url = new_database_url(tmp_path_factory.mktemp("scale"), "scale")
     _build(url)
     engine = make_engine(url)
     yield engine
@@ -49,7 +50,7 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
 
 
 def _read(engine: Engine, sql: str) -> pd.DataFrame:
-    return pd.read_sql_query(sql, engine)
+    return read_sql(sql, engine)
 
 
 @pytest.fixture(scope="module")
@@ -366,7 +367,7 @@ def _counts(engine: Engine, study_id: str) -> dict[str, int]:
 
 
 def test_rebuilding_replaces_the_study(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'rebuild.db'}"
+    url = new_database_url(tmp_path, "rebuild")
     _build(url)
     _build(url, study_id="DEMO-OTHER", seed=9)
     engine = make_engine(url)

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from dashboard.cli import app
 from dashboard.db import make_engine
+from tests.databases import new_database_url, read_sql
 from tests.sdtm_builders import copy_of_base, write_package
 
 runner = CliRunner()
@@ -43,7 +44,7 @@ def _import(folder: Path, db_url: str, *extra: str) -> tuple[int, str, str]:
 
 def _snapshot(engine: Engine) -> dict[str, pd.DataFrame]:
     return {
-        t: pd.read_sql_query(
+        t: read_sql(
             f"SELECT * FROM {t} ORDER BY id" if t != "study" else "SELECT * FROM study", engine
         )
         for t in TABLES
@@ -53,7 +54,7 @@ def _snapshot(engine: Engine) -> dict[str, pd.DataFrame]:
 @pytest.fixture
 def loaded_db(tmp_path: Path) -> str:
     """A database already holding the base package as study TINY."""
-    url = f"sqlite:///{tmp_path / 'corpus.db'}"
+    url = new_database_url(tmp_path, "corpus")
     code, _out, err = _import(write_package(tmp_path / "base"), url)
     assert code == 0, err
     return url
@@ -254,7 +255,7 @@ def test_corpus_is_large_enough() -> None:
 
 
 def test_not_a_folder(tmp_path: Path) -> None:
-    code, _out, err = _import(tmp_path / "missing", f"sqlite:///{tmp_path / 'x.db'}")
+    code, _out, err = _import(tmp_path / "missing", new_database_url(tmp_path, "x"))
     assert code == 2 and "is not a folder of SDTM datasets" in err
 
 
@@ -264,7 +265,7 @@ def test_no_study_id_anywhere(tmp_path: Path) -> None:
         for row in rows:
             row.pop("STUDYID", None)
     folder = write_package(tmp_path / "nostudy", tables)
-    url = f"sqlite:///{tmp_path / 'x.db'}"
+    url = new_database_url(tmp_path, "x")
     code, _out, err = _import(folder, url)
     assert code == 2 and "name the study with --study-id" in err
     code, _out, err = _import(folder, url, "--study-id", "NAMED")
@@ -277,26 +278,26 @@ def test_no_study_id_anywhere(tmp_path: Path) -> None:
 def _load(
     tmp_path: Path, tables: Tables | None = None, **kwargs: dict[str, str]
 ) -> tuple[str, str]:
-    url = f"sqlite:///{tmp_path / 'odd.db'}"
+    url = new_database_url(tmp_path, "odd")
     code, out, err = _import(write_package(tmp_path / "odd", tables, **kwargs), url)
     assert code == 0, err
     return url, out
 
 
 def _warnings(url: str) -> list[str]:
-    cuts = pd.read_sql_query("SELECT warnings FROM datacut ORDER BY id DESC", make_engine(url))
+    cuts = read_sql("SELECT warnings FROM datacut ORDER BY id DESC", make_engine(url))
     return list(json.loads(cuts.iloc[0]["warnings"]))
 
 
 def test_partial_dates_are_kept_as_text_and_sorted_by_their_first_day(tmp_path: Path) -> None:
     url, _out = _load(tmp_path)
     engine = make_engine(url)
-    subject = pd.read_sql_query(
+    subject = read_sql(
         "SELECT screening_dtc, screening_date FROM subject WHERE usubjid = 'TINY-02-003'", engine
     ).iloc[0]
     assert subject["screening_dtc"] == "2024-03"
     assert subject["screening_date"] == "2024-03-01"
-    ae = pd.read_sql_query(
+    ae = read_sql(
         "SELECT start_dtc, start_date, end_dtc, start_day FROM adverseevent "
         "WHERE term = 'PNEUMONIA'",
         engine,
@@ -313,7 +314,7 @@ def test_free_text_ts_value_is_a_warning(tmp_path: Path) -> None:
     url, out = _load(tmp_path, tables)
     assert "warning: TS AGEMAX 'No maximum' is not an ISO 8601 duration" in out
     assert any("PLANSUB 'about forty'" in w for w in _warnings(url))
-    study = pd.read_sql_query(
+    study = read_sql(
         "SELECT min_age, max_age, planned_enrollment FROM study", make_engine(url)
     ).iloc[0]
     assert study["min_age"] == 18 and study["max_age"] is None
@@ -327,7 +328,7 @@ def test_exact_duplicate_records_are_counted_and_kept_once(tmp_path: Path) -> No
     url, out = _load(tmp_path, tables)
     assert "ae.csv: 1 exact duplicate record(s) kept once (records 3)" in out
     assert "vs.csv: 1 exact duplicate record(s) kept once (records 2)" in out
-    counts = pd.read_sql_query("SELECT count(*) AS n FROM adverseevent", make_engine(url))
+    counts = read_sql("SELECT count(*) AS n FROM adverseevent", make_engine(url))
     assert counts.iloc[0]["n"] == 2
 
 
@@ -337,7 +338,7 @@ def test_extra_columns_and_upper_case_names_and_mixed_formats(tmp_path: Path) ->
         row["MYVAR"] = "x"  # an extra, sponsor-defined column
     folder = write_package(tmp_path / "mixed", tables, formats={"DM": "xpt", "AE": "json"})
     (folder / "ds.csv").rename(folder / "DS.CSV")
-    url = f"sqlite:///{tmp_path / 'mixed.db'}"
+    url = new_database_url(tmp_path, "mixed")
     code, _out, err = _import(folder, url)
     assert code == 0, err
     summary = json.loads(runner.invoke(app, ["summary", "--json", "--db", url]).stdout)
@@ -350,7 +351,7 @@ def test_csv_with_a_row_number_column(tmp_path: Path) -> None:
     folder = write_package(tmp_path / "rownum")
     frame = pd.read_csv(folder / "dm.csv", dtype=str, keep_default_na=False)
     frame.to_csv(folder / "dm.csv", index=True)  # pandas' unnamed index column
-    url = f"sqlite:///{tmp_path / 'rownum.db'}"
+    url = new_database_url(tmp_path, "rownum")
     code, out, err = _import(folder, url)
     assert code == 0, err
     assert "dm.csv: column UNNAMED: 0 of row numbers dropped" in out
@@ -360,7 +361,7 @@ def test_csv_with_a_byte_order_mark(tmp_path: Path) -> None:
     folder = write_package(tmp_path / "bom")
     text = (folder / "dm.csv").read_text(encoding="utf-8")
     (folder / "dm.csv").write_bytes(text.encode("utf-8-sig"))
-    code, _out, err = _import(folder, f"sqlite:///{tmp_path / 'bom.db'}")
+    code, _out, err = _import(folder, new_database_url(tmp_path, "bom"))
     assert code == 0, err
 
 
@@ -374,7 +375,7 @@ def test_identifying_columns_are_dropped_and_birth_date_cut(tmp_path: Path) -> N
     assert "dm.csv: column INVNAM identifies people and was not loaded" in out
     assert "dm.csv: column SUBJINIT identifies people and was not loaded" in out
     engine = make_engine(url)
-    subjects = pd.read_sql_query("SELECT * FROM subject", engine)
+    subjects = read_sql("SELECT * FROM subject", engine)
     assert set(subjects["birth_year"]) == {1960}
     stored = " ".join(map(str, subjects.to_numpy().ravel()))
     assert "Someone" not in stored and "ABC" not in stored and "1960-05-17" not in stored
@@ -402,7 +403,7 @@ def test_duplicate_visit_and_disposition_keys_are_warnings(tmp_path: Path) -> No
     url, out = _load(tmp_path, tables)
     assert "sv.csv: 1 visit(s) recorded more than once" in out
     assert "ds.csv: 1 key(s) repeated (TINY-01-001/1)" in out
-    visits = pd.read_sql_query("SELECT count(*) AS n FROM visit", make_engine(url))
+    visits = read_sql("SELECT count(*) AS n FROM visit", make_engine(url))
     assert visits.iloc[0]["n"] == 2
 
 
@@ -421,9 +422,7 @@ def test_sas_missing_values_become_nulls(tmp_path: Path) -> None:
     tables = copy_of_base()
     tables["DM"][1]["AGE"] = None  # written to xpt as a SAS missing numeric
     url, _out = _load(tmp_path, tables, formats={"DM": "xpt"})
-    ages = pd.read_sql_query(
-        "SELECT usubjid, age, arm FROM subject ORDER BY usubjid", make_engine(url)
-    )
+    ages = read_sql("SELECT usubjid, age, arm FROM subject ORDER BY usubjid", make_engine(url))
     assert ages["age"].isna().tolist() == [False, True, False]
     assert pd.isna(ages["arm"].tolist()[1])  # a blank text is a null (NULL in SQL) too
 
@@ -443,7 +442,7 @@ def test_uploaded_files_import_like_a_folder(tmp_path: Path) -> None:
 
     folder = write_package(tmp_path / "upload")
     files = [(f"../../{p.name}", p.read_bytes()) for p in sorted(folder.iterdir())]
-    engine = make_engine(f"sqlite:///{tmp_path / 'upload.db'}")
+    engine = make_engine(new_database_url(tmp_path, "upload"))
     report = import_sdtm_files(engine, files, study_id="UPLOADED")
     assert report.result.study_id == "UPLOADED"
     assert report.row_counts["DM"] == 3
@@ -497,7 +496,7 @@ def test_baseline_without_a_flag_is_the_last_value_before_first_dose(tmp_path: P
         )
     ]
     url, _out = _load(tmp_path, tables)
-    findings = pd.read_sql_query(
+    findings = read_sql(
         "SELECT value_num, dtc, date, is_baseline FROM finding ORDER BY date", make_engine(url)
     )
     # First dose (RFXSTDTC) is 2024-01-20: the same-day value before dosing is the baseline.

@@ -28,6 +28,7 @@ from dashboard.importers.ctgov import (
 )
 from dashboard.models import Criterion, EligibilityFinding, Site, Study, Subject
 from tests.conftest import SHARED_DATA
+from tests.databases import new_database_url
 
 INCL, EXCL = "INCLUSION", "EXCLUSION"
 
@@ -713,7 +714,7 @@ def test_cli_imports_every_reference_record_with_zero_subject_figures(
     from dashboard.cli import app
 
     runner = CliRunner()
-    url = f"sqlite:///{tmp_path / 'ctgov-cli.db'}"
+    url = new_database_url(tmp_path, "ctgov-cli")
     for record in sorted((shared_data / "ctgov").glob("NCT*.json")):
         result = runner.invoke(app, ["import", "ctgov", str(record), "--db", url])
         assert result.exit_code == 0, result.stderr
@@ -736,7 +737,7 @@ def test_cli_refuses_a_broken_record_with_status_2(tmp_path: Path) -> None:
     broken = tmp_path / "broken.json"
     broken.write_text("{not json", encoding="utf-8")
     result = CliRunner().invoke(
-        app, ["import", "ctgov", str(broken), "--db", f"sqlite:///{tmp_path / 'x.db'}"]
+        app, ["import", "ctgov", str(broken), "--db", new_database_url(tmp_path, "x")]
     )
     assert result.exit_code == 2
     assert "broken.json" in result.stderr and "nothing was written" in result.stderr
@@ -746,7 +747,7 @@ def test_enriching_a_study_with_data_keeps_its_sites_and_criteria(tmp_path: Path
     from dashboard.importers.run import import_sdtm
     from tests.sdtm_builders import write_package
 
-    engine = make_engine(f"sqlite:///{tmp_path / 'enrich.db'}")
+    engine = make_engine(new_database_url(tmp_path, "enrich"))
     import_sdtm(engine, write_package(tmp_path / "tiny"))
     record = {
         "protocolSection": {
@@ -776,7 +777,7 @@ def test_enriching_a_study_with_data_keeps_its_sites_and_criteria(tmp_path: Path
 def test_uploaded_record_imports_in_one_transaction(tmp_path: Path) -> None:
     from dashboard.importers.run import import_ctgov_upload
 
-    engine = make_engine(f"sqlite:///{tmp_path / 'upload.db'}")
+    engine = make_engine(new_database_url(tmp_path, "upload"))
     record = b'{"protocolSection": {"identificationModule": {"nctId": "NCT01234567"}}}'
     result = import_ctgov_upload(engine, "../x/NCT01234567.json", record)
     assert result.study_id == "NCT01234567" and result.created

@@ -14,11 +14,12 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from dashboard.db import create_schema, make_engine, session_scope
+from dashboard.db import ensure_schema, make_engine, session_scope
 from dashboard.demo import MULTISITE_STUDY_ID, SEED_STUDY_ID
 from dashboard.demo_export import export_sdtm
 from dashboard.importers.run import import_sdtm
 from dashboard.queries.summary import study_summary
+from tests.databases import new_database_url
 
 INTERIM, CURRENT = dt.date(2025, 9, 30), dt.date(2025, 12, 31)  # the demo's two cut-offs
 
@@ -69,8 +70,8 @@ def _changes(engine: Engine, cut_id: int) -> dict[tuple[str, str], set[str]]:
 
 
 def _fresh(tmp_path: Path) -> Engine:
-    engine = make_engine(f"sqlite:///{tmp_path / 'cuts.db'}")
-    create_schema(engine)
+    engine = make_engine(new_database_url(tmp_path, "cuts"))
+    ensure_schema(engine)
     return engine
 
 

@@ -18,6 +18,7 @@ from dashboard.importers.errors import ImportFailure
 from dashboard.importers.run import import_sdtm
 from dashboard.models import CutChange, DataCut, Finding, Subject
 from tests.conftest import PROJECT_ROOT
+from tests.databases import new_database_url
 
 runner = CliRunner()
 
@@ -34,7 +35,7 @@ def pilot_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     folder = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "sdtm"
     if not (folder / "cdiscpilot01").is_dir():
         pytest.skip(f"reference data folder {folder} is absent")
-    url = f"sqlite:///{tmp_path_factory.mktemp('pilot') / 'pilot.db'}"
+    url = new_database_url(tmp_path_factory.mktemp("pilot"), "pilot")
     result = runner.invoke(app, ["import", "sdtm", str(folder / "cdiscpilot01"), "--db", url])
     assert result.exit_code == 0, result.stderr
     assert "no IE domain: failures by criterion unknown" in result.stdout
@@ -126,7 +127,7 @@ def test_another_study_under_the_same_id_is_refused(pilot_db: str, shared_data: 
 
 @pytest.mark.parametrize("subfolder", ["cdisc_msg_v2", "cdisc_msg_v2/datasetjson"])
 def test_sdtm_msg_known_figures(tmp_path: Path, shared_data: Path, subfolder: str) -> None:
-    url = f"sqlite:///{tmp_path / 'msg.db'}"
+    url = new_database_url(tmp_path, "msg")
     result = runner.invoke(
         app,
         ["import", "sdtm", str(shared_data / "sdtm" / subfolder), "--study-id", "MSG", "--db", url],
@@ -151,7 +152,7 @@ def test_sdtm_msg_known_figures(tmp_path: Path, shared_data: Path, subfolder: st
 def test_replace_loads_another_package_over_a_study(
     pilot_db: str, shared_data: Path, tmp_path: Path
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'replace.db'}"
+    url = new_database_url(tmp_path, "replace")
     first = runner.invoke(
         app,
         [
@@ -206,4 +207,4 @@ def test_screen_failures_page_says_ie_is_missing(
 
 def test_import_failure_is_reported_not_raised(tmp_path: Path) -> None:
     with pytest.raises(ImportFailure, match="DM is required"):
-        import_sdtm(make_engine(f"sqlite:///{tmp_path / 'x.db'}"), tmp_path)
+        import_sdtm(make_engine(new_database_url(tmp_path, "x")), tmp_path)

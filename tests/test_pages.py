@@ -98,6 +98,7 @@ def test_overview_figures(
         "Earlier subjects with changes": changes.changed_subjects,
         "New adverse events": changes.new_adverse_events,
         "New serious adverse events": changes.new_serious_adverse_events,
+        "Earlier adverse events with changes": changes.changed_adverse_events,
     }
     assert shown["Screened"] == "36" and changes.new_subjects == 12
 
@@ -187,7 +188,7 @@ def test_empty_database_says_what_to_do(empty_db_url: str, monkeypatch: pytest.M
 
 def test_unreadable_database_is_a_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "broken.db").write_bytes(b"this is not a database")
-    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'broken.db'}")
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'broken.db'}")  # a file, so SQLite
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert not at.exception
     assert "cannot be read" in at.error[0].value

@@ -14,6 +14,7 @@ from dashboard.db import make_engine
 from dashboard.metrics.adverse_events import WORST_DIMENSIONS
 from dashboard.models import AdverseEventCount
 from dashboard.queries import adverse_events, safety_counts
+from tests.databases import new_database_url
 
 SCOPES: list[tuple[str, ...] | None] = [None, ("101",), ("102", "104")]
 
@@ -90,11 +91,11 @@ def test_cdisc_pilot_counts_equal_the_raw_tables(pilot_db_url: str, emergent: bo
 
 
 def test_without_counts_the_raw_rows_answer(tmp_path: Any) -> None:
-    from dashboard.db import create_schema
+    from dashboard.db import ensure_schema
     from dashboard.demo import build_multisite_study
 
-    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
-    create_schema(engine)
+    engine = make_engine(new_database_url(tmp_path, "old"))
+    ensure_schema(engine)
     with Session(engine) as session:
         build_multisite_study(session)
         session.commit()

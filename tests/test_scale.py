@@ -8,17 +8,19 @@ from typing import Any, ClassVar
 import pandas as pd
 import pytest
 import sqlmodel
-from sqlalchemy.engine import Engine
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session
 from streamlit.testing.v1 import AppTest
 
 import dashboard.db
-from dashboard.db import create_schema, make_engine, session_scope
+from dashboard.db import ensure_schema, make_engine, session_scope
 from dashboard.demo_scale import build_scale_study
 from dashboard.queries.adverse_events import adverse_event_counts, incidence_by_soc
 from dashboard.queries.enrollment import enrollment_by_site, funnel, population_counts
 from dashboard.queries.screen_failures import failures_by_criterion
 from tests.conftest import PROJECT_ROOT
+from tests.databases import new_database_url
 
 APP = str(PROJECT_ROOT / "dashboard" / "app.py")
 STUDY = "DEMO-SCALE"
@@ -33,9 +35,9 @@ PAGES = (
 
 @pytest.fixture(scope="module")
 def scale_db(tmp_path_factory: pytest.TempPathFactory) -> str:
-    url = f"sqlite:///{tmp_path_factory.mktemp('scale') / 'scale.db'}"
+    url = new_database_url(tmp_path_factory.mktemp("scale"), "scale")
     engine = make_engine(url)
-    create_schema(engine)
+    ensure_schema(engine)
     with session_scope(engine) as session:
         build_scale_study(session, n_subjects=3000, n_sites=30)
     engine.dispose()
@@ -125,33 +127,42 @@ class _CountingConnection(sqlite3.Connection):
 
 @pytest.fixture
 def counted(scale_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
-    """Every engine the app makes in this test fetches through the counting cursor; the list
-    holds the rows each statement fetched."""
-    path = scale_db.removeprefix("sqlite:///")
-    original = sqlmodel.create_engine  # what dashboard.db.make_engine calls
-
-    def counting_engine(url: str, **kwargs: Any) -> Engine:
-        kwargs.pop("connect_args", None)
-        return original(
-            url,
-            creator=lambda: sqlite3.connect(
-                path, factory=_CountingConnection, check_same_thread=False
-            ),
-            **kwargs,
-        )
-
-    monkeypatch.setattr(dashboard.db, "create_engine", counting_engine)
-    from sqlalchemy import event
-
+    """Every engine the app makes in this test counts the rows each statement fetches; the list
+    holds one count per statement. SQLite: through the counting cursor. PostgreSQL: psycopg's
+    client-side cursors hold a statement's whole result, and rowcount says how many rows."""
     fetched: list[int] = _CountingCursor.fetched
     fetched.clear()
+    if make_url(scale_db).get_backend_name() == "sqlite":
+        path = scale_db.removeprefix("sqlite:///")
+        original = sqlmodel.create_engine  # what dashboard.db.make_engine calls
 
-    @event.listens_for(Engine, "before_cursor_execute")
-    def new_statement(*_args: Any) -> None:
-        fetched.append(0)
+        def counting_engine(url: str, **kwargs: Any) -> Engine:
+            kwargs.pop("connect_args", None)
+            return original(
+                url,
+                creator=lambda: sqlite3.connect(
+                    path, factory=_CountingConnection, check_same_thread=False
+                ),
+                **kwargs,
+            )
 
+        monkeypatch.setattr(dashboard.db, "create_engine", counting_engine)
+
+        def new_statement(*_args: Any) -> None:
+            fetched.append(0)
+
+        event.listen(Engine, "before_cursor_execute", new_statement)
+        yield fetched
+        event.remove(Engine, "before_cursor_execute", new_statement)
+        return
+
+    def statement_done(_conn: Any, cursor: Any, *_args: Any) -> None:
+        # Only statements that return rows (a SELECT's rowcount is its rows; DDL says -1).
+        fetched.append(max(cursor.rowcount, 0) if cursor.description is not None else 0)
+
+    event.listen(Engine, "after_cursor_execute", statement_done)
     yield fetched
-    event.remove(Engine, "before_cursor_execute", new_statement)
+    event.remove(Engine, "after_cursor_execute", statement_done)
 
 
 @pytest.mark.parametrize("page", PAGES)

@@ -3,7 +3,6 @@ checks, against independent pandas counts; the page through AppTest."""
 
 import datetime as dt
 import itertools
-import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -44,6 +43,7 @@ from dashboard.queries.screen_failures import (
 )
 from dashboard.ui.selection import chart_pick, resolve, row_pick
 from tests.conftest import PROJECT_ROOT
+from tests.databases import copy_database
 
 APP = str(PROJECT_ROOT / "dashboard" / "app.py")
 
@@ -313,9 +313,7 @@ def test_eligibility_flags_the_planted_deviation_and_nobody_else(demo_engine: En
 
 
 def test_eligibility_flags_nobody_when_every_rule_is_met(demo_db_url: str, tmp_path: Path) -> None:
-    copy = tmp_path / "fixed.db"
-    shutil.copy(demo_db_url.removeprefix("sqlite:///"), copy)
-    engine = make_engine(f"sqlite:///{copy}")
+    engine = make_engine(copy_database(demo_db_url, tmp_path, "fixed"))
     with session_scope(engine) as session:
         session.execute(
             update(Finding)

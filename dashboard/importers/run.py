@@ -1,15 +1,18 @@
-"""One import, all or nothing: read and check the package, then store it in one transaction."""
+"""One import, all or nothing: read and check the package, then store it in one transaction, with
+its audit event (who imported what) in the same transaction."""
 
 import datetime as dt
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
+from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from dashboard.db import create_schema, session_scope
+from dashboard.access import CLI_EMAIL, IMPORT, record
+from dashboard.db import SchemaError, ensure_schema, session_scope
 from dashboard.importers.ctgov import CtgovImportResult, import_ctgov_file
 from dashboard.importers.errors import fail
 from dashboard.importers.sdtm import Package, read_package
@@ -46,14 +49,32 @@ def import_sdtm(
     study_id: str | None = None,
     cutoff: dt.date | None = None,
     replace: bool = False,
+    actor: str = CLI_EMAIL,
+    audit_detail: dict[str, Any] | None = None,
 ) -> SdtmImportReport:
     """Import the SDTM package in ``folder`` as a new DataCut. Raises ImportFailure (nothing written)
-    on a fatal problem in the input."""
+    on a fatal problem in the input. ``actor`` is who the audit event names."""
     package: Package = read_package(folder, study_id=study_id, cutoff=cutoff)
     try:
-        create_schema(engine)
+        ensure_schema(engine)
         with session_scope(engine) as session:
             result = store_package(session, package, replace=replace)
+            record(
+                session,
+                email=actor,
+                action=IMPORT,
+                study_id=result.study_id,
+                detail={
+                    "kind": "sdtm",
+                    "cut_id": result.cut_id,
+                    "domains": list(package.domains),
+                    "replace": replace,
+                    "warnings": len(package.warnings),
+                    **(audit_detail or {}),
+                },
+            )
+    except SchemaError as error:
+        raise fail(str(error)) from None
     except SQLAlchemyError as error:
         raise fail(f"the database refused the import: {getattr(error, 'orig', error)}") from None
     return SdtmImportReport(
@@ -72,6 +93,7 @@ def import_sdtm_files(
     study_id: str | None = None,
     cutoff: dt.date | None = None,
     replace: bool = False,
+    actor: str = CLI_EMAIL,
 ) -> SdtmImportReport:
     """Import uploaded dataset files (name, content) as one package: the Import page's entry.
 
@@ -84,16 +106,45 @@ def import_sdtm_files(
         for name, content in files:
             # Only the base name: an uploaded name must not reach outside the folder.
             (Path(folder) / PurePath(name).name).write_bytes(content)
-        return import_sdtm(engine, Path(folder), study_id=study_id, cutoff=cutoff, replace=replace)
+        return import_sdtm(
+            engine,
+            Path(folder),
+            study_id=study_id,
+            cutoff=cutoff,
+            replace=replace,
+            actor=actor,
+            audit_detail={"files": sorted(PurePath(name).name for name, _ in files)},
+        )
 
 
 def import_ctgov_upload(
-    engine: Engine, name: str, content: bytes, *, study_id: str | None = None
+    engine: Engine,
+    name: str,
+    content: bytes,
+    *,
+    study_id: str | None = None,
+    actor: str = CLI_EMAIL,
 ) -> CtgovImportResult:
     """Import an uploaded registry record, in one transaction. Raises RegistryRecordError."""
     with tempfile.TemporaryDirectory(prefix="ctgov-upload-") as folder:
         path = Path(folder) / (PurePath(name).name or "record.json")
         path.write_bytes(content)
-        create_schema(engine)
-        with session_scope(engine) as session:
-            return import_ctgov_file(session, path, study_id=study_id)
+        return import_ctgov_path(engine, path, study_id=study_id, actor=actor)
+
+
+def import_ctgov_path(
+    engine: Engine, path: Path, *, study_id: str | None = None, actor: str = CLI_EMAIL
+) -> CtgovImportResult:
+    """Import a registry record file with its audit event, in one transaction (the CLI's and the
+    Import page's entry). Raises RegistryRecordError; SQLAlchemyError where the database refuses."""
+    ensure_schema(engine)
+    with session_scope(engine) as session:
+        result = import_ctgov_file(session, path, study_id=study_id)
+        record(
+            session,
+            email=actor,
+            action=IMPORT,
+            study_id=result.study_id,
+            detail={"kind": "ctgov", "file": path.name, "created": result.created},
+        )
+    return result

@@ -20,6 +20,7 @@ from dashboard.importers.dates import duration_in_years, parse_dtc
 from dashboard.importers.errors import fail
 from dashboard.importers.readers import FINDINGS_DOMAINS, Dataset, find_datasets, read_dataset
 from dashboard.metrics.population import DispositionEvent, classify_subject, subject_status
+from dashboard.metrics.visits import is_conditional_visit
 
 # Key columns per domain: a file without them cannot be mapped (fatal).
 REQUIRED_COLUMNS = {
@@ -69,6 +70,9 @@ class Package:
     row_counts: dict[str, int]
     cutoff_date: dt.date | None
     warnings: list[str] = field(default_factory=list)
+    # TV: the planned visits (visit_num, visit, arm_code, planned_day, start_rule, is_conditional);
+    # empty without TV, and then the study keeps the schedule it has.
+    planned_visits: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _text(value: Any) -> str | None:
@@ -180,6 +184,7 @@ def read_package(
         row_counts=row_counts,
         cutoff_date=cutoff_date,
         warnings=warnings,
+        planned_visits=_planned_visits(datasets.get("TV"), warnings),
     )
 
 
@@ -597,6 +602,35 @@ def _visits(sv: Dataset | None, tv: Dataset | None, warnings: list[str]) -> list
             f"{usubjid} visit {_text(visit)}): all records kept"
         )
     return rows
+
+
+def _planned_visits(tv: Dataset | None, warnings: list[str]) -> list[dict[str, Any]]:
+    """TV as the study's planned schedule: one row per VISITNUM and arm (ARMCD blank: every arm).
+    A repeated VISITNUM for the same arm is kept once, with a warning."""
+    if tv is None:
+        return []
+    planned: dict[tuple[float, str], dict[str, Any]] = {}
+    repeated = 0
+    for _, row in _records(tv):
+        if row["VISITNUM"] is None:
+            continue
+        visit_num, arm_code = float(row["VISITNUM"]), _text(row.get("ARMCD")) or ""
+        if (visit_num, arm_code) in planned:
+            repeated += 1
+            continue
+        visit = _text(row.get("VISIT")) or f"VISIT {visit_num:g}"
+        start_rule = _text(row.get("TVSTRL"))
+        planned[(visit_num, arm_code)] = {
+            "visit_num": visit_num,
+            "visit": visit,
+            "arm_code": arm_code,
+            "planned_day": _int(row.get("VISITDY")),
+            "start_rule": start_rule,
+            "is_conditional": is_conditional_visit(visit, start_rule),
+        }
+    if repeated:
+        warnings.append(f"{tv.name}: {repeated} repeated VISITNUM(s) for the same arm kept once")
+    return sorted(planned.values(), key=lambda v: (v["arm_code"], v["visit_num"]))
 
 
 def _earliest(

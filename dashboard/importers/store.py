@@ -27,6 +27,7 @@ from dashboard.models import (
     EligibilityFinding,
     Exposure,
     Finding,
+    PlannedVisit,
     Site,
     Study,
     Subject,
@@ -245,6 +246,13 @@ def store_package(session: Session, package: Package, *, replace: bool = False) 
     if package.arms:
         session.execute(delete(Arm).where(col(Arm.study_id) == study_id))
         _bulk_insert(session, Arm, [{**a, "study_id": study_id} for a in package.arms])
+    # TV replaces the planned schedule; a package without TV keeps the one the study has (a
+    # schedule the study defined itself, or an earlier cut's TV).
+    if package.planned_visits:
+        session.execute(delete(PlannedVisit).where(col(PlannedVisit.study_id) == study_id))
+        _bulk_insert(
+            session, PlannedVisit, [{**v, "study_id": study_id} for v in package.planned_visits]
+        )
 
     _bulk_insert(
         session,

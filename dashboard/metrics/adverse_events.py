@@ -451,8 +451,9 @@ def derive_listing(events: pd.DataFrame, *, compare_cut_id: int | None) -> pd.Da
     """Adds to an AE listing (``queries.adverse_events.adverse_event_listing``) the columns the
     rules give: study_day (AESTDY as given, else counted from the first dose, no day 0),
     related (the AEREL group), preferred_term (AEDECOD, else AETERM), treatment_emergent,
-    criteria (the seriousness criteria flagged Y) and new (first held by a cut after
-    ``compare_cut_id``; False where there is nothing to compare)."""
+    criteria (the seriousness criteria flagged Y), new (first held by a cut after
+    ``compare_cut_id``; False where there is nothing to compare) and changed (held by that cut
+    and altered by a later one)."""
     frame = events.copy()
     if frame.empty:
         for column in (
@@ -462,6 +463,7 @@ def derive_listing(events: pd.DataFrame, *, compare_cut_id: int | None) -> pd.Da
             "treatment_emergent",
             "criteria",
             "new",
+            "changed",
         ):
             frame[column] = pd.Series(dtype=object)
         return frame
@@ -497,12 +499,18 @@ def derive_listing(events: pd.DataFrame, *, compare_cut_id: int | None) -> pd.Da
         if compare_cut_id is not None
         else False
     )
+    frame["changed"] = (
+        ~frame["new"] & (frame["updated_cut_id"].fillna(0).astype(int) > compare_cut_id)
+        if compare_cut_id is not None and "updated_cut_id" in frame
+        else False
+    )
     return frame
 
 
 # The listing's columns as shown and downloaded, in order, with SDTM names where there is one.
 LISTING_LABELS = {
     "new": "New",
+    "changed": "Changed",
     "usubjid": "USUBJID",
     "site_id": "SITEID",
     "arm": "Arm",
@@ -531,11 +539,13 @@ OPTIONAL_LISTING_COLUMNS = ("site_id", "grade", "decoded_term", "body_system", "
 def listing_table(derived: pd.DataFrame, *, show_new: bool) -> pd.DataFrame:
     """A derived listing (``derive_listing``) as shown and downloaded: ``LISTING_LABELS`` columns
     in that order and named so; optional columns that are empty throughout are left out, and the
-    New column where there is no earlier cut to compare with."""
+    New and Changed columns where there is no earlier cut to compare with (Changed also where no
+    event changed: most cuts only add)."""
     keep = [
         c
         for c in LISTING_LABELS
-        if (c != "new" or show_new)
+        if (c not in ("new", "changed") or show_new)
+        and not (c == "changed" and not derived[c].any())
         and not (
             c in OPTIONAL_LISTING_COLUMNS and derived[c].map(lambda v: _missing(v) or v == "").all()
         )

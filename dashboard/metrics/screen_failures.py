@@ -61,3 +61,26 @@ def site_criterion_grid(
         n / s if s else 0.0 for n, s in zip(grid["subjects"], grid["screened"], strict=True)
     ]
     return grid
+
+
+def mark_new_subjects(subjects: pd.DataFrame, *, compare_cut_id: int | None) -> pd.DataFrame:
+    """A subject list with first_cut_id (``queries.screen_failures.failed_subjects``) as shown:
+    a "new" column after the subject code (first held by a cut after ``compare_cut_id``; left out
+    where there is nothing to compare with), first_cut_id dropped."""
+    shown = subjects.drop(columns="first_cut_id")
+    if compare_cut_id is not None:
+        shown.insert(1, "new", subjects["first_cut_id"].fillna(0).astype(int) > compare_cut_id)
+    return shown
+
+
+def with_new_failures(
+    by_criterion: pd.DataFrame, new_failures: pd.DataFrame | None
+) -> pd.DataFrame:
+    """``failures_by_criterion`` with a new_subjects column (the new screen failures of
+    ``queries.overview.new_failures_by_criterion``; 0 where a criterion has none). Without a cut
+    to compare with (``new_failures`` None) the frame is returned as it is."""
+    if new_failures is None:
+        return by_criterion
+    merged = by_criterion.merge(new_failures, on=["code", "protocol_version"], how="left")
+    merged["new_subjects"] = merged["new_subjects"].fillna(0).astype(int)
+    return merged

@@ -65,6 +65,7 @@ LISTING_COLUMNS = [
     "first_dose_date",
     "first_cut_id",
     "observed_until",
+    "updated_cut_id",
 ]
 
 
@@ -599,20 +600,22 @@ def adverse_event_listing(
     usubjids: Sequence[str] | None = None,
     serious_only: bool = False,
     limit: int = 1000,
+    new_first_since: int | None = None,
 ) -> tuple[pd.DataFrame, int]:
     """The AEs behind a figure, a row each (at most ``limit``), and how many there are in all.
 
     Filters (None: any): the safety population (``in_population``), ``arm``, a summary
     ``category``, ``soc`` and ``pt`` (as the incidence table names them), ``dimension`` with
     ``rank`` (the events at that rank of subjects whose highest rank it is), ``usubjids``,
-    ``serious_only``. Ordered by subject, onset, AESEQ.
+    ``serious_only``. Ordered by subject, onset, AESEQ; with ``new_first_since``, the events first
+    held by a cut after that one come first (so a limited listing never leaves a new one out).
 
     Columns: ``LISTING_COLUMNS``: usubjid, site_id, arm, seq, term (AETERM), decoded_term
     (AEDECOD), body_system (AEBODSYS), severity, grade, serious, the six seriousness criteria
     (serious_death ... serious_other), relationship, outcome, action, start_dtc, start_date,
     end_dtc, end_date, start_day (AESTDY), first_dose_dtc, first_dose_date, first_cut_id,
     observed_until (the subject's latest DS date other than a protocol milestone: where an
-    ongoing AE's timeline bar ends).
+    ongoing AE's timeline bar ends), updated_cut_id.
     """
     population = _population(session, study_id=study_id)
     where = _event_filter(study_id=study_id, scope=scope, treatment_emergent=treatment_emergent)
@@ -671,6 +674,7 @@ def adverse_event_listing(
         col(Subject.first_dose_date),
         col(AdverseEvent.first_cut_id),
         observed_until.label("observed_until"),
+        col(AdverseEvent.updated_cut_id),
     ]
     stmt = (
         select(*fields)
@@ -678,6 +682,11 @@ def adverse_event_listing(
         .outerjoin(Site, col(Site.id) == col(Subject.site_pk))
         .where(*where)
         .order_by(
+            *(
+                [case((col(AdverseEvent.first_cut_id) > new_first_since, 0), else_=1)]
+                if new_first_since is not None
+                else []
+            ),
             col(Subject.usubjid),
             col(AdverseEvent.start_date).is_(None),
             col(AdverseEvent.start_date),
@@ -719,7 +728,7 @@ def discontinuations_from_ds(
         .join(Disposition, col(Disposition.subject_pk) == col(Subject.id))
         .outerjoin(Site, col(Site.id) == col(Subject.site_pk))
         .where(*where)
-        .order_by(col(Subject.usubjid), col(Disposition.date))
+        .order_by(col(Subject.usubjid), col(Disposition.date).nulls_last())
     )
     columns = ["usubjid", "site_id", "arm", "term", "verbatim", "epoch", "dtc"]
     return pd.DataFrame([tuple(r) for r in session.execute(stmt).all()], columns=columns)

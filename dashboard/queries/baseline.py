@@ -228,7 +228,9 @@ def baseline_values(
             )
             .join(Subject, col(Subject.id) == col(Finding.subject_pk))
             .where(*where, col(Finding.is_baseline), col(Finding.test_code).in_(codes))
-            .order_by(col(Finding.date))
+            # Undated records first, so that a dated one is the latest wherever there is one
+            # (explicit: PostgreSQL sorts NULLs last, SQLite first).
+            .order_by(col(Finding.date).nulls_first(), col(Finding.id))
         )
         found = pd.read_sql_query(stmt, session.connection())
         if not found.empty:

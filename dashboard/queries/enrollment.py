@@ -208,9 +208,12 @@ def discontinuation_reasons(
         .correlate(Subject)
         .scalar_subquery()
     )
+    # One expression object for SELECT and GROUP BY: PostgreSQL matches them only when they are
+    # the same text, bound parameter included (and a bare "arm" there would be subject.arm).
+    arm = func.coalesce(col(Subject.arm), col(Subject.arm_code), "(no arm)")
     stmt: Any = (
         select(
-            func.coalesce(col(Subject.arm), col(Subject.arm_code), "(no arm)").label("arm"),
+            arm.label("arm"),
             col(Disposition.term).label("reason"),
             func.count(func.distinct(col(Subject.id))).label("subjects"),
         )
@@ -221,7 +224,7 @@ def discontinuation_reasons(
             _is_disposition_event(),
             or_(col(Disposition.date) == latest, latest.is_(None)),
         )
-        .group_by("arm", col(Disposition.term))
+        .group_by(arm, col(Disposition.term))
         .order_by(func.count(func.distinct(col(Subject.id))).desc(), col(Disposition.term))
     )
     return pd.DataFrame(rows(session.execute(stmt)), columns=["arm", "reason", "subjects"])
@@ -312,7 +315,8 @@ def site_subjects(
             subject_in_scope(study_id=study_id, scope=scope, period=period),
             col(Site.site_id) == site_id,
         )
-        .order_by(col(Subject.screening_date), col(Subject.usubjid))
+        # Undated subjects last on every database (PostgreSQL and SQLite differ by default).
+        .order_by(col(Subject.screening_date).nulls_last(), col(Subject.usubjid))
     )
     columns = ["usubjid", "screening_date", "population", "arm", "enrollment_date", "status"]
     return pd.DataFrame(rows(session.execute(stmt)), columns=columns)

@@ -1,13 +1,29 @@
-"""What changed since an earlier data cut (DESIGN.md "History" contract)."""
+"""What changed since an earlier data cut (DESIGN.md "History" contract).
+
+"New" is a row first held by a cut later than the one compared with (``first_cut_id``); "changed"
+is an older row that a later cut altered (``updated_cut_id``). The Overview, the "new since"
+markers of the other pages and the monitoring pack all read these functions.
+"""
 
 from dataclasses import dataclass
 
+import pandas as pd
 from sqlalchemy import case, func, select
 from sqlmodel import Session, col
 
-from dashboard.models import ENROLLED, SCREEN_FAILURE, AdverseEvent, Subject
+from dashboard.models import (
+    ENROLLED,
+    SCREEN_FAILURE,
+    AdverseEvent,
+    Criterion,
+    EligibilityFinding,
+    Exposure,
+    Site,
+    Subject,
+)
 from dashboard.queries.adverse_events import is_serious
-from dashboard.queries.scope import Period, SiteScope, subject_in_scope
+from dashboard.queries.baseline import NOT_ALLOCATED_COLUMN, SCREEN_FAILURE_COLUMN
+from dashboard.queries.scope import Period, SiteScope, rows, subject_in_scope
 
 
 @dataclass(frozen=True)
@@ -19,6 +35,7 @@ class ChangesSince:
     changed_subjects: int
     new_adverse_events: int
     new_serious_adverse_events: int
+    changed_adverse_events: int = 0  # AEs of an earlier cut that a later one altered
 
 
 def changes_since(
@@ -47,12 +64,17 @@ def changes_since(
     new_subjects, new_failures, new_enrolled, changed = session.execute(subjects_stmt).one()
     new_ae = col(AdverseEvent.first_cut_id) > since_cut_id
     serious = is_serious()
+    in_scope = col(AdverseEvent.subject_pk).in_(select(col(Subject.id)).where(where))
     # Only the new AEs are read (the index on first_cut_id), the scope as a subquery.
     ae_stmt = select(
         func.count(),
         func.coalesce(func.sum(case((serious, 1), else_=0)), 0),
-    ).where(new_ae, col(AdverseEvent.subject_pk).in_(select(col(Subject.id)).where(where)))
+    ).where(new_ae, in_scope)
     new_events, new_serious = session.execute(ae_stmt).one()
+    changed_stmt = select(func.count()).where(
+        col(AdverseEvent.updated_cut_id) > since_cut_id, ~new_ae, in_scope
+    )
+    changed_events = session.execute(changed_stmt).scalar_one()
     return ChangesSince(
         since_cut_id=since_cut_id,
         new_subjects=int(new_subjects),
@@ -61,4 +83,96 @@ def changes_since(
         changed_subjects=int(changed),
         new_adverse_events=int(new_events),
         new_serious_adverse_events=int(new_serious),
+        changed_adverse_events=int(changed_events),
+    )
+
+
+def new_failures_by_criterion(
+    session: Session, *, study_id: str, scope: SiteScope, since_cut_id: int, period: Period = None
+) -> pd.DataFrame:
+    """The new screen failures (screen-failed subjects first seen after ``since_cut_id``, as
+    ``ChangesSince.new_screen_failures`` counts them) per criterion they failed.
+
+    Columns: code, protocol_version, new_subjects; only criteria with a new failure.
+    """
+    stmt = (
+        select(
+            col(Criterion.code),
+            col(Criterion.protocol_version),
+            func.count(func.distinct(col(Subject.id))).label("new_subjects"),
+        )
+        .select_from(EligibilityFinding)
+        .join(Subject, col(Subject.id) == col(EligibilityFinding.subject_pk))
+        .join(Criterion, col(Criterion.id) == col(EligibilityFinding.criterion_pk))
+        .where(
+            subject_in_scope(study_id=study_id, scope=scope, period=period),
+            col(Subject.population) == SCREEN_FAILURE,
+            col(Subject.first_cut_id) > since_cut_id,
+        )
+        .group_by(col(Criterion.code), col(Criterion.protocol_version))
+    )
+    return pd.DataFrame(
+        rows(session.execute(stmt)), columns=["code", "protocol_version", "new_subjects"]
+    )
+
+
+def new_subjects_by_column(
+    session: Session,
+    *,
+    study_id: str,
+    scope: SiteScope,
+    since_cut_id: int,
+    population: str,
+    by: str,
+) -> pd.DataFrame:
+    """Subjects first seen after ``since_cut_id`` per Table 1 column: the planned arm (screen
+    failures and subjects not allocated in columns of their own, as ``queries.baseline`` names
+    them) or the site (``by`` "site"). ``population``: enrolled, treated or screened.
+
+    Columns: column, new_subjects.
+    """
+    treated = col(Subject.first_dose_date).is_not(None) | col(Subject.id).in_(
+        select(col(Exposure.subject_pk))
+    )
+    where = [
+        subject_in_scope(study_id=study_id, scope=scope),
+        col(Subject.first_cut_id) > since_cut_id,
+    ]
+    if population in ("enrolled", "treated"):
+        where.append(col(Subject.population) == ENROLLED)
+    if population == "treated":
+        where.append(treated)
+    # Grouped on the raw columns and named in pandas (a handful of groups): the same naming as
+    # ``queries.baseline.baseline_values``, written once there for the Table 1 columns.
+    stmt = (
+        select(
+            col(Subject.population),
+            col(Subject.arm),
+            col(Subject.arm_code),
+            col(Site.site_id),
+            func.count().label("n"),
+        )
+        .outerjoin(Site, col(Site.id) == col(Subject.site_pk))
+        .where(*where)
+        .group_by(
+            col(Subject.population), col(Subject.arm), col(Subject.arm_code), col(Site.site_id)
+        )
+    )
+    found = pd.DataFrame(
+        rows(session.execute(stmt)), columns=["population", "arm", "arm_code", "site_id", "n"]
+    )
+    if by == "site":
+        names = [str(s) if s else "(no site)" for s in found["site_id"]]
+    else:
+        names = [
+            (arm or code or "(no arm)")
+            if pop == ENROLLED
+            else (SCREEN_FAILURE_COLUMN if pop == SCREEN_FAILURE else NOT_ALLOCATED_COLUMN)
+            for pop, arm, code in zip(
+                found["population"], found["arm"], found["arm_code"], strict=True
+            )
+        ]
+    counted = found.assign(column=names).groupby("column", sort=True)["n"].sum()
+    return pd.DataFrame(
+        {"column": counted.index.astype(str), "new_subjects": counted.to_numpy(dtype=int)}
     )

@@ -107,8 +107,9 @@ def failed_subjects(
     """The screen-failed subjects who failed one criterion: the drilldown list.
 
     Columns: usubjid, site_id, screening_date, failed_criteria (every criterion the subject
-    failed, comma-separated), then one column per screening value in ``value_codes`` that the data
-    hold (a per-knee finding gives one column per location, e.g. "KLGRADE LEFT KNEE").
+    failed, comma-separated), first_cut_id (the cut that first held the subject: what "new since"
+    compares), then one column per screening value in ``value_codes`` that the data hold (a
+    per-knee finding gives one column per location, e.g. "KLGRADE LEFT KNEE").
     """
     failed = _failed_findings(study_id=study_id, scope=scope, period=period)
     stmt = (
@@ -117,6 +118,7 @@ def failed_subjects(
             col(Subject.usubjid),
             col(Site.site_id),
             col(Subject.screening_date),
+            col(Subject.first_cut_id),
         )
         .outerjoin(Site, col(Site.id) == col(Subject.site_pk))
         .where(
@@ -129,12 +131,14 @@ def failed_subjects(
                 )
             )
         )
-        .order_by(col(Subject.screening_date), col(Subject.usubjid))
+        # Undated subjects last on every database (PostgreSQL and SQLite differ by default).
+        .order_by(col(Subject.screening_date).nulls_last(), col(Subject.usubjid))
     )
     subjects = pd.DataFrame(
-        rows(session.execute(stmt)), columns=["id", "usubjid", "site_id", "screening_date"]
+        rows(session.execute(stmt)),
+        columns=["id", "usubjid", "site_id", "screening_date", "first_cut_id"],
     )
-    columns = ["usubjid", "site_id", "screening_date", "failed_criteria"]
+    columns = ["usubjid", "site_id", "screening_date", "failed_criteria", "first_cut_id"]
     if subjects.empty:
         return pd.DataFrame(columns=columns)
     ids = subjects["id"].tolist()
@@ -150,7 +154,7 @@ def failed_subjects(
         columns=["subject_pk", "code"],
     )
     listed = codes.groupby("subject_pk", sort=False)["code"].agg(", ".join)
-    subjects["failed_criteria"] = subjects["id"].map(listed)
+    subjects.insert(4, "failed_criteria", subjects["id"].map(listed))
     if value_codes:
         values = pd.DataFrame(
             rows(

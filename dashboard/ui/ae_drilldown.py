@@ -15,6 +15,7 @@ from dashboard.metrics.adverse_events import (
 from dashboard.metrics.picks import latest_pick
 from dashboard.ui import ae_loaders
 from dashboard.ui.downloads import download_buttons
+from dashboard.ui.links import subject_links
 from dashboard.ui.selection import chart_points
 from dashboard.ui.shell import PageContext
 
@@ -120,7 +121,10 @@ def show_events(
                 "dtc": "DSSTDTC",
             }
         )
-        st.dataframe(table, hide_index=True, width="stretch")
+        linked, links = subject_links(
+            table, study_id=ctx.study_id, column="USUBJID", label="USUBJID"
+        )
+        st.dataframe(linked, hide_index=True, width="stretch", column_config=links)
         download_buttons(table, name=_file_stem(ctx, pick), sheet="DS")
         return
     if pick.rank == -1:
@@ -137,5 +141,8 @@ def show_events(
     subjects = events["usubjid"].nunique()
     shown = f"the first {len(events)} of {total}" if total > len(events) else f"{total}"
     st.caption(f"{shown} event(s) in {subjects} subject(s).")
-    st.dataframe(table, hide_index=True, width="stretch", column_config=LISTING_COLUMNS)
+    linked, links = subject_links(table, study_id=ctx.study_id, column="USUBJID", label="USUBJID")
+    st.dataframe(
+        linked, hide_index=True, width="stretch", column_config={**LISTING_COLUMNS, **links}
+    )
     download_buttons(table, name=_file_stem(ctx, pick), sheet="AE")

@@ -96,8 +96,10 @@ def load_events(
     rank: int | None = None,
     usubjids: tuple[str, ...] | None = None,
     serious_only: bool = False,
+    new_first_since: int | None = None,
 ) -> tuple[pd.DataFrame, int]:
-    """An AE listing (at most ``LISTING_LIMIT`` rows) and how many events match."""
+    """An AE listing (at most ``LISTING_LIMIT`` rows) and how many events match; with
+    ``new_first_since``, the events new since that cut first."""
     with session_for(db_url) as session:
         return adverse_events.adverse_event_listing(
             session,
@@ -114,6 +116,7 @@ def load_events(
             usubjids=usubjids,
             serious_only=serious_only,
             limit=LISTING_LIMIT,
+            new_first_since=new_first_since,
         )
 
 

@@ -1,19 +1,22 @@
 """CSV and Excel downloads of a table, the files built only when the user clicks (writing an Excel
-file of thousands of rows takes seconds: it must not slow every rerun of the page)."""
-
-import io
+file of thousands of rows takes seconds: it must not slow every rerun of the page). Every download
+writes an "export" audit event when its file is built (``dashboard.ui.auth.audited``)."""
 
 import pandas as pd
 import streamlit as st
 
-EXCEL_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+from dashboard.report import workbook
+from dashboard.ui.auth import audited
+
+EXCEL_MIME = workbook.EXCEL_MIME
+# DOWNLOAD_NOTE: download buttons do not rerun the page (on_click="ignore"). A rerun would draw the
+# buttons again with new file ids, and a second button clicked before it ended found no file.
 
 
 def excel_bytes(frame: pd.DataFrame, *, sheet: str) -> bytes:
-    """``frame`` as an .xlsx file (sheet names are cut to Excel's 31 characters)."""
-    buffer = io.BytesIO()
-    frame.to_excel(buffer, index=False, sheet_name=sheet[:31])
-    return buffer.getvalue()
+    """``frame`` as an .xlsx file, written as the monitoring pack's sheets are (header frozen,
+    filters on, dates as dates, sheet name cut to Excel's 31 characters)."""
+    return workbook.excel_bytes(frame, sheet=sheet)
 
 
 def download_buttons(frame: pd.DataFrame, *, name: str, sheet: str) -> None:
@@ -21,13 +24,15 @@ def download_buttons(frame: pd.DataFrame, *, name: str, sheet: str) -> None:
     csv_button, excel_button = st.columns(2)
     csv_button.download_button(
         "Download CSV",
-        lambda: frame.to_csv(index=False),
+        audited(lambda: frame.to_csv(index=False), file_name=f"{name}.csv", rows=len(frame)),
         file_name=f"{name}.csv",
         mime="text/csv",
+        on_click="ignore",  # see DOWNLOAD_NOTE
     )
     excel_button.download_button(
         "Download Excel",
-        lambda: excel_bytes(frame, sheet=sheet),
+        audited(lambda: excel_bytes(frame, sheet=sheet), file_name=f"{name}.xlsx", rows=len(frame)),
         file_name=f"{name}.xlsx",
         mime=EXCEL_MIME,
+        on_click="ignore",
     )

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from dashboard.charts.consort import svg_to_png
-from dashboard.db import make_engine
+from dashboard.db import SchemaError, ensure_schema, make_engine
 from dashboard.metrics.eligibility import checked_criteria
 from dashboard.metrics.enrollment import cumulative_accrual
 from dashboard.queries import (
@@ -32,8 +32,23 @@ MAX_ENTRIES = 256
 
 
 @st.cache_resource(show_spinner=False)
+def _engine_with_schema(db_url: str) -> Engine:
+    engine = make_engine(db_url)
+    ensure_schema(engine)
+    return engine
+
+
 def engine_for(db_url: str) -> Engine:
-    return make_engine(db_url)
+    """The engine of ``db_url``, cached per process, its schema made sure of on first use: an empty
+    database is created. A database whose schema is behind ends the run with the message naming
+    ``study-monitor db upgrade``, whichever part of the app asked first (sign-in, a page, the
+    Import page); as the refusal is not cached, the app works after the upgrade without a restart.
+    """
+    try:
+        return _engine_with_schema(db_url)
+    except SchemaError as error:
+        st.error(str(error))
+        st.stop()
 
 
 def session_for(db_url: str) -> Session:
@@ -70,6 +85,16 @@ def load_population(
 ) -> enrollment.PopulationCounts:
     with session_for(db_url) as session:
         return enrollment.population_counts(session, study_id=study_id, scope=scope, period=period)
+
+
+# The one loader that counts every site whatever the user's scope: study-wide totals a site user
+# may see only as aggregates (counts, never rows), marked so on the page.
+@st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
+def load_study_wide_counts(
+    db_url: str, study_id: str, cut_id: int | None
+) -> enrollment.PopulationCounts:
+    with session_for(db_url) as session:
+        return enrollment.population_counts(session, study_id=study_id, scope=None)
 
 
 @st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
@@ -307,3 +332,42 @@ def load_subjects_with_value(
 def png_of(svg: str) -> bytes:
     """A diagram's PNG (rendering takes a few hundred milliseconds: once per diagram)."""
     return svg_to_png(svg)
+
+
+@st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
+def load_new_failures_by_criterion(
+    db_url: str,
+    study_id: str,
+    cut_id: int | None,
+    scope: SiteScope,
+    period: Period,
+    since_cut_id: int,
+) -> pd.DataFrame:
+    """New screen failures since the compared cut, per criterion (code, protocol_version,
+    new_subjects)."""
+    with session_for(db_url) as session:
+        return overview.new_failures_by_criterion(
+            session, study_id=study_id, scope=scope, since_cut_id=since_cut_id, period=period
+        )
+
+
+@st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
+def load_new_by_column(
+    db_url: str,
+    study_id: str,
+    cut_id: int | None,
+    scope: SiteScope,
+    since_cut_id: int,
+    population: str,
+    by: str,
+) -> pd.DataFrame:
+    """Subjects new since the compared cut per Table 1 column (column, new_subjects)."""
+    with session_for(db_url) as session:
+        return overview.new_subjects_by_column(
+            session,
+            study_id=study_id,
+            scope=scope,
+            since_cut_id=since_cut_id,
+            population=population,
+            by=by,
+        )

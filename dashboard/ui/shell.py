@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
+from dashboard.access import CurrentUser, allowed_sites, effective_scope, may_see_study
 from dashboard.config import database_url, default_study_id
 from dashboard.queries.scope import Period, SiteScope
 from dashboard.queries.studies import CutInfo, StudyInfo
@@ -32,13 +33,22 @@ class PageContext:
     db_url: str
     study: StudyInfo
     cuts: tuple[CutInfo, ...]
-    scope: SiteScope  # None: every site
+    scope: SiteScope  # what every query counts: the user's sites within the sidebar's choice
     compare_cut_id: int | None  # the earlier cut "new since" refers to
-    site_count: int  # sites of the study (before the filter)
+    site_count: int  # sites the user may see (before the sidebar filter)
+    user: CurrentUser
+    allowed: SiteScope = None  # the user's sites in this study; None: every site
+    study_site_count: int = 0  # every site of the study (shown only as a study-wide aggregate)
 
     @property
     def study_id(self) -> str:
         return self.study.study_id
+
+    @property
+    def restricted(self) -> bool:
+        """Whether the user sees only some sites of the study (figures for all of them appear
+        only as study-wide aggregates, marked so)."""
+        return self.allowed is not None
 
     @property
     def latest_cut(self) -> CutInfo | None:
@@ -69,18 +79,25 @@ def _on_study_change() -> None:
     st.session_state.pop(PERIOD_KEY, None)
 
 
-def build_context() -> PageContext | None:
+def build_context(user: CurrentUser) -> PageContext | None:
     """Draw the sidebar (study picker and filters) and return the context, or None if the database
-    holds no study (then a plain message says what to do)."""
+    holds no study the user may see (then a plain message says what to do)."""
     db_url = database_url()
     st.session_state.pop(CONTEXT_KEY, None)  # never a context left from an earlier run
     try:
-        study_ids = loaders.load_study_ids(db_url)
+        every_study = loaders.load_study_ids(db_url)
     except SQLAlchemyError as error:  # a missing or unreadable database: a message, no traceback
         st.error(
             "The study database cannot be read "
             f"({error.__class__.__name__}). Create it with `study-monitor demo` or set "
             "DATABASE_URL to a database that holds study data."
+        )
+        return None
+    study_ids = [s for s in every_study if may_see_study(user, s)]
+    if every_study and not study_ids:
+        st.info(
+            "No study is open to your account yet: ask an administrator to grant you the sites "
+            "you work with."
         )
         return None
     if not study_ids:
@@ -100,7 +117,10 @@ def build_context() -> PageContext | None:
     requested = st.session_state[STUDY_KEY]
     if requested not in study_ids:
         fallback = default_study_id() if default_study_id() in study_ids else study_ids[0]
-        st.warning(f"Study **{requested}** is not in this database; showing **{fallback}**.")
+        # Said where someone asked for the study (a link, a pick), not for the app's default.
+        if st.query_params.get("study") == requested or requested != default_study_id():
+            where = "open to your account" if requested in every_study else "in this database"
+            st.warning(f"Study **{requested}** is not {where}; showing **{fallback}**.")
         st.session_state[STUDY_KEY] = fallback
     st.sidebar.selectbox("Study", study_ids, key=STUDY_KEY, on_change=_on_study_change)
     study_id: str = st.session_state[STUDY_KEY]
@@ -114,19 +134,25 @@ def build_context() -> PageContext | None:
         return None
 
     sites = loaders.load_sites(db_url, study_id, cut_id)
-    site_ids = [str(s) for s in sites["site_id"]]
-    scope: SiteScope = None
+    every_site = [str(s) for s in sites["site_id"]]
+    # The sidebar offers only the user's sites, and the scope is cut to them again whatever the
+    # widget holds: the query layer gets no site the user may not see.
+    allowed = allowed_sites(user, study_id)
+    site_ids = every_site if allowed is None else [s for s in every_site if s in allowed]
+    chosen: list[str] = []
     if len(site_ids) > 1:
-        names = dict(zip(site_ids, sites["name"].fillna(""), strict=True))
+        names = dict(zip(every_site, sites["name"].fillna(""), strict=True))
+        if not set(st.session_state.get(SITES_KEY, ())) <= set(site_ids):
+            st.session_state.pop(SITES_KEY)  # kept from another account or study
         chosen = st.sidebar.multiselect(
             "Sites",
             site_ids,
             key=SITES_KEY,
             format_func=lambda s: f"{s} {names.get(s, '')}".strip(),
-            placeholder="All sites",
-            help="Leave empty for every site.",
+            placeholder="All sites" if allowed is None else "All your sites",
+            help="Leave empty for every site" + (" you may see." if allowed is not None else "."),
         )
-        scope = tuple(sorted(chosen)) if chosen else None
+    scope = effective_scope(allowed, chosen)
 
     earlier = cuts[:-1]
     compare_cut_id: int | None = None
@@ -145,6 +171,9 @@ def build_context() -> PageContext | None:
         scope=scope,
         compare_cut_id=compare_cut_id,
         site_count=len(site_ids),
+        user=user,
+        allowed=allowed,
+        study_site_count=len(every_site),
     )
     st.session_state[CONTEXT_KEY] = context
     return context
@@ -185,8 +214,12 @@ def page_header(title: str, context: PageContext) -> None:
     if context.compare_cut:
         parts.append(f"compared with {cut_label(context.compare_cut)}")
     if context.scope:
-        parts.append(f"sites: {', '.join(context.scope)}")
-    parts.append("local mode: no sign-in configured")
+        parts.append(
+            f"{'your ' if context.scope == context.allowed else ''}sites: "
+            f"{', '.join(context.scope)}"
+        )
+    if context.user.local:
+        parts.append("local mode: no sign-in configured")
     st.caption(" · ".join(parts))
     if study.is_synthetic:
         st.info(
@@ -207,7 +240,9 @@ def domain_missing(context: PageContext, domain: str, consequence: str) -> bool:
 
 def no_subjects_message(context: PageContext) -> None:
     """The plain message for a study or a filter with no subjects."""
-    if context.scope:
+    if context.restricted and context.scope == context.allowed:
+        st.info("No subjects at your sites in this study yet.")
+    elif context.scope:
         st.info("No subjects at the selected sites. Clear the site filter to see the whole study.")
     else:
         st.info(

@@ -1,0 +1,57 @@
+"""The monitoring pack's downloads (the Overview page): the PDF and the workbook are built only
+when their button is clicked (a pack takes seconds), each click audited as an export."""
+
+import streamlit as st
+from sqlmodel import Session
+
+from dashboard.report.files import file_stem
+from dashboard.report.pack import build_pack
+from dashboard.report.pdf import pack_pdf
+from dashboard.report.workbook import EXCEL_MIME, pack_workbook
+from dashboard.ui import loaders
+from dashboard.ui.auth import audited
+from dashboard.ui.shell import PageContext
+
+
+def pack_downloads(ctx: PageContext) -> None:
+    """Two buttons: the pack as PDF and as Excel, for the study, the sites in view and the
+    "compare with" cut of the sidebar."""
+    # Streamlit runs a download's callable outside the script run: it gets plain values only.
+    engine = loaders.engine_for(ctx.db_url)
+    study_id, scope, since = ctx.study_id, ctx.scope, ctx.compare_cut_id
+    stem = file_stem(study_id, ctx.cut_id)
+
+    def pdf() -> bytes:
+        with Session(engine) as session:
+            pack = build_pack(session, study_id=study_id, scope=scope, since_cut_id=since)
+        return pack_pdf(pack)
+
+    def workbook() -> bytes:
+        with Session(engine) as session:
+            pack = build_pack(session, study_id=study_id, scope=scope, since_cut_id=since)
+        return pack_workbook(pack)
+
+    pdf_button, excel_button = st.columns(2)
+    pdf_button.download_button(
+        "Monitoring pack (PDF)",
+        audited(pdf, file_name=f"{stem}.pdf"),
+        file_name=f"{stem}.pdf",
+        mime="application/pdf",
+        on_click="ignore",  # see dashboard.ui.downloads DOWNLOAD_NOTE
+        icon=":material/picture_as_pdf:",
+        width="stretch",
+        help="Headline figures and changes, enrollment and forecast, the flow diagram, failures "
+        "by criterion, Table 1, the AE tables and the SAE listing (built on click, a few "
+        "seconds).",
+    )
+    excel_button.download_button(
+        "Monitoring pack (Excel)",
+        audited(workbook, file_name=f"{stem}.xlsx"),
+        file_name=f"{stem}.xlsx",
+        mime=EXCEL_MIME,
+        on_click="ignore",
+        icon=":material/table_view:",
+        width="stretch",
+        help="A sheet per listing: subjects, screen failures with their criteria, Table 1, AEs "
+        "and SAEs, new rows marked.",
+    )

@@ -1,0 +1,288 @@
+"""Subject: one subject's whole record on one screen, opened as ``/subject?study=ID&subject=USUBJID``
+(every subject code in a drilldown list links here): identity, a timeline from screening to
+disposition, the eligibility findings of a screen failure, the visit schedule, baseline values and
+the listings of AEs, dispositions, visits, doses and findings."""
+
+import streamlit as st
+
+from dashboard.charts.subject import subject_timeline_chart
+from dashboard.metrics.subject import (
+    ADVERSE_EVENT_LABELS,
+    DISPOSITION_LABELS,
+    ELIGIBILITY_LABELS,
+    EXPOSURE_LABELS,
+    FINDING_LABELS,
+    SCHEDULE_LABELS,
+    VISIT_LABELS,
+    baseline_values,
+    identity_facts,
+    listing,
+    observed_until,
+    timeline_events,
+    with_study_days,
+)
+from dashboard.metrics.visits import NEEDS_ACTION, OVERDUE, scheduled_visits
+from dashboard.models import SCREEN_FAILURE
+from dashboard.ui import subject_loaders
+from dashboard.ui.shell import domain_missing, page_context, page_header
+from dashboard.ui.visits import kept_window_days, visits_as_of, window_days_setting
+
+SEARCH_KEY = "subject_search"
+AXIS_KEY = "subject_timeline_axis"
+
+ctx = page_context()
+page_header("Subject", ctx)
+
+requested = st.query_params.get("subject", "").strip()
+search_column, pick_column = st.columns([1, 2])
+search = search_column.text_input(
+    "Find a subject by code", key=SEARCH_KEY, placeholder="part of a code, e.g. 1015"
+)
+codes, matching = subject_loaders.load_subject_codes(
+    ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope, search
+)
+picked = pick_column.selectbox(
+    f"Subject ({matching} match{'es' if matching != 1 else ''}"
+    + (f", the first {len(codes)} listed" if matching > len(codes) else "")
+    + ")",
+    codes,
+    index=codes.index(requested) if requested in codes else None,
+    placeholder="Pick a subject",
+)
+if picked is not None and picked != requested:
+    st.query_params["subject"] = requested = picked
+
+if not requested:
+    st.info(
+        "Pick a subject above, or follow a subject code from any list in the app (screen-failure "
+        "drilldown, site subjects, visit schedule): each opens the subject's page."
+    )
+    st.stop()
+
+record = subject_loaders.load_subject(ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope, requested)
+if record is None:
+    where = "at the selected sites of" if ctx.scope else "in"
+    st.warning(
+        f"No subject **{requested}** {where} study {ctx.study_id}. Check the code (the picker "
+        "above lists the study's subjects)" + (", or clear the site filter." if ctx.scope else ".")
+    )
+    st.stop()
+
+day_one = record.enrollment_date
+facts = identity_facts(
+    site_id=record.site_id,
+    arm=record.arm,
+    actual_arm=record.actual_arm,
+    population=record.population,
+    status=record.status,
+    age=record.age,
+    age_unit=record.age_unit,
+    sex=record.sex,
+)
+st.subheader(record.usubjid)
+# Columns as wide as their values, so an arm name is not cut short.
+widths = [max(len(value), len(label), 4) for label, value in facts.items()]
+for column, (label, value) in zip(st.columns(widths), facts.items(), strict=True):
+    column.metric(label, value)
+dates = [
+    f"screened {record.screening_dtc or 'date unknown'}",
+    f"consent {record.consent_dtc}" if record.consent_dtc else None,
+    f"day 1 (RFSTDTC) {record.enrollment_dtc}" if record.enrollment_dtc else "no day 1",
+    f"first dose {record.first_dose_dtc}" if record.first_dose_dtc else None,
+]
+others = [
+    f"SUBJID {record.subjid}" if record.subjid else None,
+    f"population: {record.population.lower()}",
+    record.country,
+    record.race,
+    record.ethnicity,
+]
+st.caption(" · ".join(p for p in [*dates, *others] if p))
+if ctx.study.is_blinded:
+    st.caption(
+        "The study is blinded; the arm is shown because sign-in and unblinding roles are not "
+        "built yet."
+    )
+
+as_of, as_of_label = visits_as_of(ctx)
+window_days = kept_window_days()  # the setting is drawn with the schedule, below the timeline
+# Without SV nothing is known to be held: a schedule would call every visit overdue.
+has_visits = ctx.latest_cut is None or "SV" in ctx.latest_cut.domains
+schedule = (
+    subject_loaders.load_subject_schedule(
+        ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope, record.usubjid, as_of, window_days
+    )
+    if day_one is not None and has_visits
+    else None
+)
+events = timeline_events(
+    day_one=day_one,
+    screening_date=record.screening_date,
+    consent_dtc=record.consent_dtc,
+    first_dose_date=record.first_dose_date,
+    dispositions=record.dispositions,
+    exposures=record.exposures,
+    visits=record.visits,
+    adverse_events=record.adverse_events,
+    schedule=schedule,
+    until=observed_until(status=record.status, dispositions=record.dispositions, cutoff=as_of),
+)
+st.subheader("Timeline")
+if events.empty:
+    st.info("Nothing in this subject's record carries a date: there is no timeline to draw.")
+else:
+    on_dates = (
+        day_one is None
+        or st.radio(
+            "Axis",
+            ["Study day", "Date"],
+            horizontal=True,
+            key=AXIS_KEY,
+            label_visibility="collapsed",
+        )
+        == "Date"
+    )
+    st.altair_chart(
+        subject_timeline_chart(events, day_one=day_one, axis="date" if on_dates else "day"),
+        width="stretch",
+    )
+    st.caption(
+        "Study days count from day 1, the reference start date (RFSTDTC); there is no day 0 (the "
+        "day before day 1 is day -1). AE bars run from onset to end, coloured by severity, a red "
+        "triangle marks a serious AE; an ongoing AE runs to the last disposition record, else the "
+        "cut-off. Partial dates are placed on the first day of their period."
+        + ("" if day_one is not None else " This subject has no day 1: dates only.")
+    )
+
+if record.population == SCREEN_FAILURE or not record.eligibility.empty:
+    st.subheader("Eligibility")
+    if not record.eligibility.empty:
+        st.markdown(f"Criteria **not met** ({len(record.eligibility)}):")
+        st.dataframe(
+            listing(record.eligibility, ELIGIBILITY_LABELS), hide_index=True, width="stretch"
+        )
+    elif not domain_missing(
+        ctx, "IE", "which criteria this screen failure did not meet is unknown"
+    ):
+        st.info("No eligibility finding (IE) is recorded for this screen failure.")
+
+if day_one is not None:
+    st.subheader("Visit schedule")
+    if domain_missing(ctx, "SV", "which planned visits were held is unknown"):
+        pass
+    elif schedule is None or schedule.empty:
+        planned = scheduled_visits(
+            subject_loaders.load_planned_schedule(ctx.db_url, ctx.study_id, ctx.cut_id)
+        )
+        st.info(
+            "No planned visit schedule for this study (no TV domain with planned days, and the "
+            "study defines none): only the visits held are listed below."
+            if planned.empty
+            else "This subject is not on the visit schedule (only enrolled subjects are)."
+        )
+    else:
+        with st.columns([1, 3])[0]:
+            window_days_setting()
+        due = schedule[schedule["status"].isin(NEEDS_ACTION)]
+        if not due.empty:
+            overdue = (due["status"] == OVERDUE).sum()
+            st.warning(
+                f"{overdue} visit(s) overdue and {len(due) - overdue} due on {as_of_label}: "
+                + ", ".join(f"{v} ({s})" for v, s in zip(due["visit"], due["status"], strict=True))
+            )
+        st.dataframe(listing(schedule, SCHEDULE_LABELS), hide_index=True, width="stretch")
+        st.caption(
+            f"Status on {as_of_label}. Due dates from day 1 "
+            f"({day_one:%d %b %Y}); visits held outside the window are marked. Visits planned "
+            "only under a condition (early termination, unscheduled) are not on the schedule."
+        )
+
+st.subheader("Baseline values")
+baseline = baseline_values(record.findings)
+if baseline.empty:
+    st.info(
+        "No finding of this subject is flagged baseline"
+        + (
+            " (a screen failure has none): its screening values are under All findings below."
+            if record.population == SCREEN_FAILURE and not record.findings.empty
+            else "."
+        )
+    )
+else:
+    st.dataframe(
+        listing(
+            with_study_days(baseline, day_one=day_one, dates={"date": "study_day"}), FINDING_LABELS
+        ),
+        hide_index=True,
+        width="stretch",
+    )
+
+st.subheader("Adverse events")
+if not domain_missing(ctx, "AE", "adverse events are unknown"):
+    if record.adverse_events.empty:
+        st.info("No adverse event recorded for this subject.")
+    else:
+        st.dataframe(
+            listing(
+                with_study_days(
+                    record.adverse_events, day_one=day_one, dates={"end_date": "end_day"}
+                ),
+                ADVERSE_EVENT_LABELS,
+            ),
+            hide_index=True,
+            width="stretch",
+        )
+
+st.subheader("Dispositions")
+if not domain_missing(ctx, "DS", "the subject's disposition is unknown"):
+    if record.dispositions.empty:
+        st.info("No disposition record for this subject.")
+    else:
+        st.dataframe(
+            listing(
+                with_study_days(record.dispositions, day_one=day_one, dates={"date": "study_day"}),
+                DISPOSITION_LABELS,
+            ),
+            hide_index=True,
+            width="stretch",
+        )
+
+st.subheader("Visits held")
+if not domain_missing(ctx, "SV", "the visits held are unknown"):
+    if record.visits.empty:
+        st.info("No visit (SV) recorded for this subject.")
+    else:
+        st.dataframe(
+            listing(
+                with_study_days(record.visits, day_one=day_one, dates={"date": "study_day"}),
+                VISIT_LABELS,
+            ),
+            hide_index=True,
+            width="stretch",
+        )
+
+if not record.exposures.empty:
+    st.subheader("Doses")
+    st.dataframe(
+        listing(
+            with_study_days(
+                record.exposures,
+                day_one=day_one,
+                dates={"start_date": "start_day", "end_date": "end_day"},
+            ),
+            EXPOSURE_LABELS,
+        ),
+        hide_index=True,
+        width="stretch",
+    )
+
+if not record.findings.empty:
+    with st.expander(f"All findings ({len(record.findings)})"):
+        st.dataframe(
+            listing(
+                with_study_days(record.findings, day_one=day_one, dates={"date": "study_day"}),
+                FINDING_LABELS,
+            ),
+            hide_index=True,
+            width="stretch",
+        )
