@@ -6,15 +6,18 @@ import pandas as pd
 VALUE_SELECTION = "level"  # the click selection on the categorical distribution
 
 
-# Beyond this many columns a histogram per column is a blur: the box plot alone is shown.
+# Beyond this many columns a histogram stacked by column is a blur: the box plot alone is shown.
 MAX_HISTOGRAM_COLUMNS = 8
+# A concatenated chart cannot stretch to its container (Vega-Lite): a width that fits the page.
+CHART_WIDTH = 640
 
 
 def continuous_distribution_chart(
     boxes: pd.DataFrame, counts: pd.DataFrame, *, label: str
 ) -> alt.LayerChart | alt.VConcatChart:
     """One variable by Table 1 column: a box plot (whiskers min to max, box Q1 to Q3, median
-    tick) drawn from Table 1's own figures, over a histogram of subjects per value.
+    tick) drawn from Table 1's own figures, over a histogram of subjects per value stacked by
+    column.
 
     ``boxes``: ``metrics.table_one.column_summaries``; ``counts``: column, value_num, subjects.
     """
@@ -36,7 +39,9 @@ def continuous_distribution_chart(
         y="q1:Q", y2="q3:Q", color=alt.Color("column:N", legend=None)
     )
     median = base.mark_tick(size=36, thickness=2, color="black").encode(y="median:Q")
-    boxplot = alt.LayerChart(layer=[whiskers, box, median]).properties(height=280)
+    boxplot = alt.LayerChart(layer=[whiskers, box, median]).properties(
+        height=260, width=CHART_WIDTH
+    )
     if counts.empty or boxes["column"].nunique() > MAX_HISTOGRAM_COLUMNS:
         return boxplot
     histogram = (
@@ -46,14 +51,13 @@ def continuous_distribution_chart(
             x=alt.X("value_num:Q", bin=alt.Bin(maxbins=30), title=label),
             y=alt.Y("sum(subjects):Q", title="Subjects"),
             color=alt.Color("column:N", title=None, legend=alt.Legend(orient="top")),
-            row=alt.Row("column:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left")),
             tooltip=[
                 alt.Tooltip("column:N", title="Column"),
                 alt.Tooltip("value_num:Q", bin=alt.Bin(maxbins=30), title=label),
                 alt.Tooltip("sum(subjects):Q", title="Subjects"),
             ],
         )
-        .properties(height=70)
+        .properties(height=180, width=CHART_WIDTH)
     )
     return alt.vconcat(boxplot, histogram)
 
