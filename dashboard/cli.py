@@ -40,7 +40,8 @@ from dashboard.demo import (
 from dashboard.importers.ctgov import RegistryRecordError
 from dashboard.importers.errors import ImportFailure
 from dashboard.importers.run import import_ctgov_path, import_sdtm
-from dashboard.queries.studies import list_studies
+from dashboard.metrics.blinding import pool_enrolled_by_arm
+from dashboard.queries.studies import list_studies, study_info
 from dashboard.queries.summary import UnknownStudyError, study_summary
 from dashboard.report.files import check_writable, pack_stem, staged_files
 from dashboard.report.pack import UnknownCutError, build_pack
@@ -195,6 +196,8 @@ def summary(
                     _fail(f"{user.email} has no access to study {study!r}")
                 scope = access.allowed_sites(user, study)
             figures = study_summary(session, study_id=study, scope=scope)
+            if not _shows_arms(session, user, study):
+                figures = pool_enrolled_by_arm(figures)
     except SchemaError as error:
         _fail(str(error))
     except UnknownStudyError:
@@ -256,7 +259,13 @@ def report(
                 if not access.may_see_study(user, study):
                     _fail(f"{user.email} has no access to study {study!r}")
                 scope = access.allowed_sites(user, study)
-            pack = build_pack(session, study_id=study, scope=scope, since_cut_id=since_cut)
+            pack = build_pack(
+                session,
+                study_id=study,
+                scope=scope,
+                shows_arms=_shows_arms(session, user, study),
+                since_cut_id=since_cut,
+            )
     except SchemaError as error:
         _fail(str(error))
     except UnknownStudyError:
@@ -448,6 +457,15 @@ class Role(StrEnum):
     sponsor = access.SPONSOR
     monitor = access.MONITOR
     investigator = access.INVESTIGATOR
+
+
+def _shows_arms(session: Session, user: access.CurrentUser | None, study_id: str) -> bool:
+    """Whether the figures of ``study_id`` go by arm for ``--as`` ``user``. Without ``--as`` they do:
+    whoever runs the command holds the database URL, and so every arm (as local mode does)."""
+    if user is None:
+        return True
+    info = study_info(session, study_id=study_id)
+    return access.shows_arms(info is not None and info.is_blinded, user.unblinded)
 
 
 def _as_user(session: Session, email: str | None) -> access.CurrentUser | None:

@@ -53,8 +53,9 @@ HIGHLIGHT_ROWS = 200  # listings longer than this are not colour-highlighted (se
 ctx = page_context()
 page_header("Adverse events", ctx)
 key = (ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope)
+pooled = not ctx.shows_arms  # a blinded user of a blinded study: every table by arm is pooled
 
-population = ae_loaders.load_safety_population(*key)
+population = ae_loaders.load_safety_population(*key, pooled=pooled)
 treatment_emergent = False
 if population.first_dose_dates:
     treatment_emergent = st.toggle(
@@ -125,14 +126,16 @@ notes = [
         else "."
     ),
 ]
-if ctx.study.is_blinded:
+if pooled:
     notes.append(
-        "The study is blinded; arms are shown because sign-in and unblinding roles are not "
-        "built yet."
+        "The study is blinded: the arms are pooled into one column (only unblinded users see "
+        "figures by arm)."
     )
+elif ctx.study.is_blinded:
+    notes.append("The study is blinded: figures by arm are shown because you are unblinded.")
 st.caption(" ".join(notes))
 
-summary = ae_loaders.load_summary(*key, treatment_emergent)
+summary = ae_loaders.load_summary(*key, treatment_emergent, pooled=pooled)
 if summary.outside_events:
     st.info(
         f"{summary.outside_events} AE(s) of {summary.outside_subjects} subject(s) outside the "
@@ -174,7 +177,12 @@ slots = {"summary": summary_slot}  # where each control's drilldown listing is d
 st.subheader("Serious adverse events")
 # New SAEs first (the monitoring meeting reads them first).
 saes, sae_total = ae_loaders.load_events(
-    *key, treatment_emergent, in_population=False, serious_only=True, new_first_since=compare
+    *key,
+    treatment_emergent,
+    pooled=pooled,
+    in_population=False,
+    serious_only=True,
+    new_first_since=compare,
 )
 if saes.empty:
     st.success("No serious adverse event (AESER = Y) in this selection.")
@@ -221,7 +229,7 @@ dimension = st.radio(
     horizontal=True,
     key="ae_dimension",
 )
-worst, values = ae_loaders.load_worst_levels(*key, treatment_emergent, dimension)
+worst, values = ae_loaders.load_worst_levels(*key, treatment_emergent, dimension, pooled=pooled)
 levels = worst_level_table(worst, population.by_arm, dimension)
 level_event = st.altair_chart(
     worst_level_chart(levels, dimension=dimension),
@@ -243,7 +251,7 @@ slots["worst"] = st.container()
 
 # -- 4. incidence by SOC and PT -----------------------------------------------------------------
 st.subheader("Incidence by system organ class and preferred term")
-incidence = ae_loaders.load_term_incidence(*key, treatment_emergent)
+incidence = ae_loaders.load_term_incidence(*key, treatment_emergent, pooled=pooled)
 threshold = st.columns([1, 2])[0].number_input(
     "Preferred terms in at least this % of some arm",
     min_value=0.0,
@@ -348,7 +356,9 @@ elif pick is not None:
     behind_subjects = behind["usubjid"].nunique()
     usubjids = tuple(behind["usubjid"].drop_duplicates()[: ae_loaders.TIMELINE_SUBJECTS])
 if usubjids:
-    history, _ = ae_loaders.load_events(*key, False, in_population=False, usubjids=usubjids)
+    history, _ = ae_loaders.load_events(
+        *key, False, pooled=pooled, in_population=False, usubjids=usubjids
+    )
     cutoff = ctx.latest_cut.cutoff_date if ctx.latest_cut else None
     frame, left_out = timeline_frame(history, cutoff=cutoff)
     if frame.empty:

@@ -63,10 +63,16 @@ population = str(
         key="baseline_pop",
     )
 )
+# A blinded user of a blinded study gets no column by arm: columns by site, with the overall one.
+by_options = ["arm", "site"] if ctx.site_count > 1 else ["arm"]
+if not ctx.shows_arms:
+    by_options = ["site"]
+if st.session_state.get("baseline_by") not in by_options:
+    st.session_state.pop("baseline_by", None)  # kept from another study or account
 by = str(
     middle.radio(
         "Columns",
-        ["arm", "site"] if ctx.site_count > 1 else ["arm"],
+        by_options,
         format_func=lambda b: {"arm": "Planned arm", "site": "Site"}[b],
         horizontal=True,
         key="baseline_by",

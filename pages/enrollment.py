@@ -161,8 +161,10 @@ elif forecast.status == "ok":
 else:
     st.info(forecast.message)
 
+# Pooled for a blinded user of a blinded study: the reasons, the outcome and the flow diagram's
+# arm boxes then show one arm, metrics.blinding.POOLED.
 funnel, reasons, by_arm = loaders.load_funnel(
-    ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope, period
+    ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope, period, pooled=not ctx.shows_arms
 )
 st.subheader("Screening funnel")
 left, right = st.columns([3, 2])
@@ -235,7 +237,13 @@ if ctx.site_count > 1:
         st.markdown(f"**Subjects of site {site_id}**")
         shown, links = subject_links(
             loaders.load_site_subjects(
-                ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope, period, site_id
+                ctx.db_url,
+                ctx.study_id,
+                ctx.cut_id,
+                ctx.scope,
+                period,
+                site_id,
+                pooled=not ctx.shows_arms,
             ),
             study_id=ctx.study_id,
         )
@@ -268,7 +276,15 @@ elif not domain_missing(ctx, "SV", "no visit is known to be held, so none is cou
         "Only subjects with a visit due or overdue", value=True, key=NEEDING_ACTION_KEY
     )
     grid, listed = subject_loaders.load_schedule_grid(
-        ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope, period, as_of, window_days, needing_action
+        ctx.db_url,
+        ctx.study_id,
+        ctx.cut_id,
+        ctx.scope,
+        period,
+        as_of,
+        window_days,
+        needing_action,
+        pooled=not ctx.shows_arms,
     )
     if grid.empty:
         st.success(

@@ -59,7 +59,9 @@ if not requested:
     )
     st.stop()
 
-record = subject_loaders.load_subject(ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope, requested)
+record = subject_loaders.load_subject(
+    ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope, requested, pooled=not ctx.shows_arms
+)
 if record is None:
     where = "at the selected sites of" if ctx.scope else "in"
     st.warning(
@@ -100,8 +102,9 @@ others = [
 st.caption(" · ".join(p for p in [*dates, *others] if p))
 if ctx.study.is_blinded:
     st.caption(
-        "The study is blinded; the arm is shown because sign-in and unblinding roles are not "
-        "built yet."
+        "The study is blinded: the arm is shown because you are unblinded."
+        if ctx.shows_arms
+        else "The study is blinded: the subject's arm is shown only to unblinded users."
     )
 
 as_of, as_of_label = visits_as_of(ctx)
@@ -110,7 +113,14 @@ window_days = kept_window_days()  # the setting is drawn with the schedule, belo
 has_visits = ctx.latest_cut is None or "SV" in ctx.latest_cut.domains
 schedule = (
     subject_loaders.load_subject_schedule(
-        ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope, record.usubjid, as_of, window_days
+        ctx.db_url,
+        ctx.study_id,
+        ctx.cut_id,
+        ctx.scope,
+        record.usubjid,
+        as_of,
+        window_days,
+        pooled=not ctx.shows_arms,
     )
     if day_one is not None and has_visits
     else None

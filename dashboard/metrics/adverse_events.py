@@ -540,11 +540,13 @@ def listing_table(derived: pd.DataFrame, *, show_new: bool) -> pd.DataFrame:
     """A derived listing (``derive_listing``) as shown and downloaded: ``LISTING_LABELS`` columns
     in that order and named so; optional columns that are empty throughout are left out, and the
     New and Changed columns where there is no earlier cut to compare with (Changed also where no
-    event changed: most cuts only add)."""
+    event changed: most cuts only add). A listing pooled for a blinded user has no arm column,
+    and gets none."""
     keep = [
         c
         for c in LISTING_LABELS
-        if (c not in ("new", "changed") or show_new)
+        if c in derived.columns
+        and (c not in ("new", "changed") or show_new)
         and not (c == "changed" and not derived[c].any())
         and not (
             c in OPTIONAL_LISTING_COLUMNS and derived[c].map(lambda v: _missing(v) or v == "").all()

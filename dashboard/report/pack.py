@@ -20,6 +20,16 @@ from dashboard.metrics.adverse_events import (
     listing_table,
     summary_table,
 )
+from dashboard.metrics.blinding import (
+    ARM_COLUMNS,
+    drop_arm_columns,
+    pool_enrolled_by_arm,
+    pool_numeric,
+    pool_reasons,
+    pool_safety_population,
+    pool_safety_summary,
+    pool_term_incidence,
+)
 from dashboard.metrics.consort import consort_flow
 from dashboard.metrics.enrollment import (
     cumulative_accrual,
@@ -72,9 +82,12 @@ CHANGED = "changed"
 # The event listings read this many rows, then all of them where there are more: the pack lists
 # every event (one query for most studies, two for the largest).
 EVENT_PAGE = 20_000
-# The page's own words until blinding by role exists (DESIGN.md security model).
-BLINDED_NOTE = (
-    "The study is blinded; arms are shown because sign-in and unblinding roles are not built yet."
+# The pages' words on blinding (DESIGN.md security model): which of the two a pack carries
+# depends on whom it is built for (``build_pack(shows_arms=...)``).
+BLINDED_NOTE = "The study is blinded: figures by arm are shown because you are unblinded."
+POOLED_NOTE = (
+    "The study is blinded: the arms are pooled into one column (only unblinded users see "
+    "figures by arm)."
 )
 TABLE_ONE_POPULATION = "enrolled"  # the Baseline page's default population and columns
 TABLE_ONE_BY = "arm"
@@ -144,6 +157,9 @@ class MonitoringPack:
     screen_failures: pd.DataFrame
     adverse_events: pd.DataFrame
     saes: pd.DataFrame
+    # False: built for a blinded user of a blinded study, every figure by arm pooled, Table 1 by
+    # site and no arm column in the listings.
+    shows_arms: bool = True
 
     @property
     def marker(self) -> str | None:
@@ -262,7 +278,7 @@ def _headline(
 
 
 def _table_one(
-    session: Session, *, study_id: str, scope: SiteScope, since: CutInfo | None
+    session: Session, *, study_id: str, scope: SiteScope, since: CutInfo | None, by: str
 ) -> pd.DataFrame:
     """The Baseline page's default Table 1 (enrolled, by planned arm, no tests), led by a row of
     the subjects new since the compared cut in each column."""
@@ -273,7 +289,7 @@ def _table_one(
         study_id=study_id,
         scope=scope,
         population=TABLE_ONE_POPULATION,
-        by=TABLE_ONE_BY,
+        by=by,
         keys=tuple(keys),
     )
     sizes = counts[counts["key"] == SUBJECTS_KEY]
@@ -306,7 +322,7 @@ def _table_one(
         scope=scope,
         since_cut_id=since.id,
         population=TABLE_ONE_POPULATION,
-        by=TABLE_ONE_BY,
+        by=by,
     ).set_index("column")["new_subjects"]
     # table_one's columns: characteristic, statistic, one per group in ``columns`` order, Overall.
     headers = list(table.columns[2 : 2 + len(columns) + 1])
@@ -400,6 +416,14 @@ SCREEN_FAILURE_LABELS = {
 }
 
 
+def _without_arms(labels: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in labels.items() if k not in ARM_COLUMNS}
+
+
+def _arms_dropped(frame: pd.DataFrame, pooled: bool) -> pd.DataFrame:
+    return drop_arm_columns(frame) if pooled else frame
+
+
 def _listing(
     frame: pd.DataFrame,
     labels: dict[str, str],
@@ -444,11 +468,15 @@ def build_pack(
     *,
     study_id: str,
     scope: SiteScope,
+    shows_arms: bool,
     since_cut_id: int | None = None,
     generated_at: dt.datetime | None = None,
 ) -> MonitoringPack:
     """Gather the pack of ``study_id`` at the sites in ``scope`` (None: every site), new and
     changed rows marked against ``since_cut_id`` (default: the cut before the latest).
+
+    ``shows_arms``: ``access.shows_arms`` of the user it is for; False pools every figure by arm
+    (``metrics.blinding``), gives Table 1 by site and drops the arm columns of the listings.
 
     Raises UnknownStudyError for a study not in the database, UnknownCutError for a cut that is
     not an earlier cut of the study.
@@ -460,7 +488,10 @@ def build_pack(
     cut = cuts[-1] if cuts else None
     since = _earlier_cut(study_id, cuts, since_cut_id)
     marker = marker_column(since)
+    pooled = not shows_arms
     figures = study_summary(session, study_id=study_id, scope=scope)
+    if pooled:
+        figures = pool_enrolled_by_arm(figures)
     changes = (
         changes_since(session, study_id=study_id, scope=scope, since_cut_id=since.id)
         if since
@@ -484,6 +515,8 @@ def build_pack(
     )
     counts = funnel(session, **where)
     reasons = discontinuation_reasons(session, **where)
+    if pooled:
+        reasons = pool_reasons(reasons)
     steps = funnel_steps(
         screened=counts.screened,
         screen_failures=counts.screen_failures,
@@ -507,13 +540,14 @@ def build_pack(
         if since
         else pd.DataFrame(columns=["code", "protocol_version", "new_subjects"]),
     )
+    by_arm = outcome_by_arm(session, **where)
     flow = consort_svg(
         consort_flow(
             funnel=counts,
             by_criterion=by_criterion,
             failures_with_reason=failed["with_reason"],
             reasons=reasons,
-            by_arm=outcome_by_arm(session, **where),
+            by_arm=pool_numeric(by_arm) if pooled else by_arm,
         ),
         title=study.registry_id or study.study_id,
     )
@@ -521,6 +555,8 @@ def build_pack(
     # Safety: the Adverse events page's tables (every AE, no treatment-emergent filter).
     population = safety_population(session, **where)
     summary = safety_counts.safety_summary(session, **where)
+    if pooled:
+        population, summary = pool_safety_population(population), pool_safety_summary(summary)
     if population.subjects:
         ae_summary = summary_table(
             summary.counts,
@@ -528,6 +564,8 @@ def build_pack(
             discontinuation_from_ds=summary.discontinuation_from_ds,
         ).drop(columns="category")
         incidence = safety_counts.incidence_by_term(session, **where)
+        if pooled:
+            incidence = pool_term_incidence(incidence)
         terms = incidence_table(incidence.by_pt, incidence.by_soc, population.by_arm)
         ae_terms = display_incidence(terms, population.by_arm)
         ae_terms["Term"] = [
@@ -546,7 +584,7 @@ def build_pack(
         "subjects n (%) with at least one such AE, and [events]."
     )
     if study.is_blinded:
-        safety_note += " " + BLINDED_NOTE
+        safety_note += " " + (BLINDED_NOTE if shows_arms else POOLED_NOTE)
     if summary.outside_events:
         safety_note += (
             f" {summary.outside_events} AE(s) of {summary.outside_subjects} subject(s) outside "
@@ -582,13 +620,19 @@ def build_pack(
         failures_table=_failures_table(
             by_criterion, screened=int(figures["screened"]), marker=marker
         ),
-        table_one=_table_one(session, study_id=study_id, scope=scope, since=since),
+        table_one=_table_one(
+            session,
+            study_id=study_id,
+            scope=scope,
+            since=since,
+            by=TABLE_ONE_BY if shows_arms else "site",
+        ),
         safety_note=safety_note,
         ae_summary=ae_summary,
         ae_terms=ae_terms,
         subjects=_listing(
             subject_listing(session, **where),
-            SUBJECT_LABELS,
+            SUBJECT_LABELS if shows_arms else _without_arms(SUBJECT_LABELS),
             since,
             ("screening_date", "enrollment_date", "first_dose_date"),
         ),
@@ -599,7 +643,12 @@ def build_pack(
             ("screening_date",),
         ),
         adverse_events=_event_table(
-            _all_events(session, serious_only=False, since=since, **where), since
+            _arms_dropped(_all_events(session, serious_only=False, since=since, **where), pooled),
+            since,
         ),
-        saes=_event_table(_all_events(session, serious_only=True, since=since, **where), since),
+        saes=_event_table(
+            _arms_dropped(_all_events(session, serious_only=True, since=since, **where), pooled),
+            since,
+        ),
+        shows_arms=shows_arms,
     )

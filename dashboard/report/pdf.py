@@ -601,7 +601,12 @@ def _baseline(pack: MonitoringPack) -> list[Flowable]:
     first_is_new = pack.since_cut is not None
     out += [
         _para(
-            "Enrolled subjects by planned arm (ARM). Continuous: mean (SD) and median [Q1, Q3]; "
+            (
+                "Enrolled subjects by planned arm (ARM)."
+                if pack.shows_arms
+                else "Enrolled subjects by site (the study is blinded: no column by arm)."
+            )
+            + " Continuous: mean (SD) and median [Q1, Q3]; "
             "categorical: n (%) of the column's subjects with a value, missing counted on their "
             "own row."
             + (
@@ -609,7 +614,7 @@ def _baseline(pack: MonitoringPack) -> list[Flowable]:
                 if pack.since_cut
                 else ""
             )
-            + (f" {BLINDED_NOTE}" if pack.study.is_blinded else ""),
+            + (f" {BLINDED_NOTE}" if pack.study.is_blinded and pack.shows_arms else ""),
             "note",
         ),
         Spacer(1, 2 * mm),

@@ -12,6 +12,7 @@ from dashboard.metrics.adverse_events import (
     derive_listing,
     listing_table,
 )
+from dashboard.metrics.blinding import POOLED
 from dashboard.metrics.picks import latest_pick
 from dashboard.ui import ae_loaders
 from dashboard.ui.downloads import download_buttons
@@ -63,8 +64,20 @@ def resolve_pick(study_id: str, controls: dict[str, EventPick | None]) -> EventP
     return pick
 
 
+def _arm_of(ctx: PageContext, pick: EventPick) -> str | None:
+    """The arm a pick filters by: none for a user who sees pooled figures (their one column is
+    ``POOLED``, which is no arm, and a pick kept in session state from elsewhere must not narrow
+    the listing to an arm they may not know of)."""
+    return pick.arm if ctx.shows_arms and pick.arm != POOLED else None
+
+
 def _file_stem(ctx: PageContext, pick: EventPick) -> str:
-    parts = [ctx.study_id, "ae", pick.arm or "all", pick.category or pick.pt or pick.soc or ""]
+    parts = [
+        ctx.study_id,
+        "ae",
+        _arm_of(ctx, pick) or "all",
+        pick.category or pick.pt or pick.soc or "",
+    ]
     if pick.dimension is not None:
         parts.append(f"{pick.dimension}-{pick.rank}")
     text = "-".join(p for p in parts if p)
@@ -81,7 +94,8 @@ def pick_events(
         ctx.cut_id,
         ctx.scope,
         treatment_emergent,
-        arm=pick.arm,
+        pooled=not ctx.shows_arms,
+        arm=_arm_of(ctx, pick),
         category=pick.category,
         soc=pick.soc,
         pt=pick.pt,
@@ -101,7 +115,12 @@ def show_events(
     st.markdown(f"**Events behind: {pick.title}**")
     if pick.category == "discontinuation" and discontinuation_from_ds:
         records = ae_loaders.load_ds_discontinuations(
-            ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope, pick.arm
+            ctx.db_url,
+            ctx.study_id,
+            ctx.cut_id,
+            ctx.scope,
+            _arm_of(ctx, pick),
+            pooled=not ctx.shows_arms,
         )
         st.caption(
             "AEACN is blank for every AE here, so these are the subjects whose disposition "

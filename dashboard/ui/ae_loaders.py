@@ -1,13 +1,22 @@
 """Cached loaders of the Adverse events page (the pattern of ``dashboard.ui.loaders``).
 
 Keyed by primitives only: the database URL, the study, the latest DataCut id (a new import
-invalidates every answer), the site scope and the page's filters. Sessions and ORM objects are
+invalidates every answer), the site scope and the page's filters. Every loader whose answer names
+arms takes ``pooled`` (``not ctx.shows_arms``): a blinded user's answer is pooled before it is
+cached, so it is another cache entry and no page of theirs ever holds the arms. Sessions and ORM objects are
 never cached; what comes back is DataFrames and frozen dataclasses.
 """
 
 import pandas as pd
 import streamlit as st
 
+from dashboard.metrics.blinding import (
+    drop_arm_columns,
+    pool_arms,
+    pool_safety_population,
+    pool_safety_summary,
+    pool_term_incidence,
+)
 from dashboard.queries import adverse_events, safety_counts
 from dashboard.queries.scope import SiteScope
 from dashboard.ui.loaders import MAX_ENTRIES, TTL_SECONDS, session_for
@@ -30,30 +39,45 @@ def load_headline(
 
 @st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
 def load_safety_population(
-    db_url: str, study_id: str, cut_id: int | None, scope: SiteScope
+    db_url: str, study_id: str, cut_id: int | None, scope: SiteScope, *, pooled: bool
 ) -> adverse_events.SafetyPopulation:
     with session_for(db_url) as session:
-        return adverse_events.safety_population(session, study_id=study_id, scope=scope)
+        found = adverse_events.safety_population(session, study_id=study_id, scope=scope)
+    return pool_safety_population(found) if pooled else found
 
 
 @st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
 def load_summary(
-    db_url: str, study_id: str, cut_id: int | None, scope: SiteScope, treatment_emergent: bool
+    db_url: str,
+    study_id: str,
+    cut_id: int | None,
+    scope: SiteScope,
+    treatment_emergent: bool,
+    *,
+    pooled: bool,
 ) -> adverse_events.SafetySummary:
     with session_for(db_url) as session:
-        return safety_counts.safety_summary(
+        found = safety_counts.safety_summary(
             session, study_id=study_id, scope=scope, treatment_emergent=treatment_emergent
         )
+    return pool_safety_summary(found) if pooled else found
 
 
 @st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
 def load_term_incidence(
-    db_url: str, study_id: str, cut_id: int | None, scope: SiteScope, treatment_emergent: bool
+    db_url: str,
+    study_id: str,
+    cut_id: int | None,
+    scope: SiteScope,
+    treatment_emergent: bool,
+    *,
+    pooled: bool,
 ) -> adverse_events.TermIncidence:
     with session_for(db_url) as session:
-        return safety_counts.incidence_by_term(
+        found = safety_counts.incidence_by_term(
             session, study_id=study_id, scope=scope, treatment_emergent=treatment_emergent
         )
+    return pool_term_incidence(found) if pooled else found
 
 
 @st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
@@ -64,6 +88,8 @@ def load_worst_levels(
     scope: SiteScope,
     treatment_emergent: bool,
     dimension: str,
+    *,
+    pooled: bool,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(subjects by arm and highest rank, events by arm and source value) of one dimension."""
     kwargs = {
@@ -73,10 +99,14 @@ def load_worst_levels(
         "dimension": dimension,
     }
     with session_for(db_url) as session:
+        worst = safety_counts.subjects_by_worst_level(session, **kwargs)  # type: ignore[arg-type]
+        values = safety_counts.events_by_source_value(session, **kwargs)  # type: ignore[arg-type]
+    if pooled:
         return (
-            safety_counts.subjects_by_worst_level(session, **kwargs),  # type: ignore[arg-type]
-            safety_counts.events_by_source_value(session, **kwargs),  # type: ignore[arg-type]
+            pool_arms(worst, counts=["subjects"]),
+            pool_arms(values, counts=["events", "subjects"]),
         )
+    return worst, values
 
 
 @st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
@@ -87,6 +117,7 @@ def load_events(
     scope: SiteScope,
     treatment_emergent: bool,
     *,
+    pooled: bool,
     in_population: bool = True,
     arm: str | None = None,
     category: str | None = None,
@@ -99,9 +130,10 @@ def load_events(
     new_first_since: int | None = None,
 ) -> tuple[pd.DataFrame, int]:
     """An AE listing (at most ``LISTING_LIMIT`` rows) and how many events match; with
-    ``new_first_since``, the events new since that cut first."""
+    ``new_first_since``, the events new since that cut first. Pooled: without the arm column (a
+    pooled listing is never filtered by ``arm`` either: the caller passes None)."""
     with session_for(db_url) as session:
-        return adverse_events.adverse_event_listing(
+        listing, total = adverse_events.adverse_event_listing(
             session,
             study_id=study_id,
             scope=scope,
@@ -118,16 +150,24 @@ def load_events(
             limit=LISTING_LIMIT,
             new_first_since=new_first_since,
         )
+    return (drop_arm_columns(listing) if pooled else listing), total
 
 
 @st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
 def load_ds_discontinuations(
-    db_url: str, study_id: str, cut_id: int | None, scope: SiteScope, arm: str | None
+    db_url: str,
+    study_id: str,
+    cut_id: int | None,
+    scope: SiteScope,
+    arm: str | None,
+    *,
+    pooled: bool,
 ) -> pd.DataFrame:
     with session_for(db_url) as session:
-        return adverse_events.discontinuations_from_ds(
+        found = adverse_events.discontinuations_from_ds(
             session, study_id=study_id, scope=scope, arm=arm
         )
+    return drop_arm_columns(found) if pooled else found
 
 
 @st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)

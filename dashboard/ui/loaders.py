@@ -14,6 +14,7 @@ from sqlmodel import Session
 
 from dashboard.charts.consort import svg_to_png
 from dashboard.db import SchemaError, ensure_schema, make_engine
+from dashboard.metrics.blinding import drop_arm_columns, pool_numeric, pool_reasons
 from dashboard.metrics.eligibility import checked_criteria
 from dashboard.metrics.enrollment import cumulative_accrual
 from dashboard.queries import (
@@ -160,15 +161,24 @@ def load_screening_span(
 
 @st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
 def load_funnel(
-    db_url: str, study_id: str, cut_id: int | None, scope: SiteScope, period: Period
+    db_url: str,
+    study_id: str,
+    cut_id: int | None,
+    scope: SiteScope,
+    period: Period,
+    *,
+    pooled: bool,
 ) -> tuple[enrollment.FunnelCounts, pd.DataFrame, pd.DataFrame]:
-    """(funnel counts, discontinuation reasons by arm, outcome by arm)."""
+    """(funnel counts, discontinuation reasons by arm, outcome by arm); pooled: one arm,
+    ``metrics.blinding.POOLED`` (a blinded user of a blinded study)."""
     with session_for(db_url) as session:
         counts = enrollment.funnel(session, study_id=study_id, scope=scope, period=period)
         reasons = enrollment.discontinuation_reasons(
             session, study_id=study_id, scope=scope, period=period
         )
         by_arm = enrollment.outcome_by_arm(session, study_id=study_id, scope=scope, period=period)
+    if pooled:
+        return counts, pool_reasons(reasons), pool_numeric(by_arm)
     return counts, reasons, by_arm
 
 
@@ -182,12 +192,20 @@ def load_sites_accrual(
 
 @st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
 def load_site_subjects(
-    db_url: str, study_id: str, cut_id: int | None, scope: SiteScope, period: Period, site_id: str
+    db_url: str,
+    study_id: str,
+    cut_id: int | None,
+    scope: SiteScope,
+    period: Period,
+    site_id: str,
+    *,
+    pooled: bool,
 ) -> pd.DataFrame:
     with session_for(db_url) as session:
-        return enrollment.site_subjects(
+        found = enrollment.site_subjects(
             session, study_id=study_id, site_id=site_id, scope=scope, period=period
         )
+    return drop_arm_columns(found) if pooled else found
 
 
 @st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)

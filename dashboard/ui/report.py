@@ -19,16 +19,29 @@ def pack_downloads(ctx: PageContext) -> None:
     # Streamlit runs a download's callable outside the script run: it gets plain values only.
     engine = loaders.engine_for(ctx.db_url)
     study_id, scope, since = ctx.study_id, ctx.scope, ctx.compare_cut_id
+    shows_arms = ctx.shows_arms  # a blinded user's pack is pooled like their pages
     stem = file_stem(study_id, ctx.cut_id)
 
     def pdf() -> bytes:
         with Session(engine) as session:
-            pack = build_pack(session, study_id=study_id, scope=scope, since_cut_id=since)
+            pack = build_pack(
+                session,
+                study_id=study_id,
+                scope=scope,
+                shows_arms=shows_arms,
+                since_cut_id=since,
+            )
         return pack_pdf(pack)
 
     def workbook() -> bytes:
         with Session(engine) as session:
-            pack = build_pack(session, study_id=study_id, scope=scope, since_cut_id=since)
+            pack = build_pack(
+                session,
+                study_id=study_id,
+                scope=scope,
+                shows_arms=shows_arms,
+                since_cut_id=since,
+            )
         return pack_workbook(pack)
 
     pdf_button, excel_button = st.columns(2)

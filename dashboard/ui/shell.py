@@ -11,7 +11,13 @@ from dataclasses import dataclass
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
-from dashboard.access import CurrentUser, allowed_sites, effective_scope, may_see_study
+from dashboard.access import (
+    CurrentUser,
+    allowed_sites,
+    effective_scope,
+    may_see_study,
+    shows_arms,
+)
 from dashboard.config import database_url, default_study_id
 from dashboard.queries.scope import Period, SiteScope
 from dashboard.queries.studies import CutInfo, StudyInfo
@@ -49,6 +55,12 @@ class PageContext:
         """Whether the user sees only some sites of the study (figures for all of them appear
         only as study-wide aggregates, marked so)."""
         return self.allowed is not None
+
+    @property
+    def shows_arms(self) -> bool:
+        """Whether this user sees this study's arms; False means pooled figures only. Loaders whose
+        answer names arms take ``pooled=not ctx.shows_arms``, so it is part of their cache key."""
+        return shows_arms(self.study.is_blinded, self.user.unblinded)
 
     @property
     def latest_cut(self) -> CutInfo | None:

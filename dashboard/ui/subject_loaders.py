@@ -10,6 +10,7 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
+from dashboard.metrics.blinding import blind_subject_record, drop_arm_columns
 from dashboard.metrics.visits import derive_visit_status, schedule_grid
 from dashboard.queries import subject, visits
 from dashboard.queries.scope import Period, SiteScope
@@ -23,10 +24,12 @@ SCHEDULE_SUBJECTS = 500
 
 @st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
 def load_subject(
-    db_url: str, study_id: str, cut_id: int | None, scope: SiteScope, usubjid: str
+    db_url: str, study_id: str, cut_id: int | None, scope: SiteScope, usubjid: str, *, pooled: bool
 ) -> subject.SubjectRecord | None:
+    """The subject's record; pooled (a blinded user of a blinded study): its arms read "blinded"."""
     with session_for(db_url) as session:
-        return subject.subject_record(session, study_id=study_id, usubjid=usubjid, scope=scope)
+        record = subject.subject_record(session, study_id=study_id, usubjid=usubjid, scope=scope)
+    return blind_subject_record(record) if pooled and record is not None else record
 
 
 @st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
@@ -55,8 +58,11 @@ def load_subject_schedule(
     usubjid: str,
     as_of: dt.date,
     window_days: int,
+    *,
+    pooled: bool,
 ) -> pd.DataFrame:
-    """One subject's planned visits with their status on ``as_of`` (``derive_visit_status``)."""
+    """One subject's planned visits with their status on ``as_of`` (``derive_visit_status``);
+    pooled (a blinded user of a blinded study): without the subject's arm."""
     with session_for(db_url) as session:
         schedule = visits.subject_visit_schedule(
             session,
@@ -66,7 +72,8 @@ def load_subject_schedule(
             as_of=as_of,
             window_days=window_days,
         )
-    return derive_visit_status(schedule, as_of=as_of, window_days=window_days)
+    derived = derive_visit_status(schedule, as_of=as_of, window_days=window_days)
+    return drop_arm_columns(derived) if pooled else derived
 
 
 @st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
@@ -105,9 +112,11 @@ def load_schedule_grid(
     as_of: dt.date,
     window_days: int,
     needing_action: bool,
+    *,
+    pooled: bool,
 ) -> tuple[pd.DataFrame, int]:
     """(one row per subject, one column per planned visit, at most ``SCHEDULE_SUBJECTS`` rows;
-    how many subjects matched in all)."""
+    how many subjects matched in all); pooled: without the Arm column."""
     with session_for(db_url) as session:
         schedules, total = visits.subject_schedules(
             session,
@@ -120,4 +129,5 @@ def load_schedule_grid(
             period=period,
         )
     derived = derive_visit_status(schedules, as_of=as_of, window_days=window_days)
-    return schedule_grid(derived), total
+    grid = schedule_grid(derived)
+    return (drop_arm_columns(grid) if pooled else grid), total
