@@ -159,6 +159,8 @@ def test_an_email_not_in_the_user_table_sees_no_access(
 ) -> None:
     page = _sign_in(browser, oidc, auth_server, STRANGER)
     page.get_by_text("No access").first.wait_for(timeout=30_000)
+    # The heading can be drawn before the text under it: wait for the text that names the e-mail.
+    page.get_by_text(STRANGER).first.wait_for(timeout=30_000)
     assert STRANGER in page.locator('[data-testid="stMain"]').inner_text()
     assert page.locator('[data-testid="stSidebarNav"]').count() == 0
     assert page.locator('[data-testid="stMetric"]').count() == 0
