@@ -212,7 +212,12 @@ else:
         if compare is not None
         else "One data cut only: nothing to mark as new."
     )
-    shown = f"the first {len(saes)} of {sae_total}" if sae_total > len(saes) else f"{sae_total}"
+    shown = (
+        f"the first {len(saes)} of {sae_total} (new ones first; all are in the SAEs sheet of the "
+        "monitoring pack, on the Overview)"
+        if sae_total > len(saes)
+        else f"{sae_total}"
+    )
     st.caption(
         f"{shown} serious AE(s) in {saes['usubjid'].nunique()} subject(s), every subject in scope. "
         f"{since} Study day: AESTDY as given, else counted from the first dose (no day 0)."

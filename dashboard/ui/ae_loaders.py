@@ -22,7 +22,7 @@ from dashboard.queries.scope import SiteScope
 from dashboard.ui.loaders import MAX_ENTRIES, TTL_SECONDS, session_for
 
 # Listings are limited: a drilldown of more events than this says how many it left out.
-LISTING_LIMIT = 2000
+LISTING_LIMIT = 500
 # The timeline draws at most this many subjects (a clicked cell can hold hundreds).
 TIMELINE_SUBJECTS = 10
 
