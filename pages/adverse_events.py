@@ -183,6 +183,7 @@ saes, sae_total = ae_loaders.load_events(
     in_population=False,
     serious_only=True,
     new_first_since=compare,
+    limit=ae_loaders.SAE_LISTING_LIMIT,
 )
 if saes.empty:
     st.success("No serious adverse event (AESER = Y) in this selection.")

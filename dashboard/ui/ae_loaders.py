@@ -22,7 +22,10 @@ from dashboard.queries.scope import SiteScope
 from dashboard.ui.loaders import MAX_ENTRIES, TTL_SECONDS, session_for
 
 # Listings are limited: a drilldown of more events than this says how many it left out.
-LISTING_LIMIT = 500
+LISTING_LIMIT = 2000
+# The SAE listing opens every view of the page: a shorter first page keeps reruns quick (new SAEs
+# come first; all of them are in the meeting pack's SAEs sheet).
+SAE_LISTING_LIMIT = 500
 # The timeline draws at most this many subjects (a clicked cell can hold hundreds).
 TIMELINE_SUBJECTS = 10
 
@@ -128,8 +131,9 @@ def load_events(
     usubjids: tuple[str, ...] | None = None,
     serious_only: bool = False,
     new_first_since: int | None = None,
+    limit: int = LISTING_LIMIT,
 ) -> tuple[pd.DataFrame, int]:
-    """An AE listing (at most ``LISTING_LIMIT`` rows) and how many events match; with
+    """An AE listing (at most ``limit`` rows) and how many events match; with
     ``new_first_since``, the events new since that cut first. Pooled: without the arm column (a
     pooled listing is never filtered by ``arm`` either: the caller passes None)."""
     with session_for(db_url) as session:
@@ -147,7 +151,7 @@ def load_events(
             rank=rank,
             usubjids=usubjids,
             serious_only=serious_only,
-            limit=LISTING_LIMIT,
+            limit=limit,
             new_first_since=new_first_since,
         )
     return (drop_arm_columns(listing) if pooled else listing), total
