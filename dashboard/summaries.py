@@ -9,13 +9,12 @@ size: any site scope and any population is then an exact sum of these rows, and 
 
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from sqlalchemy import delete, insert
 from sqlmodel import Session, col
 
 from dashboard.metrics.adverse_events import WORST_DIMENSIONS
-from dashboard.metrics.table_one import SUBJECTS_KEY
+from dashboard.metrics.table_one import Variable, counts_from_values
 from dashboard.models import AdverseEventCount, BaselineCount, BaselineVariable
 from dashboard.queries import adverse_events as ae
 from dashboard.queries.baseline import (
@@ -40,24 +39,11 @@ def baseline_counts(session: Session, *, study_id: str, catalogue: pd.DataFrame)
     # The planned arm only names an enrolled cohort's column; the others are columns of their own.
     values["arm"] = values["column"].where(~values["cohort"].isin([FAILED, NOT_ALLOCATED]), None)
     values["site_pk"] = values["site_pk"].astype("Int64")
-    frames = [values.groupby(GROUP, dropna=False).size().rename("subjects").reset_index()]
-    frames[0]["key"] = SUBJECTS_KEY
-    for key, categorical in zip(catalogue["key"], catalogue["categorical"], strict=True):
-        found = values[[*GROUP, key]].dropna(subset=[key])
-        if bool(categorical):
-            found = found.assign(value_text=found[key].astype(str), value_num=np.nan)
-        else:
-            # A number kept as text (an SDTM --STRESC without --STRESN) still counts as a number.
-            numbers = pd.to_numeric(found[key], errors="coerce")
-            found = found.assign(value_num=numbers, value_text=None)[numbers.notna()]
-        counted = (
-            found.groupby([*GROUP, "value_num", "value_text"], dropna=False)
-            .size()
-            .rename("subjects")
-            .reset_index()
-        )
-        frames.append(counted.assign(key=key))
-    per_site = pd.concat(frames, ignore_index=True).assign(all_sites=False)
+    variables = [
+        Variable(key=key, label=key, unit=None, categorical=bool(categorical))
+        for key, categorical in zip(catalogue["key"], catalogue["categorical"], strict=True)
+    ]
+    per_site = counts_from_values(values, variables, by=GROUP).assign(all_sites=False)
     all_sites = (
         per_site.groupby(["cohort", "arm", "key", "value_num", "value_text"], dropna=False)[
             "subjects"

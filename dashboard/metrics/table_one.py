@@ -244,28 +244,38 @@ def _fmt(value: float | None, digits: int) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
-def counts_from_values(values: pd.DataFrame, variables: Sequence[Variable]) -> pd.DataFrame:
-    """A counts frame (``COUNT_COLUMNS``) from per-subject values (one row per subject, a
-    ``column`` column and one column per variable key): what ``dashboard.summaries`` stores, for
-    callers that hold per-subject values."""
+def counts_from_values(
+    values: pd.DataFrame, variables: Sequence[Variable], *, by: Sequence[str] = ("column",)
+) -> pd.DataFrame:
+    """Subjects per (``by`` groups, key, value) from per-subject values (one row per subject, the
+    ``by`` columns and one column per variable key), with each group's size under
+    ``SUBJECTS_KEY``. With the default ``by`` this is a counts frame (``COUNT_COLUMNS``); by site,
+    cohort and arm it is what ``dashboard.summaries`` stores at load time."""
+    groups = list(by)
     frames = [
-        values.groupby("column").size().rename("subjects").reset_index().assign(key=SUBJECTS_KEY)
+        values.groupby(groups, dropna=False)
+        .size()
+        .rename("subjects")
+        .reset_index()
+        .assign(key=SUBJECTS_KEY)
     ]
     for variable in variables:
-        raw = values[["column", variable.key]].dropna()
+        raw = values[[*groups, variable.key]].dropna(subset=[variable.key])
         if variable.categorical:
             kept = raw.assign(value_text=raw[variable.key].astype(str), value_num=np.nan)
         else:
+            # A number kept as text (an SDTM --STRESC without --STRESN) still counts as a number.
             numbers = pd.to_numeric(raw[variable.key], errors="coerce")
             kept = raw.assign(value_num=numbers, value_text=None)[numbers.notna()]
         grouped = (
-            kept.groupby(["column", "value_num", "value_text"], dropna=False)
+            kept.groupby([*groups, "value_num", "value_text"], dropna=False)
             .size()
             .rename("subjects")
             .reset_index()
         )
         frames.append(grouped.assign(key=variable.key))
-    return pd.concat(frames, ignore_index=True).reindex(columns=COUNT_COLUMNS)
+    columns = [*groups, "key", "value_num", "value_text", "subjects"]
+    return pd.concat(frames, ignore_index=True).reindex(columns=columns)
 
 
 def table_one(
