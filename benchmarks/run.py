@@ -6,7 +6,8 @@ For each of the five pages of DESIGN.md it measures, through ``streamlit.testing
 process already warmed by one run:
 - cold: the page with both Streamlit caches cleared (median of R runs);
 - warm: a rerun served from the caches (median of R runs);
-- floor: the page's aggregate queries run directly, no Streamlit (median of R runs);
+- floor: the SQL statements one cold render of the page issues, captured and re-run directly on
+  the database, no Streamlit (median of R runs);
 - empty: an empty page through AppTest (Streamlit's own overhead);
 - naive: the same figures computed the way a hand-written app would, loading the raw tables with
   pandas and aggregating in memory, in a subprocess of its own so its memory does not count here.
@@ -33,20 +34,14 @@ from pathlib import Path
 from typing import Any
 
 import streamlit as st
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from streamlit.testing.v1 import AppTest
 
 from dashboard.db import make_engine
-from dashboard.metrics.eligibility import checked_criteria
-from dashboard.metrics.table_one import default_keys
 from dashboard.queries import (
-    adverse_events,
-    baseline,
-    enrollment,
-    overview,
     safety_counts,
-    screen_failures,
-    studies,
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -112,99 +107,49 @@ def render(study_id: str, page: str | None, *, cold: bool) -> Callable[[], None]
     return run
 
 
-def floors(db_url: str, study_id: str) -> dict[str, Callable[[], Any]]:
-    """Each page's aggregate queries, run directly (what no amount of caching code can beat)."""
+class StatementLog:
+    """The SQL statements the app issues while ``recording`` (a SQLAlchemy event listener)."""
+
+    def __init__(self) -> None:
+        self.recording = False
+        self.statements: list[tuple[str, Any]] = []
+
+    def __call__(
+        self, _conn: Any, _cursor: Any, statement: str, parameters: Any, *_rest: Any
+    ) -> None:
+        if self.recording:
+            self.statements.append((statement, parameters))
+
+
+STATEMENTS = StatementLog()
+event.listen(Engine, "before_cursor_execute", STATEMENTS)
+
+
+def page_statements(study_id: str, page: str | None) -> list[tuple[str, Any]]:
+    """The SQL one cold render of the page issues: its floor re-runs exactly these."""
+    cold = render(study_id, page, cold=True)
+    STATEMENTS.statements = []
+    STATEMENTS.recording = True
+    try:
+        cold()
+    finally:
+        STATEMENTS.recording = False
+    return STATEMENTS.statements
+
+
+def floor(db_url: str, statements: list[tuple[str, Any]]) -> Callable[[], None]:
+    """Run the page's statements straight on the database, fetching every row: what no amount of
+    code around the queries can beat. Taken from the page itself, so it cannot drift from it."""
     engine = make_engine(db_url)
 
-    def with_session(work: Callable[[Session], Any]) -> Callable[[], Any]:
-        def run() -> Any:
-            with Session(engine) as session:
-                return work(session)
+    def run() -> None:
+        with engine.connect() as connection:
+            cursor = connection.connection.cursor()
+            for statement, parameters in statements:
+                cursor.execute(statement, parameters)
+                cursor.fetchall()
 
-        return run
-
-    def overview_queries(session: Session) -> None:
-        cuts = studies.data_cuts(session, study_id=study_id)
-        studies.study_info(session, study_id=study_id)
-        studies.sites(session, study_id=study_id)
-        enrollment.population_counts(session, study_id=study_id, scope=None)
-        safety_counts.adverse_event_counts(session, study_id=study_id, scope=None)
-        safety_counts.incidence_by_soc(session, study_id=study_id, scope=None)
-        if len(cuts) > 1:
-            overview.changes_since(session, study_id=study_id, scope=None, since_cut_id=cuts[-2].id)
-
-    def enrollment_queries(session: Session) -> None:
-        overview_queries(session)
-        enrollment.daily_accrual(session, study_id=study_id, scope=None)
-        enrollment.undated_subjects(session, study_id=study_id, scope=None)
-        enrollment.funnel(session, study_id=study_id, scope=None)
-        enrollment.discontinuation_reasons(session, study_id=study_id, scope=None)
-        enrollment.outcome_by_arm(session, study_id=study_id, scope=None)
-        enrollment.enrollment_by_site(session, study_id=study_id, scope=None)
-        enrollment.screening_span(session, study_id=study_id, scope=None)
-        screen_failures.failures_by_criterion(session, study_id=study_id, scope=None)
-        screen_failures.failed_subject_counts(session, study_id=study_id, scope=None)
-
-    def screen_failure_queries(session: Session) -> None:
-        enrollment.population_counts(session, study_id=study_id, scope=None)
-        screen_failures.failures_by_criterion(session, study_id=study_id, scope=None)
-        screen_failures.failed_subject_counts(session, study_id=study_id, scope=None)
-        screen_failures.failure_cooccurrence(session, study_id=study_id, scope=None)
-        screen_failures.daily_screening(session, study_id=study_id, scope=None)
-        screen_failures.site_criterion_counts(session, study_id=study_id, scope=None)
-        screen_failures.screen_failure_dispositions(session, study_id=study_id, scope=None)
-        rules = screen_failures.criteria_with_rules(session, study_id=study_id)
-        info = studies.study_info(session, study_id=study_id)
-        criteria, _ = checked_criteria(
-            rules,
-            min_age=info.min_age if info else None,
-            max_age=info.max_age if info else None,
-        )
-        screen_failures.eligibility_violations(
-            session, study_id=study_id, scope=None, criteria=criteria
-        )
-        screen_failures.variables_without_data(
-            session,
-            study_id=study_id,
-            scope=None,
-            variables=tuple({c.rule.variable for c in criteria}),
-        )
-        enrollment.enrollment_by_site(session, study_id=study_id, scope=None)
-
-    def baseline_queries(session: Session) -> None:
-        enrollment.population_counts(session, study_id=study_id, scope=None)
-        baseline.demographic_counts(session, study_id=study_id, scope=None)
-        catalogue = baseline.baseline_catalogue(session, study_id=study_id)
-        baseline.table_one_counts(
-            session,
-            study_id=study_id,
-            scope=None,
-            population="enrolled",
-            by="arm",
-            keys=tuple(default_keys(catalogue)),
-        )
-
-    def adverse_event_queries(session: Session) -> None:
-        scoped = {"study_id": study_id, "scope": None}
-        enrollment.population_counts(session, study_id=study_id, scope=None)
-        safety_counts.adverse_event_counts(session, study_id=study_id, scope=None)
-        adverse_events.safety_population(session, study_id=study_id, scope=None)
-        safety_counts.safety_summary(session, study_id=study_id, scope=None)
-        safety_counts.incidence_by_term(session, study_id=study_id, scope=None)
-        safety_counts.subjects_by_worst_level(session, **scoped, dimension="severity")  # type: ignore[arg-type]
-        safety_counts.events_by_source_value(session, **scoped, dimension="severity")  # type: ignore[arg-type]
-        adverse_events.adverse_event_listing(
-            session, study_id=study_id, scope=None, in_population=False, serious_only=True
-        )
-        adverse_events.subjects_with_adverse_events(session, study_id=study_id, scope=None)
-
-    return {
-        "overview": with_session(overview_queries),
-        "enrollment": with_session(enrollment_queries),
-        "screen-failures": with_session(screen_failure_queries),
-        "baseline": with_session(baseline_queries),
-        "adverse-events": with_session(adverse_event_queries),
-    }
+    return run
 
 
 def empty_page_time(runs: int) -> float:
@@ -240,17 +185,16 @@ def measure_study(
     os.environ["DATABASE_URL"] = db_url
     clear_caches()
     open_app(study_id)  # warm the process: imports, first script compile
-    page_floors = floors(db_url, study_id)
     naive = naive_times(db_url, study_id, runs)
     results = {}
     for name, page in PAGES.items():
         cold = median_time(render(study_id, page, cold=True), runs)
         warm = median_time(render(study_id, page, cold=False), runs)
-        floor = median_time(page_floors[name], runs)
+        floor_s = median_time(floor(db_url, page_statements(study_id, page)), runs)
         results[name] = {
             "cold_s": round(cold, 4),
             "warm_s": round(warm, 4),
-            "floor_s": round(floor, 4),
+            "floor_s": round(floor_s, 4),
             "empty_s": round(empty, 4),
             "naive_s": round(naive[name], 4),
         }

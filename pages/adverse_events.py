@@ -69,7 +69,7 @@ ae = ae_loaders.load_headline(*key, treatment_emergent)
 compare = ctx.compare_cut_id  # "new since" this earlier cut (None: one cut only)
 # New AEs are counted over every AE: beside the treatment-emergent figures they would not match.
 changes = (
-    loaders.load_changes_since(*key, compare)
+    loaders.load_adverse_event_changes_since(*key, compare)
     if compare is not None and not treatment_emergent
     else None
 )

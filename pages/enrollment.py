@@ -66,7 +66,7 @@ forecast = study_forecast(
     planned_end=study.planned_end,
 )
 changes = (
-    loaders.load_changes_since(
+    loaders.load_subject_changes_since(
         ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope, ctx.compare_cut_id, period
     )
     if ctx.compare_cut_id is not None

@@ -39,7 +39,9 @@ deviations, checked, unreadable, no_data = loaders.load_eligibility_checks(
 )
 compare = ctx.compare_cut_id  # "new since" this earlier cut (None: one cut only)
 changes = (
-    loaders.load_changes_since(ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope, compare, period)
+    loaders.load_subject_changes_since(
+        ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope, compare, period
+    )
     if compare is not None
     else None
 )

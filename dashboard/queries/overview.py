@@ -6,6 +6,7 @@ markers of the other pages and the monitoring pack all read these functions.
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import case, func, select
@@ -27,21 +28,31 @@ from dashboard.queries.scope import Period, SiteScope, rows, subject_in_scope
 
 
 @dataclass(frozen=True)
-class ChangesSince:
+class SubjectChanges:
     since_cut_id: int
     new_subjects: int
     new_screen_failures: int
     new_enrolled: int
     changed_subjects: int
+
+
+@dataclass(frozen=True)
+class AdverseEventChanges:
+    since_cut_id: int
     new_adverse_events: int
     new_serious_adverse_events: int
-    changed_adverse_events: int = 0  # AEs of an earlier cut that a later one altered
+    changed_adverse_events: int  # AEs of an earlier cut that a later one altered
 
 
-def changes_since(
+@dataclass(frozen=True)
+class ChangesSince(SubjectChanges, AdverseEventChanges):
+    """Both kinds of change: the Overview and the pack show them all."""
+
+
+def subject_changes_since(
     session: Session, *, study_id: str, scope: SiteScope, since_cut_id: int, period: Period = None
-) -> ChangesSince:
-    """Rows first seen, or changed, in a cut later than ``since_cut_id``.
+) -> SubjectChanges:
+    """Subjects first seen, or changed, in a cut later than ``since_cut_id``.
 
     A subject screened before that cut and enrolled after it is "changed", not "new"; "new enrolled"
     counts subjects first seen later who are enrolled now.
@@ -62,6 +73,21 @@ def changes_since(
         ),
     ).where(where)
     new_subjects, new_failures, new_enrolled, changed = session.execute(subjects_stmt).one()
+    return SubjectChanges(
+        since_cut_id=since_cut_id,
+        new_subjects=int(new_subjects),
+        new_screen_failures=int(new_failures),
+        new_enrolled=int(new_enrolled),
+        changed_subjects=int(changed),
+    )
+
+
+def adverse_event_changes_since(
+    session: Session, *, study_id: str, scope: SiteScope, since_cut_id: int, period: Period = None
+) -> AdverseEventChanges:
+    """AEs first seen in a cut later than ``since_cut_id`` (and how many of them are serious), and
+    AEs of an earlier cut that a later one changed; of the subjects in scope."""
+    where = subject_in_scope(study_id=study_id, scope=scope, period=period)
     new_ae = col(AdverseEvent.first_cut_id) > since_cut_id
     serious = is_serious()
     in_scope = col(AdverseEvent.subject_pk).in_(select(col(Subject.id)).where(where))
@@ -75,16 +101,31 @@ def changes_since(
         col(AdverseEvent.updated_cut_id) > since_cut_id, ~new_ae, in_scope
     )
     changed_events = session.execute(changed_stmt).scalar_one()
-    return ChangesSince(
+    return AdverseEventChanges(
         since_cut_id=since_cut_id,
-        new_subjects=int(new_subjects),
-        new_screen_failures=int(new_failures),
-        new_enrolled=int(new_enrolled),
-        changed_subjects=int(changed),
         new_adverse_events=int(new_events),
         new_serious_adverse_events=int(new_serious),
         changed_adverse_events=int(changed_events),
     )
+
+
+def changes_since(
+    session: Session, *, study_id: str, scope: SiteScope, since_cut_id: int, period: Period = None
+) -> ChangesSince:
+    """Subjects and AEs new or changed since ``since_cut_id`` (the two functions above).
+
+    The Enrollment and Screen failures pages need only the subjects' half, the Adverse events page
+    only the AEs' half: each reads its own, which spares them the other's cost at scale.
+    """
+    kwargs: dict[str, Any] = {
+        "study_id": study_id,
+        "scope": scope,
+        "since_cut_id": since_cut_id,
+        "period": period,
+    }
+    subjects = subject_changes_since(session, **kwargs)
+    events = adverse_event_changes_since(session, **kwargs)
+    return ChangesSince(**{**vars(subjects), **vars(events)})
 
 
 def new_failures_by_criterion(

@@ -26,8 +26,12 @@ R = TypeVar("R")
 
 def _summarised(session: Session, study_id: str) -> bool:
     """Whether the study's AE counts were built (every build writes the study-wide row)."""
+    # all_sites in the filter lets the lookup seek the read index instead of scanning the
+    # study's quarter of a million per-site rows.
     stmt = select(col(counted.id)).where(
-        col(counted.study_id) == study_id, col(counted.measure) == "study"
+        col(counted.study_id) == study_id,
+        col(counted.all_sites) == True,  # noqa: E712 (SQL, not Python truth)
+        col(counted.measure) == "study",
     )
     return session.execute(stmt.limit(1)).first() is not None
 

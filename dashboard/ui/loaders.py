@@ -151,6 +151,38 @@ def load_changes_since(
         )
 
 
+# The two halves of ``load_changes_since``, for the pages that show only one (see
+# ``overview.changes_since``).
+@st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
+def load_subject_changes_since(
+    db_url: str,
+    study_id: str,
+    cut_id: int | None,
+    scope: SiteScope,
+    since_cut_id: int,
+    period: Period = None,
+) -> overview.SubjectChanges:
+    with session_for(db_url) as session:
+        return overview.subject_changes_since(
+            session, study_id=study_id, scope=scope, since_cut_id=since_cut_id, period=period
+        )
+
+
+@st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
+def load_adverse_event_changes_since(
+    db_url: str,
+    study_id: str,
+    cut_id: int | None,
+    scope: SiteScope,
+    since_cut_id: int,
+    period: Period = None,
+) -> overview.AdverseEventChanges:
+    with session_for(db_url) as session:
+        return overview.adverse_event_changes_since(
+            session, study_id=study_id, scope=scope, since_cut_id=since_cut_id, period=period
+        )
+
+
 @st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
 def load_screening_span(
     db_url: str, study_id: str, cut_id: int | None, scope: SiteScope
