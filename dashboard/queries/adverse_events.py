@@ -53,6 +53,8 @@ LISTING_COLUMNS = [
     "serious_disability",
     "serious_congenital",
     "serious_other",
+    "serious_cancer",
+    "serious_overdose",
     "relationship",
     "outcome",
     "action",
@@ -88,7 +90,24 @@ def _blank_as_null(column: Any) -> ColumnElement[str]:
 
 def is_serious() -> ColumnElement[bool]:
     """AESER = Y (any case): the SQL condition every serious-event count uses."""
-    return func.upper(func.coalesce(col(AdverseEvent.serious), "")) == "Y"
+    # The same as upper(AESER) = 'Y', written so that the index on AESER can be used: a listing
+    # of the few serious events then reads those, not every AE of the study.
+    return col(AdverseEvent.serious).in_(("Y", "y"))
+
+
+# The variable of each per-subject view (AESEV, AETOXGR, AESER, AEREL).
+_DIMENSION_VARIABLE: dict[str, Any] = {
+    "severity": AdverseEvent.severity,
+    "grade": AdverseEvent.grade,
+    "seriousness": AdverseEvent.serious,
+    "relationship": AdverseEvent.relationship,
+}
+
+
+def source_value(dimension: str) -> ColumnElement[str]:
+    """A per-subject view's variable as given: trimmed, '' for blank (``events_by_source_value``
+    groups by it, a listing filters on it)."""
+    return func.coalesce(func.trim(col(_DIMENSION_VARIABLE[dimension])), "")
 
 
 def is_related() -> ColumnElement[bool]:
@@ -556,14 +575,8 @@ def events_by_source_value(
     """Events and distinct subjects per arm and value as given of ``dimension``'s variable (AESEV,
     AETOXGR, AESER or AEREL; blank as ''). Columns: arm, value, events, subjects (site_pk first
     with ``per_site``)."""
-    column = {
-        "severity": AdverseEvent.severity,
-        "grade": AdverseEvent.grade,
-        "seriousness": AdverseEvent.serious,
-        "relationship": AdverseEvent.relationship,
-    }[dimension]
     population = _population(session, study_id=study_id)
-    value = func.coalesce(func.trim(col(column)), "")
+    value = source_value(dimension)
     stmt = (
         select(
             *_by_site(per_site),
@@ -599,6 +612,7 @@ def adverse_event_listing(
     rank: int | None = None,
     usubjids: Sequence[str] | None = None,
     serious_only: bool = False,
+    value: str | None = None,
     limit: int = 1000,
     new_first_since: int | None = None,
 ) -> tuple[pd.DataFrame, int]:
@@ -607,12 +621,14 @@ def adverse_event_listing(
     Filters (None: any): the safety population (``in_population``), ``arm``, a summary
     ``category``, ``soc`` and ``pt`` (as the incidence table names them), ``dimension`` with
     ``rank`` (the events at that rank of subjects whose highest rank it is), ``usubjids``,
-    ``serious_only``. Ordered by subject, onset, AESEQ; with ``new_first_since``, the events first
-    held by a cut after that one come first (so a limited listing never leaves a new one out).
+    ``serious_only``, ``dimension`` with ``value`` (the events whose variable holds that value as
+    given, ``source_value``). Ordered by subject, onset, AESEQ; with ``new_first_since``, the
+    events first held by a cut after that one come first (so a limited listing never leaves a new
+    one out).
 
     Columns: ``LISTING_COLUMNS``: usubjid, site_id, arm, seq, term (AETERM), decoded_term
-    (AEDECOD), body_system (AEBODSYS), severity, grade, serious, the six seriousness criteria
-    (serious_death ... serious_other), relationship, outcome, action, start_dtc, start_date,
+    (AEDECOD), body_system (AEBODSYS), severity, grade, serious, the eight seriousness criteria
+    (serious_death ... serious_overdose), relationship, outcome, action, start_dtc, start_date,
     end_dtc, end_date, start_day (AESTDY), first_dose_dtc, first_dose_date, first_cut_id,
     observed_until (the subject's latest DS date other than a protocol milestone: where an
     ongoing AE's timeline bar ends), updated_cut_id.
@@ -633,6 +649,9 @@ def adverse_event_listing(
         where.append(col(Subject.usubjid).in_(list(usubjids)))
     if serious_only:
         where.append(is_serious())
+    if dimension is not None and value is not None:
+        # A row of the source-values table: the value as ``events_by_source_value`` reports it.
+        where.append(source_value(dimension) == value)
     if dimension is not None and rank is not None:
         worst = (
             select(
@@ -669,7 +688,7 @@ def adverse_event_listing(
         col(Subject.usubjid),
         col(Site.site_id),
         population.arm.label("arm"),
-        *(getattr(AdverseEvent, name) for name in LISTING_COLUMNS[3:24]),  # seq ... start_day
+        *(getattr(AdverseEvent, name) for name in LISTING_COLUMNS[3:26]),  # seq ... start_day
         col(Subject.first_dose_dtc),
         col(Subject.first_dose_date),
         col(AdverseEvent.first_cut_id),

@@ -106,15 +106,15 @@ def undated_subjects(
     session: Session, *, study_id: str, scope: SiteScope, period: Period = None
 ) -> dict[str, int]:
     """Subjects the accrual chart cannot place: {"screened": no screening date, "enrolled": ...}."""
-    where = subject_in_scope(study_id=study_id, scope=scope, period=period)
-    no_screening = select(func.count()).where(where, col(Subject.screening_date).is_(None))
-    no_enrollment = select(func.count()).where(
-        where, col(Subject.population) == ENROLLED, col(Subject.enrollment_date).is_(None)
-    )
-    return {
-        "screened": int(session.execute(no_screening).scalar_one()),
-        "enrolled": int(session.execute(no_enrollment).scalar_one()),
-    }
+    no_screening = col(Subject.screening_date).is_(None)
+    no_enrollment = (col(Subject.population) == ENROLLED) & col(Subject.enrollment_date).is_(None)
+    # Both in one pass over the subjects.
+    stmt = select(
+        func.coalesce(func.sum(case((no_screening, 1), else_=0)), 0),
+        func.coalesce(func.sum(case((no_enrollment, 1), else_=0)), 0),
+    ).where(subject_in_scope(study_id=study_id, scope=scope, period=period))
+    screened, enrolled = session.execute(stmt).one()
+    return {"screened": int(screened), "enrolled": int(enrolled)}
 
 
 @dataclass(frozen=True)
@@ -171,9 +171,13 @@ def funnel(
             if p == population and (status is None or s == status)
         )
 
-    any_exposure = session.execute(
-        select(func.count()).select_from(Subject).where(col(Subject.study_id) == study_id, dosed)
-    ).scalar_one()
+    # Whether the study holds any exposure at all: the first dosed subject answers it.
+    any_exposure = (
+        session.execute(
+            select(col(Subject.id)).where(col(Subject.study_id) == study_id, dosed).limit(1)
+        ).first()
+        is not None
+    )
     return FunnelCounts(
         screened=sum(n for n, _ in counts.values()),
         screen_failures=total(SCREEN_FAILURE),
@@ -327,11 +331,10 @@ def screening_span(
 ) -> tuple[dt.date, dt.date] | None:
     """The first and last screening dates of the study's subjects in scope (the date filter's
     bounds); None where nobody has a screening date."""
-    first, last = session.execute(
-        select(func.min(col(Subject.screening_date)), func.max(col(Subject.screening_date))).where(
-            subject_in_scope(study_id=study_id, scope=scope)
-        )
-    ).one()
+    where = subject_in_scope(study_id=study_id, scope=scope)
+    # Two statements: a lone min() or max() reads one end of the date index; together they scan.
+    first = session.execute(select(func.min(col(Subject.screening_date))).where(where)).scalar()
+    last = session.execute(select(func.max(col(Subject.screening_date))).where(where)).scalar()
     return (first, last) if first and last else None
 
 

@@ -130,6 +130,7 @@ def load_events(
     rank: int | None = None,
     usubjids: tuple[str, ...] | None = None,
     serious_only: bool = False,
+    value: str | None = None,
     new_first_since: int | None = None,
     limit: int = LISTING_LIMIT,
 ) -> tuple[pd.DataFrame, int]:
@@ -151,6 +152,7 @@ def load_events(
             rank=rank,
             usubjids=usubjids,
             serious_only=serious_only,
+            value=value,
             limit=limit,
             new_first_since=new_first_since,
         )
