@@ -10,13 +10,14 @@ size: any site scope and any population is then an exact sum of these rows, and 
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import delete, insert
+from sqlalchemy import delete, insert, select
 from sqlmodel import Session, col
 
 from dashboard.metrics.adverse_events import WORST_DIMENSIONS
 from dashboard.metrics.table_one import Variable, counts_from_values
-from dashboard.models import AdverseEventCount, BaselineCount, BaselineVariable
+from dashboard.models import AdverseEventCount, BaselineCount, BaselineVariable, DataCut
 from dashboard.queries import adverse_events as ae
+from dashboard.queries import overview
 from dashboard.queries.baseline import (
     FAILED,
     NOT_ALLOCATED,
@@ -90,6 +91,44 @@ def _ae_rows(frame: pd.DataFrame, measure: str, emergent: bool, **columns: str) 
     out["site_pk"] = frame["site_pk"]
     out["measure"], out["emergent"] = measure, emergent
     return out.reindex(columns=AE_COLUMNS)
+
+
+def _change_rows(session: Session, *, study_id: str) -> list[pd.DataFrame]:
+    """The AEs new and changed since each cut of the study (the "new since" figures), per site:
+    measure ``changes``, key1 the cut compared with, key2 the figure, the count under ``events``
+    (``subjects`` 0: these are event counts). A study-wide marker says they were counted."""
+    frames = [
+        pd.DataFrame(
+            [
+                {
+                    "emergent": False,
+                    "measure": "study",
+                    "key1": overview.CHANGES_COUNTED,
+                    "subjects": 1,
+                }
+            ]
+        ).reindex(columns=AE_COLUMNS)
+    ]
+    cuts = session.execute(
+        select(col(DataCut.id)).where(col(DataCut.study_id) == study_id)
+    ).scalars()
+    for cut_id in cuts:
+        by_site = overview.adverse_event_changes_by_site(
+            session, study_id=study_id, since_cut_id=cut_id
+        )
+        found = by_site.melt(id_vars="site_pk", var_name="key2", value_name="events")
+        frames.append(
+            _ae_rows(
+                found.assign(key1=str(cut_id), subjects=0),
+                "changes",
+                False,
+                key1="key1",
+                key2="key2",
+                subjects="subjects",
+                events="events",
+            )
+        )
+    return frames
 
 
 def adverse_event_counts(session: Session, *, study_id: str) -> pd.DataFrame:
@@ -229,6 +268,7 @@ def adverse_event_counts(session: Session, *, study_id: str) -> pd.DataFrame:
                     events="events",
                 )
             )
+    frames += _change_rows(session, study_id=study_id)
     by_soc = ae.incidence_by_soc(session, study_id=study_id, scope=None, per_site=True)
     frames.append(
         _ae_rows(by_soc, "soc_all", False, key1="body_system", subjects="subjects", events="events")

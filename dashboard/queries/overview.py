@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import case, func, select
+from sqlalchemy import ColumnElement, case, func, or_, select
 from sqlmodel import Session, col
 
 from dashboard.models import (
@@ -25,6 +25,11 @@ from dashboard.models import (
 from dashboard.queries.adverse_events import is_serious
 from dashboard.queries.baseline import NOT_ALLOCATED_COLUMN, SCREEN_FAILURE_COLUMN
 from dashboard.queries.scope import Period, SiteScope, rows, subject_in_scope
+
+# The study-wide marker row (AdverseEventCount, measure "study") that says a study's load counted
+# its AE changes per cut (``adverse_event_changes_by_site``); a study loaded before that is
+# answered from the raw AEs.
+CHANGES_COUNTED = "changes_counted"
 
 
 @dataclass(frozen=True)
@@ -82,31 +87,58 @@ def subject_changes_since(
     )
 
 
+def _adverse_event_changes(since_cut_id: int) -> dict[str, Any]:
+    """The three AE change counts as SQL sums: AEs first held by a later cut (new), those of them
+    serious, and AEs of that cut or earlier that a later one changed."""
+    new_ae = col(AdverseEvent.first_cut_id) > since_cut_id
+    changed = ~new_ae & (col(AdverseEvent.updated_cut_id) > since_cut_id)
+
+    def count_if(condition: ColumnElement[bool]) -> Any:
+        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+    return {
+        "new_adverse_events": count_if(new_ae),
+        "new_serious_adverse_events": count_if(new_ae & is_serious()),
+        "changed_adverse_events": count_if(changed),
+    }
+
+
+def _touched_since(since_cut_id: int) -> ColumnElement[bool]:
+    # Only the AEs a later cut added or changed are read (the indexes on both cut columns).
+    return or_(
+        col(AdverseEvent.first_cut_id) > since_cut_id,
+        col(AdverseEvent.updated_cut_id) > since_cut_id,
+    )
+
+
 def adverse_event_changes_since(
     session: Session, *, study_id: str, scope: SiteScope, since_cut_id: int, period: Period = None
 ) -> AdverseEventChanges:
     """AEs first seen in a cut later than ``since_cut_id`` (and how many of them are serious), and
     AEs of an earlier cut that a later one changed; of the subjects in scope."""
     where = subject_in_scope(study_id=study_id, scope=scope, period=period)
-    new_ae = col(AdverseEvent.first_cut_id) > since_cut_id
-    serious = is_serious()
     in_scope = col(AdverseEvent.subject_pk).in_(select(col(Subject.id)).where(where))
-    # Only the new AEs are read (the index on first_cut_id), the scope as a subquery.
-    ae_stmt = select(
-        func.count(),
-        func.coalesce(func.sum(case((serious, 1), else_=0)), 0),
-    ).where(new_ae, in_scope)
-    new_events, new_serious = session.execute(ae_stmt).one()
-    changed_stmt = select(func.count()).where(
-        col(AdverseEvent.updated_cut_id) > since_cut_id, ~new_ae, in_scope
-    )
-    changed_events = session.execute(changed_stmt).scalar_one()
+    sums = _adverse_event_changes(since_cut_id)
+    stmt = select(*sums.values()).where(_touched_since(since_cut_id), in_scope)
+    found = dict(zip(sums, session.execute(stmt).one(), strict=True))
     return AdverseEventChanges(
-        since_cut_id=since_cut_id,
-        new_adverse_events=int(new_events),
-        new_serious_adverse_events=int(new_serious),
-        changed_adverse_events=int(changed_events),
+        since_cut_id=since_cut_id, **{name: int(n) for name, n in found.items()}
     )
+
+
+def adverse_event_changes_by_site(
+    session: Session, *, study_id: str, since_cut_id: int
+) -> pd.DataFrame:
+    """``adverse_event_changes_since`` per site, for the load-time counts: columns site_pk and the
+    three counts (new_adverse_events, new_serious_adverse_events, changed_adverse_events)."""
+    sums = _adverse_event_changes(since_cut_id)
+    stmt = (
+        select(col(Subject.site_pk), *(total.label(name) for name, total in sums.items()))
+        .join(Subject, col(Subject.id) == col(AdverseEvent.subject_pk))
+        .where(col(Subject.study_id) == study_id, _touched_since(since_cut_id))
+        .group_by(col(Subject.site_pk))
+    )
+    return pd.DataFrame(rows(session.execute(stmt)), columns=["site_pk", *sums])
 
 
 def changes_since(

@@ -16,8 +16,10 @@ from sqlmodel import Session, col
 
 from dashboard.models import AdverseEventCount, Site
 from dashboard.queries import adverse_events as raw
+from dashboard.queries import overview
 from dashboard.queries.adverse_events import AdverseEventCounts, SafetySummary, TermIncidence
-from dashboard.queries.scope import SiteScope, site_in_scope
+from dashboard.queries.overview import AdverseEventChanges
+from dashboard.queries.scope import Period, SiteScope, site_in_scope
 
 counted = AdverseEventCount
 P = ParamSpec("P")
@@ -130,7 +132,9 @@ def safety_summary(
     counts["events"] = counts["events"].astype(float)  # NaN: discontinuation read from DS
     return SafetySummary(
         counts=counts,
-        discontinuation_from_ds=bool(from_ds["subjects"].sum()),
+        discontinuation_from_ds=bool(
+            from_ds.loc[from_ds["key1"] == "discontinuation_from_ds", "subjects"].sum()
+        ),
         outside_events=_figure(outside, "outside", "events"),
         outside_subjects=_figure(outside, "outside", "subjects"),
         graded_events=_figure(outside, "graded", "events"),
@@ -184,3 +188,34 @@ def events_by_source_value(
     frame = found.rename(columns={"key1": "value"})[["arm", "value", "events", "subjects"]]
     frame["events"] = frame["events"].astype(int)
     return frame.sort_values(["arm", "value"], kind="stable").reset_index(drop=True)
+
+
+def adverse_event_changes_since(
+    session: Session, *, study_id: str, scope: SiteScope, since_cut_id: int, period: Period = None
+) -> AdverseEventChanges:
+    """``overview.adverse_event_changes_since`` from the load-time counts; from the raw AEs for a
+    screening period (the counts are per site, not per date) or a study counted before they
+    existed."""
+    markers = (
+        _read(session, study_id=study_id, scope=None, measure="study", emergent=False)
+        if period is None and _summarised(session, study_id)
+        else None
+    )
+    if markers is None or overview.CHANGES_COUNTED not in set(markers["key1"]):
+        return overview.adverse_event_changes_since(
+            session, study_id=study_id, scope=scope, since_cut_id=since_cut_id, period=period
+        )
+    found = _read(session, study_id=study_id, scope=scope, measure="changes", emergent=False)
+    # key1: the cut compared with; key2: the figure; the count is under events.
+    figures = found[found["key1"] == str(since_cut_id)].set_index("key2")["events"]
+    return AdverseEventChanges(
+        since_cut_id=since_cut_id,
+        **{
+            name: int(figures.get(name, 0))
+            for name in (
+                "new_adverse_events",
+                "new_serious_adverse_events",
+                "changed_adverse_events",
+            )
+        },
+    )

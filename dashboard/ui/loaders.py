@@ -6,6 +6,7 @@ once per URL; sessions and ORM objects are never cached.
 """
 
 import datetime as dt
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -145,10 +146,16 @@ def load_changes_since(
     since_cut_id: int,
     period: Period = None,
 ) -> overview.ChangesSince:
+    kwargs: dict[str, Any] = {
+        "study_id": study_id,
+        "scope": scope,
+        "since_cut_id": since_cut_id,
+        "period": period,
+    }
     with session_for(db_url) as session:
-        return overview.changes_since(
-            session, study_id=study_id, scope=scope, since_cut_id=since_cut_id, period=period
-        )
+        subjects = overview.subject_changes_since(session, **kwargs)
+        events = safety_counts.adverse_event_changes_since(session, **kwargs)
+    return overview.ChangesSince(**{**vars(subjects), **vars(events)})
 
 
 # The two halves of ``load_changes_since``, for the pages that show only one (see
@@ -178,7 +185,7 @@ def load_adverse_event_changes_since(
     period: Period = None,
 ) -> overview.AdverseEventChanges:
     with session_for(db_url) as session:
-        return overview.adverse_event_changes_since(
+        return safety_counts.adverse_event_changes_since(
             session, study_id=study_id, scope=scope, since_cut_id=since_cut_id, period=period
         )
 
