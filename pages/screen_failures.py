@@ -4,6 +4,7 @@ eligibility checks of the enrolled subjects."""
 import streamlit as st
 
 from dashboard.charts.screen_failures import (
+    SELECTION,
     criteria_chart,
     monthly_rate_chart,
     site_criterion_heatmap,
@@ -19,11 +20,11 @@ from dashboard.ui import loaders
 from dashboard.ui.downloads import download_buttons
 from dashboard.ui.format import percent
 from dashboard.ui.links import subject_links
-from dashboard.ui.selection import drilldown
+from dashboard.ui.selection import drilldown, forget_stale, widget_key
 from dashboard.ui.shell import no_subjects_message, page_context, page_header, period_filter
 
 DRILLDOWN_KEY = "screen_failures_criterion"
-CHART_KEY = "screen_failures_chart"
+CHART_KEY = "screen_failures_chart"  # the bases of the widgets' keys: see selection.widget_key
 TABLE_KEY = "screen_failures_table"
 
 ctx = page_context()
@@ -108,12 +109,18 @@ elif by_criterion.empty:
         "failures by criterion are unknown."
     )
 else:
+    codes = list(zip(by_criterion["code"], by_criterion["protocol_version"], strict=True))
+    # The chart and the table name a criterion by bar and by row: new ones for every study and
+    # list of criteria, so a row picked in one study never opens a criterion of another.
+    chart_key = widget_key(CHART_KEY, study_id=ctx.study_id, codes=codes)
+    table_key = widget_key(TABLE_KEY, study_id=ctx.study_id, codes=codes)
+    forget_stale(DRILLDOWN_KEY, study_id=ctx.study_id, widgets=table_key)
     chart_event = st.altair_chart(
         criteria_chart(by_criterion, screened=counts.screened),
         width="stretch",
         on_select="rerun",
-        selection_mode=["criterion"],
-        key=CHART_KEY,
+        selection_mode=[SELECTION],
+        key=chart_key,
     )
     unexplained = counts.screen_failures - reasons["with_reason"]
     st.caption(
@@ -154,16 +161,10 @@ else:
         width="stretch",
         on_select="rerun",
         selection_mode="single-row",
-        key=TABLE_KEY,
+        key=table_key,
     )
-    codes = list(zip(by_criterion["code"], by_criterion["protocol_version"], strict=True))
-    # A pick belongs to its study: another study starts without one.
-    if st.session_state.setdefault(f"{DRILLDOWN_KEY}_study", ctx.study_id) != ctx.study_id:
-        st.session_state[f"{DRILLDOWN_KEY}_study"] = ctx.study_id
-        st.session_state.pop(DRILLDOWN_KEY, None)
+    # A criterion no longer in the list (the protocol was re-imported) is dropped.
     picked = drilldown(DRILLDOWN_KEY, chart_event, table_event, codes)
-    if picked is not None and picked not in codes:
-        st.session_state[DRILLDOWN_KEY] = picked = None  # a criterion the filters no longer have
 
     if not cooccurrence.empty:
         st.markdown("**Criteria failed together** (subjects failing both)")

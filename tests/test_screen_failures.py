@@ -3,11 +3,15 @@ checks, against independent pandas counts; the page through AppTest."""
 
 import datetime as dt
 import itertools
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pandas as pd
 import pytest
-from sqlalchemy import update
+import streamlit as st
+from sqlalchemy import select, text, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 from streamlit.testing.v1 import AppTest
@@ -29,11 +33,12 @@ from dashboard.metrics.eligibility import (
     parse_rule,
 )
 from dashboard.metrics.screen_failures import monthly_failure_rate, site_criterion_grid
-from dashboard.models import Finding
+from dashboard.models import Finding, Subject
 from dashboard.queries.enrollment import enrollment_by_site
 from dashboard.queries.screen_failures import (
     criteria_with_rules,
     daily_screening,
+    eligibility_violations,
     enrolled_screening_values,
     failed_subject_counts,
     failed_subjects,
@@ -42,8 +47,8 @@ from dashboard.queries.screen_failures import (
     site_criterion_counts,
 )
 from dashboard.ui.selection import chart_pick, resolve, row_pick
-from tests.conftest import PROJECT_ROOT
-from tests.databases import copy_database
+from tests.conftest import PROJECT_ROOT, SHARED_DATA
+from tests.databases import copy_database, new_database_url
 
 APP = str(PROJECT_ROOT / "dashboard" / "app.py")
 
@@ -113,6 +118,7 @@ def test_drilldown_lists_who_failed_with_their_values(
         assert not 21.5 <= row["BMI"] <= 29.5  # every one of them is outside the protocol range
     both = listed.set_index("usubjid")["failed_criteria"]
     assert sorted(both.str.count(",").tolist()) == [0, 0, 0, 0, 1]  # one also failed EXCL06
+    assert not both.str.contains("(", regex=False).any()  # one protocol version: bare codes
     assert {"KLGRADE LEFT KNEE", "KLGRADE RIGHT KNEE"} <= set(listed.columns)
     by_site = failed_subjects(session, study_id="DEMO-MULTI", scope=("101",), code="INCL03")
     multi = _failures(demo_engine, "DEMO-MULTI")
@@ -321,6 +327,12 @@ def test_eligibility_flags_nobody_when_every_rule_is_met(demo_db_url: str, tmp_p
             .values(value_num=29.5)  # the boundary itself is allowed
         )
     assert _checks(engine, "NCT06466850", 45, 75).empty
+    # The SQL check the page runs, on this database (SQLite, or PostgreSQL: tests/databases.py).
+    with Session(engine) as session:
+        for study_id, ages in [("NCT06466850", (45, 75)), ("DEMO-MULTI", (40, 80))]:
+            in_sql, in_python = _both_checks(session, study_id, ages)
+            assert in_sql.empty and in_python.empty, study_id
+    engine.dispose()
 
 
 # -- the selection ----------------------------------------------------------------------------
@@ -434,3 +446,362 @@ def test_sql_eligibility_check_equals_the_python_evaluator(
         check_dtype=False,
     )
     assert missing == (("EGFR", "KLGRADE") if study_id == "DEMO-MULTI" else ())
+
+
+# -- the SQL eligibility check on the rules' boundaries ---------------------------------------
+
+PLANTED_BMI = 30.1  # the demo's enrolled subject outside the BMI range (issue #5)
+
+
+@pytest.fixture(scope="module")
+def boundary_db(
+    demo_db_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Engine, str]]:
+    """A copy of the demo database (tests change values in a transaction they roll back) and the
+    planted subject's USUBJID."""
+    engine = make_engine(copy_database(demo_db_url, tmp_path_factory.mktemp("bounds"), "bounds"))
+    planted = pd.read_sql_query(
+        "SELECT s.usubjid FROM finding f JOIN subject s ON s.id = f.subject_pk "
+        f"WHERE s.study_id = 'NCT06466850' AND f.test_code = 'BMI' AND f.value_num = {PLANTED_BMI}",
+        engine,
+    )["usubjid"].tolist()
+    assert len(planted) == 1
+    yield engine, planted[0]
+    engine.dispose()
+
+
+def _same_violations(in_sql: pd.DataFrame, in_python: pd.DataFrame) -> None:
+    # A missing location is None from SQL and NaN from the pandas path: the same "no location".
+    pd.testing.assert_frame_equal(
+        in_sql.astype({"location": object}).fillna({"location": ""}),
+        in_python.astype({"location": object}).fillna({"location": ""}),
+        check_dtype=False,
+    )
+
+
+def _both_checks(
+    session: Session, study_id: str, ages: tuple[int, int]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the SQL check the page runs, the Python evaluator) on what ``session`` sees."""
+    criteria, _ = checked_criteria(
+        criteria_with_rules(session, study_id=study_id), min_age=ages[0], max_age=ages[1]
+    )
+    in_sql = eligibility_violations(session, study_id=study_id, scope=None, criteria=criteria)
+    values = enrolled_screening_values(
+        session, study_id=study_id, scope=None, variables=tuple({c.rule.variable for c in criteria})
+    )
+    return in_sql, check_enrolled(criteria, values)
+
+
+@pytest.mark.parametrize(
+    ("code", "rule", "variable", "location", "value", "violation"),
+    [
+        *[
+            ("INCL02", "BMI between 21.5 and 29.5 kg/m2", "BMI", None, v, broken)
+            for v, broken in [
+                (21.4, True),
+                (21.5, False),
+                (29.5, False),
+                (29.51, True),
+                (PLANTED_BMI, True),
+            ]
+        ],
+        # An exclusion: violated when the rule is met (haemoglobin below 10).
+        *[
+            ("EXCL07", "HGB < 10 g/dL", "HGB", None, v, broken)
+            for v, broken in [(9.9, True), (9.99, True), (10.0, False), (10.1, False)]
+        ],
+        *[
+            ("INCL01", "PAINDUR >= 3 months", "PAINDUR", None, v, broken)
+            for v, broken in [(2.9, True), (2.99, True), (3.0, False), (3.1, False)]
+        ],
+        # Each knee on its own: one knee out of range is a violation.
+        *[
+            ("INCL03", "KLGRADE between 1 and 3 (each knee)", "KLGRADE", "LEFT KNEE", v, broken)
+            for v, broken in [(0.0, True), (1.0, False), (3.0, False), (4.0, True)]
+        ],
+    ],
+)
+def test_sql_check_on_the_boundaries_equals_the_python_evaluator(
+    code: str,
+    rule: str,
+    variable: str,
+    location: str | None,
+    value: float,
+    violation: bool,
+    boundary_db: tuple[Engine, str],
+) -> None:
+    engine, planted = boundary_db
+    stored = pd.read_sql_query(
+        f"SELECT rule FROM criterion WHERE study_id = 'NCT06466850' AND code = '{code}'", engine
+    )["rule"].tolist()
+    assert stored == [rule]  # the boundaries below are this rule's
+    with Session(engine) as session:
+        pk = session.execute(
+            select(col(Subject.id)).where(col(Subject.usubjid) == planted)
+        ).scalar_one()
+        if variable != "BMI":  # the planted subject's BMI would be flagged too: bring it in range
+            session.execute(
+                update(Finding)
+                .where(col(Finding.subject_pk) == pk, col(Finding.test_code) == "BMI")
+                .values(value_num=25.0)
+            )
+        changed = update(Finding).where(
+            col(Finding.subject_pk) == pk, col(Finding.test_code) == variable
+        )
+        if location is not None:
+            changed = changed.where(col(Finding.location) == location)
+        assert session.execute(changed.values(value_num=value)).rowcount == 1  # type: ignore[attr-defined]
+        in_sql, in_python = _both_checks(session, "NCT06466850", (45, 75))
+        session.rollback()
+    _same_violations(in_sql, in_python)
+    expected = [[planted, code, variable, location or "", value]] if violation else []
+    flagged = in_sql.astype({"location": object}).fillna({"location": ""})
+    assert flagged[["usubjid", "code", "variable", "location", "value"]].values.tolist() == expected
+
+
+# -- the drilldown on the page, from the controls -----------------------------------------------
+
+
+def _criteria_table(at: AppTest) -> Any:
+    """The criteria table (its key starts with the page's TABLE_KEY; selection.widget_key)."""
+    tables = [d for d in at.dataframe if d.key and d.key.startswith("screen_failures_table")]
+    assert len(tables) == 1
+    return tables[0]
+
+
+def _pick_row(at: AppTest, code: str) -> int:
+    """Tick the criteria table's row of ``code`` as a click would; returns the row."""
+    table = _criteria_table(at)
+    row = int(table.value["Code"].tolist().index(code))
+    at.session_state[table.key] = {"selection": {"rows": [row], "columns": []}}
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return row
+
+
+def _drilldown(at: AppTest) -> tuple[str | None, list[str]]:
+    """(the drilldown's heading, the subjects it lists) as the page shows them."""
+    headings = [s.value for s in at.subheader if s.value.startswith("Who failed")]
+    lists = [d.value for d in at.dataframe if "failed_criteria" in d.value.columns]
+    assert len(headings) <= 1 and len(lists) <= 1
+    return (headings[0] if headings else None), (
+        sorted(lists[0]["usubjid"].map(_subject_code)) if lists else []
+    )
+
+
+def _subject_code(link: object) -> str:
+    # The subject column links to the Subject page: the code is the link's "subject" value.
+    return parse_qs(urlsplit(str(link)).query)["subject"][0]
+
+
+def _who_failed(engine: Engine, study_id: str, code: str) -> list[str]:
+    pairs = _failures(engine, study_id)
+    return sorted(pairs.loc[pairs["code"] == code, "usubjid"].unique())
+
+
+class _ChartClicks:
+    """Stands in for the browser's clicks on the criteria chart: Streamlit does not let session
+    state set a chart's selection, so ``st.altair_chart`` is wrapped (AppTest runs the page in this
+    process) to hand back the event a click on ``code`` would send."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.clicked: list[dict[str, str]] = []
+        self.drawn = 0
+        real = st.altair_chart
+
+        def altair_chart(chart: Any, **kwargs: Any) -> Any:
+            event = real(chart, **kwargs)
+            if str(kwargs.get("key", "")).startswith("screen_failures_chart"):
+                self.drawn += 1
+                return {"selection": {SELECTION: list(self.clicked)}}
+            return event
+
+        monkeypatch.setattr(st, "altair_chart", altair_chart)
+
+    def click(self, at: AppTest, code: str | None, version: str = "") -> None:
+        self.clicked = [] if code is None else [{"code": code, "protocol_version": version}]
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+
+
+def test_page_drilldown_from_a_row_of_the_criteria_table(
+    demo_db_url: str, demo_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _open(demo_db_url, "DEMO-MULTI", monkeypatch)
+    assert _drilldown(at) == (None, [])
+    counts = _failures(demo_engine, "DEMO-MULTI").groupby("code")["subject_pk"].nunique()
+    code = str(counts.idxmax())  # the criterion most failed
+    _pick_row(at, code)
+    heading, listed = _drilldown(at)
+    assert heading == f"Who failed {code}"
+    assert listed == _who_failed(demo_engine, "DEMO-MULTI", code) and len(listed) == counts.max()
+    # Unticking the row closes the drilldown.
+    at.session_state[_criteria_table(at).key] = {"selection": {"rows": [], "columns": []}}
+    at.run()
+    assert _drilldown(at) == (None, [])
+
+
+def test_page_drilldown_from_a_chart_click(
+    demo_db_url: str, demo_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clicks = _ChartClicks(monkeypatch)
+    at = _open(demo_db_url, "NCT06466850", monkeypatch)
+    assert clicks.drawn == 1  # the page drew its chart through the wrapper
+    clicks.click(at, "INCL02")
+    heading, listed = _drilldown(at)
+    assert heading == "Who failed INCL02"
+    assert listed == _who_failed(demo_engine, "NCT06466850", "INCL02") and len(listed) == 5
+    # A row ticked after the click wins; a click on another bar then wins over the row.
+    _pick_row(at, "EXCL01")
+    assert _drilldown(at) == (
+        "Who failed EXCL01",
+        _who_failed(demo_engine, "NCT06466850", "EXCL01"),
+    )
+    clicks.click(at, "INCL03")
+    assert _drilldown(at) == (
+        "Who failed INCL03",
+        _who_failed(demo_engine, "NCT06466850", "INCL03"),
+    )
+    # A click on empty space clears the chart's selection, and the drilldown with it.
+    clicks.click(at, None)
+    assert _drilldown(at) == (None, [])
+
+
+def test_page_row_pick_does_not_follow_into_another_study(
+    demo_db_url: str, demo_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _open(demo_db_url, "NCT06466850", monkeypatch)
+    row = _pick_row(at, "EXCL01")
+    assert _drilldown(at)[0] == "Who failed EXCL01"
+    other = pd.read_sql_query(
+        "SELECT code FROM criterion WHERE study_id = 'DEMO-MULTI' ORDER BY seq, code", demo_engine
+    )["code"].tolist()
+    assert other[row] != "EXCL01"  # the same row is another criterion there: it must not open
+    at.selectbox(key="study").set_value("DEMO-MULTI").run()
+    assert not at.exception
+    assert _drilldown(at) == (None, [])
+    assert not _criteria_table(at).value.empty
+    assert at.session_state["screen_failures_criterion"] is None
+    # Back in the first study, nothing is ticked and nothing opens either.
+    at.selectbox(key="study").set_value("NCT06466850").run()
+    assert not at.exception
+    assert _drilldown(at) == (None, [])
+
+
+@pytest.mark.parametrize("removed", ["INCL02", "INCL01"])
+def test_page_picked_criterion_gone_from_the_protocol(
+    removed: str, demo_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = copy_database(demo_db_url, tmp_path, "gone")
+    engine = make_engine(url)
+    at = _open(url, "NCT06466850", monkeypatch)
+    _pick_row(at, "INCL02")
+    assert _drilldown(at)[0] == "Who failed INCL02"
+    # The protocol is re-imported without one criterion; then the dates change (a filter).
+    with engine.begin() as connection:
+        gone = "(SELECT id FROM criterion WHERE study_id = 'NCT06466850' AND code = :code)"
+        connection.execute(
+            text(f"DELETE FROM eligibilityfinding WHERE criterion_pk IN {gone}"), {"code": removed}
+        )
+        connection.execute(text(f"DELETE FROM criterion WHERE id IN {gone}"), {"code": removed})
+    st.cache_data.clear()
+    at.date_input[0].set_value((dt.date(2024, 1, 1), dt.date(2026, 12, 31))).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert removed not in _criteria_table(at).value["Code"].tolist()
+    if removed == "INCL02":  # the pick is gone: no drilldown (and no other row takes its place)
+        assert _drilldown(at) == (None, [])
+        assert at.session_state["screen_failures_criterion"] is None
+    else:  # the pick is still there: it stays, though the rows below it moved up
+        assert _drilldown(at) == ("Who failed INCL02", _who_failed(engine, "NCT06466850", "INCL02"))
+    engine.dispose()
+
+
+@pytest.mark.parametrize("study_id", ["NCT06466850", "DEMO-MULTI"])
+def test_page_criteria_table_and_bar_order(
+    study_id: str, demo_db_url: str, demo_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _open(demo_db_url, study_id, monkeypatch)
+    criteria = pd.read_sql_query(
+        f"SELECT code, seq FROM criterion WHERE study_id = '{study_id}' ORDER BY seq, code",
+        demo_engine,
+    )
+    screened = pd.read_sql_query(
+        f"SELECT COUNT(*) AS n FROM subject WHERE study_id = '{study_id}'", demo_engine
+    )["n"][0]
+    counts = _failures(demo_engine, study_id).groupby("code")["subject_pk"].nunique()
+    criteria["subjects"] = criteria["code"].map(counts).fillna(0).astype(int)
+    table = _criteria_table(at).value
+    assert table["Code"].tolist() == criteria["code"].tolist()  # protocol order, zeros listed
+    assert table["Subjects"].tolist() == criteria["subjects"].tolist()
+    assert table["% of screened"].tolist() == [
+        f"{100 * n / screened:.1f}%" for n in criteria["subjects"]
+    ]
+    # The bars: most failed first, ties in protocol order.
+    spec = criteria_chart(
+        failures_by_criterion(Session(demo_engine), study_id=study_id, scope=None),
+        screened=int(screened),
+    ).to_dict()
+    bars = [label.split(":")[0] for label in spec["encoding"]["y"]["sort"]]
+    by_count = criteria.sort_values(["subjects", "seq"], ascending=[False, True])["code"].tolist()
+    assert bars == by_count
+    assert by_count != criteria["code"].tolist()  # the count order is not the protocol's here
+
+
+# -- an amended protocol (SDTM-MSG) -------------------------------------------------------------
+
+MSG_DIR = SHARED_DATA / "sdtm" / "cdisc_msg_v2"
+
+
+@pytest.fixture(scope="module")
+def msg_db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The SDTM-MSG sample (two protocol versions, TIVERS) under its own study id."""
+    from dashboard.importers.run import import_sdtm
+
+    if not MSG_DIR.is_dir():
+        pytest.skip(f"reference data folder {MSG_DIR} is absent")
+    url = new_database_url(tmp_path_factory.mktemp("msg"), "msg")
+    engine = make_engine(url)
+    import_sdtm(engine, MSG_DIR, study_id="MSG")
+    engine.dispose()
+    return url
+
+
+def test_amended_protocol_drilldown_names_the_version(
+    msg_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = make_engine(msg_db_url)
+    pairs = _failures(engine, "MSG")
+    assert pairs["code"].tolist() == ["INCL03"]  # SDTM-MSG gives INCL03 = 1
+    expected = [f"{c} ({v})" for c, v in zip(pairs["code"], pairs["protocol_version"], strict=True)]
+    assert (
+        pd.read_sql_query(
+            "SELECT COUNT(DISTINCT protocol_version) AS n FROM criterion WHERE study_id = 'MSG'",
+            engine,
+        )["n"][0]
+        > 1
+    )
+    with Session(engine) as session:
+        listed = failed_subjects(
+            session,
+            study_id="MSG",
+            scope=None,
+            code="INCL03",
+            protocol_version=str(pairs["protocol_version"][0]),
+        )
+        original = failed_subjects(session, study_id="MSG", scope=None, code="INCL03")
+    assert listed["failed_criteria"].tolist() == expected  # "INCL03 (AMENDMENT 1)"
+    assert original.empty  # INCL03 of the original protocol: nobody failed it
+    at = _open(msg_db_url, "MSG", monkeypatch)
+    table = _criteria_table(at)
+    row = list(zip(table.value["Code"], table.value["Version"], strict=True)).index(
+        ("INCL03", pairs["protocol_version"][0])
+    )
+    at.session_state[table.key] = {"selection": {"rows": [row], "columns": []}}
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    heading, shown = _drilldown(at)
+    assert heading == f"Who failed {expected[0]}" and shown == pairs["usubjid"].tolist()
+    shown_list = next(d.value for d in at.dataframe if "failed_criteria" in d.value.columns)
+    assert shown_list["failed_criteria"].tolist() == expected
+    engine.dispose()

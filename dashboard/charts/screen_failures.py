@@ -11,7 +11,8 @@ SELECTION = "criterion"  # the name of the click selection: Streamlit reports it
 
 
 def criteria_chart(failures: pd.DataFrame, *, screened: int) -> alt.Chart:
-    """One bar per criterion (every criterion, zeros included), sorted by count, coloured by category.
+    """One bar per criterion (every criterion, zeros included), sorted by count (ties in protocol
+    order), coloured by category.
 
     ``failures``: the output of ``queries.screen_failures.failures_by_criterion``. Bar length is
     distinct screen-failed subjects; the tooltip gives the protocol wording and the share of all
@@ -29,11 +30,14 @@ def criteria_chart(failures: pd.DataFrame, *, screened: int) -> alt.Chart:
     frame["kind"] = frame["category"].map(CATEGORY_LABELS).fillna(frame["category"])
     frame["share_of_screened"] = frame["subjects"] / screened if screened else 0.0
     frame["wording"] = frame["text"]
+    # Most failed first; ties keep the protocol order (an explicit order: Vega's own sort by x
+    # leaves ties to chance).
+    order = frame.sort_values("subjects", ascending=False, kind="stable")["label"].tolist()
     chart: alt.Chart = (
         alt.Chart(frame)
         .mark_bar(cursor="pointer")
         .encode(
-            y=alt.Y("label:N", sort="-x", title=None, axis=alt.Axis(labelLimit=420)),
+            y=alt.Y("label:N", sort=order, title=None, axis=alt.Axis(labelLimit=420)),
             opacity=alt.condition(pick, alt.value(1.0), alt.value(0.45)),
             x=alt.X("subjects:Q", title="Screen-failed subjects", axis=alt.Axis(tickMinStep=1)),
             color=alt.Color(

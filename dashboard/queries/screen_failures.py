@@ -107,7 +107,8 @@ def failed_subjects(
     """The screen-failed subjects who failed one criterion: the drilldown list.
 
     Columns: usubjid, site_id, screening_date, failed_criteria (every criterion the subject
-    failed, comma-separated), first_cut_id (the cut that first held the subject: what "new since"
+    failed, comma-separated; each with its protocol version where the study has several),
+    first_cut_id (the cut that first held the subject: what "new since"
     compares), then one column per screening value in ``value_codes`` that the data hold (a
     per-knee finding gives one column per location, e.g. "KLGRADE LEFT KNEE").
     """
@@ -145,14 +146,26 @@ def failed_subjects(
     codes = pd.DataFrame(
         rows(
             session.execute(
-                select(col(EligibilityFinding.subject_pk), col(Criterion.code))
+                select(
+                    col(EligibilityFinding.subject_pk),
+                    col(Criterion.code),
+                    col(Criterion.protocol_version),
+                )
                 .join(Criterion, col(Criterion.id) == col(EligibilityFinding.criterion_pk))
                 .where(col(EligibilityFinding.subject_pk).in_(ids))
                 .order_by(col(Criterion.seq), col(Criterion.code))
             )
         ),
-        columns=["subject_pk", "code"],
+        columns=["subject_pk", "code", "protocol_version"],
     )
+    # An amended protocol: each criterion with its version ("INCL03 (AMENDMENT 1)").
+    versions = session.execute(
+        select(func.count(func.distinct(col(Criterion.protocol_version)))).where(
+            col(Criterion.study_id) == study_id
+        )
+    ).scalar_one()
+    if versions > 1:
+        codes["code"] += codes["protocol_version"].map(lambda v: f" ({v})" if v else "")
     listed = codes.groupby("subject_pk", sort=False)["code"].agg(", ".join)
     subjects.insert(4, "failed_criteria", subjects["id"].map(listed))
     if value_codes:

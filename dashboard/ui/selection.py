@@ -1,6 +1,7 @@
 """Which criterion the Screen failures drilldown shows: a bar click or a table row, whichever
 changed last, kept in session state across reruns and filter changes."""
 
+import hashlib
 from typing import Any
 
 import streamlit as st
@@ -47,8 +48,33 @@ def resolve(*, current: Pick, chart: Pick, last_chart: Pick, row: Pick, last_row
     )
 
 
+def widget_key(base: str, *, study_id: str, codes: list[tuple[str, str]]) -> str:
+    """The key of a chart or table whose selection names a criterion by its place in ``codes``.
+
+    It changes with the study and with its list of criteria, so a new study (or a re-imported
+    protocol) gets a new, empty widget: a row index or a bar ticked on one list is never read
+    against another (Streamlit keeps a keyed widget's selection while its key stays the same).
+    """
+    digest = hashlib.sha256(repr((study_id, codes)).encode()).hexdigest()[:12]
+    return f"{base}_{digest}"
+
+
+def forget_stale(key: str, *, study_id: str, widgets: str) -> None:
+    """Drop what the drilldown under ``key`` remembers that no longer applies: the pick itself
+    when the study changed, and the memory of the last bar and row whenever the widgets are new
+    (``widgets``: their key, from ``widget_key``)."""
+    state = st.session_state
+    if state.get(f"{key}_study", study_id) != study_id:
+        state.pop(key, None)
+    if state.get(f"{key}_widgets") != widgets:
+        state.pop(f"{key}_last_chart", None)
+        state.pop(f"{key}_last_row", None)
+    state[f"{key}_study"], state[f"{key}_widgets"] = study_id, widgets
+
+
 def drilldown(key: str, chart_event: Any, table_event: Any, codes: list[tuple[str, str]]) -> Pick:
-    """Update and return the drilldown criterion kept under ``key`` in session state."""
+    """Update and return the drilldown criterion kept under ``key`` in session state; a pick that
+    is not one of ``codes`` (the criteria are no longer those it was made on) is dropped."""
     chart, row = chart_pick(chart_event), row_pick(table_event, codes)
     state = st.session_state
     picked = resolve(
@@ -58,6 +84,8 @@ def drilldown(key: str, chart_event: Any, table_event: Any, codes: list[tuple[st
         row=row,
         last_row=state.get(f"{key}_last_row"),
     )
+    if picked is not None and picked not in codes:
+        picked = None
     state[f"{key}_last_chart"], state[f"{key}_last_row"] = chart, row
     state[key] = picked
     return picked
