@@ -125,10 +125,17 @@ else:
         ),
         width="stretch",
     )
+    # The chart draws the planned line only with a target and both planned dates (and no filter).
+    planned_drawn = bool(not filtered and target and study.planned_start and study.planned_end)
     st.caption(
         "Screened by screening date, enrolled by enrollment date, in weekly bins for a recruitment "
-        "period up to a year, monthly beyond; the dashed grey line is the planned recruitment "
-        "(linear from the planned start to the planned end)."
+        "period up to a year, monthly beyond"
+        + (
+            "; the dashed grey line is the planned recruitment (linear from the planned start to "
+            "the planned end)."
+            if planned_drawn
+            else "."
+        )
         + (" The study target is hidden while a filter is on." if filtered else "")
     )
 if undated["screened"] or undated["enrolled"]:
@@ -160,6 +167,13 @@ elif forecast.status == "ok":
     )
 else:
     st.info(forecast.message)
+    # Even without a projected date, the pace the plan needs is known and worth saying.
+    if forecast.required_rate_per_month is not None and study.planned_end:
+        st.markdown(
+            f"Finishing by the planned end ({study.planned_end:%d %b %Y}) needs "
+            f"**{forecast.required_rate_per_month:.1f} enrollments a month** from the cut-off "
+            f"({target - forecast.enrolled if target else 0} to go)."
+        )
 
 # Pooled for a blinded user of a blinded study: the reasons, the outcome and the flow diagram's
 # arm boxes then show one arm, metrics.blinding.POOLED.

@@ -206,3 +206,93 @@ def write_package(
 def copy_of_base() -> dict[str, list[dict[str, object]]]:
     """A deep copy of the base package to change in one test."""
     return {domain: [dict(row) for row in rows] for domain, rows in BASE.items()}
+
+
+# --- a real package cut back in time ----------------------------------------------------------
+
+# The domains a truncated copy keeps: enough for the Enrollment page (subjects, dispositions,
+# exposure, visits) and the trial design.
+TRUNCATED_DOMAINS = ("dm", "ds", "ex", "sv", "ts", "ta", "te", "ti", "tv")
+# DM columns that only exist once a subject is randomized (blanked for those randomized later).
+_RANDOMIZATION_COLUMNS = (
+    "RFSTDTC",
+    "RFENDTC",
+    "RFXSTDTC",
+    "RFXENDTC",
+    "RFPENDTC",
+    "DTHDTC",
+    "DTHFL",
+    "ARMCD",
+    "ARM",
+    "ACTARMCD",
+    "ACTARM",
+    "ARMNRS",
+    "ACTARMUD",
+)
+
+
+def _on_or_before(values: pd.Series, cutoff: str) -> pd.Series:
+    """ISO 8601 text on or before ``cutoff`` (YYYY-MM-DD) by its first day; blanks are False."""
+    text = values.fillna("").astype(str).str.strip()
+    return (text != "") & (text.str[:10] <= cutoff)
+
+
+def truncated_package(source: Path, folder: Path, *, cutoff: str, planned_subjects: int) -> Path:
+    """Write ``source`` (an SDTM .xpt package) as it would have stood at ``cutoff`` (YYYY-MM-DD),
+    as CSV in ``folder``, and return the folder.
+
+    A subject is kept when screened by the cut-off (the earliest SV date, else the earliest DS
+    date, else DMDTC: the pilot has no RFICDTC); records dated after it are dropped (undated ones
+    kept). A kept subject randomized after the cut-off loses its arm and reference dates (screened,
+    not yet enrolled), and a screen failure whose SCREEN FAILURE record comes later loses its
+    Scrnfail arm (still in screening). TS gets DCUTDTC = ``cutoff`` and PLANSUB =
+    ``planned_subjects``.
+    """
+    import pyreadstat
+
+    frames = {}
+    for name in TRUNCATED_DOMAINS:
+        path = source / f"{name}.xpt"
+        if path.is_file():
+            frames[name], _ = pyreadstat.read_xport(str(path), encoding="cp1252")
+    dm, ds, sv = frames["dm"], frames["ds"], frames["sv"]
+    first_sv = sv[sv["SVSTDTC"].str.strip() != ""].groupby("USUBJID")["SVSTDTC"].min()
+    first_ds = ds[ds["DSSTDTC"].str.strip() != ""].groupby("USUBJID")["DSSTDTC"].min()
+    screened_on = dm["RFICDTC"].where(dm["RFICDTC"].str.strip() != "")
+    screened_on = screened_on.fillna(dm["USUBJID"].map(first_sv))
+    screened_on = screened_on.fillna(dm["USUBJID"].map(first_ds)).fillna(dm["DMDTC"])
+    dm = dm[_on_or_before(screened_on, cutoff)].copy()
+    later = ~_on_or_before(dm["RFSTDTC"], cutoff)
+    failed_by_cut = set(
+        ds.loc[
+            (ds["DSDECOD"].str.upper() == "SCREEN FAILURE") & _on_or_before(ds["DSSTDTC"], cutoff),
+            "USUBJID",
+        ]
+    )
+    failure = dm["ARMCD"].str.upper() == "SCRNFAIL"
+    undecided = (later & ~failure) | (failure & ~dm["USUBJID"].isin(failed_by_cut))
+    for column in _RANDOMIZATION_COLUMNS:
+        if column in dm.columns:
+            dm.loc[undecided, column] = ""
+    frames["dm"] = dm
+    kept = set(dm["USUBJID"])
+    dated = {"ds": "DSSTDTC", "ex": "EXSTDTC", "sv": "SVSTDTC"}
+    for name, column in dated.items():
+        frame = frames[name]
+        blank = frame[column].fillna("").str.strip() == ""
+        frames[name] = frame[
+            frame["USUBJID"].isin(kept) & (blank | _on_or_before(frame[column], cutoff))
+        ]
+    ts = frames["ts"]
+    ts = ts[~ts["TSPARMCD"].isin(["DCUTDTC", "PLANSUB", "ACTSUB"])]
+    extra = pd.DataFrame(
+        [
+            {"STUDYID": ts["STUDYID"].iloc[0], "TSPARMCD": "DCUTDTC", "TSVAL": cutoff},
+            {"STUDYID": ts["STUDYID"].iloc[0], "TSPARMCD": "PLANSUB", "TSVAL": planned_subjects},
+        ]
+    )
+    frames["ts"] = pd.concat([ts, extra], ignore_index=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, frame in frames.items():
+        frame.to_csv(folder / f"{name}.csv", index=False)
+    return folder

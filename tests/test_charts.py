@@ -1,6 +1,7 @@
 """Chart builders: valid Vega-Lite carrying exactly the figures they were given."""
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -104,3 +105,76 @@ def test_distribution_charts() -> None:
     assert shares[("Active", "Missing")] == (1, 0.5)
     assert shares[("Placebo", "F")] == (1, 0.5)
     assert bars["params"][0]["name"] == "level"
+
+
+def test_distribution_selection_carries_the_fields_the_baseline_page_reads() -> None:
+    """pages/baseline.py lists a clicked segment's subjects from the selected point's "column"
+    and "value": the chart's click selection must carry exactly those fields, under the name the
+    page asks Streamlit for (``VALUE_SELECTION``)."""
+    from dashboard.charts.baseline import VALUE_SELECTION
+
+    levels = pd.DataFrame(
+        {"column": ["A", "A", "B"], "value": ["F", "M", "F"], "subjects": [2, 1, 3]}
+    )
+    spec = categorical_distribution_chart(levels, label="Sex").to_dict()
+    (param,) = spec["params"]
+    assert param["name"] == VALUE_SELECTION
+    assert param["select"]["type"] == "point" and param["select"]["on"] == "click"
+    assert param["select"]["fields"] == ["column", "value"]
+    page = (Path(__file__).resolve().parent.parent / "pages" / "baseline.py").read_text()
+    assert 'points[0].get("column")' in page and 'points[0].get("value")' in page
+
+
+def test_accrual_chart_planned_line_screened_series_and_cutoff() -> None:
+    accrual = pd.DataFrame(
+        {
+            "period_start": pd.to_datetime(["2025-01-06", "2025-01-13", "2025-01-20"]),
+            "screened": [3, 1, 2],
+            "enrolled": [1, 1, 0],
+            "cumulative_screened": [3, 4, 6],
+            "cumulative_enrolled": [1, 2, 2],
+        }
+    )
+    start, end, cutoff = dt.date(2025, 1, 1), dt.date(2025, 12, 31), dt.date(2025, 1, 24)
+    spec = accrual_chart(
+        accrual, target=20, cutoff=cutoff, planned_start=start, planned_end=end
+    ).to_dict()
+
+    def layer_rows(layer: dict[str, Any]) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = spec["datasets"][layer["data"]["name"]]
+        return rows
+
+    layers = spec["layer"]
+    lines = layer_rows(layers[0])
+    screened = [r["subjects"] for r in lines if r["series"] == "Screened"]
+    assert screened == list(accrual["cumulative_screened"])
+    assert [r["period_start"][:10] for r in lines if r["series"] == "Screened"] == [
+        "2025-01-06",
+        "2025-01-13",
+        "2025-01-20",
+    ]
+    # The planned line: dashed, 0 at the planned start and the target at the planned end.
+    (planned_layer,) = [
+        layer for layer in layers if layer.get("mark", {}).get("strokeDash") == [6, 4]
+    ]
+    planned = layer_rows(planned_layer)
+    assert [(r["period_start"][:10], r["series"], r["subjects"]) for r in planned] == [
+        (start.isoformat(), "Planned", 0),
+        (end.isoformat(), "Planned", 20),
+    ]
+    # The cut-off rule sits on the cut-off date.
+    rules = [
+        layer
+        for layer in layers
+        if layer.get("mark", {}).get("type") == "rule" and layer["encoding"].get("x")
+    ]
+    (cut_rule,) = rules
+    assert cut_rule["encoding"]["x"]["field"] == "date"
+    assert [r["date"][:10] for r in layer_rows(cut_rule)] == [cutoff.isoformat()]
+    # Without both planned dates (or a target) there is no planned line.
+    for kwargs in (
+        {"target": 20, "planned_start": start, "planned_end": None},
+        {"target": None, "planned_start": start, "planned_end": end},
+    ):
+        bare = accrual_chart(accrual, cutoff=cutoff, **kwargs).to_dict()
+        assert not any(layer.get("mark", {}).get("strokeDash") == [6, 4] for layer in bare["layer"])
