@@ -49,7 +49,13 @@ target = study.planned_enrollment
 period = period_filter(ctx)
 filtered = bool(ctx.scope) or period is not None
 
-counts = loaders.load_population(ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope, period)
+# Pooled for a blinded user of a blinded study: the reasons, the outcome and the flow diagram's
+# arm boxes then show one arm, metrics.blinding.POOLED. The funnel's counts are also the
+# headline's (one query fewer than reading the populations again).
+funnel, reasons, by_arm = loaders.load_funnel(
+    ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope, period, pooled=not ctx.shows_arms
+)
+counts = funnel
 accrual, undated, daily = loaders.load_accrual(
     ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope, cutoff, period
 )
@@ -175,11 +181,6 @@ else:
             f"({target - forecast.enrolled if target else 0} to go)."
         )
 
-# Pooled for a blinded user of a blinded study: the reasons, the outcome and the flow diagram's
-# arm boxes then show one arm, metrics.blinding.POOLED.
-funnel, reasons, by_arm = loaders.load_funnel(
-    ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope, period, pooled=not ctx.shows_arms
-)
 st.subheader("Screening funnel")
 left, right = st.columns([3, 2])
 with left:
