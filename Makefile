@@ -1,10 +1,12 @@
 # Two commands do all the set-up: `make run` and `make test` (see README.md).
-# Needs only Python 3.11+, pip and make: uv is used where present, else bootstrapped with pip into a
-# tool venv of its own (.tools/), since a system pip may refuse global installs.
+# Needs only Python 3.11+, pip and make: uv is used where present, else bootstrapped with pip into
+# .tools/ (a tool venv of its own, since a system pip may refuse global installs; where the venv
+# module cannot give it pip, e.g. Debian without python3-venv, `pip install --target .tools`).
 
 export UV_PYTHON_DOWNLOADS := never
 PYTHON ?= python3
 PORT ?= 8501
+# The embedded database `make run` creates and serves (`make run DB=/tmp/x.db` overrides it).
 DB := data/study-monitor.db
 
 UV := $(shell command -v uv 2>/dev/null)
@@ -14,9 +16,20 @@ endif
 
 .PHONY: run test lint typecheck pytest sync demo clean bench
 
+# First a venv with pip; where the interpreter cannot make one (no ensurepip: Debian/Ubuntu without
+# python3-venv), pip's --target into the same folder, which PEP 668 ("externally managed") allows
+# and which needs no venv: uv is one binary, put in .tools/bin/ either way.
 $(UV):
-	$(PYTHON) -m venv .tools
-	.tools/bin/pip install --quiet uv
+	@rm -rf .tools
+	@if $(PYTHON) -m venv .tools >/dev/null 2>&1 && .tools/bin/python -m pip --version >/dev/null 2>&1; then \
+	  echo "Installing uv into the tool venv .tools/"; \
+	  .tools/bin/python -m pip install --quiet --disable-pip-version-check uv; \
+	else \
+	  echo "$(PYTHON) cannot make a venv with pip (python3-venv missing?): pip install --target .tools uv"; \
+	  rm -rf .tools; \
+	  PIP_USER=0 $(PYTHON) -m pip install --quiet --disable-pip-version-check --target .tools uv; \
+	fi
+	@test -x $@ || { echo "uv was not installed at $@" >&2; exit 1; }
 
 # The project environment in .venv/ (as uv makes it), exactly as locked.
 .venv/bin/study-monitor: $(UV) pyproject.toml uv.lock
@@ -35,7 +48,8 @@ demo: .venv/bin/study-monitor
 
 run: .venv/bin/study-monitor
 	@if [ -z "$$DATABASE_URL" ]; then $(MAKE) --no-print-directory $(DB); fi
-	.venv/bin/streamlit run dashboard/app.py --server.port $(PORT)
+	DATABASE_URL="$${DATABASE_URL:-sqlite:///$(abspath $(DB))}" \
+	  .venv/bin/streamlit run dashboard/app.py --server.port $(PORT)
 
 lint: .venv/bin/study-monitor
 	.venv/bin/ruff check .
