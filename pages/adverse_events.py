@@ -15,6 +15,7 @@ from dashboard.charts.adverse_events import (
 )
 from dashboard.metrics.adverse_events import (
     EARLIEST_TIMELINE_DAY,
+    SOURCE_VARIABLES,
     WORST_DIMENSIONS,
     EventPick,
     derive_listing,
@@ -22,12 +23,14 @@ from dashboard.metrics.adverse_events import (
     display_worst_levels,
     incidence_cell_pick,
     incidence_table,
+    level_cell_pick,
     level_point_pick,
     listing_table,
-    relationship_values,
     soc_incidence,
     soc_label,
     soc_point_pick,
+    source_value_pick,
+    source_values,
     summary_cell_pick,
     summary_table,
     timeline_frame,
@@ -37,6 +40,7 @@ from dashboard.queries.adverse_events import TREATED, UNCODED_SOC
 from dashboard.ui import ae_loaders, loaders
 from dashboard.ui.ae_drilldown import (
     LISTING_COLUMNS,
+    STUDY_DAY_NOTE,
     chart_point,
     pick_events,
     resolve_pick,
@@ -221,7 +225,7 @@ else:
     )
     st.caption(
         f"{shown} serious AE(s) in {saes['usubjid'].nunique()} subject(s), every subject in scope. "
-        f"{since} Study day: AESTDY as given, else counted from the first dose (no day 0)."
+        f"{since} {STUDY_DAY_NOTE}"
     )
     download_buttons(sae_table, name=f"{ctx.study_id}-serious-adverse-events", sheet="SAE")
 
@@ -244,15 +248,33 @@ level_event = st.altair_chart(
     selection_mode=[LEVEL_SELECTION],
     key=f"ae_level_chart_{dimension}_{treatment_emergent}",
 )
-st.dataframe(display_worst_levels(levels), hide_index=True)
+level_table = display_worst_levels(levels)
+level_table_event = st.dataframe(
+    level_table,
+    hide_index=True,
+    on_select="rerun",
+    selection_mode="single-cell",
+    key=f"ae_level_table_{dimension}_{treatment_emergent}",
+)
 st.caption(
     "Each subject counts once, at the highest level among their AEs; “No AE” completes the arm. "
-    "Unknown: no AE of the subject has a value the rules know. Click a segment for the events "
-    "at that level of those subjects."
+    "Unknown: no AE of the subject has a value the rules know. Click a segment or a cell for the "
+    "events at that level of those subjects."
 )
-if dimension == "relationship":
-    with st.expander("AEREL values as given, and their group"):
-        st.dataframe(relationship_values(values), hide_index=True)
+variable = SOURCE_VARIABLES[dimension]
+value_table = source_values(values, dimension)
+with st.expander(f"{variable} values as given, and the level each counts as"):
+    value_event = st.dataframe(
+        value_table.drop(columns="value"),
+        hide_index=True,
+        on_select="rerun",
+        selection_mode="single-cell",
+        key=f"ae_values_{dimension}_{treatment_emergent}",
+    )
+    st.caption(
+        f"Events and subjects (all arms) per value of {variable} as the data give it; click a "
+        "cell for the events with that value."
+    )
 slots["worst"] = st.container()
 
 # -- 4. incidence by SOC and PT -----------------------------------------------------------------
@@ -321,6 +343,10 @@ controls: dict[str, EventPick | None] = {
     "worst": level_point_pick(
         chart_point(level_event, LEVEL_SELECTION), population.by_arm, dimension
     ),
+    "worst_table": level_cell_pick(
+        table_cell(level_table_event), level_table, population.by_arm, dimension
+    ),
+    "values": source_value_pick(table_cell(value_event), value_table, dimension),
 }
 pick = resolve_pick(ctx.study_id, controls)
 if pick is not None:

@@ -375,14 +375,20 @@ def test_timeline_frame_days_and_ongoing_bars() -> None:
     )
     frame, left_out = timeline_frame(events, cutoff=dt.date(2024, 3, 1))
     assert left_out == 1  # no onset date
-    assert frame[["start_day", "end_day", "bar_end"]].values.tolist() == [
-        [-2, 1, 2],  # from the day before the day before, to the dose day
-        [11, 23, 24],  # ongoing: to the last disposition record
-        [16, 52, 53],  # ongoing: to the cut-off
+    # Study days (no day 0) and axis positions (days since day 1): a bar is as wide as its days.
+    assert frame[["start_day", "end_day", "x_start", "x_end"]].values.tolist() == [
+        [-2, 1, -2, 1],  # from the day before the day before, to the dose day: 3 days
+        [11, 23, 10, 23],  # ongoing: to the last disposition record
+        [16, 52, 15, 52],  # ongoing: to the cut-off
+    ]
+    ends = [dt.date(2024, 1, 10), dt.date(2024, 2, 1), dt.date(2024, 3, 1)]
+    starts = events["start_date"].iloc[:3].tolist()
+    assert (frame["x_end"] - frame["x_start"]).tolist() == [
+        (end - start).days + 1 for start, end in zip(starts, ends, strict=True)
     ]
     assert not frame["cut"].any()
     cut, _ = timeline_frame(events.iloc[[0]], cutoff=None, earliest_day=-1)
-    assert cut[["start_day", "bar_start", "bar_end", "cut"]].values.tolist() == [[-2, -1, 2, True]]
+    assert cut[["start_day", "x_start", "x_end", "cut"]].values.tolist() == [[-2, -1, 1, True]]
     assert frame["treatment_emergent"].tolist() == [False, True, True]
     assert frame["ongoing"].tolist() == [False, True, True]
     spec = timeline_chart(frame).to_dict()
@@ -545,7 +551,15 @@ def test_pilot_listings(pilot: Session, pilot_raw: dict[str, pd.DataFrame]) -> N
     assert ds["usubjid"].nunique() == 8
     assert set(ds["term"]) == {"ADVERSE EVENT"}
     subjects = subjects_with_adverse_events(pilot, study_id=PILOT, scope=None)
-    assert len(subjects) == 225 and subjects.iloc[0]["serious_events"] == 1
+    # Every subject with an AE, those with a serious one first, each part by code.
+    ae_raw = _xpt(PILOT_DIR, "ae")
+    with_serious = sorted(set(ae_raw.loc[ae_raw["AESER"] == "Y", "USUBJID"]))
+    others = sorted(set(ae_raw["USUBJID"]) - set(with_serious))
+    assert subjects["usubjid"].tolist() == with_serious + others
+    assert subjects["serious"].tolist() == [True] * len(with_serious) + [False] * len(others)
+    for limit in (2, 5):  # the limit cuts the serious part, or the others after all of it
+        first = subjects_with_adverse_events(pilot, study_id=PILOT, scope=None, limit=limit)
+        assert first["usubjid"].tolist() == (with_serious + others)[:limit]
 
 
 # -- SDTM-MSG: AEDECOD and AEBODSYS blank --------------------------------------------------------

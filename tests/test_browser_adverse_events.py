@@ -105,3 +105,32 @@ def test_a_severity_segment_lists_its_events(browser: Any, server: str) -> None:
     )
     assert page.locator('[data-testid="stException"]').count() == 0
     page.close()
+
+
+def test_a_cell_of_the_worst_level_table_lists_its_events(
+    browser: Any, server: str, demo_db_url: str
+) -> None:
+    """The table beside the severity bars is a click target too: its "Severe" row's total cell
+    lists the severe AEs (severe is the top level, so: every severe AE of the study)."""
+    expected = pd.read_sql_query(
+        "SELECT ae.subject_pk FROM adverseevent ae JOIN subject s ON s.id = ae.subject_pk "
+        "WHERE s.study_id = 'DEMO-MULTI' AND upper(ae.severity) = 'SEVERE'",
+        make_engine(demo_db_url),
+    )
+    assert len(expected) > 0
+    page = browser.new_page(viewport=VIEWPORT)
+    page.goto(f"{server}/adverse-events?study=DEMO-MULTI")
+    settle(page, chart=True)
+    # The grids in page order: the summary, the SAE listing, then the worst-level table.
+    grid = page.locator('[data-testid="stDataFrame"]').nth(2)
+    grid.scroll_into_view_if_needed()
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + box["width"] - 40, box["y"] + ROW + ROW // 2)  # row 0: Severe
+    page.get_by_text("Events behind: Maximum severity (AESEV): Severe · all arms").wait_for(
+        timeout=30_000
+    )
+    settle(page, chart=True)
+    events, subjects = len(expected), int(expected["subject_pk"].nunique())
+    page.get_by_text(f"{events} event(s) in {subjects} subject(s).").wait_for(timeout=30_000)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.close()

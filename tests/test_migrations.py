@@ -38,19 +38,23 @@ APP = str(PROJECT_ROOT / "dashboard" / "app.py")
 UPGRADE = "study-monitor db upgrade"
 runner = CliRunner()
 
-# A second migration for the tests only. On SQLite it alters the study table by copying it, with
-# subjects, sites and cuts pointing at it: the case where foreign keys must be off meanwhile.
-SECOND_MIGRATION = '''"""a probe column
+# The package's latest migration, and a migration after it for the tests only (PROBE). On SQLite
+# the probe alters the study table by copying it, with subjects, sites and cuts pointing at it: the
+# case where foreign keys must be off meanwhile.
+HEAD = dashboard.db.migration_scripts().get_current_head()
+assert HEAD is not None
+PROBE = f"{int(HEAD) + 1:04d}"
+SECOND_MIGRATION = f'''"""a probe column
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: {PROBE}
+Revises: {HEAD}
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "{PROBE}"
+down_revision = "{HEAD}"
 branch_labels = None
 depends_on = None
 
@@ -80,7 +84,7 @@ def newer_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
     shutil.copytree(
         dashboard.db.MIGRATIONS_DIR, folder, ignore=shutil.ignore_patterns("__pycache__")
     )
-    (folder / "versions" / "0002_probe.py").write_text(SECOND_MIGRATION)
+    (folder / "versions" / f"{PROBE}_probe.py").write_text(SECOND_MIGRATION)
     _use_migrations(folder, monkeypatch)
     yield folder
     dashboard.db.migration_scripts.cache_clear()
@@ -169,7 +173,7 @@ def test_a_database_behind_is_refused_until_db_upgrade(
     seed_db: str, newer_code: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     engine = make_engine(seed_db)
-    assert (schema_state(engine).revision, schema_state(engine).head) == ("0001", "0002")
+    assert (schema_state(engine).revision, schema_state(engine).head) == (HEAD, PROBE)
 
     for args in (
         ["summary", "--json"],
@@ -179,19 +183,19 @@ def test_a_database_behind_is_refused_until_db_upgrade(
     ):
         refused = runner.invoke(app, [*args, "--db", seed_db])
         assert refused.exit_code == 2, (args, refused.stdout, refused.stderr)
-        assert UPGRADE in refused.stderr and "revision 0001" in refused.stderr, args
+        assert UPGRADE in refused.stderr and f"revision {HEAD}" in refused.stderr, args
         assert "Traceback" not in refused.stderr
     error = _app_error(seed_db, monkeypatch)
     assert error is not None and UPGRADE in error
     current = runner.invoke(app, ["db", "current", "--db", seed_db])
-    assert current.exit_code == 0 and "revision 0001, behind the 0002" in current.stdout
+    assert current.exit_code == 0 and f"revision {HEAD}, behind the {PROBE}" in current.stdout
     with pytest.raises(SchemaError, match=UPGRADE):
         ensure_schema(engine)
-    assert schema_state(engine).revision == "0001"  # refusing changed nothing
+    assert schema_state(engine).revision == HEAD  # refusing changed nothing
 
     upgraded = runner.invoke(app, ["db", "upgrade", "--db", seed_db])
     assert upgraded.exit_code == 0, upgraded.stderr
-    assert "from schema revision 0001 to 0002" in upgraded.stdout
+    assert f"from schema revision {HEAD} to {PROBE}" in upgraded.stdout
     assert schema_state(engine).is_current
     assert "probe" in {c["name"] for c in inspect(engine).get_columns("study")}
     assert _enrolled(seed_db) == 20  # the study came through the copy of its table
@@ -200,7 +204,7 @@ def test_a_database_behind_is_refused_until_db_upgrade(
     again = runner.invoke(app, ["db", "upgrade", "--db", seed_db])
     assert again.exit_code == 0 and "nothing to do" in again.stdout
     current = runner.invoke(app, ["db", "current", "--db", seed_db])
-    assert "schema revision 0002, latest 0002 (current)" in current.stdout
+    assert f"schema revision {PROBE}, latest {PROBE} (current)" in current.stdout
     engine.dispose()
 
 
@@ -219,10 +223,12 @@ def test_db_upgrade_needs_no_option_with_database_url(
 def test_a_database_from_before_migrations_is_stamped_and_upgraded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # What this project made before migrations: every table, no alembic_version.
+    # What this project made before migrations: the first migration's tables, no alembic_version.
     url = new_database_url(tmp_path, "pre-alembic")
     engine = make_engine(url)
-    SQLModel.metadata.create_all(engine)
+    with engine.begin() as connection:
+        command.upgrade(alembic_config(connection), "0001")
+        connection.execute(text("DROP TABLE alembic_version"))
     with pytest.raises(SchemaError, match="before schema migrations"):
         ensure_schema(engine)
     refused = runner.invoke(app, ["demo", "--db", url])

@@ -3,6 +3,10 @@
 import altair as alt
 import pandas as pd
 
+# Axis positions count days from day 1 (``metrics.adverse_events.day_position``); the labels are
+# study days again: position 0 -> day 1, -1 -> day -1 (no day 0). The Subject page's axis too.
+DAY_LABEL_EXPR = "datum.value >= 0 ? datum.value + 1 : datum.value"
+
 # The names of the click selections: Streamlit reports a click under the selection's name.
 SOC_SELECTION = "ae_soc"
 LEVEL_SELECTION = "ae_level"
@@ -115,7 +119,8 @@ def timeline_chart(frame: pd.DataFrame) -> alt.LayerChart:
     """A swimmer plot: a row per subject and preferred term, a bar per AE from onset to end on the
     study-day axis (day 1 = first dose, marked), coloured by severity; serious AEs start with a
     triangle; AEs before the first dose are faded. A bar cut at the left edge (``cut``) keeps its
-    real onset day in the tooltip.
+    real onset day in the tooltip. The axis has no day 0: bars are drawn at day positions
+    (``x_start``/``x_end``), ticks fall on round study days and are labelled as study days.
 
     ``frame``: the output of ``metrics.adverse_events.timeline_frame``.
     """
@@ -152,23 +157,31 @@ def timeline_chart(frame: pd.DataFrame) -> alt.LayerChart:
         scale=alt.Scale(domain=["On/after first dose", "Before"], range=[1.0, 0.35]),
         legend=None,
     )
+    # Imported here: the Subject page's chart module imports this one's colours.
+    from dashboard.charts.subject import study_day_ticks
+
+    ticks = (
+        study_day_ticks(int(data["x_start"].min()), int(data["x_end"].max()))
+        if not data.empty
+        else [0]
+    )
     base = alt.Chart(data)
     bars = base.mark_bar(height=10, cornerRadius=2).encode(
         y=y,
         x=alt.X(
-            "bar_start:Q",
+            "x_start:Q",
             title="Study day (day 1 = first dose; no day 0)",
-            axis=alt.Axis(format="d", tickMinStep=1),
+            axis=alt.Axis(values=ticks, labelExpr=DAY_LABEL_EXPR),
             scale=alt.Scale(padding=12),
         ),
-        x2="bar_end:Q",
+        x2="x_end:Q",
         color=colour,
         opacity=opacity,
         tooltip=tooltip,
     )
     starts = base.mark_point(filled=True, size=70).encode(
         y=y,
-        x="bar_start:Q",
+        x="x_start:Q",
         color=colour,
         opacity=opacity,
         shape=alt.Shape(
@@ -179,8 +192,8 @@ def timeline_chart(frame: pd.DataFrame) -> alt.LayerChart:
         ),
         tooltip=tooltip,
     )
-    first_dose = (
-        alt.Chart(pd.DataFrame({"day": [1]}))
+    first_dose = (  # the left edge of day 1
+        alt.Chart(pd.DataFrame({"day": [0]}))
         .mark_rule(color="#444", strokeDash=[4, 3])
         .encode(x="day:Q")
     )

@@ -415,41 +415,67 @@ def display_worst_levels(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def relationship_values(values: pd.DataFrame) -> pd.DataFrame:
-    """AEREL as given, with the group it falls in: Group, AEREL, Events, Subjects (over all arms).
+# The SDTM variable behind each per-subject view.
+SOURCE_VARIABLES = {
+    "severity": "AESEV",
+    "grade": "AETOXGR",
+    "seriousness": "AESER",
+    "relationship": "AEREL",
+}
+BLANK_VALUE = "(blank)"
+
+
+def source_values(values: pd.DataFrame, dimension: str) -> pd.DataFrame:
+    """The values as given of ``dimension``'s variable (AESEV, AETOXGR, AESER or AEREL), each with
+    the level it counts as: Group, <variable>, Events, Subjects (over all arms), and value (the
+    value as the query gives it, '' for a blank: what a click on the row lists). Highest level
+    first ("Unknown" last), then most events.
 
     ``values``: arm, value, events, subjects (``queries.adverse_events.events_by_source_value``).
     Subjects per value add up over arms (a subject is in one arm) but not over values.
     """
+    variable = SOURCE_VARIABLES[dimension]
+    columns = ["Group", variable, "Events", "Subjects", "value"]
     if values.empty:
-        return pd.DataFrame(columns=["Group", "AEREL", "Events", "Subjects"])
+        return pd.DataFrame(columns=columns)
     totals = values.groupby("value", dropna=False)[["events", "subjects"]].sum().reset_index()
-    totals["Group"] = totals["value"].map(classify_relationship)
-    totals["AEREL"] = totals["value"].map(lambda v: v if v else "(blank)")
-    order = {RELATED: 0, NOT_RELATED: 1, UNKNOWN: 2}
-    totals = totals.sort_values(
-        ["Group", "events"], key=lambda s: s.map(order) if s.name == "Group" else -s
+    totals["value"] = totals["value"].fillna("")
+    ranks = RANKED_VALUES[dimension]
+    totals["rank"] = totals["value"].map(lambda v: ranks.get(normalised(v), 0))
+    totals["Group"] = totals["rank"].map(LEVEL_LABELS[dimension])
+    totals[variable] = totals["value"].map(lambda v: v if v else BLANK_VALUE)
+    totals = totals.sort_values(["rank", "events", "value"], ascending=[False, False, True])
+    return totals.rename(columns={"events": "Events", "subjects": "Subjects"})[columns].reset_index(
+        drop=True
     )
-    return totals.rename(columns={"events": "Events", "subjects": "Subjects"})[
-        ["Group", "AEREL", "Events", "Subjects"]
-    ].reset_index(drop=True)
+
+
+def relationship_values(values: pd.DataFrame) -> pd.DataFrame:
+    """AEREL as given, with the group it falls in: Group, AEREL, Events, Subjects (over all arms)
+    (``source_values`` of the relationship, without its value column)."""
+    return source_values(values, "relationship").drop(columns="value")
 
 
 # -- listings ---------------------------------------------------------------------------------------
 
+# The seriousness criteria (the AES* flags), in the order the listing names them. AESCAN and AESOD
+# were dropped from the AE domain in SDTMIG 3.4 but are in older packages (the CDISC pilot, SDTM-MSG).
 SERIOUSNESS_FLAGS = {
-    "serious_death": "Death",
-    "serious_life_threatening": "Life-threatening",
-    "serious_hospitalisation": "Hospitalisation",
-    "serious_disability": "Disability",
-    "serious_congenital": "Congenital anomaly",
-    "serious_other": "Other medically important",
+    "serious_death": "Death",  # AESDTH
+    "serious_life_threatening": "Life-threatening",  # AESLIFE
+    "serious_hospitalisation": "Hospitalisation",  # AESHOSP
+    "serious_disability": "Disability",  # AESDISAB
+    "serious_congenital": "Congenital anomaly",  # AESCONG
+    "serious_cancer": "Cancer",  # AESCAN
+    "serious_overdose": "Overdose",  # AESOD
+    "serious_other": "Other medically important",  # AESMIE
 }
 
 
 def derive_listing(events: pd.DataFrame, *, compare_cut_id: int | None) -> pd.DataFrame:
     """Adds to an AE listing (``queries.adverse_events.adverse_event_listing``) the columns the
-    rules give: study_day (AESTDY as given, else counted from the first dose, no day 0),
+    rules give: study_day (counted from the subject's first dose, day 1, no day 0: the timeline's
+    axis; AESTDY as given stays in start_day, counted from RFSTDTC),
     related (the AEREL group), preferred_term (AEDECOD, else AETERM), treatment_emergent,
     criteria (the seriousness criteria flagged Y), new (first held by a cut after
     ``compare_cut_id``; False where there is nothing to compare) and changed (held by that cut
@@ -467,15 +493,17 @@ def derive_listing(events: pd.DataFrame, *, compare_cut_id: int | None) -> pd.Da
         ):
             frame[column] = pd.Series(dtype=object)
         return frame
-    computed = [
-        study_day(_date(s), _date(d))
-        for s, d in zip(frame["start_date"], frame["first_dose_date"], strict=True)
-    ]
-    frame["study_day"] = [
-        int(given) if given is not None and not _missing(given) else day
-        for given, day in zip(frame["start_day"], computed, strict=True)
-    ]
-    frame["study_day"] = frame["study_day"].astype("Int64")
+    frame["study_day"] = pd.array(
+        [
+            study_day(_date(s), _date(d))
+            for s, d in zip(frame["start_date"], frame["first_dose_date"], strict=True)
+        ],
+        dtype="Int64",
+    )
+    if "start_day" in frame:
+        frame["start_day"] = pd.array(
+            [None if _missing(v) else int(v) for v in frame["start_day"]], dtype="Int64"
+        )
     frame["related"] = frame["relationship"].map(classify_relationship)
     frame["preferred_term"] = [
         _text(d) or t for d, t in zip(frame["decoded_term"], frame["term"], strict=True)
@@ -491,7 +519,9 @@ def derive_listing(events: pd.DataFrame, *, compare_cut_id: int | None) -> pd.Da
         )
     ]
     frame["criteria"] = [
-        seriousness_criteria({label: row[column] for column, label in SERIOUSNESS_FLAGS.items()})
+        seriousness_criteria(
+            {label: row.get(column) for column, label in SERIOUSNESS_FLAGS.items()}
+        )
         for row in frame.to_dict("records")
     ]
     frame["new"] = (
@@ -517,7 +547,8 @@ LISTING_LABELS = {
     "preferred_term": "Term",
     "body_system": "AEBODSYS",
     "start_dtc": "AESTDTC",
-    "study_day": "Study day",
+    "study_day": "Study day",  # from the first dose (day 1), as the timeline counts
+    "start_day": "AESTDY",  # as given: from RFSTDTC
     "end_dtc": "AEENDTC",
     "outcome": "AEOUT",
     "severity": "AESEV",
@@ -533,7 +564,15 @@ LISTING_LABELS = {
     "seq": "AESEQ",
 }
 # Left out of a listing where no row has a value (e.g. AETOXGR in a study graded by AESEV only).
-OPTIONAL_LISTING_COLUMNS = ("site_id", "grade", "decoded_term", "body_system", "action", "seq")
+OPTIONAL_LISTING_COLUMNS = (
+    "site_id",
+    "grade",
+    "decoded_term",
+    "body_system",
+    "action",
+    "seq",
+    "start_day",
+)
 
 
 def listing_table(derived: pd.DataFrame, *, show_new: bool) -> pd.DataFrame:
@@ -576,6 +615,19 @@ def _observed_until(start: dt.date, observed: object, cutoff: dt.date | None) ->
     return until if until is not None and until >= start else start
 
 
+def day_position(day: int) -> int:
+    """Where a study day sits on the timeline's axis: days since day 1 (day 1 -> 0, day 2 -> 1,
+    day -1 -> -1). Study days skip 0, positions do not, so a bar from one day's position to the
+    position after another's is as long as the days it covers, and no day 0 appears between day
+    -1 and day 1. The axis labels turn positions back into study days (``position_label``)."""
+    return day - 1 if day > 0 else day
+
+
+def position_label(position: int) -> int:
+    """The study day at an axis position (the inverse of ``day_position``)."""
+    return position + 1 if position >= 0 else position
+
+
 # The timeline starts at most this many days before the first dose: an onset years earlier (a
 # year-only AESTDTC such as "2003" is placed on 1 January) would squeeze every other bar.
 EARLIEST_TIMELINE_DAY = -90
@@ -591,9 +643,10 @@ def timeline_frame(
     start/end dates and dtc, first dose. An AE without an end date is ongoing: its bar runs to the
     subject's last disposition record (``observed_until``), else to the cut-off, never before
     its onset. Bars start no earlier than ``earliest_day``. Columns: usubjid, term, severity,
-    serious, related, start_dtc, end_dtc, start_day, end_day, bar_start (start_day, or
-    ``earliest_day`` for an earlier onset), bar_end (the day after end_day: a bar covers its days
-    whole), cut (the bar starts at ``earliest_day`` instead of its onset), ongoing,
+    serious, related, start_dtc, end_dtc, start_day, end_day (study days), x_start (the axis
+    position of start_day, ``day_position``; that of ``earliest_day`` for an earlier onset), x_end
+    (the position after end_day's: a bar covers its days whole, so x_end - x_start is the number
+    of days it covers), cut (the bar starts at ``earliest_day`` instead of its onset), ongoing,
     treatment_emergent.
     """
     columns = [
@@ -606,8 +659,8 @@ def timeline_frame(
         "end_dtc",
         "start_day",
         "end_day",
-        "bar_start",
-        "bar_end",
+        "x_start",
+        "x_end",
         "cut",
         "ongoing",
         "treatment_emergent",
@@ -626,7 +679,7 @@ def timeline_frame(
         ongoing = end is None
         last = end if end is not None else _observed_until(start, row.get("observed_until"), cutoff)
         first_day, last_day = study_day(start, dose) or 0, study_day(last, dose) or 0
-        bar_start = max(first_day, earliest_day)
+        x_start = day_position(max(first_day, earliest_day))
         records.append(
             {
                 "usubjid": row["usubjid"],
@@ -638,9 +691,9 @@ def timeline_frame(
                 "end_dtc": _text(row["end_dtc"]) or "ongoing",
                 "start_day": first_day,
                 "end_day": last_day,
-                "bar_start": bar_start,
+                "x_start": x_start,
                 # A bar covers its days whole: a one-day AE is one day wide.
-                "bar_end": max(last_day + 1, bar_start + 1),
+                "x_end": max(day_position(last_day) + 1, x_start + 1),
                 "cut": first_day < earliest_day,
                 "ongoing": ongoing,
                 "treatment_emergent": is_treatment_emergent(
@@ -665,8 +718,9 @@ class EventPick:
     category: str | None = None  # a SUMMARY_CATEGORIES key
     soc: str | None = None
     pt: str | None = None
-    dimension: str | None = None  # a WORST_DIMENSIONS key, with rank
+    dimension: str | None = None  # a WORST_DIMENSIONS key, with rank or value
     rank: int | None = None
+    value: str | None = None  # the dimension's variable as given ('' for blank): those events
 
 
 def summary_cell_pick(
@@ -737,4 +791,33 @@ def level_point_pick(
         arm=arm,
         dimension=dimension,
         rank=ranks[level],
+    )
+
+
+def level_cell_pick(
+    cell: tuple[int, str] | None, table: pd.DataFrame, population: pd.DataFrame, dimension: str
+) -> EventPick | None:
+    """The pick of a cell of ``display_worst_levels``: its row's level, its column's arm (the
+    Level column: every arm) -- the same events as the chart's segment (``level_point_pick``)."""
+    if cell is None or not 0 <= cell[0] < len(table):
+        return None
+    row, column = cell
+    point: dict[str, object] = {"arm_label": column, "level": str(table.iloc[row]["Level"])}
+    return level_point_pick(point, population, dimension)
+
+
+def source_value_pick(
+    cell: tuple[int, str] | None, table: pd.DataFrame, dimension: str
+) -> EventPick | None:
+    """The pick of a cell of ``source_values``: the events (of every arm) whose variable holds
+    that row's value as given."""
+    if cell is None or not 0 <= cell[0] < len(table):
+        return None
+    value = str(table.iloc[cell[0]]["value"])
+    variable = SOURCE_VARIABLES[dimension]
+    return EventPick(
+        source="worst",
+        title=f"{variable} = {value or BLANK_VALUE} · all arms",
+        dimension=dimension,
+        value=value,
     )

@@ -713,7 +713,8 @@ def _saes(pack: MonitoringPack) -> list[Flowable]:
         ),
         Spacer(1, 2 * mm),
         _para(
-            "Study day: AESTDY as given, else counted from the first dose (no day 0). Related: "
+            "Study day: counted from the first dose (day 1; the day before is day -1, no day 0), "
+            "as on the Adverse events page; AESTDY as given counts from RFSTDTC instead. Related: "
             "AEREL grouped as the Adverse events page does.",
             "note",
         ),

@@ -30,6 +30,14 @@ LISTING_COLUMNS = {
 }
 
 
+# What the listings' two day columns count from (the caption of every AE listing says it).
+STUDY_DAY_NOTE = (
+    "Study day: counted from the subject's first dose (day 1; the day before is day -1, no day "
+    "0), as on the timeline; AESTDY: as given in the data, counted from the reference start "
+    "date (RFSTDTC)."
+)
+
+
 def chart_point(event: Any, selection: str) -> dict[str, Any] | None:
     """The point a click on a chart selected, from ``st.altair_chart``'s event."""
     points = chart_points(event, selection)
@@ -68,7 +76,22 @@ def _arm_of(ctx: PageContext, pick: EventPick) -> str | None:
     """The arm a pick filters by: none for a user who sees pooled figures (their one column is
     ``POOLED``, which is no arm, and a pick kept in session state from elsewhere must not narrow
     the listing to an arm they may not know of)."""
-    return pick.arm if ctx.shows_arms and pick.arm != POOLED else None
+    arm: str | None = listing_filters(pick, shows_arms=ctx.shows_arms)["arm"]
+    return arm
+
+
+def listing_filters(pick: EventPick, *, shows_arms: bool) -> dict[str, Any]:
+    """The filters of ``queries.adverse_events.adverse_event_listing`` (and of
+    ``ae_loaders.load_events``) that list the events behind ``pick``."""
+    return {
+        "arm": pick.arm if shows_arms and pick.arm != POOLED else None,
+        "category": pick.category,
+        "soc": pick.soc,
+        "pt": pick.pt,
+        "dimension": pick.dimension,
+        "rank": pick.rank,
+        "value": pick.value,
+    }
 
 
 def _file_stem(ctx: PageContext, pick: EventPick) -> str:
@@ -79,7 +102,7 @@ def _file_stem(ctx: PageContext, pick: EventPick) -> str:
         pick.category or pick.pt or pick.soc or "",
     ]
     if pick.dimension is not None:
-        parts.append(f"{pick.dimension}-{pick.rank}")
+        parts.append(f"{pick.dimension}-{pick.rank if pick.value is None else pick.value}")
     text = "-".join(p for p in parts if p)
     return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in text)[:120]
 
@@ -95,12 +118,7 @@ def pick_events(
         ctx.scope,
         treatment_emergent,
         pooled=not ctx.shows_arms,
-        arm=_arm_of(ctx, pick),
-        category=pick.category,
-        soc=pick.soc,
-        pt=pick.pt,
-        dimension=pick.dimension,
-        rank=pick.rank,
+        **listing_filters(pick, shows_arms=ctx.shows_arms),
     )
 
 
@@ -159,7 +177,7 @@ def show_events(
     )
     subjects = events["usubjid"].nunique()
     shown = f"the first {len(events)} of {total}" if total > len(events) else f"{total}"
-    st.caption(f"{shown} event(s) in {subjects} subject(s).")
+    st.caption(f"{shown} event(s) in {subjects} subject(s). {STUDY_DAY_NOTE}")
     linked, links = subject_links(table, study_id=ctx.study_id, column="USUBJID", label="USUBJID")
     st.dataframe(
         linked, hide_index=True, width="stretch", column_config={**LISTING_COLUMNS, **links}
