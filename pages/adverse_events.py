@@ -380,8 +380,13 @@ if mode == "one subject":
         "Subject",
         with_events["usubjid"].tolist(),
         key=f"ae_timeline_subject_{ctx.study_id}",
-        help="Subjects with an AE in scope, those with a serious one first.",
+        help="Subjects with an AE in scope, those with a serious one first, then by code.",
     )
+    if len(with_events) >= ae_loaders.TIMELINE_CHOICES:
+        st.caption(
+            f"The first {ae_loaders.TIMELINE_CHOICES:,} subjects with an AE are offered (those "
+            "with a serious AE first); any subject's AEs are on their Subject page."
+        )
     usubjids = (choice,) if choice else ()
 elif pick is not None:
     behind, _ = pick_events(ctx, pick, treatment_emergent=treatment_emergent)

@@ -195,3 +195,30 @@ def test_the_counter_sees_a_raw_read(scale_db: str, counted: list[int]) -> None:
         counted.clear()
         rows = connection.exec_driver_sql("SELECT * FROM adverseevent").fetchall()
     assert max(counted) == len(rows) > 0
+
+
+def test_timeline_picker_offers_a_limited_list_serious_first(
+    scale_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More subjects with an AE than the picker offers: the first TIMELINE_CHOICES of them,
+    those with a serious AE first, each part by code, and the page says the list is cut."""
+    from dashboard.ui.ae_loaders import TIMELINE_CHOICES
+
+    engine = make_engine(scale_db)
+    ae = _raw(
+        engine,
+        "SELECT s.usubjid, a.serious FROM adverseevent a JOIN subject s ON s.id = a.subject_pk "
+        f"WHERE s.study_id = '{STUDY}'",
+    )
+    serious = sorted(set(ae.loc[ae["serious"].str.upper() == "Y", "usubjid"]))
+    others = sorted(set(ae["usubjid"]) - set(serious))
+    assert len(serious) + len(others) > TIMELINE_CHOICES  # the cut is exercised
+    monkeypatch.setenv("DATABASE_URL", scale_db)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["study"] = STUDY
+    at.run()
+    at.switch_page("../pages/adverse_events.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    picker = next(box for box in at.selectbox if box.label == "Subject")
+    assert list(picker.options) == (serious + others)[:TIMELINE_CHOICES]
+    assert any(f"The first {TIMELINE_CHOICES:,} subjects" in c.value for c in at.caption)

@@ -28,6 +28,9 @@ LISTING_LIMIT = 2000
 SAE_LISTING_LIMIT = 500
 # The timeline draws at most this many subjects (a clicked cell can hold hundreds).
 TIMELINE_SUBJECTS = 10
+# The timeline's subject picker offers at most this many (serious first): a longer list is no use
+# in a select box, and every subject's AEs are on their Subject page.
+TIMELINE_CHOICES = 1000
 
 
 @st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
@@ -181,4 +184,6 @@ def load_subjects_with_events(
     db_url: str, study_id: str, cut_id: int | None, scope: SiteScope
 ) -> pd.DataFrame:
     with session_for(db_url) as session:
-        return adverse_events.subjects_with_adverse_events(session, study_id=study_id, scope=scope)
+        return adverse_events.subjects_with_adverse_events(
+            session, study_id=study_id, scope=scope, limit=TIMELINE_CHOICES
+        )
