@@ -4,12 +4,16 @@ import streamlit as st
 
 from dashboard.charts.baseline import (
     VALUE_SELECTION,
+    box_chart,
     categorical_distribution_chart,
-    continuous_distribution_chart,
+    histogram_chart,
 )
 from dashboard.metrics.baseline import format_mean_sd, weighted_mean_sd
 from dashboard.metrics.table_one import (
+    CHARACTERISTIC,
+    DENOMINATOR_ROW,
     MISSING_LEVEL,
+    STATISTIC,
     SUBJECTS_KEY,
     Variable,
     column_order,
@@ -31,6 +35,8 @@ POPULATION_LABELS = {
     "treated": "Treated (first dose given)",
     "screened": "All screened (screen failures as their own column)",
 }
+
+TABLE_ROW_PX = 35  # st.dataframe's row (and header) height
 
 ctx = page_context()
 page_header("Baseline characteristics", ctx)
@@ -109,24 +115,46 @@ variables = [
     )
     for key in chosen
 ]
+# Tests need two or more columns. SMDs are shown by default between two or more arms; p-values
+# (the test named per row) only on request. A single-arm study's enrolled table has one column: no
+# tests and no checkbox. Its "all screened" table compares the arm with the screen failures: the
+# tests stay available there (who is turned away is worth comparing), off by default, said so.
+arm_columns = [c for c in columns if c not in (SCREEN_FAILURE_COLUMN, NOT_ALLOCATED_COLUMN)]
+compared = len(columns) > 1
 options = st.columns(3)
 show_range = options[0].checkbox("Min and max", key="baseline_range")
-with_tests = len(columns) > 1 and options[1].checkbox(
-    "SMD and p-values",
-    key="baseline_tests",
-    help="Standardized mean differences for each pair "
-    "of columns; p-values with the test named on each row (tableone's choices).",
+show_smd = compared and options[1].checkbox(
+    "Standardized mean differences",
+    value=by == "arm" and len(arm_columns) > 1,
+    key=f"baseline_smd_{by}",
+    help="The SMD of each pair of columns (tableone's definition: continuous, the difference in "
+    "means over the pooled SD; categorical, Yang and Dalton's multinomial SMD).",
+)
+show_p = compared and options[2].checkbox(
+    "p-values (test named per row)",
+    key="baseline_p",
+    help="tableone's choices: Welch's t-test for two columns, one-way ANOVA for more, "
+    "Kruskal-Wallis for a variable marked non-normal; chi-squared for categories, Fisher's exact "
+    "for a 2 x 2 table with an expected count below 5.",
 )
 nonnormal = (
-    options[2].multiselect(
-        "Non-normal (Kruskal-Wallis)",
+    st.multiselect(
+        "Non-normal (tested with Kruskal-Wallis)",
         [v.key for v in variables if not v.categorical],
         format_func=lambda k: labels.get(k, k),
         key="baseline_nonnormal",
     )
-    if with_tests
+    if show_p
     else []
 )
+not_enrolled = [c for c in columns if c not in arm_columns]
+if compared and not_enrolled:
+    st.caption(
+        f"The {' and '.join(not_enrolled)} column{'s' if len(not_enrolled) > 1 else ''} "
+        f"{'are' if len(not_enrolled) > 1 else 'is'} compared too: SMDs and p-values involving "
+        f"{'them' if len(not_enrolled) > 1 else 'it'} describe how the subjects not enrolled "
+        "differ from the enrolled, not a difference between arms."
+    )
 
 table = table_one(
     value_counts,
@@ -134,24 +162,29 @@ table = table_one(
     columns=columns,
     nonnormal=nonnormal,
     show_range=show_range,
-    with_tests=with_tests,
+    with_tests=compared,
+    smd=show_smd,
+    p_values=show_p,
 )
 st.subheader("Table 1")
+# The frame shown is the frame exported: same headers, same cells.
 st.dataframe(
     table,
     hide_index=True,
     width="stretch",
-    height=min(38 * (len(table) + 1), 900),
+    height=min(TABLE_ROW_PX * (len(table) + 1) + 3, 900),  # every row, no blank ones
     column_config={
-        "characteristic": st.column_config.TextColumn("Characteristic", width="medium"),
-        "statistic": st.column_config.TextColumn("Statistic", width="medium"),
+        CHARACTERISTIC: st.column_config.TextColumn(width="medium"),
+        STATISTIC: st.column_config.TextColumn(width="medium"),
     },
 )
 st.caption(
     "Continuous: mean (SD) and median [Q1, Q3] (linear quantiles); categorical: n (%) of the "
-    "column's subjects with a value, missing values counted on their own row. Baseline values are "
-    "the records flagged baseline (or the last before first dose)."
-    + (" SMD: standardized mean difference (tableone's definition)." if with_tests else "")
+    "column's subjects with a value: the n in the column's header, or the "
+    f'"{DENOMINATOR_ROW}" row where some values are missing (counted on their own row). '
+    "Baseline values are the records flagged baseline (or the last before first dose)."
+    + (" SMD: standardized mean difference (tableone's definition)." if show_smd else "")
+    + (" p-values below 0.001 are shown as <0.001." if show_p else "")
 )
 if ctx.compare_cut_id is not None:
     new = loaders.load_new_by_column(
@@ -202,11 +235,10 @@ if variable.categorical:
         st.caption("Click a bar segment to list its subjects.")
 else:
     found = value_counts[(value_counts["key"] == shown) & value_counts["value_num"].notna()]
-    st.altair_chart(
-        continuous_distribution_chart(
-            column_summaries(value_counts, key=shown, columns=columns),
-            found[["column", "value_num", "subjects"]],
-            label=labels.get(shown, shown),
-        ),
-        width="stretch",
-    )
+    boxes = column_summaries(value_counts, key=shown, columns=columns)
+    label = labels.get(shown, shown)
+    # Two charts, each as wide as the page (a concatenated chart cannot stretch to it).
+    st.altair_chart(box_chart(boxes, label=label), width="stretch")
+    histogram = histogram_chart(boxes, found[["column", "value_num", "subjects"]], label=label)
+    if histogram is not None:
+        st.altair_chart(histogram, width="stretch")

@@ -11,12 +11,19 @@ from tableone import TableOne  # type: ignore[import-untyped]
 
 from dashboard.db import make_engine
 from dashboard.metrics.table_one import (
+    CHARACTERISTIC,
+    DENOMINATOR_ROW,
+    MISSING_ROW,
+    P_VALUE,
+    STATISTIC,
+    TEST,
     Variable,
     column_order,
     counts_from_values,
     default_keys,
     describe_categorical,
     describe_continuous,
+    format_p,
     histogram,
     p_value_categorical,
     p_value_continuous,
@@ -28,6 +35,7 @@ from dashboard.queries.baseline import (
     SCREEN_FAILURE_COLUMN,
     baseline_catalogue,
     baseline_values,
+    table_one_counts,
 )
 from tests.conftest import PROJECT_ROOT
 
@@ -73,7 +81,8 @@ def test_cdisc_pilot_known_figures(pilot_values: pd.DataFrame) -> None:
     ]
     first = table.iloc[0]
     assert first["Placebo (n=86)"] == "75.2 (8.6)"
-    female = table[table["statistic"] == "F, n (%)"].iloc[0]
+    assert list(table.columns[:2]) == ["Characteristic", "Statistic"]
+    female = table[table[STATISTIC] == "F, n (%)"].iloc[0]
     assert female["Placebo (n=86)"] == "53 (61.6%)"
 
 
@@ -170,6 +179,142 @@ def test_kruskal_wallis_and_two_groups_match_tableone(pilot_values: pd.DataFrame
     assert f"{p:.3f}" == reference.iloc[2]["P-Value"].strip()
 
 
+# Our test names and tableone's for the same test.
+TABLEONE_TESTS = {
+    "Welch's t-test": "Welch’s T-test",
+    "One-way ANOVA": "One-way ANOVA",
+    "Kruskal-Wallis": "Kruskal-Wallis",
+    "Chi-squared": "Chi-squared",
+    "Fisher's exact": "Fisher's exact",
+    "Chi-squared (expected count < 5)": "Chi-squared (warning: expected count < 5)",
+}
+
+
+def _tableone_rows(reference: pd.DataFrame, key: str) -> pd.DataFrame:
+    """tableone's rows of one variable (its index: "<key>, mean (SD)", "<key>, n (%)", ...)."""
+    return reference[[str(i[0]).rsplit(", ", 1)[0] == key for i in reference.index]]
+
+
+def test_finished_table_one_matches_tableone(pilot_db_url: str) -> None:
+    """The pilot's Table 1 as the page builds it (the load-time counts, the default
+    characteristics, tests on): every SMD, p-value and test cell equals tableone's on the same
+    subjects' values."""
+    with Session(make_engine(pilot_db_url)) as session:
+        catalogue = baseline_catalogue(session, study_id="CDISCPILOT01")
+        keys = tuple(default_keys(catalogue))
+        options = {"study_id": "CDISCPILOT01", "scope": None, "population": "enrolled"}
+        counts = table_one_counts(session, **options, by="arm", keys=keys)  # type: ignore[arg-type]
+        values = baseline_values(session, **options, by="arm", keys=keys)  # type: ignore[arg-type]
+    variables = [
+        Variable(
+            r["key"],
+            r["label"],
+            r["unit"] if isinstance(r["unit"], str) else None,
+            r["categorical"],
+        )
+        for r in catalogue.set_index("key").loc[list(keys)].reset_index().to_dict("records")
+    ]
+    categorical = [v.key for v in variables if v.categorical]
+    continuous = [v.key for v in variables if not v.categorical]
+    assert len(categorical) >= 2 and len(continuous) >= 4, keys
+    nonnormal = continuous[1:2]  # one variable tested with Kruskal-Wallis
+    for key in continuous:
+        values[key] = pd.to_numeric(values[key])
+    table = table_one(counts, variables, columns=list(ARMS), nonnormal=nonnormal)
+    pairs = [(ARMS[0], ARMS[1]), (ARMS[0], ARMS[2]), (ARMS[1], ARMS[2])]
+    assert list(table.columns[6:]) == [*(f"SMD ({a}, {b})" for a, b in pairs), P_VALUE, TEST]
+    reference = TableOne(
+        values.rename(columns={"column": "group"}),
+        columns=list(keys),
+        categorical=categorical,
+        nonnormal=nonnormal,
+        groupby="group",
+        pval=True,
+        smd=True,
+        htest_name=True,
+        include_null=False,
+    ).tableone
+    reference.columns = [c[1] for c in reference.columns]
+    starts = table.index[table[CHARACTERISTIC] != ""].tolist()
+    assert len(starts) == len(variables)
+    ends = [*starts[1:], len(table)]
+    for variable, start, end in zip(variables, starts, ends, strict=True):
+        mine = table.loc[start]
+        theirs = _tableone_rows(reference, variable.key).iloc[0]
+        assert mine[CHARACTERISTIC].startswith(variable.label)
+        for a, b in pairs:
+            cell = mine[f"SMD ({a}, {b})"]
+            pair = values[values["column"].isin([a, b])]
+            if variable.categorical and set(values[variable.key]) - set(pair[variable.key]):
+                # The race caveat (test_smd_and_p_values_match_tableone): a level neither column
+                # of the pair has makes tableone's covariance singular. tableone on the pair's
+                # subjects alone (the levels they have) is the reference then.
+                alone = _tableone(pair, [variable.key], [variable.key])
+                expected = alone[f"SMD ({a},{b})"].iloc[1].strip()
+            else:
+                expected = str(theirs[f"SMD ({a},{b})"]).strip()
+            assert cell == expected, (variable.key, a, b)
+        assert mine[P_VALUE] == str(theirs["P-Value"]).strip(), variable.key
+        assert TABLEONE_TESTS[str(mine[TEST])] == str(theirs["Test"]).strip(), variable.key
+        # Only a variable's first row carries its tests.
+        rest = table.iloc[start + 1 : end]
+        assert len(rest) and (rest[[P_VALUE, TEST]] == "").all().all(), variable.key
+    assert table.loc[starts[keys.index(nonnormal[0])], TEST] == "Kruskal-Wallis"
+
+
+def test_p_values_below_a_thousandth_read_like_tableone() -> None:
+    assert format_p(None) == ""
+    assert format_p(0.5) == "0.500"
+    assert format_p(0.001) == "0.001"
+    assert format_p(0.000999) == "<0.001"
+    assert format_p(1e-12) == "<0.001"
+    rng = np.random.default_rng(5)
+    values = pd.DataFrame(
+        {
+            "column": ["A"] * 40 + ["B"] * 40,
+            "X": np.r_[rng.normal(10, 1, 40), rng.normal(20, 1, 40)],
+            "SEX": ["F"] * 35 + ["M"] * 5 + ["F"] * 5 + ["M"] * 35,
+        }
+    )
+    variables = [Variable("X", "X", None, False), Variable("SEX", "Sex", None, True)]
+    table = table_one(counts_from_values(values, variables), variables, columns=["A", "B"])
+    reference = _tableone(values, ["X", "SEX"], ["SEX"])
+    firsts = table[table[CHARACTERISTIC] != ""]
+    assert firsts[P_VALUE].tolist() == ["<0.001", "<0.001"]
+    assert firsts[P_VALUE].tolist() == [
+        str(_tableone_rows(reference, k).iloc[0]["P-Value"]).strip() for k in ("X", "SEX")
+    ]
+    assert "0.000" not in table.to_string()
+
+
+def test_categorical_denominator_is_stated_as_a_number() -> None:
+    rng = np.random.default_rng(8)
+    sex = rng.choice(np.array(["F", "M", None], dtype=object), 50, p=[0.5, 0.3, 0.2])
+    values = pd.DataFrame({"column": rng.choice(["A", "B"], 50), "SEX": sex, "RACE": "WHITE"})
+    variables = [Variable("SEX", "Sex", None, True), Variable("RACE", "Race", None, True)]
+    table = table_one(
+        counts_from_values(values, variables), variables, columns=["A", "B"], with_tests=False
+    )
+    size = values["column"].value_counts()
+    known = values.dropna(subset=["SEX"])["column"].value_counts()
+    females = values[values["SEX"] == "F"]["column"].value_counts()
+    sex_rows = table.iloc[: table.index[table[CHARACTERISTIC] == "Race"][0]]
+    assert sex_rows[STATISTIC].tolist() == [DENOMINATOR_ROW, "F, n (%)", "M, n (%)", MISSING_ROW]
+    assert sex_rows.iloc[0][CHARACTERISTIC] == "Sex"
+    by_statistic = sex_rows.set_index(STATISTIC)
+    for column in ("A", "B"):
+        header = f"{column} (n={size[column]})"
+        assert by_statistic.loc[DENOMINATOR_ROW, header] == str(known[column])
+        assert by_statistic.loc["F, n (%)", header] == (
+            f"{females[column]} ({100 * females[column] / known[column]:.1f}%)"
+        )
+        assert by_statistic.loc[MISSING_ROW, header] == str(size[column] - known[column])
+    overall = f"Overall (n={len(values)})"
+    assert by_statistic.loc[DENOMINATOR_ROW, overall] == str(values["SEX"].notna().sum())
+    # No value missing: the header's n is the denominator, no extra row.
+    assert table[table[CHARACTERISTIC] == "Race"][STATISTIC].tolist() == ["WHITE, n (%)"]
+
+
 def test_missing_values_get_a_row_and_single_column_has_no_tests() -> None:
     values = pd.DataFrame(
         {
@@ -183,13 +328,14 @@ def test_missing_values_get_a_row_and_single_column_has_no_tests() -> None:
     table = table_one(
         counts_from_values(values, variables), variables, columns=["A"], show_range=True
     )
-    assert "p-value" not in table.columns and not any(c.startswith("SMD") for c in table.columns)
-    rows = dict(zip(table["statistic"], table["A (n=4)"], strict=False))
+    assert P_VALUE not in table.columns and not any(c.startswith("SMD") for c in table.columns)
+    rows = dict(zip(table[STATISTIC], table["A (n=4)"], strict=False))
     assert rows["Min, max"] == "22.0, 27.0"
-    missing = table[table["statistic"] == "Missing, n"]["A (n=4)"].tolist()
+    missing = table[table[STATISTIC] == MISSING_ROW]["A (n=4)"].tolist()
     assert missing == ["1", "1"]
-    # Percentages are over the subjects with a value: F 2 of 3.
-    assert table[table["statistic"] == "F, n (%)"]["A (n=4)"].iloc[0] == "2 (66.7%)"
+    # Percentages are over the subjects with a value (F 2 of 3), the denominator stated.
+    assert table[table[STATISTIC] == "F, n (%)"]["A (n=4)"].iloc[0] == "2 (66.7%)"
+    assert rows[DENOMINATOR_ROW] == "3"
 
 
 def test_values_query_matches_pandas(session: Session, demo_engine: Engine) -> None:
@@ -237,22 +383,27 @@ def test_values_query_matches_pandas(session: Session, demo_engine: Engine) -> N
 
 def test_catalogue_and_default_selection(session: Session) -> None:
     catalogue = baseline_catalogue(session, study_id="NCT06466850")
-    keys = default_keys(catalogue)
-    # The variables a reader of this study expects: age, sex, BMI, K-L grade (each knee), pain
-    # duration, pain VAS, WOMAC, haemoglobin (race and ethnicity are not recorded in the demo).
-    for key in (
-        "AGE",
-        "SEX",
-        "VS.BMI",
-        "MK.KLGRADE.LEFT KNEE",
-        "MK.KLGRADE.RIGHT KNEE",
-        "SC.PAINDUR",
-        "QS.VASPAIN",
-        "QS.WOMACTOT",
-        "LB.HGB",
-    ):
-        assert key in keys
-    assert "RACE" not in keys
+    # Exactly the issue's list for this study: age, sex, BMI, K-L grade (each knee), knee-pain
+    # duration, pain VAS, WOMAC, haemoglobin. Height and weight are recorded but BMI summarises
+    # them: they stay in the picker, out of the default. Race and ethnicity are not recorded.
+    assert sorted(default_keys(catalogue)) == sorted(
+        [
+            "AGE",
+            "SEX",
+            "VS.BMI",
+            "MK.KLGRADE.LEFT KNEE",
+            "MK.KLGRADE.RIGHT KNEE",
+            "SC.PAINDUR",
+            "QS.VASPAIN",
+            "QS.WOMACTOT",
+            "LB.HGB",
+        ]
+    )
+    assert default_keys(catalogue)[:2] == ["AGE", "SEX"]
+    assert {"VS.HEIGHT", "VS.WEIGHT"} <= set(catalogue["key"])
+    # Without a BMI, height and weight are defaults like any finding.
+    no_bmi = catalogue[catalogue["key"] != "VS.BMI"]
+    assert {"VS.HEIGHT", "VS.WEIGHT"} <= set(default_keys(no_bmi))
     assert column_order(["B", "Screen failure", "A"], last=("Screen failure",)) == [
         "A",
         "B",
@@ -288,9 +439,9 @@ def test_page_renders_table_one(
         assert f"{arm} (n={n})" in table.columns
     assert f"Overall (n={enrolled['n'].sum()})" in table.columns
     if len(enrolled) > 1:
-        at.checkbox(key="baseline_tests").check().run()
+        at.checkbox(key="baseline_p").check().run()
         assert not at.exception
-        assert "p-value" in at.dataframe[0].value.columns
+        assert P_VALUE in at.dataframe[0].value.columns
     at.selectbox(key="baseline_pop").set_value("screened").run()
     assert not at.exception
     screened = at.dataframe[0].value

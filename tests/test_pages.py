@@ -141,7 +141,7 @@ def test_baseline_figures(
     assert shown["Age, mean (SD)"] == format_mean_sd(mean, sd)
     assert shown["Female"] == f"{female} ({100 * female / 20:.0f}%)"
     table = at.dataframe[0].value
-    assert "Kellgren-Lawrence Grade, left knee" in table["characteristic"].tolist()
+    assert "Kellgren-Lawrence Grade, left knee" in table["Characteristic"].tolist()
     assert "Exosome (n=20)" in table.columns and "Overall (n=20)" in table.columns
 
 

@@ -8,19 +8,19 @@ VALUE_SELECTION = "level"  # the click selection on the categorical distribution
 
 # Beyond this many columns a histogram stacked by column is a blur: the box plot alone is shown.
 MAX_HISTOGRAM_COLUMNS = 8
-# A concatenated chart cannot stretch to its container (Vega-Lite): a width that fits the page.
+# A concatenated chart cannot stretch to its container (Vega-Lite): the page draws the box plot and
+# the histogram as two charts that each stretch to the page's width; the composed chart below (for
+# a fixed-width image) gets this width.
 CHART_WIDTH = 640
+# Heights: a chart stretched to its container fits its legend and axes in its height (Vega-Lite's
+# "fit" autosize), so the histogram, with a legend on top, needs more than its 180-pixel plot.
+BOX_HEIGHT, HISTOGRAM_HEIGHT, HISTOGRAM_PLOT_HEIGHT = 260, 300, 180
 
 
-def continuous_distribution_chart(
-    boxes: pd.DataFrame, counts: pd.DataFrame, *, label: str
-) -> alt.LayerChart | alt.VConcatChart:
+def box_chart(boxes: pd.DataFrame, *, label: str) -> alt.LayerChart:
     """One variable by Table 1 column: a box plot (whiskers min to max, box Q1 to Q3, median
-    tick) drawn from Table 1's own figures, over a histogram of subjects per value stacked by
-    column.
-
-    ``boxes``: ``metrics.table_one.column_summaries``; ``counts``: column, value_num, subjects.
-    """
+    tick) drawn from Table 1's own figures (``metrics.table_one.column_summaries``). No width:
+    it takes its container's."""
     x = alt.X("column:N", title=None, axis=alt.Axis(labelAngle=0, labelLimit=200))
     tooltip = [
         alt.Tooltip("column:N", title="Column"),
@@ -39,12 +39,16 @@ def continuous_distribution_chart(
         y="q1:Q", y2="q3:Q", color=alt.Color("column:N", legend=None)
     )
     median = base.mark_tick(size=36, thickness=2, color="black").encode(y="median:Q")
-    boxplot = alt.LayerChart(layer=[whiskers, box, median]).properties(
-        height=260, width=CHART_WIDTH
-    )
+    return alt.LayerChart(layer=[whiskers, box, median]).properties(height=BOX_HEIGHT)
+
+
+def histogram_chart(boxes: pd.DataFrame, counts: pd.DataFrame, *, label: str) -> alt.Chart | None:
+    """Subjects per value stacked by column (``counts``: column, value_num, subjects); None where
+    there is nothing to draw or too many columns to tell apart. No width: it takes its
+    container's."""
     if counts.empty or boxes["column"].nunique() > MAX_HISTOGRAM_COLUMNS:
-        return boxplot
-    histogram = (
+        return None
+    chart: alt.Chart = (
         alt.Chart(counts)
         .mark_bar(opacity=0.8)
         .encode(
@@ -57,9 +61,25 @@ def continuous_distribution_chart(
                 alt.Tooltip("sum(subjects):Q", title="Subjects"),
             ],
         )
-        .properties(height=180, width=CHART_WIDTH)
+        .properties(height=HISTOGRAM_HEIGHT)
     )
-    return alt.vconcat(boxplot, histogram)
+    return chart
+
+
+def continuous_distribution_chart(
+    boxes: pd.DataFrame, counts: pd.DataFrame, *, label: str
+) -> alt.LayerChart | alt.VConcatChart:
+    """The box plot over the histogram as one fixed-width chart (``CHART_WIDTH``), for an image.
+
+    ``boxes``: ``metrics.table_one.column_summaries``; ``counts``: column, value_num, subjects.
+    """
+    boxplot = box_chart(boxes, label=label).properties(width=CHART_WIDTH)
+    histogram = histogram_chart(boxes, counts, label=label)
+    if histogram is None:
+        return boxplot
+    return alt.vconcat(
+        boxplot, histogram.properties(width=CHART_WIDTH, height=HISTOGRAM_PLOT_HEIGHT)
+    )
 
 
 def categorical_distribution_chart(levels: pd.DataFrame, *, label: str) -> alt.Chart:

@@ -9,14 +9,18 @@ figures it would compute itself:
 
 - continuous: n, mean (SD, n - 1 denominator), median [Q1, Q3] (linear quantiles, as pandas and
   tableone), min, max; missing counted apart;
-- categorical: n (%) over the non-missing values of the column, the denominator stated;
+- categorical: n (%) over the non-missing values of the column, the denominator stated: the
+  column's n in the header, and a "N with a value" row of its own where some values are missing;
 - standardized mean differences for each pair of columns: continuous (mean_b - mean_a) /
   sqrt((var_a + var_b) / 2); categorical the multinomial SMD of Yang and Dalton (2012), as tableone;
 - p-values with the test named: two columns Welch's t-test, more one-way ANOVA; Kruskal-Wallis for a
   variable marked non-normal (average ranks over ties, with the tie correction, as scipy);
   chi-squared for categories, Fisher's exact for a 2 x 2 table with an expected count below 5
   (tableone's rule; a larger table with small expected counts keeps chi-squared with a warning in
-  the test's name).
+  the test's name). A p-value below 0.001 is shown "<0.001", as tableone and gtsummary do.
+
+The formatted table carries its display headers ("Characteristic", "Statistic", "<column> (n=..)",
+"Overall (n=..)", "SMD (a, b)", "p-value", "Test"): the page shows it and exports it as it is.
 """
 
 import itertools
@@ -225,6 +229,17 @@ def p_value_categorical(
     return float(p), "Chi-squared"
 
 
+# The formatted table's headers (as on screen and in the exports).
+CHARACTERISTIC, STATISTIC, P_VALUE, TEST = "Characteristic", "Statistic", "p-value", "Test"
+DENOMINATOR_ROW = "N with a value"  # a categorical variable's denominator, where values are missing
+MISSING_ROW = "Missing, n"
+
+
+def smd_header(a: str, b: str) -> str:
+    """The header of the SMD column of the pair (a, b)."""
+    return f"SMD ({a}, {b})"
+
+
 @dataclass(frozen=True)
 class Variable:
     """One characteristic of the table: its key in the values frame, label, unit and kind."""
@@ -238,6 +253,17 @@ class Variable:
 def _count_percent(count: int, denominator: int, digits: int) -> str:
     """``"12 (60.0%)"`` over the non-missing values; a bare 0 for an empty column."""
     return f"{count} ({100 * count / denominator:.{digits}f}%)" if denominator else "0"
+
+
+P_VALUE_FLOOR = 0.001  # below it a p-value is shown as "<0.001"
+
+
+def format_p(p: float | None) -> str:
+    """A p-value to three decimals, ``"<0.001"`` below 0.001 (tableone's and gtsummary's style);
+    empty where no test could be done."""
+    if p is None:
+        return ""
+    return f"<{P_VALUE_FLOOR:.3f}" if p < P_VALUE_FLOOR else f"{p:.3f}"
 
 
 def _fmt(value: float | None, digits: int) -> str:
@@ -286,21 +312,27 @@ def table_one(
     nonnormal: Sequence[str] = (),
     show_range: bool = False,
     with_tests: bool = True,
+    smd: bool = True,
+    p_values: bool = True,
     digits: int = 1,
 ) -> pd.DataFrame:
-    """The formatted Table 1.
+    """The formatted Table 1, as displayed and exported.
 
     ``counts``: subjects per (column, key, value), ``COUNT_COLUMNS``, with each column's size on
     its ``SUBJECTS_KEY`` row. ``columns``: the groups in display order. Returns the rows as
-    displayed: characteristic, statistic, one column per group headed "<group> (n=..)", "Overall
-    (n=..)", then (with two or more groups and ``with_tests``) one "SMD (a, b)" column per pair,
-    "p-value" and "test".
+    displayed: Characteristic, Statistic, one column per group headed "<group> (n=..)", "Overall
+    (n=..)", then, with two or more groups and ``with_tests``: one "SMD (a, b)" column per pair
+    (``smd``), and "p-value" with the "Test" named on each variable's first row (``p_values``).
+    A categorical variable with missing values leads with a "N with a value" row: the
+    denominator of its percentages (without missing values it is the header's n).
     """
     sizes = counts[counts["key"] == SUBJECTS_KEY].groupby("column")["subjects"].sum()
     size = {c: int(sizes.get(c, 0)) for c in columns}
     headers = {c: f"{c} (n={size[c]})" for c in columns}
     overall = f"Overall (n={sum(size.values())})"
-    pairs = pairwise(columns) if len(columns) > 1 and with_tests else []
+    compared = len(columns) > 1 and with_tests
+    pairs = pairwise(columns) if compared and smd else []
+    with_p = compared and p_values
     by_key = {key: frame for key, frame in counts.groupby("key")}
     rows: list[dict[str, object]] = []
 
@@ -309,8 +341,8 @@ def table_one(
     ) -> None:
         rows.append(
             {
-                "characteristic": characteristic,
-                "statistic": statistic,
+                CHARACTERISTIC: characteristic,
+                STATISTIC: statistic,
                 **{headers[c]: cells.get(c, "") for c in columns},
                 overall: cells.get("__overall__", ""),
                 **extra,
@@ -330,43 +362,46 @@ def table_one(
         tests: dict[str, object] = {}
         if variable.categorical:
             levels = sorted(str(level) for level in everyone.index)
-            if pairs:
-                for a, b in pairs:
-                    smd = smd_categorical(column_counts[a], column_counts[b], levels)
-                    tests[f"SMD ({a}, {b})"] = "" if smd is None else f"{smd:.3f}"
+            for a, b in pairs:
+                difference = smd_categorical(column_counts[a], column_counts[b], levels)
+                tests[smd_header(a, b)] = "" if difference is None else f"{difference:.3f}"
+            if with_p:
                 p, test = p_value_categorical(list(column_counts.values()), levels)
-                tests["p-value"], tests["test"] = ("" if p is None else f"{p:.3f}"), test
+                tests[P_VALUE], tests[TEST] = format_p(p), test
             described = {
                 c: describe_categorical(v, levels, subjects=size[c])
                 for c, v in column_counts.items()
             }
             whole = describe_categorical(everyone, levels, subjects=total)
-            for index, level in enumerate(levels):
+            first = True
+            if whole[2]:
+                # Some values are missing: the percentages' denominator differs from the header n.
+                cells = {c: str(d[1]) for c, d in described.items()}
+                cells["__overall__"] = str(whole[1])
+                row(label, DENOMINATOR_ROW, cells, tests)
+                first = False
+            for level in levels:
                 cells = {c: _count_percent(d[0][level], d[1], digits) for c, d in described.items()}
                 cells["__overall__"] = _count_percent(whole[0][level], whole[1], digits)
-                row(
-                    label if index == 0 else "",
-                    f"{level}, n (%)",
-                    cells,
-                    tests if index == 0 else {},
-                )
+                row(label if first else "", f"{level}, n (%)", cells, tests if first else {})
+                first = False
             if whole[2]:
                 cells = {c: str(d[2]) for c, d in described.items()}
                 cells["__overall__"] = str(whole[2])
-                row("", "Missing, n", cells, {})
+                row("", MISSING_ROW, cells, {})
             continue
         described_c = {
             c: describe_continuous(v, subjects=size[c]) for c, v in column_counts.items()
         }
         whole_c = describe_continuous(everyone, subjects=total)
-        if pairs:
-            for a, b in pairs:
-                smd = smd_continuous(column_counts[a], column_counts[b])
-                tests[f"SMD ({a}, {b})"] = "" if smd is None else f"{smd:.3f}"
+        for a, b in pairs:
+            difference = smd_continuous(column_counts[a], column_counts[b])
+            tests[smd_header(a, b)] = "" if difference is None else f"{difference:.3f}"
+        if with_p:
             p, test = p_value_continuous(
                 list(column_counts.values()), nonnormal=variable.key in nonnormal
             )
-            tests["p-value"], tests["test"] = ("" if p is None else f"{p:.3f}"), test
+            tests[P_VALUE], tests[TEST] = format_p(p), test
         every = {**described_c, "__overall__": whole_c}
         row(
             label,
@@ -399,7 +434,7 @@ def table_one(
                 {},
             )
         if whole_c.missing:
-            row("", "Missing, n", {c: str(d.missing) for c, d in every.items()}, {})
+            row("", MISSING_ROW, {c: str(d.missing) for c, d in every.items()}, {})
     table = pd.DataFrame(rows)
     return table.fillna("")
 
@@ -407,12 +442,22 @@ def table_one(
 MAX_DEFAULT_FINDINGS = 12  # more than a dozen baseline tests make the default table a wall
 
 
+# BMI summarises height and weight: where BMI is recorded they stay out of the default selection
+# (one click away in the picker), as in the issue's default for NCT06466850.
+BMI_KEY = "VS.BMI"
+BMI_PARTS = ("VS.HEIGHT", "VS.WEIGHT")
+
+
 def default_keys(catalogue: pd.DataFrame) -> list[str]:
     """The characteristics Table 1 opens with: age and sex, race and ethnicity where recorded, then
-    the baseline findings (the first dozen by how many subjects have them)."""
+    the baseline findings (the first dozen by how many subjects have them; height and weight left
+    out where BMI is recorded)."""
     with_values = catalogue[catalogue["subjects"] > 0]
-    demographics = [k for k in ("AGE", "SEX", "RACE", "ETHNIC") if k in set(with_values["key"])]
+    present = set(with_values["key"])
+    demographics = [k for k in ("AGE", "SEX", "RACE", "ETHNIC") if k in present]
     findings = with_values[with_values["key"].str.contains(".", regex=False)]
+    if BMI_KEY in present:
+        findings = findings[~findings["key"].isin(BMI_PARTS)]
     top = findings.sort_values("subjects", ascending=False, kind="stable").head(
         MAX_DEFAULT_FINDINGS
     )
