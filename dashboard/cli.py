@@ -29,24 +29,15 @@ from dashboard.db import (
     sqlite_path,
     upgrade_schema,
 )
-from dashboard.demo import (
-    MULTISITE_STUDY_ID,
-    SCALE_STUDY_ID,
-    SEED_STUDY_ID,
-    build_multisite_study,
-    build_scale_study,
-    build_seed_study,
-)
 from dashboard.importers.ctgov import RegistryRecordError
 from dashboard.importers.errors import ImportFailure
-from dashboard.importers.run import import_ctgov_path, import_sdtm
 from dashboard.metrics.blinding import pool_enrolled_by_arm
 from dashboard.queries.studies import list_studies, study_info
 from dashboard.queries.summary import UnknownStudyError, study_summary
-from dashboard.report.files import check_writable, pack_stem, staged_files
-from dashboard.report.pack import UnknownCutError, build_pack
-from dashboard.report.pdf import pack_pdf
-from dashboard.report.workbook import pack_workbook
+
+# The demo builders and the importers (scipy, through the load-time summaries) and the pack's PDF
+# and workbook (altair, reportlab, openpyxl) are imported inside the commands that use them: no
+# command loads what another one needs (about a second of module imports each).
 
 app = typer.Typer(
     help="Study-monitoring dashboard: load study data and print its headline figures.",
@@ -121,6 +112,15 @@ def demo(
     db: DbOption = None,
 ) -> None:
     """Create or refresh a synthetic demo study (NCT06466850, DEMO-MULTI or DEMO-SCALE)."""
+    from dashboard.demo import (
+        MULTISITE_STUDY_ID,
+        SCALE_STUDY_ID,
+        SEED_STUDY_ID,
+        build_multisite_study,
+        build_scale_study,
+        build_seed_study,
+    )
+
     engine = _open(db)
     try:
         with session_scope(engine) as session:
@@ -233,6 +233,11 @@ def report(
 ) -> None:
     """The monitoring-meeting pack: OUT/<study>-pack-<cut>.pdf and .xlsx, what is new since an
     earlier data cut marked (with --as EMAIL, at that user's sites only). Prints the two paths."""
+    from dashboard.report.files import check_writable, pack_stem, staged_files
+    from dashboard.report.pack import UnknownCutError, build_pack
+    from dashboard.report.pdf import pack_pdf
+    from dashboard.report.workbook import pack_workbook
+
     url = db or database_url()
     path = sqlite_path(url)
     if path is not None and not path.exists():
@@ -329,6 +334,8 @@ def import_sdtm_command(
     db: DbOption = None,
 ) -> None:
     """Import an SDTM package as a new data cut: all or nothing."""
+    from dashboard.importers.run import import_sdtm
+
     cutoff_date = None
     if cutoff:
         try:
@@ -370,6 +377,8 @@ def import_ctgov_command(
     db: DbOption = None,
 ) -> None:
     """Create or update a study from its registry record: facts, sites, criteria."""
+    from dashboard.importers.run import import_ctgov_path
+
     engine = _open(db)
     try:
         result = import_ctgov_path(engine, path, study_id=study_id)

@@ -144,6 +144,50 @@ def _cp1252_csv(folder: Path) -> Path:
     return folder
 
 
+def _json_ae_with_text_seq(folder: Path) -> Path:
+    write_package(folder, formats={"AE": "json"})
+    document = json.loads((folder / "ae.json").read_text())
+    document["rows"][1][
+        document["columns"].index(next(c for c in document["columns"] if c["name"] == "AESEQ"))
+    ] = "#2"
+    (folder / "ae.json").write_text(json.dumps(document))
+    return folder
+
+
+def _xpt_ae_with_text_seq(folder: Path) -> Path:
+    tables = copy_of_base()
+    for number, row in enumerate(tables["AE"], start=1):
+        row["AESEQ"] = f"AE-{number}"  # a character column in the transport file
+        row["AESTDY"] = row["AESTDY"] or None
+    return write_package(folder, tables, formats={"AE": "xpt"})
+
+
+def _with_visits(*, visitnum: object) -> Callable[[Path], Path]:
+    """The base package with an SV domain whose first record has VISITNUM ``visitnum``."""
+
+    def build(folder: Path) -> Path:
+        tables = copy_of_base()
+        tables["SV"] = [
+            {
+                "STUDYID": "TINY",
+                "USUBJID": "TINY-01-001",
+                "VISITNUM": visitnum,
+                "VISIT": "BASELINE",
+                "SVSTDTC": "2024-01-20",
+            },
+            {
+                "STUDYID": "TINY",
+                "USUBJID": "TINY-01-001",
+                "VISITNUM": 2,
+                "VISIT": "WEEK 2",
+                "SVSTDTC": "2024-02-03",
+            },
+        ]
+        return write_package(folder, tables)
+
+    return build
+
+
 def _ragged_csv(folder: Path) -> Path:
     write_package(folder)
     lines = (folder / "ds.csv").read_text(encoding="utf-8").splitlines()
@@ -182,33 +226,30 @@ BROKEN: dict[str, tuple[Callable[[Path], Path], list[str]]] = {
         _rows("DM", _set(2, "USUBJID", "")),
         ["dm.csv", "record 2", "USUBJID is blank"],
     ),
-    "impossible day": (
-        _rows("DM", _set(1, "RFSTDTC", "2024-02-30")),
-        ["dm.csv", "record 1", "column RFSTDTC", "not a real date"],
-    ),
-    "month 13": (
-        _rows("AE", _set(1, "AESTDTC", "2024-13-01")),
-        ["ae.csv", "record 1", "column AESTDTC", "not a real date"],
-    ),
-    "hour 25": (
-        _rows("AE", _set(1, "AESTDTC", "2024-01-22T25:00")),
-        ["ae.csv", "column AESTDTC", "not a real time"],
-    ),
-    "US date format": (
-        _rows("DS", _set(2, "DSSTDTC", "05/20/2024")),
-        ["ds.csv", "record 2", "column DSSTDTC", "not an ISO 8601 date"],
-    ),
-    "text in AGE": (
-        _rows("DM", _set(3, "AGE", "fifty-five")),
-        ["dm.csv", "record 3", "column AGE", "is not a number"],
-    ),
+    # A key that cannot be read is as good as missing: text in a numeric key is fatal.
     "text in AESEQ": (
         _rows("AE", _set(1, "AESEQ", "one")),
-        ["ae.csv", "column AESEQ", "is not a number"],
+        ["ae.csv", "record 1", "column AESEQ", "'one' is not a number", "key of AE"],
     ),
-    "text in VSSTRESN": (
-        _rows("VS", _set(1, "VSSTRESN", "70,5 kg")),
-        ["vs.csv", "column VSSTRESN", "is not a number"],
+    "decimal comma in AESEQ": (
+        _rows("AE", _set(2, "AESEQ", "1,0")),
+        ["ae.csv", "record 2", "column AESEQ", "'1,0' is not a number"],
+    ),
+    "text in AESEQ of Dataset-JSON": (
+        _json_ae_with_text_seq,
+        ["ae.json", "record 2", "column AESEQ", "'#2' is not a number"],
+    ),
+    "text in AESEQ of xpt": (
+        _xpt_ae_with_text_seq,
+        ["ae.xpt", "record 1", "column AESEQ", "'AE-1' is not a number"],
+    ),
+    "text in DSSEQ": (
+        _rows("DS", _set(2, "DSSEQ", "first")),
+        ["ds.csv", "record 2", "column DSSEQ", "key of DS"],
+    ),
+    "text in SV VISITNUM": (
+        _with_visits(visitnum="V1"),
+        ["sv.csv", "record 1", "column VISITNUM", "'V1' is not a number", "key of SV"],
     ),
     "empty DM file": (_with_file("dm.csv", b""), ["dm.csv", "is empty"]),
     "empty AE file": (_with_file("ae.csv", b""), ["ae.csv", "is empty"]),
@@ -418,6 +459,29 @@ def test_ie_record_of_a_criterion_met_is_not_counted(tmp_path: Path) -> None:
     assert summary["screen_failures_by_criterion"] == {"EXCL01": 1}
 
 
+def test_an_ie_of_every_criterion_gives_one_warning_not_one_per_record(tmp_path: Path) -> None:
+    tables = copy_of_base()
+    for number, usubjid in enumerate(("TINY-01-001", "TINY-01-002", "TINY-02-003"), start=2):
+        tables["IE"].append(
+            {
+                **tables["IE"][0],
+                "USUBJID": usubjid,
+                "IETESTCD": "INCL01",
+                "IECAT": "INCLUSION",
+                "IEORRES": "Y",
+                "IESEQ": number,
+            }
+        )
+    url, out = _load(tmp_path, tables)
+    met = [line for line in out.splitlines() if "recorded as met" in line]
+    assert met == [
+        "warning: ie.csv, record 2: INCL01 is recorded as met (Y); IE holds criteria not met, so "
+        "it is not counted (and 2 more recorded as met)"
+    ]
+    summary = json.loads(runner.invoke(app, ["summary", "--json", "--db", url]).stdout)
+    assert summary["screen_failures_by_criterion"] == {"EXCL01": 1}
+
+
 def test_sas_missing_values_become_nulls(tmp_path: Path) -> None:
     tables = copy_of_base()
     tables["DM"][1]["AGE"] = None  # written to xpt as a SAS missing numeric
@@ -425,6 +489,195 @@ def test_sas_missing_values_become_nulls(tmp_path: Path) -> None:
     ages = read_sql("SELECT usubjid, age, arm FROM subject ORDER BY usubjid", make_engine(url))
     assert ages["age"].isna().tolist() == [False, True, False]
     assert pd.isna(ages["arm"].tolist()[1])  # a blank text is a null (NULL in SQL) too
+
+
+# Unparseable optional values (DESIGN.md): a warning naming file, column, record and value; the text
+# kept where the model keeps text, the date or number unknown (null), never a failed import.
+ODD_VALUES: dict[str, tuple[str, int, str, str, str, str, tuple[object, ...]]] = {
+    # case: (domain, record, column, value, warning fragment, SQL of the stored row, its values)
+    "impossible day": (
+        "DM",
+        1,
+        "RFSTDTC",
+        "2024-02-30",
+        "dm.csv column RFSTDTC: 1 value is not a valid ISO 8601 date (first at record 1: "
+        "'2024-02-30' is not a real date",
+        "SELECT enrollment_dtc, enrollment_date FROM subject WHERE usubjid = 'TINY-01-001'",
+        ("2024-02-30", None),
+    ),
+    "month 13": (
+        "AE",
+        1,
+        "AESTDTC",
+        "2024-13-01",
+        "ae.csv column AESTDTC: 1 value is not a valid ISO 8601 date (first at record 1: "
+        "'2024-13-01' is not a real date",
+        "SELECT start_dtc, start_date FROM adverseevent WHERE term = 'HEADACHE'",
+        ("2024-13-01", None),
+    ),
+    "hour 25": (
+        "AE",
+        1,
+        "AESTDTC",
+        "2024-01-22T25:00",
+        "ae.csv column AESTDTC: 1 value is not a valid ISO 8601 date (first at record 1: "
+        "'2024-01-22T25:00' is not a real time of day); kept as text",
+        "SELECT start_dtc, start_date FROM adverseevent WHERE term = 'HEADACHE'",
+        ("2024-01-22T25:00", None),
+    ),
+    "US date format": (
+        "DS",
+        2,
+        "DSSTDTC",
+        "05/20/2024",
+        "ds.csv column DSSTDTC: 1 value is not a valid ISO 8601 date (first at record 2: "
+        "'05/20/2024' is not an ISO 8601 date); kept as text, the date is unknown",
+        "SELECT d.dtc, d.date FROM disposition d JOIN subject s ON s.id = d.subject_pk "
+        "WHERE s.usubjid = 'TINY-01-001'",
+        ("05/20/2024", None),
+    ),
+    "ongoing AE": (
+        "AE",
+        2,
+        "AEENDTC",
+        "ONGOING",
+        "ae.csv column AEENDTC: 1 value is not a valid ISO 8601 date (first at record 2: "
+        "'ONGOING' is not an ISO 8601 date)",
+        "SELECT end_dtc, end_date FROM adverseevent WHERE term = 'PNEUMONIA'",
+        ("ONGOING", None),
+    ),
+    "text in AGE": (
+        "DM",
+        3,
+        "AGE",
+        "fifty-five",
+        "dm.csv column AGE: 1 value is not a number (first at record 3: 'fifty-five'); kept as "
+        "text, the number is unknown",
+        "SELECT age FROM subject WHERE usubjid = 'TINY-02-003'",
+        (None,),
+    ),
+    "text in VSSTRESN": (
+        "VS",
+        1,
+        "VSSTRESN",
+        "70,5 kg",
+        "vs.csv column VSSTRESN: 1 value is not a number (first at record 1: '70,5 kg')",
+        "SELECT value_num, value_text FROM finding",
+        (None, "70.5"),  # the number unknown; the result as text is VSSTRESC's
+    ),
+    "text in AESTDY": (
+        "AE",
+        1,
+        "AESTDY",
+        "day 3",
+        "ae.csv column AESTDY: 1 value is not a number (first at record 1: 'day 3')",
+        "SELECT start_day FROM adverseevent WHERE term = 'HEADACHE'",
+        (None,),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(ODD_VALUES))
+def test_unparseable_optional_value_is_a_warning_and_kept_as_text(
+    case: str, tmp_path: Path
+) -> None:
+    domain, record, column, value, warning, sql, stored = ODD_VALUES[case]
+    tables = copy_of_base()
+    tables[domain][record - 1][column] = value
+    url, out = _load(tmp_path, tables)
+    assert f"warning: {warning}" in out
+    assert any(warning in w for w in _warnings(url))
+    row = read_sql(sql, make_engine(url))
+    assert len(row) == 1
+    assert [None if pd.isna(v) else v for v in row.iloc[0].tolist()] == list(stored)
+    # The figures still come out: the unknown date or number is missing, not a crash.
+    summary = json.loads(runner.invoke(app, ["summary", "--json", "--db", url]).stdout)
+    assert (summary["screened"], summary["enrolled"], summary["ae_events"]) == (3, 2, 2)
+
+
+def test_unparseable_values_are_one_warning_per_file_and_column(tmp_path: Path) -> None:
+    tables = copy_of_base()
+    for row in tables["AE"]:
+        row["AEENDTC"] = "ONGOING"
+    tables["MH"] = [  # a domain read but not mapped: its dates are checked all the same
+        {"STUDYID": "TINY", "USUBJID": u, "MHSEQ": 1, "MHTERM": "ASTHMA", "MHSTDTC": "UNK"}
+        for u in ("TINY-01-001", "TINY-01-002", "TINY-02-003")
+    ]
+    url, out = _load(tmp_path, tables)
+    lines = [line for line in out.splitlines() if "ISO 8601 date" in line]
+    assert lines == [
+        "warning: ae.csv column AEENDTC: 2 values are not a valid ISO 8601 date (first at "
+        "record 1: 'ONGOING' is not an ISO 8601 date); kept as text, the date is unknown",
+        "warning: mh.csv column MHSTDTC: 3 values are not a valid ISO 8601 date (first at "
+        "record 1: 'UNK' is not an ISO 8601 date); kept as text, the date is unknown",
+    ]
+    ends = read_sql("SELECT end_dtc, end_date FROM adverseevent", make_engine(url))
+    assert ends["end_dtc"].tolist() == ["ONGOING", "ONGOING"]
+    assert ends["end_date"].isna().all()
+
+
+def test_a_big_file_of_unparseable_values_gives_one_warning(tmp_path: Path) -> None:
+    from dashboard.importers.readers import read_dataset
+
+    n = 20_000
+    frame = pd.DataFrame(
+        {
+            "USUBJID": [f"S{i}" for i in range(n)],
+            "LBSEQ": range(1, n + 1),
+            "LBTESTCD": "ALT",
+            "LBSTRESN": ["<5" if i % 2 else str(i) for i in range(n)],
+            "LBDTC": ["2024-01-01" if i % 3 else "2024-02-31" for i in range(n)],
+        }
+    )
+    frame.to_csv(tmp_path / "lb.csv", index=False)
+    dataset = read_dataset("LB", tmp_path / "lb.csv")
+    assert dataset.warnings == [
+        "lb.csv column LBSTRESN: 10,000 values are not a number (first at record 2: '<5'); "
+        "kept as text, the number is unknown",
+        "lb.csv column LBDTC: 6,667 values are not a valid ISO 8601 date (first at record 1: "
+        "'2024-02-31' is not a real date (day is out of range for month)); kept as text, the "
+        "date is unknown",
+    ]
+    # Independent check: the values are kept as given, the readable ones as numbers.
+    raw = pd.read_csv(tmp_path / "lb.csv", dtype=str)
+    assert dataset.frame["LBDTC"].tolist() == raw["LBDTC"].tolist()
+    kept = dataset.frame["LBSTRESN"]
+    assert [v for v in kept if isinstance(v, str)] == [v for v in raw["LBSTRESN"] if v == "<5"]
+    assert sum(v for v in kept if isinstance(v, float)) == sum(range(0, n, 2))
+
+
+def test_pages_show_an_unknown_age_and_dates_as_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import PROJECT_ROOT
+
+    tables = copy_of_base()
+    tables["DM"][0]["AGE"] = "sixty-one"  # an enrolled subject's age unknown
+    tables["DM"][2]["RFXSTDTC"] = "2024-03-99"  # first dose unknown
+    tables["AE"][0]["AESTDTC"] = "UNKNOWN"
+    tables["AE"][1]["AEENDTC"] = "ONGOING"
+    tables["VS"][0]["VSDTC"] = "2024-01-2O"  # a letter O
+    url, _out = _load(tmp_path, tables)
+    monkeypatch.setenv("DATABASE_URL", url)
+    at = AppTest.from_file(str(PROJECT_ROOT / "dashboard" / "app.py"), default_timeout=60)
+    at.query_params["study"] = "TINY"
+    at.run()
+    for page in ("overview", "enrollment", "baseline", "adverse_events"):
+        at.switch_page(f"../pages/{page}.py").run()
+        assert not at.exception, (page, at.exception)
+    # Baseline: one enrolled subject has an age, the other's is missing (not zero, not a crash).
+    at.switch_page("../pages/baseline.py").run()
+    table = next(d.value for d in at.dataframe if "Characteristic" in d.value.columns)
+    age = table[table["Characteristic"].astype(str).str.startswith("Age")]
+    assert not age.empty
+    shown = " ".join(age.astype(str).to_numpy().ravel())
+    assert "55" in shown and "61" not in shown
+    for usubjid in ("TINY-01-001", "TINY-02-003"):
+        at.query_params["subject"] = usubjid
+        at.switch_page("../pages/subject.py").run()
+        assert not at.exception, (usubjid, at.exception)
 
 
 def test_missing_optional_domains_are_named(tmp_path: Path) -> None:

@@ -783,3 +783,26 @@ def test_uploaded_record_imports_in_one_transaction(tmp_path: Path) -> None:
     assert result.study_id == "NCT01234567" and result.created
     with pytest.raises(RegistryRecordError, match=r"NCT01234567\.json"):
         import_ctgov_upload(engine, "NCT01234567.json", b"[]")
+
+
+def test_actual_enrollment_of_zero_through_the_command_line(tmp_path: Path) -> None:
+    # DESIGN.md: registry figures are taken as given; an ACTUAL enrollment of 0 is 0, not null.
+    from typer.testing import CliRunner
+
+    from dashboard.cli import app
+
+    record = _minimal()
+    record["protocolSection"]["designModule"]["enrollmentInfo"] = {"count": 0, "type": "ACTUAL"}
+    path = tmp_path / "NCT99999999.json"
+    path.write_text(json.dumps(record), encoding="utf-8")
+    url = new_database_url(tmp_path, "actual-zero")
+    runner = CliRunner()
+    imported = runner.invoke(app, ["import", "ctgov", str(path), "--db", url])
+    assert imported.exit_code == 0, imported.stderr
+    result = runner.invoke(app, ["summary", "--study", "NCT99999999", "--json", "--db", url])
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["planned_enrollment"] == 0 and summary["planned_enrollment"] is not None
+    assert summary["registry_id"] == "NCT99999999"
+    assert (summary["screened"], summary["enrolled"], summary["sites"]) == (0, 0, 2)  # 2 locations
+    assert summary["data_cut"] is None

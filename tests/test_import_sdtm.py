@@ -208,3 +208,25 @@ def test_screen_failures_page_says_ie_is_missing(
 def test_import_failure_is_reported_not_raised(tmp_path: Path) -> None:
     with pytest.raises(ImportFailure, match="DM is required"):
         import_sdtm(make_engine(new_database_url(tmp_path, "x")), tmp_path)
+
+
+def test_sdtm_msg_baseline_is_its_lobxfl_flag(tmp_path: Path, shared_data: Path) -> None:
+    # SDTMIG 3.3 flags the baseline as VSLOBXFL (SDTM-MSG has no VSBLFL): 59 records.
+    folder = shared_data / "sdtm" / "cdisc_msg_v2"
+    vs, _ = pyreadstat.read_xport(str(folder / "vs.xpt"), encoding="cp1252")
+    assert "VSBLFL" not in vs.columns
+    flagged = vs[vs["VSLOBXFL"] == "Y"]
+    assert len(flagged) == 59
+    url = new_database_url(tmp_path, "msg-baseline")
+    result = runner.invoke(app, ["import", "sdtm", str(folder), "--study-id", "MSG", "--db", url])
+    assert result.exit_code == 0, result.stderr
+    baseline = pd.read_sql_query(
+        "SELECT s.usubjid, f.test_code, f.dtc FROM finding f JOIN subject s ON s.id = f.subject_pk "
+        "WHERE f.is_baseline AND f.domain = 'VS'",
+        make_engine(url),
+    )
+    assert len(baseline) == 59
+    key = ["USUBJID", "VSTESTCD", "VSDTC"]
+    assert sorted(baseline.itertuples(index=False, name=None)) == sorted(
+        flagged[key].itertuples(index=False, name=None)
+    )

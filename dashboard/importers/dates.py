@@ -67,3 +67,15 @@ def duration_in_years(text: str | None) -> float | None:
         raise ValueError(f"{text!r} is not an ISO 8601 duration")
     per_year = {"Y": 1.0, "M": 12.0, "W": 52.1775, "D": 365.25}
     return sum(float(v) / per_year[k] for k, v in match.groupdict().items() if v)
+
+
+def known_date(text: str | None) -> dt.date | None:
+    """``parse_dtc`` for data already read: None for a blank and for text that is not a date.
+
+    The reader kept such text as given and warned about it (DESIGN.md: an unparseable optional
+    value is a warning, kept as text); its date is unknown, so it sorts and counts as missing.
+    """
+    try:
+        return parse_dtc(text)
+    except InvalidDateError:
+        return None

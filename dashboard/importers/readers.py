@@ -3,8 +3,13 @@
 Every reader returns the same shape: a DataFrame with upper-case column names and object values that
 are ``str`` (stripped, never empty), ``float`` or ``None``. Blanks and SAS missing values become None.
 Numeric SDTM variables (``--SEQ``, ``AGE``, ``--STRESN``, ``VISITNUM``, ``--DY`` ...) are made
-floats, and ``--DTC`` values are checked as ISO 8601: a value that breaks either is fatal, named by
-file, record and column.
+floats, and ``--DTC`` values are checked as ISO 8601 (DESIGN.md, "What is fatal"):
+
+- a key that is not a number (``--SEQ``; ``VISITNUM`` in SV and TV; ``TAETORD`` in TA) is fatal,
+  named by file, record and column: a key that cannot be read is as good as missing;
+- any other value that is not a number, and any ``--DTC`` that is not an ISO 8601 date (or names a
+  day or time that does not exist), is kept as text with one warning per file and column (how
+  many, and the first record and value): its number or date is unknown downstream.
 """
 
 import hashlib
@@ -46,10 +51,20 @@ SUFFIX_PREFERENCE = (".xpt", ".json", ".csv")  # where one domain comes in sever
 # Variables that must be numbers, by exact name or by suffix after the two-letter domain prefix.
 _NUMERIC_NAMES = {"AGE", "VISITNUM", "VISITDY", "EXDOSE", "TAETORD"}
 _NUMERIC_SUFFIXES = ("SEQ", "STRESN", "DY", "STDY", "ENDY")
+# Numeric keys (SDTMIG natural keys the importer uses): a text value there is fatal. --SEQ in every
+# domain; the others where they are keys.
+_NUMERIC_KEYS = {"SV": {"VISITNUM"}, "TV": {"VISITNUM"}, "TA": {"TAETORD"}}
 # Columns that identify people: dropped with a warning, never stored (DESIGN.md security model).
+# Matched on the name without underscores or spaces: a person's name or initials (FULLNAME,
+# PATIENT_NAME, SUBJINITIALS, INVNAM ...). SDTM variables that merely end in NAM are kept: QNAM
+# (the SUPP-- qualifier's name), --NAM (the laboratory or vendor, LBNAM), and so are IDVAR,
+# IDVARVAL, TSPARM, --TEST, ARMNRS, DOMAIN and a site's name.
+_PERSON = (
+    r"(?:SUBJ|SUBJECT|PAT|PATIENT|PT|INV|INVEST|INVESTIGATOR|PI|PHYS|PHYSICIAN|PERSON|CONTACT|"
+    r"FULL|FIRST|LAST|SUR|GIVEN|MIDDLE|MAIDEN|FAMILY|BIRTH)"
+)
 _IDENTIFYING = re.compile(
-    r"^(INVNAM|INVNAME|NAME|SUBJNAME|PATNAME|PTNAME|FIRSTNAME|LASTNAME|FNAME|LNAME|"
-    r"INIT|INITIAL|INITIALS|SUBJINIT|PTINIT|PATINIT)$"
+    rf"^(?:(?:{_PERSON}|F|L|M)?NAMES?|{_PERSON}NAM|{_PERSON}?INITIALS?|{_PERSON}?INITS?)$"
 )
 _ROW_NUMBER_COLUMN = re.compile(r"^(UNNAMED: ?\d+|INDEX|ROW|ROWNUM|ROW_NUMBER|OBS)?$")
 
@@ -110,12 +125,19 @@ def sha256_of(path: Path) -> str:
 
 
 def _read_xpt(path: Path) -> pd.DataFrame:
-    # CDISC transport files carry cp1252 bytes (curly quotes in TS); pyreadstat reads 0 as 0.0,
-    # where pandas.read_sas gives 5.4e-79.
+    """A transport file's text is UTF-8 where it is valid UTF-8 (pyreadstat.write_xport and newer
+    tools write it), else cp1252 (what CDISC files carry: curly quotes in TS). Reading cp1252 first
+    would turn UTF-8 letters into two characters each ("é" into "Ã©") without an error. pyreadstat
+    reads 0 as 0.0, where pandas.read_sas gives 5.4e-79."""
     try:
-        frame, _meta = pyreadstat.read_xport(str(path), encoding="cp1252")
+        frame, _meta = pyreadstat.read_xport(str(path), encoding="utf-8")
     except Exception as error:  # pyreadstat raises its own types for truncated or foreign files
-        raise fail(f"cannot be read as SAS transport (.xpt): {error}", file=path.name) from None
+        if "encoding" not in str(error):
+            raise fail(f"cannot be read as SAS transport (.xpt): {error}", file=path.name) from None
+        try:
+            frame, _meta = pyreadstat.read_xport(str(path), encoding="cp1252")
+        except Exception as error:
+            raise fail(f"cannot be read as SAS transport (.xpt): {error}", file=path.name) from None
     return frame
 
 
@@ -208,7 +230,7 @@ def _normalise(dataset: Dataset) -> None:
             dataset.warnings.append(
                 f"{dataset.name}: column {column or '(unnamed)'} of row numbers dropped"
             )
-        elif _IDENTIFYING.fullmatch(column):
+        elif _IDENTIFYING.fullmatch(re.sub(r"[^A-Z0-9]", "", column)):
             frame = frame.drop(columns=column)
             dataset.warnings.append(
                 f"{dataset.name}: column {column} identifies people and was not loaded"
@@ -218,34 +240,79 @@ def _normalise(dataset: Dataset) -> None:
     frame = frame.astype(object).where(frame.notna(), None)
     for column in frame.columns:
         if _is_numeric_variable(column):
-            # An object column, so a missing number stays None instead of becoming NaN.
-            frame[column] = pd.Series(
-                [
-                    _as_number(value, dataset.name, record, column)
-                    for record, value in enumerate(frame[column], start=1)
-                ],
-                index=frame.index,
-                dtype=object,
-            )
+            frame[column] = _numbers(dataset, frame[column], column)
         elif column.endswith("DTC"):
-            for record, value in enumerate(frame[column], start=1):
-                if value is not None:
-                    try:
-                        parse_dtc(str(value))
-                    except InvalidDateError as error:
-                        raise fail(
-                            str(error), file=dataset.name, record=record, column=column
-                        ) from None
+            _check_dates(dataset, frame[column], column)
     dataset.frame = frame.reset_index(drop=True)
 
 
-def _as_number(value: Any, file: str, record: int, column: str) -> float | None:
+def _is_numeric_key(domain: str, column: str) -> bool:
+    return (len(column) > 2 and column[2:] == "SEQ") or column in _NUMERIC_KEYS.get(domain, ())
+
+
+def _numbers(dataset: Dataset, values: pd.Series, column: str) -> pd.Series:
+    """The column as floats (None where blank); text that is not a number is fatal in a key and
+    otherwise kept as text, with one warning for the column."""
+    numbers: list[Any] = []
+    unreadable: list[tuple[int, Any]] = []
+    for record, value in enumerate(values, start=1):
+        number = _as_number(value)
+        if number is _NOT_A_NUMBER:
+            if _is_numeric_key(dataset.domain, column):
+                raise fail(
+                    f"{value!r} is not a number, and {column} is a key of {dataset.domain}",
+                    file=dataset.name,
+                    record=record,
+                    column=column,
+                )
+            unreadable.append((record, value))
+            numbers.append(value)
+        else:
+            numbers.append(number)
+    if unreadable:
+        record, value = unreadable[0]
+        dataset.warnings.append(
+            f"{dataset.name} column {column}: {_values(len(unreadable))} not a number (first at "
+            f"record {record}: {value!r}); kept as text, the number is unknown"
+        )
+    # An object column, so a missing number stays None instead of becoming NaN.
+    return pd.Series(numbers, index=values.index, dtype=object)
+
+
+def _check_dates(dataset: Dataset, values: pd.Series, column: str) -> None:
+    """Warn (once for the column) about --DTC values that are not ISO 8601 dates; they stay text."""
+    problems: dict[str, str] = {}
+    for value in pd.unique(values.dropna()):
+        try:
+            parse_dtc(str(value))
+        except InvalidDateError as error:
+            problems[str(value)] = str(error)
+    if not problems:
+        return
+    records = [n for n, v in enumerate(values, start=1) if v is not None and str(v) in problems]
+    first = values.iloc[records[0] - 1]
+    dataset.warnings.append(
+        f"{dataset.name} column {column}: {_values(len(records))} not a valid ISO 8601 date "
+        f"(first at record {records[0]}: {problems[str(first)]}); kept as text, the date is "
+        "unknown"
+    )
+
+
+def _values(count: int) -> str:
+    return "1 value is" if count == 1 else f"{count:,} values are"
+
+
+_NOT_A_NUMBER = object()  # what _as_number gives for text that is not a number
+
+
+def _as_number(value: Any) -> Any:
+    """A float, None for a blank (or NaN), or ``_NOT_A_NUMBER``."""
     if value is None or isinstance(value, float):
         return value
     try:
         number = float(str(value))
     except ValueError:
-        raise fail(f"{value!r} is not a number", file=file, record=record, column=column) from None
+        return _NOT_A_NUMBER
     if math.isnan(number):
         return None
     return number

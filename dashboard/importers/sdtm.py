@@ -8,6 +8,7 @@ everything else is a warning stored on the DataCut.
 """
 
 import datetime as dt
+import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from dashboard.importers.dates import duration_in_years, parse_dtc
+from dashboard.importers.dates import duration_in_years, known_date, parse_dtc
 from dashboard.importers.errors import fail
 from dashboard.importers.readers import FINDINGS_DOMAINS, Dataset, find_datasets, read_dataset
 from dashboard.metrics.population import DispositionEvent, classify_subject, subject_status
@@ -79,12 +80,14 @@ def _text(value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, float):
-        return f"{value:g}"
+        # A whole number as an integer (a numeric id 1000000 is "1000000", not "1e+06").
+        return str(int(value)) if value.is_integer() else repr(value)
     return str(value)
 
 
 def _int(value: Any) -> int | None:
-    return None if value is None else int(value)
+    """A number as an integer; None for a blank or for text the reader kept (not a number)."""
+    return int(value) if isinstance(value, float) and math.isfinite(value) else None
 
 
 def _records(dataset: Dataset) -> Iterable[tuple[int, dict[str, Any]]]:
@@ -358,6 +361,10 @@ def _eligibility(
     rows: list[dict[str, Any]] = []
     seen: set[tuple[str, str]] = set()
     several_versions: set[str] = set()
+    # Per-record findings, one warning each kind (an IE holding every criterion, met or not, would
+    # otherwise give a line per record).
+    met: list[str] = []
+    twice: list[str] = []
     for number, row in _records(ie):
         usubjid, code = str(row["USUBJID"]), _text(row["IETESTCD"])
         if code is None:
@@ -365,7 +372,7 @@ def _eligibility(
         result = (_text(row.get("IEORRES")) or _text(row.get("IESTRESC")) or "").upper()
         cat = category.get(code, "")
         if result and cat in _NOT_MET and result not in _NOT_MET[cat]:
-            warnings.append(
+            met.append(
                 f"{ie.name}, record {number}: {code} is recorded as met ({result}); "
                 "IE holds criteria not met, so it is not counted"
             )
@@ -376,7 +383,7 @@ def _eligibility(
         if len(versions[code]) > 1:
             several_versions.add(code)
         if (usubjid, code) in seen:
-            warnings.append(f"{ie.name}, record {number}: {usubjid} fails {code} twice: kept once")
+            twice.append(f"{ie.name}, record {number}: {usubjid} fails {code} twice: kept once")
             continue
         seen.add((usubjid, code))
         assessed = _text(row.get("IEDTC"))
@@ -387,10 +394,14 @@ def _eligibility(
                 "protocol_version": version,
                 "result": _text(row.get("IEORRES")),
                 "assessed_dtc": assessed,
-                "assessed_date": parse_dtc(assessed),
+                "assessed_date": known_date(assessed),
                 "natural_key": f"{usubjid}/{code}/{version}",
             }
         )
+    for found, kind in ((met, "recorded as met"), (twice, "repeated")):
+        if found:
+            more = len(found) - 1
+            warnings.append(found[0] + (f" (and {more:,} more {kind})" if more else ""))
     if several_versions:
         warnings.append(
             f"IE criteria {', '.join(sorted(several_versions))} exist in several protocol versions:"
@@ -432,7 +443,7 @@ def _dispositions(ds: Dataset | None, warnings: list[str]) -> list[dict[str, Any
                 "verbatim": _text(row.get("DSTERM")),
                 "epoch": _text(row.get("EPOCH")),
                 "dtc": dtc,
-                "date": parse_dtc(dtc),
+                "date": known_date(dtc),
                 "natural_key": f"{usubjid}/{seq}" if seq is not None else f"{usubjid}/{term}/{dtc}",
             }
         )
@@ -442,7 +453,9 @@ def _dispositions(ds: Dataset | None, warnings: list[str]) -> list[dict[str, Any
 
 def _findings(dataset: Dataset) -> list[dict[str, Any]]:
     d = dataset.domain
-    has_blfl = f"{d}BLFL" in dataset.frame.columns
+    # SDTMIG 3.3 flags the baseline as --LOBXFL (last observation before exposure), older
+    # versions as --BLFL: either one marks it.
+    flags = [f for f in (f"{d}BLFL", f"{d}LOBXFL") if f in dataset.frame.columns]
     rows = []
     for _, row in _records(dataset):
         dtc = _text(row.get(f"{d}DTC"))
@@ -455,13 +468,15 @@ def _findings(dataset: Dataset) -> list[dict[str, Any]]:
                 "test": _text(row.get(f"{d}TEST")) or _text(row[f"{d}TESTCD"]) or "",
                 "location": _text(row.get(f"{d}LOC")),
                 "value_num": value_num if isinstance(value_num, float) else None,
-                "value_text": _text(row.get(f"{d}STRESC")) or _text(row.get(f"{d}ORRES")),
+                "value_text": _text(row.get(f"{d}STRESC"))
+                or _text(row.get(f"{d}ORRES"))
+                or (value_num if isinstance(value_num, str) else None),  # kept as text
                 "unit": _text(row.get(f"{d}STRESU")) or _text(row.get(f"{d}ORRESU")),
                 "visit": _text(row.get("VISIT")),
                 "dtc": dtc,
-                "date": parse_dtc(dtc),
+                "date": known_date(dtc),
                 # Subject characteristics (SC) are baseline by nature; others by their flag.
-                "is_baseline": d == "SC" or (has_blfl and _text(row.get(f"{d}BLFL")) == "Y"),
+                "is_baseline": d == "SC" or any(_text(row.get(f)) == "Y" for f in flags),
             }
         )
     return rows
@@ -470,12 +485,15 @@ def _findings(dataset: Dataset) -> list[dict[str, Any]]:
 def _flag_baseline_without_blfl(
     findings: list[dict[str, Any]], subjects: list[dict[str, Any]], datasets: dict[str, Dataset]
 ) -> None:
-    """Where a findings domain has no --BLFL, the baseline is the last value before first dose."""
+    """Where a findings domain has no baseline flag (--BLFL or --LOBXFL), the baseline is the last
+    value before first dose."""
     first_dose = {s["usubjid"]: s["first_dose_date"] for s in subjects}
     no_flag = {
         d
         for d in FINDINGS_DOMAINS
-        if d in datasets and d != "SC" and f"{d}BLFL" not in datasets[d].frame.columns
+        if d in datasets
+        and d != "SC"
+        and not {f"{d}BLFL", f"{d}LOBXFL"} & set(datasets[d].frame.columns)
     }
     latest: dict[tuple[str, str, str, str | None], dict[str, Any]] = {}
     for row in findings:
@@ -526,13 +544,15 @@ def _adverse_events(ae: Dataset | None, warnings: list[str]) -> list[dict[str, A
                 "serious_disability": _text(row.get("AESDISAB")),
                 "serious_congenital": _text(row.get("AESCONG")),
                 "serious_other": _text(row.get("AESMIE")),
+                "serious_cancer": _text(row.get("AESCAN")),
+                "serious_overdose": _text(row.get("AESOD")),
                 "relationship": _text(row.get("AEREL")),
                 "outcome": _text(row.get("AEOUT")),
                 "action": _text(row.get("AEACN")),
                 "start_dtc": start,
-                "start_date": parse_dtc(start),
+                "start_date": known_date(start),
                 "end_dtc": end,
-                "end_date": parse_dtc(end),
+                "end_date": known_date(end),
                 "start_day": _int(row.get("AESTDY")),
                 "natural_key": f"{usubjid}/{seq}"
                 if seq is not None
@@ -553,13 +573,13 @@ def _exposures(ex: Dataset | None) -> list[dict[str, Any]]:
             {
                 "usubjid": str(row["USUBJID"]),
                 "treatment": _text(row["EXTRT"]) or "",
-                "dose": row.get("EXDOSE"),
+                "dose": row["EXDOSE"] if isinstance(row.get("EXDOSE"), float) else None,
                 "unit": _text(row.get("EXDOSU")),
                 "route": _text(row.get("EXROUTE")),
                 "start_dtc": start,
-                "start_date": parse_dtc(start),
+                "start_date": known_date(start),
                 "end_dtc": end,
-                "end_date": parse_dtc(end),
+                "end_date": known_date(end),
             }
         )
     return rows
@@ -591,7 +611,7 @@ def _visits(sv: Dataset | None, tv: Dataset | None, warnings: list[str]) -> list
                 if visit_num is not None
                 else None,
                 "dtc": dtc,
-                "date": parse_dtc(dtc),
+                "date": known_date(dtc),
             }
         )
     repeated = [key for key, n in seen.items() if n > 1]
@@ -666,12 +686,12 @@ def _subjects(
         consent = _text(row.get("RFICDTC"))
         # Screening date (DESIGN.md): RFICDTC, else the earliest SV date, else the earliest DS
         # date, else DMDTC.
-        screening_dtc, screening_date = consent, parse_dtc(consent)
+        screening_dtc, screening_date = consent, known_date(consent)
         if screening_date is None:
             for candidates in (
                 [(v["date"], v["dtc"]) for v in sv_by_subject.get(usubjid, [])],
                 [(d["date"], d["dtc"]) for d in ds_records],
-                [(parse_dtc(_text(row.get("DMDTC"))), _text(row.get("DMDTC")))],
+                [(known_date(_text(row.get("DMDTC"))), _text(row.get("DMDTC")))],
             ):
                 screening_dtc, screening_date = _earliest(candidates)
                 if screening_date is not None:
@@ -695,7 +715,7 @@ def _subjects(
             population,
             [DispositionEvent(d["category"], d["term"], d["epoch"], d["date"]) for d in ds_records],
         )
-        birth = parse_dtc(_text(row.get("BRTHDTC")))
+        birth = known_date(_text(row.get("BRTHDTC")))
         age = row.get("AGE")
         subjects.append(
             {
@@ -706,9 +726,9 @@ def _subjects(
                 "screening_date": screening_date,
                 "consent_dtc": consent,
                 "enrollment_dtc": enrollment_dtc,
-                "enrollment_date": parse_dtc(enrollment_dtc),
+                "enrollment_date": known_date(enrollment_dtc),
                 "first_dose_dtc": first_dose_dtc,
-                "first_dose_date": parse_dtc(first_dose_dtc),
+                "first_dose_date": known_date(first_dose_dtc),
                 "arm_code": _text(row.get("ARMCD")),
                 "arm": _text(row.get("ARM")),
                 "actual_arm_code": _text(row.get("ACTARMCD")),
@@ -762,7 +782,7 @@ def _latest_date(datasets: dict[str, Dataset]) -> dt.date | None:
         for column in dataset.frame.columns:
             if column.endswith("DTC"):
                 for value in pd.unique(dataset.frame[column].dropna()):
-                    day = parse_dtc(str(value))
+                    day = known_date(str(value))
                     if day and (latest is None or day > latest):
                         latest = day
     return latest

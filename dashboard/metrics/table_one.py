@@ -30,7 +30,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats  # type: ignore[import-untyped]
 
 SMALL_EXPECTED = 5  # the usual threshold for chi-squared's expected counts
 # The key of the rows that count a column's subjects (with or without a value) in a counts frame.
@@ -162,6 +161,9 @@ def pairwise(columns: Sequence[str]) -> list[tuple[str, str]]:
 def _kruskal(groups: Sequence[pd.Series]) -> float:
     """Kruskal-Wallis p-value from histograms: each distinct value gets the average of the ranks
     its subjects span in the pooled sample; H is corrected for ties (scipy.stats.kruskal)."""
+    # scipy only where a p-value is asked for: it costs a second of start-up (imports).
+    from scipy import stats  # type: ignore[import-untyped]
+
     pooled = pd.concat([g[g > 0] for g in groups]).groupby(level=0).sum().sort_index()
     weights = pooled.to_numpy(dtype=float)
     ends = np.cumsum(weights)
@@ -181,6 +183,8 @@ def _kruskal(groups: Sequence[pd.Series]) -> float:
 
 def _anova(groups: Sequence[tuple[int, float, float]]) -> float:
     """One-way ANOVA p-value from each group's (n, mean, variance)."""
+    from scipy import stats
+
     total = sum(n for n, _, _ in groups)
     grand = sum(n * mean for n, mean, _ in groups) / total
     between = sum(n * (mean - grand) ** 2 for n, mean, _ in groups) / (len(groups) - 1)
@@ -192,6 +196,8 @@ def _anova(groups: Sequence[tuple[int, float, float]]) -> float:
 
 def p_value_continuous(groups: Sequence[pd.Series], *, nonnormal: bool) -> tuple[float | None, str]:
     """(p-value, test name) across the columns' histograms."""
+    from scipy import stats
+
     present = [g for g in groups if g.sum() > 0]
     if len(present) < 2:
         return None, ""
@@ -215,6 +221,8 @@ def p_value_categorical(
 ) -> tuple[float | None, str]:
     """(p-value, test name): chi-squared, or Fisher's exact for a 2 x 2 table with a small
     expected count."""
+    from scipy import stats
+
     known = [{str(level): int(n) for level, n in g.items()} for g in groups]
     table = np.array([[k.get(level, 0) for level in levels] for k in known])
     table = table[:, table.sum(axis=0) > 0]
