@@ -318,12 +318,16 @@ else:
         "list the events."
     )
     slots["soc"] = st.container()
-    for position, soc in enumerate(terms.loc[terms["level"] == "SOC", "soc"]):
-        rows = terms[terms["soc"] == soc].reset_index(drop=True)
+    # Formatted once for every class (a class at a time costs as much again per class).
+    shown_terms = display_incidence(terms, population.by_arm)
+    for position, (name, group) in enumerate(terms.groupby("soc", sort=False)):
+        soc = str(name)
+        shown_rows = shown_terms.loc[group.index].reset_index(drop=True)
+        rows = group.reset_index(drop=True)
         with st.expander(soc_label(rows, population.by_arm), expanded=position == 0):
             digest = hashlib.sha1(soc.encode()).hexdigest()[:10]
             event = st.dataframe(
-                display_incidence(rows, population.by_arm),
+                shown_rows,
                 hide_index=True,
                 width="stretch",
                 on_select="rerun",
@@ -380,6 +384,8 @@ if mode == "one subject":
         "Subject",
         with_events["usubjid"].tolist(),
         key=f"ae_timeline_subject_{ctx.study_id}",
+        index=None,
+        placeholder="Choose a subject",
         help="Subjects with an AE in scope, those with a serious one first, then by code.",
     )
     if len(with_events) >= ae_loaders.TIMELINE_CHOICES:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa  # type: ignore[import-untyped]
 import pyreadstat
 import pytest
 from sqlalchemy.engine import Engine
@@ -787,3 +788,29 @@ def test_page_msg_says_terms_are_verbatim(msg_db_url: str, monkeypatch: pytest.M
     assert any("grouped by the verbatim term (AETERM)" in w.value for w in at.warning)
     shown = {m.label: m.value for m in at.metric}
     assert (shown["AE events"], shown["SAE events"]) == ("74", "4")
+
+
+def test_page_timeline_waits_for_a_chosen_subject(
+    demo_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No timeline until a subject is chosen (the choices: serious first, then by code); then the
+    chosen subject's AEs, a bar each."""
+    at = _open(demo_db_url, MULTI, monkeypatch)
+    charts = list(at.get("arrow_vega_lite_chart")) + list(at.get("vega_lite_chart"))
+    ae = pd.read_sql(
+        "SELECT s.usubjid, a.serious, a.term FROM adverseevent a JOIN subject s "
+        f"ON s.id = a.subject_pk WHERE s.study_id = '{MULTI}'",
+        make_engine(demo_db_url),
+    )
+    serious = sorted(set(ae.loc[ae["serious"].str.upper() == "Y", "usubjid"]))
+    others = sorted(set(ae["usubjid"]) - set(serious))
+    picker = at.selectbox(key=f"ae_timeline_subject_{MULTI}")
+    assert picker.value is None and list(picker.options) == serious + others
+    picker.set_value(serious[0]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    after = list(at.get("arrow_vega_lite_chart")) + list(at.get("vega_lite_chart"))
+    assert len(after) == len(charts) + 1
+    frames = [pa.ipc.open_stream(d.data.data).read_pandas() for d in after[-1].proto.datasets]
+    (drawn,) = [f for f in frames if "term" in f.columns and "usubjid" in f.columns]
+    assert set(drawn["usubjid"]) == {serious[0]}
+    assert len(drawn) == int((ae["usubjid"] == serious[0]).sum())

@@ -68,8 +68,8 @@ def test_page_draws_and_a_cell_lists_its_events(
         "Timelines",
     ):
         assert heading in main.inner_text()
-    # Severity bars, the SOC dots and a subject's timeline.
-    assert page.locator('[data-testid="stVegaLiteChart"]').count() == 3
+    # Severity bars and the SOC dots; no timeline until a subject or a figure is chosen.
+    assert page.locator('[data-testid="stVegaLiteChart"]').count() == 2
 
     _click_summary_cell(page, row=0)  # "Any AE"
     page.get_by_text("Events behind: Any AE").wait_for(timeout=30_000)
@@ -77,6 +77,8 @@ def test_page_draws_and_a_cell_lists_its_events(
     events, subjects = _expected_any_ae(study, demo_db_url)
     page.get_by_text(f"{events} event(s) in {subjects} subject(s).").wait_for(timeout=30_000)
     assert page.get_by_text("Download Excel").count() == 2  # the SAE listing's and the drilldown's
+    # The timeline of the subjects behind the figure is drawn.
+    assert page.locator('[data-testid="stVegaLiteChart"]').count() == 3
     page.screenshot(path=str(ARTIFACTS / f"adverse-events-{study}-drilldown.png"), full_page=True)
     assert page.locator('[data-testid="stException"]').count() == 0
     page.close()

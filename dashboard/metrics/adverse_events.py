@@ -175,9 +175,10 @@ def _per_arm(frame: pd.DataFrame, keys: list[str], value: str, columns: list[Arm
     """{(key..., arm or None): value}: the per-arm figures, plus totals summed over the arms (a
     subject belongs to one arm, so distinct subjects add up; an unknown figure stays unknown)."""
     out: Figures = {}
-    for row in frame.to_dict("records"):
-        key = (*(row[k] for k in keys), row["arm"])
-        out[key] = None if pd.isna(row[value]) else int(row[value])
+    # Column lists zipped, not records: a PT table has thousands of rows at scale.
+    columns_of_key = [frame[k].tolist() for k in [*keys, "arm"]]
+    for *parts, number in zip(*columns_of_key, frame[value].tolist(), strict=True):
+        out[tuple(parts)] = None if pd.isna(number) else int(number)
     if any(c.arm is None for c in columns):
         totals: Figures = {}
         for key, number in out.items():
@@ -518,11 +519,12 @@ def derive_listing(events: pd.DataFrame, *, compare_cut_id: int | None) -> pd.Da
             strict=True,
         )
     ]
+    flags = [column for column in SERIOUSNESS_FLAGS if column in frame]
     frame["criteria"] = [
         seriousness_criteria(
             {label: row.get(column) for column, label in SERIOUSNESS_FLAGS.items()}
         )
-        for row in frame.to_dict("records")
+        for row in frame[flags].to_dict("records")  # the flag columns only: far fewer to copy
     ]
     frame["new"] = (
         frame["first_cut_id"].fillna(0).astype(int) > compare_cut_id

@@ -190,11 +190,13 @@ class _Population:
 
 def _population(session: Session, *, study_id: str) -> _Population:
     # Decided on the whole study, so a site filter never switches the denominator's definition.
-    any_treated = session.execute(
-        select(func.count())
-        .select_from(Subject)
-        .where(col(Subject.study_id) == study_id, _treated())
-    ).scalar_one()
+    # Whether anyone is treated: the first treated subject answers it (no count needed).
+    any_treated = (
+        session.execute(
+            select(col(Subject.id)).where(col(Subject.study_id) == study_id, _treated()).limit(1)
+        ).first()
+        is not None
+    )
     if any_treated:
         # ACTARM where given (SDTMIG 3.1.2 on), else the planned arm.
         arm = func.coalesce(
@@ -322,15 +324,18 @@ def safety_population(session: Session, *, study_id: str, scope: SiteScope) -> S
         .group_by(population.arm)
         .order_by(population.arm)
     )
-    dated = session.execute(
-        select(func.count())
-        .select_from(Subject)
-        .where(col(Subject.study_id) == study_id, col(Subject.first_dose_date).is_not(None))
-    ).scalar_one()
+    dated = (
+        session.execute(
+            select(col(Subject.id))
+            .where(col(Subject.study_id) == study_id, col(Subject.first_dose_date).is_not(None))
+            .limit(1)
+        ).first()
+        is not None
+    )
     return SafetyPopulation(
         basis=population.basis,
         by_arm=pd.DataFrame(rows(session.execute(stmt)), columns=["arm", "subjects"]),
-        first_dose_dates=bool(dated),
+        first_dose_dates=dated,
     )
 
 
