@@ -45,6 +45,7 @@ from dashboard.ui.ae_drilldown import (
     pick_events,
     resolve_pick,
     show_events,
+    soc_expander_key,
     table_cell,
 )
 from dashboard.ui.downloads import download_buttons
@@ -68,7 +69,7 @@ if population.first_dose_dates:
         help="Onset on or after the subject's first dose. An unknown or partial onset date that "
         "cannot be placed before the first dose counts as treatment-emergent.",
     )
-counts = loaders.load_population(*key)
+anyone = loaders.load_any_subjects(*key)
 ae = ae_loaders.load_headline(*key, treatment_emergent)
 compare = ctx.compare_cut_id  # "new since" this earlier cut (None: one cut only)
 # New AEs are counted over every AE: beside the treatment-emergent figures they would not match.
@@ -100,7 +101,7 @@ serious_events.metric(
     delta_arrow="off",
 )
 
-if counts.screened == 0:
+if not anyone:
     no_subjects_message(ctx)
     st.stop()
 if domain_missing(ctx, "AE", "adverse events are unknown, not zero"):
@@ -322,22 +323,30 @@ else:
     shown_terms = display_incidence(terms, population.by_arm)
     for position, (name, group) in enumerate(terms.groupby("soc", sort=False)):
         soc = str(name)
-        shown_rows = shown_terms.loc[group.index].reset_index(drop=True)
         rows = group.reset_index(drop=True)
-        with st.expander(soc_label(rows, population.by_arm), expanded=position == 0):
-            digest = hashlib.sha1(soc.encode()).hexdigest()[:10]
-            event = st.dataframe(
-                shown_rows,
-                hide_index=True,
-                width="stretch",
-                on_select="rerun",
-                selection_mode="single-cell",
-                key=f"ae_terms_{digest}_{treatment_emergent}_{threshold}",
-            )
-            term_controls[f"terms:{soc}"] = incidence_cell_pick(
-                table_cell(event), rows, population.by_arm
-            )
-            slots[f"terms:{soc}"] = st.container()
+        digest = hashlib.sha1(soc.encode()).hexdigest()[:10]
+        # A class's table is drawn only while it is open (opening it reruns the page from the
+        # cache): a large study has two dozen classes and hundreds of terms.
+        soc_box = st.expander(
+            soc_label(rows, population.by_arm),
+            expanded=position == 0,
+            key=soc_expander_key(soc),
+            on_change="rerun",
+        )
+        with soc_box:
+            if soc_box.open:
+                event = st.dataframe(
+                    shown_terms.loc[group.index].reset_index(drop=True),
+                    hide_index=True,
+                    width="stretch",
+                    on_select="rerun",
+                    selection_mode="single-cell",
+                    key=f"ae_terms_{digest}_{treatment_emergent}_{threshold}",
+                )
+                term_controls[f"terms:{soc}"] = incidence_cell_pick(
+                    table_cell(event), rows, population.by_arm
+                )
+                slots[f"terms:{soc}"] = st.container()
 
 # -- the drilldown: whichever control changed last ----------------------------------------------
 controls: dict[str, EventPick | None] = {

@@ -70,6 +70,7 @@ from dashboard.queries.adverse_events import (
     subjects_by_worst_level,
     subjects_with_adverse_events,
 )
+from dashboard.ui.ae_drilldown import soc_expander_key
 from tests.conftest import PROJECT_ROOT, SHARED_DATA
 from tests.databases import new_database_url
 
@@ -712,7 +713,13 @@ def test_page_seed_summary_and_terms(demo_db_url: str, monkeypatch: pytest.Monke
     cells = dict(zip(summary["Category"], summary["Exosome (N=20)"], strict=True))
     assert cells["Any AE"] == "14 (70.0%) [17]"
     assert cells["Serious AE"] == "1 (5.0%) [1]"
-    # Every SOC's table: its own row, then its PTs, figures from the seed's tuples.
+    # Only the first (most frequent) class is open: its table alone is drawn.
+    tables = [d.value for d in at.dataframe if d.value.columns[0] == "Term"]
+    assert len(tables) == 1
+    # Every SOC's table once opened: its own row, then its PTs, figures from the seed's tuples.
+    for soc in seed["soc"].unique():
+        at.session_state[soc_expander_key(str(soc))] = True
+    at.run()
     tables = [d.value for d in at.dataframe if d.value.columns[0] == "Term"]
     assert len(tables) == seed["soc"].nunique()
     got: dict[str, str] = {}

@@ -7,6 +7,7 @@ through the importer or the query layer; the page's own pick functions and
 ``ae_drilldown.listing_filters`` turn a clicked cell into the listing query, as the page does.
 """
 
+import hashlib
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,7 +43,7 @@ from dashboard.queries.adverse_events import (
     subjects_by_worst_level,
 )
 from dashboard.summaries import rebuild_summaries
-from dashboard.ui.ae_drilldown import listing_filters
+from dashboard.ui.ae_drilldown import listing_filters, soc_expander_key
 from tests.conftest import PROJECT_ROOT, SHARED_DATA, build_demo_database
 from tests.databases import new_database_url
 
@@ -580,3 +581,31 @@ def test_page_msg_sae_criteria_and_study_days(
     assert any(
         "Study day: counted from the subject's first dose" in str(c.value) for c in at.caption
     )
+
+
+def test_page_a_closed_class_opens_and_its_term_cell_drills_down(
+    pilot_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the first class's table is drawn; the second, once opened, lists its terms and a
+    click on a term's total cell lists that term's events (pandas on the pilot's files)."""
+    events = reference(PILOT_DIR)
+    at = _open(pilot_db_url, "CDISCPILOT01", monkeypatch)
+    assert sum(d.value.columns[0] == "Term" for d in at.dataframe) == 1
+    by_class = events.groupby("soc").agg(subjects=("USUBJID", "nunique"), n=("seq", "size"))
+    second = by_class.sort_values(["subjects", "n"], ascending=False, kind="stable").index[1]
+    at.session_state[soc_expander_key(str(second))] = True
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    tables = [d.value for d in at.dataframe if d.value.columns[0] == "Term"]
+    assert len(tables) == 2
+    terms = tables[1]
+    in_class = events[events["soc"] == second]
+    assert set(terms["Term"][1:]) == set(in_class["pt"])  # row 0: the class's own row
+    total = str(terms.columns[-1])
+    pt = str(terms["Term"].iloc[1])
+    digest = hashlib.sha1(str(second).encode()).hexdigest()[:10]
+    _select(at, f"ae_terms_{digest}_False_0.0", 1, total)
+    title, listing = _drilldown(at)
+    assert pt in title
+    expected = in_class[in_class["pt"] == pt]
+    assert _keys(listing, "USUBJID", "AESEQ") == _keys(expected, "USUBJID", "seq")

@@ -11,7 +11,12 @@ from sqlmodel import Session
 from dashboard.demo import SEED_ADVERSE_EVENTS, SEED_ENROLLED, SEED_FAILURES
 from dashboard.queries.adverse_events import adverse_event_counts, incidence_by_soc
 from dashboard.queries.baseline import baseline_values, demographic_counts
-from dashboard.queries.enrollment import daily_accrual, enrolled_by_arm, population_counts
+from dashboard.queries.enrollment import (
+    any_subjects,
+    daily_accrual,
+    enrolled_by_arm,
+    population_counts,
+)
 from dashboard.queries.overview import changes_since
 from dashboard.queries.screen_failures import failed_subject_counts, failures_by_criterion
 from dashboard.queries.studies import data_cuts, site_count, sites, study_info
@@ -111,6 +116,9 @@ def test_seed_study_and_site(session: Session) -> None:
 def test_unknown_study_is_empty(session: Session) -> None:
     assert study_info(session, study_id="NOPE") is None
     assert population_counts(session, study_id="NOPE", scope=None).screened == 0
+    assert not any_subjects(session, study_id="NOPE", scope=None)
+    assert any_subjects(session, study_id="NCT06466850", scope=None)
+    assert not any_subjects(session, study_id="NCT06466850", scope=("no such site",))
     assert population_counts(session, study_id="NOPE", scope=None).screen_failure_rate is None
     assert failures_by_criterion(session, study_id="NOPE", scope=None).empty
     assert daily_accrual(session, study_id="NOPE", scope=None).empty

@@ -56,6 +56,12 @@ def population_counts(
     )
 
 
+def any_subjects(session: Session, *, study_id: str, scope: SiteScope) -> bool:
+    """Whether the study has a subject in scope (the first one found answers it)."""
+    stmt = select(col(Subject.id)).where(subject_in_scope(study_id=study_id, scope=scope))
+    return session.execute(stmt.limit(1)).first() is not None
+
+
 def enrolled_by_arm(
     session: Session, *, study_id: str, scope: SiteScope, period: Period = None
 ) -> pd.DataFrame:

@@ -2,6 +2,7 @@
 the listing of the events behind it, drawn in the slot beside the control that was clicked, with
 CSV and Excel downloads."""
 
+import hashlib
 from typing import Any
 
 import pandas as pd
@@ -19,6 +20,13 @@ from dashboard.ui.downloads import download_buttons
 from dashboard.ui.links import subject_links
 from dashboard.ui.selection import chart_points
 from dashboard.ui.shell import PageContext
+
+
+def soc_expander_key(soc: str) -> str:
+    """The widget key of a system organ class's expander on the Adverse events page: its state
+    (open or not) in session state, the same whatever the filters (tests open a class by it)."""
+    return f"ae_soc_{hashlib.sha1(soc.encode()).hexdigest()[:10]}"
+
 
 PICK_KEY = "ae_pick"  # the current EventPick (tests may set it, as a click leaves it)
 _CONTROLS_KEY = "_ae_pick_controls"  # what each control selected at the last run

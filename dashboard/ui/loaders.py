@@ -89,6 +89,12 @@ def load_population(
         return enrollment.population_counts(session, study_id=study_id, scope=scope, period=period)
 
 
+@st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
+def load_any_subjects(db_url: str, study_id: str, cut_id: int | None, scope: SiteScope) -> bool:
+    with session_for(db_url) as session:
+        return enrollment.any_subjects(session, study_id=study_id, scope=scope)
+
+
 # The one loader that counts every site whatever the user's scope: study-wide totals a site user
 # may see only as aggregates (counts, never rows), marked so on the page.
 @st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
