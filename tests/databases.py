@@ -107,3 +107,32 @@ def _as_stored_text(value: object) -> object:
     if isinstance(value, list | dict):
         return json.dumps(value)
     return value
+
+
+# Every table that holds a study's data: what a failed load must leave as it was.
+STUDY_TABLES = (
+    "study",
+    "site",
+    "arm",
+    "criterion",
+    "subject",
+    "eligibilityfinding",
+    "disposition",
+    "finding",
+    "adverseevent",
+    "exposure",
+    "visit",
+    "datacut",
+    "cutchange",
+)
+
+
+def study_tables(engine: Engine) -> dict[str, pd.DataFrame]:
+    """Every study table's rows, in a stable order (by id; study has none), to compare a database
+    before and after an attempt."""
+    return {
+        t: read_sql(
+            f"SELECT * FROM {t} ORDER BY id" if t != "study" else "SELECT * FROM study", engine
+        )
+        for t in STUDY_TABLES
+    }

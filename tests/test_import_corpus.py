@@ -10,45 +10,20 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
 from dashboard.cli import app
 from dashboard.db import make_engine
-from tests.databases import new_database_url, read_sql
+from tests.databases import STUDY_TABLES, new_database_url, read_sql, study_tables
 from tests.sdtm_builders import copy_of_base, write_package
 
 runner = CliRunner()
 Tables = dict[str, list[dict[str, object]]]
-TABLES = (
-    "study",
-    "site",
-    "arm",
-    "criterion",
-    "subject",
-    "eligibilityfinding",
-    "disposition",
-    "finding",
-    "adverseevent",
-    "exposure",
-    "visit",
-    "datacut",
-    "cutchange",
-)
 
 
 def _import(folder: Path, db_url: str, *extra: str) -> tuple[int, str, str]:
     result = runner.invoke(app, ["import", "sdtm", str(folder), "--db", db_url, *extra])
     return result.exit_code, result.stdout, result.stderr
-
-
-def _snapshot(engine: Engine) -> dict[str, pd.DataFrame]:
-    return {
-        t: read_sql(
-            f"SELECT * FROM {t} ORDER BY id" if t != "study" else "SELECT * FROM study", engine
-        )
-        for t in TABLES
-    }
 
 
 @pytest.fixture
@@ -278,7 +253,7 @@ BROKEN: dict[str, tuple[Callable[[Path], Path], list[str]]] = {
 def test_broken_input_changes_nothing(case: str, tmp_path: Path, loaded_db: str) -> None:
     build, expected = BROKEN[case]
     engine = make_engine(loaded_db)
-    before = _snapshot(engine)
+    before = study_tables(engine)
     code, out, err = _import(build(tmp_path / "broken"), loaded_db)
     assert code == 2, (out, err)
     assert err.startswith("error: ")
@@ -286,8 +261,8 @@ def test_broken_input_changes_nothing(case: str, tmp_path: Path, loaded_db: str)
         assert fragment in err, (fragment, err)
     assert "nothing was written" in err
     assert "Traceback" not in err + out
-    after = _snapshot(engine)
-    for table in TABLES:
+    after = study_tables(engine)
+    for table in STUDY_TABLES:
         pd.testing.assert_frame_equal(before[table], after[table], obj=table)
 
 

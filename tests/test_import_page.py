@@ -10,29 +10,12 @@ from streamlit.testing.v1 import AppTest
 from dashboard.db import make_engine
 from dashboard.importers.run import import_sdtm
 from tests.conftest import PROJECT_ROOT
-from tests.databases import new_database_url, read_sql
+from tests.databases import STUDY_TABLES, new_database_url, read_sql, study_tables
 from tests.sdtm_builders import copy_of_base, write_package
 
-STUDY_TABLES = (
-    "study",
-    "site",
-    "arm",
-    "criterion",
-    "subject",
-    "eligibilityfinding",
-    "disposition",
-    "finding",
-    "adverseevent",
-    "exposure",
-    "visit",
-    "datacut",
-    "cutchange",
-)
 
-
-def _snapshot(url: str) -> dict[str, pd.DataFrame]:
-    engine = make_engine(url)
-    return {t: read_sql(f"SELECT * FROM {t}", engine) for t in STUDY_TABLES}
+def _tables_of(url: str) -> dict[str, pd.DataFrame]:
+    return study_tables(make_engine(url))
 
 
 def _upload(url: str, folder: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
@@ -83,11 +66,11 @@ def test_a_broken_upload_shows_the_message_and_changes_nothing(
     else:
         tables["AE"][0]["AESEQ"] = "one"
     folder = write_package(tmp_path / "broken", tables)
-    before = _snapshot(loaded)
+    before = _tables_of(loaded)
     at = _upload(loaded, folder, monkeypatch)
     assert [e.value for e in at.error] == [message]
     assert not at.success
-    after = _snapshot(loaded)
+    after = _tables_of(loaded)
     for table in STUDY_TABLES:
         pd.testing.assert_frame_equal(before[table], after[table], obj=table)
     # The page still lists the one data cut there is.
