@@ -99,3 +99,19 @@ def pilot_db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     import_sdtm(engine, folder)
     engine.dispose()
     return url
+
+
+@pytest.fixture(scope="session")
+def msg_db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The SDTM-MSG sample imported once per test run under its own study id, MSG (its STUDYID is
+    the pilot's); read-only for tests; skipped without the data."""
+    from dashboard.importers.run import import_sdtm
+
+    folder = SHARED_DATA / "sdtm" / "cdisc_msg_v2"
+    if not folder.is_dir():
+        pytest.skip(f"reference data folder {folder} is absent")
+    url = new_database_url(tmp_path_factory.mktemp("msg-shared"), "msg")
+    engine = make_engine(url)
+    import_sdtm(engine, folder, study_id="MSG")
+    engine.dispose()
+    return url

@@ -108,18 +108,6 @@ def pilot(pilot_db_url: str) -> Iterator[Session]:
     engine.dispose()
 
 
-@pytest.fixture(scope="module")
-def msg_db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The SDTM-MSG sample under its own study id (its STUDYID is the pilot's)."""
-    if not MSG_DIR.is_dir():
-        pytest.skip(f"reference data folder {MSG_DIR} is absent")
-    url = new_database_url(tmp_path_factory.mktemp("msg"), "msg")
-    engine = make_engine(url)
-    import_sdtm(engine, MSG_DIR, study_id="MSG")
-    engine.dispose()
-    return url
-
-
 # -- the rules --------------------------------------------------------------------------------
 
 

@@ -48,7 +48,7 @@ from dashboard.queries.screen_failures import (
 )
 from dashboard.ui.selection import chart_pick, resolve, row_pick
 from tests.conftest import PROJECT_ROOT, SHARED_DATA
-from tests.databases import copy_database, new_database_url
+from tests.databases import copy_database
 
 APP = str(PROJECT_ROOT / "dashboard" / "app.py")
 
@@ -751,20 +751,6 @@ def test_page_criteria_table_and_bar_order(
 # -- an amended protocol (SDTM-MSG) -------------------------------------------------------------
 
 MSG_DIR = SHARED_DATA / "sdtm" / "cdisc_msg_v2"
-
-
-@pytest.fixture(scope="module")
-def msg_db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The SDTM-MSG sample (two protocol versions, TIVERS) under its own study id."""
-    from dashboard.importers.run import import_sdtm
-
-    if not MSG_DIR.is_dir():
-        pytest.skip(f"reference data folder {MSG_DIR} is absent")
-    url = new_database_url(tmp_path_factory.mktemp("msg"), "msg")
-    engine = make_engine(url)
-    import_sdtm(engine, MSG_DIR, study_id="MSG")
-    engine.dispose()
-    return url
 
 
 def test_amended_protocol_drilldown_names_the_version(
