@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyreadstat
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from streamlit.testing.v1 import AppTest
@@ -125,24 +126,24 @@ def _classify(subjects: pd.DataFrame, ds: pd.DataFrame) -> pd.DataFrame:
 
 def _demo_raw(engine: Engine, study_id: str) -> Raw:
     def sql(query: str) -> pd.DataFrame:
-        return pd.read_sql(query, engine, params=(study_id,))
+        return pd.read_sql(text(query), engine, params={"study_id": study_id})
 
     subject = sql(
         "SELECT s.id, s.usubjid, s.arm_code, s.arm, s.arm_not_assigned_reason AS armnrs, "
         "s.screening_date, s.enrollment_date, s.first_dose_date, s.first_cut_id, "
-        "site.site_id FROM subject s LEFT JOIN site ON site.id = s.site_pk WHERE s.study_id = ?"
+        "site.site_id FROM subject s LEFT JOIN site ON site.id = s.site_pk WHERE s.study_id = :study_id"
     )
     for column in ("screening_date", "enrollment_date"):
         subject[column] = pd.to_datetime(subject[column])
     ds = sql(
         "SELECT s.usubjid, d.category, d.term, d.epoch, d.date FROM disposition d "
-        "JOIN subject s ON s.id = d.subject_pk WHERE s.study_id = ?"
+        "JOIN subject s ON s.id = d.subject_pk WHERE s.study_id = :study_id"
     )
     ds["date"] = pd.to_datetime(ds["date"])
     exposed = set(
         sql(
             "SELECT DISTINCT s.usubjid FROM exposure e JOIN subject s ON s.id = e.subject_pk "
-            "WHERE s.study_id = ?"
+            "WHERE s.study_id = :study_id"
         )["usubjid"]
     )
     subjects = _classify(subject, ds)
@@ -150,7 +151,7 @@ def _demo_raw(engine: Engine, study_id: str) -> Raw:
     findings = sql(
         "SELECT s.usubjid, c.code, c.protocol_version, c.text FROM eligibilityfinding f "
         "JOIN subject s ON s.id = f.subject_pk JOIN criterion c ON c.id = f.criterion_pk "
-        "WHERE s.study_id = ?"
+        "WHERE s.study_id = :study_id"
     )
     findings["label"] = [
         f"{c}{f' ({v})' if v else ''} {t}"
@@ -158,11 +159,11 @@ def _demo_raw(engine: Engine, study_id: str) -> Raw:
             findings["code"], findings["protocol_version"], findings["text"], strict=True
         )
     ]
-    study = sql("SELECT * FROM study WHERE study_id = ?").iloc[0]
-    cuts = sql("SELECT id, cutoff_date FROM datacut WHERE study_id = ? ORDER BY id")
+    study = sql("SELECT * FROM study WHERE study_id = :study_id").iloc[0]
+    cuts = sql("SELECT id, cutoff_date FROM datacut WHERE study_id = :study_id ORDER BY id")
     sites = sql(
         "SELECT site_id, name, country, activated_on, planned_enrollment FROM site "
-        "WHERE study_id = ?"
+        "WHERE study_id = :study_id"
     )
     return Raw(
         subjects=subjects,
