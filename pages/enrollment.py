@@ -11,6 +11,7 @@ from dashboard.metrics.enrollment import (
     recent_and_overall_rate,
     site_table,
     study_forecast,
+    target_in_scope,
 )
 from dashboard.metrics.visits import (
     schedule_text,
@@ -82,7 +83,13 @@ changes = (
 enrolled, failure_rate, rate, projected = st.columns(4)
 enrolled.metric(
     "Enrolled / target",
-    count_of(counts.enrolled, target),
+    # A site filter compares with those sites' own targets (none where a site has none).
+    count_of(
+        counts.enrolled,
+        target_in_scope(
+            target, loaders.load_sites(ctx.db_url, ctx.study_id, ctx.cut_id), ctx.scope
+        ),
+    ),
     delta=f"+{changes.new_enrolled} since cut {changes.since_cut_id}" if changes else None,
     delta_color="off",
     delta_arrow="off",

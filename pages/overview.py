@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from dashboard.metrics.enrollment import target_in_scope
 from dashboard.report.pack import changes_sentence
 from dashboard.ui import loaders
 from dashboard.ui.format import count_of, percent
@@ -57,11 +58,17 @@ if ctx.restricted:  # the study's target is not a site's: compared below, study-
         delta_arrow="off",
     )
 else:
+    # A site filter compares with those sites' own targets (none where a site has none).
+    in_view = target_in_scope(
+        study.planned_enrollment,
+        loaders.load_sites(ctx.db_url, ctx.study_id, ctx.cut_id),
+        ctx.scope,
+    )
     enrolled.metric(
         "Enrolled / target",
-        count_of(counts.enrolled, study.planned_enrollment),
-        delta=f"{new_enrolled}{percent(counts.enrolled, study.planned_enrollment or 0)} of target"
-        if study.planned_enrollment
+        count_of(counts.enrolled, in_view),
+        delta=f"{new_enrolled}{percent(counts.enrolled, in_view or 0)} of target"
+        if in_view
         else new_enrolled.removesuffix(" · ") or None,
         delta_color="off",
         delta_arrow="off",

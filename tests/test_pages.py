@@ -4,6 +4,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from sqlmodel import Session
 from streamlit.testing.v1 import AppTest
@@ -19,6 +20,7 @@ from dashboard.queries.screen_failures import failed_subject_counts
 from dashboard.queries.studies import data_cuts
 from dashboard.ui.shell import SITES_KEY
 from tests.conftest import PROJECT_ROOT
+from tests.databases import read_sql
 
 APP = str(PROJECT_ROOT / "dashboard" / "app.py")
 PAGES = {
@@ -224,3 +226,38 @@ def test_import_page_opens_on_an_empty_database(
     assert not at.exception
     assert at.title[0].value == "Import data"
     assert "SDTM package" in [s.value for s in at.subheader]
+
+
+@pytest.mark.parametrize("page", ["overview", "enrollment"])
+@pytest.mark.parametrize("chosen", [("101",), ("102", "105")])
+def test_a_site_filter_compares_with_the_sites_own_targets(
+    demo_db_url: str, monkeypatch: pytest.MonkeyPatch, page: str, chosen: tuple[str, ...]
+) -> None:
+    """With some sites chosen, "Enrolled / target" counts their subjects against the sum of their
+    own targets (pandas on the site and subject tables), not the study's."""
+    engine = make_engine(demo_db_url)
+    sites = read_sql("SELECT id, site_id, planned_enrollment FROM site", engine)
+    sites = sites[sites["site_id"].isin(chosen)]
+    subjects = read_sql("SELECT site_pk, population FROM subject", engine)
+    enrolled = int(
+        ((subjects["population"] == "ENROLLED") & subjects["site_pk"].isin(sites["id"])).sum()
+    )
+    target = int(sites["planned_enrollment"].sum())
+    assert sites["planned_enrollment"].notna().all() and target > 0
+
+    def choose(at: AppTest) -> None:
+        at.session_state[SITES_KEY] = list(chosen)
+
+    at = open_page(demo_db_url, monkeypatch, page, "DEMO-MULTI", before=choose)
+    assert metrics(at)["Enrolled / target"] == f"{enrolled} / {target}"
+
+
+def test_target_in_scope() -> None:
+    from dashboard.metrics.enrollment import target_in_scope
+
+    sites = pd.DataFrame({"site_id": ["1", "2", "3"], "planned_enrollment": [10, 20, None]})
+    assert target_in_scope(300, sites, None) == 300
+    assert target_in_scope(300, sites, ("1", "2")) == 30
+    assert target_in_scope(300, sites, ("1", "3")) is None  # site 3 has no target
+    assert target_in_scope(300, sites, ("9",)) is None
+    assert target_in_scope(None, sites, None) is None

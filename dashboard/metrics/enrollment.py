@@ -78,6 +78,20 @@ def recent_and_overall_rate(
     )
 
 
+def target_in_scope(
+    study_target: int | None, sites: pd.DataFrame, scope: tuple[str, ...] | None
+) -> int | None:
+    """The enrollment target of what is in view: the study's for the whole study; for some sites,
+    the sum of their own targets (``sites``: site_id, planned_enrollment) where every one of them
+    has one, else none (the study's target is no site's)."""
+    if scope is None:
+        return study_target
+    chosen = sites[sites["site_id"].astype(str).isin(scope)]["planned_enrollment"]
+    if chosen.empty or chosen.isna().any():
+        return None
+    return int(chosen.sum())
+
+
 def site_table(by_site: pd.DataFrame, *, cutoff: dt.date | None) -> pd.DataFrame:
     """The per-site accrual table from ``queries.enrollment.enrollment_by_site``.
 
