@@ -32,6 +32,7 @@ from dashboard.db import (
 from dashboard.importers.ctgov import RegistryRecordError
 from dashboard.importers.errors import ImportFailure
 from dashboard.metrics.blinding import pool_enrolled_by_arm
+from dashboard.queries.scope import SiteScope
 from dashboard.queries.studies import list_studies, study_info
 from dashboard.queries.summary import UnknownStudyError, study_summary
 
@@ -148,6 +149,38 @@ def demo(
     typer.echo(f"demo study {study_id} written to {shown_url(engine)} (synthetic data)")
 
 
+def _existing_database(url: str) -> Engine:
+    """The engine of a database the command only reads: a SQLite file that is not there is an
+    error, not a new empty database."""
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        _fail(
+            f"database file {path} does not exist: create it with `study-monitor demo` or an import"
+        )
+    return make_engine(url)
+
+
+def _require_study_tables(engine: Engine) -> None:
+    """A database without this app's tables is refused, not given them (the command only reads);
+    one behind or ahead of the code raises SchemaError."""
+    if not has_schema(engine):
+        _fail(
+            f"{shown_url(engine)} holds no study data: create it with `study-monitor demo` "
+            "or an import"
+        )
+    ensure_schema(engine)
+
+
+def _user_scope(user: access.CurrentUser | None, study: str) -> SiteScope:
+    """The sites of ``study`` that --as USER may see (None: every site, or no --as); a study the
+    user may not see is an error."""
+    if user is None:
+        return None
+    if not access.may_see_study(user, study):
+        _fail(f"{user.email} has no access to study {study!r}")
+    return access.allowed_sites(user, study)
+
+
 @app.command()
 def summary(
     study: Annotated[
@@ -160,21 +193,9 @@ def summary(
 ) -> None:
     """The study's headline figures: screened, screen failures, enrolled, adverse events (with
     --as EMAIL, at that user's sites only)."""
-    url = db or database_url()
-    path = sqlite_path(url)
-    if path is not None and not path.exists():
-        _fail(
-            f"database file {path} does not exist: create it with `study-monitor demo` or an import"
-        )
-    engine = make_engine(url)
+    engine = _existing_database(db or database_url())
     try:
-        # A summary only reads: a database without this app's tables is not given them.
-        if not has_schema(engine):
-            _fail(
-                f"{shown_url(engine)} holds no study data: create it with `study-monitor demo` "
-                "or an import"
-            )
-        ensure_schema(engine)
+        _require_study_tables(engine)
         with Session(engine) as session:
             user = _as_user(session, as_email)
             if study is None:
@@ -190,11 +211,7 @@ def summary(
                         + (", ".join(studies) if studies else "no study")
                     )
                 study = studies[0]
-            scope = None
-            if user is not None:
-                if not access.may_see_study(user, study):
-                    _fail(f"{user.email} has no access to study {study!r}")
-                scope = access.allowed_sites(user, study)
+            scope = _user_scope(user, study)
             figures = study_summary(session, study_id=study, scope=scope)
             if not _shows_arms(session, user, study):
                 figures = pool_enrolled_by_arm(figures)
@@ -238,32 +255,16 @@ def report(
     from dashboard.report.pdf import pack_pdf
     from dashboard.report.workbook import pack_workbook
 
-    url = db or database_url()
-    path = sqlite_path(url)
-    if path is not None and not path.exists():
-        _fail(
-            f"database file {path} does not exist: create it with `study-monitor demo` or an import"
-        )
+    engine = _existing_database(db or database_url())
     try:
         check_writable(out)
     except OSError as error:
         _fail(f"cannot write to {out}: {error.strerror or error}")
-    engine = make_engine(url)
     try:
-        # A report only reads (and audits): a database without this app's tables is not given them.
-        if not has_schema(engine):
-            _fail(
-                f"{shown_url(engine)} holds no study data: create it with `study-monitor demo` "
-                "or an import"
-            )
-        ensure_schema(engine)
+        _require_study_tables(engine)
         with Session(engine) as session:
             user = _as_user(session, as_email)
-            scope = None
-            if user is not None:
-                if not access.may_see_study(user, study):
-                    _fail(f"{user.email} has no access to study {study!r}")
-                scope = access.allowed_sites(user, study)
+            scope = _user_scope(user, study)
             pack = build_pack(
                 session,
                 study_id=study,
