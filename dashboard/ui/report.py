@@ -1,11 +1,13 @@
 """The monitoring pack's downloads (the Overview page): the PDF and the workbook are built only
 when their button is clicked (a pack takes seconds), each click audited as an export."""
 
+import functools
+
 import streamlit as st
 from sqlmodel import Session
 
 from dashboard.report.files import file_stem
-from dashboard.report.pack import build_pack
+from dashboard.report.pack import MonitoringPack, build_pack
 from dashboard.report.pdf import pack_pdf
 from dashboard.report.workbook import EXCEL_MIME, pack_workbook
 from dashboard.ui import loaders
@@ -22,27 +24,24 @@ def pack_downloads(ctx: PageContext) -> None:
     shows_arms = ctx.shows_arms  # a blinded user's pack is pooled like their pages
     stem = file_stem(study_id, ctx.cut_id)
 
-    def pdf() -> bytes:
+    # One pack for both buttons: the clicks need no rerun (on_click="ignore"), so a second click
+    # of this run's page reuses the pack the first one built (a pack takes seconds).
+    @functools.cache
+    def pack() -> MonitoringPack:
         with Session(engine) as session:
-            pack = build_pack(
+            return build_pack(
                 session,
                 study_id=study_id,
                 scope=scope,
                 shows_arms=shows_arms,
                 since_cut_id=since,
             )
-        return pack_pdf(pack)
+
+    def pdf() -> bytes:
+        return pack_pdf(pack())
 
     def workbook() -> bytes:
-        with Session(engine) as session:
-            pack = build_pack(
-                session,
-                study_id=study_id,
-                scope=scope,
-                shows_arms=shows_arms,
-                since_cut_id=since,
-            )
-        return pack_workbook(pack)
+        return pack_workbook(pack())
 
     pdf_button, excel_button = st.columns(2)
     pdf_button.download_button(
