@@ -15,7 +15,7 @@ from dashboard.models import Study
 from dashboard.queries.adverse_events import adverse_event_counts
 from dashboard.queries.baseline import demographic_counts
 from dashboard.queries.enrollment import population_counts
-from dashboard.queries.overview import changes_since
+from dashboard.queries.safety_counts import changes_since
 from dashboard.queries.screen_failures import failed_subject_counts
 from dashboard.queries.studies import data_cuts
 from dashboard.ui.shell import SITES_KEY

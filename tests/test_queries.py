@@ -17,7 +17,7 @@ from dashboard.queries.enrollment import (
     enrolled_by_arm,
     population_counts,
 )
-from dashboard.queries.overview import changes_since
+from dashboard.queries.safety_counts import changes_since
 from dashboard.queries.screen_failures import failed_subject_counts, failures_by_criterion
 from dashboard.queries.studies import data_cuts, site_count, sites, study_info
 

@@ -51,7 +51,8 @@ class AdverseEventChanges:
 
 @dataclass(frozen=True)
 class ChangesSince(SubjectChanges, AdverseEventChanges):
-    """Both kinds of change: the Overview and the pack show them all."""
+    """Both kinds of change: the Overview and the pack show them all
+    (``safety_counts.changes_since``)."""
 
 
 def subject_changes_since(
@@ -139,25 +140,6 @@ def adverse_event_changes_by_site(
         .group_by(col(Subject.site_pk))
     )
     return pd.DataFrame(rows(session.execute(stmt)), columns=["site_pk", *sums])
-
-
-def changes_since(
-    session: Session, *, study_id: str, scope: SiteScope, since_cut_id: int, period: Period = None
-) -> ChangesSince:
-    """Subjects and AEs new or changed since ``since_cut_id`` (the two functions above).
-
-    The Enrollment and Screen failures pages need only the subjects' half, the Adverse events page
-    only the AEs' half: each reads its own, which spares them the other's cost at scale.
-    """
-    kwargs: dict[str, Any] = {
-        "study_id": study_id,
-        "scope": scope,
-        "since_cut_id": since_cut_id,
-        "period": period,
-    }
-    subjects = subject_changes_since(session, **kwargs)
-    events = adverse_event_changes_since(session, **kwargs)
-    return ChangesSince(**{**vars(subjects), **vars(events)})
 
 
 def new_failures_by_criterion(

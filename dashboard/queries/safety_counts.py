@@ -18,7 +18,7 @@ from dashboard.models import AdverseEventCount, Site
 from dashboard.queries import adverse_events as raw
 from dashboard.queries import overview
 from dashboard.queries.adverse_events import AdverseEventCounts, SafetySummary, TermIncidence
-from dashboard.queries.overview import AdverseEventChanges
+from dashboard.queries.overview import AdverseEventChanges, ChangesSince
 from dashboard.queries.scope import Period, SiteScope, site_in_scope
 
 counted = AdverseEventCount
@@ -219,3 +219,20 @@ def adverse_event_changes_since(
             )
         },
     )
+
+
+def changes_since(
+    session: Session, *, study_id: str, scope: SiteScope, since_cut_id: int, period: Period = None
+) -> ChangesSince:
+    """Subjects and AEs new or changed since ``since_cut_id``: ``overview.subject_changes_since``
+    and the AE half above. The Enrollment and Screen failures pages need only the subjects' half,
+    the Adverse events page only the AEs': each reads its own."""
+    kwargs: dict[str, Any] = {
+        "study_id": study_id,
+        "scope": scope,
+        "since_cut_id": since_cut_id,
+        "period": period,
+    }
+    subjects = overview.subject_changes_since(session, **kwargs)
+    events = adverse_event_changes_since(session, **kwargs)
+    return ChangesSince(**{**vars(subjects), **vars(events)})

@@ -64,7 +64,6 @@ from dashboard.queries.enrollment import (
 from dashboard.queries.listings import screen_failure_listing, subject_listing
 from dashboard.queries.overview import (
     ChangesSince,
-    changes_since,
     new_failures_by_criterion,
     new_subjects_by_column,
 )
@@ -493,7 +492,7 @@ def build_pack(
     if pooled:
         figures = pool_enrolled_by_arm(figures)
     changes = (
-        changes_since(session, study_id=study_id, scope=scope, since_cut_id=since.id)
+        safety_counts.changes_since(session, study_id=study_id, scope=scope, since_cut_id=since.id)
         if since
         else None
     )

@@ -6,7 +6,6 @@ once per URL; sessions and ORM objects are never cached.
 """
 
 import datetime as dt
-from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -152,20 +151,14 @@ def load_changes_since(
     since_cut_id: int,
     period: Period = None,
 ) -> overview.ChangesSince:
-    kwargs: dict[str, Any] = {
-        "study_id": study_id,
-        "scope": scope,
-        "since_cut_id": since_cut_id,
-        "period": period,
-    }
     with session_for(db_url) as session:
-        subjects = overview.subject_changes_since(session, **kwargs)
-        events = safety_counts.adverse_event_changes_since(session, **kwargs)
-    return overview.ChangesSince(**{**vars(subjects), **vars(events)})
+        return safety_counts.changes_since(
+            session, study_id=study_id, scope=scope, since_cut_id=since_cut_id, period=period
+        )
 
 
 # The two halves of ``load_changes_since``, for the pages that show only one (see
-# ``overview.changes_since``).
+# ``safety_counts.changes_since``).
 @st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
 def load_subject_changes_since(
     db_url: str,
