@@ -8,6 +8,7 @@ import pytest
 import streamlit as st
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
+from streamlit.testing.v1 import AppTest
 
 from dashboard.db import ensure_schema, make_engine, session_scope
 from dashboard.demo import build_multisite_study, build_seed_study
@@ -18,6 +19,21 @@ pytest_plugins = ["tests.browser_support"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+APP = str(PROJECT_ROOT / "dashboard" / "app.py")
+
+
+def open_study_page(
+    db_url: str, study: str, page: str, monkeypatch: pytest.MonkeyPatch, *, timeout: float
+) -> AppTest:
+    """The app through AppTest on ``db_url``, opened on ``?study=<study>`` and switched to
+    ``pages/<page>``; the page ran without an exception."""
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    at = AppTest.from_file(APP, default_timeout=timeout)
+    at.query_params["study"] = study
+    at.run()
+    at.switch_page(f"../pages/{page}").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -71,7 +71,7 @@ from dashboard.queries.adverse_events import (
     subjects_with_adverse_events,
 )
 from dashboard.ui.ae_drilldown import soc_expander_key
-from tests.conftest import PROJECT_ROOT, SHARED_DATA
+from tests.conftest import PROJECT_ROOT, SHARED_DATA, open_study_page
 from tests.databases import new_database_url
 
 APP = str(PROJECT_ROOT / "dashboard" / "app.py")
@@ -677,13 +677,7 @@ def test_chart_selections() -> None:
 
 
 def _open(url: str, study: str, monkeypatch: pytest.MonkeyPatch) -> AppTest:
-    monkeypatch.setenv("DATABASE_URL", url)
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.query_params["study"] = study
-    at.run()
-    at.switch_page("../pages/adverse_events.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_study_page(url, study, "adverse_events.py", monkeypatch, timeout=120)
 
 
 def _text(at: AppTest) -> str:

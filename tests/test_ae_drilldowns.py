@@ -44,7 +44,7 @@ from dashboard.queries.adverse_events import (
 )
 from dashboard.summaries import rebuild_summaries
 from dashboard.ui.ae_drilldown import listing_filters, soc_expander_key
-from tests.conftest import PROJECT_ROOT, SHARED_DATA, build_demo_database
+from tests.conftest import PROJECT_ROOT, SHARED_DATA, build_demo_database, open_study_page
 from tests.databases import new_database_url
 
 APP = str(PROJECT_ROOT / "dashboard" / "app.py")
@@ -373,13 +373,7 @@ def test_timeline_axis_has_no_day_zero_and_bars_span_their_days() -> None:
 
 
 def _open(url: str, study_id: str, monkeypatch: pytest.MonkeyPatch) -> AppTest:
-    monkeypatch.setenv("DATABASE_URL", url)
-    at = AppTest.from_file(APP, default_timeout=180)
-    at.query_params["study"] = study_id
-    at.run()
-    at.switch_page("../pages/adverse_events.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_study_page(url, study_id, "adverse_events.py", monkeypatch, timeout=180)
 
 
 def _select(at: AppTest, key: str, row: int, column: str) -> None:

@@ -20,7 +20,7 @@ from dashboard.db import make_engine
 from dashboard.metrics.table_one import CHARACTERISTIC, P_VALUE, STATISTIC, TEST
 from dashboard.models import Exposure, Subject
 from dashboard.summaries import rebuild_baseline_summary
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, open_study_page
 from tests.databases import copy_database
 
 APP = str(PROJECT_ROOT / "dashboard" / "app.py")
@@ -69,13 +69,7 @@ def engine(untreated_db_url: str) -> Iterator[Engine]:
 
 
 def open_baseline(url: str, study: str, monkeypatch: pytest.MonkeyPatch) -> AppTest:
-    monkeypatch.setenv("DATABASE_URL", url)
-    at = AppTest.from_file(APP, default_timeout=90)
-    at.query_params["study"] = study
-    at.run()
-    at.switch_page("../pages/baseline.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_study_page(url, study, "baseline.py", monkeypatch, timeout=90)
 
 
 def checkbox_keys(at: AppTest) -> set[str]:

@@ -26,7 +26,7 @@ from dashboard.queries.enrollment import (
     screening_span,
     site_subjects,
 )
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, open_study_page
 
 APP = str(PROJECT_ROOT / "dashboard" / "app.py")
 
@@ -242,13 +242,7 @@ def test_funnel_steps_and_chart() -> None:
 
 
 def _page(url: str, study_id: str, monkeypatch: pytest.MonkeyPatch) -> AppTest:
-    monkeypatch.setenv("DATABASE_URL", url)
-    at = AppTest.from_file(APP, default_timeout=90)
-    at.query_params["study"] = study_id
-    at.run()
-    at.switch_page("../pages/enrollment.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_study_page(url, study_id, "enrollment.py", monkeypatch, timeout=90)
 
 
 @pytest.mark.parametrize(("kind", "study_id"), STUDIES)

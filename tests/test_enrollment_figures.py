@@ -32,7 +32,7 @@ from dashboard.metrics.enrollment import STALLED_AFTER_DAYS
 from dashboard.metrics.forecast import AccrualForecast, forecast_completion
 from dashboard.queries.enrollment import discontinuation_reasons, funnel, outcome_by_arm
 from dashboard.queries.screen_failures import failed_subject_counts, failures_by_criterion
-from tests.conftest import PROJECT_ROOT, SHARED_DATA
+from tests.conftest import PROJECT_ROOT, SHARED_DATA, open_study_page
 from tests.databases import new_database_url
 from tests.sdtm_builders import copy_of_base, truncated_package, write_package
 
@@ -285,13 +285,7 @@ def _expected_forecast(raw: Raw) -> AccrualForecast:
 
 
 def _page(url: str, study_id: str, monkeypatch: pytest.MonkeyPatch) -> AppTest:
-    monkeypatch.setenv("DATABASE_URL", url)
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.query_params["study"] = study_id
-    at.run()
-    at.switch_page("../pages/enrollment.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_study_page(url, study_id, "enrollment.py", monkeypatch, timeout=120)
 
 
 def _metrics(at: AppTest) -> dict[str, tuple[str, str]]:

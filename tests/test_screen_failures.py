@@ -47,7 +47,7 @@ from dashboard.queries.screen_failures import (
     site_criterion_counts,
 )
 from dashboard.ui.selection import chart_pick, resolve, row_pick
-from tests.conftest import PROJECT_ROOT, SHARED_DATA
+from tests.conftest import PROJECT_ROOT, SHARED_DATA, open_study_page
 from tests.databases import copy_database
 
 APP = str(PROJECT_ROOT / "dashboard" / "app.py")
@@ -357,13 +357,7 @@ def test_selection_resolution() -> None:
 
 
 def _open(url: str, study: str, monkeypatch: pytest.MonkeyPatch) -> AppTest:
-    monkeypatch.setenv("DATABASE_URL", url)
-    at = AppTest.from_file(APP, default_timeout=90)
-    at.query_params["study"] = study
-    at.run()
-    at.switch_page("../pages/screen_failures.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_study_page(url, study, "screen_failures.py", monkeypatch, timeout=90)
 
 
 def test_page_drilldown_from_an_injected_selection(

@@ -39,7 +39,7 @@ from dashboard.queries.visits import (
     subject_visit_schedule,
     visits_by_site,
 )
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, open_study_page
 from tests.databases import new_database_url
 from tests.sdtm_builders import copy_of_base, write_package
 
@@ -388,13 +388,7 @@ def test_pilot_at_its_cut_off_has_no_overdue_visit(pilot_db_url: str) -> None:
 
 
 def _enrollment(db_url: str, study: str, monkeypatch: pytest.MonkeyPatch) -> AppTest:
-    monkeypatch.setenv("DATABASE_URL", db_url)
-    at = AppTest.from_file(APP, default_timeout=90)
-    at.query_params["study"] = study
-    at.run()
-    at.switch_page("../pages/enrollment.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_study_page(db_url, study, "enrollment.py", monkeypatch, timeout=90)
 
 
 def _visit_tables(at: AppTest) -> tuple[pd.DataFrame, pd.DataFrame | None]:
