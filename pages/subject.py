@@ -3,6 +3,7 @@
 disposition, the eligibility findings of a screen failure, the visit schedule, baseline values and
 the listings of AEs, dispositions, visits, doses and findings."""
 
+import pandas as pd
 import streamlit as st
 
 from dashboard.charts.subject import subject_timeline_chart
@@ -227,72 +228,43 @@ else:
         width="stretch",
     )
 
+
+def record_table(frame: pd.DataFrame, dates: dict[str, str], labels: dict[str, str]) -> None:
+    """One of the subject's listings, with study days beside the dates named, as labelled."""
+    st.dataframe(
+        listing(with_study_days(frame, day_one=day_one, dates=dates), labels),
+        hide_index=True,
+        width="stretch",
+    )
+
+
 st.subheader("Adverse events")
 if not domain_missing(ctx, "AE", "adverse events are unknown"):
     if record.adverse_events.empty:
         st.info("No adverse event recorded for this subject.")
     else:
-        st.dataframe(
-            listing(
-                with_study_days(
-                    record.adverse_events, day_one=day_one, dates={"end_date": "end_day"}
-                ),
-                ADVERSE_EVENT_LABELS,
-            ),
-            hide_index=True,
-            width="stretch",
-        )
+        record_table(record.adverse_events, {"end_date": "end_day"}, ADVERSE_EVENT_LABELS)
 
 st.subheader("Dispositions")
 if not domain_missing(ctx, "DS", "the subject's disposition is unknown"):
     if record.dispositions.empty:
         st.info("No disposition record for this subject.")
     else:
-        st.dataframe(
-            listing(
-                with_study_days(record.dispositions, day_one=day_one, dates={"date": "study_day"}),
-                DISPOSITION_LABELS,
-            ),
-            hide_index=True,
-            width="stretch",
-        )
+        record_table(record.dispositions, {"date": "study_day"}, DISPOSITION_LABELS)
 
 st.subheader("Visits held")
 if not domain_missing(ctx, "SV", "the visits held are unknown"):
     if record.visits.empty:
         st.info("No visit (SV) recorded for this subject.")
     else:
-        st.dataframe(
-            listing(
-                with_study_days(record.visits, day_one=day_one, dates={"date": "study_day"}),
-                VISIT_LABELS,
-            ),
-            hide_index=True,
-            width="stretch",
-        )
+        record_table(record.visits, {"date": "study_day"}, VISIT_LABELS)
 
 if not record.exposures.empty:
     st.subheader("Doses")
-    st.dataframe(
-        listing(
-            with_study_days(
-                record.exposures,
-                day_one=day_one,
-                dates={"start_date": "start_day", "end_date": "end_day"},
-            ),
-            EXPOSURE_LABELS,
-        ),
-        hide_index=True,
-        width="stretch",
+    record_table(
+        record.exposures, {"start_date": "start_day", "end_date": "end_day"}, EXPOSURE_LABELS
     )
 
 if not record.findings.empty:
     with st.expander(f"All findings ({len(record.findings)})"):
-        st.dataframe(
-            listing(
-                with_study_days(record.findings, day_one=day_one, dates={"date": "study_day"}),
-                FINDING_LABELS,
-            ),
-            hide_index=True,
-            width="stretch",
-        )
+        record_table(record.findings, {"date": "study_day"}, FINDING_LABELS)
