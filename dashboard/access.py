@@ -62,7 +62,7 @@ class CurrentUser:
 
     email: str
     role: str
-    unblinded: bool  # may see by-arm figures of a blinded study (see ``shows_arms``)
+    unblinded: bool  # may see by-arm figures of a blinded study (``ViewContext.for_viewer``)
     local: bool = False  # the app runs without sign-in ([auth] not configured)
     # (study_id, granted SITEIDs) pairs: a tuple, so the value stays hashable.
     grants: tuple[tuple[str, tuple[str, ...]], ...] = ()
@@ -113,12 +113,6 @@ def effective_scope(allowed: SiteScope, chosen: Iterable[str]) -> SiteScope:
 def allowed_pages(role: str) -> tuple[str, ...]:
     """The pages (url_path keys) a role sees in its navigation and may open."""
     return (*DATA_PAGES, IMPORT_PAGE, AUDIT_PAGE) if role == ADMIN else DATA_PAGES
-
-
-def shows_arms(study_is_blinded: bool, user_unblinded: bool) -> bool:
-    """Whether by-arm figures, arm columns and arm colours may be shown: always in an open-label
-    study, and in a blinded one only to an unblinded user (the rest see pooled figures)."""
-    return not study_is_blinded or user_unblinded
 
 
 def can_import(role: str) -> bool:

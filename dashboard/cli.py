@@ -31,10 +31,11 @@ from dashboard.db import (
 )
 from dashboard.importers.ctgov import RegistryRecordError
 from dashboard.importers.errors import ImportFailure
-from dashboard.metrics.blinding import pool_enrolled_by_arm
 from dashboard.queries.scope import SiteScope
 from dashboard.queries.studies import list_studies, study_info
-from dashboard.queries.summary import UnknownStudyError, study_summary
+from dashboard.views.common import UnknownStudyError
+from dashboard.views.context import ViewContext
+from dashboard.views.overview import build_overview
 
 # The demo builders and the importers (scipy, through the load-time summaries) and the pack's PDF
 # and workbook (altair, reportlab, openpyxl) are imported inside the commands that use them: no
@@ -211,10 +212,7 @@ def summary(
                         + (", ".join(studies) if studies else "no study")
                     )
                 study = studies[0]
-            scope = _user_scope(user, study)
-            figures = study_summary(session, study_id=study, scope=scope)
-            if not _shows_arms(session, user, study):
-                figures = pool_enrolled_by_arm(figures)
+            figures = build_overview(session, _view_context(session, user, study)).figures
     except SchemaError as error:
         _fail(str(error))
     except UnknownStudyError:
@@ -251,9 +249,10 @@ def report(
     """The monitoring-meeting pack: OUT/<study>-pack-<cut>.pdf and .xlsx, what is new since an
     earlier data cut marked (with --as EMAIL, at that user's sites only). Prints the two paths."""
     from dashboard.report.files import check_writable, pack_stem, staged_files
-    from dashboard.report.pack import UnknownCutError, build_pack
+    from dashboard.report.pack import build_pack
     from dashboard.report.pdf import pack_pdf
     from dashboard.report.workbook import pack_workbook
+    from dashboard.views.common import UnknownCutError
 
     engine = _existing_database(db or database_url())
     try:
@@ -264,14 +263,7 @@ def report(
         _require_study_tables(engine)
         with Session(engine) as session:
             user = _as_user(session, as_email)
-            scope = _user_scope(user, study)
-            pack = build_pack(
-                session,
-                study_id=study,
-                scope=scope,
-                shows_arms=_shows_arms(session, user, study),
-                since_cut_id=since_cut,
-            )
+            pack = build_pack(session, _view_context(session, user, study, since_cut_id=since_cut))
     except SchemaError as error:
         _fail(str(error))
     except UnknownStudyError:
@@ -299,7 +291,7 @@ def report(
                 email=access.CLI_EMAIL,
                 action=access.EXPORT,
                 study_id=study,
-                sites=scope,
+                sites=pack.scope,
                 detail={
                     "kind": "monitoring pack",
                     "files": list(contents),
@@ -469,13 +461,27 @@ class Role(StrEnum):
     investigator = access.INVESTIGATOR
 
 
-def _shows_arms(session: Session, user: access.CurrentUser | None, study_id: str) -> bool:
-    """Whether the figures of ``study_id`` go by arm for ``--as`` ``user``. Without ``--as`` they do:
-    whoever runs the command holds the database URL, and so every arm (as local mode does)."""
-    if user is None:
-        return True
+def _view_context(
+    session: Session,
+    user: access.CurrentUser | None,
+    study_id: str,
+    *,
+    since_cut_id: int | None = None,
+) -> ViewContext:
+    """What ``study_id`` is shown as to ``--as`` ``user``: their sites, and arms only if they may
+    see them. Without ``--as``, every site and arm: whoever runs the command holds the database
+    URL (as local mode does). Raises UnknownStudyError."""
     info = study_info(session, study_id=study_id)
-    return access.shows_arms(info is not None and info.is_blinded, user.unblinded)
+    if info is None:
+        raise UnknownStudyError(study_id)
+    scope = _user_scope(user, study_id)
+    return ViewContext.for_viewer(
+        info,
+        unblinded=user is None or user.unblinded,
+        scope=scope,
+        since_cut_id=since_cut_id,
+        viewer_sites=scope,
+    )
 
 
 def _as_user(session: Session, email: str | None) -> access.CurrentUser | None:

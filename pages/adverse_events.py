@@ -49,9 +49,9 @@ from dashboard.ui.ae_drilldown import (
     table_cell,
 )
 from dashboard.ui.downloads import download_buttons
-from dashboard.ui.format import percent
 from dashboard.ui.links import subject_links
 from dashboard.ui.shell import domain_missing, no_subjects_message, page_context, page_header
+from dashboard.views.format import percent
 
 HIGHLIGHT_ROWS = 200  # listings longer than this are not colour-highlighted (see below)
 

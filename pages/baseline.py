@@ -25,10 +25,10 @@ from dashboard.metrics.table_one import (
 from dashboard.queries.baseline import NOT_ALLOCATED_COLUMN, SCREEN_FAILURE_COLUMN
 from dashboard.ui import loaders
 from dashboard.ui.downloads import download_buttons
-from dashboard.ui.format import percent
 from dashboard.ui.links import subject_links
 from dashboard.ui.selection import chart_points
 from dashboard.ui.shell import no_subjects_message, page_context, page_header
+from dashboard.views.format import percent
 
 POPULATION_LABELS = {
     "enrolled": "Enrolled",

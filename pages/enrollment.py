@@ -22,12 +22,6 @@ from dashboard.metrics.visits import (
 from dashboard.ui import loaders, subject_loaders
 from dashboard.ui.auth import audited
 from dashboard.ui.downloads import download_buttons
-from dashboard.ui.format import (
-    count_of,
-    percent,
-    projected_completion_label,
-    projected_interval_label,
-)
 from dashboard.ui.links import subject_links
 from dashboard.ui.shell import (
     domain_missing,
@@ -37,6 +31,12 @@ from dashboard.ui.shell import (
     period_filter,
 )
 from dashboard.ui.visits import visits_as_of, window_days_setting
+from dashboard.views.format import (
+    count_of,
+    percent,
+    projected_completion_label,
+    projected_interval_label,
+)
 
 SITE_ROWS_KEY = "enrollment_site_rows"
 NEEDING_ACTION_KEY = "enrollment_visits_needing_action"

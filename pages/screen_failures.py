@@ -18,10 +18,10 @@ from dashboard.metrics.screen_failures import (
 )
 from dashboard.ui import loaders
 from dashboard.ui.downloads import download_buttons
-from dashboard.ui.format import percent
 from dashboard.ui.links import subject_links
 from dashboard.ui.selection import drilldown, forget_stale, widget_key
 from dashboard.ui.shell import no_subjects_message, page_context, page_header, period_filter
+from dashboard.views.format import percent
 
 DRILLDOWN_KEY = "screen_failures_criterion"
 CHART_KEY = "screen_failures_chart"  # the bases of the widgets' keys: see selection.widget_key

@@ -34,7 +34,9 @@ from dashboard.metrics.blinding import (
     pool_term_incidence,
 )
 from dashboard.queries.adverse_events import SafetySummary, TermIncidence
+from dashboard.queries.studies import StudyInfo
 from dashboard.ui import ae_drilldown, ae_loaders, loaders, subject_loaders
+from dashboard.views.context import ViewContext
 from tests.access_support import readable
 from tests.conftest import PROJECT_ROOT
 from tests.databases import copy_database
@@ -160,10 +162,19 @@ def test_pooled_reasons_stay_most_frequent_first() -> None:
     ]
 
 
+def _study(*, blinded: bool) -> StudyInfo:
+    fields = {f.name: None for f in dataclasses.fields(StudyInfo)}
+    return StudyInfo(
+        **{**fields, "study_id": "S", "title": "", "is_blinded": blinded, "is_synthetic": False}
+    )
+
+
 def test_shows_arms() -> None:
-    assert access.shows_arms(False, False)
-    assert access.shows_arms(True, True)
-    assert not access.shows_arms(True, False)
+    """Decided once, by the view context: arms in an open-label study, and in a blinded one only
+    to an unblinded viewer."""
+    assert ViewContext.for_viewer(_study(blinded=False), unblinded=False).shows_arms
+    assert ViewContext.for_viewer(_study(blinded=True), unblinded=True).shows_arms
+    assert not ViewContext.for_viewer(_study(blinded=True), unblinded=False).shows_arms
 
 
 # -- the app --------------------------------------------------------------------------------------

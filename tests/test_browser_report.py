@@ -12,8 +12,8 @@ from pypdf import PdfReader
 from sqlmodel import Session
 
 from dashboard.queries.studies import data_cuts
-from dashboard.queries.summary import study_summary
 from dashboard.report.workbook import SAE_SHEET
+from dashboard.views.overview import study_summary
 from tests.browser_support import ARTIFACTS, settle
 
 pytestmark = pytest.mark.browser

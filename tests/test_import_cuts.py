@@ -18,7 +18,7 @@ from dashboard.db import ensure_schema, make_engine, session_scope
 from dashboard.demo import MULTISITE_STUDY_ID, SEED_STUDY_ID
 from dashboard.demo_export import export_sdtm
 from dashboard.importers.run import import_sdtm
-from dashboard.queries.summary import study_summary
+from dashboard.views.overview import study_summary
 from tests.databases import new_database_url
 
 INTERIM, CURRENT = dt.date(2025, 9, 30), dt.date(2025, 12, 31)  # the demo's two cut-offs

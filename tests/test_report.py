@@ -31,11 +31,12 @@ from dashboard.metrics.screen_failures import mark_new_subjects, with_new_failur
 from dashboard.queries.overview import new_failures_by_criterion, new_subjects_by_column
 from dashboard.queries.screen_failures import failed_subjects, failures_by_criterion
 from dashboard.queries.studies import data_cuts
-from dashboard.queries.summary import study_summary
 from dashboard.report.files import staged_files
 from dashboard.report.pack import NEW, MonitoringPack, UnknownCutError, as_date, build_pack
 from dashboard.report.pdf import _column_widths, pack_pdf
 from dashboard.report.workbook import SAE_SHEET, excel_bytes, excel_value, pack_workbook
+from dashboard.views.context import ViewContext
+from dashboard.views.overview import study_summary
 from tests.conftest import PROJECT_ROOT, build_demo_database
 
 ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts" / "report"
@@ -165,7 +166,7 @@ def _render(pdf: bytes, name: str) -> list[Path]:
 
 
 def test_seed_pack_holds_the_summary_figures(session: Session, demo_engine: Engine) -> None:
-    pack = build_pack(session, study_id=SEED, scope=None, shows_arms=True)
+    pack = build_pack(session, ViewContext(study_id=SEED))
     figures = study_summary(session, study_id=SEED)
     raw = _raw(demo_engine, SEED)
     # The summary itself against the raw rows (what "independent" means for the demo).
@@ -198,7 +199,7 @@ def test_pilot_pack_holds_the_summary_figures_and_its_build_time(
     engine = make_engine(pilot_db_url)
     started = time.perf_counter()
     with Session(engine) as session:
-        pack = build_pack(session, study_id=PILOT, scope=None, shows_arms=True)
+        pack = build_pack(session, ViewContext(study_id=PILOT))
         figures = study_summary(session, study_id=PILOT)
     built = time.perf_counter()
     pdf, xlsx = pack_pdf(pack), pack_workbook(pack)
@@ -243,7 +244,7 @@ def test_second_cut_of_the_multisite_demo_marks_exactly_what_it_added(
     session: Session, demo_engine: Engine
 ) -> None:
     first, _latest = data_cuts(session, study_id=MULTI)
-    pack = build_pack(session, study_id=MULTI, scope=None, shows_arms=True, since_cut_id=first.id)
+    pack = build_pack(session, ViewContext(study_id=MULTI, since_cut_id=first.id))
     marker = f"Since cut {first.id}"
     raw = _raw(demo_engine, MULTI)
     subjects, events = raw["subjects"], raw["events"]
@@ -279,7 +280,7 @@ def test_second_cut_of_the_multisite_demo_marks_exactly_what_it_added(
 
 
 def test_pack_for_one_site_counts_that_site_only(session: Session, demo_engine: Engine) -> None:
-    pack = build_pack(session, study_id=MULTI, scope=("101",), shows_arms=True)
+    pack = build_pack(session, ViewContext(study_id=MULTI, scope=("101",)))
     figures = study_summary(session, study_id=MULTI, scope=("101",))
     raw = _raw(demo_engine, MULTI)["subjects"]
     assert figures["screened"] == (raw["site_id"] == "101").sum()
@@ -291,7 +292,7 @@ def test_pack_for_one_site_counts_that_site_only(session: Session, demo_engine: 
 def test_unknown_cut_is_refused(session: Session) -> None:
     _first, latest = data_cuts(session, study_id=MULTI)
     with pytest.raises(UnknownCutError, match="earlier cuts"):
-        build_pack(session, study_id=MULTI, scope=None, shows_arms=True, since_cut_id=latest.id)
+        build_pack(session, ViewContext(study_id=MULTI, since_cut_id=latest.id))
 
 
 # -- the "new since" queries behind the pages -----------------------------------------------------
@@ -502,7 +503,7 @@ def test_pages_show_what_is_new_since_the_compared_cut(
     from tests.test_pages import open_page
 
     first, _latest = data_cuts(session, study_id=MULTI)
-    pack = build_pack(session, study_id=MULTI, scope=None, shows_arms=True, since_cut_id=first.id)
+    pack = build_pack(session, ViewContext(study_id=MULTI, since_cut_id=first.id))
     changes = pack.changes
     assert changes is not None
     at = open_page(demo_db_url, monkeypatch, "overview", MULTI)
@@ -538,7 +539,7 @@ def test_pack_of_a_registry_record_without_data(tmp_path: Path) -> None:
     engine = make_engine(new_database_url(tmp_path, "registry"))
     import_ctgov_path(engine, PROJECT_ROOT / "dashboard" / "studies" / f"{SEED}.json")
     with Session(engine) as session:
-        pack = build_pack(session, study_id=SEED, scope=None, shows_arms=True)
+        pack = build_pack(session, ViewContext(study_id=SEED))
     engine.dispose()
     assert pack.cut is None and pack.figures["screened"] == 0
     pages = _pdf_pages(pack_pdf(pack))

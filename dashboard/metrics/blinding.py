@@ -5,12 +5,12 @@ Pooling sums subject and event counts over the arms. That is exact, not an appro
 is counted in one arm only (the safety population's actual arm, or the planned arm), so the sum of
 the per-arm distinct-subject counts is the distinct-subject count of the pooled group.
 
-Whether a user sees arms at all is ``dashboard.access.shows_arms``.
+Whether a viewer sees arms at all is decided once, in ``dashboard.views.context.ViewContext``, and
+these functions are applied in one place, ``dashboard.views.reader``.
 """
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any
 
 import pandas as pd
 
@@ -105,10 +105,3 @@ def blind_subject_record(record: SubjectRecord) -> SubjectRecord:
         actual_arm=blinded(record.actual_arm),
         actual_arm_code=blinded(record.actual_arm_code),
     )
-
-
-def pool_enrolled_by_arm(figures: dict[str, Any]) -> dict[str, Any]:
-    """The study summary (``queries.summary.study_summary``) with its enrolled subjects by arm as
-    one pooled figure, ``{POOLED: n}`` (none where nobody is enrolled)."""
-    total = sum(int(n) for n in figures["enrolled_by_arm"].values())
-    return {**figures, "enrolled_by_arm": {POOLED: total} if figures["enrolled_by_arm"] else {}}

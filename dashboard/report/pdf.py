@@ -45,8 +45,7 @@ from reportlab.platypus.tableofcontents import TableOfContents
 from dashboard.charts.consort import svg_to_png
 from dashboard.charts.enrollment import accrual_chart, funnel_chart
 from dashboard.charts.screen_failures import criteria_chart
-from dashboard.metrics.forecast import AccrualForecast
-from dashboard.report.pack import BLINDED_NOTE, NEW, MonitoringPack, changes_sentence
+from dashboard.report.pack import BLINDED_NOTE, NEW, MonitoringPack
 
 PAGE_SIZE = landscape(A4)
 MARGIN = 12 * mm
@@ -145,32 +144,19 @@ def _cell_text(value: object) -> str:
     return str(value)
 
 
-def forecast_text(forecast: AccrualForecast | None, *, planned_end: dt.date | None) -> str:
-    """The Enrollment page's forecast sentence (plain text)."""
-    if forecast is None:
-        return "No forecast: it is made for the whole study, from a data cut-off date."
-    if forecast.status != "ok" or forecast.median_date is None:
-        return forecast.message
-    text = (
-        f"At the fitted rate of {forecast.rate_per_month:.1f} enrollments a month, the target of "
-        f"{forecast.target} is projected for {_day(forecast.median_date)} (80% interval "
-        f"{_day(forecast.lower_date)} to {_day(forecast.upper_date)})."
-    )
-    if forecast.required_rate_per_month is not None and planned_end:
-        text += (
-            f" Finishing by the planned end ({_day(planned_end)}) needs "
-            f"{forecast.required_rate_per_month:.1f} a month from the cut-off."
-        )
-    return text
+def plain(markdown: str) -> str:
+    """A view's sentence without its markdown emphasis (the PDF sets plain paragraphs)."""
+    return markdown.replace("**", "").replace("\n\n", " ")
 
 
 def changes_text(pack: MonitoringPack) -> str:
     """One sentence on what is new since the compared cut (plain text)."""
     if pack.cut is None:
         return "No data cut loaded yet (the registry record only): nothing to compare with."
-    if pack.changes is None or pack.since_cut is None:
-        return "Only one data cut is loaded: nothing to compare with yet."
-    return changes_sentence(pack.changes, pack.since_cut)
+    return (
+        pack.overview.changes_sentence
+        or "Only one data cut is loaded: nothing to compare with yet."
+    )
 
 
 # -- flowables -----------------------------------------------------------------------------------
@@ -471,45 +457,25 @@ def _enrollment(pack: MonitoringPack) -> list[Flowable]:
     else:
         chart = accrual_chart(
             pack.accrual,
-            target=None if filtered else study.planned_enrollment,
+            target=pack.enrollment.chart_target,
             cutoff=pack.cut.cutoff_date if pack.cut else None,
             planned_start=study.planned_start,
             planned_end=study.planned_end,
         )
         out.append(_image(chart_png(chart), max_height=BODY_HEIGHT * 0.62))
-        out.append(
-            _para(
-                "Cumulative screened by screening date and enrolled by enrollment date; the dashed "
-                "grey line is the planned recruitment (linear from the planned start to the "
-                "planned end)."
-                + (" The study target is left out for a site view." if filtered else ""),
-                "note",
-            )
-        )
-    if pack.undated["screened"] or pack.undated["enrolled"]:
-        out.append(
-            _para(
-                f"Not on the chart: {pack.undated['screened']} subject(s) without a screening "
-                f"date, {pack.undated['enrolled']} enrolled without an enrollment date.",
-                "note",
-            )
-        )
+        out.append(_para(pack.enrollment.accrual_caption, "note"))
+    if pack.enrollment.undated_sentence:
+        out.append(_para(pack.enrollment.undated_sentence, "note"))
     out += [
         _para("Forecast", "subheading"),
         _para(
             "The forecast is for the whole study: this pack is for some sites only."
             if filtered
-            else forecast_text(pack.forecast, planned_end=study.planned_end)
+            else plain(pack.enrollment.forecast_sentence)
         ),
     ]
-    if pack.forecast is not None and pack.forecast.status == "ok":
-        out.append(
-            _para(
-                "Poisson accrual with a gamma-distributed rate fitted to the observed enrollments "
-                "(Gajewski, Simon and Carlson 2008).",
-                "note",
-            )
-        )
+    if pack.enrollment.forecast_method:
+        out.append(_para(pack.enrollment.forecast_method, "note"))
     out += [
         CondPageBreak(BODY_HEIGHT * 0.45),
         _heading("Screening funnel"),

@@ -20,22 +20,15 @@ def pack_downloads(ctx: PageContext) -> None:
     "compare with" cut of the sidebar."""
     # Streamlit runs a download's callable outside the script run: it gets plain values only.
     engine = loaders.engine_for(ctx.db_url)
-    study_id, scope, since = ctx.study_id, ctx.scope, ctx.compare_cut_id
-    shows_arms = ctx.shows_arms  # a blinded user's pack is pooled like their pages
-    stem = file_stem(study_id, ctx.cut_id)
+    view = ctx.view  # the pages' own context: a blinded user's pack is pooled like their pages
+    stem = file_stem(ctx.study_id, ctx.cut_id)
 
     # One pack for both buttons: the clicks need no rerun (on_click="ignore"), so a second click
     # of this run's page reuses the pack the first one built (a pack takes seconds).
     @functools.cache
     def pack() -> MonitoringPack:
         with Session(engine) as session:
-            return build_pack(
-                session,
-                study_id=study_id,
-                scope=scope,
-                shows_arms=shows_arms,
-                since_cut_id=since,
-            )
+            return build_pack(session, view)
 
     def pdf() -> bytes:
         return pack_pdf(pack())

@@ -5,23 +5,21 @@ pages read it with ``page_context()``. Filters live in session state under the n
 survive moving between pages.
 """
 
+import dataclasses
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
-from dashboard.access import (
-    CurrentUser,
-    allowed_sites,
-    effective_scope,
-    may_see_study,
-    shows_arms,
-)
+from dashboard.access import CurrentUser, allowed_sites, effective_scope, may_see_study
 from dashboard.config import database_url, default_study_id
 from dashboard.queries.scope import Period, SiteScope
 from dashboard.queries.studies import CutInfo, StudyInfo
 from dashboard.ui import loaders
+from dashboard.views.common import Metric
+from dashboard.views.context import ViewContext
 
 # Session-state keys (one place, so pages and tests agree on them).
 STUDY_KEY = "study"
@@ -57,10 +55,25 @@ class PageContext:
         return self.allowed is not None
 
     @property
+    def view(self) -> ViewContext:
+        """What the page's view is built for: this study, the sites in view, the compared cut
+        and this user's rights (whether they see arms is decided there, once)."""
+        return ViewContext.for_viewer(
+            self.study,
+            unblinded=self.user.unblinded,
+            scope=self.scope,
+            since_cut_id=self.compare_cut_id,
+            viewer_sites=self.allowed,
+        )
+
+    def view_for(self, period: Period) -> ViewContext:
+        """The view context of a page with the "Screened between" filter."""
+        return dataclasses.replace(self.view, period=period)
+
+    @property
     def shows_arms(self) -> bool:
-        """Whether this user sees this study's arms; False means pooled figures only. Loaders whose
-        answer names arms take ``pooled=not ctx.shows_arms``, so it is part of their cache key."""
-        return shows_arms(self.study.is_blinded, self.user.unblinded)
+        """Whether this user sees this study's arms (``ViewContext.for_viewer`` decides)."""
+        return self.view.shows_arms
 
     @property
     def latest_cut(self) -> CutInfo | None:
@@ -237,6 +250,14 @@ def page_header(title: str, context: PageContext) -> None:
         st.info(
             "Synthetic demo data: no real patient is behind these figures.",
             icon=":material/science:",
+        )
+
+
+def metric_row(metrics: Sequence[Metric]) -> None:
+    """A view's headline figures side by side, each with its line under it."""
+    for column, metric in zip(st.columns(len(metrics)), metrics, strict=True):
+        column.metric(
+            metric.label, metric.value, delta=metric.delta, delta_color="off", delta_arrow="off"
         )
 
 

@@ -1,4 +1,4 @@
-"""Number formatting shared by the pages."""
+"""Number and date wording shared by the views (and so by the pages, the pack and the CLI)."""
 
 from dashboard.metrics.forecast import AccrualForecast
 
