@@ -163,10 +163,9 @@ def test_pooled_reasons_stay_most_frequent_first() -> None:
 
 
 def _study(*, blinded: bool) -> StudyInfo:
-    fields = {f.name: None for f in dataclasses.fields(StudyInfo)}
-    return StudyInfo(
-        **{**fields, "study_id": "S", "title": "", "is_blinded": blinded, "is_synthetic": False}
-    )
+    fields: dict[str, Any] = {f.name: None for f in dataclasses.fields(StudyInfo)}
+    fields.update(study_id="S", title="", is_blinded=blinded, is_synthetic=False)
+    return StudyInfo(**fields)
 
 
 def test_shows_arms() -> None:
