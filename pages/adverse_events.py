@@ -18,26 +18,18 @@ from dashboard.metrics.adverse_events import (
     SOURCE_VARIABLES,
     WORST_DIMENSIONS,
     EventPick,
-    derive_listing,
-    display_incidence,
-    display_worst_levels,
     incidence_cell_pick,
-    incidence_table,
     level_cell_pick,
     level_point_pick,
-    listing_table,
     soc_incidence,
     soc_label,
     soc_point_pick,
     source_value_pick,
-    source_values,
     summary_cell_pick,
-    summary_table,
     timeline_frame,
-    worst_level_table,
 )
-from dashboard.queries.adverse_events import TREATED, UNCODED_SOC
-from dashboard.ui import ae_loaders, loaders
+from dashboard.queries.adverse_events import UNCODED_SOC
+from dashboard.ui import views
 from dashboard.ui.ae_drilldown import (
     LISTING_COLUMNS,
     STUDY_DAY_NOTE,
@@ -50,17 +42,40 @@ from dashboard.ui.ae_drilldown import (
 )
 from dashboard.ui.downloads import download_buttons
 from dashboard.ui.links import subject_links
-from dashboard.ui.shell import domain_missing, no_subjects_message, page_context, page_header
-from dashboard.views.format import percent
+from dashboard.ui.shell import (
+    domain_missing,
+    metric_row,
+    no_subjects_message,
+    page_context,
+    page_header,
+)
+from dashboard.views import adverse_events
 
 HIGHLIGHT_ROWS = 200  # listings longer than this are not colour-highlighted (see below)
+TIMELINE_SUBJECTS = 10  # the timeline draws at most this many subjects (a cell can hold hundreds)
 
 ctx = page_context()
 page_header("Adverse events", ctx)
-key = (ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope)
-pooled = not ctx.shows_arms  # a blinded user of a blinded study: every table by arm is pooled
 
-population = ae_loaders.load_safety_population(*key, pooled=pooled)
+
+def _view(
+    treatment_emergent: bool, dimension: str, threshold: float
+) -> adverse_events.AdverseEventsView:
+    options = adverse_events.AdverseEventsOptions(
+        treatment_emergent=treatment_emergent, dimension=dimension, threshold=threshold
+    )
+    return views.adverse_events_view(ctx.db_url, ctx.cut_id, ctx.view, options)
+
+
+# The page's choices as its widgets hold them; the view is built again only where a widget
+# drawn below disagrees with them (it never does after the first run).
+state = st.session_state
+view = _view(
+    bool(state.get("ae_treatment_emergent", False)),
+    str(state.get("ae_dimension", "severity")),
+    float(state.get("ae_threshold", 0.0)),
+)
+population = view.population
 treatment_emergent = False
 if population.first_dose_dates:
     treatment_emergent = st.toggle(
@@ -69,39 +84,14 @@ if population.first_dose_dates:
         help="Onset on or after the subject's first dose. An unknown or partial onset date that "
         "cannot be placed before the first dose counts as treatment-emergent.",
     )
-anyone = loaders.load_any_subjects(*key)
-ae = ae_loaders.load_headline(*key, treatment_emergent)
-compare = ctx.compare_cut_id  # "new since" this earlier cut (None: one cut only)
-# New AEs are counted over every AE: beside the treatment-emergent figures they would not match.
-changes = (
-    loaders.load_adverse_event_changes_since(*key, compare)
-    if compare is not None and not treatment_emergent
-    else None
-)
-subjects, events, serious, serious_events = st.columns(4)
-subjects.metric(
-    "Subjects with an AE", f"{ae.subjects} ({percent(ae.subjects, population.subjects)})"
-)
-events.metric(
-    "AE events",
-    ae.events,
-    delta=f"+{changes.new_adverse_events} new since cut {compare}" if changes else None,
-    delta_color="off",
-    delta_arrow="off",
-)
-serious.metric(
-    "Subjects with an SAE",
-    f"{ae.serious_subjects} ({percent(ae.serious_subjects, population.subjects)})",
-)
-serious_events.metric(
-    "SAE events",
-    ae.serious_events,
-    delta=f"+{changes.new_serious_adverse_events} new since cut {compare}" if changes else None,
-    delta_color="off",
-    delta_arrow="off",
-)
+if treatment_emergent != view.options.treatment_emergent:
+    view = _view(treatment_emergent, view.options.dimension, view.options.threshold)
+population = view.population
+ae = view.headline
+compare = view.since_cut_id  # "new since" this earlier cut (None: one cut only)
+metric_row(view.metrics)
 
-if not anyone:
+if not view.anyone:
     no_subjects_message(ctx)
     st.stop()
 if domain_missing(ctx, "AE", "adverse events are unknown, not zero"):
@@ -115,44 +105,14 @@ if ae.events == 0:
     )
     st.stop()
 
-arm_word = "actual arm (ACTARM)" if population.basis == TREATED else "planned arm (ARM)"
-notes = [
-    f"Percentages are of the {population.subjects} treated subjects (a first dose or an exposure "
-    f"record), by {arm_word}."
-    if population.basis == TREATED
-    else f"No exposure data: percentages are of the {population.subjects} enrolled subjects, by "
-    f"{arm_word}.",
-    "Treatment-emergent AEs only (onset on or after the first dose)."
-    if treatment_emergent
-    else "Every AE in the data is counted"
-    + (
-        "; the switch above keeps the treatment-emergent ones."
-        if population.first_dose_dates
-        else "."
-    ),
-]
-if pooled:
-    notes.append(
-        "The study is blinded: the arms are pooled into one column (only unblinded users see "
-        "figures by arm)."
-    )
-elif ctx.study.is_blinded:
-    notes.append("The study is blinded: figures by arm are shown because you are unblinded.")
-st.caption(" ".join(notes))
-
-summary = ae_loaders.load_summary(*key, treatment_emergent, pooled=pooled)
-if summary.outside_events:
-    st.info(
-        f"{summary.outside_events} AE(s) of {summary.outside_subjects} subject(s) outside the "
-        f"{'treated' if population.basis == TREATED else 'enrolled'} population (e.g. during "
-        "screening) are in the headline counts above but in none of the tables by arm."
-    )
+st.caption(view.notes)
+summary = view.summary
+if view.outside_sentence:
+    st.info(view.outside_sentence)
 
 # -- 1. summary ---------------------------------------------------------------------------------
 st.subheader("Summary by arm")
-table = summary_table(
-    summary.counts, population.by_arm, discontinuation_from_ds=summary.discontinuation_from_ds
-)
+table = view.summary_table
 summary_event = st.dataframe(
     table.drop(columns="category"),
     hide_index=True,
@@ -161,41 +121,19 @@ summary_event = st.dataframe(
     selection_mode="single-cell",
     key=f"ae_summary_{treatment_emergent}",
 )
-definitions = (
-    "Subjects n (%) with at least one such AE, and [events]. Related: AEREL Y, RELATED, "
-    "DEFINITE, PROBABLE, POSSIBLE (or …LY RELATED); not related: N, NOT RELATED, NONE, UNLIKELY, "
-    "REMOTE; anything else is unknown. Severe: AESEV SEVERE or AETOXGR 3 or more. Death: AESDTH "
-    "= Y or AEOUT = FATAL. "
-)
-if summary.discontinuation_from_ds:
-    definitions += (
-        "Leading to discontinuation: AEACN is blank for every AE of this study, so it counts the "
-        "subjects whose disposition reason (DS DSDECOD) is ADVERSE EVENT; DS gives no event count. "
-    )
-else:
-    definitions += "Leading to discontinuation: AEACN DRUG WITHDRAWN. "
-st.caption(definitions + "Click a cell to list the events behind it.")
+st.caption(view.definitions + "Click a cell to list the events behind it.")
 summary_slot = st.container()
 slots = {"summary": summary_slot}  # where each control's drilldown listing is drawn
 
 # -- 2. serious adverse events ------------------------------------------------------------------
 st.subheader("Serious adverse events")
 # New SAEs first (the monitoring meeting reads them first).
-saes, sae_total = ae_loaders.load_events(
-    *key,
-    treatment_emergent,
-    pooled=pooled,
-    in_population=False,
-    serious_only=True,
-    new_first_since=compare,
-    limit=ae_loaders.SAE_LISTING_LIMIT,
-)
+saes, sae_total = view.sae_events, view.sae_total
 if saes.empty:
     st.success("No serious adverse event (AESER = Y) in this selection.")
 else:
-    listed = derive_listing(saes, compare_cut_id=compare)
-    sae_table = listing_table(listed, show_new=compare is not None)
-    new = int(listed["new"].sum())
+    sae_table = view.saes
+    new = int(saes["new"].sum())
     # Row colours through a pandas Styler cost about a second per thousand rows at every rerun:
     # highlight only a listing short enough to read row by row; a long one keeps its "New" column.
     shown_saes, links = subject_links(
@@ -232,16 +170,18 @@ else:
 
 # -- 3. per subject: worst severity / grade, seriousness, relationship --------------------------
 st.subheader("Subjects by severity, seriousness and relationship")
-dimensions = [d for d in WORST_DIMENSIONS if d != "grade" or summary.graded_events]
+if state.get("ae_dimension") not in view.dimensions:
+    state.pop("ae_dimension", None)  # kept from a study with graded AEs
 dimension = st.radio(
     "Per subject",
-    dimensions,
+    view.dimensions,
     format_func=lambda d: WORST_DIMENSIONS[d],
     horizontal=True,
     key="ae_dimension",
 )
-worst, values = ae_loaders.load_worst_levels(*key, treatment_emergent, dimension, pooled=pooled)
-levels = worst_level_table(worst, population.by_arm, dimension)
+if dimension != view.options.dimension:
+    view = _view(treatment_emergent, dimension, view.options.threshold)
+levels = view.worst_levels
 level_event = st.altair_chart(
     worst_level_chart(levels, dimension=dimension),
     width="stretch",
@@ -249,7 +189,7 @@ level_event = st.altair_chart(
     selection_mode=[LEVEL_SELECTION],
     key=f"ae_level_chart_{dimension}_{treatment_emergent}",
 )
-level_table = display_worst_levels(levels)
+level_table = view.worst_table
 level_table_event = st.dataframe(
     level_table,
     hide_index=True,
@@ -263,7 +203,7 @@ st.caption(
     "events at that level of those subjects."
 )
 variable = SOURCE_VARIABLES[dimension]
-value_table = source_values(values, dimension)
+value_table = view.source_values
 with st.expander(f"{variable} values as given, and the level each counts as"):
     value_event = st.dataframe(
         value_table.drop(columns="value"),
@@ -280,7 +220,6 @@ slots["worst"] = st.container()
 
 # -- 4. incidence by SOC and PT -----------------------------------------------------------------
 st.subheader("Incidence by system organ class and preferred term")
-incidence = ae_loaders.load_term_incidence(*key, treatment_emergent, pooled=pooled)
 threshold = st.columns([1, 2])[0].number_input(
     "Preferred terms in at least this % of some arm",
     min_value=0.0,
@@ -289,7 +228,9 @@ threshold = st.columns([1, 2])[0].number_input(
     step=1.0,
     key="ae_threshold",
 )
-terms = incidence_table(incidence.by_pt, incidence.by_soc, population.by_arm, threshold=threshold)
+if threshold != view.options.threshold:
+    view = _view(treatment_emergent, dimension, threshold)
+terms = view.terms
 if summary.uncoded_events:
     st.warning(
         f"AEDECOD is blank for {summary.uncoded_events} of the {ae.events} AEs: they are grouped "
@@ -320,7 +261,7 @@ else:
     )
     slots["soc"] = st.container()
     # Formatted once for every class (a class at a time costs as much again per class).
-    shown_terms = display_incidence(terms, population.by_arm)
+    shown_terms = view.terms_shown
     for position, (name, group) in enumerate(terms.groupby("soc", sort=False)):
         soc = str(name)
         rows = group.reset_index(drop=True)
@@ -374,7 +315,7 @@ if pick is not None:
 
 # -- 5. timelines -------------------------------------------------------------------------------
 st.subheader("Timelines")
-with_events = ae_loaders.load_subjects_with_events(*key)
+with_events = views.subjects_with_events(ctx.db_url, ctx.cut_id, ctx.view)
 usubjids: tuple[str, ...] = ()
 behind_subjects = 0
 mode = "one subject"
@@ -397,19 +338,19 @@ if mode == "one subject":
         placeholder="Choose a subject",
         help="Subjects with an AE in scope, those with a serious one first, then by code.",
     )
-    if len(with_events) >= ae_loaders.TIMELINE_CHOICES:
+    if len(with_events) >= adverse_events.TIMELINE_CHOICES:
         st.caption(
-            f"The first {ae_loaders.TIMELINE_CHOICES:,} subjects with an AE are offered (those "
+            f"The first {adverse_events.TIMELINE_CHOICES:,} subjects with an AE are offered (those "
             "with a serious AE first); any subject's AEs are on their Subject page."
         )
     usubjids = (choice,) if choice else ()
 elif pick is not None:
     behind, _ = pick_events(ctx, pick, treatment_emergent=treatment_emergent)
     behind_subjects = behind["usubjid"].nunique()
-    usubjids = tuple(behind["usubjid"].drop_duplicates()[: ae_loaders.TIMELINE_SUBJECTS])
+    usubjids = tuple(behind["usubjid"].drop_duplicates()[:TIMELINE_SUBJECTS])
 if usubjids:
-    history, _ = ae_loaders.load_events(
-        *key, False, pooled=pooled, in_population=False, usubjids=usubjids
+    history, _ = views.events(
+        ctx.db_url, ctx.cut_id, ctx.view, False, in_population=False, usubjids=usubjids
     )
     cutoff = ctx.latest_cut.cutoff_date if ctx.latest_cut else None
     frame, left_out = timeline_frame(history, cutoff=cutoff)

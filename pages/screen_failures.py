@@ -12,16 +12,18 @@ from dashboard.charts.screen_failures import (
 from dashboard.metrics.screen_failures import (
     criterion_label,
     mark_new_subjects,
-    monthly_failure_rate,
-    site_criterion_grid,
-    with_new_failures,
 )
-from dashboard.ui import loaders
+from dashboard.ui import views
 from dashboard.ui.downloads import download_buttons
 from dashboard.ui.links import subject_links
 from dashboard.ui.selection import drilldown, forget_stale, widget_key
-from dashboard.ui.shell import no_subjects_message, page_context, page_header, period_filter
-from dashboard.views.format import percent
+from dashboard.ui.shell import (
+    metric_row,
+    no_subjects_message,
+    page_context,
+    page_header,
+    period_filter,
+)
 
 DRILLDOWN_KEY = "screen_failures_criterion"
 CHART_KEY = "screen_failures_chart"  # the bases of the widgets' keys: see selection.widget_key
@@ -30,33 +32,11 @@ TABLE_KEY = "screen_failures_table"
 ctx = page_context()
 page_header("Screen failures", ctx)
 period = period_filter(ctx)  # "who failed the BMI criterion this month?"
-
-counts = loaders.load_population(ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope, period)
-by_criterion, reasons = loaders.load_failures_for_period(
-    ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope, period
-)
-deviations, checked, unreadable, no_data = loaders.load_eligibility_checks(
-    ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope, period, ctx.study.min_age, ctx.study.max_age
-)
-compare = ctx.compare_cut_id  # "new since" this earlier cut (None: one cut only)
-changes = (
-    loaders.load_subject_changes_since(
-        ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope, compare, period
-    )
-    if compare is not None
-    else None
-)
-failures, rate, several, flagged = st.columns(4)
-failures.metric(
-    "Screen failures",
-    counts.screen_failures,
-    delta=f"+{changes.new_screen_failures} new since cut {compare}" if changes else None,
-    delta_color="off",
-    delta_arrow="off",
-)
-rate.metric("Screen-failure rate", percent(counts.screen_failures, counts.screened))
-several.metric("Failed more than one criterion", reasons["more_than_one"])
-flagged.metric("Enrolled despite a rule", deviations["usubjid"].nunique())
+view = views.screen_failures_view(ctx.db_url, ctx.cut_id, ctx.view_for(period))
+counts = view.counts
+by_criterion = view.by_criterion
+compare = view.frame.since_cut.id if view.frame.since_cut else None
+metric_row(view.metrics)
 
 if counts.screened == 0:
     if period is not None:
@@ -65,11 +45,8 @@ if counts.screened == 0:
         no_subjects_message(ctx)
     st.stop()
 
-cooccurrence, daily, site_counts, ds_reasons = loaders.load_failure_details(
-    ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope, period
-)
-latest = ctx.latest_cut
-ie_missing = latest is not None and "IE" not in latest.domains
+latest = view.frame.cut
+ie_missing = view.ie_missing
 
 st.subheader("Failures by criterion")
 if ie_missing:
@@ -78,17 +55,8 @@ if ie_missing:
         f"({counts.screen_failures} screen failures without a recorded reason). Shown instead: what "
         "DS says about them, and screen failures over time and by site."
     )
-    if not ds_reasons.empty:
-        st.dataframe(
-            ds_reasons.rename(
-                columns={
-                    "term": "DS reason (DSDECOD)",
-                    "verbatim": "Verbatim (DSTERM)",
-                    "subjects": "Subjects",
-                }
-            ),
-            hide_index=True,
-        )
+    if not view.dispositions.empty:
+        st.dataframe(view.dispositions, hide_index=True)
     if not by_criterion.empty:
         with st.expander(f"The protocol's {len(by_criterion)} criteria (TI)"):
             st.dataframe(
@@ -122,41 +90,9 @@ else:
         selection_mode=[SELECTION],
         key=chart_key,
     )
-    unexplained = counts.screen_failures - reasons["with_reason"]
-    st.caption(
-        "Bars count distinct screen-failed subjects per criterion; click a bar (or tick a row "
-        "below) to list them. A subject can fail several criteria, so the bars do not add up to "
-        f"the {counts.screen_failures} screen failures: {reasons['more_than_one']} failed more "
-        "than one."
-        + (f" {unexplained} screen failure(s) have no criterion recorded." if unexplained else "")
-    )
-    new_failures = (
-        loaders.load_new_failures_by_criterion(
-            ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope, period, compare
-        )
-        if compare is not None
-        else None
-    )
-    table = with_new_failures(by_criterion, new_failures).assign(
-        share=lambda f: f["subjects"].map(lambda n: percent(n, counts.screened, 1))
-    )[
-        ["code", "protocol_version", "category", "text", "subjects", "share"]
-        + (["new_subjects"] if new_failures is not None else [])
-    ]
-    if not table["protocol_version"].astype(bool).any():
-        table = table.drop(columns="protocol_version")  # one protocol version: nothing to show
+    st.caption(view.criteria_caption)
     table_event = st.dataframe(
-        table.rename(
-            columns={
-                "code": "Code",
-                "protocol_version": "Version",
-                "category": "Category",
-                "text": "Criterion (protocol wording)",
-                "subjects": "Subjects",
-                "share": "% of screened",
-                "new_subjects": f"New since cut {compare}",
-            }
-        ),
+        view.criteria_table,
         hide_index=True,
         width="stretch",
         on_select="rerun",
@@ -166,22 +102,17 @@ else:
     # A criterion no longer in the list (the protocol was re-imported) is dropped.
     picked = drilldown(DRILLDOWN_KEY, chart_event, table_event, codes)
 
-    if not cooccurrence.empty:
+    if not view.cooccurrence.empty:
         st.markdown("**Criteria failed together** (subjects failing both)")
-        st.dataframe(
-            cooccurrence.rename(
-                columns={"first": "Criterion", "second": "with", "subjects": "Subjects"}
-            ),
-            hide_index=True,
-        )
+        st.dataframe(view.cooccurrence, hide_index=True)
 
     if picked is not None:
         code, version = picked
         wording = by_criterion.set_index(["code", "protocol_version"]).loc[picked, "text"]
         st.subheader(f"Who failed {criterion_label(code, version)}")
         st.caption(str(wording))
-        subjects = loaders.load_failed_subjects(
-            ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope, period, code, version
+        subjects = views.failed_subjects(
+            ctx.db_url, ctx.cut_id, ctx.view_for(period), code, version
         )
         if subjects.empty:
             st.info("Nobody failed this criterion in the current selection.")
@@ -205,43 +136,27 @@ else:
             download_buttons(listed, name=f"{ctx.study_id}-{code}-screen-failures", sheet=code)
 
 st.subheader("Over time")
-monthly = monthly_failure_rate(daily)
+monthly = view.monthly
 if monthly.empty:
     st.info("No screening dates in the data: the rate over time cannot be drawn.")
 else:
     st.altair_chart(monthly_rate_chart(monthly), width="stretch")
     st.caption("Subjects by month of screening; the line is the share of them who failed.")
 
-if ctx.site_count > 1:
+if view.site_rates is not None or view.site_grid is not None:
     st.subheader("By site")
-    sites = loaders.load_sites_accrual(ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope, period)
-    if ie_missing or by_criterion.empty:
-        st.dataframe(
-            sites[["site_id", "screened", "screen_failures"]]
-            .assign(
-                rate=lambda f: [
-                    percent(a, b) for a, b in zip(f["screen_failures"], f["screened"], strict=True)
-                ]
-            )
-            .rename(
-                columns={
-                    "site_id": "Site",
-                    "screened": "Screened",
-                    "screen_failures": "Screen failures",
-                    "rate": "Rate",
-                }
-            ),
-            hide_index=True,
-        )
-    else:
-        grid = site_criterion_grid(site_counts, sites=sites, criteria=by_criterion)
-        st.altair_chart(site_criterion_heatmap(grid), width="stretch")
+    if view.site_rates is not None:
+        st.dataframe(view.site_rates, hide_index=True)
+    elif view.site_grid is not None:
+        st.altair_chart(site_criterion_heatmap(view.site_grid), width="stretch")
         st.caption(
             "Screen-failed subjects per site and criterion; the colour is the share of the site's "
             "screened subjects, so a site that fails one criterion far more often stands out."
         )
 
 st.subheader("Eligibility checks of enrolled subjects")
+deviations = view.eligibility.deviations
+checked = view.eligibility.checked
 if deviations.empty:
     st.success(
         f"No enrolled subject breaks a checked rule ({len(checked)} rule(s) checked)."
@@ -271,9 +186,9 @@ else:
         column_config=links,
     )
 notes = [f"Checked: {'; '.join(checked)}."] if checked else []
-if no_data:
-    notes.append(f"No screening data for {', '.join(no_data)}: not checked.")
-if unreadable:
-    notes.append(f"Rules not read: {'; '.join(unreadable)}.")
+if view.eligibility.no_data:
+    notes.append(f"No screening data for {', '.join(view.eligibility.no_data)}: not checked.")
+if view.eligibility.unreadable:
+    notes.append(f"Rules not read: {'; '.join(view.eligibility.unreadable)}.")
 if notes:
     st.caption(" ".join(notes))

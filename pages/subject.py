@@ -24,7 +24,7 @@ from dashboard.metrics.subject import (
 )
 from dashboard.metrics.visits import NEEDS_ACTION, OVERDUE, scheduled_visits
 from dashboard.models import SCREEN_FAILURE
-from dashboard.ui import subject_loaders
+from dashboard.ui import views
 from dashboard.ui.shell import domain_missing, page_context, page_header
 from dashboard.ui.visits import kept_window_days, visits_as_of, window_days_setting
 
@@ -39,9 +39,7 @@ search_column, pick_column = st.columns([1, 2])
 search = search_column.text_input(
     "Find a subject by code", key=SEARCH_KEY, placeholder="part of a code, e.g. 1015"
 )
-codes, matching = subject_loaders.load_subject_codes(
-    ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope, search
-)
+codes, matching = views.subject_codes(ctx.db_url, ctx.cut_id, ctx.view, search)
 picked = pick_column.selectbox(
     f"Subject ({matching} match{'es' if matching != 1 else ''}"
     + (f", the first {len(codes)} listed" if matching > len(codes) else "")
@@ -60,9 +58,7 @@ if not requested:
     )
     st.stop()
 
-record = subject_loaders.load_subject(
-    ctx.db_url, ctx.study_id, ctx.cut_id, ctx.scope, requested, pooled=not ctx.shows_arms
-)
+record = views.subject_record(ctx.db_url, ctx.cut_id, ctx.view, requested)
 if record is None:
     where = "at the selected sites of" if ctx.scope else "in"
     st.warning(
@@ -113,16 +109,7 @@ window_days = kept_window_days()  # the setting is drawn with the schedule, belo
 # Without SV nothing is known to be held: a schedule would call every visit overdue.
 has_visits = ctx.latest_cut is None or "SV" in ctx.latest_cut.domains
 schedule = (
-    subject_loaders.load_subject_schedule(
-        ctx.db_url,
-        ctx.study_id,
-        ctx.cut_id,
-        ctx.scope,
-        record.usubjid,
-        as_of,
-        window_days,
-        pooled=not ctx.shows_arms,
-    )
+    views.subject_schedule(ctx.db_url, ctx.cut_id, ctx.view, record.usubjid, as_of, window_days)
     if day_one is not None and has_visits
     else None
 )
@@ -182,9 +169,7 @@ if day_one is not None:
     if domain_missing(ctx, "SV", "which planned visits were held is unknown"):
         pass
     elif schedule is None or schedule.empty:
-        planned = scheduled_visits(
-            subject_loaders.load_planned_schedule(ctx.db_url, ctx.study_id, ctx.cut_id)
-        )
+        planned = scheduled_visits(views.planned_schedule(ctx.db_url, ctx.cut_id, ctx.view))
         st.info(
             "No planned visit schedule for this study (no TV domain with planned days, and the "
             "study defines none): only the visits held are listed below."

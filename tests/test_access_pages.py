@@ -23,8 +23,9 @@ from dashboard.db import make_engine
 from dashboard.metrics.adverse_events import EventPick
 from dashboard.queries.audit import AuditFilter, audit_events
 from dashboard.queries.enrollment import PopulationCounts
-from dashboard.ui import ae_drilldown, ae_loaders, auth, loaders, subject_loaders
+from dashboard.ui import ae_drilldown, auth, loaders, views
 from dashboard.ui.shell import CONTEXT_KEY, SITES_KEY, PageContext
+from dashboard.views.context import ViewContext
 from tests.access_support import (
     ADMIN,
     INVESTIGATOR,
@@ -60,16 +61,14 @@ AUTH_SECRETS = {
         "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration",
     }
 }
-# Loaders that take no scope: study-level facts (identity, cuts, site list for the sidebar,
-# catalogue of variables, planned schedule), the study-wide aggregate, and a PNG of a diagram.
+# Loaders that take no scope: study-level facts (identity, cuts, site list for the sidebar) and
+# a PNG of a diagram. Every view and drilldown (``dashboard.ui.views``) is built for a
+# ViewContext, whose scope is the one recorded.
 UNSCOPED = {
     "load_study_ids",
     "load_cuts",
     "load_study",
     "load_sites",
-    "load_baseline_catalogue",
-    "load_planned_schedule",
-    "load_study_wide_counts",
     "png_of",
 }
 
@@ -119,10 +118,12 @@ class Spy:
 @pytest.fixture
 def spy(monkeypatch: pytest.MonkeyPatch) -> Spy:
     recorded = Spy()
-    for module in (loaders, ae_loaders, subject_loaders):
-        for name, function in list(vars(module).items()):
-            if name.startswith("load_") and callable(function):
-                monkeypatch.setattr(module, name, _wrap(recorded, name, function))
+    for name, function in list(vars(loaders).items()):
+        if (name.startswith("load_") or name == "png_of") and callable(function):
+            monkeypatch.setattr(loaders, name, _wrap(recorded, name, function))
+    for name, function in list(vars(views).items()):
+        if getattr(function, "__module__", None) == views.__name__ and callable(function):
+            monkeypatch.setattr(views, name, _wrap(recorded, name, function))
 
     real_navigation = st.navigation
 
@@ -152,9 +153,14 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> Spy:
 def _wrap(recorded: Spy, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         result = function(*args, **kwargs)
-        # Every scoped loader takes (db_url, study_id, cut_id, scope, ...).
+        # Every view and drilldown takes (db_url, cut_id, ViewContext, ...); the shell's scoped
+        # loader (db_url, study_id, cut_id, scope).
+        context = next((a for a in args if isinstance(a, ViewContext)), None)
         scoped = name not in UNSCOPED
-        scope = kwargs.get("scope", args[3] if scoped and len(args) > 3 else None)
+        if context is not None:
+            scope = context.scope
+        else:
+            scope = kwargs.get("scope", args[3] if scoped and len(args) > 3 else None)
         recorded.calls.append(Call(name, scoped, scope, result))
         return result
 
@@ -280,8 +286,9 @@ def test_an_investigators_pages_load_only_their_site(
         assert spy.sites() == {INVESTIGATOR_SITE}
     expected = site_counts(engine, INVESTIGATOR_SITE)
     for call in spy.calls:
-        if call.loader == "load_population" and isinstance(call.result, PopulationCounts):
-            assert call.result == expected
+        counts = getattr(call.result, "counts", None)  # the Overview's, Screen failures', ...
+        if isinstance(counts, PopulationCounts):
+            assert counts == expected
     # One site: no site filter to offer; the Import and Audit pages are not in the navigation.
     assert SITES_KEY not in [m.key for m in at.sidebar.multiselect]
     assert spy.navigation[-1] == list(access.DATA_PAGES)
@@ -304,7 +311,7 @@ def test_the_overview_marks_study_wide_totals_as_aggregates(
     wide = next(i.value for i in at.info if "Study-wide" in i.value)
     assert "(aggregate only)" in wide
     assert f"{enrolled} enrolled" in wide and f"{screened} screened" in wide
-    aggregate = [c.result for c in spy.calls if c.loader == "load_study_wide_counts"]
+    aggregate = [c.result.study_wide for c in spy.calls if c.loader == "overview_view"]
     assert aggregate and all(isinstance(r, PopulationCounts) for r in aggregate)  # counts only
 
 
@@ -316,7 +323,7 @@ def test_another_sites_subject_does_not_open_by_url(
         users_db_url, monkeypatch, INVESTIGATOR, PAGES["subject"], query={"subject": other}
     )
     assert any(f"No subject **{other}**" in w.value for w in at.warning)
-    assert [c.result for c in spy.calls if c.loader == "load_subject"] == [None]
+    assert [c.result for c in spy.calls if c.loader == "subject_record"] == [None]
     assert other not in str(at.selectbox[-1].options)  # the picker lists site 101 only
 
 

@@ -71,7 +71,7 @@ from dashboard.queries.adverse_events import (
     subjects_with_adverse_events,
 )
 from dashboard.ui.ae_drilldown import soc_expander_key
-from tests.conftest import PROJECT_ROOT, SHARED_DATA, open_study_page
+from tests.conftest import PROJECT_ROOT, SHARED_DATA, open_study_page, reference_absent
 from tests.databases import new_database_url
 
 APP = str(PROJECT_ROOT / "dashboard" / "app.py")
@@ -84,7 +84,7 @@ MSG_DIR = SHARED_DATA / "sdtm" / "cdisc_msg_v2"
 
 def _xpt(folder: Path, name: str) -> pd.DataFrame:
     if not folder.is_dir():
-        pytest.skip(f"reference data folder {folder} is absent")
+        reference_absent(f"reference data folder {folder} is absent")
     frame, _meta = pyreadstat.read_xport(str(folder / f"{name}.xpt"))
     return frame
 

@@ -44,7 +44,13 @@ from dashboard.queries.adverse_events import (
 )
 from dashboard.summaries import rebuild_summaries
 from dashboard.ui.ae_drilldown import listing_filters, soc_expander_key
-from tests.conftest import PROJECT_ROOT, SHARED_DATA, build_demo_database, open_study_page
+from tests.conftest import (
+    PROJECT_ROOT,
+    SHARED_DATA,
+    build_demo_database,
+    open_study_page,
+    reference_absent,
+)
 from tests.databases import new_database_url
 
 APP = str(PROJECT_ROOT / "dashboard" / "app.py")
@@ -79,7 +85,7 @@ NOT_CODED = "(not coded)"
 
 def _read(folder: Path, name: str) -> pd.DataFrame:
     if not folder.is_dir():
-        pytest.skip(f"reference data folder {folder} is absent")
+        reference_absent(f"reference data folder {folder} is absent")
     frame, _meta = pyreadstat.read_xport(str(folder / f"{name}.xpt"))
     return frame
 
@@ -153,7 +159,7 @@ def test_every_soc_and_pt_cell_lists_its_events(study: tuple[str, Session, pd.Da
                     study_id=study_id,
                     scope=None,
                     limit=5000,
-                    **listing_filters(pick, shows_arms=True),
+                    **listing_filters(pick),
                 )
                 expected = _in_arm(events, column.arm)
                 expected = expected[expected["soc"] == soc]
@@ -214,7 +220,7 @@ def test_category_cells_list_their_events(
             study_id=study_id,
             scope=None,
             limit=5000,
-            **listing_filters(pick, shows_arms=True),
+            **listing_filters(pick),
         )
         expected = _category(_in_arm(events, column.arm), category)
         assert total == len(listing) == len(expected), (category, column.label)

@@ -35,7 +35,7 @@ from dashboard.metrics.blinding import (
 )
 from dashboard.queries.adverse_events import SafetySummary, TermIncidence
 from dashboard.queries.studies import StudyInfo
-from dashboard.ui import ae_drilldown, ae_loaders, loaders, subject_loaders
+from dashboard.ui import ae_drilldown, loaders, views
 from dashboard.views.context import ViewContext
 from tests.access_support import readable
 from tests.conftest import PROJECT_ROOT
@@ -295,10 +295,12 @@ class Spy:
 @pytest.fixture
 def spy(monkeypatch: pytest.MonkeyPatch) -> Spy:
     recorded = Spy()
-    for module in (loaders, ae_loaders, subject_loaders):
-        for name, function in list(vars(module).items()):
-            if name.startswith("load_") and callable(function):
-                monkeypatch.setattr(module, name, _wrap(recorded, name, function))
+    for name, function in list(vars(loaders).items()):
+        if name.startswith("load_") and callable(function):
+            monkeypatch.setattr(loaders, name, _wrap(recorded, name, function))
+    for name, function in list(vars(views).items()):
+        if getattr(function, "__module__", None) == views.__name__ and callable(function):
+            monkeypatch.setattr(views, name, _wrap(recorded, name, function))
     real_download = ButtonMixin.download_button
     real_st_download = st.download_button
 
@@ -488,9 +490,8 @@ def test_a_sites_subject_list_drops_the_arm_when_pooled(blinding_db_url: str) ->
     site = str(pd.read_sql_query("SELECT MIN(site_id) AS s FROM site", engine)["s"].iloc[0])
     engine.dispose()
     cut = loaders.load_cuts(blinding_db_url, PILOT)[-1].id
-    args = (blinding_db_url, PILOT, cut, None, None, site)
-    by_arm = loaders.load_site_subjects(*args, pooled=False)
-    pooled = loaders.load_site_subjects(*args, pooled=True)
+    by_arm = views.site_subjects(blinding_db_url, cut, ViewContext(PILOT, shows_arms=True), site)
+    pooled = views.site_subjects(blinding_db_url, cut, ViewContext(PILOT, shows_arms=False), site)
     assert "arm" in by_arm.columns and set(ARM_NAMES[:3]) & set(by_arm["arm"])
     assert arm_names_in(text_of(pooled)) == set()
     pd.testing.assert_frame_equal(pooled, by_arm.drop(columns="arm"))

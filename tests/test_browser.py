@@ -11,7 +11,7 @@ import pytest
 
 from tests.browser_support import ARTIFACTS
 from tests.browser_support import settle as _settle
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, reference_absent
 
 pytestmark = pytest.mark.browser
 
@@ -131,7 +131,7 @@ def test_upload_a_registry_record(browser: Any, server: str, tmp_path: Path) -> 
 @pytest.mark.parametrize("study", ["NCT06466850", "DEMO-MULTI", "CDISCPILOT01"])
 def test_enrollment_page_for_each_study(browser: Any, server: str, study: str) -> None:
     if study == "CDISCPILOT01" and not (SHARED_DATA / "sdtm" / "cdiscpilot01").is_dir():
-        pytest.skip("reference data folder is absent: no CDISC pilot to show")
+        reference_absent("reference data folder is absent: no CDISC pilot to show")
     # A tall window: Streamlit scrolls inside its own container, so a full-page screenshot only
     # holds what the window shows.
     page = browser.new_page(viewport={"width": 1400, "height": 4200})

@@ -15,7 +15,7 @@ import pytest
 from dashboard.db import make_engine
 from dashboard.demo import SEED_ADVERSE_EVENTS
 from tests.browser_support import ARTIFACTS, settle
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, reference_absent
 
 pytestmark = pytest.mark.browser
 
@@ -52,7 +52,7 @@ def test_page_draws_and_a_cell_lists_its_events(
     browser: Any, server: str, demo_db_url: str, study: str
 ) -> None:
     if study == "CDISCPILOT01" and not (SHARED_DATA / "sdtm" / "cdiscpilot01").is_dir():
-        pytest.skip("reference data folder is absent: no CDISC pilot to show")
+        reference_absent("reference data folder is absent: no CDISC pilot to show")
     page = browser.new_page(viewport=VIEWPORT)
     page.goto(f"{server}/adverse-events?study={study}")
     settle(page, chart=True)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.browser_support import ARTIFACTS, settle
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, reference_absent
 
 pytestmark = pytest.mark.browser
 
@@ -33,7 +33,7 @@ def assert_charts_fit(page: Any, what: str) -> None:
 )
 def test_baseline_page_for_each_study(browser: Any, server: str, study: str, width: int) -> None:
     if study == "CDISCPILOT01" and not (SHARED_DATA / "sdtm" / "cdiscpilot01").is_dir():
-        pytest.skip("reference data folder is absent: no CDISC pilot to show")
+        reference_absent("reference data folder is absent: no CDISC pilot to show")
     name = f"baseline-{study}" + ("" if width == 1400 else f"-{width}")
     page = browser.new_page(viewport={"width": width, "height": 3000})
     page.goto(f"{server}/baseline?study={study}")

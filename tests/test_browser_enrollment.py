@@ -15,7 +15,7 @@ import pytest
 
 from dashboard.metrics.forecast import forecast_completion
 from tests.browser_support import ARTIFACTS, settle, streamlit_server
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, reference_absent
 from tests.test_enrollment_figures import (
     PILOT,
     TRUNCATED_CUTOFF,
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.browser
 @pytest.mark.parametrize("study", ["NCT06466850", "DEMO-MULTI", "CDISCPILOT01"])
 def test_enrollment_page_renders(browser: Any, server: str, study: str) -> None:
     if study == "CDISCPILOT01" and not (SHARED_DATA / "sdtm" / "cdiscpilot01").is_dir():
-        pytest.skip("the CDISC pilot is absent")
+        reference_absent("the CDISC pilot is absent")
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{server}/enrollment?study={study}")
     settle(page, chart=True)
@@ -44,7 +44,7 @@ def test_enrollment_page_renders(browser: Any, server: str, study: str) -> None:
 @pytest.fixture(scope="module")
 def truncated_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if not PILOT.is_dir():
-        pytest.skip(f"reference data folder {PILOT} is absent")
+        reference_absent(f"reference data folder {PILOT} is absent")
     url, _ = build_truncated_pilot(tmp_path_factory.mktemp("pilot-2013-browser"))
     ARTIFACTS.mkdir(exist_ok=True)
     with streamlit_server(

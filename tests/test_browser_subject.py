@@ -8,7 +8,7 @@ import pytest
 
 from tests.browser_support import ARTIFACTS
 from tests.browser_support import settle as _settle
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, reference_absent
 
 pytestmark = pytest.mark.browser
 
@@ -85,7 +85,7 @@ def test_unknown_subject_is_a_message(browser: Any, server: str) -> None:
 
 def test_pilot_subject_with_adverse_events(browser: Any, server: str) -> None:
     if not (SHARED_DATA / "sdtm" / "cdiscpilot01").is_dir():
-        pytest.skip("reference data folder is absent: no CDISC pilot to show")
+        reference_absent("reference data folder is absent: no CDISC pilot to show")
     page = browser.new_page(viewport={"width": 1400, "height": 4000})
     page.goto(f"{server}/subject?study=CDISCPILOT01&subject=01-701-1023")
     _settle(page, chart=True)

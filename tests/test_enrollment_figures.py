@@ -32,7 +32,7 @@ from dashboard.metrics.enrollment import STALLED_AFTER_DAYS
 from dashboard.metrics.forecast import AccrualForecast, forecast_completion
 from dashboard.queries.enrollment import discontinuation_reasons, funnel, outcome_by_arm
 from dashboard.queries.screen_failures import failed_subject_counts, failures_by_criterion
-from tests.conftest import PROJECT_ROOT, SHARED_DATA, open_study_page
+from tests.conftest import PROJECT_ROOT, SHARED_DATA, open_study_page, reference_absent
 from tests.databases import new_database_url
 from tests.sdtm_builders import copy_of_base, truncated_package, write_package
 
@@ -675,7 +675,7 @@ def build_truncated_pilot(folder: Path) -> tuple[str, Path]:
 @pytest.fixture(scope="module")
 def truncated_pilot(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     if not PILOT.is_dir():
-        pytest.skip(f"reference data folder {PILOT} is absent")
+        reference_absent(f"reference data folder {PILOT} is absent")
     return build_truncated_pilot(tmp_path_factory.mktemp("pilot-2013"))
 
 

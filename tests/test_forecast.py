@@ -14,6 +14,7 @@ from dashboard.metrics.forecast import (
     forecast_completion,
     waiting_time_quantile,
 )
+from tests.conftest import reference_absent
 
 START = dt.date(2024, 1, 1)
 CUTOFF = dt.date(2024, 4, 9)  # (CUTOFF - START).days == 99: 100 days observed, start day included
@@ -309,7 +310,7 @@ def test_arguments_no_caller_should_pass(arguments: dict[str, object]) -> None:
 def test_cdisc_pilot_forecast_at_mid_2013(shared_data: Path) -> None:
     path = shared_data / "sdtm" / "cdiscpilot01" / "dm.xpt"
     if not path.is_file():
-        pytest.skip(f"{path} is absent")
+        reference_absent(f"{path} is absent")
     dm, _ = pyreadstat.read_xport(str(path), encoding="cp1252")
     randomized = dm[(dm["ARMCD"] != "Scrnfail") & (dm["RFSTDTC"].str.strip() != "")]
     cutoff = dt.date(2013, 6, 30)

@@ -17,7 +17,7 @@ from dashboard.db import make_engine
 from dashboard.importers.errors import ImportFailure
 from dashboard.importers.run import import_sdtm
 from dashboard.models import CutChange, DataCut, Finding, Subject
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, reference_absent
 from tests.databases import new_database_url
 
 runner = CliRunner()
@@ -34,7 +34,7 @@ def _summary(db_url: str, study: str) -> dict[str, object]:
 def pilot_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     folder = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "sdtm"
     if not (folder / "cdiscpilot01").is_dir():
-        pytest.skip(f"reference data folder {folder} is absent")
+        reference_absent(f"reference data folder {folder} is absent")
     url = new_database_url(tmp_path_factory.mktemp("pilot"), "pilot")
     result = runner.invoke(app, ["import", "sdtm", str(folder / "cdiscpilot01"), "--db", url])
     assert result.exit_code == 0, result.stderr

@@ -202,7 +202,7 @@ def test_timeline_picker_offers_a_limited_list_serious_first(
 ) -> None:
     """More subjects with an AE than the picker offers: the first TIMELINE_CHOICES of them,
     those with a serious AE first, each part by code, and the page says the list is cut."""
-    from dashboard.ui.ae_loaders import TIMELINE_CHOICES
+    from dashboard.views.adverse_events import TIMELINE_CHOICES
 
     engine = make_engine(scale_db)
     ae = _raw(

@@ -233,9 +233,11 @@ def schedule_grid(derived: pd.DataFrame) -> pd.DataFrame:
     (``GRID_MARKS``), subjects with the most overdue visits first.
 
     ``derived``: the output of ``derive_visit_status``, with usubjid, site_id, arm, day_one.
-    Columns: usubjid, Site, Arm, Day 1, Overdue, Due, then the visits.
+    Columns: usubjid, Site, Arm, Day 1, Overdue, Due, then the visits (no Arm where ``derived``
+    has none: a viewer who sees no arms).
     """
-    fixed = ["usubjid", "Site", "Arm", "Day 1", "Overdue", "Due"]
+    with_arm = "arm" in derived.columns
+    fixed = ["usubjid", "Site", *(["Arm"] if with_arm else []), "Day 1", "Overdue", "Due"]
     if derived.empty:
         return pd.DataFrame(columns=fixed)
     frame = derived.assign(
@@ -252,7 +254,8 @@ def schedule_grid(derived: pd.DataFrame) -> pd.DataFrame:
     counts = frame.groupby("usubjid")["status"].agg(
         overdue=lambda s: int((s == OVERDUE).sum()), due=lambda s: int((s == DUE).sum())
     )
-    subjects = frame.groupby("usubjid", sort=False)[["site_id", "arm", "day_one"]].first()
+    kept = ["site_id", *(["arm"] if with_arm else []), "day_one"]
+    subjects = frame.groupby("usubjid", sort=False)[kept].first()
     grid = subjects.join(counts).join(wide).reset_index()
     grid = grid.sort_values(["overdue", "due", "usubjid"], ascending=[False, False, True])
     grid = grid.rename(

@@ -15,7 +15,7 @@ from dashboard.metrics.adverse_events import (
 )
 from dashboard.metrics.blinding import POOLED
 from dashboard.metrics.picks import latest_pick
-from dashboard.ui import ae_loaders
+from dashboard.ui import views
 from dashboard.ui.downloads import download_buttons
 from dashboard.ui.links import subject_links
 from dashboard.ui.selection import chart_points
@@ -80,19 +80,12 @@ def resolve_pick(study_id: str, controls: dict[str, EventPick | None]) -> EventP
     return pick
 
 
-def _arm_of(ctx: PageContext, pick: EventPick) -> str | None:
-    """The arm a pick filters by: none for a user who sees pooled figures (their one column is
-    ``POOLED``, which is no arm, and a pick kept in session state from elsewhere must not narrow
-    the listing to an arm they may not know of)."""
-    arm: str | None = listing_filters(pick, shows_arms=ctx.shows_arms)["arm"]
-    return arm
-
-
-def listing_filters(pick: EventPick, *, shows_arms: bool) -> dict[str, Any]:
-    """The filters of ``queries.adverse_events.adverse_event_listing`` (and of
-    ``ae_loaders.load_events``) that list the events behind ``pick``."""
+def listing_filters(pick: EventPick) -> dict[str, Any]:
+    """The filters of ``queries.adverse_events.adverse_event_listing`` that list the events
+    behind ``pick`` (the pooled column names no arm; for a viewer who sees no arms the reader
+    drops any arm, ``views.reader``)."""
     return {
-        "arm": pick.arm if shows_arms and pick.arm != POOLED else None,
+        "arm": pick.arm if pick.arm != POOLED else None,
         "category": pick.category,
         "soc": pick.soc,
         "pt": pick.pt,
@@ -102,13 +95,11 @@ def listing_filters(pick: EventPick, *, shows_arms: bool) -> dict[str, Any]:
     }
 
 
-def _file_stem(ctx: PageContext, pick: EventPick) -> str:
-    parts = [
-        ctx.study_id,
-        "ae",
-        _arm_of(ctx, pick) or "all",
-        pick.category or pick.pt or pick.soc or "",
-    ]
+def _file_stem(ctx: PageContext, pick: EventPick, listed: pd.DataFrame) -> str:
+    # The arm is named only where the listing itself names it (a viewer who sees no arms gets
+    # listings without arm columns).
+    arm = pick.arm if "arm" in listed.columns and pick.arm != POOLED else None
+    parts = [ctx.study_id, "ae", arm or "all", pick.category or pick.pt or pick.soc or ""]
     if pick.dimension is not None:
         parts.append(f"{pick.dimension}-{pick.rank if pick.value is None else pick.value}")
     text = "-".join(p for p in parts if p)
@@ -118,15 +109,10 @@ def _file_stem(ctx: PageContext, pick: EventPick) -> str:
 def pick_events(
     ctx: PageContext, pick: EventPick, *, treatment_emergent: bool
 ) -> tuple[pd.DataFrame, int]:
-    """The events behind a pick (at most ``ae_loaders.LISTING_LIMIT``) and how many there are."""
-    return ae_loaders.load_events(
-        ctx.db_url,
-        ctx.study_id,
-        ctx.cut_id,
-        ctx.scope,
-        treatment_emergent,
-        pooled=not ctx.shows_arms,
-        **listing_filters(pick, shows_arms=ctx.shows_arms),
+    """The events behind a pick (at most ``views.adverse_events.LISTING_LIMIT``) and how many
+    there are."""
+    return views.events(
+        ctx.db_url, ctx.cut_id, ctx.view, treatment_emergent, **listing_filters(pick)
     )
 
 
@@ -140,13 +126,8 @@ def show_events(
     """The listing of the events behind ``pick``, with its downloads."""
     st.markdown(f"**Events behind: {pick.title}**")
     if pick.category == "discontinuation" and discontinuation_from_ds:
-        records = ae_loaders.load_ds_discontinuations(
-            ctx.db_url,
-            ctx.study_id,
-            ctx.cut_id,
-            ctx.scope,
-            _arm_of(ctx, pick),
-            pooled=not ctx.shows_arms,
+        records = views.ds_discontinuations(
+            ctx.db_url, ctx.cut_id, ctx.view, listing_filters(pick)["arm"]
         )
         st.caption(
             "AEACN is blank for every AE here, so these are the subjects whose disposition "
@@ -170,7 +151,7 @@ def show_events(
             table, study_id=ctx.study_id, column="USUBJID", label="USUBJID"
         )
         st.dataframe(linked, hide_index=True, width="stretch", column_config=links)
-        download_buttons(table, name=_file_stem(ctx, pick), sheet="DS")
+        download_buttons(table, name=_file_stem(ctx, pick, records), sheet="DS")
         return
     if pick.rank == -1:
         st.info("These subjects had no AE in the current selection: there are no events to list.")
@@ -190,4 +171,4 @@ def show_events(
     st.dataframe(
         linked, hide_index=True, width="stretch", column_config={**LISTING_COLUMNS, **links}
     )
-    download_buttons(table, name=_file_stem(ctx, pick), sheet="AE")
+    download_buttons(table, name=_file_stem(ctx, pick, events), sheet="AE")

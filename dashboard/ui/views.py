@@ -159,6 +159,20 @@ def subject_record(
 
 
 @cached
+def subject_codes(
+    db_url: str, cut_id: int | None, ctx: ViewContext, contains: str
+) -> tuple[list[str], int]:
+    with session_for(db_url) as session:
+        return subject.codes(session, ctx, contains)
+
+
+@cached
+def planned_schedule(db_url: str, cut_id: int | None, ctx: ViewContext) -> pd.DataFrame:
+    with session_for(db_url) as session:
+        return visits.planned(session, ctx)
+
+
+@cached
 def subject_schedule(
     db_url: str,
     cut_id: int | None,

@@ -19,7 +19,7 @@ from dashboard.metrics.enrollment import (
     target_in_scope,
 )
 from dashboard.metrics.forecast import AccrualForecast
-from dashboard.queries import enrollment, screen_failures, studies
+from dashboard.queries import enrollment, screen_failures, studies, visits
 from dashboard.queries.enrollment import FunnelCounts
 from dashboard.queries.overview import SubjectChanges, subject_changes_since
 from dashboard.views.common import Metric, StudyFrame, study_frame
@@ -64,6 +64,7 @@ class EnrollmentView:
     flow_svg: str
     sites: pd.DataFrame | None  # ``site_table`` (None: the viewer sees one site only)
     filtered: bool  # a site or screening-period filter is on
+    planned_schedule: pd.DataFrame  # the study's planned visits (``queries.visits``)
 
 
 def _forecast_sentence(
@@ -240,6 +241,7 @@ def build_enrollment(session: Session, ctx: ViewContext) -> EnrollmentView:
             else None
         ),
         filtered=filtered,
+        planned_schedule=read(visits.planned_schedule),
     )
 
 

@@ -47,11 +47,8 @@ class BlindingError(RuntimeError):
     """A query's answer would name arms to a viewer who may not see them."""
 
 
-def _listing(found: Any, kwargs: Mapping[str, Any]) -> Any:
-    """A listing (or a (listing, total) pair) without its arm columns; never filtered by arm
-    (a pooled view has no arm to pick)."""
-    if kwargs.get("arm") is not None:
-        raise BlindingError("a listing filtered by arm was asked for a viewer who sees no arms")
+def _listing(found: Any, _: Mapping[str, Any]) -> Any:
+    """A listing (or a (listing, total) pair) without its arm columns."""
     if isinstance(found, tuple):
         return (drop_arm_columns(found[0]), *found[1:])
     return drop_arm_columns(found)
@@ -90,6 +87,8 @@ POOLING: dict[Callable[..., Any], Callable[[Any, Mapping[str, Any]], Any]] = {
     adverse_events.discontinuations_from_ds: _listing,
     listings.subject_listing: _listing,
     visits.subject_schedules: _listing,
+    # The protocol's schedule names the arm of an arm-specific visit: kept, without the arm.
+    visits.planned_schedule: lambda found, _: found.assign(arm_code=""),
     visits.subject_visit_schedule: _listing,
     subject.subject_record: lambda found, _: found and blind_subject_record(found),
     baseline.table_one_counts: _not_by_arm,
@@ -129,6 +128,10 @@ class Reader:
         for name, value in given.items():
             if name in accepted and name not in kwargs:
                 kwargs[name] = value
+        if not self.ctx.shows_arms and "arm" in accepted:
+            # A pooled view has no arm to pick: a pick of the pooled column, or one kept in
+            # session state from elsewhere, must not narrow the answer to an arm.
+            kwargs["arm"] = None
         found = query(self.session, **kwargs)
         if self.ctx.shows_arms:
             return found

@@ -60,14 +60,11 @@ class ScreenFailuresView:
     criteria_caption: str
     cooccurrence: pd.DataFrame  # Criterion, with, Subjects
     monthly: pd.DataFrame  # ``monthly_failure_rate``
+    by_site: pd.DataFrame  # screened and screen failures per site in scope (enrollment_by_site)
     site_grid: pd.DataFrame | None  # site x criterion (None: no criteria, or one site)
     site_rates: pd.DataFrame | None  # Site, Screened, Screen failures, Rate (where no grid)
     dispositions: pd.DataFrame  # what DS says about the screen failures (display headers)
     eligibility: EligibilityChecks
-
-    @property
-    def new_failures_shown(self) -> bool:
-        return self.frame.since_cut is not None
 
 
 def eligibility_checks(read: Reader) -> EligibilityChecks:
@@ -215,6 +212,7 @@ def build_screen_failures(session: Session, ctx: ViewContext) -> ScreenFailuresV
             columns={"first": "Criterion", "second": "with", "subjects": "Subjects"}
         ),
         monthly=monthly_failure_rate(read(screen_failures.daily_screening)),
+        by_site=sites,
         site_grid=grid,
         site_rates=rates,
         dispositions=read(screen_failures.screen_failure_dispositions).rename(
