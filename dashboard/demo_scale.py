@@ -35,6 +35,7 @@ from numpy.typing import NDArray
 from sqlalchemy import Select, Table, insert, select
 from sqlmodel import Session, SQLModel, col
 
+from dashboard.db import delete_study
 from dashboard.models import (
     ENROLLED,
     IN_SCREENING,
@@ -53,6 +54,7 @@ from dashboard.models import (
     Subject,
     Visit,
 )
+from dashboard.summaries import rebuild_summaries
 
 Array = NDArray[Any]
 
@@ -440,10 +442,6 @@ def build_scale_study(
 ) -> None:
     """(Re)create a large synthetic randomized 3-arm study with two data cuts, in ``session``'s
     transaction. A previous copy of ``study_id`` is deleted first."""
-    # Imported here: dashboard.demo may import this module to delegate its scale study to it.
-    from dashboard.demo import delete_study
-    from dashboard.summaries import rebuild_summaries
-
     if n_subjects < 1 or n_sites < 1:
         raise ValueError("a scale study needs at least one subject and one site")
     rng = np.random.default_rng(seed)

@@ -22,7 +22,7 @@ from dashboard import access
 from dashboard.db import make_engine
 from dashboard.metrics.adverse_events import EventPick
 from dashboard.queries.audit import AuditFilter, audit_events
-from dashboard.queries.enrollment import PopulationCounts
+from dashboard.results.enrollment import PopulationCounts
 from dashboard.ui import ae_drilldown, ae_loaders, auth, loaders, subject_loaders
 from dashboard.ui.shell import CONTEXT_KEY, SITES_KEY, PageContext
 from tests.access_support import (

@@ -19,7 +19,8 @@ from sqlalchemy import text
 from sqlmodel import Session
 from streamlit.testing.v1 import AppTest
 
-from dashboard.charts.adverse_events import DAY_LABEL_EXPR, timeline_chart
+from dashboard.charts.adverse_events import timeline_chart
+from dashboard.charts.study_day_axis import DAY_LABEL_EXPR
 from dashboard.db import make_engine, session_scope
 from dashboard.demo import SEED_ADVERSE_EVENTS
 from dashboard.importers.run import import_sdtm

@@ -33,7 +33,7 @@ from dashboard.metrics.blinding import (
     pool_safety_summary,
     pool_term_incidence,
 )
-from dashboard.queries.adverse_events import SafetySummary, TermIncidence
+from dashboard.results.adverse_events import SafetySummary, TermIncidence
 from dashboard.ui import ae_drilldown, ae_loaders, loaders, subject_loaders
 from tests.access_support import readable
 from tests.conftest import PROJECT_ROOT

@@ -15,6 +15,7 @@ from dashboard.db import make_engine
 from dashboard.metrics.adverse_events import WORST_DIMENSIONS
 from dashboard.models import AdverseEventCount
 from dashboard.queries import adverse_events, overview, safety_counts, studies
+from dashboard.results.changes import AdverseEventChanges
 from tests.databases import new_database_url
 
 SCOPES: list[tuple[str, ...] | None] = [None, ("101",), ("102", "104")]
@@ -129,7 +130,7 @@ def test_changes_since_each_cut_equal_the_raw_tables(
         ae = ae[ae["site_id"].isin(scope)]
     for cut_id in cuts:
         new = ae["first_cut_id"] > cut_id
-        expected = overview.AdverseEventChanges(
+        expected = AdverseEventChanges(
             since_cut_id=int(cut_id),
             new_adverse_events=int(new.sum()),
             new_serious_adverse_events=int((new & (ae["serious"].str.upper() == "Y")).sum()),

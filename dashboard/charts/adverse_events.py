@@ -3,29 +3,12 @@
 import altair as alt
 import pandas as pd
 
-# Axis positions count days from day 1 (``metrics.adverse_events.day_position``); the labels are
-# study days again: position 0 -> day 1, -1 -> day -1 (no day 0). The Subject page's axis too.
-DAY_LABEL_EXPR = "datum.value >= 0 ? datum.value + 1 : datum.value"
+from dashboard.charts.colours import LEVEL_COLOURS, NO_AE_COLOUR, UNKNOWN_COLOUR
+from dashboard.charts.study_day_axis import DAY_LABEL_EXPR, study_day_ticks
 
 # The names of the click selections: Streamlit reports a click under the selection's name.
 SOC_SELECTION = "ae_soc"
 LEVEL_SELECTION = "ae_level"
-
-NO_AE_COLOUR = "#e8e8e8"
-UNKNOWN_COLOUR = "#a0a0a0"
-# Colours by level, mildest first (the legend's order); "No AE" and "Unknown" are greys.
-LEVEL_COLOURS: dict[str, dict[str, str]] = {
-    "severity": {"Mild": "#fdd49e", "Moderate": "#fc8d59", "Severe": "#b30000"},
-    "grade": {
-        "Grade 1": "#fdd49e",
-        "Grade 2": "#fdbb84",
-        "Grade 3": "#fc8d59",
-        "Grade 4": "#e34a33",
-        "Grade 5": "#7f0000",
-    },
-    "seriousness": {"Not serious": "#9ecae1", "Serious": "#cb181d"},
-    "relationship": {"Not related": "#9ecae1", "Related": "#e6550d"},
-}
 
 
 def soc_incidence_chart(frame: pd.DataFrame) -> alt.Chart:
@@ -157,9 +140,6 @@ def timeline_chart(frame: pd.DataFrame) -> alt.LayerChart:
         scale=alt.Scale(domain=["On/after first dose", "Before"], range=[1.0, 0.35]),
         legend=None,
     )
-    # Imported here: the Subject page's chart module imports this one's colours.
-    from dashboard.charts.subject import study_day_ticks
-
     ticks = (
         study_day_ticks(int(data["x_start"].min()), int(data["x_end"].max()))
         if not data.empty

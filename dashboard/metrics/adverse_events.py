@@ -7,10 +7,11 @@ compare the two.
 """
 
 import datetime as dt
-import math
 from dataclasses import dataclass
 
 import pandas as pd
+
+from dashboard.results.dates import as_date, is_missing
 
 # -- classification rules (DESIGN.md "Definitions", a contract) ------------------------------------
 
@@ -496,21 +497,21 @@ def derive_listing(events: pd.DataFrame, *, compare_cut_id: int | None) -> pd.Da
         return frame
     frame["study_day"] = pd.array(
         [
-            study_day(_date(s), _date(d))
+            study_day(as_date(s), as_date(d))
             for s, d in zip(frame["start_date"], frame["first_dose_date"], strict=True)
         ],
         dtype="Int64",
     )
     if "start_day" in frame:
         frame["start_day"] = pd.array(
-            [None if _missing(v) else int(v) for v in frame["start_day"]], dtype="Int64"
+            [None if is_missing(v) else int(v) for v in frame["start_day"]], dtype="Int64"
         )
     frame["related"] = frame["relationship"].map(classify_relationship)
     frame["preferred_term"] = [
         _text(d) or t for d, t in zip(frame["decoded_term"], frame["term"], strict=True)
     ]
     frame["treatment_emergent"] = [
-        is_treatment_emergent(sd, _date(s), fd, _date(f))
+        is_treatment_emergent(sd, as_date(s), fd, as_date(f))
         for sd, s, fd, f in zip(
             frame["start_dtc"],
             frame["start_date"],
@@ -590,30 +591,16 @@ def listing_table(derived: pd.DataFrame, *, show_new: bool) -> pd.DataFrame:
         and (c not in ("new", "changed") or show_new)
         and not (c == "changed" and not derived[c].any())
         and not (
-            c in OPTIONAL_LISTING_COLUMNS and derived[c].map(lambda v: _missing(v) or v == "").all()
+            c in OPTIONAL_LISTING_COLUMNS
+            and derived[c].map(lambda v: is_missing(v) or v == "").all()
         )
     ]
     return derived[keep].rename(columns=LISTING_LABELS).reset_index(drop=True)
 
 
-def _missing(value: object) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
-
-
-def _date(value: object) -> dt.date | None:
-    """A plain date from what a query returns (a date, a datetime, text from SQLite, NaT)."""
-    if _missing(value) or value is pd.NaT:
-        return None
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    return pd.Timestamp(str(value)).date()
-
-
 def _observed_until(start: dt.date, observed: object, cutoff: dt.date | None) -> dt.date:
     """Where an ongoing AE's bar ends: the subject's last disposition record, else the cut-off."""
-    until = _date(observed) or cutoff
+    until = as_date(observed) or cutoff
     return until if until is not None and until >= start else start
 
 
@@ -671,9 +658,9 @@ def timeline_frame(
     left_out = 0
     for row in events.to_dict("records"):
         dose, start, end = (
-            _date(row["first_dose_date"]),
-            _date(row["start_date"]),
-            _date(row["end_date"]),
+            as_date(row["first_dose_date"]),
+            as_date(row["start_date"]),
+            as_date(row["end_date"]),
         )
         if dose is None or start is None:
             left_out += 1

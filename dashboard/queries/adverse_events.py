@@ -27,6 +27,12 @@ from dashboard.metrics.adverse_events import (
 )
 from dashboard.models import ENROLLED, AdverseEvent, Disposition, Exposure, Site, Subject
 from dashboard.queries.scope import SiteScope, rows, subject_in_scope
+from dashboard.results.adverse_events import (
+    AdverseEventCounts,
+    SafetyPopulation,
+    SafetySummary,
+    TermIncidence,
+)
 
 # Blank AEDECOD/AEBODSYS (the SDTM-MSG sample has them blank): the page groups by the verbatim term
 # and an explicit "uncoded" class rather than dropping the events.
@@ -69,14 +75,6 @@ LISTING_COLUMNS = [
     "observed_until",
     "updated_cut_id",
 ]
-
-
-@dataclass(frozen=True)
-class AdverseEventCounts:
-    events: int
-    subjects: int
-    serious_events: int
-    serious_subjects: int
 
 
 def _code(column: Any) -> ColumnElement[str]:
@@ -297,24 +295,6 @@ def incidence_by_soc(
     return pd.DataFrame(rows(session.execute(stmt)), columns=names)
 
 
-@dataclass(frozen=True)
-class SafetyPopulation:
-    """The denominators of the tables by arm.
-
-    basis: ``TREATED`` (actual arm) or ``ENROLLED_BASIS`` (planned arm, no exposure data);
-    by_arm: arm, subjects (in arm order); first_dose_dates: some subject of the study has a first
-    dose date, so "treatment-emergent" can be told.
-    """
-
-    basis: str
-    by_arm: pd.DataFrame
-    first_dose_dates: bool
-
-    @property
-    def subjects(self) -> int:
-        return int(self.by_arm["subjects"].sum())
-
-
 def safety_population(session: Session, *, study_id: str, scope: SiteScope) -> SafetyPopulation:
     """The safety population in scope, by arm."""
     population = _population(session, study_id=study_id)
@@ -337,29 +317,6 @@ def safety_population(session: Session, *, study_id: str, scope: SiteScope) -> S
         by_arm=pd.DataFrame(rows(session.execute(stmt)), columns=["arm", "subjects"]),
         first_dose_dates=dated,
     )
-
-
-@dataclass(frozen=True)
-class SafetySummary:
-    """The summary table's figures.
-
-    counts: arm, category (a ``SUMMARY_CATEGORIES`` key), subjects, events (null for
-    discontinuation read from DS); discontinuation_from_ds: AEACN is blank for every AE of the
-    study, so "leading to discontinuation" is the subject-level DS reason ADVERSE EVENT;
-    outside_events / outside_subjects: AEs (of subjects in scope) that are not in the safety
-    population, so in the headline counts but in no table by arm; graded_events: AEs with an
-    AETOXGR; uncoded_events: AEs without AEDECOD (grouped by AETERM).
-    """
-
-    counts: pd.DataFrame
-    discontinuation_from_ds: bool
-    outside_events: int
-    outside_subjects: int
-    graded_events: int
-    uncoded_events: int
-    # Per site (site_pk, outside_events, outside_subjects, graded, uncoded): the load-time
-    # summary's rows; None when the figures above are already for the whole scope.
-    outside_by_site: pd.DataFrame | None = None
 
 
 def safety_summary(
@@ -489,15 +446,6 @@ def _category_conditions() -> dict[str, ColumnElement[bool]]:
     }
     assert list(conditions) == [key for key, _ in SUMMARY_CATEGORIES]
     return conditions
-
-
-@dataclass(frozen=True)
-class TermIncidence:
-    """Incidence by SOC and PT per arm. by_pt: arm, soc, pt, subjects, events; by_soc: arm, soc,
-    subjects, events. The PT is AEDECOD, else AETERM; the SOC is AEBODSYS, else ``UNCODED_SOC``."""
-
-    by_pt: pd.DataFrame
-    by_soc: pd.DataFrame
 
 
 def incidence_by_term(

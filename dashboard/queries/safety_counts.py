@@ -17,9 +17,9 @@ from sqlmodel import Session, col
 from dashboard.models import AdverseEventCount, Site
 from dashboard.queries import adverse_events as raw
 from dashboard.queries import overview
-from dashboard.queries.adverse_events import AdverseEventCounts, SafetySummary, TermIncidence
-from dashboard.queries.overview import AdverseEventChanges, ChangesSince
 from dashboard.queries.scope import Period, SiteScope, site_in_scope
+from dashboard.results.adverse_events import AdverseEventCounts, SafetySummary, TermIncidence
+from dashboard.results.changes import AdverseEventChanges, ChangesSince
 
 counted = AdverseEventCount
 P = ParamSpec("P")

@@ -25,6 +25,7 @@ from dashboard.metrics.visits import (
 )
 from dashboard.models import ENROLLED, Disposition, PlannedVisit, Site, Subject, Visit
 from dashboard.queries.scope import Period, SiteScope, rows, subject_in_scope
+from dashboard.results.dates import date_series
 
 # A planned visit not held by a subject who completed or discontinued by ``as_of``: what
 # ``metrics.visits`` splits into missed and not expected (the split needs day arithmetic per row;
@@ -288,11 +289,7 @@ PAIR_COLUMNS = [
 def _dates(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     for column in columns:
         # Plain dates or None (SQLite returns text from a subquery; NaT would not compare).
-        frame[column] = pd.Series(
-            [d.date() if pd.notna(d) else None for d in pd.to_datetime(frame[column])],
-            index=frame.index,
-            dtype=object,
-        )
+        frame[column] = date_series(frame[column])
     return frame
 
 

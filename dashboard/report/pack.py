@@ -62,19 +62,17 @@ from dashboard.queries.enrollment import (
     undated_subjects,
 )
 from dashboard.queries.listings import screen_failure_listing, subject_listing
-from dashboard.queries.overview import (
-    ChangesSince,
-    new_failures_by_criterion,
-    new_subjects_by_column,
-)
+from dashboard.queries.overview import new_failures_by_criterion, new_subjects_by_column
 from dashboard.queries.scope import SiteScope
 from dashboard.queries.screen_failures import (
     failed_subject_counts,
     failures_by_criterion,
     screen_failure_dispositions,
 )
-from dashboard.queries.studies import CutInfo, StudyInfo, data_cuts, study_info
+from dashboard.queries.studies import data_cuts, study_info
 from dashboard.queries.summary import UnknownStudyError, study_summary
+from dashboard.results.changes import ChangesSince
+from dashboard.results.studies import CutInfo, StudyInfo
 
 NEW = "new"
 CHANGED = "changed"

@@ -19,6 +19,12 @@ from dashboard.metrics.blinding import (
 )
 from dashboard.queries import adverse_events, safety_counts
 from dashboard.queries.scope import SiteScope
+from dashboard.results.adverse_events import (
+    AdverseEventCounts,
+    SafetyPopulation,
+    SafetySummary,
+    TermIncidence,
+)
 from dashboard.ui.loaders import MAX_ENTRIES, TTL_SECONDS, session_for
 
 # Listings are limited: a drilldown of more events than this says how many it left out.
@@ -36,7 +42,7 @@ TIMELINE_CHOICES = 1000
 @st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
 def load_headline(
     db_url: str, study_id: str, cut_id: int | None, scope: SiteScope, treatment_emergent: bool
-) -> adverse_events.AdverseEventCounts:
+) -> AdverseEventCounts:
     with session_for(db_url) as session:
         return safety_counts.adverse_event_counts(
             session, study_id=study_id, scope=scope, treatment_emergent=treatment_emergent
@@ -46,7 +52,7 @@ def load_headline(
 @st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
 def load_safety_population(
     db_url: str, study_id: str, cut_id: int | None, scope: SiteScope, *, pooled: bool
-) -> adverse_events.SafetyPopulation:
+) -> SafetyPopulation:
     with session_for(db_url) as session:
         found = adverse_events.safety_population(session, study_id=study_id, scope=scope)
     return pool_safety_population(found) if pooled else found
@@ -61,7 +67,7 @@ def load_summary(
     treatment_emergent: bool,
     *,
     pooled: bool,
-) -> adverse_events.SafetySummary:
+) -> SafetySummary:
     with session_for(db_url) as session:
         found = safety_counts.safety_summary(
             session, study_id=study_id, scope=scope, treatment_emergent=treatment_emergent
@@ -78,7 +84,7 @@ def load_term_incidence(
     treatment_emergent: bool,
     *,
     pooled: bool,
-) -> adverse_events.TermIncidence:
+) -> TermIncidence:
     with session_for(db_url) as session:
         found = safety_counts.incidence_by_term(
             session, study_id=study_id, scope=scope, treatment_emergent=treatment_emergent

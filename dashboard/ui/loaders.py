@@ -18,7 +18,6 @@ from dashboard.metrics.blinding import drop_arm_columns, pool_numeric, pool_reas
 from dashboard.metrics.eligibility import checked_criteria
 from dashboard.metrics.enrollment import cumulative_accrual
 from dashboard.queries import (
-    adverse_events,
     baseline,
     enrollment,
     overview,
@@ -27,6 +26,10 @@ from dashboard.queries import (
     studies,
 )
 from dashboard.queries.scope import Period, SiteScope
+from dashboard.results.adverse_events import AdverseEventCounts
+from dashboard.results.changes import AdverseEventChanges, ChangesSince, SubjectChanges
+from dashboard.results.enrollment import FunnelCounts, PopulationCounts
+from dashboard.results.studies import CutInfo, StudyInfo
 
 TTL_SECONDS = 600
 MAX_ENTRIES = 256
@@ -63,13 +66,13 @@ def load_study_ids(db_url: str) -> list[str]:
         return [str(s) for s in studies.list_studies(session)["study_id"]]
 
 
-def load_cuts(db_url: str, study_id: str) -> list[studies.CutInfo]:
+def load_cuts(db_url: str, study_id: str) -> list[CutInfo]:
     with session_for(db_url) as session:
         return studies.data_cuts(session, study_id=study_id)
 
 
 @st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
-def load_study(db_url: str, study_id: str, cut_id: int | None) -> studies.StudyInfo | None:
+def load_study(db_url: str, study_id: str, cut_id: int | None) -> StudyInfo | None:
     with session_for(db_url) as session:
         return studies.study_info(session, study_id=study_id)
 
@@ -83,7 +86,7 @@ def load_sites(db_url: str, study_id: str, cut_id: int | None) -> pd.DataFrame:
 @st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
 def load_population(
     db_url: str, study_id: str, cut_id: int | None, scope: SiteScope, period: Period = None
-) -> enrollment.PopulationCounts:
+) -> PopulationCounts:
     with session_for(db_url) as session:
         return enrollment.population_counts(session, study_id=study_id, scope=scope, period=period)
 
@@ -97,9 +100,7 @@ def load_any_subjects(db_url: str, study_id: str, cut_id: int | None, scope: Sit
 # The one loader that counts every site whatever the user's scope: study-wide totals a site user
 # may see only as aggregates (counts, never rows), marked so on the page.
 @st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
-def load_study_wide_counts(
-    db_url: str, study_id: str, cut_id: int | None
-) -> enrollment.PopulationCounts:
+def load_study_wide_counts(db_url: str, study_id: str, cut_id: int | None) -> PopulationCounts:
     with session_for(db_url) as session:
         return enrollment.population_counts(session, study_id=study_id, scope=None)
 
@@ -135,7 +136,7 @@ def load_demographics(
 @st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
 def load_adverse_events(
     db_url: str, study_id: str, cut_id: int | None, scope: SiteScope
-) -> tuple[adverse_events.AdverseEventCounts, pd.DataFrame]:
+) -> tuple[AdverseEventCounts, pd.DataFrame]:
     with session_for(db_url) as session:
         counts = safety_counts.adverse_event_counts(session, study_id=study_id, scope=scope)
         by_soc = safety_counts.incidence_by_soc(session, study_id=study_id, scope=scope)
@@ -150,7 +151,7 @@ def load_changes_since(
     scope: SiteScope,
     since_cut_id: int,
     period: Period = None,
-) -> overview.ChangesSince:
+) -> ChangesSince:
     with session_for(db_url) as session:
         return safety_counts.changes_since(
             session, study_id=study_id, scope=scope, since_cut_id=since_cut_id, period=period
@@ -167,7 +168,7 @@ def load_subject_changes_since(
     scope: SiteScope,
     since_cut_id: int,
     period: Period = None,
-) -> overview.SubjectChanges:
+) -> SubjectChanges:
     with session_for(db_url) as session:
         return overview.subject_changes_since(
             session, study_id=study_id, scope=scope, since_cut_id=since_cut_id, period=period
@@ -182,7 +183,7 @@ def load_adverse_event_changes_since(
     scope: SiteScope,
     since_cut_id: int,
     period: Period = None,
-) -> overview.AdverseEventChanges:
+) -> AdverseEventChanges:
     with session_for(db_url) as session:
         return safety_counts.adverse_event_changes_since(
             session, study_id=study_id, scope=scope, since_cut_id=since_cut_id, period=period
@@ -206,7 +207,7 @@ def load_funnel(
     period: Period,
     *,
     pooled: bool,
-) -> tuple[enrollment.FunnelCounts, pd.DataFrame, pd.DataFrame]:
+) -> tuple[FunnelCounts, pd.DataFrame, pd.DataFrame]:
     """(funnel counts, discontinuation reasons by arm, outcome by arm); pooled: one arm,
     ``metrics.blinding.POOLED`` (a blinded user of a blinded study)."""
     with session_for(db_url) as session:

@@ -20,7 +20,7 @@ from dashboard.access import (
 )
 from dashboard.config import database_url, default_study_id
 from dashboard.queries.scope import Period, SiteScope
-from dashboard.queries.studies import CutInfo, StudyInfo
+from dashboard.results.studies import CutInfo, StudyInfo
 from dashboard.ui import loaders
 
 # Session-state keys (one place, so pages and tests agree on them).

@@ -14,6 +14,7 @@ from dashboard.metrics.blinding import blind_subject_record, drop_arm_columns
 from dashboard.metrics.visits import derive_visit_status, schedule_grid
 from dashboard.queries import subject, visits
 from dashboard.queries.scope import Period, SiteScope
+from dashboard.results.subject import SubjectRecord
 from dashboard.ui.loaders import MAX_ENTRIES, TTL_SECONDS, session_for
 
 # The subject picker lists at most this many codes (type part of a code to narrow it).
@@ -25,7 +26,7 @@ SCHEDULE_SUBJECTS = 500
 @st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
 def load_subject(
     db_url: str, study_id: str, cut_id: int | None, scope: SiteScope, usubjid: str, *, pooled: bool
-) -> subject.SubjectRecord | None:
+) -> SubjectRecord | None:
     """The subject's record; pooled (a blinded user of a blinded study): its arms read "blinded"."""
     with session_for(db_url) as session:
         record = subject.subject_record(session, study_id=study_id, usubjid=usubjid, scope=scope)
