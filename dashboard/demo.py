@@ -29,7 +29,6 @@ from dashboard.db import delete_study
 from dashboard.importers.ctgov import import_ctgov_record
 from dashboard.metrics.population import DispositionEvent, classify_subject, subject_status
 from dashboard.models import (
-    ENROLLED,
     AdverseEvent,
     Arm,
     Criterion,
@@ -45,6 +44,7 @@ from dashboard.models import (
     Subject,
     Visit,
 )
+from dashboard.results.population import ENROLLED
 from dashboard.summaries import rebuild_summaries
 
 SEED_STUDY_ID = "NCT06466850"

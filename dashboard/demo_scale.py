@@ -37,9 +37,6 @@ from sqlmodel import Session, SQLModel, col
 
 from dashboard.db import delete_study
 from dashboard.models import (
-    ENROLLED,
-    IN_SCREENING,
-    SCREEN_FAILURE,
     AdverseEvent,
     Arm,
     Criterion,
@@ -54,6 +51,7 @@ from dashboard.models import (
     Subject,
     Visit,
 )
+from dashboard.results.population import ENROLLED, IN_SCREENING, SCREEN_FAILURE
 from dashboard.summaries import rebuild_summaries
 
 Array = NDArray[Any]

@@ -17,13 +17,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Connection, Index, UniqueConstraint, event, text
 from sqlmodel import Field, SQLModel
 
-# Subject.population values: the figure definitions of DESIGN.md, derived once at load time by
-# dashboard.metrics.population.classify_subject so every query counts the same way.
-SCREEN_FAILURE = "SCREEN FAILURE"
-ENROLLED = "ENROLLED"
-NOT_ASSIGNED = "NOT ASSIGNED"
-IN_SCREENING = "IN SCREENING"
-POPULATIONS = (SCREEN_FAILURE, ENROLLED, NOT_ASSIGNED, IN_SCREENING)
+from dashboard.results.population import IN_SCREENING
 
 
 class HistoryColumns(SQLModel):

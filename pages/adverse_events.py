@@ -36,7 +36,7 @@ from dashboard.metrics.adverse_events import (
     timeline_frame,
     worst_level_table,
 )
-from dashboard.queries.adverse_events import TREATED, UNCODED_SOC
+from dashboard.results.adverse_events import TREATED, UNCODED_SOC
 from dashboard.ui import ae_loaders, loaders
 from dashboard.ui.ae_drilldown import (
     LISTING_COLUMNS,

@@ -22,7 +22,7 @@ from dashboard.metrics.table_one import (
     level_counts,
     table_one,
 )
-from dashboard.queries.baseline import NOT_ALLOCATED_COLUMN, SCREEN_FAILURE_COLUMN
+from dashboard.results.baseline import NOT_ALLOCATED_COLUMN, SCREEN_FAILURE_COLUMN
 from dashboard.ui import loaders
 from dashboard.ui.downloads import download_buttons
 from dashboard.ui.format import percent

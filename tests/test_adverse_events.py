@@ -57,9 +57,6 @@ from dashboard.metrics.adverse_events import (
 )
 from dashboard.metrics.picks import latest_pick
 from dashboard.queries.adverse_events import (
-    ENROLLED_BASIS,
-    TREATED,
-    UNCODED_SOC,
     adverse_event_counts,
     adverse_event_listing,
     discontinuations_from_ds,
@@ -70,6 +67,7 @@ from dashboard.queries.adverse_events import (
     subjects_by_worst_level,
     subjects_with_adverse_events,
 )
+from dashboard.results.adverse_events import ENROLLED_BASIS, TREATED, UNCODED_SOC
 from dashboard.ui.ae_drilldown import soc_expander_key
 from tests.conftest import PROJECT_ROOT, SHARED_DATA, open_study_page
 from tests.databases import new_database_url

@@ -25,21 +25,19 @@ from dashboard.metrics.adverse_events import (
     SEVERE_SEVERITIES,
     SUMMARY_CATEGORIES,
 )
-from dashboard.models import ENROLLED, AdverseEvent, Disposition, Exposure, Site, Subject
+from dashboard.models import AdverseEvent, Disposition, Exposure, Site, Subject
 from dashboard.queries.scope import SiteScope, rows, subject_in_scope
 from dashboard.results.adverse_events import (
+    ENROLLED_BASIS,
+    NO_ARM,
+    TREATED,
+    UNCODED_SOC,
     AdverseEventCounts,
     SafetyPopulation,
     SafetySummary,
     TermIncidence,
 )
-
-# Blank AEDECOD/AEBODSYS (the SDTM-MSG sample has them blank): the page groups by the verbatim term
-# and an explicit "uncoded" class rather than dropping the events.
-UNCODED_SOC = "(not coded)"
-NO_ARM = "(no arm)"
-TREATED = "treated"  # SafetyPopulation.basis: subjects with a first dose or an exposure record
-ENROLLED_BASIS = "enrolled"  # no exposure in the study: enrolled subjects, planned arm
+from dashboard.results.population import ENROLLED
 
 # The listing's columns, in order (the docstring of ``adverse_event_listing`` names them).
 LISTING_COLUMNS = [

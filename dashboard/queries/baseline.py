@@ -8,17 +8,10 @@ from sqlalchemy import case, func, literal, select
 from sqlmodel import Session, col
 
 from dashboard.metrics.table_one import COUNT_COLUMNS, SUBJECTS_KEY
-from dashboard.models import (
-    ENROLLED,
-    SCREEN_FAILURE,
-    BaselineCount,
-    BaselineVariable,
-    Exposure,
-    Finding,
-    Site,
-    Subject,
-)
+from dashboard.models import BaselineCount, BaselineVariable, Exposure, Finding, Site, Subject
 from dashboard.queries.scope import SiteScope, rows, site_in_scope, subject_in_scope
+from dashboard.results.baseline import NOT_ALLOCATED_COLUMN, SCREEN_FAILURE_COLUMN
+from dashboard.results.population import ENROLLED, SCREEN_FAILURE
 
 
 def demographic_counts(session: Session, *, study_id: str, scope: SiteScope) -> pd.DataFrame:
@@ -60,8 +53,6 @@ DEMOGRAPHICS = (
     ("ETHNIC", "Ethnicity", "ethnicity", True),
     ("COUNTRY", "Country", "country", True),
 )
-NOT_ALLOCATED_COLUMN = "Not allocated"
-SCREEN_FAILURE_COLUMN = "Screen failure"
 
 
 def finding_key(domain: str, test_code: str, location: str | None) -> str:

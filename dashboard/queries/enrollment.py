@@ -7,19 +7,11 @@ import pandas as pd
 from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlmodel import Session, col
 
-from dashboard.models import (
-    ENROLLED,
-    IN_SCREENING,
-    NOT_ASSIGNED,
-    SCREEN_FAILURE,
-    Disposition,
-    Exposure,
-    Site,
-    Subject,
-)
+from dashboard.models import Disposition, Exposure, Site, Subject
 from dashboard.queries.scope import Period, SiteScope, rows, site_in_scope, subject_in_scope
 from dashboard.results.dates import date_series
 from dashboard.results.enrollment import FunnelCounts, PopulationCounts
+from dashboard.results.population import ENROLLED, IN_SCREENING, NOT_ASSIGNED, SCREEN_FAILURE
 
 
 def population_counts(

@@ -11,20 +11,12 @@ import pandas as pd
 from sqlalchemy import ColumnElement, case, func, or_, select
 from sqlmodel import Session, col
 
-from dashboard.models import (
-    ENROLLED,
-    SCREEN_FAILURE,
-    AdverseEvent,
-    Criterion,
-    EligibilityFinding,
-    Exposure,
-    Site,
-    Subject,
-)
+from dashboard.models import AdverseEvent, Criterion, EligibilityFinding, Exposure, Site, Subject
 from dashboard.queries.adverse_events import is_serious
-from dashboard.queries.baseline import NOT_ALLOCATED_COLUMN, SCREEN_FAILURE_COLUMN
 from dashboard.queries.scope import Period, SiteScope, rows, subject_in_scope
+from dashboard.results.baseline import NOT_ALLOCATED_COLUMN, SCREEN_FAILURE_COLUMN
 from dashboard.results.changes import AdverseEventChanges, SubjectChanges
+from dashboard.results.population import ENROLLED, SCREEN_FAILURE
 
 # The study-wide marker row (AdverseEventCount, measure "study") that says a study's load counted
 # its AE changes per cut (``adverse_event_changes_by_site``); a study loaded before that is

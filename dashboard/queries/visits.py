@@ -23,9 +23,10 @@ from dashboard.metrics.visits import (
     UPCOMING,
     date_of_study_day,
 )
-from dashboard.models import ENROLLED, Disposition, PlannedVisit, Site, Subject, Visit
+from dashboard.models import Disposition, PlannedVisit, Site, Subject, Visit
 from dashboard.queries.scope import Period, SiteScope, rows, subject_in_scope
 from dashboard.results.dates import date_series
+from dashboard.results.population import ENROLLED
 
 # A planned visit not held by a subject who completed or discontinued by ``as_of``: what
 # ``metrics.visits`` splits into missed and not expected (the split needs day arithmetic per row;

@@ -47,13 +47,8 @@ from dashboard.metrics.table_one import (
     table_one,
 )
 from dashboard.queries import safety_counts
-from dashboard.queries.adverse_events import TREATED, adverse_event_listing, safety_population
-from dashboard.queries.baseline import (
-    NOT_ALLOCATED_COLUMN,
-    SCREEN_FAILURE_COLUMN,
-    baseline_catalogue,
-    table_one_counts,
-)
+from dashboard.queries.adverse_events import adverse_event_listing, safety_population
+from dashboard.queries.baseline import baseline_catalogue, table_one_counts
 from dashboard.queries.enrollment import (
     daily_accrual,
     discontinuation_reasons,
@@ -71,6 +66,8 @@ from dashboard.queries.screen_failures import (
 )
 from dashboard.queries.studies import data_cuts, study_info
 from dashboard.queries.summary import UnknownStudyError, study_summary
+from dashboard.results.adverse_events import TREATED
+from dashboard.results.baseline import NOT_ALLOCATED_COLUMN, SCREEN_FAILURE_COLUMN
 from dashboard.results.changes import ChangesSince
 from dashboard.results.studies import CutInfo, StudyInfo
 

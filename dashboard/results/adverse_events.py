@@ -5,6 +5,13 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+# Blank AEDECOD/AEBODSYS (the SDTM-MSG sample has them blank): the page groups by the verbatim term
+# and an explicit "uncoded" class rather than dropping the events.
+UNCODED_SOC = "(not coded)"
+NO_ARM = "(no arm)"
+TREATED = "treated"  # SafetyPopulation.basis: subjects with a first dose or an exposure record
+ENROLLED_BASIS = "enrolled"  # no exposure in the study: enrolled subjects, planned arm
+
 
 @dataclass(frozen=True)
 class AdverseEventCounts:
@@ -20,8 +27,8 @@ class AdverseEventCounts:
 class SafetyPopulation:
     """The denominators of the tables by arm.
 
-    basis: ``queries.adverse_events.TREATED`` (actual arm) or ``ENROLLED_BASIS`` (planned arm, no
-    exposure data);
+    basis: ``TREATED`` (actual arm) or ``ENROLLED_BASIS`` (planned arm, no exposure
+    data);
     by_arm: arm, subjects (in arm order); first_dose_dates: some subject of the study has a first
     dose date, so "treatment-emergent" can be told.
     """
@@ -61,8 +68,7 @@ class SafetySummary:
 @dataclass(frozen=True)
 class TermIncidence:
     """Incidence by SOC and PT per arm. by_pt: arm, soc, pt, subjects, events; by_soc: arm, soc,
-    subjects, events. The PT is AEDECOD, else AETERM; the SOC is AEBODSYS, else
-    ``queries.adverse_events.UNCODED_SOC``."""
+    subjects, events. The PT is AEDECOD, else AETERM; the SOC is AEBODSYS, else ``UNCODED_SOC``."""
 
     by_pt: pd.DataFrame
     by_soc: pd.DataFrame
