@@ -44,8 +44,8 @@ from dashboard.models import (
     Subject,
     Visit,
 )
+from dashboard.precomputed import rebuild_precomputed_counts
 from dashboard.results.population import ENROLLED
-from dashboard.summaries import rebuild_summaries
 
 SEED_STUDY_ID = "NCT06466850"
 MULTISITE_STUDY_ID = "DEMO-MULTI"
@@ -321,7 +321,7 @@ def _write_study(
     session.add_all(changes)
     session.add_all([interim, current])
     session.flush()
-    rebuild_summaries(session, study.study_id)
+    rebuild_precomputed_counts(session, study.study_id)
 
 
 # ---------------------------------------------------------------------------------------------

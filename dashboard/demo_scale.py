@@ -51,8 +51,8 @@ from dashboard.models import (
     Subject,
     Visit,
 )
+from dashboard.precomputed import rebuild_precomputed_counts
 from dashboard.results.population import ENROLLED, IN_SCREENING, SCREEN_FAILURE
-from dashboard.summaries import rebuild_summaries
 
 Array = NDArray[Any]
 
@@ -460,7 +460,7 @@ def build_scale_study(
     design.current.row_counts = counts.current
     session.add_all([design.interim, design.current])
     session.flush()
-    rebuild_summaries(session, study_id)
+    rebuild_precomputed_counts(session, study_id)
 
 
 def _write_design(

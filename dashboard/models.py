@@ -174,10 +174,10 @@ class Finding(SQLModel, table=True):
     )
 
 
-# Per-load summaries (DESIGN.md performance rules): Table 1's medians and quartiles cannot be fast
+# Per-load counts (DESIGN.md performance rules): Table 1's medians and quartiles cannot be fast
 # from a million raw findings, so each load counts subjects per baseline value once. The counts are
 # kept per site and cohort, so any site scope is an exact sum; the all-sites rows are that sum made
-# once, for the unscoped view every sponsor opens. Rebuilt by dashboard.summaries on every load.
+# once, for the unscoped view every sponsor opens. Rebuilt by dashboard.precomputed on every load.
 class BaselineVariable(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     study_id: str = Field(foreign_key="study.study_id", index=True)

@@ -57,8 +57,8 @@ from dashboard.metrics.adverse_events import (
 )
 from dashboard.metrics.picks import latest_pick
 from dashboard.queries.adverse_events import (
-    adverse_event_counts,
     adverse_event_listing,
+    count_adverse_events,
     discontinuations_from_ds,
     events_by_source_value,
     incidence_by_term,
@@ -388,7 +388,7 @@ def test_timeline_frame_days_and_ongoing_bars() -> None:
 
 def test_pilot_headline_and_severity(pilot: Session, pilot_raw: dict[str, pd.DataFrame]) -> None:
     ae = pilot_raw["ae"]
-    counts = adverse_event_counts(pilot, study_id=PILOT, scope=None)
+    counts = count_adverse_events(pilot, study_id=PILOT, scope=None)
     assert (counts.events, counts.subjects) == (len(ae), ae["USUBJID"].nunique()) == (961, 225)
     serious = ae[ae["AESER"] == "Y"]
     assert (counts.serious_events, counts.serious_subjects) == (
@@ -509,7 +509,7 @@ def test_pilot_treatment_emergent(pilot: Session, pilot_raw: dict[str, pd.DataFr
     emergent = ae[
         (dose != "") & ((start == "") | (start >= dose.str[:10]) | partial_in_dose_period)
     ]
-    counts = adverse_event_counts(pilot, study_id=PILOT, scope=None, treatment_emergent=True)
+    counts = count_adverse_events(pilot, study_id=PILOT, scope=None, treatment_emergent=True)
     assert (counts.events, counts.subjects) == (len(emergent), emergent["USUBJID"].nunique())
     assert counts.events < 961  # the pilot has AEs before the first dose
     # The Python rule agrees with the SQL one, event by event.
@@ -558,7 +558,7 @@ def test_msg_groups_by_the_verbatim_term(msg_db_url: str) -> None:
     assert (ae["AEDECOD"] == "").all() and (ae["AEBODSYS"] == "").all()
     engine = make_engine(msg_db_url)
     with Session(engine) as session:
-        counts = adverse_event_counts(session, study_id="MSG", scope=None)
+        counts = count_adverse_events(session, study_id="MSG", scope=None)
         assert (counts.events, counts.subjects, counts.serious_events) == (
             len(ae),
             ae["USUBJID"].nunique(),
@@ -759,7 +759,7 @@ def test_page_pilot_arms_discontinuation_and_filters(
     assert "disposition reason (DS DSDECOD) is ADVERSE EVENT" in text
     assert "The study is blinded" in text
     # Treatment-emergent only: the figures follow.
-    emergent = adverse_event_counts(pilot, study_id=PILOT, scope=None, treatment_emergent=True)
+    emergent = count_adverse_events(pilot, study_id=PILOT, scope=None, treatment_emergent=True)
     at.toggle(key="ae_treatment_emergent").set_value(True).run()
     assert not at.exception
     assert {m.label: m.value for m in at.metric}["AE events"] == str(emergent.events)

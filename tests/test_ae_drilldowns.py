@@ -35,6 +35,7 @@ from dashboard.metrics.adverse_events import (
     summary_table,
     timeline_frame,
 )
+from dashboard.precomputed import rebuild_precomputed_counts
 from dashboard.queries.adverse_events import (
     adverse_event_listing,
     events_by_source_value,
@@ -43,7 +44,6 @@ from dashboard.queries.adverse_events import (
     safety_summary,
     subjects_by_worst_level,
 )
-from dashboard.summaries import rebuild_summaries
 from dashboard.ui.ae_drilldown import listing_filters, soc_expander_key
 from tests.conftest import PROJECT_ROOT, SHARED_DATA, build_demo_database, open_study_page
 from tests.databases import new_database_url
@@ -520,7 +520,7 @@ def test_page_sae_listing_marks_new_since_the_previous_cut(
                 ),
                 {"n": later_saes},
             )
-            rebuild_summaries(session, "DEMO-MULTI")
+            rebuild_precomputed_counts(session, "DEMO-MULTI")
     engine = make_engine(url)
     cuts = pd.read_sql_query(
         "SELECT id FROM datacut WHERE study_id = 'DEMO-MULTI' ORDER BY id", engine

@@ -206,7 +206,7 @@ def _population(session: Session, *, study_id: str) -> _Population:
 
 
 def _by_site(per_site: bool) -> list[Any]:
-    """The site key a load-time summary groups by as well (``dashboard.summaries``): distinct
+    """The site key the load-time counts group by as well (``dashboard.precomputed``): distinct
     subjects per site add up over sites, since a subject belongs to one site."""
     return [col(Subject.site_pk).label("site_pk")] if per_site else []
 
@@ -220,7 +220,7 @@ def _event_filter(
     return where
 
 
-def adverse_event_counts(
+def count_adverse_events(
     session: Session, *, study_id: str, scope: SiteScope, treatment_emergent: bool = False
 ) -> AdverseEventCounts:
     """Every AE in the data for the study's subjects in scope (treatment-emergent ones only if
@@ -244,10 +244,10 @@ def adverse_event_counts(
     )
 
 
-def adverse_event_counts_by_site(
+def count_adverse_events_by_site(
     session: Session, *, study_id: str, treatment_emergent: bool
 ) -> pd.DataFrame:
-    """``adverse_event_counts`` per site, for the load-time summary. Columns: site_pk, events,
+    """``count_adverse_events`` per site, for the load-time counts. Columns: site_pk, events,
     subjects, serious_events, serious_subjects."""
     serious = is_serious()
     stmt = (
@@ -328,7 +328,7 @@ def safety_summary(
     """Subjects and events per arm for each summary category, in one GROUP BY (and one over DS
     where discontinuation comes from there). ``per_site``: every frame and figure per site
     (``counts`` gains site_pk; ``outside`` holds the per-site figures), for the load-time
-    summary."""
+    counts."""
     population = _population(session, study_id=study_id)
     subject = col(AdverseEvent.subject_pk)
     conditions = _category_conditions()

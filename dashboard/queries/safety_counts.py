@@ -1,4 +1,4 @@
-"""The safety tables read from the load-time AE counts (``dashboard.summaries``).
+"""The safety tables read from the load-time AE counts (``dashboard.precomputed``).
 
 Same functions, arguments and results as their namesakes in ``queries.adverse_events``, which
 compute them from the raw AEs: the counts are those queries run per site at load time, so a
@@ -16,7 +16,7 @@ from sqlmodel import Session, col
 
 from dashboard.models import AdverseEventCount, Site
 from dashboard.queries import adverse_events as raw
-from dashboard.queries import overview
+from dashboard.queries import changes
 from dashboard.queries.scope import Period, SiteScope, site_in_scope
 from dashboard.results.adverse_events import AdverseEventCounts, SafetySummary, TermIncidence
 from dashboard.results.changes import AdverseEventChanges, ChangesSince
@@ -26,7 +26,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def _summarised(session: Session, study_id: str) -> bool:
+def _counted(session: Session, study_id: str) -> bool:
     """Whether the study's AE counts were built (every build writes the study-wide row)."""
     # all_sites in the filter lets the lookup seek the read index instead of scanning the
     # study's quarter of a million per-site rows.
@@ -47,7 +47,7 @@ def _or_from_raw(compute: Callable[..., R]) -> Callable[[Callable[P, R]], Callab
         def query(*args: P.args, **kwargs: P.kwargs) -> R:
             session, study_id = args[0], kwargs["study_id"]
             assert isinstance(session, Session) and isinstance(study_id, str)
-            use = read if _summarised(session, study_id) else compute
+            use = read if _counted(session, study_id) else compute
             return use(*args, **kwargs)
 
         return query
@@ -93,10 +93,12 @@ def _figure(found: pd.DataFrame, key: str, column: str) -> int:
     return 0 if value is None or pd.isna(value) else int(value)
 
 
-@_or_from_raw(raw.adverse_event_counts)
-def adverse_event_counts(
+@_or_from_raw(raw.count_adverse_events)
+def stored_adverse_event_counts(
     session: Session, *, study_id: str, scope: SiteScope, treatment_emergent: bool = False
 ) -> AdverseEventCounts:
+    """The headline AE counts (``adverse_events.count_adverse_events``) read from the stored
+    counts."""
     found = _read(
         session, study_id=study_id, scope=scope, measure="headline", emergent=treatment_emergent
     )
@@ -193,16 +195,16 @@ def events_by_source_value(
 def adverse_event_changes_since(
     session: Session, *, study_id: str, scope: SiteScope, since_cut_id: int, period: Period = None
 ) -> AdverseEventChanges:
-    """``overview.adverse_event_changes_since`` from the load-time counts; from the raw AEs for a
+    """``changes.adverse_event_changes_since`` from the load-time counts; from the raw AEs for a
     screening period (the counts are per site, not per date) or a study counted before they
     existed."""
     markers = (
         _read(session, study_id=study_id, scope=None, measure="study", emergent=False)
-        if period is None and _summarised(session, study_id)
+        if period is None and _counted(session, study_id)
         else None
     )
-    if markers is None or overview.CHANGES_COUNTED not in set(markers["key1"]):
-        return overview.adverse_event_changes_since(
+    if markers is None or changes.CHANGES_COUNTED not in set(markers["key1"]):
+        return changes.adverse_event_changes_since(
             session, study_id=study_id, scope=scope, since_cut_id=since_cut_id, period=period
         )
     found = _read(session, study_id=study_id, scope=scope, measure="changes", emergent=False)
@@ -224,7 +226,7 @@ def adverse_event_changes_since(
 def changes_since(
     session: Session, *, study_id: str, scope: SiteScope, since_cut_id: int, period: Period = None
 ) -> ChangesSince:
-    """Subjects and AEs new or changed since ``since_cut_id``: ``overview.subject_changes_since``
+    """Subjects and AEs new or changed since ``since_cut_id``: ``changes.subject_changes_since``
     and the AE half above. The Enrollment and Screen failures pages need only the subjects' half,
     the Adverse events page only the AEs': each reads its own."""
     kwargs: dict[str, Any] = {
@@ -233,6 +235,6 @@ def changes_since(
         "since_cut_id": since_cut_id,
         "period": period,
     }
-    subjects = overview.subject_changes_since(session, **kwargs)
+    subjects = changes.subject_changes_since(session, **kwargs)
     events = adverse_event_changes_since(session, **kwargs)
     return ChangesSince(**{**vars(subjects), **vars(events)})

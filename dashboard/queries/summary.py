@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from dashboard.queries.adverse_events import adverse_event_counts
+from dashboard.queries.adverse_events import count_adverse_events
 from dashboard.queries.enrollment import enrolled_by_arm, population_counts
 from dashboard.queries.scope import SiteScope
 from dashboard.queries.screen_failures import failures_by_criterion
@@ -31,7 +31,7 @@ def study_summary(session: Session, *, study_id: str, scope: SiteScope = None) -
     failed = (
         by_criterion[by_criterion["subjects"] > 0].groupby("code", sort=False)["subjects"].sum()
     )
-    ae = adverse_event_counts(session, study_id=study_id, scope=scope)
+    ae = count_adverse_events(session, study_id=study_id, scope=scope)
     cuts = data_cuts(session, study_id=study_id)
     latest = cuts[-1] if cuts else None
     return {

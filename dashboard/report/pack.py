@@ -49,6 +49,7 @@ from dashboard.metrics.table_one import (
 from dashboard.queries import safety_counts
 from dashboard.queries.adverse_events import adverse_event_listing, safety_population
 from dashboard.queries.baseline import baseline_catalogue, table_one_counts
+from dashboard.queries.changes import new_failures_by_criterion, new_subjects_by_column
 from dashboard.queries.enrollment import (
     daily_accrual,
     discontinuation_reasons,
@@ -57,7 +58,6 @@ from dashboard.queries.enrollment import (
     undated_subjects,
 )
 from dashboard.queries.listings import screen_failure_listing, subject_listing
-from dashboard.queries.overview import new_failures_by_criterion, new_subjects_by_column
 from dashboard.queries.scope import SiteScope
 from dashboard.queries.screen_failures import (
     failed_subject_counts,

@@ -61,7 +61,7 @@ class SafetySummary:
     graded_events: int
     uncoded_events: int
     # Per site (site_pk, outside_events, outside_subjects, graded, uncoded): the load-time
-    # summary's rows; None when the figures above are already for the whole scope.
+    # counts' rows; None when the figures above are already for the whole scope.
     outside_by_site: pd.DataFrame | None = None
 
 

@@ -44,7 +44,7 @@ def load_headline(
     db_url: str, study_id: str, cut_id: int | None, scope: SiteScope, treatment_emergent: bool
 ) -> AdverseEventCounts:
     with session_for(db_url) as session:
-        return safety_counts.adverse_event_counts(
+        return safety_counts.stored_adverse_event_counts(
             session, study_id=study_id, scope=scope, treatment_emergent=treatment_emergent
         )
 

@@ -19,8 +19,8 @@ from dashboard.metrics.eligibility import checked_criteria
 from dashboard.metrics.enrollment import cumulative_accrual
 from dashboard.queries import (
     baseline,
+    changes,
     enrollment,
-    overview,
     safety_counts,
     screen_failures,
     studies,
@@ -138,7 +138,7 @@ def load_adverse_events(
     db_url: str, study_id: str, cut_id: int | None, scope: SiteScope
 ) -> tuple[AdverseEventCounts, pd.DataFrame]:
     with session_for(db_url) as session:
-        counts = safety_counts.adverse_event_counts(session, study_id=study_id, scope=scope)
+        counts = safety_counts.stored_adverse_event_counts(session, study_id=study_id, scope=scope)
         by_soc = safety_counts.incidence_by_soc(session, study_id=study_id, scope=scope)
     return counts, by_soc
 
@@ -170,7 +170,7 @@ def load_subject_changes_since(
     period: Period = None,
 ) -> SubjectChanges:
     with session_for(db_url) as session:
-        return overview.subject_changes_since(
+        return changes.subject_changes_since(
             session, study_id=study_id, scope=scope, since_cut_id=since_cut_id, period=period
         )
 
@@ -403,7 +403,7 @@ def load_new_failures_by_criterion(
     """New screen failures since the compared cut, per criterion (code, protocol_version,
     new_subjects)."""
     with session_for(db_url) as session:
-        return overview.new_failures_by_criterion(
+        return changes.new_failures_by_criterion(
             session, study_id=study_id, scope=scope, since_cut_id=since_cut_id, period=period
         )
 
@@ -420,7 +420,7 @@ def load_new_by_column(
 ) -> pd.DataFrame:
     """Subjects new since the compared cut per Table 1 column (column, new_subjects)."""
     with session_for(db_url) as session:
-        return overview.new_subjects_by_column(
+        return changes.new_subjects_by_column(
             session,
             study_id=study_id,
             scope=scope,

@@ -1,5 +1,6 @@
-"""Load-time summaries (DESIGN.md performance rules): what cannot be fast from raw rows at scale is
-counted once per load, here, in the same transaction as the load.
+"""Counts precomputed at load time (DESIGN.md performance rules): what cannot be fast from raw rows
+at scale is counted once per load, here, in the same transaction as the load. The queries read
+them back (``queries.baseline``, ``queries.safety_counts``).
 
 Table 1's medians and quartiles need every value; a million findings cannot be read per page view.
 So each load counts subjects per (site, cohort, planned arm, variable, value), plus each group's
@@ -17,7 +18,7 @@ from dashboard.metrics.adverse_events import WORST_DIMENSIONS
 from dashboard.metrics.table_one import Variable, counts_from_values
 from dashboard.models import AdverseEventCount, BaselineCount, BaselineVariable, DataCut
 from dashboard.queries import adverse_events as ae
-from dashboard.queries import overview
+from dashboard.queries import changes
 from dashboard.queries.baseline import (
     FAILED,
     NOT_ALLOCATED,
@@ -29,7 +30,9 @@ GROUP = ["site_pk", "cohort", "arm"]
 CHUNK_ROWS = 50_000  # rows per executemany
 
 
-def baseline_counts(session: Session, *, study_id: str, catalogue: pd.DataFrame) -> pd.DataFrame:
+def build_baseline_counts(
+    session: Session, *, study_id: str, catalogue: pd.DataFrame
+) -> pd.DataFrame:
     """Subjects per (site_pk, cohort, arm, key, value_num, value_text) for every variable of the
     catalogue, with each (site_pk, cohort, arm) group's size under ``SUBJECTS_KEY``; the
     all-sites sums follow with ``all_sites`` True."""
@@ -56,9 +59,9 @@ def baseline_counts(session: Session, *, study_id: str, catalogue: pd.DataFrame)
     return pd.concat([per_site, all_sites], ignore_index=True)
 
 
-def rebuild_baseline_summary(session: Session, study_id: str) -> int:
-    """Replace the study's baseline summary with counts of its current rows; returns the number
-    of count rows. Runs inside the caller's transaction: a failed load leaves the old summary."""
+def rebuild_baseline_counts(session: Session, study_id: str) -> int:
+    """Replace the study's baseline counts with counts of its current rows; returns the number
+    of count rows. Runs inside the caller's transaction: a failed load leaves the old counts."""
     session.execute(delete(BaselineCount).where(col(BaselineCount.study_id) == study_id))
     session.execute(delete(BaselineVariable).where(col(BaselineVariable.study_id) == study_id))
     catalogue = catalogue_from_findings(session, study_id=study_id)
@@ -77,7 +80,7 @@ def rebuild_baseline_summary(session: Session, study_id: str) -> int:
             for position, row in enumerate(catalogue.to_dict("records"))
         ],
     )
-    counts = baseline_counts(session, study_id=study_id, catalogue=catalogue)
+    counts = build_baseline_counts(session, study_id=study_id, catalogue=catalogue)
     return _insert(session, BaselineCount, counts, study_id)
 
 
@@ -103,7 +106,7 @@ def _change_rows(session: Session, *, study_id: str) -> list[pd.DataFrame]:
                 {
                     "emergent": False,
                     "measure": "study",
-                    "key1": overview.CHANGES_COUNTED,
+                    "key1": changes.CHANGES_COUNTED,
                     "subjects": 1,
                 }
             ]
@@ -113,7 +116,7 @@ def _change_rows(session: Session, *, study_id: str) -> list[pd.DataFrame]:
         select(col(DataCut.id)).where(col(DataCut.study_id) == study_id)
     ).scalars()
     for cut_id in cuts:
-        by_site = overview.adverse_event_changes_by_site(
+        by_site = changes.adverse_event_changes_by_site(
             session, study_id=study_id, since_cut_id=cut_id
         )
         found = by_site.melt(id_vars="site_pk", var_name="key2", value_name="events")
@@ -131,14 +134,14 @@ def _change_rows(session: Session, *, study_id: str) -> list[pd.DataFrame]:
     return frames
 
 
-def adverse_event_counts(session: Session, *, study_id: str) -> pd.DataFrame:
+def build_adverse_event_counts(session: Session, *, study_id: str) -> pd.DataFrame:
     """Every safety table of the Adverse events and Overview pages, per site, from the same SQL
     the pages would run (``queries.adverse_events`` with ``per_site``); then the all-sites sums.
     Treatment-emergent variants only where the study has first-dose dates (else no switch)."""
     frames = []
     dated = ae.safety_population(session, study_id=study_id, scope=None).first_dose_dates
     for emergent in (False, True) if dated else (False,):
-        headline = ae.adverse_event_counts_by_site(
+        headline = ae.count_adverse_events_by_site(
             session, study_id=study_id, treatment_emergent=emergent
         )
         frames += [
@@ -286,21 +289,21 @@ def adverse_event_counts(session: Session, *, study_id: str) -> pd.DataFrame:
     return pd.concat([per_site, summed], ignore_index=True)
 
 
-def rebuild_adverse_event_summary(session: Session, study_id: str) -> int:
+def rebuild_adverse_event_counts(session: Session, study_id: str) -> int:
     """Replace the study's AE counts with counts of its current rows; returns the row count."""
     session.execute(delete(AdverseEventCount).where(col(AdverseEventCount.study_id) == study_id))
-    counts = adverse_event_counts(session, study_id=study_id)
+    counts = build_adverse_event_counts(session, study_id=study_id)
     return _insert(session, AdverseEventCount, counts, study_id)
 
 
-def rebuild_summaries(session: Session, study_id: str) -> None:
-    """Every load-time summary of the study, after a load, in the load's transaction."""
-    rebuild_baseline_summary(session, study_id)
-    rebuild_adverse_event_summary(session, study_id)
+def rebuild_precomputed_counts(session: Session, study_id: str) -> None:
+    """Every precomputed count of the study, after a load, in the load's transaction."""
+    rebuild_baseline_counts(session, study_id)
+    rebuild_adverse_event_counts(session, study_id)
 
 
 def _insert(session: Session, model: Any, frame: pd.DataFrame, study_id: str) -> int:
-    """Bulk-insert a summary frame with the study's id (NaN and pd.NA become NULL), through the
+    """Bulk-insert a frame of counts with the study's id (NaN and pd.NA become NULL), through the
     Core table: the ORM's bulk path costs seconds on a few hundred thousand rows."""
     if frame.empty:
         return 0
