@@ -16,7 +16,8 @@ from sqlmodel import Session, col
 
 from dashboard.metrics.adverse_events import WORST_DIMENSIONS
 from dashboard.metrics.table_one import Variable, counts_from_values
-from dashboard.models import AdverseEventCount, BaselineCount, BaselineVariable, DataCut
+from dashboard.models import AdverseEventCount, BaselineCount, BaselineVariable, DataCut, StudyFlag
+from dashboard.models import AdverseEventMeasure as Measure
 from dashboard.queries import adverse_events as ae
 from dashboard.queries import changes
 from dashboard.queries.baseline import (
@@ -92,7 +93,7 @@ def _ae_rows(frame: pd.DataFrame, measure: str, emergent: bool, **columns: str) 
     key2, subjects, events) to the frame's column."""
     out = pd.DataFrame({field: frame[source] for field, source in columns.items()})
     out["site_pk"] = frame["site_pk"]
-    out["measure"], out["emergent"] = measure, emergent
+    out["measure"], out["emergent"] = str(measure), emergent
     return out.reindex(columns=AE_COLUMNS)
 
 
@@ -105,8 +106,8 @@ def _change_rows(session: Session, *, study_id: str) -> list[pd.DataFrame]:
             [
                 {
                     "emergent": False,
-                    "measure": "study",
-                    "key1": changes.CHANGES_COUNTED,
+                    "measure": str(Measure.STUDY),
+                    "key1": str(StudyFlag.CHANGES_COUNTED),
                     "subjects": 1,
                 }
             ]
@@ -123,7 +124,7 @@ def _change_rows(session: Session, *, study_id: str) -> list[pd.DataFrame]:
         frames.append(
             _ae_rows(
                 found.assign(key1=str(cut_id), subjects=0),
-                "changes",
+                Measure.CHANGES,
                 False,
                 key1="key1",
                 key2="key2",
@@ -147,7 +148,7 @@ def build_adverse_event_counts(session: Session, *, study_id: str) -> pd.DataFra
         frames += [
             _ae_rows(
                 headline.assign(key1="any"),
-                "headline",
+                Measure.HEADLINE,
                 emergent,
                 key1="key1",
                 subjects="subjects",
@@ -155,7 +156,7 @@ def build_adverse_event_counts(session: Session, *, study_id: str) -> pd.DataFra
             ),
             _ae_rows(
                 headline.assign(key1="serious"),
-                "headline",
+                Measure.HEADLINE,
                 emergent,
                 key1="key1",
                 subjects="serious_subjects",
@@ -168,7 +169,7 @@ def build_adverse_event_counts(session: Session, *, study_id: str) -> pd.DataFra
         frames.append(
             _ae_rows(
                 summary.counts,
-                "category",
+                Measure.CATEGORY,
                 emergent,
                 arm="arm",
                 key1="category",
@@ -187,7 +188,7 @@ def build_adverse_event_counts(session: Session, *, study_id: str) -> pd.DataFra
             frames.append(
                 _ae_rows(
                     found,
-                    "outside",
+                    Measure.OUTSIDE,
                     emergent,
                     key1="key1",
                     subjects=subjects or "none",
@@ -202,8 +203,8 @@ def build_adverse_event_counts(session: Session, *, study_id: str) -> pd.DataFra
                         {
                             "site_pk": None,
                             "emergent": False,
-                            "measure": "study",
-                            "key1": "discontinuation_from_ds",
+                            "measure": str(Measure.STUDY),
+                            "key1": str(StudyFlag.DISCONTINUATION_FROM_DS),
                             "subjects": int(summary.discontinuation_from_ds),
                         }
                     ]
@@ -215,7 +216,7 @@ def build_adverse_event_counts(session: Session, *, study_id: str) -> pd.DataFra
         frames += [
             _ae_rows(
                 terms.by_pt,
-                "pt",
+                Measure.PT,
                 emergent,
                 arm="arm",
                 key1="soc",
@@ -225,7 +226,7 @@ def build_adverse_event_counts(session: Session, *, study_id: str) -> pd.DataFra
             ),
             _ae_rows(
                 terms.by_soc,
-                "soc",
+                Measure.SOC,
                 emergent,
                 arm="arm",
                 key1="soc",
@@ -245,7 +246,7 @@ def build_adverse_event_counts(session: Session, *, study_id: str) -> pd.DataFra
             frames.append(
                 _ae_rows(
                     worst.assign(key1=worst["rank"].astype(str)),
-                    f"worst:{dimension}",
+                    Measure.WORST.of(dimension),
                     emergent,
                     arm="arm",
                     key1="key1",
@@ -263,7 +264,7 @@ def build_adverse_event_counts(session: Session, *, study_id: str) -> pd.DataFra
             frames.append(
                 _ae_rows(
                     values,
-                    f"value:{dimension}",
+                    Measure.VALUE.of(dimension),
                     emergent,
                     arm="arm",
                     key1="value",
@@ -274,10 +275,12 @@ def build_adverse_event_counts(session: Session, *, study_id: str) -> pd.DataFra
     frames += _change_rows(session, study_id=study_id)
     by_soc = ae.incidence_by_soc(session, study_id=study_id, scope=None, per_site=True)
     frames.append(
-        _ae_rows(by_soc, "soc_all", False, key1="body_system", subjects="subjects", events="events")
+        _ae_rows(
+            by_soc, Measure.SOC_ALL, False, key1="body_system", subjects="subjects", events="events"
+        )
     )
     per_site = pd.concat(frames, ignore_index=True).assign(all_sites=False)
-    study_wide = per_site["measure"] == "study"
+    study_wide = per_site["measure"] == str(Measure.STUDY)
     per_site.loc[study_wide, "all_sites"] = True
     summed = (
         per_site[~study_wide]

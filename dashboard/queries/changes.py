@@ -18,11 +18,6 @@ from dashboard.results.baseline import NOT_ALLOCATED_COLUMN, SCREEN_FAILURE_COLU
 from dashboard.results.changes import AdverseEventChanges, SubjectChanges
 from dashboard.results.population import ENROLLED, SCREEN_FAILURE
 
-# The study-wide marker row (AdverseEventCount, measure "study") that says a study's load counted
-# its AE changes per cut (``adverse_event_changes_by_site``); a study loaded before that is
-# answered from the raw AEs.
-CHANGES_COUNTED = "changes_counted"
-
 
 def subject_changes_since(
     session: Session, *, study_id: str, scope: SiteScope, since_cut_id: int, period: Period = None
