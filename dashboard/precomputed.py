@@ -14,7 +14,7 @@ import pandas as pd
 from sqlalchemy import delete, insert, select
 from sqlmodel import Session, col
 
-from dashboard.metrics.adverse_events import WORST_DIMENSIONS
+from dashboard.metrics.ae_rules import WORST_DIMENSIONS
 from dashboard.metrics.table_one import Variable, counts_from_values
 from dashboard.models import AdverseEventCount, BaselineCount, BaselineVariable, DataCut, StudyFlag
 from dashboard.models import AdverseEventMeasure as Measure

@@ -13,29 +13,19 @@ from dashboard.charts.adverse_events import (
     timeline_chart,
     worst_level_chart,
 )
-from dashboard.metrics.adverse_events import (
-    EARLIEST_TIMELINE_DAY,
-    SOURCE_VARIABLES,
-    WORST_DIMENSIONS,
-    EventPick,
-    derive_listing,
+from dashboard.metrics.ae_listing import derive_listing, listing_table
+from dashboard.metrics.ae_rules import SOURCE_VARIABLES, WORST_DIMENSIONS
+from dashboard.metrics.ae_tables import (
     display_incidence,
     display_worst_levels,
-    incidence_cell_pick,
     incidence_table,
-    level_cell_pick,
-    level_point_pick,
-    listing_table,
     soc_incidence,
     soc_label,
-    soc_point_pick,
-    source_value_pick,
     source_values,
-    summary_cell_pick,
     summary_table,
-    timeline_frame,
     worst_level_table,
 )
+from dashboard.metrics.ae_timeline import EARLIEST_TIMELINE_DAY, timeline_frame
 from dashboard.results.adverse_events import TREATED, UNCODED_SOC
 from dashboard.ui import ae_loaders, loaders
 from dashboard.ui.ae_drilldown import (
@@ -47,6 +37,15 @@ from dashboard.ui.ae_drilldown import (
     show_events,
     soc_expander_key,
     table_cell,
+)
+from dashboard.ui.ae_picks import (
+    EventPick,
+    incidence_cell_pick,
+    level_cell_pick,
+    level_point_pick,
+    soc_point_pick,
+    source_value_pick,
+    summary_cell_pick,
 )
 from dashboard.ui.downloads import download_buttons
 from dashboard.ui.format import percent

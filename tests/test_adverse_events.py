@@ -29,33 +29,28 @@ from dashboard.charts.adverse_events import (
 from dashboard.db import make_engine
 from dashboard.demo import SEED_ADVERSE_EVENTS
 from dashboard.importers.run import import_sdtm
-from dashboard.metrics.adverse_events import (
-    ALL_TERMS,
-    NO_AE,
+from dashboard.metrics.ae_listing import derive_listing, listing_table
+from dashboard.metrics.ae_rules import (
     NOT_RELATED,
     RELATED,
     UNKNOWN,
-    EventPick,
-    arm_columns,
     classify_relationship,
-    derive_listing,
-    display_incidence,
-    incidence_cell_pick,
-    incidence_table,
     is_treatment_emergent,
-    level_point_pick,
-    listing_table,
+)
+from dashboard.metrics.ae_tables import (
+    ALL_TERMS,
+    NO_AE,
+    arm_columns,
+    display_incidence,
+    incidence_table,
     n_percent,
     relationship_values,
     soc_incidence,
-    soc_point_pick,
-    study_day,
-    summary_cell_pick,
     summary_table,
-    timeline_frame,
     worst_level_table,
 )
-from dashboard.metrics.picks import latest_pick
+from dashboard.metrics.ae_timeline import timeline_frame
+from dashboard.metrics.study_days import study_day
 from dashboard.queries.adverse_events import (
     adverse_event_listing,
     count_adverse_events,
@@ -69,6 +64,14 @@ from dashboard.queries.adverse_events import (
 )
 from dashboard.results.adverse_events import ENROLLED_BASIS, TREATED, UNCODED_SOC
 from dashboard.ui.ae_drilldown import soc_expander_key
+from dashboard.ui.ae_picks import (
+    EventPick,
+    incidence_cell_pick,
+    level_point_pick,
+    soc_point_pick,
+    summary_cell_pick,
+)
+from dashboard.ui.selection import latest_pick
 from tests.conftest import PROJECT_ROOT, SHARED_DATA, open_study_page
 from tests.databases import new_database_url
 

@@ -24,17 +24,10 @@ from dashboard.charts.study_day_axis import DAY_LABEL_EXPR
 from dashboard.db import make_engine, session_scope
 from dashboard.demo import SEED_ADVERSE_EVENTS
 from dashboard.importers.run import import_sdtm
-from dashboard.metrics.adverse_events import (
-    SUMMARY_CATEGORIES,
-    arm_columns,
-    derive_listing,
-    incidence_cell_pick,
-    incidence_table,
-    listing_table,
-    summary_cell_pick,
-    summary_table,
-    timeline_frame,
-)
+from dashboard.metrics.ae_listing import derive_listing, listing_table
+from dashboard.metrics.ae_rules import SUMMARY_CATEGORIES
+from dashboard.metrics.ae_tables import arm_columns, incidence_table, summary_table
+from dashboard.metrics.ae_timeline import timeline_frame
 from dashboard.precomputed import rebuild_precomputed_counts
 from dashboard.queries.adverse_events import (
     adverse_event_listing,
@@ -45,6 +38,7 @@ from dashboard.queries.adverse_events import (
     subjects_by_worst_level,
 )
 from dashboard.ui.ae_drilldown import listing_filters, soc_expander_key
+from dashboard.ui.ae_picks import incidence_cell_pick, summary_cell_pick
 from tests.conftest import PROJECT_ROOT, SHARED_DATA, build_demo_database, open_study_page
 from tests.databases import new_database_url
 

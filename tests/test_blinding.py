@@ -23,7 +23,6 @@ from typer.testing import CliRunner
 from dashboard import access
 from dashboard.cli import app
 from dashboard.db import make_engine, session_scope
-from dashboard.metrics.adverse_events import EventPick
 from dashboard.metrics.blinding import (
     POOLED,
     drop_arm_columns,
@@ -35,6 +34,7 @@ from dashboard.metrics.blinding import (
 )
 from dashboard.results.adverse_events import SafetySummary, TermIncidence
 from dashboard.ui import ae_drilldown, ae_loaders, loaders, subject_loaders
+from dashboard.ui.ae_picks import EventPick
 from tests.access_support import readable
 from tests.conftest import PROJECT_ROOT
 from tests.databases import copy_database

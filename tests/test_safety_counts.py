@@ -12,7 +12,7 @@ from sqlalchemy import delete
 from sqlmodel import Session, col
 
 from dashboard.db import make_engine
-from dashboard.metrics.adverse_events import WORST_DIMENSIONS
+from dashboard.metrics.ae_rules import WORST_DIMENSIONS
 from dashboard.models import AdverseEventCount
 from dashboard.queries import adverse_events, changes, safety_counts, studies
 from dashboard.results.changes import AdverseEventChanges

@@ -16,7 +16,7 @@ def soc_incidence_chart(frame: pd.DataFrame) -> alt.Chart:
     SOC (the AE Explorer's view), SOCs in the incidence table's order. Clicking a dot selects its
     SOC and arm (a point selection named ``SOC_SELECTION``).
 
-    ``frame``: the output of ``metrics.adverse_events.soc_incidence``.
+    ``frame``: the output of ``metrics.ae_tables.soc_incidence``.
     """
     pick = alt.selection_point(name=SOC_SELECTION, fields=["soc", "arm"], on="click")
     order = frame.sort_values("rank")["soc"].drop_duplicates().tolist()
@@ -56,7 +56,7 @@ def worst_level_chart(frame: pd.DataFrame, *, dimension: str) -> alt.Chart:
     ``dimension``, as shares of the arm's N, so every bar ends at 100%. Clicking a segment selects
     its arm and level (a point selection named ``LEVEL_SELECTION``).
 
-    ``frame``: the output of ``metrics.adverse_events.worst_level_table``.
+    ``frame``: the output of ``metrics.ae_tables.worst_level_table``.
     """
     pick = alt.selection_point(name=LEVEL_SELECTION, fields=["arm_label", "level"], on="click")
     levels = frame.sort_values("order")["level"].drop_duplicates().tolist()
@@ -105,7 +105,7 @@ def timeline_chart(frame: pd.DataFrame) -> alt.LayerChart:
     real onset day in the tooltip. The axis has no day 0: bars are drawn at day positions
     (``x_start``/``x_end``), ticks fall on round study days and are labelled as study days.
 
-    ``frame``: the output of ``metrics.adverse_events.timeline_frame``.
+    ``frame``: the output of ``metrics.ae_timeline.timeline_frame``.
     """
     data = frame.assign(
         row=frame["usubjid"] + " · " + frame["term"],

@@ -1,7 +1,7 @@
 """The study-day axis both timelines draw (the AE swimmer plot and the Subject page): positions are
 days from day 1, labels are study days, and there is no day 0."""
 
-# Axis positions count days from day 1 (``metrics.adverse_events.day_position``); the labels are
+# Axis positions count days from day 1 (``metrics.ae_timeline.day_position``); the labels are
 # study days again: position 0 -> day 1, -1 -> day -1 (no day 0). Both timelines' axes.
 DAY_LABEL_EXPR = "datum.value >= 0 ? datum.value + 1 : datum.value"
 

@@ -2,7 +2,7 @@
 with their study days.
 
 Study days count from the subject's day 1, the reference start date (RFSTDTC: the enrollment date
-here), with no day 0 (``metrics.visits.study_day``). A screen failure has no day 1: its timeline
+here), with no day 0 (``metrics.study_days.study_day``). A screen failure has no day 1: its timeline
 is on dates only and its listings have no study days.
 """
 
@@ -10,7 +10,8 @@ import datetime as dt
 
 import pandas as pd
 
-from dashboard.metrics.visits import DUE, MISSED, OVERDUE, UPCOMING, study_day
+from dashboard.metrics.study_days import study_day
+from dashboard.metrics.visits import DUE, MISSED, OVERDUE, UPCOMING
 from dashboard.results.dates import as_date, is_missing, known_date
 from dashboard.results.subject import (
     DOSE,

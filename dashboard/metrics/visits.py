@@ -30,9 +30,7 @@ from typing import cast
 
 import pandas as pd
 
-# One study-day rule for the whole app (no day 0), written beside the AE rules first; re-exported
-# here, where the schedule's inverse lives.
-from dashboard.metrics.adverse_events import study_day as study_day
+from dashboard.metrics.study_days import date_of_study_day, study_day
 from dashboard.results.dates import as_date
 
 # ±7 days: a common window for follow-up visits a week or more apart; the Enrollment page lets the
@@ -66,13 +64,6 @@ def is_conditional_visit(visit: str | None, start_rule: str | None) -> bool:
     return rule.startswith(_CONDITIONAL_RULE_STARTS) or any(
         word in name for word in _CONDITIONAL_VISIT_WORDS
     )
-
-
-def date_of_study_day(day: int, day_one: dt.date) -> dt.date:
-    """The calendar date of study day ``day`` for a subject whose day 1 is ``day_one``. There is no
-    day 0: day -1 is the day before day 1. A day 0 given anyway (some schedules count the dosing
-    day as 0) is read as day 1."""
-    return day_one + dt.timedelta(days=day - 1 if day > 0 else day)
 
 
 @dataclass(frozen=True)

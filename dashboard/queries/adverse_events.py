@@ -3,7 +3,7 @@
 The tables by arm count subjects of the safety population: the treated subjects (a first dose or an
 exposure record) by actual arm (ACTARM), or, where the study holds no exposure at all, the enrolled
 subjects by planned arm (DESIGN.md "Arm for a figure"). The classification rules (related, severe,
-leading to discontinuation, fatal) are the value lists of ``dashboard.metrics.adverse_events``,
+leading to discontinuation, fatal) are the value lists of ``dashboard.metrics.ae_rules``,
 turned into SQL here so the counting stays in the database.
 """
 
@@ -15,7 +15,7 @@ import pandas as pd
 from sqlalchemy import ColumnElement, and_, case, func, or_, select, true
 from sqlmodel import Session, col
 
-from dashboard.metrics.adverse_events import (
+from dashboard.metrics.ae_rules import (
     DISCONTINUATION_ACTION,
     DS_ADVERSE_EVENT,
     FATAL_OUTCOME,
@@ -133,7 +133,7 @@ def leads_to_discontinuation() -> ColumnElement[bool]:
 
 
 def is_treatment_emergent() -> ColumnElement[bool]:
-    """Onset on or after the first dose (``metrics.adverse_events.is_treatment_emergent`` is the
+    """Onset on or after the first dose (``metrics.ae_rules.is_treatment_emergent`` is the
     same rule in Python): a subject never dosed has none; an unknown onset, or a partial one in
     the period of the first dose, counts (it cannot be shown to precede the dose)."""
     onset, dose = col(AdverseEvent.start_date), col(Subject.first_dose_date)
@@ -161,7 +161,7 @@ def _system_organ_class() -> ColumnElement[str]:
 
 
 def _rank(dimension: str) -> ColumnElement[int]:
-    """The rank of an event in a per-subject view (``metrics.adverse_events.RANKED_VALUES``)."""
+    """The rank of an event in a per-subject view (``metrics.ae_rules.RANKED_VALUES``)."""
     column = {
         "severity": AdverseEvent.severity,
         "grade": AdverseEvent.grade,
@@ -487,7 +487,7 @@ def subjects_by_worst_level(
     per_site: bool = False,
 ) -> pd.DataFrame:
     """Subjects with an AE by arm and their highest rank in ``dimension`` (a key of
-    ``metrics.adverse_events.WORST_DIMENSIONS``). Columns: arm, rank, subjects (site_pk first
+    ``metrics.ae_rules.WORST_DIMENSIONS``). Columns: arm, rank, subjects (site_pk first
     with ``per_site``)."""
     population = _population(session, study_id=study_id)
     per_subject = (

@@ -14,15 +14,8 @@ import pandas as pd
 from sqlalchemy import Date, and_, case, exists, func, literal, or_, select
 from sqlmodel import Session, col
 
-from dashboard.metrics.visits import (
-    DEFAULT_WINDOW_DAYS,
-    DONE,
-    DUE,
-    NOT_RECORDED,
-    OVERDUE,
-    UPCOMING,
-    date_of_study_day,
-)
+from dashboard.metrics.study_days import date_of_study_day
+from dashboard.metrics.visits import DEFAULT_WINDOW_DAYS, DONE, DUE, NOT_RECORDED, OVERDUE, UPCOMING
 from dashboard.models import Disposition, PlannedVisit, Site, Subject, Visit
 from dashboard.queries.scope import Period, SiteScope, rows, subject_in_scope
 from dashboard.results.dates import date_series

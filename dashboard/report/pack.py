@@ -13,13 +13,8 @@ import pandas as pd
 from sqlmodel import Session
 
 from dashboard.charts.consort import consort_svg
-from dashboard.metrics.adverse_events import (
-    derive_listing,
-    display_incidence,
-    incidence_table,
-    listing_table,
-    summary_table,
-)
+from dashboard.metrics.ae_listing import derive_listing, listing_table
+from dashboard.metrics.ae_tables import display_incidence, incidence_table, summary_table
 from dashboard.metrics.blinding import (
     ARM_COLUMNS,
     drop_arm_columns,

@@ -46,7 +46,7 @@ class SafetyPopulation:
 class SafetySummary:
     """The summary table's figures.
 
-    counts: arm, category (a ``metrics.adverse_events.SUMMARY_CATEGORIES`` key), subjects, events
+    counts: arm, category (a ``metrics.ae_rules.SUMMARY_CATEGORIES`` key), subjects, events
     (null for discontinuation read from DS); discontinuation_from_ds: AEACN is blank for every AE of the
     study, so "leading to discontinuation" is the subject-level DS reason ADVERSE EVENT;
     outside_events / outside_subjects: AEs (of subjects in scope) that are not in the safety
