@@ -51,9 +51,11 @@ run: .venv/bin/study-monitor
 	DATABASE_URL="$${DATABASE_URL:-sqlite:///$(abspath $(DB))}" \
 	  .venv/bin/streamlit run dashboard/app.py --server.port $(PORT)
 
+# ruff, then the import direction (the contracts of [tool.importlinter] in pyproject.toml).
 lint: .venv/bin/study-monitor
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	.venv/bin/lint-imports --no-cache
 
 typecheck: .venv/bin/study-monitor
 	.venv/bin/mypy

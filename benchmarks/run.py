@@ -269,7 +269,9 @@ def main() -> None:
         print(f"scale study: {args.subjects} subjects generated in {generate:.1f} s")
         engine = make_engine(scale_url)
         with Session(engine) as session:
-            counts = safety_counts.adverse_event_counts(session, study_id="DEMO-SCALE", scope=None)
+            counts = safety_counts.stored_adverse_event_counts(
+                session, study_id="DEMO-SCALE", scope=None
+            )
         seed_url = f"sqlite:///{folder}/seed.db"
         run_timed([CLI, "demo", "--db", seed_url])
         pilot_s = None

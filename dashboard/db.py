@@ -370,3 +370,22 @@ def delete_subject_rows(session: Session, study_id: str) -> None:
     ):
         session.execute(delete(child).where(col(child.subject_pk).in_(subject_ids)))
     session.execute(delete(models.Subject).where(col(models.Subject.study_id) == study_id))
+
+
+def delete_study(session: Session, study_id: str) -> None:
+    """Remove a study and every row that belongs to it, children first (foreign keys are on): what
+    a demo builder does before it writes its study anew."""
+    delete_subject_rows(session, study_id)
+    for counts in (models.AdverseEventCount, models.BaselineCount, models.BaselineVariable):
+        session.execute(delete(counts).where(col(counts.study_id) == study_id))
+    cut_ids = select(col(models.DataCut.id)).where(col(models.DataCut.study_id) == study_id)
+    session.execute(delete(models.CutChange).where(col(models.CutChange.cut_id).in_(cut_ids)))
+    for table in (
+        models.DataCut,
+        models.Criterion,
+        models.Arm,
+        models.Site,
+        models.PlannedVisit,
+    ):
+        session.execute(delete(table).where(col(table.study_id) == study_id))
+    session.execute(delete(models.Study).where(col(models.Study.study_id) == study_id))

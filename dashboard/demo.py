@@ -21,19 +21,16 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlmodel import Session, col
 
-from dashboard.db import delete_subject_rows
+from dashboard import demo_scale
+from dashboard.db import delete_study
 from dashboard.importers.ctgov import import_ctgov_record
 from dashboard.metrics.population import DispositionEvent, classify_subject, subject_status
 from dashboard.models import (
-    ENROLLED,
     AdverseEvent,
-    AdverseEventCount,
     Arm,
-    BaselineCount,
-    BaselineVariable,
     Criterion,
     CutChange,
     DataCut,
@@ -47,7 +44,8 @@ from dashboard.models import (
     Subject,
     Visit,
 )
-from dashboard.summaries import rebuild_summaries
+from dashboard.precomputed import rebuild_precomputed_counts
+from dashboard.results.population import ENROLLED
 
 SEED_STUDY_ID = "NCT06466850"
 MULTISITE_STUDY_ID = "DEMO-MULTI"
@@ -56,18 +54,6 @@ SCALE_STUDY_ID = "DEMO-SCALE"
 # ---------------------------------------------------------------------------------------------
 # Deleting a study (a demo refresh replaces it whole)
 # ---------------------------------------------------------------------------------------------
-
-
-def delete_study(session: Session, study_id: str) -> None:
-    """Remove a study and every row that belongs to it, children first (foreign keys are on)."""
-    delete_subject_rows(session, study_id)
-    for summary in (AdverseEventCount, BaselineCount, BaselineVariable):
-        session.execute(delete(summary).where(col(summary.study_id) == study_id))
-    cut_ids = select(col(DataCut.id)).where(col(DataCut.study_id) == study_id)
-    session.execute(delete(CutChange).where(col(CutChange.cut_id).in_(cut_ids)))
-    for table in (DataCut, Criterion, Arm, Site, PlannedVisit):
-        session.execute(delete(table).where(col(table.study_id) == study_id))
-    session.execute(delete(Study).where(col(Study.study_id) == study_id))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -335,7 +321,7 @@ def _write_study(
     session.add_all(changes)
     session.add_all([interim, current])
     session.flush()
-    rebuild_summaries(session, study.study_id)
+    rebuild_precomputed_counts(session, study.study_id)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1001,6 +987,4 @@ def build_multisite_study(
 
 def build_scale_study(session: Session, *, n_subjects: int = 50_000, seed: int = 8) -> None:
     """(Re)create DEMO-SCALE: 200 sites, bulk-inserted (``dashboard.demo_scale``)."""
-    from dashboard.demo_scale import build_scale_study as build
-
-    build(session, n_subjects=n_subjects, seed=seed)
+    demo_scale.build_scale_study(session, n_subjects=n_subjects, seed=seed)

@@ -15,7 +15,6 @@ from sqlalchemy import select
 from sqlmodel import Session, col
 
 from dashboard.models import (
-    SCREEN_FAILURE,
     AdverseEvent,
     Criterion,
     Disposition,
@@ -28,6 +27,7 @@ from dashboard.models import (
     Subject,
     Visit,
 )
+from dashboard.results.population import SCREEN_FAILURE
 
 
 def _on_or_before(day: dt.date | None, cutoff: dt.date) -> bool:

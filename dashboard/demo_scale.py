@@ -35,10 +35,8 @@ from numpy.typing import NDArray
 from sqlalchemy import Select, Table, insert, select
 from sqlmodel import Session, SQLModel, col
 
+from dashboard.db import delete_study
 from dashboard.models import (
-    ENROLLED,
-    IN_SCREENING,
-    SCREEN_FAILURE,
     AdverseEvent,
     Arm,
     Criterion,
@@ -53,6 +51,8 @@ from dashboard.models import (
     Subject,
     Visit,
 )
+from dashboard.precomputed import rebuild_precomputed_counts
+from dashboard.results.population import ENROLLED, IN_SCREENING, SCREEN_FAILURE
 
 Array = NDArray[Any]
 
@@ -440,10 +440,6 @@ def build_scale_study(
 ) -> None:
     """(Re)create a large synthetic randomized 3-arm study with two data cuts, in ``session``'s
     transaction. A previous copy of ``study_id`` is deleted first."""
-    # Imported here: dashboard.demo may import this module to delegate its scale study to it.
-    from dashboard.demo import delete_study
-    from dashboard.summaries import rebuild_summaries
-
     if n_subjects < 1 or n_sites < 1:
         raise ValueError("a scale study needs at least one subject and one site")
     rng = np.random.default_rng(seed)
@@ -464,7 +460,7 @@ def build_scale_study(
     design.current.row_counts = counts.current
     session.add_all([design.interim, design.current])
     session.flush()
-    rebuild_summaries(session, study_id)
+    rebuild_precomputed_counts(session, study_id)
 
 
 def _write_design(

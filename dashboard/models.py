@@ -12,18 +12,13 @@ kept as CutChange records.
 """
 
 import datetime as dt
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, Column, Connection, Index, UniqueConstraint, event, text
 from sqlmodel import Field, SQLModel
 
-# Subject.population values: the figure definitions of DESIGN.md, derived once at load time by
-# dashboard.metrics.population.classify_subject so every query counts the same way.
-SCREEN_FAILURE = "SCREEN FAILURE"
-ENROLLED = "ENROLLED"
-NOT_ASSIGNED = "NOT ASSIGNED"
-IN_SCREENING = "IN SCREENING"
-POPULATIONS = (SCREEN_FAILURE, ENROLLED, NOT_ASSIGNED, IN_SCREENING)
+from dashboard.results.population import IN_SCREENING
 
 
 class HistoryColumns(SQLModel):
@@ -180,10 +175,10 @@ class Finding(SQLModel, table=True):
     )
 
 
-# Per-load summaries (DESIGN.md performance rules): Table 1's medians and quartiles cannot be fast
+# Per-load counts (DESIGN.md performance rules): Table 1's medians and quartiles cannot be fast
 # from a million raw findings, so each load counts subjects per baseline value once. The counts are
 # kept per site and cohort, so any site scope is an exact sum; the all-sites rows are that sum made
-# once, for the unscoped view every sponsor opens. Rebuilt by dashboard.summaries on every load.
+# once, for the unscoped view every sponsor opens. Rebuilt by dashboard.precomputed on every load.
 class BaselineVariable(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     study_id: str = Field(foreign_key="study.study_id", index=True)
@@ -224,6 +219,38 @@ class BaselineCount(SQLModel, table=True):
     )
 
 
+class AdverseEventMeasure(StrEnum):
+    """``AdverseEventCount.measure``: the table a row of counts belongs to. Written by
+    ``dashboard.precomputed``, read by ``queries.safety_counts``; stored as these strings (the
+    column is text)."""
+
+    HEADLINE = "headline"  # key1 "any" or "serious": the headline figures
+    CATEGORY = "category"  # key1 a summary category, per arm
+    OUTSIDE = "outside"  # key1 "outside", "graded" or "uncoded": the summary's notes
+    PT = "pt"  # key1 the SOC, key2 the PT, per arm
+    SOC = "soc"  # key1 the SOC, per arm
+    SOC_ALL = "soc_all"  # key1 the SOC, every subject in scope (no arm)
+    WORST = "worst"  # stored per dimension (``of``): key1 the rank
+    VALUE = "value"  # stored per dimension (``of``): key1 the value as given
+    CHANGES = "changes"  # key1 the cut compared with, key2 the figure, the count under events
+    STUDY = "study"  # study-wide, not per site: key1 a ``StudyFlag``
+
+    def of(self, dimension: str) -> str:
+        """The stored measure of a per-dimension table (``WORST.of("severity")``:
+        "worst:severity")."""
+        return f"{self.value}:{dimension}"
+
+
+class StudyFlag(StrEnum):
+    """key1 of an ``AdverseEventMeasure.STUDY`` row: a fact about the whole study's counts."""
+
+    # Discontinuation is read from DS (AEACN blank throughout); subjects 1 where so.
+    DISCONTINUATION_FROM_DS = "discontinuation_from_ds"
+    # The load counted the AE changes per cut: a study loaded before that is answered from the
+    # raw AEs.
+    CHANGES_COUNTED = "changes_counted"
+
+
 # The safety tables' counts per load (DESIGN.md performance rules): distinct subjects over a
 # quarter of a million AEs cost seconds per view, so each load counts them once, per site (a subject
 # belongs to one site, so sites add up exactly) and summed over all sites. ``measure`` names the
@@ -234,7 +261,7 @@ class AdverseEventCount(SQLModel, table=True):
     all_sites: bool
     site_pk: int | None = None  # no foreign key: the rows are rebuilt with the study's subjects
     emergent: bool
-    measure: str  # headline / category / outside / pt / soc / soc_all / worst:DIM / value:DIM
+    measure: str  # an AdverseEventMeasure (worst and value with their dimension)
     arm: str | None = None
     key1: str | None = None  # category, SOC, rank or value as given
     key2: str | None = None  # PT
@@ -277,7 +304,7 @@ class AdverseEvent(HistoryColumns, table=True):
     serious_other: str | None = None  # AESMIE
     serious_cancer: str | None = None  # AESCAN (SDTMIG 3.1-3.3)
     serious_overdose: str | None = None  # AESOD (SDTMIG 3.1-3.3)
-    relationship: str | None = None  # AEREL as given; classified by metrics.adverse_events
+    relationship: str | None = None  # AEREL as given; classified by metrics.ae_rules
     outcome: str | None = None  # AEOUT
     action: str | None = None  # AEACN
     start_dtc: str | None = None  # AESTDTC

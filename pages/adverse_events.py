@@ -13,22 +13,10 @@ from dashboard.charts.adverse_events import (
     timeline_chart,
     worst_level_chart,
 )
-from dashboard.metrics.adverse_events import (
-    EARLIEST_TIMELINE_DAY,
-    SOURCE_VARIABLES,
-    WORST_DIMENSIONS,
-    EventPick,
-    incidence_cell_pick,
-    level_cell_pick,
-    level_point_pick,
-    soc_incidence,
-    soc_label,
-    soc_point_pick,
-    source_value_pick,
-    summary_cell_pick,
-    timeline_frame,
-)
-from dashboard.queries.adverse_events import UNCODED_SOC
+from dashboard.metrics.ae_rules import SOURCE_VARIABLES, WORST_DIMENSIONS
+from dashboard.metrics.ae_tables import soc_incidence, soc_label
+from dashboard.metrics.ae_timeline import EARLIEST_TIMELINE_DAY, timeline_frame
+from dashboard.results.adverse_events import UNCODED_SOC
 from dashboard.ui import views
 from dashboard.ui.ae_drilldown import (
     LISTING_COLUMNS,
@@ -39,6 +27,15 @@ from dashboard.ui.ae_drilldown import (
     show_events,
     soc_expander_key,
     table_cell,
+)
+from dashboard.ui.ae_picks import (
+    EventPick,
+    incidence_cell_pick,
+    level_cell_pick,
+    level_point_pick,
+    soc_point_pick,
+    source_value_pick,
+    summary_cell_pick,
 )
 from dashboard.ui.downloads import download_buttons
 from dashboard.ui.links import subject_links

@@ -8,7 +8,7 @@ import streamlit as st
 
 from dashboard.access import AUDIT_PAGE
 from dashboard.config import database_url
-from dashboard.queries.audit import AuditFilter
+from dashboard.results.audit import AuditFilter
 from dashboard.ui.auth import load_audit, load_audit_choices, require_page
 from dashboard.ui.shell import optional_context
 

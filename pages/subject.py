@@ -23,7 +23,7 @@ from dashboard.metrics.subject import (
     with_study_days,
 )
 from dashboard.metrics.visits import NEEDS_ACTION, OVERDUE, scheduled_visits
-from dashboard.models import SCREEN_FAILURE
+from dashboard.results.population import SCREEN_FAILURE
 from dashboard.ui import views
 from dashboard.ui.shell import domain_missing, page_context, page_header
 from dashboard.ui.visits import kept_window_days, visits_as_of, window_days_setting

@@ -24,7 +24,8 @@ from dashboard.importers.errors import ImportFailure
 from dashboard.importers.run import import_sdtm
 from dashboard.models import AuditEvent, User, UserSite
 from dashboard.queries import adverse_events, baseline, enrollment, screen_failures, subject
-from dashboard.queries.audit import AuditFilter, audit_events
+from dashboard.queries.audit import audit_events
+from dashboard.results.audit import AuditFilter
 from tests.access_support import (
     INVESTIGATOR,
     INVESTIGATOR_SITE,

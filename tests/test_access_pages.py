@@ -20,10 +20,11 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard import access
 from dashboard.db import make_engine
-from dashboard.metrics.adverse_events import EventPick
-from dashboard.queries.audit import AuditFilter, audit_events
-from dashboard.queries.enrollment import PopulationCounts
+from dashboard.queries.audit import audit_events
+from dashboard.results.audit import AuditFilter
+from dashboard.results.enrollment import PopulationCounts
 from dashboard.ui import ae_drilldown, auth, loaders, views
+from dashboard.ui.ae_picks import EventPick
 from dashboard.ui.shell import CONTEXT_KEY, SITES_KEY, PageContext
 from dashboard.views.context import ViewContext
 from tests.access_support import (

@@ -29,39 +29,31 @@ from dashboard.charts.adverse_events import (
 from dashboard.db import make_engine
 from dashboard.demo import SEED_ADVERSE_EVENTS
 from dashboard.importers.run import import_sdtm
-from dashboard.metrics.adverse_events import (
-    ALL_TERMS,
-    NO_AE,
+from dashboard.metrics.ae_listing import derive_listing, listing_table
+from dashboard.metrics.ae_rules import (
     NOT_RELATED,
     RELATED,
     UNKNOWN,
-    EventPick,
-    arm_columns,
     classify_relationship,
-    derive_listing,
-    display_incidence,
-    incidence_cell_pick,
-    incidence_table,
     is_treatment_emergent,
-    level_point_pick,
-    listing_table,
+)
+from dashboard.metrics.ae_tables import (
+    ALL_TERMS,
+    NO_AE,
+    arm_columns,
+    display_incidence,
+    incidence_table,
     n_percent,
     relationship_values,
     soc_incidence,
-    soc_point_pick,
-    study_day,
-    summary_cell_pick,
     summary_table,
-    timeline_frame,
     worst_level_table,
 )
-from dashboard.metrics.picks import latest_pick
+from dashboard.metrics.ae_timeline import timeline_frame
+from dashboard.metrics.study_days import study_day
 from dashboard.queries.adverse_events import (
-    ENROLLED_BASIS,
-    TREATED,
-    UNCODED_SOC,
-    adverse_event_counts,
     adverse_event_listing,
+    count_adverse_events,
     discontinuations_from_ds,
     events_by_source_value,
     incidence_by_term,
@@ -70,7 +62,16 @@ from dashboard.queries.adverse_events import (
     subjects_by_worst_level,
     subjects_with_adverse_events,
 )
+from dashboard.results.adverse_events import ENROLLED_BASIS, TREATED, UNCODED_SOC
 from dashboard.ui.ae_drilldown import soc_expander_key
+from dashboard.ui.ae_picks import (
+    EventPick,
+    incidence_cell_pick,
+    level_point_pick,
+    soc_point_pick,
+    summary_cell_pick,
+)
+from dashboard.ui.selection import latest_pick
 from tests.conftest import PROJECT_ROOT, SHARED_DATA, open_study_page, reference_absent
 from tests.databases import new_database_url
 
@@ -390,7 +391,7 @@ def test_timeline_frame_days_and_ongoing_bars() -> None:
 
 def test_pilot_headline_and_severity(pilot: Session, pilot_raw: dict[str, pd.DataFrame]) -> None:
     ae = pilot_raw["ae"]
-    counts = adverse_event_counts(pilot, study_id=PILOT, scope=None)
+    counts = count_adverse_events(pilot, study_id=PILOT, scope=None)
     assert (counts.events, counts.subjects) == (len(ae), ae["USUBJID"].nunique()) == (961, 225)
     serious = ae[ae["AESER"] == "Y"]
     assert (counts.serious_events, counts.serious_subjects) == (
@@ -511,7 +512,7 @@ def test_pilot_treatment_emergent(pilot: Session, pilot_raw: dict[str, pd.DataFr
     emergent = ae[
         (dose != "") & ((start == "") | (start >= dose.str[:10]) | partial_in_dose_period)
     ]
-    counts = adverse_event_counts(pilot, study_id=PILOT, scope=None, treatment_emergent=True)
+    counts = count_adverse_events(pilot, study_id=PILOT, scope=None, treatment_emergent=True)
     assert (counts.events, counts.subjects) == (len(emergent), emergent["USUBJID"].nunique())
     assert counts.events < 961  # the pilot has AEs before the first dose
     # The Python rule agrees with the SQL one, event by event.
@@ -560,7 +561,7 @@ def test_msg_groups_by_the_verbatim_term(msg_db_url: str) -> None:
     assert (ae["AEDECOD"] == "").all() and (ae["AEBODSYS"] == "").all()
     engine = make_engine(msg_db_url)
     with Session(engine) as session:
-        counts = adverse_event_counts(session, study_id="MSG", scope=None)
+        counts = count_adverse_events(session, study_id="MSG", scope=None)
         assert (counts.events, counts.subjects, counts.serious_events) == (
             len(ae),
             ae["USUBJID"].nunique(),
@@ -761,7 +762,7 @@ def test_page_pilot_arms_discontinuation_and_filters(
     assert "disposition reason (DS DSDECOD) is ADVERSE EVENT" in text
     assert "The study is blinded" in text
     # Treatment-emergent only: the figures follow.
-    emergent = adverse_event_counts(pilot, study_id=PILOT, scope=None, treatment_emergent=True)
+    emergent = count_adverse_events(pilot, study_id=PILOT, scope=None, treatment_emergent=True)
     at.toggle(key="ae_treatment_emergent").set_value(True).run()
     assert not at.exception
     assert {m.label: m.value for m in at.metric}["AE events"] == str(emergent.events)

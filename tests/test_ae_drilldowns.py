@@ -19,21 +19,16 @@ from sqlalchemy import text
 from sqlmodel import Session
 from streamlit.testing.v1 import AppTest
 
-from dashboard.charts.adverse_events import DAY_LABEL_EXPR, timeline_chart
+from dashboard.charts.adverse_events import timeline_chart
+from dashboard.charts.study_day_axis import DAY_LABEL_EXPR
 from dashboard.db import make_engine, session_scope
 from dashboard.demo import SEED_ADVERSE_EVENTS
 from dashboard.importers.run import import_sdtm
-from dashboard.metrics.adverse_events import (
-    SUMMARY_CATEGORIES,
-    arm_columns,
-    derive_listing,
-    incidence_cell_pick,
-    incidence_table,
-    listing_table,
-    summary_cell_pick,
-    summary_table,
-    timeline_frame,
-)
+from dashboard.metrics.ae_listing import derive_listing, listing_table
+from dashboard.metrics.ae_rules import SUMMARY_CATEGORIES
+from dashboard.metrics.ae_tables import arm_columns, incidence_table, summary_table
+from dashboard.metrics.ae_timeline import timeline_frame
+from dashboard.precomputed import rebuild_precomputed_counts
 from dashboard.queries.adverse_events import (
     adverse_event_listing,
     events_by_source_value,
@@ -42,8 +37,8 @@ from dashboard.queries.adverse_events import (
     safety_summary,
     subjects_by_worst_level,
 )
-from dashboard.summaries import rebuild_summaries
 from dashboard.ui.ae_drilldown import listing_filters, soc_expander_key
+from dashboard.ui.ae_picks import incidence_cell_pick, summary_cell_pick
 from tests.conftest import (
     PROJECT_ROOT,
     SHARED_DATA,
@@ -525,7 +520,7 @@ def test_page_sae_listing_marks_new_since_the_previous_cut(
                 ),
                 {"n": later_saes},
             )
-            rebuild_summaries(session, "DEMO-MULTI")
+            rebuild_precomputed_counts(session, "DEMO-MULTI")
     engine = make_engine(url)
     cuts = pd.read_sql_query(
         "SELECT id FROM datacut WHERE study_id = 'DEMO-MULTI' ORDER BY id", engine

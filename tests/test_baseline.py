@@ -31,12 +31,8 @@ from dashboard.metrics.table_one import (
     smd_continuous,
     table_one,
 )
-from dashboard.queries.baseline import (
-    SCREEN_FAILURE_COLUMN,
-    baseline_catalogue,
-    baseline_values,
-    table_one_counts,
-)
+from dashboard.queries.baseline import baseline_catalogue, baseline_values, table_one_counts
+from dashboard.results.baseline import SCREEN_FAILURE_COLUMN
 from tests.conftest import PROJECT_ROOT
 
 APP = str(PROJECT_ROOT / "dashboard" / "app.py")

@@ -19,7 +19,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard.db import make_engine
 from dashboard.metrics.table_one import CHARACTERISTIC, P_VALUE, STATISTIC, TEST
 from dashboard.models import Exposure, Subject
-from dashboard.summaries import rebuild_baseline_summary
+from dashboard.precomputed import rebuild_baseline_counts
 from tests.conftest import PROJECT_ROOT, open_study_page
 from tests.databases import copy_database
 
@@ -55,7 +55,7 @@ def untreated_db_url(demo_db_url: str, tmp_path_factory: pytest.TempPathFactory)
             .values(first_dose_date=None, first_dose_dtc=None)
         )
         session.execute(delete(Exposure).where(col(Exposure.subject_pk).in_(untreated)))
-        rebuild_baseline_summary(session, MULTI)
+        rebuild_baseline_counts(session, MULTI)
         session.commit()
     engine.dispose()
     return url

@@ -23,7 +23,6 @@ from typer.testing import CliRunner
 from dashboard import access
 from dashboard.cli import app
 from dashboard.db import make_engine, session_scope
-from dashboard.metrics.adverse_events import EventPick
 from dashboard.metrics.blinding import (
     POOLED,
     drop_arm_columns,
@@ -33,9 +32,10 @@ from dashboard.metrics.blinding import (
     pool_safety_summary,
     pool_term_incidence,
 )
-from dashboard.queries.adverse_events import SafetySummary, TermIncidence
-from dashboard.queries.studies import StudyInfo
+from dashboard.results.adverse_events import SafetySummary, TermIncidence
+from dashboard.results.studies import StudyInfo
 from dashboard.ui import ae_drilldown, loaders, views
+from dashboard.ui.ae_picks import EventPick
 from dashboard.views.context import ViewContext
 from tests.access_support import readable
 from tests.conftest import PROJECT_ROOT

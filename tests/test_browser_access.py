@@ -20,7 +20,8 @@ import pytest
 from sqlmodel import Session
 
 from dashboard.db import make_engine
-from dashboard.queries.audit import AuditFilter, audit_events
+from dashboard.queries.audit import audit_events
+from dashboard.results.audit import AuditFilter
 from tests.access_support import (
     INVESTIGATOR,
     INVESTIGATOR_SITE,

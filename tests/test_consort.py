@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from PIL import ImageFont
 
-from dashboard.charts.consort import ArmFlow, ConsortFlow, consort_svg, svg_to_png
+from dashboard.charts.consort import consort_svg, svg_to_png
+from dashboard.results.consort import ArmFlow, ConsortFlow
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 SVG = "{http://www.w3.org/2000/svg}"

@@ -14,7 +14,7 @@ from dashboard.db import ensure_schema, make_engine, session_scope
 from dashboard.demo_scale import CUTOFF, INTERIM_CUTOFF, SCALE_STUDY_ID, build_scale_study
 from dashboard.metrics.eligibility import is_violation, parse_rule
 from dashboard.metrics.population import DispositionEvent, classify_subject, subject_status
-from dashboard.models import ENROLLED, IN_SCREENING, SCREEN_FAILURE
+from dashboard.results.population import ENROLLED, IN_SCREENING, SCREEN_FAILURE
 from tests.databases import new_database_url, read_sql
 
 N_SUBJECTS, N_SITES = 2000, 20

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard.db import make_engine, session_scope
 from dashboard.metrics.baseline import format_mean_sd, weighted_mean_sd
 from dashboard.models import Study
-from dashboard.queries.adverse_events import adverse_event_counts
+from dashboard.queries.adverse_events import count_adverse_events
 from dashboard.queries.baseline import demographic_counts
 from dashboard.queries.enrollment import population_counts
 from dashboard.queries.safety_counts import changes_since
@@ -79,7 +79,7 @@ def test_overview_figures(
 ) -> None:
     at = open_page(demo_db_url, monkeypatch, "overview", "NCT06466850")
     counts = population_counts(session, study_id="NCT06466850", scope=None)
-    ae = adverse_event_counts(session, study_id="NCT06466850", scope=None)
+    ae = count_adverse_events(session, study_id="NCT06466850", scope=None)
     shown = metrics(at)
     assert shown["Screened"] == str(counts.screened) == "36"
     assert shown["Screen failures"] == str(counts.screen_failures) == "16"
@@ -169,7 +169,7 @@ def test_site_filter_scopes_every_figure(
     # The filter is kept when moving to another page.
     at.switch_page(PAGES["adverse-events"]).run()
     assert not at.exception
-    ae = adverse_event_counts(session, study_id="DEMO-MULTI", scope=("101", "105"))
+    ae = count_adverse_events(session, study_id="DEMO-MULTI", scope=("101", "105"))
     assert metrics(at)["AE events"] == str(ae.events)
 
 

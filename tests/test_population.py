@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from dashboard.metrics.population import DispositionEvent, classify_subject, subject_status
-from dashboard.models import ENROLLED, IN_SCREENING, NOT_ASSIGNED, SCREEN_FAILURE
+from dashboard.results.population import ENROLLED, IN_SCREENING, NOT_ASSIGNED, SCREEN_FAILURE
 
 
 @pytest.mark.parametrize(

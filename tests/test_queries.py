@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from dashboard.demo import SEED_ADVERSE_EVENTS, SEED_ENROLLED, SEED_FAILURES
-from dashboard.queries.adverse_events import adverse_event_counts, incidence_by_soc
+from dashboard.queries.adverse_events import count_adverse_events, incidence_by_soc
 from dashboard.queries.baseline import baseline_values, demographic_counts
 from dashboard.queries.enrollment import (
     any_subjects,
@@ -76,7 +76,7 @@ def test_seed_failures_by_criterion(session: Session) -> None:
 
 
 def test_seed_adverse_events(session: Session) -> None:
-    counts = adverse_event_counts(session, study_id=SEED, scope=None)
+    counts = count_adverse_events(session, study_id=SEED, scope=None)
     assert counts.events == len(SEED_ADVERSE_EVENTS) == 17
     assert counts.subjects == len({ae[0] for ae in SEED_ADVERSE_EVENTS}) == 14
     assert counts.serious_events == sum(ae[7] == "Y" for ae in SEED_ADVERSE_EVENTS) == 1
@@ -153,7 +153,7 @@ def test_multisite_counts_match_pandas(
     }
 
     ae = raw["ae"][raw["ae"]["subject_pk"].isin(set(subjects["id"]))]
-    ae_counts = adverse_event_counts(session, study_id=MULTI, scope=scope)
+    ae_counts = count_adverse_events(session, study_id=MULTI, scope=scope)
     assert ae_counts.events == len(ae)
     assert ae_counts.subjects == ae["subject_pk"].nunique()
     assert ae_counts.serious_events == (ae["serious"] == "Y").sum()

@@ -28,7 +28,7 @@ from dashboard import access
 from dashboard.cli import app
 from dashboard.db import make_engine, session_scope
 from dashboard.metrics.screen_failures import mark_new_subjects, with_new_failures
-from dashboard.queries.overview import new_failures_by_criterion, new_subjects_by_column
+from dashboard.queries.changes import new_failures_by_criterion, new_subjects_by_column
 from dashboard.queries.screen_failures import failed_subjects, failures_by_criterion
 from dashboard.queries.studies import data_cuts
 from dashboard.report.files import staged_files

@@ -12,9 +12,10 @@ from sqlalchemy import delete
 from sqlmodel import Session, col
 
 from dashboard.db import make_engine
-from dashboard.metrics.adverse_events import WORST_DIMENSIONS
+from dashboard.metrics.ae_rules import WORST_DIMENSIONS
 from dashboard.models import AdverseEventCount
-from dashboard.queries import adverse_events, overview, safety_counts, studies
+from dashboard.queries import adverse_events, changes, safety_counts, studies
+from dashboard.results.changes import AdverseEventChanges
 from tests.databases import new_database_url
 
 SCOPES: list[tuple[str, ...] | None] = [None, ("101",), ("102", "104")]
@@ -38,9 +39,9 @@ def _compare(session: Session, study_id: str, scope: tuple[str, ...] | None, eme
         "scope": scope,
         "treatment_emergent": emergent,
     }
-    assert safety_counts.adverse_event_counts(
+    assert safety_counts.stored_adverse_event_counts(
         session, **kwargs
-    ) == adverse_events.adverse_event_counts(session, **kwargs)
+    ) == adverse_events.count_adverse_events(session, **kwargs)
     summarised = safety_counts.safety_summary(session, **kwargs)
     computed = adverse_events.safety_summary(session, **kwargs)
     _same(summarised.counts, computed.counts)
@@ -129,7 +130,7 @@ def test_changes_since_each_cut_equal_the_raw_tables(
         ae = ae[ae["site_id"].isin(scope)]
     for cut_id in cuts:
         new = ae["first_cut_id"] > cut_id
-        expected = overview.AdverseEventChanges(
+        expected = AdverseEventChanges(
             since_cut_id=int(cut_id),
             new_adverse_events=int(new.sum()),
             new_serious_adverse_events=int((new & (ae["serious"].str.upper() == "Y")).sum()),
@@ -138,8 +139,8 @@ def test_changes_since_each_cut_equal_the_raw_tables(
         kwargs: dict[str, Any] = {"study_id": "DEMO-MULTI", "scope": scope}
         kwargs["since_cut_id"] = int(cut_id)
         assert safety_counts.adverse_event_changes_since(session, **kwargs) == expected
-        assert overview.adverse_event_changes_since(session, **kwargs) == expected
-    first = overview.adverse_event_changes_since(
+        assert changes.adverse_event_changes_since(session, **kwargs) == expected
+    first = changes.adverse_event_changes_since(
         session, study_id="DEMO-MULTI", scope=None, since_cut_id=int(cuts.min())
     )
     assert first.new_adverse_events > 0

@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 import dashboard.db
 from dashboard.db import ensure_schema, make_engine, session_scope
 from dashboard.demo_scale import build_scale_study
-from dashboard.queries.adverse_events import adverse_event_counts, incidence_by_soc
+from dashboard.queries.adverse_events import count_adverse_events, incidence_by_soc
 from dashboard.queries.enrollment import enrollment_by_site, funnel, population_counts
 from dashboard.queries.screen_failures import failures_by_criterion
 from tests.conftest import PROJECT_ROOT
@@ -66,7 +66,7 @@ def test_page_queries_agree_with_pandas_at_scale(scale_db: str) -> None:
         steps = funnel(session, study_id=STUDY, scope=None)
         by_site = enrollment_by_site(session, study_id=STUDY, scope=None).set_index("site_id")
         criteria = failures_by_criterion(session, study_id=STUDY, scope=None)
-        events = adverse_event_counts(session, study_id=STUDY, scope=None)
+        events = count_adverse_events(session, study_id=STUDY, scope=None)
         by_soc = incidence_by_soc(session, study_id=STUDY, scope=None)
     assert counts.screened == len(subjects) == 3000
     assert counts.enrolled == (subjects["population"] == "ENROLLED").sum()

@@ -24,7 +24,6 @@ from dashboard.charts.screen_failures import (
 )
 from dashboard.db import make_engine, session_scope
 from dashboard.metrics.eligibility import (
-    CheckedCriterion,
     RuleError,
     age_rule,
     check_enrolled,
@@ -46,6 +45,7 @@ from dashboard.queries.screen_failures import (
     failures_by_criterion,
     site_criterion_counts,
 )
+from dashboard.results.eligibility import CheckedCriterion
 from dashboard.ui.selection import chart_pick, resolve, row_pick
 from tests.conftest import PROJECT_ROOT, SHARED_DATA, open_study_page
 from tests.databases import copy_database

@@ -12,16 +12,12 @@ import pytest
 from sqlmodel import Session
 from streamlit.testing.v1 import AppTest
 
-from dashboard.charts.subject import study_day_ticks, subject_timeline_chart
+from dashboard.charts.study_day_axis import study_day_ticks
+from dashboard.charts.subject import subject_timeline_chart
 from dashboard.db import make_engine
-from dashboard.metrics.subject import (
-    MILESTONE,
-    VISIT_OVERDUE,
-    identity_facts,
-    observed_until,
-    timeline_events,
-)
+from dashboard.metrics.subject import identity_facts, observed_until, timeline_events
 from dashboard.queries.subject import subject_codes, subject_record
+from dashboard.results.subject import MILESTONE, VISIT_OVERDUE
 from dashboard.ui.links import DISPLAY_CODE, subject_links, subject_url
 from dashboard.ui.shell import SITES_KEY
 from tests.conftest import PROJECT_ROOT

@@ -33,18 +33,16 @@ from dashboard.charts.screen_failures import (
     site_criterion_heatmap,
 )
 from dashboard.db import make_engine
-from dashboard.metrics.adverse_events import (
-    WORST_DIMENSIONS,
-    soc_incidence,
-    summary_cell_pick,
-    timeline_frame,
-)
+from dashboard.metrics.ae_rules import WORST_DIMENSIONS
+from dashboard.metrics.ae_tables import soc_incidence
+from dashboard.metrics.ae_timeline import timeline_frame
 from dashboard.metrics.table_one import column_summaries, level_counts
 from dashboard.queries import studies
 from dashboard.report.pack import MonitoringPack, build_pack
 from dashboard.report.pdf import pack_pdf, plain
 from dashboard.report.workbook import SAE_SHEET, pack_workbook
 from dashboard.ui.ae_drilldown import listing_filters
+from dashboard.ui.ae_picks import summary_cell_pick
 from dashboard.views.adverse_events import (
     AdverseEventsOptions,
     AdverseEventsView,

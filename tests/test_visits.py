@@ -15,6 +15,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard.db import make_engine
 from dashboard.demo import SEED_CUTOFF, SEED_STUDY_ID
 from dashboard.importers.run import import_sdtm
+from dashboard.metrics.study_days import date_of_study_day, study_day
 from dashboard.metrics.visits import (
     DONE,
     DONE_OUT_OF_WINDOW,
@@ -24,11 +25,9 @@ from dashboard.metrics.visits import (
     NOT_RECORDED,
     OVERDUE,
     UPCOMING,
-    date_of_study_day,
     derive_visit_status,
     is_conditional_visit,
     schedule_grid,
-    study_day,
     visit_status,
 )
 from dashboard.queries.scope import SiteScope

@@ -3,29 +3,12 @@
 import altair as alt
 import pandas as pd
 
-# Axis positions count days from day 1 (``metrics.adverse_events.day_position``); the labels are
-# study days again: position 0 -> day 1, -1 -> day -1 (no day 0). The Subject page's axis too.
-DAY_LABEL_EXPR = "datum.value >= 0 ? datum.value + 1 : datum.value"
+from dashboard.charts.colours import LEVEL_COLOURS, NO_AE_COLOUR, UNKNOWN_COLOUR
+from dashboard.charts.study_day_axis import DAY_LABEL_EXPR, study_day_ticks
 
 # The names of the click selections: Streamlit reports a click under the selection's name.
 SOC_SELECTION = "ae_soc"
 LEVEL_SELECTION = "ae_level"
-
-NO_AE_COLOUR = "#e8e8e8"
-UNKNOWN_COLOUR = "#a0a0a0"
-# Colours by level, mildest first (the legend's order); "No AE" and "Unknown" are greys.
-LEVEL_COLOURS: dict[str, dict[str, str]] = {
-    "severity": {"Mild": "#fdd49e", "Moderate": "#fc8d59", "Severe": "#b30000"},
-    "grade": {
-        "Grade 1": "#fdd49e",
-        "Grade 2": "#fdbb84",
-        "Grade 3": "#fc8d59",
-        "Grade 4": "#e34a33",
-        "Grade 5": "#7f0000",
-    },
-    "seriousness": {"Not serious": "#9ecae1", "Serious": "#cb181d"},
-    "relationship": {"Not related": "#9ecae1", "Related": "#e6550d"},
-}
 
 
 def soc_incidence_chart(frame: pd.DataFrame) -> alt.Chart:
@@ -33,7 +16,7 @@ def soc_incidence_chart(frame: pd.DataFrame) -> alt.Chart:
     SOC (the AE Explorer's view), SOCs in the incidence table's order. Clicking a dot selects its
     SOC and arm (a point selection named ``SOC_SELECTION``).
 
-    ``frame``: the output of ``metrics.adverse_events.soc_incidence``.
+    ``frame``: the output of ``metrics.ae_tables.soc_incidence``.
     """
     pick = alt.selection_point(name=SOC_SELECTION, fields=["soc", "arm"], on="click")
     order = frame.sort_values("rank")["soc"].drop_duplicates().tolist()
@@ -73,7 +56,7 @@ def worst_level_chart(frame: pd.DataFrame, *, dimension: str) -> alt.Chart:
     ``dimension``, as shares of the arm's N, so every bar ends at 100%. Clicking a segment selects
     its arm and level (a point selection named ``LEVEL_SELECTION``).
 
-    ``frame``: the output of ``metrics.adverse_events.worst_level_table``.
+    ``frame``: the output of ``metrics.ae_tables.worst_level_table``.
     """
     pick = alt.selection_point(name=LEVEL_SELECTION, fields=["arm_label", "level"], on="click")
     levels = frame.sort_values("order")["level"].drop_duplicates().tolist()
@@ -122,7 +105,7 @@ def timeline_chart(frame: pd.DataFrame) -> alt.LayerChart:
     real onset day in the tooltip. The axis has no day 0: bars are drawn at day positions
     (``x_start``/``x_end``), ticks fall on round study days and are labelled as study days.
 
-    ``frame``: the output of ``metrics.adverse_events.timeline_frame``.
+    ``frame``: the output of ``metrics.ae_timeline.timeline_frame``.
     """
     data = frame.assign(
         row=frame["usubjid"] + " · " + frame["term"],
@@ -157,9 +140,6 @@ def timeline_chart(frame: pd.DataFrame) -> alt.LayerChart:
         scale=alt.Scale(domain=["On/after first dose", "Before"], range=[1.0, 0.35]),
         legend=None,
     )
-    # Imported here: the Subject page's chart module imports this one's colours.
-    from dashboard.charts.subject import study_day_ticks
-
     ticks = (
         study_day_ticks(int(data["x_start"].min()), int(data["x_end"].max()))
         if not data.empty

@@ -6,8 +6,9 @@ from typing import Literal
 import altair as alt
 import pandas as pd
 
-from dashboard.charts.adverse_events import LEVEL_COLOURS, UNKNOWN_COLOUR
-from dashboard.metrics.subject import (
+from dashboard.charts.colours import LEVEL_COLOURS, UNKNOWN_COLOUR
+from dashboard.charts.study_day_axis import DAY_LABEL_EXPR, study_day_ticks
+from dashboard.results.subject import (
     CATEGORIES,
     DOSE,
     MILESTONE,
@@ -30,18 +31,6 @@ CATEGORY_COLOURS = {
 }
 
 Axis = Literal["day", "date"]
-_STEPS = (1, 2, 5, 7, 14, 28, 50, 100, 200, 500, 1000)
-
-
-def study_day_ticks(first: int, last: int, *, most: int = 12) -> list[int]:
-    """Tick positions (days from day 1) for the study-day axis from ``first`` to ``last``, so that
-    the labels are round study days: day 1, then multiples of a step either side (positions
-    ``step - 1, 2 * step - 1, ...`` after day 1, ``-step, -2 * step, ...`` before it; no day 0)."""
-    span = max(last - first, 1)
-    step = next((s for s in _STEPS if span / s <= most), _STEPS[-1])
-    before = [-k * step for k in range(1, -first // step + 1)] if first < 0 else []
-    after = [k * step - 1 for k in range(1, (last + 1) // step + 1)]
-    return sorted({*before, 0, *(p for p in after if p > 0)})
 
 
 def subject_timeline_chart(
@@ -79,9 +68,7 @@ def subject_timeline_chart(
             "x_start:Q",
             title="Study day (day 1 = RFSTDTC; no day 0)",
             # Positions count days from day 1; the labels are study days: 0 -> 1, -1 -> -1.
-            axis=alt.Axis(
-                values=ticks, labelExpr="datum.value >= 0 ? datum.value + 1 : datum.value"
-            ),
+            axis=alt.Axis(values=ticks, labelExpr=DAY_LABEL_EXPR),
             scale=alt.Scale(padding=12),
         )
         x2 = alt.X2("x_end:Q")

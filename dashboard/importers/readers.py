@@ -24,8 +24,8 @@ from typing import Any
 import pandas as pd
 import pyreadstat
 
-from dashboard.importers.dates import InvalidDateError, parse_dtc
 from dashboard.importers.errors import fail
+from dashboard.results.dates import InvalidDateError, parse_dtc
 
 # The domains the importer maps; SUPP-- datasets are read and reported, not mapped yet.
 MAPPED_DOMAINS = (

@@ -17,11 +17,11 @@ from typing import Any
 
 import pandas as pd
 
-from dashboard.importers.dates import duration_in_years, known_date, parse_dtc
 from dashboard.importers.errors import fail
 from dashboard.importers.readers import FINDINGS_DOMAINS, Dataset, find_datasets, read_dataset
 from dashboard.metrics.population import DispositionEvent, classify_subject, subject_status
 from dashboard.metrics.visits import is_conditional_visit
+from dashboard.results.dates import duration_in_years, known_date, parse_dtc
 
 # Key columns per domain: a file without them cannot be mapped (fatal).
 REQUIRED_COLUMNS = {

@@ -33,7 +33,7 @@ from dashboard.models import (
     Subject,
     Visit,
 )
-from dashboard.summaries import rebuild_summaries
+from dashboard.precomputed import rebuild_precomputed_counts
 
 # A later cut shares most subjects with the current one; less than this is another study.
 MIN_SUBJECT_OVERLAP = 0.5
@@ -290,7 +290,7 @@ def store_package(session: Session, package: Package, *, replace: bool = False) 
         _bulk_insert(session, table, with_subject(rows))
     session.add_all(changes)
     session.flush()
-    rebuild_summaries(session, study_id)
+    rebuild_precomputed_counts(session, study_id)
     return StoreResult(study_id=study_id, cut_id=cut.id, created_study=created, changes=counts)
 
 

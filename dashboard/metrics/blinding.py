@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from dashboard.queries.adverse_events import SafetyPopulation, SafetySummary, TermIncidence
-from dashboard.queries.subject import SubjectRecord
+from dashboard.results.adverse_events import SafetyPopulation, SafetySummary, TermIncidence
+from dashboard.results.subject import SubjectRecord
 
 # The one column label of a pooled table, and the one "arm" of a pooled chart: it names no arm.
 POOLED = "All arms (blinded)"

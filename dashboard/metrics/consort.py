@@ -2,8 +2,8 @@
 
 import pandas as pd
 
-from dashboard.charts.consort import ArmFlow, ConsortFlow
-from dashboard.queries.enrollment import FunnelCounts
+from dashboard.results.consort import ArmFlow, ConsortFlow
+from dashboard.results.enrollment import FunnelCounts
 
 
 def consort_flow(

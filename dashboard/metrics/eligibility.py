@@ -16,12 +16,12 @@ checked on its own, so a rule on a per-knee finding is checked for each knee.
 """
 
 import math
-import operator
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 
 import pandas as pd
+
+from dashboard.results.eligibility import AGE, CheckedCriterion, Rule
 
 _NUMBER = r"[-+]?\d+(?:\.\d+)?"
 _BETWEEN = re.compile(
@@ -33,35 +33,10 @@ _COMPARE = re.compile(
     rf"^\s*(?P<variable>[A-Za-z][A-Za-z0-9_]*)\s*(?P<op><=|>=|!=|<|>|=)\s*(?P<value>{_NUMBER})"
     r"(?:\s+.*)?$"
 )
-_OPERATORS: dict[str, Callable[[float, float], bool]] = {
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-    "=": operator.eq,
-    "!=": operator.ne,
-}
-AGE = "AGE"
 
 
 class RuleError(ValueError):
     """Rule text the grammar does not read."""
-
-
-@dataclass(frozen=True)
-class Rule:
-    variable: str  # upper case
-    op: str  # "between" or one of _OPERATORS
-    low: float
-    high: float | None = None  # for "between"
-    text: str = ""
-
-    def holds(self, value: float) -> bool:
-        """Whether ``value`` meets the rule (both bounds of "between" included)."""
-        if self.op == "between":
-            assert self.high is not None
-            return self.low <= value <= self.high
-        return _OPERATORS[self.op](value, self.low)
 
 
 def parse_rule(text: str) -> Rule:
@@ -89,16 +64,6 @@ def age_rule(min_age: float | None, max_age: float | None) -> Rule | None:
     if max_age is not None:
         return Rule(AGE, "<=", max_age, None, f"AGE <= {max_age:g}")
     return None
-
-
-@dataclass(frozen=True)
-class CheckedCriterion:
-    """A criterion with a rule to check: code, category (INCLUSION/EXCLUSION), wording, rule."""
-
-    code: str
-    category: str
-    text: str
-    rule: Rule
 
 
 def is_violation(category: str, rule: Rule, value: float) -> bool:

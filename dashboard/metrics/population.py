@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
-from dashboard.models import ENROLLED, IN_SCREENING, NOT_ASSIGNED, SCREEN_FAILURE
+from dashboard.results.population import ENROLLED, IN_SCREENING, NOT_ASSIGNED, SCREEN_FAILURE
 
 SCREEN_FAILURE_ARMCD = "SCRNFAIL"  # CDISC pilot writes it "Scrnfail": compared case-blind
 NOT_ASSIGNED_ARMCD = "NOTASSGN"
@@ -26,7 +26,7 @@ def classify_subject(
     has_screen_failure_disposition: bool,
     enrollment_dtc: str | None,
 ) -> str:
-    """The subject's population, one of ``models.POPULATIONS``.
+    """The subject's population, one of ``results.population.POPULATIONS``.
 
     - Screen failure: ARMCD ``SCRNFAIL`` (any case), or ARM blank with ARMNRS ``SCREEN FAILURE``,
       or a DS ``SCREEN FAILURE`` with no arm assigned (a rescreened subject later assigned to an arm

@@ -77,7 +77,7 @@ def with_new_failures(
     by_criterion: pd.DataFrame, new_failures: pd.DataFrame | None
 ) -> pd.DataFrame:
     """``failures_by_criterion`` with a new_subjects column (the new screen failures of
-    ``queries.overview.new_failures_by_criterion``; 0 where a criterion has none). Without a cut
+    ``queries.changes.new_failures_by_criterion``; 0 where a criterion has none). Without a cut
     to compare with (``new_failures`` None) the frame is returned as it is."""
     if new_failures is None:
         return by_criterion

@@ -2,26 +2,25 @@
 with their study days.
 
 Study days count from the subject's day 1, the reference start date (RFSTDTC: the enrollment date
-here), with no day 0 (``metrics.visits.study_day``). A screen failure has no day 1: its timeline
+here), with no day 0 (``metrics.study_days.study_day``). A screen failure has no day 1: its timeline
 is on dates only and its listings have no study days.
 """
 
 import datetime as dt
-import math
 
 import pandas as pd
 
-from dashboard.importers.dates import InvalidDateError, parse_dtc
-from dashboard.metrics.visits import DUE, MISSED, OVERDUE, UPCOMING, study_day
-
-# The timeline's colour categories: the record's own kinds, then AE severities mildest first.
-MILESTONE = "Milestone"
-DOSE = "Dose"
-VISIT = "Visit held"
-VISIT_WINDOW = "Planned visit window"
-VISIT_OVERDUE = "Overdue visit window"
-SEVERITY_CATEGORIES = ("Mild", "Moderate", "Severe", "Severity unknown")
-CATEGORIES = (MILESTONE, DOSE, VISIT, VISIT_WINDOW, VISIT_OVERDUE, *SEVERITY_CATEGORIES)
+from dashboard.metrics.study_days import study_day
+from dashboard.metrics.visits import DUE, MISSED, OVERDUE, UPCOMING
+from dashboard.results.dates import as_date, is_missing, known_date
+from dashboard.results.subject import (
+    DOSE,
+    MILESTONE,
+    SEVERITY_CATEGORIES,
+    VISIT,
+    VISIT_OVERDUE,
+    VISIT_WINDOW,
+)
 
 TIMELINE_COLUMNS = [
     "lane",
@@ -38,31 +37,6 @@ TIMELINE_COLUMNS = [
     "x_end",
     "detail",
 ]
-
-
-def _missing(value: object) -> bool:
-    return value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value))
-
-
-def as_date(value: object) -> dt.date | None:
-    """A plain date from what a query returns (a date, a datetime, ISO text, NaT or None)."""
-    if _missing(value):
-        return None
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    return pd.Timestamp(str(value)).date()
-
-
-def date_of_dtc(text: object) -> dt.date | None:
-    """The first day of the period an ISO 8601 text names; None for a blank or unreadable one."""
-    if not isinstance(text, str):
-        return None
-    try:
-        return parse_dtc(text)
-    except InvalidDateError:
-        return None
 
 
 def with_study_days(
@@ -154,7 +128,7 @@ def timeline_events(
         )
 
     add("Milestones", 0, "milestone", "Screening", MILESTONE, screening_date)
-    consent = date_of_dtc(consent_dtc)
+    consent = known_date(consent_dtc)
     if consent is not None and consent != screening_date:
         add("Milestones", 0, "milestone", "Informed consent", MILESTONE, consent)
     add("Milestones", 0, "milestone", "Day 1 (RFSTDTC)", MILESTONE, day_one)
@@ -172,7 +146,7 @@ def timeline_events(
             detail=f"{row['category'] or ''}: {term} ({row['epoch'] or 'no epoch'})",
         )
     for row in exposures.to_dict("records"):
-        dose = "" if _missing(row["dose"]) else f" {row['dose']:g} {row['unit'] or ''}".rstrip()
+        dose = "" if is_missing(row["dose"]) else f" {row['dose']:g} {row['unit'] or ''}".rstrip()
         add(
             "Doses",
             1,
@@ -198,7 +172,7 @@ def timeline_events(
                 detail=f"{row['visit']}: planned day {row['planned_day']:g}, {row['status']}",
             )
     for row in visits.to_dict("records"):
-        number = "" if _missing(row["visit_num"]) else f" (VISITNUM {row['visit_num']:g})"
+        number = "" if is_missing(row["visit_num"]) else f" (VISITNUM {row['visit_num']:g})"
         add(
             "Visits",
             2,
@@ -217,7 +191,7 @@ def timeline_events(
         severity = str(row["severity"] or "").strip().title()
         term = str(row["decoded_term"] or row["term"])
         serious = str(row["serious"] or "").strip().upper() == "Y"
-        seq = "" if _missing(row["seq"]) else f"{row['seq']:g} "
+        seq = "" if is_missing(row["seq"]) else f"{row['seq']:g} "
         add(
             f"AE {seq}{term}",
             order,
@@ -266,7 +240,7 @@ def identity_facts(
         "Site": site_id or "–",
         "Arm": arm_text,
         "Status": (status or population).capitalize(),  # a screen failure has no status
-        "Age": "–" if _missing(age) or age is None else f"{age:g} {unit}",
+        "Age": "–" if is_missing(age) or age is None else f"{age:g} {unit}",
         "Sex": sex or "–",
     }
 
@@ -359,7 +333,7 @@ def listing(frame: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
         if c in frame.columns
         and (
             c in _ALWAYS_SHOWN
-            or not frame[c].map(lambda v: _missing(v) or (isinstance(v, str) and not v)).all()
+            or not frame[c].map(lambda v: is_missing(v) or (isinstance(v, str) and not v)).all()
         )
     ]
     return frame[keep].rename(columns=labels).reset_index(drop=True)

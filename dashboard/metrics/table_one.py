@@ -284,7 +284,7 @@ def counts_from_values(
     """Subjects per (``by`` groups, key, value) from per-subject values (one row per subject, the
     ``by`` columns and one column per variable key), with each group's size under
     ``SUBJECTS_KEY``. With the default ``by`` this is a counts frame (``COUNT_COLUMNS``); by site,
-    cohort and arm it is what ``dashboard.summaries`` stores at load time."""
+    cohort and arm it is what ``dashboard.precomputed`` stores at load time."""
     groups = list(by)
     frames = [
         values.groupby(groups, dropna=False)

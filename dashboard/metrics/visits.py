@@ -25,15 +25,13 @@ done; missed and not expected together are "left"); the tests hold the two to ea
 """
 
 import datetime as dt
-import math
 from dataclasses import dataclass
 from typing import cast
 
 import pandas as pd
 
-# One study-day rule for the whole app (no day 0), written beside the AE rules first; re-exported
-# here, where the schedule's inverse lives.
-from dashboard.metrics.adverse_events import study_day as study_day
+from dashboard.metrics.study_days import date_of_study_day, study_day
+from dashboard.results.dates import as_date
 
 # ±7 days: a common window for follow-up visits a week or more apart; the Enrollment page lets the
 # user change it for visits whose schedule gives no window of its own.
@@ -66,13 +64,6 @@ def is_conditional_visit(visit: str | None, start_rule: str | None) -> bool:
     return rule.startswith(_CONDITIONAL_RULE_STARTS) or any(
         word in name for word in _CONDITIONAL_VISIT_WORDS
     )
-
-
-def date_of_study_day(day: int, day_one: dt.date) -> dt.date:
-    """The calendar date of study day ``day`` for a subject whose day 1 is ``day_one``. There is no
-    day 0: day -1 is the day before day 1. A day 0 given anyway (some schedules count the dosing
-    day as 0) is read as day 1."""
-    return day_one + dt.timedelta(days=day - 1 if day > 0 else day)
 
 
 @dataclass(frozen=True)
@@ -132,17 +123,6 @@ def visit_status(
     return OVERDUE
 
 
-def _date(value: object) -> dt.date | None:
-    """A plain date from what a query returns (a date, a datetime, ISO text from SQLite, NaT)."""
-    if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    return pd.Timestamp(str(value)).date()
-
-
 def _window(value: object, default: int) -> int:
     """A visit's own window in days, else the default (the query gives None or NaN for none)."""
     if value is None or pd.isna(cast(float, value)):
@@ -169,8 +149,8 @@ def derive_visit_status(
     for row in schedule.to_dict("records"):
         before = _window(row["window_before"], window_days)
         after = _window(row["window_after"], window_days)
-        day_one = _date(row["day_one"])
-        held_on = _date(row["held_on"])
+        day_one = as_date(row["day_one"])
+        held_on = as_date(row["held_on"])
         labels.append(f"±{before} d" if before == after else f"-{before}/+{after} d")
         held_days.append(study_day(held_on, day_one))
         if day_one is None:
@@ -197,7 +177,7 @@ def derive_visit_status(
                 window_after=after,
                 held=bool(row["held"]),
                 held_on=held_on,
-                left_on=_date(row["left_on"]),
+                left_on=as_date(row["left_on"]),
             )
         )
     return schedule.assign(

@@ -3,7 +3,7 @@
 The tables by arm count subjects of the safety population: the treated subjects (a first dose or an
 exposure record) by actual arm (ACTARM), or, where the study holds no exposure at all, the enrolled
 subjects by planned arm (DESIGN.md "Arm for a figure"). The classification rules (related, severe,
-leading to discontinuation, fatal) are the value lists of ``dashboard.metrics.adverse_events``,
+leading to discontinuation, fatal) are the value lists of ``dashboard.metrics.ae_rules``,
 turned into SQL here so the counting stays in the database.
 """
 
@@ -15,7 +15,7 @@ import pandas as pd
 from sqlalchemy import ColumnElement, and_, case, func, or_, select, true
 from sqlmodel import Session, col
 
-from dashboard.metrics.adverse_events import (
+from dashboard.metrics.ae_rules import (
     DISCONTINUATION_ACTION,
     DS_ADVERSE_EVENT,
     FATAL_OUTCOME,
@@ -25,15 +25,19 @@ from dashboard.metrics.adverse_events import (
     SEVERE_SEVERITIES,
     SUMMARY_CATEGORIES,
 )
-from dashboard.models import ENROLLED, AdverseEvent, Disposition, Exposure, Site, Subject
+from dashboard.models import AdverseEvent, Disposition, Exposure, Site, Subject
 from dashboard.queries.scope import SiteScope, rows, subject_in_scope
-
-# Blank AEDECOD/AEBODSYS (the SDTM-MSG sample has them blank): the page groups by the verbatim term
-# and an explicit "uncoded" class rather than dropping the events.
-UNCODED_SOC = "(not coded)"
-NO_ARM = "(no arm)"
-TREATED = "treated"  # SafetyPopulation.basis: subjects with a first dose or an exposure record
-ENROLLED_BASIS = "enrolled"  # no exposure in the study: enrolled subjects, planned arm
+from dashboard.results.adverse_events import (
+    ENROLLED_BASIS,
+    NO_ARM,
+    TREATED,
+    UNCODED_SOC,
+    AdverseEventCounts,
+    SafetyPopulation,
+    SafetySummary,
+    TermIncidence,
+)
+from dashboard.results.population import ENROLLED
 
 # The listing's columns, in order (the docstring of ``adverse_event_listing`` names them).
 LISTING_COLUMNS = [
@@ -69,14 +73,6 @@ LISTING_COLUMNS = [
     "observed_until",
     "updated_cut_id",
 ]
-
-
-@dataclass(frozen=True)
-class AdverseEventCounts:
-    events: int
-    subjects: int
-    serious_events: int
-    serious_subjects: int
 
 
 def _code(column: Any) -> ColumnElement[str]:
@@ -137,7 +133,7 @@ def leads_to_discontinuation() -> ColumnElement[bool]:
 
 
 def is_treatment_emergent() -> ColumnElement[bool]:
-    """Onset on or after the first dose (``metrics.adverse_events.is_treatment_emergent`` is the
+    """Onset on or after the first dose (``metrics.ae_rules.is_treatment_emergent`` is the
     same rule in Python): a subject never dosed has none; an unknown onset, or a partial one in
     the period of the first dose, counts (it cannot be shown to precede the dose)."""
     onset, dose = col(AdverseEvent.start_date), col(Subject.first_dose_date)
@@ -165,7 +161,7 @@ def _system_organ_class() -> ColumnElement[str]:
 
 
 def _rank(dimension: str) -> ColumnElement[int]:
-    """The rank of an event in a per-subject view (``metrics.adverse_events.RANKED_VALUES``)."""
+    """The rank of an event in a per-subject view (``metrics.ae_rules.RANKED_VALUES``)."""
     column = {
         "severity": AdverseEvent.severity,
         "grade": AdverseEvent.grade,
@@ -210,7 +206,7 @@ def _population(session: Session, *, study_id: str) -> _Population:
 
 
 def _by_site(per_site: bool) -> list[Any]:
-    """The site key a load-time summary groups by as well (``dashboard.summaries``): distinct
+    """The site key the load-time counts group by as well (``dashboard.precomputed``): distinct
     subjects per site add up over sites, since a subject belongs to one site."""
     return [col(Subject.site_pk).label("site_pk")] if per_site else []
 
@@ -224,7 +220,7 @@ def _event_filter(
     return where
 
 
-def adverse_event_counts(
+def count_adverse_events(
     session: Session, *, study_id: str, scope: SiteScope, treatment_emergent: bool = False
 ) -> AdverseEventCounts:
     """Every AE in the data for the study's subjects in scope (treatment-emergent ones only if
@@ -248,10 +244,10 @@ def adverse_event_counts(
     )
 
 
-def adverse_event_counts_by_site(
+def count_adverse_events_by_site(
     session: Session, *, study_id: str, treatment_emergent: bool
 ) -> pd.DataFrame:
-    """``adverse_event_counts`` per site, for the load-time summary. Columns: site_pk, events,
+    """``count_adverse_events`` per site, for the load-time counts. Columns: site_pk, events,
     subjects, serious_events, serious_subjects."""
     serious = is_serious()
     stmt = (
@@ -297,24 +293,6 @@ def incidence_by_soc(
     return pd.DataFrame(rows(session.execute(stmt)), columns=names)
 
 
-@dataclass(frozen=True)
-class SafetyPopulation:
-    """The denominators of the tables by arm.
-
-    basis: ``TREATED`` (actual arm) or ``ENROLLED_BASIS`` (planned arm, no exposure data);
-    by_arm: arm, subjects (in arm order); first_dose_dates: some subject of the study has a first
-    dose date, so "treatment-emergent" can be told.
-    """
-
-    basis: str
-    by_arm: pd.DataFrame
-    first_dose_dates: bool
-
-    @property
-    def subjects(self) -> int:
-        return int(self.by_arm["subjects"].sum())
-
-
 def safety_population(session: Session, *, study_id: str, scope: SiteScope) -> SafetyPopulation:
     """The safety population in scope, by arm."""
     population = _population(session, study_id=study_id)
@@ -339,29 +317,6 @@ def safety_population(session: Session, *, study_id: str, scope: SiteScope) -> S
     )
 
 
-@dataclass(frozen=True)
-class SafetySummary:
-    """The summary table's figures.
-
-    counts: arm, category (a ``SUMMARY_CATEGORIES`` key), subjects, events (null for
-    discontinuation read from DS); discontinuation_from_ds: AEACN is blank for every AE of the
-    study, so "leading to discontinuation" is the subject-level DS reason ADVERSE EVENT;
-    outside_events / outside_subjects: AEs (of subjects in scope) that are not in the safety
-    population, so in the headline counts but in no table by arm; graded_events: AEs with an
-    AETOXGR; uncoded_events: AEs without AEDECOD (grouped by AETERM).
-    """
-
-    counts: pd.DataFrame
-    discontinuation_from_ds: bool
-    outside_events: int
-    outside_subjects: int
-    graded_events: int
-    uncoded_events: int
-    # Per site (site_pk, outside_events, outside_subjects, graded, uncoded): the load-time
-    # summary's rows; None when the figures above are already for the whole scope.
-    outside_by_site: pd.DataFrame | None = None
-
-
 def safety_summary(
     session: Session,
     *,
@@ -373,7 +328,7 @@ def safety_summary(
     """Subjects and events per arm for each summary category, in one GROUP BY (and one over DS
     where discontinuation comes from there). ``per_site``: every frame and figure per site
     (``counts`` gains site_pk; ``outside`` holds the per-site figures), for the load-time
-    summary."""
+    counts."""
     population = _population(session, study_id=study_id)
     subject = col(AdverseEvent.subject_pk)
     conditions = _category_conditions()
@@ -491,15 +446,6 @@ def _category_conditions() -> dict[str, ColumnElement[bool]]:
     return conditions
 
 
-@dataclass(frozen=True)
-class TermIncidence:
-    """Incidence by SOC and PT per arm. by_pt: arm, soc, pt, subjects, events; by_soc: arm, soc,
-    subjects, events. The PT is AEDECOD, else AETERM; the SOC is AEBODSYS, else ``UNCODED_SOC``."""
-
-    by_pt: pd.DataFrame
-    by_soc: pd.DataFrame
-
-
 def incidence_by_term(
     session: Session,
     *,
@@ -541,7 +487,7 @@ def subjects_by_worst_level(
     per_site: bool = False,
 ) -> pd.DataFrame:
     """Subjects with an AE by arm and their highest rank in ``dimension`` (a key of
-    ``metrics.adverse_events.WORST_DIMENSIONS``). Columns: arm, rank, subjects (site_pk first
+    ``metrics.ae_rules.WORST_DIMENSIONS``). Columns: arm, rank, subjects (site_pk first
     with ``per_site``)."""
     population = _population(session, study_id=study_id)
     per_subject = (

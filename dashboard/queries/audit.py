@@ -1,7 +1,6 @@
 """The audit trail, read for the admin page: filtered in SQL, newest first, limited."""
 
 import datetime as dt
-from dataclasses import dataclass
 
 import pandas as pd
 from sqlalchemy import ColumnElement, and_, func, select, true
@@ -9,19 +8,9 @@ from sqlmodel import Session, col
 
 from dashboard.models import AuditEvent
 from dashboard.queries.scope import rows
+from dashboard.results.audit import AuditFilter
 
 AUDIT_COLUMNS = ["id", "at", "email", "action", "study_id", "sites", "detail"]
-
-
-@dataclass(frozen=True)
-class AuditFilter:
-    """What the admin asked for; empty fields filter nothing. Dates are UTC days, both included."""
-
-    emails: tuple[str, ...] = ()
-    actions: tuple[str, ...] = ()
-    study_id: str | None = None
-    since: dt.date | None = None
-    until: dt.date | None = None
 
 
 def _where(wanted: AuditFilter) -> ColumnElement[bool]:

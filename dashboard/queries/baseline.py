@@ -8,17 +8,10 @@ from sqlalchemy import case, func, literal, select
 from sqlmodel import Session, col
 
 from dashboard.metrics.table_one import COUNT_COLUMNS, SUBJECTS_KEY
-from dashboard.models import (
-    ENROLLED,
-    SCREEN_FAILURE,
-    BaselineCount,
-    BaselineVariable,
-    Exposure,
-    Finding,
-    Site,
-    Subject,
-)
+from dashboard.models import BaselineCount, BaselineVariable, Exposure, Finding, Site, Subject
 from dashboard.queries.scope import SiteScope, rows, site_in_scope, subject_in_scope
+from dashboard.results.baseline import NOT_ALLOCATED_COLUMN, SCREEN_FAILURE_COLUMN
+from dashboard.results.population import ENROLLED, SCREEN_FAILURE
 
 
 def demographic_counts(session: Session, *, study_id: str, scope: SiteScope) -> pd.DataFrame:
@@ -60,8 +53,6 @@ DEMOGRAPHICS = (
     ("ETHNIC", "Ethnicity", "ethnicity", True),
     ("COUNTRY", "Country", "country", True),
 )
-NOT_ALLOCATED_COLUMN = "Not allocated"
-SCREEN_FAILURE_COLUMN = "Screen failure"
 
 
 def finding_key(domain: str, test_code: str, location: str | None) -> str:
@@ -88,7 +79,7 @@ def baseline_catalogue(session: Session, *, study_id: str) -> pd.DataFrame:
 
 
 def catalogue_from_findings(session: Session, *, study_id: str) -> pd.DataFrame:
-    """The catalogue computed from the raw rows (what ``dashboard.summaries`` stores)."""
+    """The catalogue computed from the raw rows (what ``dashboard.precomputed`` stores)."""
     demographics = []
     for key, label, column, categorical in DEMOGRAPHICS:
         attribute = col(getattr(Subject, column))
@@ -146,7 +137,7 @@ def baseline_values(
 ) -> pd.DataFrame:
     """One row per subject of the population: usubjid, site_pk, site_id, cohort, column (the
     Table 1 column the subject belongs to), and one column per key (DM demographics and baseline
-    findings). Reads raw rows: ``dashboard.summaries`` counts them once per load.
+    findings). Reads raw rows: ``dashboard.precomputed`` counts them once per load.
 
     ``population``: enrolled, treated (enrolled with a first dose or exposure) or screened (every
     subject; screen failures and not-allocated subjects get columns of their own when ``by`` is
@@ -269,7 +260,7 @@ def table_one_counts(
     by: str,
     keys: tuple[str, ...],
 ) -> pd.DataFrame:
-    """Subjects per (Table 1 column, key, value) from the load-time summary, with each column's
+    """Subjects per (Table 1 column, key, value) from the load-time counts, with each column's
     size on its ``SUBJECTS_KEY`` row (``metrics.table_one.COUNT_COLUMNS``).
 
     The unscoped table by arm reads the all-sites rows (a few thousand at any study size); a site

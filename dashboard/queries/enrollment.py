@@ -1,40 +1,17 @@
 """Screened, screen-failed, enrolled: the headline counts and their course over time."""
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlmodel import Session, col
 
-from dashboard.models import (
-    ENROLLED,
-    IN_SCREENING,
-    NOT_ASSIGNED,
-    SCREEN_FAILURE,
-    Disposition,
-    Exposure,
-    Site,
-    Subject,
-)
+from dashboard.models import Disposition, Exposure, Site, Subject
 from dashboard.queries.scope import Period, SiteScope, rows, site_in_scope, subject_in_scope
-
-
-@dataclass(frozen=True)
-class PopulationCounts:
-    """Subjects by population (DESIGN.md definitions); screened is every subject."""
-
-    screened: int
-    screen_failures: int
-    enrolled: int
-    not_assigned: int
-    in_screening: int
-
-    @property
-    def screen_failure_rate(self) -> float | None:
-        """Screen failures / screened; None for a study with nobody screened."""
-        return self.screen_failures / self.screened if self.screened else None
+from dashboard.results.dates import date_series
+from dashboard.results.enrollment import FunnelCounts, PopulationCounts
+from dashboard.results.population import ENROLLED, IN_SCREENING, NOT_ASSIGNED, SCREEN_FAILURE
 
 
 def population_counts(
@@ -121,30 +98,6 @@ def undated_subjects(
     ).where(subject_in_scope(study_id=study_id, scope=scope, period=period))
     screened, enrolled = session.execute(stmt).one()
     return {"screened": int(screened), "enrolled": int(enrolled)}
-
-
-@dataclass(frozen=True)
-class FunnelCounts:
-    """The screening funnel (DESIGN.md definitions).
-
-    treated: enrolled subjects with a first dose (RFXSTDTC / EX); None where the data hold no
-    exposure at all (treatment unknown, not zero).
-    """
-
-    screened: int
-    screen_failures: int
-    in_screening: int  # no decision yet
-    not_assigned: int  # eligible, not (yet) assigned to an arm
-    enrolled: int
-    treated: int | None
-    completed: int
-    discontinued: int
-    ongoing: int
-
-    @property
-    def not_allocated(self) -> int:
-        """Screened, neither failed nor enrolled."""
-        return self.in_screening + self.not_assigned
 
 
 def funnel(
@@ -298,11 +251,7 @@ def enrollment_by_site(
     frame = pd.DataFrame(rows(session.execute(stmt)), columns=columns)
     for column in ("activated_on", "first_screening", "last_enrollment"):
         # Plain dates or None (SQLite returns text; NaT would not compare with a date).
-        frame[column] = pd.Series(
-            [d.date() if pd.notna(d) else None for d in pd.to_datetime(frame[column])],
-            index=frame.index,
-            dtype=object,
-        )
+        frame[column] = date_series(frame[column])
     return frame
 
 

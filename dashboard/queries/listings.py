@@ -5,8 +5,9 @@ import pandas as pd
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from dashboard.models import SCREEN_FAILURE, Criterion, EligibilityFinding, Site, Subject
+from dashboard.models import Criterion, EligibilityFinding, Site, Subject
 from dashboard.queries.scope import SiteScope, rows, subject_in_scope
+from dashboard.results.population import SCREEN_FAILURE
 
 SUBJECT_COLUMNS = [
     "usubjid",

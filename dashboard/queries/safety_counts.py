@@ -1,4 +1,4 @@
-"""The safety tables read from the load-time AE counts (``dashboard.summaries``).
+"""The safety tables read from the load-time AE counts (``dashboard.precomputed``).
 
 Same functions, arguments and results as their namesakes in ``queries.adverse_events``, which
 compute them from the raw AEs: the counts are those queries run per site at load time, so a
@@ -14,26 +14,27 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
-from dashboard.models import AdverseEventCount, Site
+from dashboard.models import AdverseEventCount, Site, StudyFlag
+from dashboard.models import AdverseEventMeasure as Measure
 from dashboard.queries import adverse_events as raw
-from dashboard.queries import overview
-from dashboard.queries.adverse_events import AdverseEventCounts, SafetySummary, TermIncidence
-from dashboard.queries.overview import AdverseEventChanges, ChangesSince
+from dashboard.queries import changes
 from dashboard.queries.scope import Period, SiteScope, site_in_scope
+from dashboard.results.adverse_events import AdverseEventCounts, SafetySummary, TermIncidence
+from dashboard.results.changes import AdverseEventChanges, ChangesSince
 
 counted = AdverseEventCount
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def _summarised(session: Session, study_id: str) -> bool:
+def _counted(session: Session, study_id: str) -> bool:
     """Whether the study's AE counts were built (every build writes the study-wide row)."""
     # all_sites in the filter lets the lookup seek the read index instead of scanning the
     # study's quarter of a million per-site rows.
     stmt = select(col(counted.id)).where(
         col(counted.study_id) == study_id,
         col(counted.all_sites) == True,  # noqa: E712 (SQL, not Python truth)
-        col(counted.measure) == "study",
+        col(counted.measure) == str(Measure.STUDY),
     )
     return session.execute(stmt.limit(1)).first() is not None
 
@@ -47,7 +48,7 @@ def _or_from_raw(compute: Callable[..., R]) -> Callable[[Callable[P, R]], Callab
         def query(*args: P.args, **kwargs: P.kwargs) -> R:
             session, study_id = args[0], kwargs["study_id"]
             assert isinstance(session, Session) and isinstance(study_id, str)
-            use = read if _summarised(session, study_id) else compute
+            use = read if _counted(session, study_id) else compute
             return use(*args, **kwargs)
 
         return query
@@ -71,7 +72,7 @@ def _read(
         .where(
             col(counted.study_id) == study_id,
             col(counted.all_sites) == (scope is None),
-            col(counted.measure) == measure,
+            col(counted.measure) == str(measure),
             col(counted.emergent) == emergent,
         )
         .group_by(col(counted.arm), col(counted.key1), col(counted.key2))
@@ -93,12 +94,18 @@ def _figure(found: pd.DataFrame, key: str, column: str) -> int:
     return 0 if value is None or pd.isna(value) else int(value)
 
 
-@_or_from_raw(raw.adverse_event_counts)
-def adverse_event_counts(
+@_or_from_raw(raw.count_adverse_events)
+def stored_adverse_event_counts(
     session: Session, *, study_id: str, scope: SiteScope, treatment_emergent: bool = False
 ) -> AdverseEventCounts:
+    """The headline AE counts (``adverse_events.count_adverse_events``) read from the stored
+    counts."""
     found = _read(
-        session, study_id=study_id, scope=scope, measure="headline", emergent=treatment_emergent
+        session,
+        study_id=study_id,
+        scope=scope,
+        measure=Measure.HEADLINE,
+        emergent=treatment_emergent,
     )
     return AdverseEventCounts(
         events=_figure(found, "any", "events"),
@@ -110,7 +117,7 @@ def adverse_event_counts(
 
 @_or_from_raw(raw.incidence_by_soc)
 def incidence_by_soc(session: Session, *, study_id: str, scope: SiteScope) -> pd.DataFrame:
-    found = _read(session, study_id=study_id, scope=scope, measure="soc_all", emergent=False)
+    found = _read(session, study_id=study_id, scope=scope, measure=Measure.SOC_ALL, emergent=False)
     frame = found.rename(columns={"key1": "body_system"})[["body_system", "subjects", "events"]]
     frame["events"] = frame["events"].astype(int)
     return frame.sort_values(
@@ -123,9 +130,9 @@ def safety_summary(
     session: Session, *, study_id: str, scope: SiteScope, treatment_emergent: bool = False
 ) -> SafetySummary:
     kwargs: dict[str, Any] = {"study_id": study_id, "scope": scope, "emergent": treatment_emergent}
-    categories = _read(session, measure="category", **kwargs)
-    outside = _read(session, measure="outside", **kwargs)
-    from_ds = _read(session, study_id=study_id, scope=None, measure="study", emergent=False)
+    categories = _read(session, measure=Measure.CATEGORY, **kwargs)
+    outside = _read(session, measure=Measure.OUTSIDE, **kwargs)
+    from_ds = _read(session, study_id=study_id, scope=None, measure=Measure.STUDY, emergent=False)
     counts = categories.rename(columns={"key1": "category"})[
         ["arm", "category", "subjects", "events"]
     ]
@@ -133,7 +140,7 @@ def safety_summary(
     return SafetySummary(
         counts=counts,
         discontinuation_from_ds=bool(
-            from_ds.loc[from_ds["key1"] == "discontinuation_from_ds", "subjects"].sum()
+            from_ds.loc[from_ds["key1"] == str(StudyFlag.DISCONTINUATION_FROM_DS), "subjects"].sum()
         ),
         outside_events=_figure(outside, "outside", "events"),
         outside_subjects=_figure(outside, "outside", "subjects"),
@@ -147,8 +154,10 @@ def incidence_by_term(
     session: Session, *, study_id: str, scope: SiteScope, treatment_emergent: bool = False
 ) -> TermIncidence:
     kwargs: dict[str, Any] = {"study_id": study_id, "scope": scope, "emergent": treatment_emergent}
-    by_pt = _read(session, measure="pt", **kwargs).rename(columns={"key1": "soc", "key2": "pt"})
-    by_soc = _read(session, measure="soc", **kwargs).rename(columns={"key1": "soc"})
+    by_pt = _read(session, measure=Measure.PT, **kwargs).rename(
+        columns={"key1": "soc", "key2": "pt"}
+    )
+    by_soc = _read(session, measure=Measure.SOC, **kwargs).rename(columns={"key1": "soc"})
     return TermIncidence(
         by_pt=by_pt[["arm", "soc", "pt", "subjects", "events"]].astype({"events": int}),
         by_soc=by_soc[["arm", "soc", "subjects", "events"]].astype({"events": int}),
@@ -164,7 +173,7 @@ def subjects_by_worst_level(
     dimension: str,
     treatment_emergent: bool = False,
 ) -> pd.DataFrame:
-    measure = f"worst:{dimension}"
+    measure = Measure.WORST.of(dimension)
     found = _read(
         session, study_id=study_id, scope=scope, measure=measure, emergent=treatment_emergent
     )
@@ -181,7 +190,7 @@ def events_by_source_value(
     dimension: str,
     treatment_emergent: bool = False,
 ) -> pd.DataFrame:
-    measure = f"value:{dimension}"
+    measure = Measure.VALUE.of(dimension)
     found = _read(
         session, study_id=study_id, scope=scope, measure=measure, emergent=treatment_emergent
     )
@@ -193,19 +202,19 @@ def events_by_source_value(
 def adverse_event_changes_since(
     session: Session, *, study_id: str, scope: SiteScope, since_cut_id: int, period: Period = None
 ) -> AdverseEventChanges:
-    """``overview.adverse_event_changes_since`` from the load-time counts; from the raw AEs for a
+    """``changes.adverse_event_changes_since`` from the load-time counts; from the raw AEs for a
     screening period (the counts are per site, not per date) or a study counted before they
     existed."""
     markers = (
-        _read(session, study_id=study_id, scope=None, measure="study", emergent=False)
-        if period is None and _summarised(session, study_id)
+        _read(session, study_id=study_id, scope=None, measure=Measure.STUDY, emergent=False)
+        if period is None and _counted(session, study_id)
         else None
     )
-    if markers is None or overview.CHANGES_COUNTED not in set(markers["key1"]):
-        return overview.adverse_event_changes_since(
+    if markers is None or str(StudyFlag.CHANGES_COUNTED) not in set(markers["key1"]):
+        return changes.adverse_event_changes_since(
             session, study_id=study_id, scope=scope, since_cut_id=since_cut_id, period=period
         )
-    found = _read(session, study_id=study_id, scope=scope, measure="changes", emergent=False)
+    found = _read(session, study_id=study_id, scope=scope, measure=Measure.CHANGES, emergent=False)
     # key1: the cut compared with; key2: the figure; the count is under events.
     figures = found[found["key1"] == str(since_cut_id)].set_index("key2")["events"]
     return AdverseEventChanges(
@@ -224,7 +233,7 @@ def adverse_event_changes_since(
 def changes_since(
     session: Session, *, study_id: str, scope: SiteScope, since_cut_id: int, period: Period = None
 ) -> ChangesSince:
-    """Subjects and AEs new or changed since ``since_cut_id``: ``overview.subject_changes_since``
+    """Subjects and AEs new or changed since ``since_cut_id``: ``changes.subject_changes_since``
     and the AE half above. The Enrollment and Screen failures pages need only the subjects' half,
     the Adverse events page only the AEs': each reads its own."""
     kwargs: dict[str, Any] = {
@@ -233,6 +242,6 @@ def changes_since(
         "since_cut_id": since_cut_id,
         "period": period,
     }
-    subjects = overview.subject_changes_since(session, **kwargs)
+    subjects = changes.subject_changes_since(session, **kwargs)
     events = adverse_event_changes_since(session, **kwargs)
     return ChangesSince(**{**vars(subjects), **vars(events)})

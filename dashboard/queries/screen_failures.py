@@ -6,18 +6,10 @@ import pandas as pd
 from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select
 from sqlmodel import Session, col
 
-from dashboard.metrics.eligibility import AGE, CheckedCriterion, Rule
-from dashboard.models import (
-    ENROLLED,
-    SCREEN_FAILURE,
-    Criterion,
-    Disposition,
-    EligibilityFinding,
-    Finding,
-    Site,
-    Subject,
-)
+from dashboard.models import Criterion, Disposition, EligibilityFinding, Finding, Site, Subject
 from dashboard.queries.scope import Period, SiteScope, rows, subject_in_scope
+from dashboard.results.eligibility import AGE, CheckedCriterion, Rule
+from dashboard.results.population import ENROLLED, SCREEN_FAILURE
 
 
 def _failed_findings(*, study_id: str, scope: SiteScope, period: Period = None):  # type: ignore[no-untyped-def]

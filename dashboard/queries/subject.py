@@ -7,8 +7,6 @@ A subject outside the scope is not found, exactly like an unknown code (a code o
 says nothing about whether it exists).
 """
 
-import datetime as dt
-from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -27,99 +25,15 @@ from dashboard.models import (
     Visit,
 )
 from dashboard.queries.scope import SiteScope, rows, subject_in_scope
-
-ELIGIBILITY_COLUMNS = [
-    "code",
-    "protocol_version",
-    "category",
-    "text",
-    "result",
-    "assessed_dtc",
-    "assessed_date",
-]
-DISPOSITION_COLUMNS = ["seq", "category", "term", "verbatim", "epoch", "dtc", "date"]
-ADVERSE_EVENT_COLUMNS = [
-    "seq",
-    "term",
-    "decoded_term",
-    "body_system",
-    "severity",
-    "grade",
-    "serious",
-    "relationship",
-    "outcome",
-    "action",
-    "start_dtc",
-    "end_dtc",
-    "start_day",
-    "start_date",
-    "end_date",
-]
-EXPOSURE_COLUMNS = [
-    "treatment",
-    "dose",
-    "unit",
-    "route",
-    "start_dtc",
-    "end_dtc",
-    "start_date",
-    "end_date",
-]
-VISIT_COLUMNS = ["visit_num", "visit", "planned_day", "dtc", "date"]
-FINDING_COLUMNS = [
-    "domain",
-    "test_code",
-    "test",
-    "location",
-    "value_num",
-    "value_text",
-    "unit",
-    "visit",
-    "dtc",
-    "date",
-    "is_baseline",
-]
-
-
-def _empty(columns: list[str]) -> pd.DataFrame:
-    return pd.DataFrame(columns=columns)
-
-
-@dataclass(frozen=True)
-class SubjectRecord:
-    """A subject's identity and every record of the subject, as plain values and DataFrames."""
-
-    usubjid: str
-    subjid: str | None
-    site_id: str | None
-    site_name: str | None
-    country: str | None
-    population: str
-    status: str | None
-    arm_code: str | None
-    arm: str | None
-    actual_arm_code: str | None
-    actual_arm: str | None
-    arm_not_assigned_reason: str | None
-    sex: str | None
-    age: float | None
-    age_unit: str | None
-    race: str | None
-    ethnicity: str | None
-    screening_dtc: str | None
-    screening_date: dt.date | None
-    consent_dtc: str | None
-    enrollment_dtc: str | None
-    enrollment_date: dt.date | None
-    first_dose_dtc: str | None
-    first_dose_date: dt.date | None
-    eligibility: pd.DataFrame = field(default_factory=lambda: _empty(ELIGIBILITY_COLUMNS))
-    dispositions: pd.DataFrame = field(default_factory=lambda: _empty(DISPOSITION_COLUMNS))
-    adverse_events: pd.DataFrame = field(default_factory=lambda: _empty(ADVERSE_EVENT_COLUMNS))
-    exposures: pd.DataFrame = field(default_factory=lambda: _empty(EXPOSURE_COLUMNS))
-    visits: pd.DataFrame = field(default_factory=lambda: _empty(VISIT_COLUMNS))
-    findings: pd.DataFrame = field(default_factory=lambda: _empty(FINDING_COLUMNS))
-
+from dashboard.results.subject import (
+    ADVERSE_EVENT_COLUMNS,
+    DISPOSITION_COLUMNS,
+    ELIGIBILITY_COLUMNS,
+    EXPOSURE_COLUMNS,
+    FINDING_COLUMNS,
+    VISIT_COLUMNS,
+    SubjectRecord,
+)
 
 _IDENTITY = [
     "usubjid",

@@ -14,17 +14,12 @@ import pandas as pd
 from sqlalchemy import Date, and_, case, exists, func, literal, or_, select
 from sqlmodel import Session, col
 
-from dashboard.metrics.visits import (
-    DEFAULT_WINDOW_DAYS,
-    DONE,
-    DUE,
-    NOT_RECORDED,
-    OVERDUE,
-    UPCOMING,
-    date_of_study_day,
-)
-from dashboard.models import ENROLLED, Disposition, PlannedVisit, Site, Subject, Visit
+from dashboard.metrics.study_days import date_of_study_day
+from dashboard.metrics.visits import DEFAULT_WINDOW_DAYS, DONE, DUE, NOT_RECORDED, OVERDUE, UPCOMING
+from dashboard.models import Disposition, PlannedVisit, Site, Subject, Visit
 from dashboard.queries.scope import Period, SiteScope, rows, subject_in_scope
+from dashboard.results.dates import date_series
+from dashboard.results.population import ENROLLED
 
 # A planned visit not held by a subject who completed or discontinued by ``as_of``: what
 # ``metrics.visits`` splits into missed and not expected (the split needs day arithmetic per row;
@@ -288,11 +283,7 @@ PAIR_COLUMNS = [
 def _dates(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     for column in columns:
         # Plain dates or None (SQLite returns text from a subquery; NaT would not compare).
-        frame[column] = pd.Series(
-            [d.date() if pd.notna(d) else None for d in pd.to_datetime(frame[column])],
-            index=frame.index,
-            dtype=object,
-        )
+        frame[column] = date_series(frame[column])
     return frame
 
 

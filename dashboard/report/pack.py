@@ -14,12 +14,12 @@ from typing import Any
 import pandas as pd
 from sqlmodel import Session
 
-from dashboard.charts.consort import ConsortFlow
-from dashboard.metrics.adverse_events import listing_table
+from dashboard.metrics.ae_listing import listing_table
 from dashboard.metrics.forecast import AccrualForecast
-from dashboard.queries.overview import ChangesSince
 from dashboard.queries.scope import SiteScope
-from dashboard.queries.studies import CutInfo, StudyInfo
+from dashboard.results.changes import ChangesSince
+from dashboard.results.consort import ConsortFlow
+from dashboard.results.studies import CutInfo, StudyInfo
 from dashboard.views.adverse_events import (
     BLINDED_NOTE,
     AdverseEventsOptions,

@@ -8,17 +8,13 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard.metrics.adverse_events import (
-    EventPick,
-    derive_listing,
-    listing_table,
-)
+from dashboard.metrics.ae_listing import derive_listing, listing_table
 from dashboard.metrics.blinding import POOLED
-from dashboard.metrics.picks import latest_pick
 from dashboard.ui import views
+from dashboard.ui.ae_picks import EventPick
 from dashboard.ui.downloads import download_buttons
 from dashboard.ui.links import subject_links
-from dashboard.ui.selection import chart_points
+from dashboard.ui.selection import chart_points, latest_pick
 from dashboard.ui.shell import PageContext
 
 

@@ -20,7 +20,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from dashboard import access
 from dashboard.access import CurrentUser
 from dashboard.config import database_url, sign_in_required
-from dashboard.queries.audit import AuditFilter, audit_choices, audit_events
+from dashboard.queries.audit import audit_choices, audit_events
+from dashboard.results.audit import AuditFilter
 from dashboard.ui import loaders
 from dashboard.ui.shell import optional_context
 

@@ -18,6 +18,7 @@ from dashboard.charts.consort import svg_to_png
 from dashboard.db import SchemaError, ensure_schema, make_engine
 from dashboard.queries import enrollment, studies
 from dashboard.queries.scope import SiteScope
+from dashboard.results.studies import CutInfo, StudyInfo
 
 TTL_SECONDS = 600
 MAX_ENTRIES = 256
@@ -54,13 +55,13 @@ def load_study_ids(db_url: str) -> list[str]:
         return [str(s) for s in studies.list_studies(session)["study_id"]]
 
 
-def load_cuts(db_url: str, study_id: str) -> list[studies.CutInfo]:
+def load_cuts(db_url: str, study_id: str) -> list[CutInfo]:
     with session_for(db_url) as session:
         return studies.data_cuts(session, study_id=study_id)
 
 
 @st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
-def load_study(db_url: str, study_id: str, cut_id: int | None) -> studies.StudyInfo | None:
+def load_study(db_url: str, study_id: str, cut_id: int | None) -> StudyInfo | None:
     with session_for(db_url) as session:
         return studies.study_info(session, study_id=study_id)
 

@@ -1,15 +1,27 @@
-"""Which criterion the Screen failures drilldown shows: a bar click or a table row, whichever
-changed last, kept in session state across reruns and filter changes."""
+"""Clicks and selections as filters: which drilldown a page shows after a rerun (``latest_pick``:
+whichever control changed last), and for the Screen failures page which criterion, a bar click or
+a table row, kept in session state across reruns and filter changes."""
 
 import hashlib
-from typing import Any
+from typing import Any, TypeVar
 
 import streamlit as st
 
 from dashboard.charts.screen_failures import SELECTION
-from dashboard.metrics.picks import latest_pick
 
 Pick = tuple[str, str] | None  # (criterion code, protocol version)
+AnyPick = TypeVar("AnyPick")
+
+
+def latest_pick(
+    now: dict[str, AnyPick | None], before: dict[str, AnyPick | None], current: AnyPick | None
+) -> AnyPick | None:
+    """The control whose selection changed since the last run wins (a selection cleared clears
+    the drilldown; controls are looked at in the order given); nothing changed keeps ``current``."""
+    for control, pick in now.items():
+        if before.get(control) != pick:
+            return pick
+    return current
 
 
 def chart_points(event: Any, name: str) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from dashboard.access import CurrentUser, allowed_sites, effective_scope, may_see_study
 from dashboard.config import database_url, default_study_id
 from dashboard.queries.scope import Period, SiteScope
-from dashboard.queries.studies import CutInfo, StudyInfo
+from dashboard.results.studies import CutInfo, StudyInfo
 from dashboard.ui import loaders
 from dashboard.views.common import Metric
 from dashboard.views.context import ViewContext

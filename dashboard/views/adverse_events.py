@@ -8,25 +8,24 @@ from typing import Any
 import pandas as pd
 from sqlmodel import Session
 
-from dashboard.metrics.adverse_events import (
-    WORST_DIMENSIONS,
-    derive_listing,
+from dashboard.metrics.ae_listing import derive_listing, listing_table
+from dashboard.metrics.ae_rules import WORST_DIMENSIONS
+from dashboard.metrics.ae_tables import (
     display_incidence,
     display_worst_levels,
     incidence_table,
-    listing_table,
     source_values,
     summary_table,
     worst_level_table,
 )
 from dashboard.queries import adverse_events, enrollment, safety_counts
-from dashboard.queries.adverse_events import (
+from dashboard.results.adverse_events import (
     TREATED,
     AdverseEventCounts,
     SafetyPopulation,
     SafetySummary,
 )
-from dashboard.queries.overview import AdverseEventChanges
+from dashboard.results.changes import AdverseEventChanges
 from dashboard.views.common import Metric, StudyFrame, study_frame
 from dashboard.views.context import ViewContext
 from dashboard.views.format import percent
@@ -179,7 +178,7 @@ def build_adverse_events(
     emergent = chosen.treatment_emergent
     since = frame.since_cut
     population = read(adverse_events.safety_population)
-    headline = read(safety_counts.adverse_event_counts, treatment_emergent=emergent)
+    headline = read(safety_counts.stored_adverse_event_counts, treatment_emergent=emergent)
     # New AEs are counted over every AE: beside the treatment-emergent figures they would not match.
     changes = (
         read(safety_counts.adverse_event_changes_since, since_cut_id=since.id)

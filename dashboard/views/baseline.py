@@ -20,9 +20,9 @@ from dashboard.metrics.table_one import (
     table_one,
 )
 from dashboard.queries import baseline, enrollment, studies
-from dashboard.queries.baseline import NOT_ALLOCATED_COLUMN, SCREEN_FAILURE_COLUMN
-from dashboard.queries.enrollment import PopulationCounts
-from dashboard.queries.overview import new_subjects_by_column
+from dashboard.queries.changes import new_subjects_by_column
+from dashboard.results.baseline import NOT_ALLOCATED_COLUMN, SCREEN_FAILURE_COLUMN
+from dashboard.results.enrollment import PopulationCounts
 from dashboard.views.common import Metric, StudyFrame, study_frame
 from dashboard.views.context import ViewContext
 from dashboard.views.format import percent

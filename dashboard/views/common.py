@@ -5,7 +5,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from dashboard.queries import studies
-from dashboard.queries.studies import CutInfo, StudyInfo
+from dashboard.results.studies import CutInfo, StudyInfo
 from dashboard.views.reader import Reader
 
 

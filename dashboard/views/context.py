@@ -11,7 +11,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from dashboard.queries.scope import Period, SiteScope
-from dashboard.queries.studies import StudyInfo
+from dashboard.results.studies import StudyInfo
 
 
 @dataclass(frozen=True)

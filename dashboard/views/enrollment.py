@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pandas as pd
 from sqlmodel import Session
 
-from dashboard.charts.consort import ConsortFlow, consort_svg
+from dashboard.charts.consort import consort_svg
 from dashboard.metrics.consort import consort_flow
 from dashboard.metrics.enrollment import (
     cumulative_accrual,
@@ -20,8 +20,10 @@ from dashboard.metrics.enrollment import (
 )
 from dashboard.metrics.forecast import AccrualForecast
 from dashboard.queries import enrollment, screen_failures, studies, visits
-from dashboard.queries.enrollment import FunnelCounts
-from dashboard.queries.overview import SubjectChanges, subject_changes_since
+from dashboard.queries.changes import subject_changes_since
+from dashboard.results.changes import SubjectChanges
+from dashboard.results.consort import ConsortFlow
+from dashboard.results.enrollment import FunnelCounts
 from dashboard.views.common import Metric, StudyFrame, study_frame
 from dashboard.views.context import ViewContext
 from dashboard.views.format import (

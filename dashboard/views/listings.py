@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pandas as pd
 from sqlmodel import Session
 
-from dashboard.metrics.adverse_events import derive_listing
+from dashboard.metrics.ae_listing import derive_listing
 from dashboard.queries import listings
 from dashboard.views.adverse_events import events
 from dashboard.views.context import ViewContext

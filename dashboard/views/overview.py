@@ -10,10 +10,10 @@ from sqlmodel import Session
 
 from dashboard.metrics.enrollment import target_in_scope
 from dashboard.queries import enrollment, safety_counts, screen_failures, studies
-from dashboard.queries.adverse_events import AdverseEventCounts
-from dashboard.queries.enrollment import PopulationCounts
-from dashboard.queries.overview import ChangesSince
-from dashboard.queries.studies import CutInfo
+from dashboard.results.adverse_events import AdverseEventCounts
+from dashboard.results.changes import ChangesSince
+from dashboard.results.enrollment import PopulationCounts
+from dashboard.results.studies import CutInfo
 from dashboard.views.common import Metric, StudyFrame, study_frame
 from dashboard.views.context import ViewContext
 from dashboard.views.format import count_of, percent
@@ -68,7 +68,7 @@ def summary_figures(read: Reader, frame: StudyFrame) -> dict[str, Any]:
     failed = (
         by_criterion[by_criterion["subjects"] > 0].groupby("code", sort=False)["subjects"].sum()
     )
-    ae = read(safety_counts.adverse_event_counts)
+    ae = read(safety_counts.stored_adverse_event_counts)
     latest = frame.cut
     study = frame.study
     return {
@@ -220,7 +220,7 @@ def build_overview(session: Session, ctx: ViewContext) -> OverviewView:
     since = frame.since_cut
     figures = summary_figures(read, frame)
     counts = read(enrollment.population_counts, period=None)
-    ae = read(safety_counts.adverse_event_counts)
+    ae = read(safety_counts.stored_adverse_event_counts)
     changes = (
         read(safety_counts.changes_since, since_cut_id=since.id, period=None) if since else None
     )

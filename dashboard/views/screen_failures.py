@@ -15,12 +15,9 @@ from dashboard.metrics.screen_failures import (
     with_new_failures,
 )
 from dashboard.queries import enrollment, screen_failures, studies
-from dashboard.queries.enrollment import PopulationCounts
-from dashboard.queries.overview import (
-    SubjectChanges,
-    new_failures_by_criterion,
-    subject_changes_since,
-)
+from dashboard.queries.changes import new_failures_by_criterion, subject_changes_since
+from dashboard.results.changes import SubjectChanges
+from dashboard.results.enrollment import PopulationCounts
 from dashboard.views.common import Metric, StudyFrame, study_frame
 from dashboard.views.context import ViewContext
 from dashboard.views.format import percent

@@ -4,7 +4,7 @@ none) and the codes the picker offers."""
 from sqlmodel import Session
 
 from dashboard.queries import subject
-from dashboard.queries.subject import SubjectRecord
+from dashboard.results.subject import SubjectRecord
 from dashboard.views.context import ViewContext
 from dashboard.views.reader import Reader
 

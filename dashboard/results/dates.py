@@ -1,12 +1,20 @@
-"""ISO 8601 dates and durations as SDTM writes them.
+"""Dates, typed once: ISO 8601 text as SDTM writes it (read by the importers), and the dates the
+queries return (read by the queries themselves, the metrics and the pack).
 
 SDTM dates are text: complete (``2013-04-05``), partial (``2013``, ``2013-04``) or datetimes
 (``2014-07-02T11:45``). The text is kept as given; the parsed date is the first day of the period,
 for sorting and filtering only.
+
+A query's date comes back as a ``datetime.date`` from a column, but as text from an SQLite
+subquery, and pandas turns a missing one into NaT or NaN: ``as_date`` makes each a plain date or
+None, so nothing downstream compares a date with text or NaT.
 """
 
 import datetime as dt
+import math
 import re
+
+import pandas as pd
 
 _DTC = re.compile(
     r"^(?P<year>\d{4})(?:-(?P<month>\d{2})(?:-(?P<day>\d{2}))?)?"
@@ -69,13 +77,47 @@ def duration_in_years(text: str | None) -> float | None:
     return sum(float(v) / per_year[k] for k, v in match.groupdict().items() if v)
 
 
-def known_date(text: str | None) -> dt.date | None:
-    """``parse_dtc`` for data already read: None for a blank and for text that is not a date.
+def known_date(text: object) -> dt.date | None:
+    """``parse_dtc`` for data already read: None for a blank, for a missing value (None, NaN) and
+    for text that is not a date.
 
     The reader kept such text as given and warned about it (DESIGN.md: an unparseable optional
     value is a warning, kept as text); its date is unknown, so it sorts and counts as missing.
     """
+    if not isinstance(text, str):
+        return None
     try:
         return parse_dtc(text)
     except InvalidDateError:
         return None
+
+
+def is_missing(value: object) -> bool:
+    """None, NaN, NaT or pd.NA: what pandas and the databases give for a missing value."""
+    return (
+        value is None
+        or value is pd.NaT
+        or value is pd.NA
+        or (isinstance(value, float) and math.isnan(value))
+    )
+
+
+def as_date(value: object) -> dt.date | None:
+    """A plain date from what a query or pandas gives: a date, a datetime or Timestamp (its day),
+    ISO text (``2013-04-05``, ``2013-04-05 00:00:00``: SQLite's text for a date from a subquery),
+    or a missing value (None). Text shorter than a full date (a partial ``2013-04``) is None: a
+    query's dates are whole; partial SDTM dates are ``parse_dtc``'s."""
+    if is_missing(value):
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    text = str(value).strip()
+    return dt.date.fromisoformat(text[:10]) if len(text) >= 10 else None
+
+
+def date_series(values: pd.Series) -> pd.Series:
+    """A query frame's date column as plain dates or None (object dtype, the same index): dates
+    compare with dates, where NaT or SQLite's text would not."""
+    return pd.Series([as_date(v) for v in values], index=values.index, dtype=object)

@@ -5,54 +5,18 @@ is an older row that a later cut altered (``updated_cut_id``). The Overview, the
 markers of the other pages and the monitoring pack all read these functions.
 """
 
-from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 from sqlalchemy import ColumnElement, case, func, or_, select
 from sqlmodel import Session, col
 
-from dashboard.models import (
-    ENROLLED,
-    SCREEN_FAILURE,
-    AdverseEvent,
-    Criterion,
-    EligibilityFinding,
-    Exposure,
-    Site,
-    Subject,
-)
+from dashboard.models import AdverseEvent, Criterion, EligibilityFinding, Exposure, Site, Subject
 from dashboard.queries.adverse_events import is_serious
-from dashboard.queries.baseline import NOT_ALLOCATED_COLUMN, SCREEN_FAILURE_COLUMN
 from dashboard.queries.scope import Period, SiteScope, rows, subject_in_scope
-
-# The study-wide marker row (AdverseEventCount, measure "study") that says a study's load counted
-# its AE changes per cut (``adverse_event_changes_by_site``); a study loaded before that is
-# answered from the raw AEs.
-CHANGES_COUNTED = "changes_counted"
-
-
-@dataclass(frozen=True)
-class SubjectChanges:
-    since_cut_id: int
-    new_subjects: int
-    new_screen_failures: int
-    new_enrolled: int
-    changed_subjects: int
-
-
-@dataclass(frozen=True)
-class AdverseEventChanges:
-    since_cut_id: int
-    new_adverse_events: int
-    new_serious_adverse_events: int
-    changed_adverse_events: int  # AEs of an earlier cut that a later one altered
-
-
-@dataclass(frozen=True)
-class ChangesSince(SubjectChanges, AdverseEventChanges):
-    """Both kinds of change: the Overview and the pack show them all
-    (``safety_counts.changes_since``)."""
+from dashboard.results.baseline import NOT_ALLOCATED_COLUMN, SCREEN_FAILURE_COLUMN
+from dashboard.results.changes import AdverseEventChanges, SubjectChanges
+from dashboard.results.population import ENROLLED, SCREEN_FAILURE
 
 
 def subject_changes_since(

@@ -1,5 +1,6 @@
-"""Load-time summaries (DESIGN.md performance rules): what cannot be fast from raw rows at scale is
-counted once per load, here, in the same transaction as the load.
+"""Counts precomputed at load time (DESIGN.md performance rules): what cannot be fast from raw rows
+at scale is counted once per load, here, in the same transaction as the load. The queries read
+them back (``queries.baseline``, ``queries.safety_counts``).
 
 Table 1's medians and quartiles need every value; a million findings cannot be read per page view.
 So each load counts subjects per (site, cohort, planned arm, variable, value), plus each group's
@@ -13,11 +14,12 @@ import pandas as pd
 from sqlalchemy import delete, insert, select
 from sqlmodel import Session, col
 
-from dashboard.metrics.adverse_events import WORST_DIMENSIONS
+from dashboard.metrics.ae_rules import WORST_DIMENSIONS
 from dashboard.metrics.table_one import Variable, counts_from_values
-from dashboard.models import AdverseEventCount, BaselineCount, BaselineVariable, DataCut
+from dashboard.models import AdverseEventCount, BaselineCount, BaselineVariable, DataCut, StudyFlag
+from dashboard.models import AdverseEventMeasure as Measure
 from dashboard.queries import adverse_events as ae
-from dashboard.queries import overview
+from dashboard.queries import changes
 from dashboard.queries.baseline import (
     FAILED,
     NOT_ALLOCATED,
@@ -29,7 +31,9 @@ GROUP = ["site_pk", "cohort", "arm"]
 CHUNK_ROWS = 50_000  # rows per executemany
 
 
-def baseline_counts(session: Session, *, study_id: str, catalogue: pd.DataFrame) -> pd.DataFrame:
+def build_baseline_counts(
+    session: Session, *, study_id: str, catalogue: pd.DataFrame
+) -> pd.DataFrame:
     """Subjects per (site_pk, cohort, arm, key, value_num, value_text) for every variable of the
     catalogue, with each (site_pk, cohort, arm) group's size under ``SUBJECTS_KEY``; the
     all-sites sums follow with ``all_sites`` True."""
@@ -56,9 +60,9 @@ def baseline_counts(session: Session, *, study_id: str, catalogue: pd.DataFrame)
     return pd.concat([per_site, all_sites], ignore_index=True)
 
 
-def rebuild_baseline_summary(session: Session, study_id: str) -> int:
-    """Replace the study's baseline summary with counts of its current rows; returns the number
-    of count rows. Runs inside the caller's transaction: a failed load leaves the old summary."""
+def rebuild_baseline_counts(session: Session, study_id: str) -> int:
+    """Replace the study's baseline counts with counts of its current rows; returns the number
+    of count rows. Runs inside the caller's transaction: a failed load leaves the old counts."""
     session.execute(delete(BaselineCount).where(col(BaselineCount.study_id) == study_id))
     session.execute(delete(BaselineVariable).where(col(BaselineVariable.study_id) == study_id))
     catalogue = catalogue_from_findings(session, study_id=study_id)
@@ -77,7 +81,7 @@ def rebuild_baseline_summary(session: Session, study_id: str) -> int:
             for position, row in enumerate(catalogue.to_dict("records"))
         ],
     )
-    counts = baseline_counts(session, study_id=study_id, catalogue=catalogue)
+    counts = build_baseline_counts(session, study_id=study_id, catalogue=catalogue)
     return _insert(session, BaselineCount, counts, study_id)
 
 
@@ -89,7 +93,7 @@ def _ae_rows(frame: pd.DataFrame, measure: str, emergent: bool, **columns: str) 
     key2, subjects, events) to the frame's column."""
     out = pd.DataFrame({field: frame[source] for field, source in columns.items()})
     out["site_pk"] = frame["site_pk"]
-    out["measure"], out["emergent"] = measure, emergent
+    out["measure"], out["emergent"] = str(measure), emergent
     return out.reindex(columns=AE_COLUMNS)
 
 
@@ -102,8 +106,8 @@ def _change_rows(session: Session, *, study_id: str) -> list[pd.DataFrame]:
             [
                 {
                     "emergent": False,
-                    "measure": "study",
-                    "key1": overview.CHANGES_COUNTED,
+                    "measure": str(Measure.STUDY),
+                    "key1": str(StudyFlag.CHANGES_COUNTED),
                     "subjects": 1,
                 }
             ]
@@ -113,14 +117,14 @@ def _change_rows(session: Session, *, study_id: str) -> list[pd.DataFrame]:
         select(col(DataCut.id)).where(col(DataCut.study_id) == study_id)
     ).scalars()
     for cut_id in cuts:
-        by_site = overview.adverse_event_changes_by_site(
+        by_site = changes.adverse_event_changes_by_site(
             session, study_id=study_id, since_cut_id=cut_id
         )
         found = by_site.melt(id_vars="site_pk", var_name="key2", value_name="events")
         frames.append(
             _ae_rows(
                 found.assign(key1=str(cut_id), subjects=0),
-                "changes",
+                Measure.CHANGES,
                 False,
                 key1="key1",
                 key2="key2",
@@ -131,20 +135,20 @@ def _change_rows(session: Session, *, study_id: str) -> list[pd.DataFrame]:
     return frames
 
 
-def adverse_event_counts(session: Session, *, study_id: str) -> pd.DataFrame:
+def build_adverse_event_counts(session: Session, *, study_id: str) -> pd.DataFrame:
     """Every safety table of the Adverse events and Overview pages, per site, from the same SQL
     the pages would run (``queries.adverse_events`` with ``per_site``); then the all-sites sums.
     Treatment-emergent variants only where the study has first-dose dates (else no switch)."""
     frames = []
     dated = ae.safety_population(session, study_id=study_id, scope=None).first_dose_dates
     for emergent in (False, True) if dated else (False,):
-        headline = ae.adverse_event_counts_by_site(
+        headline = ae.count_adverse_events_by_site(
             session, study_id=study_id, treatment_emergent=emergent
         )
         frames += [
             _ae_rows(
                 headline.assign(key1="any"),
-                "headline",
+                Measure.HEADLINE,
                 emergent,
                 key1="key1",
                 subjects="subjects",
@@ -152,7 +156,7 @@ def adverse_event_counts(session: Session, *, study_id: str) -> pd.DataFrame:
             ),
             _ae_rows(
                 headline.assign(key1="serious"),
-                "headline",
+                Measure.HEADLINE,
                 emergent,
                 key1="key1",
                 subjects="serious_subjects",
@@ -165,7 +169,7 @@ def adverse_event_counts(session: Session, *, study_id: str) -> pd.DataFrame:
         frames.append(
             _ae_rows(
                 summary.counts,
-                "category",
+                Measure.CATEGORY,
                 emergent,
                 arm="arm",
                 key1="category",
@@ -184,7 +188,7 @@ def adverse_event_counts(session: Session, *, study_id: str) -> pd.DataFrame:
             frames.append(
                 _ae_rows(
                     found,
-                    "outside",
+                    Measure.OUTSIDE,
                     emergent,
                     key1="key1",
                     subjects=subjects or "none",
@@ -199,8 +203,8 @@ def adverse_event_counts(session: Session, *, study_id: str) -> pd.DataFrame:
                         {
                             "site_pk": None,
                             "emergent": False,
-                            "measure": "study",
-                            "key1": "discontinuation_from_ds",
+                            "measure": str(Measure.STUDY),
+                            "key1": str(StudyFlag.DISCONTINUATION_FROM_DS),
                             "subjects": int(summary.discontinuation_from_ds),
                         }
                     ]
@@ -212,7 +216,7 @@ def adverse_event_counts(session: Session, *, study_id: str) -> pd.DataFrame:
         frames += [
             _ae_rows(
                 terms.by_pt,
-                "pt",
+                Measure.PT,
                 emergent,
                 arm="arm",
                 key1="soc",
@@ -222,7 +226,7 @@ def adverse_event_counts(session: Session, *, study_id: str) -> pd.DataFrame:
             ),
             _ae_rows(
                 terms.by_soc,
-                "soc",
+                Measure.SOC,
                 emergent,
                 arm="arm",
                 key1="soc",
@@ -242,7 +246,7 @@ def adverse_event_counts(session: Session, *, study_id: str) -> pd.DataFrame:
             frames.append(
                 _ae_rows(
                     worst.assign(key1=worst["rank"].astype(str)),
-                    f"worst:{dimension}",
+                    Measure.WORST.of(dimension),
                     emergent,
                     arm="arm",
                     key1="key1",
@@ -260,7 +264,7 @@ def adverse_event_counts(session: Session, *, study_id: str) -> pd.DataFrame:
             frames.append(
                 _ae_rows(
                     values,
-                    f"value:{dimension}",
+                    Measure.VALUE.of(dimension),
                     emergent,
                     arm="arm",
                     key1="value",
@@ -271,10 +275,12 @@ def adverse_event_counts(session: Session, *, study_id: str) -> pd.DataFrame:
     frames += _change_rows(session, study_id=study_id)
     by_soc = ae.incidence_by_soc(session, study_id=study_id, scope=None, per_site=True)
     frames.append(
-        _ae_rows(by_soc, "soc_all", False, key1="body_system", subjects="subjects", events="events")
+        _ae_rows(
+            by_soc, Measure.SOC_ALL, False, key1="body_system", subjects="subjects", events="events"
+        )
     )
     per_site = pd.concat(frames, ignore_index=True).assign(all_sites=False)
-    study_wide = per_site["measure"] == "study"
+    study_wide = per_site["measure"] == str(Measure.STUDY)
     per_site.loc[study_wide, "all_sites"] = True
     summed = (
         per_site[~study_wide]
@@ -286,21 +292,21 @@ def adverse_event_counts(session: Session, *, study_id: str) -> pd.DataFrame:
     return pd.concat([per_site, summed], ignore_index=True)
 
 
-def rebuild_adverse_event_summary(session: Session, study_id: str) -> int:
+def rebuild_adverse_event_counts(session: Session, study_id: str) -> int:
     """Replace the study's AE counts with counts of its current rows; returns the row count."""
     session.execute(delete(AdverseEventCount).where(col(AdverseEventCount.study_id) == study_id))
-    counts = adverse_event_counts(session, study_id=study_id)
+    counts = build_adverse_event_counts(session, study_id=study_id)
     return _insert(session, AdverseEventCount, counts, study_id)
 
 
-def rebuild_summaries(session: Session, study_id: str) -> None:
-    """Every load-time summary of the study, after a load, in the load's transaction."""
-    rebuild_baseline_summary(session, study_id)
-    rebuild_adverse_event_summary(session, study_id)
+def rebuild_precomputed_counts(session: Session, study_id: str) -> None:
+    """Every precomputed count of the study, after a load, in the load's transaction."""
+    rebuild_baseline_counts(session, study_id)
+    rebuild_adverse_event_counts(session, study_id)
 
 
 def _insert(session: Session, model: Any, frame: pd.DataFrame, study_id: str) -> int:
-    """Bulk-insert a summary frame with the study's id (NaN and pd.NA become NULL), through the
+    """Bulk-insert a frame of counts with the study's id (NaN and pd.NA become NULL), through the
     Core table: the ORM's bulk path costs seconds on a few hundred thousand rows."""
     if frame.empty:
         return 0

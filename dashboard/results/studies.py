@@ -1,0 +1,42 @@
+"""A study's registry identity and plan, and its data cuts."""
+
+import datetime as dt
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class StudyInfo:
+    """The registry identity and plan of a study (a plain value: safe to cache and to pass around)."""
+
+    study_id: str
+    registry_id: str | None
+    title: str
+    sponsor: str | None
+    phase: str | None
+    design: str | None
+    allocation: str | None
+    masking: str | None
+    is_blinded: bool
+    status: str | None
+    condition: str | None
+    intervention: str | None
+    planned_enrollment: int | None
+    enrollment_type: str | None
+    min_age: float | None
+    max_age: float | None
+    sex: str | None
+    planned_start: dt.date | None
+    planned_end: dt.date | None
+    is_synthetic: bool
+
+
+@dataclass(frozen=True)
+class CutInfo:
+    id: int
+    loaded_at: dt.datetime
+    cutoff_date: dt.date | None
+    label: str | None
+    domains: tuple[str, ...]  # the SDTM domains the cut held (keys of its row counts)
+    warnings: tuple[str, ...]
+    files: tuple[str, ...] = ()
+    records: int = 0  # all records loaded, over every domain
