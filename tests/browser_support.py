@@ -23,9 +23,10 @@ import pytest
 from dashboard.db import make_engine
 from dashboard.importers.run import import_sdtm
 from tests.databases import copy_database
+from tests.reference import SHARED_DATA
 
 PROJECT_ROOT_DIR = Path(__file__).resolve().parent.parent
-SHARED = PROJECT_ROOT_DIR.parent / "shared" / "data"
+SHARED = SHARED_DATA
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = PROJECT_ROOT_DIR / "tests" / "artifacts"

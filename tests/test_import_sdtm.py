@@ -17,7 +17,7 @@ from dashboard.db import make_engine
 from dashboard.importers.errors import ImportFailure
 from dashboard.importers.run import import_sdtm
 from dashboard.models import CutChange, DataCut, Finding, Subject
-from tests.conftest import PROJECT_ROOT, reference_absent
+from tests.conftest import PROJECT_ROOT, SHARED_DATA, reference_absent
 from tests.databases import new_database_url
 
 runner = CliRunner()
@@ -32,7 +32,7 @@ def _summary(db_url: str, study: str) -> dict[str, object]:
 
 @pytest.fixture(scope="module")
 def pilot_db(tmp_path_factory: pytest.TempPathFactory) -> str:
-    folder = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "sdtm"
+    folder = SHARED_DATA / "sdtm"
     if not (folder / "cdiscpilot01").is_dir():
         reference_absent(f"reference data folder {folder} is absent")
     url = new_database_url(tmp_path_factory.mktemp("pilot"), "pilot")
