@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard.db import ensure_schema, make_engine, session_scope
 from dashboard.demo import build_multisite_study, build_seed_study
 from tests.databases import drop_created_databases, new_database_url
-from tests.reference import SHARED_DATA
+from tests.reference import SHARED_DATA as SHARED_DATA
 
 # The browser and server fixtures of the real-browser tests, shared by every module that uses them.
 pytest_plugins = ["tests.browser_support"]
