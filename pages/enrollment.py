@@ -45,13 +45,7 @@ if view.accrual.empty:
     st.info("No screening or enrollment dates in the data: enrollment over time cannot be drawn.")
 else:
     st.altair_chart(
-        accrual_chart(
-            view.accrual,
-            target=view.chart_target,
-            cutoff=view.frame.cutoff,
-            planned_start=study.planned_start,
-            planned_end=study.planned_end,
-        ),
+        accrual_chart(**view.accrual_chart_inputs),
         width="stretch",
     )
     st.caption(view.accrual_caption)

@@ -9,7 +9,6 @@ forecast, the funnel and the flow, failures by criterion, Table 1, the AE tables
 """
 
 import ast
-import dataclasses
 import datetime as dt
 import io
 import math
@@ -69,6 +68,7 @@ from dashboard.views.screen_failures import (
 from dashboard.views.subject import record
 from dashboard.views.visits import grid, subject_schedule
 from tests.conftest import PROJECT_ROOT, reference_absent
+from tests.test_blinding import ARM_NAMES, text_of
 
 SEED, MULTI, PILOT = "NCT06466850", "DEMO-MULTI", "CDISCPILOT01"
 CASES = [
@@ -196,6 +196,9 @@ def test_the_packs_figures_are_the_pages_views(
     pd.testing.assert_frame_equal(pack.funnel, r.enrollment.funnel)
     assert pack.flow_svg == r.enrollment.flow_svg
     assert pack.enrollment.chart_target == r.enrollment.chart_target
+    # The planned line is drawn exactly where the caption says so.
+    inputs = r.enrollment.accrual_chart_inputs
+    assert (inputs["planned_end"] is not None) == r.enrollment.planned_drawn
 
     # Failures by criterion: the sheet is the view's table; the page's table has the same counts.
     header, rows = sheet(r.book, "Failures by criterion")
@@ -239,24 +242,7 @@ def test_the_packs_figures_are_the_pages_views(
 
 # -- blinding by construction ---------------------------------------------------------------------
 
-# The pilot's arms (ARM) and arm codes (ARMCD): none may reach a blinded viewer.
-ARM_NAMES = ("Placebo", "Xanomeline High Dose", "Xanomeline Low Dose", "Pbo", "Xan_Hi", "Xan_Lo")
 SUBJECT = "01-701-1015"  # a pilot subject on Placebo
-
-
-def text_of(value: Any) -> str:
-    """Everything a value holds, as text: frames (headers and cells), dataclasses, containers."""
-    if isinstance(value, pd.DataFrame):
-        return " ".join(map(str, value.columns)) + "\n" + value.to_csv(index=False)
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    if isinstance(value, dict):
-        return "\n".join(f"{k} {text_of(v)}" for k, v in value.items())
-    if isinstance(value, list | tuple | set | frozenset):
-        return "\n".join(text_of(v) for v in value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return "\n".join(text_of(getattr(value, f.name)) for f in dataclasses.fields(value))
-    return str(value)
 
 
 def everything_shown(engine: Engine, ctx: ViewContext) -> dict[str, str]:
@@ -322,9 +308,7 @@ def everything_shown(engine: Engine, ctx: ViewContext) -> dict[str, str]:
             session, ctx, SUBJECT, as_of=cutoff, window_days=7
         )
         pack = build_pack(session, ctx)
-    shown["accrual chart"] = accrual_chart(
-        enrollment.accrual, target=enrollment.chart_target, cutoff=cutoff
-    ).to_json()
+    shown["accrual chart"] = accrual_chart(**enrollment.accrual_chart_inputs).to_json()
     shown["funnel chart"] = funnel_chart(enrollment.funnel).to_json()
     shown["criteria chart"] = criteria_chart(
         failures.by_criterion, screened=failures.counts.screened

@@ -19,6 +19,7 @@ from dashboard.metrics.forecast import AccrualForecast
 from dashboard.queries.scope import SiteScope
 from dashboard.results.changes import ChangesSince
 from dashboard.results.consort import ConsortFlow
+from dashboard.results.dates import as_date
 from dashboard.results.studies import CutInfo, StudyInfo
 from dashboard.views.adverse_events import (
     BLINDED_NOTE,
@@ -78,19 +79,6 @@ SCREEN_FAILURE_LABELS = {
 def marker_column(since: CutInfo | None) -> str | None:
     """The listings' "new since" column, None without a cut to compare with."""
     return f"Since cut {since.id}" if since else None
-
-
-def as_date(value: object) -> dt.date | None:
-    """A plain date from what a query or pandas gives (date, datetime, Timestamp, ISO text, NaT,
-    None): the workbook writes dates as dates."""
-    if value is None or value is pd.NaT or (isinstance(value, float) and pd.isna(value)):
-        return None
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    text = str(value).strip()
-    return dt.date.fromisoformat(text[:10]) if len(text) >= 10 else None
 
 
 def _dates(values: pd.Series) -> list[dt.date | None]:

@@ -364,16 +364,10 @@ def _canvas_maker(pack: MonitoringPack) -> type[Canvas]:
 
 def _cover(pack: MonitoringPack) -> list[Flowable]:
     study, cut, since = pack.study, pack.cut, pack.since_cut
+    # The Overview's identity rows (its "Sites" row says how many; the cover names them below).
     identity: list[tuple[str, str]] = [
         ("Study", study.study_id),
-        ("Registry id", study.registry_id or "–"),
-        ("Sponsor", study.sponsor or "–"),
-        ("Registry status", (study.status or "–").replace("_", " ").capitalize()),
-        ("Phase", study.phase or "–"),
-        ("Design", study.design or "–"),
-        ("Condition", study.condition or "–"),
-        ("Intervention", study.intervention or "–"),
-        ("Target enrollment", str(study.planned_enrollment or "–")),
+        *((label, value) for label, value in pack.overview.identity if label != "Sites"),
         (
             "Data cut",
             f"cut {cut.id}: cut-off {_day(cut.cutoff_date)}, loaded "
@@ -449,19 +443,12 @@ def _headline(pack: MonitoringPack) -> list[Flowable]:
 
 
 def _enrollment(pack: MonitoringPack) -> list[Flowable]:
-    study = pack.study
     filtered = pack.scope is not None
     out: list[Flowable] = [PageBreak(), _heading("Enrollment against the target")]
     if pack.accrual.empty:
         out.append(_para("No screening or enrollment dates in the data: nothing to draw."))
     else:
-        chart = accrual_chart(
-            pack.accrual,
-            target=pack.enrollment.chart_target,
-            cutoff=pack.cut.cutoff_date if pack.cut else None,
-            planned_start=study.planned_start,
-            planned_end=study.planned_end,
-        )
+        chart = accrual_chart(**pack.enrollment.accrual_chart_inputs)
         out.append(_image(chart_png(chart), max_height=BODY_HEIGHT * 0.62))
         out.append(_para(pack.enrollment.accrual_caption, "note"))
     if pack.enrollment.undated_sentence:

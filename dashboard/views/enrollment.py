@@ -3,6 +3,7 @@ the sites and the flow of subjects. The visit schedule, which depends on the pag
 setting, is read through ``views.visits``."""
 
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 from sqlmodel import Session
@@ -67,6 +68,19 @@ class EnrollmentView:
     sites: pd.DataFrame | None  # ``site_table`` (None: the viewer sees one site only)
     filtered: bool  # a site or screening-period filter is on
     planned_schedule: pd.DataFrame  # the study's planned visits (``queries.visits``)
+
+    @property
+    def accrual_chart_inputs(self) -> dict[str, Any]:
+        """The accrual chart's arguments (``charts.enrollment.accrual_chart``): the page and the
+        pack draw the same chart, the planned line only where the caption says so."""
+        study = self.frame.study
+        return {
+            "accrual": self.accrual,
+            "target": self.chart_target,
+            "cutoff": self.frame.cutoff,
+            "planned_start": study.planned_start if self.planned_drawn else None,
+            "planned_end": study.planned_end if self.planned_drawn else None,
+        }
 
 
 def _forecast_sentence(
