@@ -35,7 +35,6 @@ from dashboard.queries.scope import SiteScope
 from dashboard.queries.studies import list_studies, study_info
 from dashboard.views.common import UnknownStudyError
 from dashboard.views.context import ViewContext
-from dashboard.views.overview import build_overview
 
 # The demo builders and the importers (scipy, through the load-time summaries) and the pack's PDF
 # and workbook (altair, reportlab, openpyxl) are imported inside the commands that use them: no
@@ -212,6 +211,8 @@ def summary(
                         + (", ".join(studies) if studies else "no study")
                     )
                 study = studies[0]
+            from dashboard.views.overview import build_overview  # the forecast's scipy: here only
+
             figures = build_overview(session, _view_context(session, user, study)).figures
     except SchemaError as error:
         _fail(str(error))
