@@ -116,7 +116,7 @@ def build_baseline(
         for row in catalogue.to_dict("records")
     }
     every_site = read(studies.sites, scope=None)
-    viewer_sites = len(ctx.viewer_sites) if ctx.viewer_sites is not None else len(every_site)
+    viewer_sites = ctx.site_count(len(every_site))
     # A viewer who sees no arms gets no column by arm: columns by site, with the overall one.
     by_options: tuple[str, ...] = ("arm", "site") if viewer_sites > 1 else ("arm",)
     if not ctx.shows_arms:

@@ -58,6 +58,11 @@ class ViewContext:
         """The viewer sees only some sites of the study."""
         return self.viewer_sites is not None
 
+    def site_count(self, study_sites: int) -> int:
+        """How many sites the viewer may see, of the study's ``study_sites``: whether a page
+        compares sites at all (one site has nothing to compare with)."""
+        return len(self.viewer_sites) if self.viewer_sites is not None else study_sites
+
     @property
     def filtered(self) -> bool:
         """A site or screening-period filter is on: the study's own plan (its forecast) does not

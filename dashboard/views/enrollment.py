@@ -202,7 +202,7 @@ def build_enrollment(session: Session, ctx: ViewContext) -> EnrollmentView:
         reasons=reasons,
         by_arm=by_arm,
     )
-    viewer_sites = len(ctx.viewer_sites) if ctx.viewer_sites is not None else len(every_site)
+    viewer_sites = ctx.site_count(len(every_site))
     return EnrollmentView(
         frame=frame,
         counts=counts,

@@ -239,7 +239,7 @@ def build_overview(session: Session, ctx: ViewContext) -> OverviewView:
             f"enrolled{planned}, {study_wide.screened} screened. Every other figure in the app "
             f"counts your sites only ({', '.join(ctx.viewer_sites or ())})."
         )
-    viewer_sites = len(ctx.viewer_sites) if ctx.viewer_sites is not None else len(every_site)
+    viewer_sites = ctx.site_count(len(every_site))
     identity = (
         ("Registry id", study.registry_id or "–"),
         ("Sponsor", study.sponsor or "–"),

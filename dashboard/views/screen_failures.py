@@ -148,7 +148,7 @@ def build_screen_failures(session: Session, ctx: ViewContext) -> ScreenFailuresV
     unexplained = counts.screen_failures - failed["with_reason"]
     sites = read(enrollment.enrollment_by_site)
     every_site = read(studies.sites, scope=None)
-    viewer_sites = len(ctx.viewer_sites) if ctx.viewer_sites is not None else len(every_site)
+    viewer_sites = ctx.site_count(len(every_site))
     grid = rates = None
     if viewer_sites > 1:
         if ie_missing or by_criterion.empty:
