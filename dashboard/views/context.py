@@ -7,7 +7,6 @@ model): ``ViewContext.for_viewer`` is the one place the rule is written, and ``v
 the one place it is applied.
 """
 
-import datetime as dt
 from dataclasses import dataclass
 
 from dashboard.queries.scope import Period, SiteScope
@@ -68,15 +67,3 @@ class ViewContext:
         """A site or screening-period filter is on: the study's own plan (its forecast) does not
         apply to what is counted."""
         return bool(self.scope) or self.period is not None
-
-
-def period_label(period: Period) -> str:
-    """The screening period as the pages and the pack name it."""
-    if period is None:
-        return "every screening date"
-    start, end = period
-    return f"screened {_day(start)} to {_day(end)}"
-
-
-def _day(day: dt.date) -> str:
-    return f"{day:%d %b %Y}"
