@@ -365,6 +365,7 @@ def delete_subject_rows(session: Session, study_id: str) -> None:
         models.Disposition,
         models.Finding,
         models.AdverseEvent,
+        models.ProtocolDeviation,
         models.Exposure,
         models.Visit,
     ):
@@ -376,7 +377,14 @@ def delete_study(session: Session, study_id: str) -> None:
     """Remove a study and every row that belongs to it, children first (foreign keys are on): what
     a demo builder does before it writes its study anew."""
     delete_subject_rows(session, study_id)
-    for counts in (models.AdverseEventCount, models.BaselineCount, models.BaselineVariable):
+    for counts in (
+        models.AdverseEventCount,
+        models.BaselineCount,
+        models.BaselineVariable,
+        models.SiteKriCount,
+        models.QtlExcursion,
+        models.QualityToleranceLimit,
+    ):
         session.execute(delete(counts).where(col(counts.study_id) == study_id))
     cut_ids = select(col(models.DataCut.id)).where(col(models.DataCut.study_id) == study_id)
     session.execute(delete(models.CutChange).where(col(models.CutChange.cut_id).in_(cut_ids)))

@@ -159,6 +159,7 @@ class Finding(SQLModel, table=True):
     dtc: str | None = None  # --DTC
     date: dt.date | None = None
     is_baseline: bool = Field(default=False, index=True)  # --BLFL = Y (or last value before dose)
+    toxicity_grade: str | None = None  # --TOXGR (LBTOXGR) as given: CTCAE grade 0-5
 
     __table_args__ = (
         # Covering for the eligibility check (queries.screen_failures.eligibility_violations):
@@ -314,6 +315,22 @@ class AdverseEvent(HistoryColumns, table=True):
     start_day: int | None = None  # AESTDY (no day 0 in SDTM)
 
 
+# A protocol deviation (DV). SDTM has no standard "important" flag: ``important`` is read from
+# DVCAT / DVSCAT wording by the importer (MAJOR, IMPORTANT, CRITICAL: True; MINOR, NON-IMPORTANT:
+# False; None where neither says, counted with the non-important ones and named in a warning).
+class ProtocolDeviation(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    subject_pk: int = Field(foreign_key="subject.id", index=True)
+    seq: int | None = None  # DVSEQ
+    term: str  # DVTERM
+    decoded_term: str | None = None  # DVDECOD
+    category: str | None = None  # DVCAT
+    subcategory: str | None = None  # DVSCAT
+    important: bool | None = Field(default=None, index=True)
+    start_dtc: str | None = None  # DVSTDTC
+    start_date: dt.date | None = Field(default=None, index=True)
+
+
 # A dosing record (EX).
 class Exposure(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
@@ -379,6 +396,50 @@ class PlannedVisit(SQLModel, table=True):
     window_after: int | None = None
     start_rule: str | None = None  # TVSTRL as given
     is_conditional: bool = False
+
+
+# Key risk indicator counts per site, kept for every data cut at load time (dashboard.precomputed):
+# the rows are replaced by each load, so a flag's history across cuts (new since cut N, cuts flagged
+# in a row, a QTL plotted over cuts) can only be read from what each load counted. ``numerator`` and
+# ``denominator`` are None where the KRI's source is absent from that cut (not zero).
+class SiteKriCount(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("cut_id", "site_id", "kri"),)
+    id: int | None = Field(default=None, primary_key=True)
+    study_id: str = Field(foreign_key="study.study_id", index=True)
+    cut_id: int = Field(foreign_key="datacut.id", index=True)
+    site_id: str  # SITEID
+    kri: str  # a metrics.kri definition id (kri0001 ...)
+    numerator: float | None = None
+    denominator: float | None = None
+
+
+# A study's quality tolerance limits (ICH E6(R3)): a parameter (metrics.kri QTL id) is over its
+# limit when its proportion p > p0 + z sqrt(p0 (1 - p0) / N). A row per change, the latest in force.
+class QualityToleranceLimit(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    study_id: str = Field(foreign_key="study.study_id", index=True)
+    parameter: str = Field(index=True)  # qtl_eligibility / qtl_discontinuation
+    p0: float  # the expected proportion
+    z: float  # how many standard errors above p0 the limit lies
+    set_by: str
+    set_at: dt.datetime  # UTC
+
+
+# An excursion of a QTL: opened when a cut crosses the limit, kept until someone closes it with
+# their evaluation and action (who and when kept here and in the audit trail).
+class QtlExcursion(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    study_id: str = Field(foreign_key="study.study_id", index=True)
+    parameter: str = Field(index=True)
+    cut_id: int = Field(foreign_key="datacut.id")  # the first cut over the limit
+    value: float  # the proportion then
+    limit: float  # the limit then
+    opened_at: dt.datetime  # UTC
+    evaluation: str | None = None  # what was found
+    action: str | None = None  # what was done
+    evaluated_by: str | None = None
+    evaluated_at: dt.datetime | None = None
+    closed: bool = Field(default=False, index=True)
 
 
 # Access (DESIGN.md security model): who may sign in, with which role, which sites of which study,
