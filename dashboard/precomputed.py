@@ -16,16 +16,24 @@ from sqlmodel import Session, col
 
 from dashboard.metrics.ae_rules import WORST_DIMENSIONS
 from dashboard.metrics.table_one import Variable, counts_from_values
-from dashboard.models import AdverseEventCount, BaselineCount, BaselineVariable, DataCut, StudyFlag
+from dashboard.models import (
+    AdverseEventCount,
+    BaselineCount,
+    BaselineVariable,
+    DataCut,
+    SiteKriCount,
+    StudyFlag,
+)
 from dashboard.models import AdverseEventMeasure as Measure
 from dashboard.queries import adverse_events as ae
-from dashboard.queries import changes
+from dashboard.queries import changes, site_risk
 from dashboard.queries.baseline import (
     FAILED,
     NOT_ALLOCATED,
     baseline_values,
     catalogue_from_findings,
 )
+from dashboard.results.dates import as_date
 
 GROUP = ["site_pk", "cohort", "arm"]
 CHUNK_ROWS = 50_000  # rows per executemany
@@ -303,6 +311,30 @@ def rebuild_precomputed_counts(session: Session, study_id: str) -> None:
     """Every precomputed count of the study, after a load, in the load's transaction."""
     rebuild_baseline_counts(session, study_id)
     rebuild_adverse_event_counts(session, study_id)
+    rebuild_kri_counts(session, study_id)
+
+
+def rebuild_kri_counts(session: Session, study_id: str) -> int | None:
+    """The KRI counts of the study's latest cut, kept with that cut (earlier cuts keep theirs: a
+    flag's history is read from them). Returns the cut's id (None: the study has no cut)."""
+    cut = session.execute(
+        select(col(DataCut.id), col(DataCut.cutoff_date), col(DataCut.row_counts))
+        .where(col(DataCut.study_id) == study_id)
+        .order_by(col(DataCut.id).desc())
+        .limit(1)
+    ).first()
+    if cut is None:
+        return None
+    cut_id, cutoff, row_counts = cut
+    counts = site_risk.kri_counts(
+        session,
+        study_id=study_id,
+        cutoff=as_date(cutoff),
+        domains=tuple(str(d).upper() for d in (row_counts or {})),
+    )
+    session.execute(delete(SiteKriCount).where(col(SiteKriCount.cut_id) == cut_id))
+    _insert(session, SiteKriCount, counts.assign(cut_id=cut_id), study_id)
+    return int(cut_id)
 
 
 def _insert(session: Session, model: Any, frame: pd.DataFrame, study_id: str) -> int:

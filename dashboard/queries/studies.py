@@ -72,3 +72,13 @@ def site_count(session: Session, *, study_id: str, scope: SiteScope = None) -> i
         select(func.count()).select_from(Site).where(site_in_scope(study_id=study_id, scope=scope))
     )
     return int(session.execute(stmt).scalar_one())
+
+
+def site_countries(session: Session, *, study_id: str) -> pd.DataFrame:
+    """Each site of the study with its country. Columns: site_id, country."""
+    stmt = (
+        select(col(Site.site_id), col(Site.country))
+        .where(col(Site.study_id) == study_id)
+        .order_by(col(Site.site_id))
+    )
+    return pd.DataFrame(rows(session.execute(stmt)), columns=["site_id", "country"])

@@ -51,7 +51,7 @@ def planned_schedule(session: Session, *, study_id: str) -> pd.DataFrame:
     return pd.DataFrame(rows(session.execute(stmt)), columns=SCHEDULE_COLUMNS)
 
 
-def _left_on() -> Any:
+def left_on() -> Any:
     """The date the subject left the study (its latest disposition event outside screening), for
     subjects whose status is completed or discontinued; day 1 where the record has no date."""
     latest = (
@@ -132,11 +132,11 @@ def _schedule_pairs(
     )
     held = exists(select(col(Visit.id)).where(held_rows))
     held_on = select(func.min(col(Visit.date))).where(held_rows).scalar_subquery()
-    left_on = _left_on()
+    left = left_on()
     status = case(
         (held, DONE),
         (and_(col(PlannedVisit.planned_day) < 1, day_one <= as_of), NOT_RECORDED),
-        (and_(left_on.is_not(None), left_on <= as_of), LEFT),
+        (and_(left.is_not(None), left <= as_of), LEFT),
         (day_one > case(opens_by, value=visit_pk), UPCOMING),
         (day_one >= case(closes_before, value=visit_pk), DUE),
         else_=OVERDUE,
@@ -155,7 +155,7 @@ def _schedule_pairs(
             col(Site.site_id),
             func.coalesce(col(Subject.arm), col(Subject.arm_code)).label("arm"),
             day_one.label("day_one"),
-            left_on.label("left_on"),
+            left.label("left_on"),
             col(PlannedVisit.visit_num),
             col(PlannedVisit.visit),
             col(PlannedVisit.planned_day),
