@@ -25,8 +25,9 @@ Three methods score a group, each giving a z-like score that the same thresholds
 
 Flags, as gsm's ``Flag_NormalApprox``: with thresholds (t1, t2, t3, t4) a score below t1 is -2,
 below t2 -1, below t3 0, below t4 1, else 2; with two thresholds (t1, t2) only the upper side:
-below t1 0, below t2 1, else 2. A study with one group scores none. A group under a minimum denominator (or numerator) is neither
-scored nor flagged (gsm's accrual threshold), but still counts in mu and phi, as in gsm.
+below t1 0, below t2 1, else 2. A study with one group scores none. A group under a minimum
+denominator (or numerator) is neither scored nor flagged (gsm's accrual threshold), but still
+counts in mu and phi, as in gsm.
 """
 
 from collections.abc import Sequence
