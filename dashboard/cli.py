@@ -596,5 +596,266 @@ def user_remove(
     typer.echo(f"user {access.normalise_email(email)} removed")
 
 
+kri_app = typer.Typer(
+    help="Key risk indicators: every site's KRIs scored as gsm does (--study), or any table "
+    "scored (`kri score`).",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+app.add_typer(kri_app, name="kri")
+
+
+class ScoringMethod(StrEnum):
+    gsm = "gsm"
+    robust = "robust"
+    exact = "exact"
+
+
+class KriType(StrEnum):
+    rate = "rate"
+    binary = "binary"
+
+
+MethodOption = Annotated[
+    ScoringMethod,
+    typer.Option(
+        "--method",
+        help="gsm: normal approximation with over-dispersion (gsm's default); robust: "
+        "over-dispersion from winsorised z-scores (Spiegelhalter 2005); exact: Poisson or "
+        "binomial mid-p limits, for small sites.",
+    ),
+]
+
+
+@kri_app.callback()
+def kri(
+    context: typer.Context,
+    study: Annotated[str | None, typer.Option("--study", help="Study id.")] = None,
+    method: MethodOption = ScoringMethod.gsm,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON list.")] = False,
+    as_email: AsOption = None,
+    db: DbOption = None,
+) -> None:
+    """Every site's key risk indicators: numerator, denominator, metric, score and flag (with
+    --as EMAIL, that user's sites only). `study-monitor kri score FILE` scores a table."""
+    if context.invoked_subcommand is not None:
+        return
+    if study is None:
+        _fail("--study is needed (or `study-monitor kri score FILE` to score a table)")
+    engine = _existing_database(db or database_url())
+    try:
+        _require_study_tables(engine)
+        with Session(engine) as session:
+            user = _as_user(session, as_email)
+            from dashboard.views.site_risk import SiteRiskOptions, build_site_risk
+
+            view = build_site_risk(
+                session,
+                _view_context(session, user, study),
+                SiteRiskOptions(method=method.value),
+            )
+    except SchemaError as error:
+        _fail(str(error))
+    except UnknownStudyError:
+        _fail(f"no study {study!r} in {shown_url(engine)}")
+    except SQLAlchemyError as error:
+        _fail(f"cannot read {shown_url(engine)}: {getattr(error, 'orig', error)}")
+    found = view.kri_rows()
+    if as_json:
+        json.dump(found, sys.stdout)
+        sys.stdout.write("\n")
+        return
+    for kri_status in view.kris:
+        if kri_status.absent:
+            typer.echo(f"{kri_status.definition.name}: not computed ({kri_status.absent})")
+    for row in found:
+        score = "-" if row["score"] is None else f"{row['score']:.2f}"
+        flag = "-" if row["flag"] is None else row["flag"]
+        typer.echo(
+            f"{row['site']:10} {row['name']:40} {row['numerator']!s:>8} / "
+            f"{row['denominator']!s:<10} score {score:>7}  flag {flag}"
+        )
+
+
+@kri_app.command("score")
+def kri_score(
+    file: Annotated[Path, typer.Argument(help="CSV with columns GroupID, Numerator, Denominator.")],
+    kind: Annotated[KriType, typer.Option("--type", help="rate or binary (a proportion).")],
+    thresholds: Annotated[
+        str,
+        typer.Option(
+            "--thresholds",
+            help="Four ascending cut points (low red, low amber, high amber, high red) or two "
+            "(high side only).",
+        ),
+    ] = "-2,-1,2,3",
+    min_denominator: Annotated[
+        float | None,
+        typer.Option("--min-denominator", help="No score below this denominator."),
+    ] = None,
+    min_numerator: Annotated[
+        float | None, typer.Option("--min-numerator", help="No score below this numerator.")
+    ] = None,
+    method: MethodOption = ScoringMethod.gsm,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON list.")] = False,
+) -> None:
+    """Score any table as gsm does: rows summed per GroupID, one object per group with group,
+    numerator, denominator, metric, score and flag (score and flag null under a minimum)."""
+    from dashboard.metrics.kri import Scoring, read_counts, score_groups
+
+    try:
+        cuts = tuple(float(t) for t in thresholds.split(","))
+    except ValueError:
+        _fail(f"--thresholds {thresholds!r}: give numbers separated by commas, e.g. -2,-1,2,3")
+    try:
+        scoring = Scoring(kind.value, cuts, min_denominator, min_numerator, method.value)
+        counts = read_counts(file)
+    except ValueError as error:
+        _fail(str(error))
+    scored = score_groups(counts, scoring)
+    found = [
+        {
+            "group": row["group"],
+            "numerator": _plain_number(row["numerator"]),
+            "denominator": _plain_number(row["denominator"]),
+            "metric": _plain_number(row["metric"]),
+            "score": _plain_number(row["score"]),
+            "flag": None if row["flag"] is None or row["flag"] != row["flag"] else int(row["flag"]),
+        }
+        for row in scored.astype(object).where(scored.notna(), None).to_dict("records")
+    ]
+    if as_json:
+        json.dump(found, sys.stdout)
+        sys.stdout.write("\n")
+        return
+    for row in found:
+        typer.echo(
+            f"{row['group']:12} {row['numerator']!s:>10} / {row['denominator']!s:<12} "
+            f"metric {row['metric']}  score {row['score']}  flag {row['flag']}"
+        )
+
+
+def _plain_number(value: object) -> float | int | None:
+    """A JSON number: whole numbers as integers, NaN as null."""
+    if value is None:
+        return None
+    number = float(value)  # type: ignore[arg-type]
+    if number != number:
+        return None
+    return int(number) if number.is_integer() else number
+
+
+qtl_app = typer.Typer(
+    help="Quality tolerance limits: set a study's limits, list them and their excursions, "
+    "record an excursion's evaluation. Changes are audited.",
+    no_args_is_help=True,
+)
+app.add_typer(qtl_app, name="qtl")
+
+
+@qtl_app.command("set")
+def qtl_set(
+    study: Annotated[str, typer.Option("--study", help="Study id.")],
+    parameter: Annotated[
+        str,
+        typer.Option("--parameter", help="qtl_eligibility or qtl_discontinuation."),
+    ],
+    p0: Annotated[float, typer.Option("--p0", help="The expected proportion, e.g. 0.03.")],
+    z: Annotated[float, typer.Option("--z", help="Standard errors above p0 the limit lies.")] = 3.0,
+    db: DbOption = None,
+) -> None:
+    """Set a QTL: a cut is over it when p > p0 + z sqrt(p0 (1 - p0) / N)."""
+    from dashboard.quality import QualityError, set_limit
+
+    engine = _open(db)
+    try:
+        with session_scope(engine) as session:
+            opened = set_limit(
+                session, study_id=study, parameter=parameter, p0=p0, z=z, email=access.CLI_EMAIL
+            )
+    except QualityError as error:
+        _fail(str(error))
+    except SQLAlchemyError as error:
+        _fail(f"the database refused the change: {getattr(error, 'orig', error)}")
+    typer.echo(f"{study}: {parameter} set to p0 {p0}, z {z}")
+    for name in opened:
+        typer.echo(f"the latest cut is over the new limit: excursion opened for {name}")
+
+
+@qtl_app.command("list")
+def qtl_list(
+    study: Annotated[str, typer.Option("--study", help="Study id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    db: DbOption = None,
+) -> None:
+    """The study's QTLs on its latest cut, and their excursions."""
+    engine = _existing_database(db or database_url())
+    try:
+        _require_study_tables(engine)
+        with Session(engine) as session:
+            from dashboard.views.site_risk import build_site_risk
+
+            view = build_site_risk(session, _view_context(session, None, study))
+    except SchemaError as error:
+        _fail(str(error))
+    except UnknownStudyError:
+        _fail(f"no study {study!r} in {shown_url(engine)}")
+    qtls = [
+        {
+            "parameter": q.definition.id,
+            "name": q.definition.name,
+            "p0": q.p0,
+            "z": q.z,
+            "proportion": q.latest["proportion"] if q.latest else None,
+            "limit": q.latest["limit"] if q.latest else None,
+            "over": q.over,
+        }
+        for q in view.qtls
+    ]
+    excursions = json.loads(view.excursions.to_json(orient="records", date_format="iso"))
+    if as_json:
+        json.dump({"qtls": qtls, "excursions": excursions}, sys.stdout)
+        sys.stdout.write("\n")
+        return
+    for q in qtls:
+        state = "OVER THE LIMIT" if q["over"] else "within the limit"
+        typer.echo(
+            f"{q['name']:25} p0 {q['p0']} z {q['z']}: {q['proportion']} against {q['limit']}, "
+            f"{state}"
+        )
+    for e in excursions:
+        state = "closed" if e["closed"] else "open"
+        typer.echo(f"excursion {e['id']} ({e['parameter']}, cut {e['cut_id']}): {state}")
+
+
+@qtl_app.command("evaluate")
+def qtl_evaluate(
+    study: Annotated[str, typer.Option("--study", help="Study id.")],
+    excursion: Annotated[int, typer.Argument(help="The excursion's number (`qtl list`).")],
+    evaluation: Annotated[str, typer.Option("--evaluation", help="What was found.")],
+    action: Annotated[str, typer.Option("--action", help="What was done about it.")],
+    close: Annotated[bool, typer.Option("--close", help="Close the excursion.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Record an excursion's evaluation and action (and close it with --close)."""
+    from dashboard.quality import QualityError, evaluate_excursion
+
+    engine = _open(db)
+    try:
+        with session_scope(engine) as session:
+            evaluate_excursion(
+                session,
+                study_id=study,
+                excursion_id=excursion,
+                evaluation=evaluation,
+                action=action,
+                close=close,
+                email=access.CLI_EMAIL,
+            )
+    except QualityError as error:
+        _fail(str(error))
+    typer.echo(f"excursion {excursion} " + ("evaluated and closed" if close else "evaluated"))
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -8,19 +8,23 @@ size: any site scope and any population is then an exact sum of these rows, and 
 (the same counts summed over sites) serve the unscoped view in a few thousand rows.
 """
 
+import datetime as dt
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlmodel import Session, col
 
 from dashboard.metrics.ae_rules import WORST_DIMENSIONS
+from dashboard.metrics.kri import qtl_limit
+from dashboard.metrics.kri_catalogue import QTLS
 from dashboard.metrics.table_one import Variable, counts_from_values
 from dashboard.models import (
     AdverseEventCount,
     BaselineCount,
     BaselineVariable,
     DataCut,
+    QtlExcursion,
     SiteKriCount,
     StudyFlag,
 )
@@ -334,7 +338,51 @@ def rebuild_kri_counts(session: Session, study_id: str) -> int | None:
     )
     session.execute(delete(SiteKriCount).where(col(SiteKriCount.cut_id) == cut_id))
     _insert(session, SiteKriCount, counts.assign(cut_id=cut_id), study_id)
+    open_excursions(session, study_id)
     return int(cut_id)
+
+
+def open_excursions(session: Session, study_id: str) -> list[str]:
+    """Open an excursion record for each quality tolerance limit the study's latest cut crosses
+    and that has no open record yet (one stays open, across cuts, until someone closes it).
+    Returns the parameters opened. Run at every load and when a limit is set."""
+    latest = session.execute(
+        select(func.max(col(SiteKriCount.cut_id))).where(col(SiteKriCount.study_id) == study_id)
+    ).scalar_one_or_none()
+    if latest is None:
+        return []
+    counts = site_risk.stored_kri_counts(session, study_id=study_id)
+    counts = counts[counts["cut_id"] == latest]
+    settings = site_risk.qtl_settings(session, study_id=study_id)
+    already = set(
+        session.execute(
+            select(col(QtlExcursion.parameter)).where(
+                col(QtlExcursion.study_id) == study_id, col(QtlExcursion.closed).is_(False)
+            )
+        ).scalars()
+    )
+    opened = []
+    for qtl in QTLS:
+        rows = counts[counts["kri"] == qtl.kri].dropna(subset=["denominator"])
+        n = float(rows["denominator"].sum())
+        if qtl.id in already or not n > 0:
+            continue
+        p0, z = settings[qtl.id]
+        value, limit = float(rows["numerator"].sum()) / n, qtl_limit(p0, z, n)
+        if value > limit:
+            session.add(
+                QtlExcursion(
+                    study_id=study_id,
+                    parameter=qtl.id,
+                    cut_id=int(latest),
+                    value=value,
+                    limit=limit,
+                    opened_at=dt.datetime.now(dt.UTC),
+                )
+            )
+            opened.append(qtl.id)
+    session.flush()
+    return opened
 
 
 def _insert(session: Session, model: Any, frame: pd.DataFrame, study_id: str) -> int:

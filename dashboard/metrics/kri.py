@@ -32,6 +32,7 @@ counts in mu and phi, as in gsm.
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -230,3 +231,37 @@ def qtl_limit(p0: float, z: float, n: float) -> float:
     """The quality tolerance limit for a study-level proportion over n units, as gsm.qtl: the
     proportion is over its limit when p > p0 + z sqrt(p0 (1 - p0) / n)."""
     return p0 + z * float(np.sqrt(p0 * (1 - p0) / n)) if n > 0 else float("nan")
+
+
+def read_counts(path: Path) -> pd.DataFrame:
+    """A table to score (``study-monitor kri score``): a CSV with columns GroupID, Numerator and
+    Denominator, as gsm's analytics input. Columns: group, numerator, denominator. Raises
+    ValueError naming what is wrong and where."""
+    try:
+        frame = pd.read_csv(path, dtype={"GroupID": str})
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: not a readable CSV ({error})") from None
+    except OSError as error:
+        raise ValueError(f"{path}: cannot be read ({error.strerror})") from None
+    missing = [c for c in ("GroupID", "Numerator", "Denominator") if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path}: column {', '.join(missing)} is missing")
+    if frame.empty:
+        raise ValueError(f"{path}: no rows to score")
+    counts = pd.DataFrame({"group": frame["GroupID"].astype(str)})
+    for column in ("Numerator", "Denominator"):
+        values = pd.to_numeric(frame[column], errors="coerce")
+        bad = values.isna() | ~np.isfinite(values) | (values < 0)
+        if bad.any():
+            row = int(bad.idxmax()) + 2  # the file's line: a header, then 1-based rows
+            raise ValueError(
+                f"{path}, line {row}: {column} {frame[column].iloc[row - 2]!r} is not a number "
+                "of zero or more"
+            )
+        counts[column.lower()] = values.astype(float)
+    if frame["GroupID"].isna().any():
+        row = int(frame["GroupID"].isna().idxmax()) + 2
+        raise ValueError(f"{path}, line {row}: GroupID is blank")
+    return counts
