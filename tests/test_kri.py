@@ -85,7 +85,7 @@ def test_binary_variance_and_minimum_numerator() -> None:
     z0 = (m - mu) / np.sqrt(mu * (1 - mu) / counts["denominator"])
     phi = float((z0**2).mean())
     expected = (z0 / np.sqrt(phi)).to_numpy()
-    assert pd.isna(scored.loc["A", "score"])  # 2 events: under the minimum numerator
+    assert scored["score"].isna().tolist() == [True, False, False, False]  # A: 2 events: under the minimum numerator
     assert np.allclose(scored["score"].to_numpy()[1:], expected[1:], atol=1e-12)
 
 
@@ -325,7 +325,7 @@ def test_pilot_kri_counts_equal_an_independent_pandas_count(pilot_db_url: str) -
     left = last.set_index("USUBJID")["date"]
     start = pd.to_datetime(enrolled.set_index("USUBJID")["RFSTDTC"].str[:10])
     end = left.reindex(start.index).fillna(pd.Timestamp("2015-03-31"))
-    end = end.clip(upper=pd.Timestamp("2015-03-31"))
+    end = end.where(end <= pd.Timestamp("2015-03-31"), pd.Timestamp("2015-03-31"))
     days = ((end - start).dt.days + 1).groupby(enrolled.set_index("USUBJID")["site"]).sum()
     ae_enrolled = ae.merge(enrolled[["USUBJID", "site"]], on="USUBJID")
     check(k.AE, ae_enrolled.groupby("site").size(), days)
@@ -337,8 +337,8 @@ def test_pilot_kri_counts_equal_an_independent_pandas_count(pilot_db_url: str) -
     )
     # No DV and no LBTOXGR in the pilot: those KRIs say so, and are not zeros.
     absent = {s.definition.id: s.absent for s in view.kris}
-    assert absent[k.DEVIATIONS] and "DV" in absent[k.DEVIATIONS]
-    assert absent[k.LAB_GRADE_3] and "LBTOXGR" in absent[k.LAB_GRADE_3]
+    assert "DV" in str(absent[k.DEVIATIONS])
+    assert "LBTOXGR" in str(absent[k.LAB_GRADE_3])
     assert k.DEVIATIONS not in set(view.scores["kri"])
 
 

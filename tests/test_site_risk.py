@@ -236,8 +236,8 @@ def test_flags_new_since_an_earlier_cut(tmp_path: Path) -> None:
     assert view.compared_has_counts
     # Both cuts kept their counts: the history has each.
     assert set(view.history["cut_id"]) == {first.id, second.id}
-    ae = view.scores[(view.scores["kri"] == k.AE)].set_index("site_id")
-    assert ae.loc["701", "flag"] >= 1
+    ae = view.scores[(view.scores["kri"] == k.AE)].set_index("site_id")["flag"]
+    assert ae.to_dict()["701"] >= 1
     new = view.new_flags
     row = new[(new["Site"] == "701") & (new["KRI"] == "Adverse event rate")]
     assert len(row) == 1 and int(row["Cuts flagged in a row"].iloc[0]) == 1

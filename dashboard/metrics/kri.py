@@ -90,7 +90,8 @@ def unadjusted_z(metric: pd.Series, denominator: pd.Series, mu: float, kind: Kin
     variance = null_variance(mu, kind)
     if not variance > 0:
         return pd.Series(0.0, index=metric.index)
-    return (metric - mu) / np.sqrt(variance / denominator)
+    z0: pd.Series = (metric - mu) / np.sqrt(variance / denominator)
+    return z0
 
 
 def overdispersion(z0: pd.Series, method: Method) -> float:
@@ -255,13 +256,13 @@ def read_counts(path: Path) -> pd.DataFrame:
         values = pd.to_numeric(frame[column], errors="coerce")
         bad = values.isna() | ~np.isfinite(values) | (values < 0)
         if bad.any():
-            row = int(bad.idxmax()) + 2  # the file's line: a header, then 1-based rows
+            row = int(bad.to_numpy().argmax()) + 2  # the file's line: a header, then rows
             raise ValueError(
                 f"{path}, line {row}: {column} {frame[column].iloc[row - 2]!r} is not a number "
                 "of zero or more"
             )
         counts[column.lower()] = values.astype(float)
-    if frame["GroupID"].isna().any():
-        row = int(frame["GroupID"].isna().idxmax()) + 2
-        raise ValueError(f"{path}, line {row}: GroupID is blank")
+    blank = frame["GroupID"].isna().to_numpy()
+    if blank.any():
+        raise ValueError(f"{path}, line {int(blank.argmax()) + 2}: GroupID is blank")
     return counts

@@ -70,7 +70,8 @@ def days_on_study(session: Session, *, study_id: str, cutoff: dt.date) -> pd.Ser
     )
     start = pd.to_datetime(frame["enrollment_date"])
     last_day = pd.Timestamp(cutoff)
-    end = pd.to_datetime(frame["left_on"]).fillna(last_day).clip(upper=last_day)
+    left = pd.to_datetime(frame["left_on"]).fillna(last_day)
+    end = left.where(left <= last_day, last_day)
     frame["days"] = ((end - start).dt.days + 1).clip(lower=0)
     return frame.groupby("site_id")["days"].sum().astype(float)
 
@@ -214,7 +215,7 @@ def kri_counts(
         .where(*_enrolled(study_id), col(Subject.status) == "DISCONTINUED")
         .group_by(_site_id()),
     )
-    schedule = schedule.set_index("site_id") if not schedule.empty else None
+    by_visit = schedule.set_index("site_id") if not schedule.empty else None
     pairs: dict[str, tuple[pd.Series, pd.Series] | None] = {
         k.AE: (_adverse_events(session, study_id, serious=False), days),
         k.SAE: (_adverse_events(session, study_id, serious=True), days),
@@ -232,10 +233,10 @@ def kri_counts(
             by_site.set_index("site_id")["screened"].astype(float),
         ),
         k.OVERDUE_VISITS: (
-            schedule["overdue"].astype(float),
-            (schedule["done"] + schedule["overdue"]).astype(float),
+            by_visit["overdue"].astype(float),
+            (by_visit["done"] + by_visit["overdue"]).astype(float),
         )
-        if schedule is not None
+        if by_visit is not None
         else None,
         k.ELIGIBILITY: (eligibility, enrolled) if eligibility is not None else None,
     }

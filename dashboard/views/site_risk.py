@@ -78,7 +78,9 @@ class QtlStatus:
 
     @property
     def latest(self) -> dict[str, Any] | None:
-        return None if self.history.empty else self.history.iloc[-1].to_dict()
+        if self.history.empty:
+            return None
+        return {str(name): value for name, value in self.history.iloc[-1].items()}
 
     @property
     def over(self) -> bool:
