@@ -85,7 +85,7 @@ def test_binary_variance_and_minimum_numerator() -> None:
     z0 = (m - mu) / np.sqrt(mu * (1 - mu) / counts["denominator"])
     phi = float((z0**2).mean())
     expected = (z0 / np.sqrt(phi)).to_numpy()
-    assert scored["score"].isna().tolist() == [True, False, False, False]  # A: 2 events: under the minimum numerator
+    assert scored["score"].isna().tolist() == [True, False, False, False]  # A: under 3 events
     assert np.allclose(scored["score"].to_numpy()[1:], expected[1:], atol=1e-12)
 
 
