@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+import numpy as np
 from sqlalchemy import select
 from sqlmodel import Session, col
 
@@ -39,6 +40,7 @@ from dashboard.models import (
     Exposure,
     Finding,
     PlannedVisit,
+    ProtocolDeviation,
     Site,
     Study,
     Subject,
@@ -76,6 +78,7 @@ class PlannedSubject:
     adverse_events: list[dict[str, Any]] = field(default_factory=list)
     dispositions: list[dict[str, Any]] = field(default_factory=list)
     visits: list[tuple[float, str, int, dt.date]] = field(default_factory=list)
+    deviations: list[dict[str, Any]] = field(default_factory=list)  # DV: term, category, date
 
 
 def _iso(day: dt.date | None) -> str | None:
@@ -96,12 +99,15 @@ def _write_study(
     interim_cutoff: dt.date,
     cutoff: dt.date,
     schedule: Sequence[tuple[float, str, int]] = (),
+    ships_dv: bool = False,
 ) -> None:
     """Write a planned study with two DataCuts: rows dated after ``interim_cutoff`` are new in cut 2.
 
     The study, sites, arms and criteria may be new or already in the session (the seed study's come
     from the registry importer); the caller removes any earlier copy of the study first.
     ``schedule``: the planned visits (VISITNUM, VISIT, planned study day), every arm.
+    ``ships_dv``: the cuts hold a DV domain (row_counts has "DV", 0 included), as an SDTM package
+    with dv.xpt would: a study without one has no protocol-deviation KRIs, not zero deviations.
     """
     # No ORM relationships are declared, so parents are flushed before their children.
     session.add(study)
@@ -139,6 +145,8 @@ def _write_study(
     changes: list[CutChange] = []
     counts = {"DM": 0, "IE": 0, "DS": 0, "AE": 0, "EX": 0, "SV": 0, "FINDINGS": 0}
     interim_counts = {"DM": 0, "AE": 0}  # the demo tracks subjects and AEs across cuts
+    if ships_dv:
+        counts["DV"] = interim_counts["DV"] = 0
     for planned in subjects:
         ds_events = [
             DispositionEvent(d["category"], d["term"], d["epoch"], d["date"])
@@ -316,6 +324,24 @@ def _write_study(
                         change="added",
                     )
                 )
+        for seq, deviation in enumerate(planned.deviations, start=1):
+            if deviation["date"] > cutoff:
+                continue
+            session.add(
+                ProtocolDeviation(
+                    subject_pk=subject.id,
+                    seq=seq,
+                    term=deviation["term"],
+                    decoded_term=deviation["term"],
+                    category=deviation["category"],
+                    important=deviation["category"] == "MAJOR",
+                    start_dtc=_iso(deviation["date"]),
+                    start_date=deviation["date"],
+                )
+            )
+            counts["DV"] += 1
+            if deviation["date"] <= interim_cutoff:
+                interim_counts["DV"] += 1
     interim.row_counts = interim_counts
     current.row_counts = counts
     session.add_all(changes)
@@ -787,6 +813,145 @@ def _multi_visits(
     )
 
 
+def _multi_findings(rng: random.Random, planned: PlannedSubject) -> list[dict[str, Any]]:
+    """A DEMO-MULTI subject's screening BMI and pain VAS (below 40 mm where INCL03 failed)."""
+    findings: list[dict[str, Any]] = [
+        {
+            "domain": "VS",
+            "test_code": "BMI",
+            "test": "Body Mass Index",
+            "value_num": round(rng.uniform(19, 34), 1),
+            "unit": "kg/m2",
+        },
+        {
+            "domain": "QS",
+            "test_code": "VASPAIN",
+            "test": "Pain VAS (0-100)",
+            "value_num": float(rng.randint(25 if "INCL03" in planned.failed else 40, 85)),
+            "unit": "mm",
+        },
+    ]
+    for finding in findings:
+        finding.update(
+            {
+                "visit": "SCREENING",
+                "dtc": planned.screening_date.isoformat(),
+                "date": planned.screening_date,
+                "is_baseline": planned.enrollment_date is not None,
+                "value_text": f"{finding['value_num']:g}",
+            }
+        )
+    return findings
+
+
+# Site risk (issue #16): one site of DEMO-MULTI planted as an outlier of each key risk indicator,
+# three different sites among those with most subjects, so that a flag rests on enough data. Every
+# other site is drawn alike for these KRIs. With 10 sites, an over-dispersion adjusted z (gsm) of
+# a single outlier cannot exceed sqrt(10) (the outlier itself inflates the dispersion): about 2.5
+# to 3 is the most any site here can reach; DEMO-SCALE's 200 sites go far beyond.
+PLANTED_KRI_SITES = {
+    "ae_under_reporting": "108",  # reports a quarter of its non-serious AEs
+    "screen_failures": "101",  # the site that fails INCL03 more: about 60% of its screened fail
+    "deviations": "110",  # four times the deviations per subject-day of the others
+}
+_DEVIATION_RATE = 1 / 120  # protocol deviations per subject-day on study
+_DEVIATION_FACTOR = 4.0  # at the deviations site
+_AE_REPORTED_SHARE = 0.25  # of its non-serious AEs the under-reporting site reports (SAEs all)
+_EXTRA_SCREEN_FAILURES = 30  # screened at the screen-failures site after the others, all failing
+# DVDECOD-like terms and DVCAT (MAJOR: an important deviation), with their relative frequency.
+DEVIATION_TERMS = (
+    ("VISIT OUT OF WINDOW", "MINOR", 8),
+    ("ASSESSMENT NOT DONE", "MINOR", 5),
+    ("DIARY NOT COMPLETED", "MINOR", 4),
+    ("STUDY DRUG STORED OUT OF RANGE", "MINOR", 2),
+    ("CONSENT NOT RE-SIGNED AFTER AMENDMENT", "MAJOR", 2),
+    ("PROHIBITED MEDICATION TAKEN", "MAJOR", 2),
+    ("ELIGIBILITY CRITERION NOT MET", "MAJOR", 1),
+)
+
+
+def _deviations(
+    rng: np.random.Generator, day_one: dt.date, last_day: dt.date, rate: float
+) -> list[dict[str, Any]]:
+    """A subject's protocol deviations: Poisson many at ``rate`` per day on study, each on a day
+    from ``day_one`` to ``last_day``."""
+    days = (last_day - day_one).days + 1
+    if days <= 0:
+        return []
+    weights = np.array([w for _, _, w in DEVIATION_TERMS], dtype=float)
+    n = int(rng.poisson(rate * days))
+    kinds = rng.choice(len(DEVIATION_TERMS), size=n, p=weights / weights.sum())
+    offsets = np.sort(rng.integers(0, days, n))
+    return [
+        {
+            "term": DEVIATION_TERMS[kind][0],
+            "category": DEVIATION_TERMS[kind][1],
+            "date": day_one + dt.timedelta(days=int(offset)),
+        }
+        for kind, offset in zip(kinds, offsets, strict=True)
+    ]
+
+
+def _plant_kri_outliers(
+    rng: np.random.Generator,
+    subjects: list[PlannedSubject],
+    sites: Sequence[Site],
+    codes: Sequence[str],
+    cutoff: dt.date,
+) -> None:
+    """Deviations for every enrolled subject, and the three PLANTED_KRI_SITES, from a generator of
+    their own: every figure the demo had before site risk stays as it was, but for the AEs the
+    under-reporting site leaves out and the screen failures added at the screen-failures site."""
+    for planned in subjects:
+        if planned.enrollment_date is None:
+            continue
+        left = min(d["date"] for d in planned.dispositions if d["category"] == "DISPOSITION EVENT")
+        factor = _DEVIATION_FACTOR if planned.site_id == PLANTED_KRI_SITES["deviations"] else 1.0
+        planned.deviations = _deviations(
+            rng, planned.enrollment_date, min(left, cutoff), _DEVIATION_RATE * factor
+        )
+        if planned.site_id == PLANTED_KRI_SITES["ae_under_reporting"]:
+            planned.adverse_events = [
+                ae
+                for ae in planned.adverse_events
+                if ae["serious"] == "Y" or rng.random() < _AE_REPORTED_SHARE
+            ]
+    site = next((s for s in sites if s.site_id == PLANTED_KRI_SITES["screen_failures"]), None)
+    if site is None or site.activated_on is None:
+        return
+    weights = np.array(_MULTI_FAILURE_WEIGHTS, dtype=float)
+    weights[codes.index("INCL03")] *= 4  # as the site fails already
+    finding_rng = random.Random(int(rng.integers(1 << 31)))
+    window = (cutoff - site.activated_on).days
+    for number in range(len(subjects) + 1, len(subjects) + _EXTRA_SCREEN_FAILURES + 1):
+        screened_on = site.activated_on + dt.timedelta(days=int(rng.integers(0, window - 14)))
+        failed = {codes[int(i)] for i in rng.choice(len(codes), size=1, p=weights / weights.sum())}
+        planned = PlannedSubject(
+            usubjid=f"{MULTISITE_STUDY_ID}-{site.site_id}-{number:04d}",
+            site_id=site.site_id,
+            screening_date=screened_on,
+            sex=str(rng.choice(["F", "F", "M"])),
+            age=int(rng.integers(41, 80)),
+            failed=sorted(failed),
+        )
+        planned.dispositions = [
+            {
+                "category": "PROTOCOL MILESTONE",
+                "term": "INFORMED CONSENT OBTAINED",
+                "epoch": "SCREENING",
+                "date": screened_on,
+            },
+            {
+                "category": "DISPOSITION EVENT",
+                "term": "SCREEN FAILURE",
+                "epoch": "SCREENING",
+                "date": screened_on + dt.timedelta(days=int(rng.integers(2, 15))),
+            },
+        ]
+        planned.findings = _multi_findings(finding_rng, planned)
+        subjects.append(planned)
+
+
 def build_multisite_study(
     session: Session,
     *,
@@ -941,33 +1106,9 @@ def build_multisite_study(
                             "end_date": first + dt.timedelta(days=rng.randint(1, 20)),
                         }
                     )
-        planned.findings = [
-            {
-                "domain": "VS",
-                "test_code": "BMI",
-                "test": "Body Mass Index",
-                "value_num": round(rng.uniform(19, 34), 1),
-                "unit": "kg/m2",
-            },
-            {
-                "domain": "QS",
-                "test_code": "VASPAIN",
-                "test": "Pain VAS (0-100)",
-                "value_num": float(rng.randint(25 if "INCL03" in planned.failed else 40, 85)),
-                "unit": "mm",
-            },
-        ]
-        for finding in planned.findings:
-            finding.update(
-                {
-                    "visit": "SCREENING",
-                    "dtc": screened_on.isoformat(),
-                    "date": screened_on,
-                    "is_baseline": planned.enrollment_date is not None,
-                    "value_text": f"{finding['value_num']:g}",
-                }
-            )
+        planned.findings = _multi_findings(rng, planned)
         subjects.append(planned)
+    _plant_kri_outliers(np.random.default_rng(seed + 2), subjects, sites, codes, cutoff)
     delete_study(session, study_id)
     _write_study(
         session,
@@ -982,6 +1123,7 @@ def build_multisite_study(
         interim_cutoff=interim_cutoff,
         cutoff=cutoff,
         schedule=DEMO_SCHEDULE,
+        ships_dv=True,
     )
 
 

@@ -22,6 +22,7 @@ from dashboard.models import (
     Exposure,
     Finding,
     PlannedVisit,
+    ProtocolDeviation,
     Site,
     Study,
     Subject,
@@ -39,7 +40,7 @@ def _iso(day: dt.date | None) -> str:
 
 
 def export_sdtm(session: Session, *, study_id: str, cutoff: dt.date, folder: Path) -> Path:
-    """Write DM, TS, TI, TV, IE, DS, AE, EX, SV and findings (VS/LB/QS/SC/MK) of ``study_id`` as they
+    """Write DM, TS, TI, TV, IE, DS, AE, DV, EX, SV and findings (VS/LB/QS/SC/MK) of ``study_id`` as they
     stood at ``cutoff`` into ``folder`` as CSV files. Returns the folder."""
     study = session.get(Study, study_id)
     if study is None:
@@ -228,8 +229,31 @@ def export_sdtm(session: Session, *, study_id: str, cutoff: dt.date, folder: Pat
                 "VISIT": f.visit or "",
                 f"{d}DTC": f.dtc or "",
                 f"{d}BLFL": "Y" if f.is_baseline else "",
+                f"{d}TOXGR": f.toxicity_grade or "",
             }
         )
+    deviations = children(ProtocolDeviation)
+    dv = pd.DataFrame(
+        [
+            {
+                "STUDYID": study_id,
+                "USUBJID": usubjid[d.subject_pk],
+                "DVSEQ": d.seq,
+                "DVTERM": d.term,
+                "DVDECOD": d.decoded_term or "",
+                "DVCAT": d.category or "",
+                "DVSCAT": d.subcategory or "",
+                "DVSTDTC": d.start_dtc or "",
+            }
+            for d in deviations
+            if _on_or_before(d.start_date, cutoff)
+        ],
+        columns=["STUDYID", "USUBJID", "DVSEQ", "DVTERM", "DVDECOD", "DVCAT", "DVSCAT", "DVSTDTC"],
+    )
+    # A study that records deviations ships DV at every cut, none by then included: an empty DV
+    # is "no deviation yet", where a missing one would be "deviations unknown".
+    if deviations:
+        dv.to_csv(folder / "dv.csv", index=False)
     tables = {
         "dm": dm,
         "ts": ts,

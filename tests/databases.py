@@ -120,6 +120,7 @@ STUDY_TABLES = (
     "disposition",
     "finding",
     "adverseevent",
+    "protocoldeviation",
     "exposure",
     "visit",
     "datacut",

@@ -1,5 +1,7 @@
 """The NCT06466850 demo study: registry facts from the seed text, internally consistent values."""
 
+import json
+
 import pandas as pd
 import pytest
 from sqlalchemy.engine import Engine
@@ -7,6 +9,7 @@ from sqlalchemy.engine import Engine
 from dashboard.demo import seed_record
 from dashboard.importers.ctgov import age_in_years, parse_eligibility_criteria, protocol
 from tests.conftest import SHARED_DATA, reference_absent
+from tests.databases import read_sql
 
 SEED = "NCT06466850"
 
@@ -85,3 +88,96 @@ def test_subject_codes_only(demo_engine: Engine) -> None:
     # No direct identifiers: the subject table has codes, no names or initials, birth year only.
     columns = set(pd.read_sql_query("SELECT * FROM subject LIMIT 1", demo_engine).columns)
     assert not {"name", "initials", "brthdtc", "birth_date"} & columns
+
+
+# -- DEMO-MULTI's planted site-risk outliers (issue #16) ------------------------------------------
+
+
+def _adjusted_z(numerator: pd.Series, denominator: pd.Series, *, proportion: bool) -> pd.Series:
+    """gsm's over-dispersion adjusted z per site: z0 = (m - mu) / sqrt(V / D), phi = mean z0^2,
+    z = (m - mu) / sqrt(phi V / D), V = mu for a rate, mu (1 - mu) for a proportion."""
+    mu = numerator.sum() / denominator.sum()
+    variance = mu * (1 - mu) if proportion else mu
+    m = numerator / denominator
+    phi = (((m - mu) / (variance / denominator) ** 0.5) ** 2).mean()
+    return (m - mu) / (phi * variance / denominator) ** 0.5
+
+
+def _multi_kris(engine: Engine) -> pd.DataFrame:
+    """AE and deviation rates per subject-day on study and the screen-failure proportion, per
+    site, from the rows as stored (enrolled subjects on study from enrollment to their disposition
+    event or the cut-off)."""
+    subjects = pd.read_sql_query(
+        "SELECT s.id, site.site_id, s.population, s.enrollment_date FROM subject s "
+        "JOIN site ON site.id = s.site_pk WHERE s.study_id = 'DEMO-MULTI'",
+        engine,
+    )
+    cutoff = pd.read_sql_query(
+        "SELECT max(cutoff_date) AS c FROM datacut WHERE study_id = 'DEMO-MULTI'", engine
+    )["c"][0]
+    left = pd.read_sql_query(
+        "SELECT subject_pk, max(date) AS left_on FROM disposition "
+        "WHERE category = 'DISPOSITION EVENT' GROUP BY subject_pk",
+        engine,
+    )
+    enrolled = subjects[subjects["population"] == "ENROLLED"].merge(
+        left, left_on="id", right_on="subject_pk", how="left"
+    )
+    end = pd.to_datetime(enrolled["left_on"]).fillna(pd.Timestamp(cutoff))
+    enrolled["days"] = (end - pd.to_datetime(enrolled["enrollment_date"])).dt.days + 1
+    days = enrolled.groupby("site_id")["days"].sum()
+    site_of = subjects.set_index("id")["site_id"]
+
+    def per_site(table: str) -> pd.Series:
+        rows = pd.read_sql_query(f"SELECT subject_pk FROM {table}", engine)
+        rows = rows[rows["subject_pk"].isin(site_of.index)]
+        return rows["subject_pk"].map(site_of).value_counts().reindex(days.index, fill_value=0)
+
+    screened = subjects.groupby("site_id").size()
+    failures = (subjects["population"] == "SCREEN FAILURE").groupby(subjects["site_id"]).sum()
+    return pd.DataFrame(
+        {
+            "ae": _adjusted_z(per_site("adverseevent"), days, proportion=False),
+            "deviations": _adjusted_z(per_site("protocoldeviation"), days, proportion=False),
+            "screen_failures": _adjusted_z(failures, screened, proportion=True),
+        }
+    )
+
+
+def test_demo_multi_plants_one_outlier_site_per_kri(demo_engine: Engine) -> None:
+    from dashboard.demo import PLANTED_KRI_SITES
+
+    z = _multi_kris(demo_engine)
+    planted = PLANTED_KRI_SITES
+    assert len(set(planted.values())) == 3
+    # With 10 sites one outlier's adjusted z cannot pass sqrt(10 (1 - its share)), about 3:
+    # the thresholds here are what 10 sites allow (DEMO-SCALE's 200 sites meet gsm's 3).
+    assert z["ae"][planted["ae_under_reporting"]] < -2
+    assert z["screen_failures"][planted["screen_failures"]] > 2
+    assert z["deviations"][planted["deviations"]] > 2.5
+    for kri, site in (
+        ("ae", planted["ae_under_reporting"]),
+        ("screen_failures", planted["screen_failures"]),
+        ("deviations", planted["deviations"]),
+    ):
+        others = z[kri].drop(site)
+        assert others.abs().max() < 2, (kri, others.abs().idxmax())
+
+
+def test_demo_multi_deviations_lie_within_time_on_study(demo_engine: Engine) -> None:
+    rows = read_sql(
+        "SELECT d.start_date, d.important, d.category, s.population, s.enrollment_date "
+        "FROM protocoldeviation d JOIN subject s ON s.id = d.subject_pk "
+        "WHERE s.study_id = 'DEMO-MULTI'",
+        demo_engine,
+    )
+    cuts = read_sql(
+        "SELECT row_counts FROM datacut WHERE study_id = 'DEMO-MULTI' ORDER BY id", demo_engine
+    )
+    assert len(rows) > 0 and set(rows["population"]) == {"ENROLLED"}
+    assert (rows["start_date"] >= rows["enrollment_date"]).all()
+    assert (rows["start_date"] <= "2025-12-31").all()
+    assert set(rows["category"]) == {"MAJOR", "MINOR"}
+    assert (rows["important"].astype(bool) == (rows["category"] == "MAJOR")).all()
+    assert 0.05 < (rows["category"] == "MAJOR").mean() < 0.5  # some important, most not
+    assert json.loads(cuts["row_counts"].iloc[-1])["DV"] == len(rows)

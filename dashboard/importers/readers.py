@@ -37,6 +37,7 @@ MAPPED_DOMAINS = (
     "IE",
     "DS",
     "AE",
+    "DV",
     "EX",
     "SV",
     "VS",

@@ -33,6 +33,7 @@ REQUIRED_COLUMNS = {
     "IE": ("USUBJID", "IETESTCD"),
     "DS": ("USUBJID", "DSDECOD"),
     "AE": ("USUBJID", "AETERM"),
+    "DV": ("USUBJID", "DVTERM"),
     "EX": ("USUBJID", "EXTRT"),
     "SV": ("USUBJID", "VISIT"),
     **{d: ("USUBJID", f"{d}TESTCD") for d in FINDINGS_DOMAINS},
@@ -45,7 +46,12 @@ DOMAIN_PURPOSE = {
     "AE": "adverse events unknown",
     "EX": "exposure unknown (safety counts use every AE)",
     "SV": "visits unknown",
+    "DV": "protocol deviations unknown (protocol-deviation KRIs are not computed)",
 }
+# How important a deviation is, from DVCAT / DVSCAT wording (SDTM has no standard flag for it):
+# the negative wording first, since "NON-IMPORTANT" contains "IMPORTANT".
+_NOT_IMPORTANT_WORDS = ("NON-IMPORTANT", "NOT IMPORTANT", "MINOR")
+_IMPORTANT_WORDS = ("MAJOR", "IMPORTANT", "CRITICAL")
 _NOT_MET = {"INCLUSION": {"N", "NO"}, "EXCLUSION": {"Y", "YES"}}
 _OPEN_LABEL = {"", "NONE", "OPEN", "OPEN LABEL", "OPEN-LABEL"}
 
@@ -64,6 +70,7 @@ class Package:
     dispositions: list[dict[str, Any]]  # with usubjid, natural_key
     findings: list[dict[str, Any]]  # with usubjid
     adverse_events: list[dict[str, Any]]  # with usubjid, natural_key
+    deviations: list[dict[str, Any]]  # with usubjid
     exposures: list[dict[str, Any]]  # with usubjid
     visits: list[dict[str, Any]]  # with usubjid
     domains: tuple[str, ...]
@@ -153,6 +160,7 @@ def read_package(
         for row in _findings(datasets[domain])
     ]
     adverse_events = _adverse_events(datasets.get("AE"), warnings)
+    deviations = _deviations(datasets.get("DV"), warnings)
     exposures = _exposures(datasets.get("EX"))
     visits = _visits(datasets.get("SV"), datasets.get("TV"), warnings)
     subjects = _subjects(dm, ds_records, visits, exposures, warnings)
@@ -180,6 +188,7 @@ def read_package(
         dispositions=ds_records,
         findings=findings,
         adverse_events=adverse_events,
+        deviations=deviations,
         exposures=exposures,
         visits=visits,
         domains=tuple(sorted(datasets)),
@@ -477,6 +486,7 @@ def _findings(dataset: Dataset) -> list[dict[str, Any]]:
                 "date": known_date(dtc),
                 # Subject characteristics (SC) are baseline by nature; others by their flag.
                 "is_baseline": d == "SC" or any(_text(row.get(f)) == "Y" for f in flags),
+                "toxicity_grade": _text(row.get(f"{d}TOXGR")),
             }
         )
     return rows
@@ -560,6 +570,46 @@ def _adverse_events(ae: Dataset | None, warnings: list[str]) -> list[dict[str, A
             }
         )
     _keyed(rows, ae.name, warnings)
+    return rows
+
+
+def _importance(category: str | None, subcategory: str | None) -> bool | None:
+    """Whether DVCAT / DVSCAT call a deviation important: False where either says non-important
+    or minor, else True where either says major, important or critical, else None (not said)."""
+    wording = " ".join(w for w in (category, subcategory) if w).upper()
+    if any(word in wording for word in _NOT_IMPORTANT_WORDS):
+        return False
+    if any(word in wording for word in _IMPORTANT_WORDS):
+        return True
+    return None
+
+
+def _deviations(dv: Dataset | None, warnings: list[str]) -> list[dict[str, Any]]:
+    if dv is None:
+        return []
+    rows = []
+    for _, row in _records(dv):
+        start = _text(row.get("DVSTDTC"))
+        category, subcategory = _text(row.get("DVCAT")), _text(row.get("DVSCAT"))
+        rows.append(
+            {
+                "usubjid": str(row["USUBJID"]),
+                "seq": _int(row.get("DVSEQ")),
+                "term": _text(row["DVTERM"]) or "",
+                "decoded_term": _text(row.get("DVDECOD")),
+                "category": category,
+                "subcategory": subcategory,
+                "important": _importance(category, subcategory),
+                "start_dtc": start,
+                "start_date": known_date(start),
+            }
+        )
+    unsaid = sum(r["important"] is None for r in rows)
+    if unsaid:
+        warnings.append(
+            f"DV: {unsaid:,} deviation(s) with no importance in DVCAT/DVSCAT "
+            "(counted as not important)"
+        )
     return rows
 
 

@@ -28,6 +28,7 @@ from dashboard.models import (
     Exposure,
     Finding,
     PlannedVisit,
+    ProtocolDeviation,
     Site,
     Study,
     Subject,
@@ -284,6 +285,7 @@ def store_package(session: Session, package: Package, *, replace: bool = False) 
         (Disposition, package.dispositions),
         (Finding, package.findings),
         (AdverseEvent, package.adverse_events),
+        (ProtocolDeviation, package.deviations),
         (Exposure, package.exposures),
         (Visit, package.visits),
     ):
