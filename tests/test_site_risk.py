@@ -248,3 +248,35 @@ def test_flags_new_since_an_earlier_cut(tmp_path: Path) -> None:
         assert (
             pd.isna(before.loc[(site, kri_id), "flag"]) or before.loc[(site, kri_id), "flag"] == 0
         )
+
+
+def test_demo_multi_planted_sites_are_flagged_and_no_other_is(users_db: str) -> None:
+    from dashboard.demo import PLANTED_KRI_SITES
+
+    engine = make_engine(users_db)
+    with Session(engine) as session:
+        view = build_site_risk(session, ViewContext(MULTI))
+    engine.dispose()
+    flags = view.scores.pivot(index="site_id", columns="kri", values="flag")
+    planted = {
+        k.AE: PLANTED_KRI_SITES["ae_under_reporting"],
+        k.SCREEN_FAILURE: PLANTED_KRI_SITES["screen_failures"],
+        k.DEVIATIONS: PLANTED_KRI_SITES["deviations"],
+    }
+    # The under-reporting site is red on the low side; with 10 sites a lone outlier's adjusted z
+    # cannot pass about sqrt(10) (gsm's phi grows with it), so the other two reach amber.
+    assert flags.loc[planted[k.AE], k.AE] == -2
+    assert flags.loc[planted[k.SCREEN_FAILURE], k.SCREEN_FAILURE] >= 1
+    assert flags.loc[planted[k.DEVIATIONS], k.DEVIATIONS] >= 1
+    for kri, site in planted.items():
+        others = flags.drop(index=site)[kri].dropna()
+        assert (others == 0).all(), (kri, others[others != 0].to_dict())
+    # The robust method, whose phi the outlier does not inflate, makes each of them red.
+    robust = SiteRiskOptions(method="robust")
+    engine = make_engine(users_db)
+    with Session(engine) as session:
+        scores = build_site_risk(session, ViewContext(MULTI), robust).scores
+    engine.dispose()
+    red = scores[scores["flag"].abs() == 2].groupby("kri")["site_id"].apply(set)
+    for kri, site in planted.items():
+        assert site in red.get(kri, set()), kri
