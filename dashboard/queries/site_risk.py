@@ -39,7 +39,10 @@ GRADE_3_OR_MORE = ("3", "4", "5")
 
 
 def _site_id() -> Any:
-    return func.coalesce(col(Site.site_id), "")
+    # The bare column in SELECT and GROUP BY alike (PostgreSQL matches a grouped expression only
+    # when it is the same text, bound parameters included). A subject without a site has None
+    # here, and no row in the per-site tables (they list the study's sites).
+    return col(Site.site_id)
 
 
 def _per_site(session: Session, stmt: Any) -> pd.Series:
