@@ -431,7 +431,7 @@ class QtlExcursion(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     study_id: str = Field(foreign_key="study.study_id", index=True)
     parameter: str = Field(index=True)
-    cut_id: int = Field(foreign_key="datacut.id")  # the first cut over the limit
+    cut_id: int = Field(foreign_key="datacut.id", index=True)  # the first cut over the limit
     value: float  # the proportion then
     limit: float  # the limit then
     opened_at: dt.datetime  # UTC

@@ -68,6 +68,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("qtlexcursion", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_qtlexcursion_closed"), ["closed"], unique=False)
+        batch_op.create_index(batch_op.f("ix_qtlexcursion_cut_id"), ["cut_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_qtlexcursion_parameter"), ["parameter"], unique=False)
         batch_op.create_index(batch_op.f("ix_qtlexcursion_study_id"), ["study_id"], unique=False)
 
@@ -152,6 +153,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_qtlexcursion_study_id"))
         batch_op.drop_index(batch_op.f("ix_qtlexcursion_parameter"))
         batch_op.drop_index(batch_op.f("ix_qtlexcursion_closed"))
+        batch_op.drop_index(batch_op.f("ix_qtlexcursion_cut_id"))
 
     op.drop_table("qtlexcursion")
     with op.batch_alter_table("qualitytolerancelimit", schema=None) as batch_op:
