@@ -18,7 +18,8 @@ from dashboard.queries.enrollment import population_counts
 from dashboard.queries.safety_counts import changes_since
 from dashboard.queries.screen_failures import failed_subject_counts
 from dashboard.queries.studies import data_cuts
-from dashboard.ui.shell import SITES_KEY
+from dashboard.ui.shell import CONTEXT_KEY, SITES_KEY, PageContext
+from dashboard.views.site_risk import SiteRiskOptions, build_site_risk
 from tests.conftest import PROJECT_ROOT
 from tests.databases import read_sql
 
@@ -29,6 +30,7 @@ PAGES = {
     "screen-failures": "../pages/screen_failures.py",
     "baseline": "../pages/baseline.py",
     "adverse-events": "../pages/adverse_events.py",
+    "site-risk": "../pages/site_risk.py",
 }
 
 
@@ -154,6 +156,45 @@ def test_adverse_event_figures(demo_db_url: str, monkeypatch: pytest.MonkeyPatch
     assert shown["AE events"] == "17"
     assert shown["Subjects with an SAE"] == "1 (5%)"
     assert shown["SAE events"] == "1"
+
+
+@pytest.mark.parametrize("method", ["gsm", "robust"])
+def test_site_risk_flag_table(
+    demo_db_url: str, session: Session, monkeypatch: pytest.MonkeyPatch, method: str
+) -> None:
+    at = open_page(demo_db_url, monkeypatch, "site-risk", "DEMO-MULTI")
+    if method != "gsm":
+        at.radio(key="site_risk_method").set_value(method).run()
+        assert not at.exception
+    context = at.session_state[CONTEXT_KEY]
+    assert isinstance(context, PageContext)
+    expected = build_site_risk(
+        session,
+        context.view,
+        SiteRiskOptions(method=method),  # type: ignore[arg-type]
+    )
+    assert metrics(at) == {m.label: str(m.value) for m in expected.metrics}
+    shown = next(d.value for d in at.dataframe if "Risk score" in d.value.columns)
+    if hasattr(shown, "data"):  # a Styler
+        shown = shown.data
+    assert shown["Site"].tolist() == expected.flag_table["Site"].tolist()
+    pd.testing.assert_frame_equal(
+        shown.reset_index(drop=True), expected.flag_table, check_dtype=False
+    )
+    assert len(at.get("vega_lite_chart")) >= 2  # the funnel plot and the QTL charts
+    # A site picked lists its KRI rows and its subjects.
+    site = str(expected.flag_table["Site"].iloc[0])
+    at.selectbox(key="site_risk_site").set_value(site).run()
+    assert not at.exception
+    assert any(f"Site {site}" == t.value for t in at.text)
+    assert any("Score" in d.value.columns for d in at.dataframe)
+
+
+def test_site_risk_single_site_study(demo_db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = open_page(demo_db_url, monkeypatch, "site-risk", "NCT06466850")
+    assert "One site: nothing to compare with" in text_of(at)
+    assert not any("Risk score" in d.value.columns for d in at.dataframe)
+    assert "Quality tolerance limits" in [s.value for s in at.subheader]
 
 
 def test_site_filter_scopes_every_figure(
