@@ -302,3 +302,19 @@ def test_target_in_scope() -> None:
     assert target_in_scope(300, sites, ("1", "3")) is None  # site 3 has no target
     assert target_in_scope(300, sites, ("9",)) is None
     assert target_in_scope(None, sites, None) is None
+
+
+def test_overview_says_where_to_look(
+    demo_db_url: str, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = open_page(demo_db_url, monkeypatch, "overview", "DEMO-MULTI")
+    context = at.session_state[CONTEXT_KEY]
+    assert isinstance(context, PageContext)
+    risk = build_site_risk(session, context.view, SiteRiskOptions())
+    figures = {m.label: m for m in risk.metrics}
+    assert "Where to look" in [s.value for s in at.subheader]
+    links = [m.value for m in at.markdown if "(site-risk?study=DEMO-MULTI)" in m.value]
+    assert len(links) == 2
+    red, amber = figures["Sites with a red flag"], figures["Sites with an amber flag only"]
+    assert f"{red.value} site(s) with a red flag, {amber.value} with an amber flag only" in links[0]
+    assert figures["Quality tolerance limits crossed"].value in links[1]
