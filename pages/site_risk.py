@@ -28,10 +28,12 @@ METHODS = {
 
 
 def flag_cell(value: Any) -> str:
-    """The background of one flag cell: red, amber or green; nothing for a KRI not scored."""
-    if value is None or pd.isna(value) or isinstance(value, str):
+    """The background of one flag cell ("+1", "-2", "–"): red, amber or green; none if unscored."""
+    try:
+        level = abs(int(str(value).replace("−", "-")))
+    except ValueError:
         return ""
-    colour = FLAG_CELL_COLOURS.get(min(abs(int(value)), 2))
+    colour = FLAG_CELL_COLOURS.get(min(level, 2))
     return f"background-color: {colour}" if colour else ""
 
 
@@ -40,12 +42,12 @@ def _flag_text(value: Any) -> str:
 
 
 def flag_styler(table: pd.DataFrame, flag_columns: list[Hashable]) -> Any:
-    """The flag table with coloured cells (the values stay the flags, so it sorts by them)."""
-    return (
-        table.style.map(flag_cell, subset=flag_columns)
-        .format({"Risk score": "{:.1f}"}, na_rep="–")
-        .format(_flag_text, subset=flag_columns)
-    )
+    """The flag table with coloured cells, flags as text ("+1", "–" for a KRI not scored: a
+    grid shows a missing value as "None"); the Risk score stays a number, so it sorts."""
+    shown = table.copy()
+    for column in flag_columns:
+        shown[column] = [_flag_text(v) for v in table[column]]
+    return shown.style.map(flag_cell, subset=flag_columns).format({"Risk score": "{:.1f}"})
 
 
 def scoring_table(view: SiteRiskView) -> pd.DataFrame:
@@ -274,6 +276,8 @@ for qtl in view.qtls:
     chart = qtl_chart(qtl)
     if chart is not None:
         st.altair_chart(chart, width="stretch")
+    else:
+        st.caption("One data cut with counts: the line over cuts is drawn from the next cut on.")
 open_excursions = view.excursions[~view.excursions["closed"].astype(bool)]
 if open_excursions.empty:
     st.caption("No open QTL excursion.")

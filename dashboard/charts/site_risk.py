@@ -7,7 +7,26 @@ import altair as alt
 import pandas as pd
 
 from dashboard.charts.colours import FLAG_COLOURS, FLAG_LABELS, NOT_SCORED
-from dashboard.metrics.kri_catalogue import KriDefinition, QtlDefinition
+
+
+class KriDefinition(Protocol):
+    """What a chart reads of a KRI (``metrics.kri_catalogue.KriDefinition``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def numerator(self) -> str: ...
+    @property
+    def denominator(self) -> str: ...
+    @property
+    def per(self) -> str: ...
+
+
+class QtlDefinition(Protocol):
+    """What a chart reads of a QTL (``metrics.kri_catalogue.QtlDefinition``)."""
+
+    @property
+    def name(self) -> str: ...
 
 
 class Funnel(Protocol):
@@ -117,10 +136,10 @@ def funnel_chart(funnel: Funnel, *, height: int = 340) -> alt.LayerChart | alt.F
 
 
 def qtl_chart(qtl: QtlStatus, *, height: int = 220) -> alt.LayerChart | alt.FacetChart | None:
-    """A QTL over the data cuts: the observed proportion and its limit (per cent), a red point
-    where the limit was crossed. None without a cut with counts."""
+    """A QTL over the data cuts: the observed proportion and its limit (per cent), one line
+    each. None with fewer than two cuts with counts (no line to draw)."""
     history = qtl.history.dropna(subset=["proportion"])
-    if history.empty:
+    if len(history) < 2:
         return None
     long = pd.DataFrame(
         {

@@ -745,8 +745,8 @@ def _site_risk(pack: MonitoringPack) -> list[Flowable]:
                 if value is None or value is pd.NA or pd.isna(value):
                     continue
                 colour = FLAG_CELL_COLOURS[min(abs(int(value)), 2)]
-                column = list(table.columns).index(flags[j])
-                cell_colours.append(("BACKGROUND", (column, i + 1), (column, i + 1), colour))
+                at = list(table.columns).index(flags[j])
+                cell_colours.append(("BACKGROUND", (at, i + 1), (at, i + 1), colour))
         grid.setStyle(TableStyle(cell_colours))
         out.append(grid)
         for funnel in site_risk_funnels(pack):
