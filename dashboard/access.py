@@ -49,7 +49,15 @@ USER_REMOVE = "user-remove"
 ACTIONS = (SIGN_IN, SIGN_IN_REFUSED, IMPORT, EXPORT, USER_ADD, USER_CHANGE, USER_REMOVE)
 
 # Page keys (the url_path of each page in dashboard/app.py; the Overview's is "").
-DATA_PAGES = ("", "enrollment", "screen-failures", "baseline", "adverse-events", "subject")
+DATA_PAGES = (
+    "",
+    "enrollment",
+    "screen-failures",
+    "baseline",
+    "adverse-events",
+    "site-risk",
+    "subject",
+)
 IMPORT_PAGE = "import"
 AUDIT_PAGE = "audit"
 

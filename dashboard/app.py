@@ -51,6 +51,12 @@ PAGES = [
         icon=":material/warning:",
         url_path="adverse-events",
     ),
+    st.Page(
+        "../pages/site_risk.py",
+        title="Site risk",
+        icon=":material/crisis_alert:",
+        url_path="site-risk",
+    ),
     # Opened from every subject code in a list (/subject?study=..&subject=..), or by its picker.
     st.Page("../pages/subject.py", title="Subject", icon=":material/person:", url_path="subject"),
     IMPORT_PAGE,

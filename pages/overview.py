@@ -3,8 +3,12 @@
 import streamlit as st
 
 from dashboard.ui import views
+from dashboard.ui.links import page_url
 from dashboard.ui.report import pack_downloads
 from dashboard.ui.shell import metric_row, no_subjects_message, page_context, page_header
+from dashboard.views.site_risk import SiteRiskOptions
+
+SITE_RISK_PAGE = "site-risk"  # the Site risk page's url_path
 
 ctx = page_context()
 view = views.overview_view(ctx.db_url, ctx.cut_id, ctx.view)
@@ -18,6 +22,44 @@ metric_row(view.metrics)
 if view.study_wide_sentence:
     # A site user may know how the whole study is doing, but only as totals: no site's figures.
     st.info(view.study_wide_sentence, icon=":material/public:")
+
+if view.counts.screened:
+    # Where to look: the sites the key risk indicators flag and the quality tolerance limits, as
+    # the Site risk page opens them (gsm's scoring), each a link to that page.
+    risk = views.site_risk_view(ctx.db_url, ctx.cut_id, ctx.view, SiteRiskOptions())
+    link = page_url(SITE_RISK_PAGE, ctx.study_id)
+    st.subheader("Where to look")
+    figures = {m.label: m for m in risk.metrics}
+    red = figures["Sites with a red flag"]
+    amber = figures["Sites with an amber flag only"]
+    new = figures["Sites newly flagged"]
+    qtl = figures["Quality tolerance limits crossed"]
+    if not risk.comparable:
+        sites_line = "One site: key risk indicators have no other site to compare it with."
+    else:
+        sites_line = (
+            f"{red.value} site(s) with a red flag, {amber.value} with an amber flag only"
+            + (f"; {new.delta}" if new.delta else "")
+            + "."
+        )
+    qtl_line = f"Quality tolerance limits crossed: {qtl.value}" + (
+        f" ({qtl.delta})." if qtl.delta else "."
+    )
+    where_sites, where_qtl = st.columns(2)
+    where_sites.markdown(f"[{sites_line}]({link})")
+    where_qtl.markdown(f"[{qtl_line}]({link})")
+    if risk.comparable and (red.delta or amber.delta):
+        # Site ids come from the data: shown as plain text, never as markdown.
+        where_sites.text(
+            "  ".join(
+                part
+                for part in (
+                    f"Red: {red.delta}" if red.delta else "",
+                    f"Amber: {amber.delta}" if amber.delta else "",
+                )
+                if part
+            )
+        )
 
 study_column, changes_column = st.columns([3, 2])
 with study_column:

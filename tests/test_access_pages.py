@@ -32,6 +32,7 @@ from tests.access_support import (
     INVESTIGATOR,
     INVESTIGATOR_SITE,
     MONITOR,
+    MONITOR_SITES,
     MULTI,
     SPONSOR,
     STRANGER,
@@ -49,6 +50,7 @@ PAGES = {
     "screen-failures": "../pages/screen_failures.py",
     "baseline": "../pages/baseline.py",
     "adverse-events": "../pages/adverse_events.py",
+    "site-risk": "../pages/site_risk.py",
     "subject": "../pages/subject.py",
 }
 ADMIN_PAGES = {"import": "../pages/data_import.py", "audit": "../pages/audit.py"}
@@ -505,3 +507,15 @@ def test_a_sign_in_is_audited_once_per_session(
     at.run()
     after = trail(engine, emails=(MONITOR,), actions=("sign-in",))
     assert len(after) == before + 1
+
+
+def test_a_monitors_site_risk_lists_only_their_sites(
+    users_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = open_as(users_db_url, monkeypatch, MONITOR, PAGES["site-risk"])
+    table = next(d.value for d in at.dataframe if "Risk score" in d.value.columns)
+    table = getattr(table, "data", table)  # drawn as a Styler
+    assert set(table["Site"]) == set(MONITOR_SITES)
+    # No country level for a viewer limited to sites (a country's sum would show its other sites).
+    assert "Flags by country" not in [s.value for s in at.subheader]
+    assert "Only your sites are listed." in " ".join(c.value for c in at.caption)

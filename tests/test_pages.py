@@ -18,7 +18,8 @@ from dashboard.queries.enrollment import population_counts
 from dashboard.queries.safety_counts import changes_since
 from dashboard.queries.screen_failures import failed_subject_counts
 from dashboard.queries.studies import data_cuts
-from dashboard.ui.shell import SITES_KEY
+from dashboard.ui.shell import CONTEXT_KEY, SITES_KEY, PageContext
+from dashboard.views.site_risk import SiteRiskOptions, build_site_risk
 from tests.conftest import PROJECT_ROOT
 from tests.databases import read_sql
 
@@ -29,6 +30,7 @@ PAGES = {
     "screen-failures": "../pages/screen_failures.py",
     "baseline": "../pages/baseline.py",
     "adverse-events": "../pages/adverse_events.py",
+    "site-risk": "../pages/site_risk.py",
 }
 
 
@@ -156,6 +158,46 @@ def test_adverse_event_figures(demo_db_url: str, monkeypatch: pytest.MonkeyPatch
     assert shown["SAE events"] == "1"
 
 
+@pytest.mark.parametrize("method", ["gsm", "robust"])
+def test_site_risk_flag_table(
+    demo_db_url: str, session: Session, monkeypatch: pytest.MonkeyPatch, method: str
+) -> None:
+    at = open_page(demo_db_url, monkeypatch, "site-risk", "DEMO-MULTI")
+    if method != "gsm":
+        at.radio(key="site_risk_method").set_value(method).run()
+        assert not at.exception
+    context = at.session_state[CONTEXT_KEY]
+    assert isinstance(context, PageContext)
+    expected = build_site_risk(
+        session,
+        context.view,
+        SiteRiskOptions(method=method),  # type: ignore[arg-type]
+    )
+    assert metrics(at) == {m.label: str(m.value) for m in expected.metrics}
+    drawn = next(d.value for d in at.dataframe if "Risk score" in d.value.columns)
+    shown: pd.DataFrame = getattr(drawn, "data", drawn)  # drawn as a Styler
+    assert shown["Site"].tolist() == expected.flag_table["Site"].tolist()
+    flags = [c for c in expected.flag_table.columns if c not in ("Site", "Risk score")]
+    as_text = expected.flag_table.astype(object).copy()
+    for column in flags:
+        as_text[column] = ["–" if pd.isna(v) else f"{int(v):+d}" for v in as_text[column]]
+    pd.testing.assert_frame_equal(shown.reset_index(drop=True), as_text, check_dtype=False)
+    assert len(at.get("vega_lite_chart")) >= 1  # the funnel plot
+    # A site picked lists its KRI rows and its subjects.
+    site = str(expected.flag_table["Site"].iloc[0])
+    at.selectbox(key="site_risk_site").set_value(site).run()
+    assert not at.exception
+    assert any(f"Site {site}" == t.value for t in at.text)
+    assert any("Score" in d.value.columns for d in at.dataframe)
+
+
+def test_site_risk_single_site_study(demo_db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = open_page(demo_db_url, monkeypatch, "site-risk", "NCT06466850")
+    assert "One site: nothing to compare with" in text_of(at)
+    assert not any("Risk score" in d.value.columns for d in at.dataframe)
+    assert "Quality tolerance limits" in [s.value for s in at.subheader]
+
+
 def test_site_filter_scopes_every_figure(
     demo_db_url: str, session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -261,3 +303,19 @@ def test_target_in_scope() -> None:
     assert target_in_scope(300, sites, ("1", "3")) is None  # site 3 has no target
     assert target_in_scope(300, sites, ("9",)) is None
     assert target_in_scope(None, sites, None) is None
+
+
+def test_overview_says_where_to_look(
+    demo_db_url: str, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = open_page(demo_db_url, monkeypatch, "overview", "DEMO-MULTI")
+    context = at.session_state[CONTEXT_KEY]
+    assert isinstance(context, PageContext)
+    risk = build_site_risk(session, context.view, SiteRiskOptions())
+    figures = {m.label: m for m in risk.metrics}
+    assert "Where to look" in [s.value for s in at.subheader]
+    links = [m.value for m in at.markdown if "(site-risk?study=DEMO-MULTI)" in m.value]
+    assert len(links) == 2
+    red, amber = figures["Sites with a red flag"], figures["Sites with an amber flag only"]
+    assert f"{red.value} site(s) with a red flag, {amber.value} with an amber flag only" in links[0]
+    assert str(figures["Quality tolerance limits crossed"].value) in links[1]

@@ -547,3 +547,31 @@ def test_pack_of_a_registry_record_without_data(tmp_path: Path) -> None:
     assert _headline_in_pdf(pages)["Target enrollment"] == [20]
     book = _open_workbook(pack_workbook(pack))
     assert book.sheetnames == SHEETS and book[SAE_SHEET].max_row == 1  # the header alone
+
+
+def test_pack_has_the_site_risk_section_and_sheet(session: Session) -> None:
+    pack = build_pack(session, ViewContext("DEMO-MULTI"))
+    view = pack.site_risk
+    assert view.options.method == "gsm"  # as the Site risk page opens
+    pages = _pdf_pages(pack_pdf(pack))
+    section = [i for i, text in enumerate(pages) if text.lstrip().startswith("Site risk")]
+    assert section, "no page opens with the Site risk heading"
+    text = re.sub(r"\s+", " ", " ".join(pages[section[0] :]))
+    assert "Flags by site and KRI" in text and "Quality tolerance limits" in text
+    assert "Funnel plot:" in text
+    for metric in view.metrics:
+        assert f"{metric.label}: {metric.value}" in text
+    for kri in view.kris:
+        if kri.absent is not None:
+            assert kri.definition.name in text and kri.absent in text
+    sheet = _sheet(_open_workbook(pack_workbook(pack)), "Site risk")
+    assert len(sheet) == len(view.scores)
+    assert sheet["Site"].astype(str).tolist() == view.scores["site_id"].astype(str).tolist()
+    assert sheet["KRI"].tolist() == view.scores["abbreviation"].tolist()
+
+
+def test_single_site_pack_says_there_is_nothing_to_compare(session: Session) -> None:
+    pack = build_pack(session, ViewContext("NCT06466850"))
+    text = re.sub(r"\s+", " ", " ".join(_pdf_pages(pack_pdf(pack))))
+    assert "One site: nothing to compare with." in text
+    assert "Flags by site and KRI" not in text

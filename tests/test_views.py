@@ -37,9 +37,9 @@ from dashboard.metrics.ae_tables import soc_incidence
 from dashboard.metrics.ae_timeline import timeline_frame
 from dashboard.metrics.table_one import column_summaries, level_counts
 from dashboard.queries import studies
-from dashboard.report.pack import MonitoringPack, build_pack
+from dashboard.report.pack import MonitoringPack, build_pack, site_risk_sheet
 from dashboard.report.pdf import pack_pdf, plain
-from dashboard.report.workbook import SAE_SHEET, pack_workbook
+from dashboard.report.workbook import SAE_SHEET, SITE_RISK_SHEET, pack_workbook
 from dashboard.ui.ae_drilldown import listing_filters
 from dashboard.ui.ae_picks import summary_cell_pick
 from dashboard.views.adverse_events import (
@@ -65,6 +65,7 @@ from dashboard.views.screen_failures import (
     build_screen_failures,
     failed_subjects,
 )
+from dashboard.views.site_risk import SiteRiskView, build_site_risk
 from dashboard.views.subject import record
 from dashboard.views.visits import grid, subject_schedule
 from tests.conftest import PROJECT_ROOT, reference_absent
@@ -111,6 +112,13 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def _rounded(text: str) -> str:
+    try:
+        return f"{float(text):.12g}"
+    except ValueError:
+        return text
+
+
 def cells(frame: pd.DataFrame) -> list[list[str]]:
     return [[_cell(v) for v in row] for row in frame.astype(object).itertuples(index=False)]
 
@@ -134,6 +142,7 @@ class Rendered:
             self.failures: ScreenFailuresView = build_screen_failures(session, ctx)
             self.baseline: BaselineView = build_baseline(session, ctx)
             self.safety: AdverseEventsView = build_adverse_events(session, ctx)
+            self.site_risk: SiteRiskView = build_site_risk(session, ctx)
             self.pack: MonitoringPack = build_pack(session, ctx)
         self.book = openpyxl.load_workbook(io.BytesIO(pack_workbook(self.pack)))
         pages = PdfReader(io.BytesIO(pack_pdf(self.pack))).pages
@@ -187,8 +196,20 @@ def test_the_packs_figures_are_the_pages_views(
     if overview.changes_sentence:
         assert words(overview.changes_sentence) in r.pdf
 
+    # Site risk: the sheet is the view's scores (gsm's default, as the page opens), cell for cell.
+    header, rows = sheet(r.book, SITE_RISK_SHEET)
+    expected_sheet = site_risk_sheet(r.site_risk)
+    assert header == list(expected_sheet.columns)
+    assert [[_rounded(c) for c in row] for row in rows] == [
+        [_rounded(c) for c in row] for row in cells(expected_sheet)
+    ]  # floats as Excel keeps them (15 significant digits)
+    pd.testing.assert_frame_equal(pack.site_risk.flag_table, r.site_risk.flag_table)
+    assert pack.site_risk.metrics == r.site_risk.metrics
+
     if not overview.counts.screened:
         return
+    for metric in r.site_risk.metrics:
+        assert words(f"{metric.label}: {metric.value}") in r.pdf
     # Enrollment: the same forecast sentence (or none under a filter), chart target, funnel, flow.
     if not r.enrollment.filtered:
         assert words(plain(r.enrollment.forecast_sentence)) in r.pdf

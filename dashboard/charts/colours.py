@@ -16,3 +16,24 @@ LEVEL_COLOURS: dict[str, dict[str, str]] = {
     "seriousness": {"Not serious": "#9ecae1", "Serious": "#cb181d"},
     "relationship": {"Not related": "#9ecae1", "Related": "#e6550d"},
 }
+
+# Site risk flags (-2..2, either side of the study's rate): red beyond the outer threshold, amber
+# beyond the inner one, green inside; a site not scored (too few days or subjects) is grey.
+FLAG_LABELS: dict[int, str] = {
+    -2: "Red (low)",
+    -1: "Amber (low)",
+    0: "Green",
+    1: "Amber (high)",
+    2: "Red (high)",
+}
+NOT_SCORED = "Not scored"
+FLAG_COLOURS: dict[str, str] = {
+    "Red (low)": "#b2182b",
+    "Amber (low)": "#f4a582",
+    "Green": "#4daf4a",
+    "Amber (high)": "#fdae61",
+    "Red (high)": "#d7191c",
+    NOT_SCORED: UNKNOWN_COLOUR,
+}
+# The background of a flag cell in a table (|flag| 2, 1, 0).
+FLAG_CELL_COLOURS: dict[int, str] = {2: "#f4c7c3", 1: "#fde2b8", 0: "#d9ead3"}

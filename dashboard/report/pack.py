@@ -34,6 +34,7 @@ from dashboard.views.enrollment import EnrollmentView, build_enrollment
 from dashboard.views.listings import Listings, build_listings
 from dashboard.views.overview import OverviewView, build_overview, changes_sentence
 from dashboard.views.screen_failures import ScreenFailuresView, build_screen_failures
+from dashboard.views.site_risk import SiteRiskOptions, SiteRiskView, build_site_risk
 
 __all__ = [
     "BLINDED_NOTE",
@@ -64,6 +65,17 @@ SUBJECT_LABELS = {
     "age": "AGE",
     "first_cut_id": "First in cut",
     "updated_cut_id": "Last changed in cut",
+}
+SITE_RISK_LABELS = {
+    "site_id": "Site",
+    "kri": "KRI id",
+    "abbreviation": "KRI",
+    "name": "Name",
+    "numerator": "Numerator",
+    "denominator": "Denominator",
+    "metric": "Metric (ratio)",
+    "score": "Score",
+    "flag": "Flag",
 }
 SCREEN_FAILURE_LABELS = {
     "usubjid": "USUBJID",
@@ -156,6 +168,7 @@ class MonitoringPack:
     safety: AdverseEventsView
     listings: Listings
     generated_at: dt.datetime
+    site_risk: SiteRiskView  # gsm's default scoring, as the Site risk page opens
 
     # -- the study and its cuts
     @property
@@ -313,6 +326,12 @@ class MonitoringPack:
         return _event_table(self.safety.sae_events, self.since_cut)
 
     @property
+    def site_risk_scores(self) -> pd.DataFrame:
+        """The Site risk sheet: each site in view and computed KRI, the view's figures with
+        display headers, and the metric as the page shows it (per 1,000 days, per cent)."""
+        return site_risk_sheet(self.site_risk)
+
+    @property
     def new_saes(self) -> int:
         return int(self.safety.sae_events["new"].sum()) if not self.safety.sae_events.empty else 0
 
@@ -346,4 +365,18 @@ def build_pack(
         safety=build_adverse_events(session, ctx, AdverseEventsOptions(sae_limit=None)),
         listings=build_listings(session, ctx, since_cut_id=since.id if since else None),
         generated_at=generated_at or dt.datetime.now(dt.UTC),
+        site_risk=build_site_risk(session, ctx, SiteRiskOptions()),
     )
+
+
+def site_risk_sheet(view: SiteRiskView) -> pd.DataFrame:
+    """``view.scores`` as the workbook's Site risk sheet (display headers; the metric also on the
+    scale the page shows, with its unit)."""
+    scale = {k.id: k.scale for k in view.computed}
+    per = {k.id: k.per for k in view.computed}
+    scores = view.scores
+    sheet = scores[list(SITE_RISK_LABELS)].rename(columns=SITE_RISK_LABELS)
+    metric_at = list(sheet.columns).index("Metric (ratio)") + 1
+    sheet.insert(metric_at, "Metric", scores["metric"] * scores["kri"].map(scale))
+    sheet.insert(metric_at + 1, "Unit", scores["kri"].map(per))
+    return sheet.reset_index(drop=True)

@@ -32,6 +32,7 @@ from reportlab.platypus import (
     Flowable,
     Frame,
     Image,
+    KeepTogether,
     NextPageTemplate,
     PageBreak,
     PageTemplate,
@@ -45,6 +46,8 @@ from reportlab.platypus.tableofcontents import TableOfContents
 from dashboard.charts.consort import svg_to_png
 from dashboard.charts.enrollment import accrual_chart, funnel_chart
 from dashboard.charts.screen_failures import criteria_chart
+from dashboard.charts.site_risk import funnel_chart as kri_funnel_chart
+from dashboard.charts.site_risk import qtl_chart
 from dashboard.report.pack import BLINDED_NOTE, NEW, MonitoringPack
 
 PAGE_SIZE = landscape(A4)
@@ -675,6 +678,156 @@ def _saes(pack: MonitoringPack) -> list[Flowable]:
     return out
 
 
+FLAG_CELL_COLOURS = {
+    2: colors.HexColor("#f4c7c3"),
+    1: colors.HexColor("#fde2b8"),
+    0: colors.HexColor("#d9ead3"),
+}
+FEW_KRIS = 4  # up to this many computed KRIs, every funnel is drawn; else the flagged ones
+
+
+def _flag_text(value: object) -> str:
+    if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
+        return "–"
+    return f"{int(value):+d}"  # type: ignore[call-overload]
+
+
+def site_risk_funnels(pack: MonitoringPack) -> list[Any]:
+    """The funnels the pack draws: every computed KRI's when there are few, else those of the
+    KRIs with at least one flagged site in view."""
+    funnels = list(pack.site_risk.funnels)
+    if len(funnels) <= FEW_KRIS:
+        return funnels
+    flagged = pack.site_risk.scores.dropna(subset=["flag"])
+    kris = set(flagged.loc[flagged["flag"] != 0, "kri"])
+    return [f for f in funnels if f.definition.id in kris]
+
+
+def _site_risk(pack: MonitoringPack) -> list[Flowable]:
+    view = pack.site_risk
+    out: list[Flowable] = [PageBreak(), _heading("Site risk")]
+    out.append(
+        _para(
+            "  ·  ".join(
+                f"{m.label}: {m.value}" + (f" ({m.delta})" if m.delta else "") for m in view.metrics
+            )
+        )
+    )
+    out.append(
+        _para(
+            f"Key risk indicators scored per site by the {view.options.method} method (gsm's "
+            "default): each site against the study's overall ratio; flags -1/+1 amber and -2/+2 "
+            "red below / above the study at each KRI's thresholds, - not scored (too little "
+            "exposure or too few subjects). Risk score: gsm's weighted sum of the flags, 0-100.",
+            "note",
+        )
+    )
+    absent = [k for k in view.kris if k.absent is not None]
+    if not view.comparable:
+        out.append(
+            _para(
+                "One site: nothing to compare with. Key risk indicators flag a site against the "
+                "others, so a single-site study has no flags."
+            )
+        )
+    elif not view.flag_table.empty:
+        table = view.flag_table
+        flags = [c for c in table.columns if c not in ("Site", "Risk score")]
+        shown = table.astype(object).copy()
+        for column in flags:
+            shown[column] = [_flag_text(v) for v in table[column]]
+        shown["Risk score"] = ["" if pd.isna(v) else f"{float(v):.1f}" for v in table["Risk score"]]
+        out += [Spacer(1, 2 * mm), _para("Flags by site and KRI", "subheading")]
+        grid = data_table(shown, right=[*flags, "Risk score"])
+        cell_colours: list[Any] = []
+        for i, row in enumerate(table[flags].itertuples(index=False)):
+            for j, value in enumerate(row):
+                if value is None or value is pd.NA or pd.isna(value):
+                    continue
+                colour = FLAG_CELL_COLOURS[min(abs(int(value)), 2)]
+                at = list(table.columns).index(flags[j])
+                cell_colours.append(("BACKGROUND", (at, i + 1), (at, i + 1), colour))
+        grid.setStyle(TableStyle(cell_colours))
+        out.append(grid)
+        for funnel in site_risk_funnels(pack):
+            chart = kri_funnel_chart(funnel, height=300)
+            if chart is None:
+                continue
+            kri = funnel.definition
+            out += [
+                Spacer(1, 3 * mm),
+                KeepTogether(
+                    [
+                        _para(f"Funnel plot: {kri.name} ({kri.per})", "subheading"),
+                        _image(chart_png(chart), max_height=BODY_HEIGHT * 0.55),
+                    ]
+                ),
+            ]
+        compared = view.compared_cut
+        out.append(Spacer(1, 3 * mm))
+        if compared is None:
+            out.append(_para("Only one data cut is loaded: no flag can be new yet.", "note"))
+        elif not view.compared_has_counts:
+            out.append(
+                _para(
+                    f"Cut {compared.id} kept no KRI counts: which flags are new since then "
+                    "cannot be told.",
+                    "note",
+                )
+            )
+        else:
+            out.append(_para(f"Newly flagged since cut {compared.id}", "subheading"))
+            if view.new_flags.empty:
+                out.append(_para(f"No site has a flag it did not have in cut {compared.id}."))
+            else:
+                out.append(data_table(view.new_flags, right=["Flag", "Score"]))
+    out += [Spacer(1, 3 * mm), _para("Quality tolerance limits", "subheading")]
+    rows = []
+    for qtl in view.qtls:
+        latest = qtl.latest
+        rows.append(
+            {
+                "QTL": qtl.definition.name,
+                "Cut": "" if latest is None else str(int(latest["cut_id"])),
+                "Observed": "" if latest is None else f"{latest['proportion']:.1%}",
+                "Of": ""
+                if latest is None
+                else f"{int(latest['numerator'])} / {int(latest['denominator'])}",
+                "Limit": "" if latest is None else f"{latest['limit']:.1%}",
+                "Expected": f"{qtl.p0:.0%}",
+                "Status": qtl.absent
+                or ("no counts" if latest is None else "crossed" if qtl.over else "within"),
+            }
+        )
+    out.append(data_table(pd.DataFrame(rows), width=BODY_WIDTH * 0.8))
+    for qtl in view.qtls:
+        chart = qtl_chart(qtl, height=160)
+        if chart is not None:
+            out += [Spacer(1, 2 * mm), _image(chart_png(chart, width=520), max_height=45 * mm)]
+    open_excursions = view.excursions[~view.excursions["closed"].astype(bool)]
+    if not open_excursions.empty:
+        out += [
+            Spacer(1, 2 * mm),
+            _para("Open excursions", "subheading"),
+            data_table(open_excursions.drop(columns=["id", "closed"])),
+        ]
+    if absent:
+        out += [
+            Spacer(1, 3 * mm),
+            _para("KRIs not computed", "subheading"),
+            data_table(
+                pd.DataFrame(
+                    {
+                        "KRI": [k.definition.name for k in absent],
+                        "Why": [k.absent for k in absent],
+                    }
+                ),
+                width=BODY_WIDTH * 0.8,
+            ),
+        ]
+    return out
+
+
 def pack_pdf(pack: MonitoringPack) -> bytes:
     """The pack as PDF bytes."""
     buffer = io.BytesIO()
@@ -695,6 +848,7 @@ def pack_pdf(pack: MonitoringPack) -> bytes:
             *_baseline(pack),
             *_safety(pack),
             *_saes(pack),
+            *_site_risk(pack),
         ]
     else:  # a registry record without data yet, or sites without subjects: nothing to draw
         where = "at these sites" if pack.scope is not None else "in this study"

@@ -24,6 +24,7 @@ from dashboard.report.pack import MonitoringPack
 EXCEL_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 EXCEL_MAX_ROWS = 1_048_576  # Excel's limit, header included
 DATE_FORMAT = "yyyy-mm-dd"
+SITE_RISK_SHEET = "Site risk"  # each site in view and computed KRI: counts, metric, score, flag
 SAE_SHEET = "SAEs"  # contract: a sheet of this name, header on row 1, one row per serious AE
 _HEADER_FONT = Font(bold=True, color="FFFFFF")
 _HEADER_FILL = PatternFill("solid", fgColor="1F3B5A")
@@ -145,6 +146,7 @@ def pack_workbook(pack: MonitoringPack) -> bytes:
         ("AEs by SOC and PT", pack.ae_terms.rename(columns={"level": "Level"})),
         ("AEs", pack.adverse_events),
         (SAE_SHEET, pack.saes),
+        (SITE_RISK_SHEET, pack.site_risk_scores),
     ]
     for title, frame in sheets:
         add_sheet(workbook, frame, title=title)

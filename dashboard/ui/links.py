@@ -29,6 +29,11 @@ def subject_url(study_id: str, usubjid: str) -> str:
     return f"{SUBJECT_PAGE}?study={quote(study_id, safe='')}&subject={quote(usubjid, safe='')}"
 
 
+def page_url(url_path: str, study_id: str) -> str:
+    """The relative link to another page of the same study (its ``?study=`` kept)."""
+    return f"{url_path}?study={quote(study_id, safe='')}"
+
+
 def subject_links(
     frame: pd.DataFrame, *, study_id: str, column: str = "usubjid", label: str = "Subject"
 ) -> tuple[pd.DataFrame, dict[str, Any]]:

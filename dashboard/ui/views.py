@@ -19,6 +19,7 @@ from dashboard.views import (
     enrollment,
     overview,
     screen_failures,
+    site_risk,
     subject,
     visits,
 )
@@ -148,6 +149,14 @@ def ds_discontinuations(
 def subjects_with_events(db_url: str, cut_id: int | None, ctx: ViewContext) -> pd.DataFrame:
     with session_for(db_url) as session:
         return adverse_events.subjects_with_events(session, ctx)
+
+
+@cached
+def site_risk_view(
+    db_url: str, cut_id: int | None, ctx: ViewContext, options: site_risk.SiteRiskOptions
+) -> site_risk.SiteRiskView:
+    with session_for(db_url) as session:
+        return site_risk.build_site_risk(session, ctx, options)
 
 
 @cached
