@@ -2,8 +2,8 @@
 an earlier cut (two real imports), and the life of a quality tolerance limit's excursion."""
 
 import json
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyreadstat
