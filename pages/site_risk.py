@@ -22,7 +22,7 @@ SITE_KEY = "site_risk_site"
 CHART_KEY = "site_risk_funnel"
 METHODS = {
     "gsm": "gsm (normal approximation, over-dispersion adjusted)",
-    "robust": "Robust (median and MAD of the scores)",
+    "robust": "Robust (over-dispersion from winsorised scores: one outlier cannot hide itself)",
     "exact": "Exact (Poisson / binomial tail)",
 }
 
