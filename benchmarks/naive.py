@@ -161,12 +161,35 @@ def main() -> None:
         merged[code["serious"] == "Y"].sort_values(["subject_pk", "start_date"]).head(2000)
         ae.groupby("subject_pk").size().sort_values(ascending=False).head(5000)
 
+    def site_risk() -> None:
+        # Each KRI's counts per site from whole tables, then gsm's score by hand (mu, z0, phi).
+        dm, ae = subjects(), adverse()
+        deviations = rows_of("protocoldeviation")
+        enrolled = dm[dm["population"] == "ENROLLED"]
+        start = pd.to_datetime(enrolled["enrollment_date"])
+        days = ((pd.Timestamp.today() - start).dt.days + 1).groupby(enrolled["siteid"]).sum()
+        site_of = dm.set_index("id")["siteid"]
+        counts = {
+            "ae": ae["subject_pk"].map(site_of).value_counts(),
+            "sae": ae.loc[ae["serious"] == "Y", "subject_pk"].map(site_of).value_counts(),
+            "pd": deviations["subject_pk"].map(site_of).value_counts(),
+        }
+        for numerator in counts.values():
+            n = numerator.reindex(days.index).fillna(0)
+            mu = n.sum() / days.sum()
+            z0 = (n / days - mu) / (mu / days) ** 0.5
+            (n / days - mu) / ((z0**2).mean() * mu / days) ** 0.5
+        failed = dm.groupby("siteid")["population"].apply(lambda p: (p == "SCREEN FAILURE").mean())
+        failed.rank()
+        dm[dm["status"] == "DISCONTINUED"].groupby("siteid").size()
+
     pages: dict[str, Callable[[], None]] = {
         "overview": overview,
         "enrollment": enrollment,
         "screen-failures": screen_failures,
         "baseline": baseline,
         "adverse-events": adverse_events,
+        "site-risk": site_risk,
     }
     results = {}
     for name, page in pages.items():

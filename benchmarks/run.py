@@ -64,6 +64,7 @@ PAGES = {
     "screen-failures": "../pages/screen_failures.py",
     "baseline": "../pages/baseline.py",
     "adverse-events": "../pages/adverse_events.py",
+    "site-risk": "../pages/site_risk.py",
 }
 PILOT = PROJECT_ROOT.parent / "shared" / "data" / "sdtm" / "cdiscpilot01"
 TARGETS = {"cold_s": 1.0, "warm_s": 0.25}

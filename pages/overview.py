@@ -30,10 +30,10 @@ if view.counts.screened:
     link = page_url(SITE_RISK_PAGE, ctx.study_id)
     st.subheader("Where to look")
     figures = {m.label: m for m in risk.metrics}
-    red = figures["Sites with a red flag"]
-    amber = figures["Sites with an amber flag only"]
-    new = figures["Sites newly flagged"]
-    qtl = figures["Quality tolerance limits crossed"]
+    red = figures["Red-flag sites"]
+    amber = figures["Amber-only sites"]
+    new = figures["Newly flagged"]
+    qtl = figures["QTLs crossed"]
     if not risk.comparable:
         sites_line = "One site: key risk indicators have no other site to compare it with."
     else:

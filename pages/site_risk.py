@@ -38,7 +38,7 @@ def flag_cell(value: Any) -> str:
 
 
 def _flag_text(value: Any) -> str:
-    return "–" if value is None or pd.isna(value) else f"{int(value):+d}"
+    return "–" if value is None or pd.isna(value) else f"{int(value):+d}" if value else "0"
 
 
 def flag_styler(table: pd.DataFrame, flag_columns: list[Hashable]) -> Any:
@@ -240,8 +240,8 @@ else:
         st.caption("Only one data cut is loaded: no flag can be new yet.")
     elif not view.compared_has_counts:
         st.caption(
-            f"Cut {compared.id} kept no KRI counts (it was loaded before they were kept): which "
-            "flags are new since then cannot be told."
+            f"Cut {compared.id} has no KRI counts kept (loaded before they were kept, or a demo's "
+            "earlier cut): which flags are new since then cannot be told."
         )
     else:
         st.subheader(f"Newly flagged since cut {compared.id}")

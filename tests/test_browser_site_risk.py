@@ -23,7 +23,7 @@ def test_site_risk_page_renders(browser: Any, server: str, width: int) -> None:
     assert page.locator('[data-testid="stException"]').count() == 0
     assert page.locator("h1").first.inner_text().strip() == "Site risk"
     labels = page.locator('[data-testid="stMetricLabel"]').all_inner_texts()
-    assert "Sites with a red flag" in " ".join(labels)
+    assert "Red-flag sites" in " ".join(labels)
     assert page.get_by_text("Flags by site and KRI").count() >= 1
     # The flag table (a data grid) and the funnel plot (a Vega canvas or SVG with marks).
     assert page.locator('[data-testid="stDataFrame"]').count() >= 1

@@ -180,7 +180,7 @@ def test_site_risk_flag_table(
     flags = [c for c in expected.flag_table.columns if c not in ("Site", "Risk score")]
     as_text = expected.flag_table.astype(object).copy()
     for column in flags:
-        as_text[column] = ["–" if pd.isna(v) else f"{int(v):+d}" for v in as_text[column]]
+        as_text[column] = ["–" if pd.isna(v) else (f"{int(v):+d}" if v else "0") for v in as_text[column]]
     pd.testing.assert_frame_equal(shown.reset_index(drop=True), as_text, check_dtype=False)
     assert len(at.get("vega_lite_chart")) >= 1  # the funnel plot
     # A site picked lists its KRI rows and its subjects.
@@ -316,6 +316,6 @@ def test_overview_says_where_to_look(
     assert "Where to look" in [s.value for s in at.subheader]
     links = [m.value for m in at.markdown if "(site-risk?study=DEMO-MULTI)" in m.value]
     assert len(links) == 2
-    red, amber = figures["Sites with a red flag"], figures["Sites with an amber flag only"]
+    red, amber = figures["Red-flag sites"], figures["Amber-only sites"]
     assert f"{red.value} site(s) with a red flag, {amber.value} with an amber flag only" in links[0]
-    assert str(figures["Quality tolerance limits crossed"].value) in links[1]
+    assert str(figures["QTLs crossed"].value) in links[1]

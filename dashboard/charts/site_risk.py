@@ -84,7 +84,7 @@ def funnel_chart(funnel: Funnel, *, height: int = 340) -> alt.LayerChart | alt.F
         "flag_label:N",
         title="Flag",
         scale=alt.Scale(domain=list(FLAG_COLOURS), range=list(FLAG_COLOURS.values())),
-        legend=alt.Legend(orient="top"),
+        legend=alt.Legend(orient="top", columns=3),
     )
     pick = alt.selection_point(name=SITE_SELECTION, fields=["site_id"], on="click")
     dots = (

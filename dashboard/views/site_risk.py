@@ -95,7 +95,7 @@ class SiteRiskView:
     kris: tuple[KriStatus, ...]
     scores: pd.DataFrame  # ``SCORE_COLUMNS``: each site in view and computed KRI
     countries: pd.DataFrame | None  # the same per country (None for a viewer limited to sites)
-    flag_table: pd.DataFrame  # Site, one column per computed KRI, Risk score; riskiest first
+    flag_table: pd.DataFrame  # Site, Risk score, one column per computed KRI; riskiest first
     funnels: tuple[Funnel, ...]
     history: pd.DataFrame  # cut_id, site_id, kri, flag: every kept cut, sites in view
     compared_cut: CutInfo | None  # the cut "new" refers to
@@ -189,12 +189,14 @@ def score_counts(
 
 
 def _flag_table(scores: pd.DataFrame, kris: tuple[KriDefinition, ...]) -> pd.DataFrame:
+    # The risk score beside the site: on a narrow screen the KRI columns may scroll, it may not.
+    columns = ["Site", "Risk score", *(k.abbreviation for k in kris)]
     if scores.empty:
-        return pd.DataFrame(columns=["Site", *(k.abbreviation for k in kris), "Risk score"])
+        return pd.DataFrame(columns=columns)
     table = scores.pivot(index="site_id", columns="abbreviation", values="flag")
     table = table.reindex(columns=[k.abbreviation for k in kris])
     table["Risk score"] = [risk_score(table.loc[site]) for site in table.index]
-    table = table.reset_index().rename(columns={"site_id": "Site"})
+    table = table.reset_index().rename(columns={"site_id": "Site"})[columns]
     return table.sort_values(
         ["Risk score", "Site"], ascending=[False, True], na_position="last"
     ).reset_index(drop=True)
@@ -402,11 +404,11 @@ def _with_metrics(view: SiteRiskView) -> SiteRiskView:
         else None
     )
     metrics = (
-        Metric("Sites with a red flag", len(red), ", ".join(red[:6]) or None),
-        Metric("Sites with an amber flag only", len(amber), ", ".join(amber[:6]) or None),
-        Metric("Sites newly flagged", len(new_sites) if new_line else "–", new_line),
+        Metric("Red-flag sites", len(red), ", ".join(red[:6]) or None),
+        Metric("Amber-only sites", len(amber), ", ".join(amber[:6]) or None),
+        Metric("Newly flagged", len(new_sites) if new_line else "–", new_line),
         Metric(
-            "Quality tolerance limits crossed",
+            "QTLs crossed",
             f"{len(over)} of {len(view.qtls)}",
             ", ".join(over) or None,
         ),
