@@ -18,6 +18,11 @@ by ``subject_status``'s (computed here for whole arrays; tests check both agains
   0-3 days after randomisation), with ACTARM = ARM except about 1%;
 - in screening: screened so close to the cut-off that no decision is recorded yet.
 
+Site risk (issue #16): protocol deviations (DV) for every enrolled subject at one rate, and one
+site planted as an outlier of each of three key risk indicators (``PLANTED_KRI_SITES``); every
+other site is drawn alike for those three (AE rate, screen-failure proportion, deviation rate), so
+that gsm's adjusted z flags the planted sites and no other beyond chance.
+
 History: an interim cut and the current cut. Rows dated after the interim cut-off are first held by
 the current cut; subjects whose population, status, arm or dosing changed after it, and AEs that
 ended after it, were updated by the current cut. CutChange rows record added and changed subjects
@@ -46,6 +51,7 @@ from dashboard.models import (
     EligibilityFinding,
     Exposure,
     Finding,
+    ProtocolDeviation,
     Site,
     Study,
     Subject,
@@ -64,7 +70,7 @@ CUTOFF = dt.date(2025, 12, 31)
 SOURCE = "dashboard/demo_scale.py"
 CHUNK_ROWS = 25_000  # rows per executemany
 
-SCREEN_FAILURE_SHARE = 0.37  # chance a screened subject fails (higher at a few sites)
+SCREEN_FAILURE_SHARE = 0.37  # chance a screened subject fails (higher at the planted site)
 TWO_CRITERIA_SHARE = 0.15  # failures that fail a second criterion
 TARGET_SHARE = 0.66  # planned enrollment / screened: the current cut has not reached it yet
 DISCONTINUED_SHARE = 0.13
@@ -154,10 +160,40 @@ _CRITERIA: tuple[tuple[str, str, str, str | None, float], ...] = (
 )
 _CODES = tuple(c[0] for c in _CRITERIA)
 # A handful of sites fail one criterion far more often than the others (a training problem, or a
-# local population): these criteria, at as many sites drawn by the seed.
+# local population): these criteria, at as many sites drawn by the seed. Their mix of criteria
+# differs, not how many they fail, but for the first: the planted screen-failures site (below).
 _SITE_OUTLIER_CRITERIA = ("INCL03", "INCL02", "EXCL02", "INCL04", "EXCL06")
 _SITE_OUTLIER_FACTOR = 12.0
-_SITE_OUTLIER_FAILURE_SHARE = 0.55
+
+# Site risk (issue #16): one site planted as an outlier of each key risk indicator, three different
+# sites among the first 20 (so that the tests' small builds have them too), each made one of the
+# most productive (activated on the first day, productivity at about the 90th percentile of the
+# others'), so that its flag rests on many subjects. The other sites are drawn alike for these
+# three KRIs: no site-level effect on the AE rate, the screen-failure chance or the deviation rate.
+# With 200 sites gsm's over-dispersion adjusted z of each is far past its red threshold (AE rate
+# below -2, the other two above 3), and no other site reaches |z| 3 (tests/test_demo_scale.py).
+PLANTED_KRI_SITES = {
+    "ae_under_reporting": "1004",  # reports a quarter of its AEs (every serious one, and those
+    # that led to a withdrawal of the drug)
+    "screen_failures": "1011",  # fails INCL03 more, and 60% of its screened fail (37% elsewhere)
+    "deviations": "1017",  # four times the deviations per subject-day of the others
+}
+PLANTED_PRODUCTIVITY = 2.0  # the planted sites' productivity factor (others: lognormal(0, 0.55))
+PLANTED_FAILURE_SHARE = 0.60
+AE_REPORTED_SHARE = 0.25  # of its AEs the under-reporting site reports (but the two kinds above)
+DV_RATE = 1 / 120  # protocol deviations per subject-day on study (enrollment to leaving/cut-off)
+DV_FACTOR = 4.0  # at the deviations site
+# DVDECOD-like terms and DVCAT (MAJOR: an important deviation), with their relative frequency: as
+# DEMO-MULTI's (dashboard.demo.DEVIATION_TERMS; that module imports this one). About a fifth MAJOR.
+DEVIATION_TERMS = (
+    ("VISIT OUT OF WINDOW", "MINOR", 8),
+    ("ASSESSMENT NOT DONE", "MINOR", 5),
+    ("DIARY NOT COMPLETED", "MINOR", 4),
+    ("STUDY DRUG STORED OUT OF RANGE", "MINOR", 2),
+    ("CONSENT NOT RE-SIGNED AFTER AMENDMENT", "MAJOR", 2),
+    ("PROHIBITED MEDICATION TAKEN", "MAJOR", 2),
+    ("ELIGIBILITY CRITERION NOT MET", "MAJOR", 1),
+)
 
 _DISCONTINUATION_REASONS = (
     ("ADVERSE EVENT", 0.30),
@@ -443,6 +479,8 @@ def build_scale_study(
     if n_subjects < 1 or n_sites < 1:
         raise ValueError("a scale study needs at least one subject and one site")
     rng = np.random.default_rng(seed)
+    # Site risk's draws (under-reported AEs, deviations) from a generator of their own.
+    kri_rng = np.random.default_rng((seed, 16))
     delete_study(session, study_id)
     design = _write_design(session, rng, study_id=study_id, n_subjects=n_subjects, n_sites=n_sites)
     plan = _plan_subjects(rng, design, n_subjects)
@@ -454,7 +492,10 @@ def build_scale_study(
     _write_exposure(session, plan, subject_pk, counts)
     _write_visits(session, rng, plan, subject_pk, counts)
     _write_findings(session, rng, plan, subject_pk, counts)
-    ae_changes = _write_adverse_events(session, rng, design, plan, subject_pk, usubjid, counts)
+    ae_changes = _write_adverse_events(
+        session, rng, kri_rng, design, plan, subject_pk, usubjid, counts
+    )
+    _write_protocol_deviations(session, kri_rng, design, plan, subject_pk, counts)
     _insert_cut_changes(session, design.current_id, [*subject_changes, *ae_changes])
     design.interim.row_counts = counts.interim
     design.current.row_counts = counts.current
@@ -507,8 +548,12 @@ def _write_design(
     ]
     activation = start + rng.integers(0, 365, n_sites)
     activation[0] = start
+    factor = rng.lognormal(0.0, 0.55, n_sites)
+    planted = [site_ids.index(s) for s in PLANTED_KRI_SITES.values() if s in site_ids]
+    activation[planted] = start
+    factor[planted] = PLANTED_PRODUCTIVITY
     open_days = (cutoff - activation).astype(np.int64) + 1
-    productivity = rng.lognormal(0.0, 0.55, n_sites) * open_days
+    productivity = factor * open_days
     share = productivity / productivity.sum()
     site_target = np.maximum(1, np.round(target * share * rng.uniform(0.8, 1.25, n_sites)))
     _insert(
@@ -600,13 +645,18 @@ def _plan_subjects(rng: np.random.Generator, design: _Design, n: int) -> _Plan:
     order = np.lexsort((site, screening))
     site, screening = site[order], screening[order]
 
-    # Criteria failed: most fail one, some two; a few sites fail one criterion far more often.
+    # Criteria failed: most fail one, some two; a few sites fail one criterion far more often, the
+    # first of them (INCL03) at the planted screen-failures site, which also fails more subjects.
     weights = np.tile(np.array([c[4] for c in _CRITERIA]), (n_sites, 1))
     failure_share = np.full(n_sites, SCREEN_FAILURE_SHARE)
     outliers = rng.choice(n_sites, size=min(len(_SITE_OUTLIER_CRITERIA), n_sites), replace=False)
+    planted = _site_index(design, PLANTED_KRI_SITES["screen_failures"])
+    if planted is not None:
+        outliers[outliers == planted] = outliers[0]  # drawn for another criterion: swapped
+        outliers[0] = planted
+        failure_share[planted] = PLANTED_FAILURE_SHARE
     for outlier, code in zip(outliers.tolist(), _SITE_OUTLIER_CRITERIA, strict=False):
         weights[outlier, _CODES.index(code)] *= _SITE_OUTLIER_FACTOR
-        failure_share[outlier] = _SITE_OUTLIER_FAILURE_SHARE
     fails = rng.random(n) < failure_share[site]
     failing = np.flatnonzero(fails)
     failing_weights = weights[site[failing]]
@@ -683,6 +733,11 @@ def _plan_subjects(rng: np.random.Generator, design: _Design, n: int) -> _Plan:
         status=_status(is_enrolled, ended, discontinued),
         observed_to=np.where(ended, end_event, cutoff),
     )
+
+
+def _site_index(design: _Design, site_id: str) -> int | None:
+    """The index of a SITEID in the design's sites (None: the study has fewer sites)."""
+    return design.site_ids.index(site_id) if site_id in design.site_ids else None
 
 
 def _status(enrolled: Array, ended: Array, discontinued: Array) -> Array:
@@ -973,14 +1028,16 @@ def _write_findings(
 def _write_adverse_events(
     session: Session,
     rng: np.random.Generator,
+    kri_rng: np.random.Generator,
     design: _Design,
     plan: _Plan,
     subject_pk: Array,
     usubjid: list[str],
     counts: _Counts,
 ) -> list[tuple[str, str, str, dict[str, Any]]]:
-    """About AE_PER_SCREENED events per screened subject, over the treated; returns the
-    CutChange rows of AEs added or changed by the current cut."""
+    """About AE_PER_SCREENED events per screened subject, over the treated, but at the planted
+    under-reporting site (``kri_rng`` draws which it reports); returns the CutChange rows of AEs
+    added or changed by the current cut."""
     ae = _adverse_events(
         rng,
         n_screened=plan.n,
@@ -993,6 +1050,9 @@ def _write_adverse_events(
         ),
         end_event=plan.end_event,
     )
+    under_reporting = _site_index(design, PLANTED_KRI_SITES["ae_under_reporting"])
+    if under_reporting is not None:
+        ae = _under_reported(kri_rng, ae, plan.site[ae["subject"]] == under_reporting)
     subject, start, end = ae["subject"], ae["start"], ae["end"]
     interim = _day(INTERIM_CUTOFF)
     first_cut = design.cut_of(start)
@@ -1048,6 +1108,70 @@ def _write_adverse_events(
         for i in np.flatnonzero(changed).tolist()
     ]
     return changes
+
+
+def _under_reported(
+    rng: np.random.Generator, ae: dict[str, Array], at_site: Array
+) -> dict[str, Array]:
+    """The AEs as the under-reporting site reports them: AE_REPORTED_SHARE of its events, every
+    serious one and every one that led to a drug withdrawal (its DS record names it); AESEQ
+    numbered again."""
+    kept = (
+        ~at_site
+        | (ae["serious"] == "Y")
+        | (ae["action"] == "DRUG WITHDRAWN")
+        | (rng.random(len(at_site)) < AE_REPORTED_SHARE)
+    )
+    reported = {name: values[kept] for name, values in ae.items()}
+    reported["seq"] = _within_group_rank(reported["subject"])
+    return reported
+
+
+def _write_protocol_deviations(
+    session: Session,
+    rng: np.random.Generator,
+    design: _Design,
+    plan: _Plan,
+    subject_pk: Array,
+    counts: _Counts,
+) -> None:
+    """DV: Poisson many deviations per enrolled subject at DV_RATE per day on study (DV_FACTOR
+    times that at the planted deviations site), each on a day from enrollment to the day the
+    subject left (the end-of-study event) or the cut-off; DVCAT MAJOR marks the important ones."""
+    enrolled = np.flatnonzero(plan.is_enrolled)
+    first = plan.enrollment[enrolled]
+    days = (plan.observed_to[enrolled] - first).astype(np.int64) + 1
+    rate = np.full(len(enrolled), DV_RATE)
+    planted = _site_index(design, PLANTED_KRI_SITES["deviations"])
+    if planted is not None:
+        rate[plan.site[enrolled] == planted] *= DV_FACTOR
+    per_subject = rng.poisson(rate * days)
+    subject = np.repeat(enrolled, per_subject)
+    date = np.repeat(first, per_subject) + np.floor(
+        rng.random(len(subject)) * np.repeat(days, per_subject)
+    ).astype(np.int64)
+    weights = np.array([w for _, _, w in DEVIATION_TERMS], dtype=float)
+    kind = rng.choice(len(DEVIATION_TERMS), size=len(subject), p=weights / weights.sum())
+    order = np.lexsort((kind, date, subject))
+    subject, date, kind = subject[order], date[order], kind[order]
+    terms = np.array([t for t, _, _ in DEVIATION_TERMS], dtype=object)[kind]
+    category = np.array([c for _, c, _ in DEVIATION_TERMS], dtype=object)[kind]
+    _insert(
+        session,
+        ProtocolDeviation,
+        {
+            "subject_pk": subject_pk[subject],
+            "seq": _within_group_rank(subject),
+            "term": terms,
+            "decoded_term": terms,
+            "category": category,
+            "important": category == "MAJOR",
+            "start_dtc": _iso(date),
+            "start_date": date,
+        },
+        len(subject),
+    )
+    counts.add("DV", date)
 
 
 def _insert_cut_changes(

@@ -9,12 +9,22 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from dashboard.db import ensure_schema, make_engine, session_scope
-from dashboard.demo_scale import CUTOFF, INTERIM_CUTOFF, SCALE_STUDY_ID, build_scale_study
+from dashboard.demo_scale import (
+    CUTOFF,
+    INTERIM_CUTOFF,
+    PLANTED_KRI_SITES,
+    SCALE_STUDY_ID,
+    build_scale_study,
+)
+from dashboard.metrics import kri_catalogue
 from dashboard.metrics.eligibility import is_violation, parse_rule
 from dashboard.metrics.population import DispositionEvent, classify_subject, subject_status
 from dashboard.results.population import ENROLLED, IN_SCREENING, SCREEN_FAILURE
+from dashboard.views.context import ViewContext
+from dashboard.views.site_risk import build_site_risk
 from tests.databases import new_database_url, read_sql
 
 N_SUBJECTS, N_SITES = 2000, 20
@@ -26,6 +36,7 @@ SUBJECT_TABLES = (
     "visit",
     "finding",
     "adverseevent",
+    "protocoldeviation",
 )
 STUDY_TABLES = ("site", "arm", "criterion", "datacut")
 
@@ -378,3 +389,188 @@ def test_rebuilding_replaces_the_study(tmp_path: Path) -> None:
     assert _counts(engine, "DEMO-OTHER") == other  # another study is left alone
     assert _read(engine, "SELECT count(*) AS n FROM study")["n"].iloc[0] == 2
     engine.dispose()
+
+
+# -- Site risk (issue #16): deviations, and the planted outlier sites ------------------------------
+
+
+@pytest.fixture(scope="module")
+def deviations(engine: Engine) -> pd.DataFrame:
+    return _of_study(engine, "protocoldeviation")
+
+
+def test_deviations_lie_within_time_on_study(
+    subjects: pd.DataFrame, deviations: pd.DataFrame, cuts: pd.DataFrame
+) -> None:
+    dv = deviations.merge(
+        subjects[["id", "population", "enrollment_date", "status"]],
+        left_on="subject_pk",
+        right_on="id",
+    )
+    assert len(dv) > 0 and set(dv["population"]) == {ENROLLED}
+    assert (dv["start_date"] >= dv["enrollment_date"]).all()
+    assert (dv["start_date"] <= CUTOFF.isoformat()).all()
+    assert (dv["start_dtc"] == dv["start_date"]).all()
+    assert set(dv["category"]) == {"MAJOR", "MINOR"}
+    assert (dv["important"].astype(bool) == (dv["category"] == "MAJOR")).all()
+    assert 0.12 < (dv["category"] == "MAJOR").mean() < 0.30  # about a fifth important
+    assert (dv["term"] == dv["decoded_term"]).all() and dv["term"].nunique() == 7
+    seqs = dv.sort_values(["subject_pk", "seq"]).groupby("subject_pk")["seq"]
+    assert seqs.apply(lambda s: list(s) == list(range(1, len(s) + 1))).all()
+    # Most enrolled subjects have some, on study about 120 days apiece (4x at one site).
+    assert dv["subject_pk"].nunique() > 0.5 * (subjects["population"] == ENROLLED).sum()
+    interim_counts, counts = (json.loads(c) for c in cuts["row_counts"])
+    assert counts["DV"] == len(dv)
+    assert interim_counts["DV"] == (dv["start_date"] <= INTERIM_CUTOFF.isoformat()).sum()
+    assert 0 < interim_counts["DV"] < counts["DV"]
+
+
+def _site_kri_counts(
+    engine: Engine,
+    subjects: pd.DataFrame,
+    dispositions: pd.DataFrame,
+    adverse_events: pd.DataFrame,
+    deviations: pd.DataFrame,
+) -> pd.DataFrame:
+    """The planted KRIs' numerator and denominator per site, from the rows as stored: AEs of the
+    enrolled, non-important and important deviations, each over the enrolled subjects' days on
+    study (enrollment to the end-of-study disposition event of a subject who completed or
+    discontinued, else the cut-off, both days counted); screen failures over subjects screened.
+
+    Columns: site_id, kri, numerator, denominator (one row per site and KRI)."""
+    sites = _read(engine, f"SELECT id, site_id FROM site WHERE study_id = '{SCALE_STUDY_ID}'")
+    subjects = subjects.merge(
+        sites.rename(columns={"id": "site_pk"}), on="site_pk", how="left", validate="m:1"
+    )
+    site_of = subjects.set_index("id")["site_id"]
+    ended = dispositions[
+        (dispositions["category"] == "DISPOSITION EVENT")
+        & (dispositions["epoch"] != "SCREENING")
+        & (dispositions["term"] != "SCREEN FAILURE")
+    ]
+    left = ended.groupby("subject_pk")["date"].max()
+    enrolled = subjects[subjects["population"] == ENROLLED].copy()
+    left_on = enrolled["id"].map(left).where(enrolled["status"].isin(["COMPLETED", "DISCONTINUED"]))
+    last_day = pd.Timestamp(CUTOFF)
+    end = pd.to_datetime(left_on).fillna(last_day)
+    end = end.where(end <= last_day, last_day)
+    enrolled["days"] = (end - pd.to_datetime(enrolled["enrollment_date"])).dt.days + 1
+    site_ids = sorted(sites["site_id"])
+    days = enrolled.groupby("site_id")["days"].sum().reindex(site_ids, fill_value=0)
+
+    def per_site(subject_pks: pd.Series) -> pd.Series:
+        return subject_pks.map(site_of).value_counts().reindex(site_ids, fill_value=0)
+
+    enrolled_pks = set(enrolled["id"])
+    ae = adverse_events[adverse_events["subject_pk"].isin(enrolled_pks)]
+    important = deviations["important"].astype(bool)
+    failed = subjects["population"] == SCREEN_FAILURE
+    pairs = {
+        kri_catalogue.AE: (per_site(ae["subject_pk"]), days),
+        kri_catalogue.DEVIATIONS: (per_site(deviations.loc[~important, "subject_pk"]), days),
+        kri_catalogue.IMPORTANT_DEVIATIONS: (
+            per_site(deviations.loc[important, "subject_pk"]),
+            days,
+        ),
+        kri_catalogue.SCREEN_FAILURE: (
+            per_site(subjects.loc[failed, "id"]),
+            per_site(subjects["id"]),
+        ),
+    }
+    return pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "site_id": site_ids,
+                    "kri": kri,
+                    "numerator": numerator.astype(float).to_numpy(),
+                    "denominator": denominator.astype(float).to_numpy(),
+                }
+            )
+            for kri, (numerator, denominator) in pairs.items()
+        ],
+        ignore_index=True,
+    )
+
+
+def _adjusted_z(counts: pd.DataFrame, *, proportion: bool) -> pd.Series:
+    """gsm's over-dispersion adjusted z per site (sites with a denominator): m = n / D,
+    mu = sum n / sum D, z0 = (m - mu) / sqrt(V / D), phi = mean z0^2 over the sites,
+    z = (m - mu) / sqrt(phi V / D); V = mu for a rate, mu (1 - mu) for a proportion."""
+    counts = counts[counts["denominator"] > 0].set_index("site_id")
+    n, d = counts["numerator"], counts["denominator"]
+    mu = n.sum() / d.sum()
+    variance = mu * (1 - mu) if proportion else mu
+    m = n / d
+    phi = (((m - mu) / (variance / d) ** 0.5) ** 2).mean()
+    z: pd.Series = (m - mu) / (phi * variance / d) ** 0.5
+    return z
+
+
+@pytest.fixture(scope="module")
+def site_kris(
+    engine: Engine,
+    subjects: pd.DataFrame,
+    dispositions: pd.DataFrame,
+    adverse_events: pd.DataFrame,
+    deviations: pd.DataFrame,
+) -> pd.DataFrame:
+    counts = _site_kri_counts(engine, subjects, dispositions, adverse_events, deviations)
+    scored = []
+    for kri, rows in counts.groupby("kri"):
+        z = _adjusted_z(rows, proportion=kri == kri_catalogue.SCREEN_FAILURE)
+        scored.append(rows.assign(score=rows["site_id"].map(z)))
+    return pd.concat(scored, ignore_index=True)
+
+
+def test_planted_sites_stand_out_and_no_other(site_kris: pd.DataFrame) -> None:
+    """Checked on this module's build (2,000 subjects, 20 sites, where an adjusted z can reach at
+    most sqrt(20), about 4.5): each planted site passes its KRI's red threshold and no other site
+    reaches |z| 3 in any of the three KRIs. The full DEMO-SCALE (50,000 subjects, 200 sites) goes
+    far beyond: z -9.9, 8.6 and 13.6 with seed 8."""
+    planted = PLANTED_KRI_SITES
+    assert len(set(planted.values())) == 3
+    z = site_kris.pivot(index="site_id", columns="kri", values="score")
+    assert z.notna().all().all() and len(z) == N_SITES
+    assert z[kri_catalogue.AE][planted["ae_under_reporting"]] < -2
+    assert z[kri_catalogue.SCREEN_FAILURE][planted["screen_failures"]] > 3
+    assert z[kri_catalogue.DEVIATIONS][planted["deviations"]] > 3
+    assert z[kri_catalogue.IMPORTANT_DEVIATIONS][planted["deviations"]] > 3
+    for kri, site in (
+        (kri_catalogue.AE, planted["ae_under_reporting"]),
+        (kri_catalogue.SCREEN_FAILURE, planted["screen_failures"]),
+        (kri_catalogue.DEVIATIONS, planted["deviations"]),
+        (kri_catalogue.IMPORTANT_DEVIATIONS, planted["deviations"]),
+    ):
+        others = z[kri].drop(site).abs()
+        assert others.max() < 3, (kri, others.idxmax(), others.max())
+    # Each planted site has many subjects: among the largest third of the sites by days on study
+    # (the AE and deviation sites) or by subjects screened (the screen-failures site).
+    size = site_kris.pivot(index="site_id", columns="kri", values="denominator")
+    assert (
+        size[kri_catalogue.AE].rank(ascending=False)[
+            [planted["ae_under_reporting"], planted["deviations"]]
+        ]
+        <= N_SITES / 3
+    ).all()
+    assert (
+        size[kri_catalogue.SCREEN_FAILURE].rank(ascending=False)[planted["screen_failures"]]
+        <= N_SITES / 3
+    )
+
+
+def test_site_risk_view_scores_as_pandas(engine: Engine, site_kris: pd.DataFrame) -> None:
+    with Session(engine) as session:
+        scores = build_site_risk(session, ViewContext(SCALE_STUDY_ID)).scores
+    view = scores[scores["kri"].isin(site_kris["kri"].unique())]
+    merged = site_kris.merge(
+        view, on=["site_id", "kri"], how="outer", suffixes=("", "_view"), validate="1:1"
+    )
+    assert len(merged) == len(site_kris) == 4 * N_SITES
+    assert (merged["numerator"] == merged["numerator_view"]).all()
+    assert (merged["denominator"] == merged["denominator_view"]).all()
+    assert ((merged["score"] - merged["score_view"]).abs() < 1e-9).all()
+    flags = merged.set_index(["kri", "site_id"])["flag"]
+    assert flags[(kri_catalogue.AE, PLANTED_KRI_SITES["ae_under_reporting"])] == -2
+    assert flags[(kri_catalogue.SCREEN_FAILURE, PLANTED_KRI_SITES["screen_failures"])] == 2
+    assert flags[(kri_catalogue.DEVIATIONS, PLANTED_KRI_SITES["deviations"])] == 2
