@@ -180,7 +180,9 @@ def test_site_risk_flag_table(
     flags = [c for c in expected.flag_table.columns if c not in ("Site", "Risk score")]
     as_text = expected.flag_table.astype(object).copy()
     for column in flags:
-        as_text[column] = ["–" if pd.isna(v) else (f"{int(v):+d}" if v else "0") for v in as_text[column]]
+        as_text[column] = [
+            "–" if pd.isna(v) else (f"{int(v):+d}" if v else "0") for v in as_text[column]
+        ]
     pd.testing.assert_frame_equal(shown.reset_index(drop=True), as_text, check_dtype=False)
     assert len(at.get("vega_lite_chart")) >= 1  # the funnel plot
     # A site picked lists its KRI rows and its subjects.
