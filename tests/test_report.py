@@ -51,6 +51,7 @@ SHEETS = [
     "AEs by SOC and PT",
     "AEs",
     SAE_SHEET,
+    "Site risk",
 ]
 runner = CliRunner()
 
