@@ -2,13 +2,17 @@
 
 import streamlit as st
 
+from dashboard.charts.enrollment import accrual_chart
 from dashboard.ui import views
 from dashboard.ui.links import page_url
 from dashboard.ui.report import pack_downloads
 from dashboard.ui.shell import metric_row, no_subjects_message, page_context, page_header
 from dashboard.views.site_risk import SiteRiskOptions
 
-SITE_RISK_PAGE = "site-risk"  # the Site risk page's url_path
+# The url_paths of the pages "Where to look" links to (dashboard/app.py).
+SITE_RISK_PAGE = "site-risk"
+ENROLLMENT_PAGE = "enrollment"
+ADVERSE_EVENTS_PAGE = "adverse-events"
 
 ctx = page_context()
 view = views.overview_view(ctx.db_url, ctx.cut_id, ctx.view)
@@ -24,42 +28,65 @@ if view.study_wide_sentence:
     st.info(view.study_wide_sentence, icon=":material/public:")
 
 if view.counts.screened:
-    # Where to look: the sites the key risk indicators flag and the quality tolerance limits, as
-    # the Site risk page opens them (gsm's scoring), each a link to that page.
-    risk = views.site_risk_view(ctx.db_url, ctx.cut_id, ctx.view, SiteRiskOptions())
-    link = page_url(SITE_RISK_PAGE, ctx.study_id)
+    # Where to look: enrollment against plan, the sites the key risk indicators flag with the
+    # quality tolerance limits (as the Site risk page scores them by default), and the new serious
+    # AEs, each linking to its page.
     st.subheader("Where to look")
-    figures = {m.label: m for m in risk.metrics}
-    red = figures["Red-flag sites"]
-    amber = figures["Amber-only sites"]
-    new = figures["Newly flagged"]
-    qtl = figures["QTLs crossed"]
-    if not risk.comparable:
-        sites_line = "One site: key risk indicators have no other site to compare it with."
-    else:
-        sites_line = (
-            f"{red.value} site(s) with a red flag, {amber.value} with an amber flag only"
-            + (f"; {new.delta}" if new.delta else "")
-            + "."
-        )
-    qtl_line = f"Quality tolerance limits crossed: {qtl.value}" + (
-        f" ({qtl.delta})." if qtl.delta else "."
-    )
-    where_sites, where_qtl = st.columns(2)
-    where_sites.markdown(f"[{sites_line}]({link})")
-    where_qtl.markdown(f"[{qtl_line}]({link})")
-    if risk.comparable and (red.delta or amber.delta):
-        # Site ids come from the data: shown as plain text, never as markdown.
-        where_sites.text(
-            "  ".join(
-                part
-                for part in (
-                    f"Red: {red.delta}" if red.delta else "",
-                    f"Amber: {amber.delta}" if amber.delta else "",
-                )
-                if part
+    accrual_column, risk_column = st.columns([3, 2])
+    safety_column = risk_column
+    with accrual_column:
+        enrollment = views.enrollment_view(ctx.db_url, ctx.cut_id, ctx.view)
+        st.markdown(f"[Enrollment against plan]({page_url(ENROLLMENT_PAGE, ctx.study_id)})")
+        if not enrollment.accrual.empty:
+            st.altair_chart(
+                accrual_chart(**enrollment.accrual_chart_inputs).properties(height=180),
+                width="stretch",
             )
+    with risk_column:
+        risk = views.site_risk_view(ctx.db_url, ctx.cut_id, ctx.view, SiteRiskOptions())
+        link = page_url(SITE_RISK_PAGE, ctx.study_id)
+        figures = {m.label: m for m in risk.metrics}
+        red = figures["Red-flag sites"]
+        amber = figures["Amber-only sites"]
+        new = figures["Newly flagged"]
+        qtl = figures["QTLs crossed"]
+        if not risk.comparable:
+            sites_line = "One site: key risk indicators have no other site to compare it with."
+        else:
+            sites_line = (
+                f"{red.value} site(s) with a red flag, {amber.value} with an amber flag only"
+                + (f"; {new.delta}" if new.delta else "")
+                + "."
+            )
+        qtl_line = f"Quality tolerance limits crossed: {qtl.value}" + (
+            f" ({qtl.delta})." if qtl.delta else "."
         )
+        st.markdown(f"[{sites_line}]({link})")
+        if risk.comparable and (red.delta or amber.delta):
+            # Site ids come from the data: shown as plain text, never as markdown.
+            st.text(
+                "\n".join(
+                    part
+                    for part in (
+                        f"Red: {red.delta}" if red.delta else "",
+                        f"Amber: {amber.delta}" if amber.delta else "",
+                    )
+                    if part
+                )
+            )
+        st.markdown(f"[{qtl_line}]({link})")
+    with safety_column:
+        serious = view.adverse_events.serious_events
+        new_serious = (
+            f"{view.changes.new_serious_adverse_events} new since cut {view.frame.since_cut.id}"
+            if view.changes is not None and view.frame.since_cut is not None
+            else None
+        )
+        st.markdown(
+            f"[Serious adverse events: {serious}]({page_url(ADVERSE_EVENTS_PAGE, ctx.study_id)})"
+        )
+        if new_serious:
+            st.caption(new_serious)
 
 study_column, changes_column = st.columns([3, 2])
 with study_column:
