@@ -12,6 +12,7 @@ from dashboard.charts.site_risk import SITE_SELECTION, flag_label, funnel_chart,
 from dashboard.metrics.kri import Method
 from dashboard.ui import views
 from dashboard.ui.links import subject_links
+from dashboard.ui.quality import excursion_form, may_evaluate
 from dashboard.ui.selection import chart_points, widget_key
 from dashboard.ui.shell import metric_row, no_subjects_message, page_context, page_header
 from dashboard.views.site_risk import SiteRiskOptions, SiteRiskView
@@ -283,4 +284,12 @@ if open_excursions.empty:
     st.caption("No open QTL excursion.")
 else:
     st.markdown("**Open excursions**")
-    st.dataframe(open_excursions.drop(columns=["id", "closed"]), hide_index=True, width="stretch")
+    st.dataframe(open_excursions.drop(columns=["closed"]), hide_index=True, width="stretch")
+    if may_evaluate(ctx):
+        excursion_form(ctx, open_excursions)
+    else:
+        st.caption("A sponsor, a monitor or an admin records what was found and done.")
+closed = view.excursions[view.excursions["closed"].astype(bool)]
+if not closed.empty:
+    with st.expander(f"Closed excursions ({len(closed)})"):
+        st.dataframe(closed.drop(columns=["closed"]), hide_index=True, width="stretch")

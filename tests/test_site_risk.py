@@ -15,7 +15,7 @@ from dashboard.cli import app
 from dashboard.db import make_engine
 from dashboard.importers.run import import_sdtm
 from dashboard.metrics import kri_catalogue as k
-from dashboard.models import AuditEvent
+from dashboard.models import AuditEvent, QtlExcursion
 from dashboard.queries.studies import data_cuts
 from dashboard.views.context import ViewContext
 from dashboard.views.site_risk import SiteRiskOptions, build_site_risk
@@ -27,7 +27,7 @@ from tests.access_support import (
     MULTI,
     add_demo_users,
 )
-from tests.conftest import build_demo_database, reference_absent
+from tests.conftest import build_demo_database, open_study_page, reference_absent
 from tests.databases import new_database_url
 from tests.reference import SHARED_DATA
 
@@ -284,3 +284,31 @@ def test_demo_multi_planted_sites_are_flagged_and_no_other_is(users_db: str) -> 
     red = scores[scores["flag"].abs() == 2].groupby("kri")["site_id"].apply(set)
     for kri, site in planted.items():
         assert site in red.get(kri, set()), kri
+
+
+def test_an_excursion_is_evaluated_and_closed_on_the_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = SHARED_DATA / "sdtm" / "cdisc_msg_v2"
+    if not source.is_dir():
+        reference_absent(f"reference data folder {source} is absent")
+    url = new_database_url(tmp_path, "excursion")
+    engine = make_engine(url)
+    # SDTM-MSG: 14 of 17 enrolled did not complete: the discontinuation QTL is crossed on load.
+    import_sdtm(engine, source, study_id="MSG")
+    at = open_study_page(url, "MSG", "site_risk.py", monkeypatch, timeout=120)
+    assert any("The limit is crossed" in e.value for e in at.error)
+    at.text_area[0].input("Two sites enrolled outside the population")
+    at.text_area[1].input("Sites retrained; eligibility review added")
+    at.checkbox[0].check()
+    at.button[0].click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    with Session(engine) as session:
+        excursion = session.exec(select(QtlExcursion)).one()
+        audit = session.exec(
+            select(AuditEvent).where(col(AuditEvent.action) == "qtl-evaluate")
+        ).one()
+    engine.dispose()
+    assert excursion.closed and excursion.action == "Sites retrained; eligibility review added"
+    assert excursion.evaluated_by == audit.email and audit.detail["closed"] is True
+    assert "No open QTL excursion." in [c.value for c in at.caption]
