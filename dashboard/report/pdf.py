@@ -689,7 +689,7 @@ FEW_KRIS = 4  # up to this many computed KRIs, every funnel is drawn; else the f
 def _flag_text(value: object) -> str:
     if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
         return "–"
-    return f"{int(value):+d}"  # type: ignore[call-overload]
+    return f"{int(value):+d}" if value else "0"  # type: ignore[call-overload]
 
 
 def site_risk_funnels(pack: MonitoringPack) -> list[Any]:
@@ -749,20 +749,33 @@ def _site_risk(pack: MonitoringPack) -> list[Flowable]:
                 cell_colours.append(("BACKGROUND", (at, i + 1), (at, i + 1), colour))
         grid.setStyle(TableStyle(cell_colours))
         out.append(grid)
+        # Two funnels side by side, a row kept together: eight KRIs take two pages, not eight.
+        cells = []
         for funnel in site_risk_funnels(pack):
-            chart = kri_funnel_chart(funnel, height=300)
+            chart = kri_funnel_chart(funnel, height=260)
             if chart is None:
                 continue
             kri = funnel.definition
-            out += [
-                Spacer(1, 3 * mm),
-                KeepTogether(
-                    [
-                        _para(f"Funnel plot: {kri.name} ({kri.per})", "subheading"),
-                        _image(chart_png(chart), max_height=BODY_HEIGHT * 0.55),
-                    ]
-                ),
-            ]
+            cells.append(
+                [
+                    _para(f"{kri.name} ({kri.per})", "subheading"),
+                    _image(
+                        chart_png(chart, width=CHART_WIDTH_PX // 2 + 80),
+                        max_width=BODY_WIDTH / 2 - 3 * mm,
+                        max_height=BODY_HEIGHT * 0.4,
+                    ),
+                ]
+            )
+        if cells:
+            out += [Spacer(1, 3 * mm), _para("Funnel plots", "subheading")]
+        for start in range(0, len(cells), 2):
+            pair = cells[start : start + 2]
+            funnel_row = Table(
+                [pair + [[]] * (2 - len(pair))],
+                colWidths=[BODY_WIDTH / 2] * 2,
+                style=TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP")]),
+            )
+            out += [Spacer(1, 2 * mm), KeepTogether([funnel_row])]
         compared = view.compared_cut
         out.append(Spacer(1, 3 * mm))
         if compared is None:
@@ -770,8 +783,8 @@ def _site_risk(pack: MonitoringPack) -> list[Flowable]:
         elif not view.compared_has_counts:
             out.append(
                 _para(
-                    f"Cut {compared.id} kept no KRI counts: which flags are new since then "
-                    "cannot be told.",
+                    f"Cut {compared.id} has no KRI counts kept (loaded before they were kept, or "
+                    "a demo's earlier cut): which flags are new since then cannot be told.",
                     "note",
                 )
             )
