@@ -559,7 +559,12 @@ def test_pack_has_the_site_risk_section_and_sheet(session: Session) -> None:
     assert section, "no page opens with the Site risk heading"
     text = re.sub(r"\s+", " ", " ".join(pages[section[0] :]))
     assert "Flags by site and KRI" in text and "Quality tolerance limits" in text
-    assert "Funnel plot:" in text
+    assert "Funnel plots" in text
+    # A funnel per KRI with a flagged site, titled with its name and unit.
+    from dashboard.report.pdf import site_risk_funnels
+
+    for funnel in site_risk_funnels(pack):
+        assert f"{funnel.definition.name} ({funnel.definition.per})" in text
     for metric in view.metrics:
         assert f"{metric.label}: {metric.value}" in text
     for kri in view.kris:
