@@ -701,7 +701,7 @@ def kri_score(
 ) -> None:
     """Score any table as gsm does: rows summed per GroupID, one object per group with group,
     numerator, denominator, metric, score and flag (score and flag null under a minimum)."""
-    from dashboard.metrics.kri import Scoring, read_counts, score_groups
+    from dashboard.metrics.kri import Scoring, json_number, read_counts, score_groups
 
     try:
         cuts = tuple(float(t) for t in thresholds.split(","))
@@ -716,13 +716,13 @@ def kri_score(
     found = [
         {
             "group": row["group"],
-            "numerator": _plain_number(row["numerator"]),
-            "denominator": _plain_number(row["denominator"]),
-            "metric": _plain_number(row["metric"]),
-            "score": _plain_number(row["score"]),
-            "flag": None if row["flag"] is None or row["flag"] != row["flag"] else int(row["flag"]),
+            "numerator": json_number(row["numerator"]),
+            "denominator": json_number(row["denominator"]),
+            "metric": json_number(row["metric"]),
+            "score": json_number(row["score"]),
+            "flag": json_number(row["flag"]),
         }
-        for row in scored.astype(object).where(scored.notna(), None).to_dict("records")
+        for row in scored.to_dict("records")
     ]
     if as_json:
         json.dump(found, sys.stdout)
@@ -733,16 +733,6 @@ def kri_score(
             f"{row['group']:12} {row['numerator']!s:>10} / {row['denominator']!s:<12} "
             f"metric {row['metric']}  score {row['score']}  flag {row['flag']}"
         )
-
-
-def _plain_number(value: object) -> float | int | None:
-    """A JSON number: whole numbers as integers, NaN as null."""
-    if value is None:
-        return None
-    number = float(value)  # type: ignore[arg-type]
-    if number != number:
-        return None
-    return int(number) if number.is_integer() else number
 
 
 qtl_app = typer.Typer(

@@ -858,16 +858,6 @@ _DEVIATION_RATE = 1 / 120  # protocol deviations per subject-day on study
 _DEVIATION_FACTOR = 4.0  # at the deviations site
 _AE_REPORTED_SHARE = 0.25  # of its non-serious AEs the under-reporting site reports (SAEs all)
 _EXTRA_SCREEN_FAILURES = 30  # screened at the screen-failures site after the others, all failing
-# DVDECOD-like terms and DVCAT (MAJOR: an important deviation), with their relative frequency.
-DEVIATION_TERMS = (
-    ("VISIT OUT OF WINDOW", "MINOR", 8),
-    ("ASSESSMENT NOT DONE", "MINOR", 5),
-    ("DIARY NOT COMPLETED", "MINOR", 4),
-    ("STUDY DRUG STORED OUT OF RANGE", "MINOR", 2),
-    ("CONSENT NOT RE-SIGNED AFTER AMENDMENT", "MAJOR", 2),
-    ("PROHIBITED MEDICATION TAKEN", "MAJOR", 2),
-    ("ELIGIBILITY CRITERION NOT MET", "MAJOR", 1),
-)
 
 
 def _deviations(
@@ -878,14 +868,14 @@ def _deviations(
     days = (last_day - day_one).days + 1
     if days <= 0:
         return []
-    weights = np.array([w for _, _, w in DEVIATION_TERMS], dtype=float)
+    weights = np.array([w for _, _, w in demo_scale.DEVIATION_TERMS], dtype=float)
     n = int(rng.poisson(rate * days))
-    kinds = rng.choice(len(DEVIATION_TERMS), size=n, p=weights / weights.sum())
+    kinds = rng.choice(len(demo_scale.DEVIATION_TERMS), size=n, p=weights / weights.sum())
     offsets = np.sort(rng.integers(0, days, n))
     return [
         {
-            "term": DEVIATION_TERMS[kind][0],
-            "category": DEVIATION_TERMS[kind][1],
+            "term": demo_scale.DEVIATION_TERMS[kind][0],
+            "category": demo_scale.DEVIATION_TERMS[kind][1],
             "date": day_one + dt.timedelta(days=int(offset)),
         }
         for kind, offset in zip(kinds, offsets, strict=True)

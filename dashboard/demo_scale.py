@@ -183,8 +183,8 @@ PLANTED_FAILURE_SHARE = 0.60
 AE_REPORTED_SHARE = 0.25  # of its AEs the under-reporting site reports (but the two kinds above)
 DV_RATE = 1 / 120  # protocol deviations per subject-day on study (enrollment to leaving/cut-off)
 DV_FACTOR = 4.0  # at the deviations site
-# DVDECOD-like terms and DVCAT (MAJOR: an important deviation), with their relative frequency: as
-# DEMO-MULTI's (dashboard.demo.DEVIATION_TERMS; that module imports this one). About a fifth MAJOR.
+# DVDECOD-like terms and DVCAT (MAJOR: an important deviation), with their relative frequency
+# (about a fifth MAJOR); DEMO-MULTI's too (dashboard.demo imports them from here).
 DEVIATION_TERMS = (
     ("VISIT OUT OF WINDOW", "MINOR", 8),
     ("ASSESSMENT NOT DONE", "MINOR", 5),

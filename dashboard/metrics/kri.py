@@ -234,6 +234,17 @@ def qtl_limit(p0: float, z: float, n: float) -> float:
     return p0 + z * float(np.sqrt(p0 * (1 - p0) / n)) if n > 0 else float("nan")
 
 
+def json_number(value: object) -> float | int | None:
+    """A count or score as JSON prints it: whole numbers as integers, NaN and NA as null (the
+    contract's output of ``study-monitor kri``)."""
+    if value is None or value is pd.NA:
+        return None
+    number = float(value)  # type: ignore[arg-type]
+    if number != number:  # NaN
+        return None
+    return int(number) if number.is_integer() else number
+
+
 def read_counts(path: Path) -> pd.DataFrame:
     """A table to score (``study-monitor kri score``): a CSV with columns GroupID, Numerator and
     Denominator, as gsm's analytics input. Columns: group, numerator, denominator. Raises

@@ -17,7 +17,14 @@ import pandas as pd
 from sqlmodel import Session
 
 from dashboard.metrics import kri_catalogue as catalogue
-from dashboard.metrics.kri import Method, Scoring, funnel_bounds, qtl_limit, score_groups
+from dashboard.metrics.kri import (
+    Method,
+    Scoring,
+    funnel_bounds,
+    json_number,
+    qtl_limit,
+    score_groups,
+)
 from dashboard.metrics.kri import site_risk_score as risk_score
 from dashboard.metrics.kri_catalogue import KriDefinition, QtlDefinition
 from dashboard.queries import site_risk, studies
@@ -134,21 +141,14 @@ class SiteRiskView:
                     "site": row["site_id"],
                     "kri": row["kri"],
                     "name": row["name"],
-                    "numerator": _number(row["numerator"]),
-                    "denominator": _number(row["denominator"]),
-                    "metric": _number(row["metric"]),
-                    "score": _number(row["score"]),
-                    "flag": None if pd.isna(row["flag"]) else int(row["flag"]),
+                    "numerator": json_number(row["numerator"]),
+                    "denominator": json_number(row["denominator"]),
+                    "metric": json_number(row["metric"]),
+                    "score": json_number(row["score"]),
+                    "flag": json_number(row["flag"]),
                 }
             )
         return found
-
-
-def _number(value: Any) -> float | int | None:
-    if value is None or pd.isna(value):
-        return None
-    number = float(value)
-    return int(number) if number.is_integer() else number
 
 
 def _absent_reason(kri: KriDefinition, counts: pd.DataFrame) -> str | None:
