@@ -35,6 +35,7 @@ from dashboard.db import make_engine
 from dashboard.metrics.ae_rules import WORST_DIMENSIONS
 from dashboard.metrics.ae_tables import soc_incidence
 from dashboard.metrics.ae_timeline import timeline_frame
+from dashboard.metrics.kri import METHODS
 from dashboard.metrics.table_one import column_summaries, level_counts
 from dashboard.queries import studies
 from dashboard.report.pack import MonitoringPack, build_pack, site_risk_sheet
@@ -65,7 +66,7 @@ from dashboard.views.screen_failures import (
     build_screen_failures,
     failed_subjects,
 )
-from dashboard.views.site_risk import SiteRiskView, build_site_risk
+from dashboard.views.site_risk import SiteRiskOptions, SiteRiskView, build_site_risk
 from dashboard.views.subject import record
 from dashboard.views.visits import grid, subject_schedule
 from tests.conftest import PROJECT_ROOT, reference_absent
@@ -328,6 +329,10 @@ def everything_shown(engine: Engine, ctx: ViewContext) -> dict[str, str]:
         shown["subject schedule"] = subject_schedule(
             session, ctx, SUBJECT, as_of=cutoff, window_days=7
         )
+        for method in METHODS:
+            shown[f"site risk {method}"] = build_site_risk(
+                session, ctx, SiteRiskOptions(method=method)
+            )
         pack = build_pack(session, ctx)
     shown["accrual chart"] = accrual_chart(**enrollment.accrual_chart_inputs).to_json()
     shown["funnel chart"] = funnel_chart(enrollment.funnel).to_json()
