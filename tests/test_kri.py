@@ -330,6 +330,15 @@ def test_pilot_kri_counts_equal_an_independent_pandas_count(pilot_db_url: str) -
     ae_enrolled = ae.merge(enrolled[["USUBJID", "site"]], on="USUBJID")
     check(k.AE, ae_enrolled.groupby("site").size(), days)
     check(k.SAE, ae_enrolled[ae_enrolled["AESER"] == "Y"].groupby("site").size(), days)
+    # Overdue visits: by the 2015-03-31 cut-off every pilot subject had left, so none is overdue
+    # and the denominator is the planned visits held: SV rows of enrolled subjects at a TV visit
+    # with a planned day that is not conditional ("If ..." / "When ..." in TVSTRL).
+    tv, sv = _xpt("tv"), _xpt("sv")
+    planned = tv[tv["VISITDY"].notna() & ~tv["TVSTRL"].str.match(r"(?i)\s*(if|when)\b")]
+    held = sv.merge(planned[["VISITNUM"]].drop_duplicates(), on="VISITNUM")
+    held = held.merge(enrolled[["USUBJID", "site"]], on="USUBJID")
+    held = held.drop_duplicates(["USUBJID", "VISITNUM"])
+    check(k.OVERDUE_VISITS, pd.Series(dtype=float), held.groupby("site").size())
     # Eligibility: the registry's age limit (TS AGEMIN P50Y) is the one checkable rule here.
     check(k.ELIGIBILITY, enrolled[enrolled["AGE"] < 50].groupby("site").size(), n_enrolled)
     assert ae_enrolled.shape[0] == 961 and int(days.sum()) == int(
