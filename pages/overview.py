@@ -35,11 +35,10 @@ if view.counts.screened:
     accrual_column, risk_column = st.columns([3, 2])
     safety_column = risk_column
     with accrual_column:
-        enrollment = views.enrollment_view(ctx.db_url, ctx.cut_id, ctx.view)
         st.markdown(f"[Enrollment against plan]({page_url(ENROLLMENT_PAGE, ctx.study_id)})")
-        if not enrollment.accrual.empty:
+        if not view.accrual_chart.accrual.empty:
             st.altair_chart(
-                accrual_chart(**enrollment.accrual_chart_inputs).properties(height=180),
+                accrual_chart(**view.accrual_chart.inputs).properties(height=180),
                 width="stretch",
             )
     with risk_column:

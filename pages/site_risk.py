@@ -2,12 +2,11 @@
 per KRI with a drilldown to a site, what is newly flagged, and the quality tolerance limits."""
 
 from collections.abc import Hashable
-from typing import Any, cast
+from typing import cast
 
 import pandas as pd
 import streamlit as st
 
-from dashboard.charts.colours import FLAG_CELL_COLOURS
 from dashboard.charts.site_risk import SITE_SELECTION, flag_label, funnel_chart, qtl_chart
 from dashboard.metrics.kri import Method
 from dashboard.ui import views
@@ -15,6 +14,7 @@ from dashboard.ui.links import subject_links
 from dashboard.ui.quality import excursion_form, may_evaluate
 from dashboard.ui.selection import chart_points, widget_key
 from dashboard.ui.shell import metric_row, no_subjects_message, page_context, page_header
+from dashboard.ui.site_risk import excursion_table, flag_styler
 from dashboard.views.site_risk import SiteRiskOptions, SiteRiskView
 
 METHOD_KEY = "site_risk_method"
@@ -26,29 +26,6 @@ METHODS = {
     "robust": "Robust (over-dispersion from winsorised scores: one outlier cannot hide itself)",
     "exact": "Exact (Poisson / binomial tail)",
 }
-
-
-def flag_cell(value: Any) -> str:
-    """The background of one flag cell ("+1", "-2", "–"): red, amber or green; none if unscored."""
-    try:
-        level = abs(int(str(value).replace("−", "-")))
-    except ValueError:
-        return ""
-    colour = FLAG_CELL_COLOURS.get(min(level, 2))
-    return f"background-color: {colour}" if colour else ""
-
-
-def _flag_text(value: Any) -> str:
-    return "–" if value is None or pd.isna(value) else f"{int(value):+d}" if value else "0"
-
-
-def flag_styler(table: pd.DataFrame, flag_columns: list[Hashable]) -> Any:
-    """The flag table with coloured cells, flags as text ("+1", "–" for a KRI not scored: a
-    grid shows a missing value as "None"); the Risk score stays a number, so it sorts."""
-    shown = table.copy()
-    for column in flag_columns:
-        shown[column] = [_flag_text(v) for v in table[column]]
-    return shown.style.map(flag_cell, subset=flag_columns).format({"Risk score": "{:.1f}"})
 
 
 def scoring_table(view: SiteRiskView) -> pd.DataFrame:
@@ -225,7 +202,8 @@ else:
                 shown, hide_index=True, width="stretch", column_config={**links, "site_id": "Site"}
             )
 
-    if view.countries is not None and not view.countries.empty:
+    # One country has nothing to be compared with: its table would be all "not scored".
+    if view.countries is not None and view.countries["country"].nunique() > 1:
         st.subheader("Flags by country")
         country = country_table(view.countries, view)
         st.dataframe(
@@ -279,12 +257,13 @@ for qtl in view.qtls:
         st.altair_chart(chart, width="stretch")
     else:
         st.caption("One data cut with counts: the line over cuts is drawn from the next cut on.")
+qtl_names = {q.definition.id: q.definition.name for q in view.qtls}
 open_excursions = view.excursions[~view.excursions["closed"].astype(bool)]
 if open_excursions.empty:
     st.caption("No open QTL excursion.")
 else:
     st.markdown("**Open excursions**")
-    st.dataframe(open_excursions.drop(columns=["closed"]), hide_index=True, width="stretch")
+    st.dataframe(excursion_table(open_excursions, qtl_names), hide_index=True, width="stretch")
     if may_evaluate(ctx):
         excursion_form(ctx, open_excursions)
     else:
@@ -292,4 +271,4 @@ else:
 closed = view.excursions[view.excursions["closed"].astype(bool)]
 if not closed.empty:
     with st.expander(f"Closed excursions ({len(closed)})"):
-        st.dataframe(closed.drop(columns=["closed"]), hide_index=True, width="stretch")
+        st.dataframe(excursion_table(closed, qtl_names), hide_index=True, width="stretch")

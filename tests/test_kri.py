@@ -365,3 +365,17 @@ def test_pilot_discontinuation_crosses_the_qtl(pilot_db_url: str) -> None:
     assert qtl.over
     # The load opened its excursion record.
     assert (view.excursions["parameter"] == "qtl_discontinuation").sum() == 1
+
+
+def test_site_risk_score_as_gsm_weighs_flags() -> None:
+    from dashboard.metrics.kri import site_risk_scores
+
+    flags = pd.DataFrame(
+        {"AE": [2, -1, 0, None], "SF": [1, None, 0, None], "PD": [-2, 0, 0, None]},
+        index=["A", "B", "C", "D"],
+    )
+    scores = site_risk_scores(flags)
+    # A: (2 + 1 + 2) of 3 KRIs x 2; B: 1 of 2 x 2; C: nothing flagged; D: no KRI scored.
+    assert scores["A"] == pytest.approx(100 * 5 / 6)
+    assert scores["B"] == pytest.approx(25.0)
+    assert scores["C"] == 0.0 and pd.isna(scores["D"])

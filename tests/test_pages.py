@@ -19,6 +19,7 @@ from dashboard.queries.safety_counts import changes_since
 from dashboard.queries.screen_failures import failed_subject_counts
 from dashboard.queries.studies import data_cuts
 from dashboard.ui.shell import CONTEXT_KEY, SITES_KEY, PageContext
+from dashboard.ui.site_risk import flag_text
 from dashboard.views.site_risk import SiteRiskOptions, build_site_risk
 from tests.conftest import PROJECT_ROOT
 from tests.databases import read_sql
@@ -178,12 +179,14 @@ def test_site_risk_flag_table(
     shown: pd.DataFrame = getattr(drawn, "data", drawn)  # drawn as a Styler
     assert shown["Site"].tolist() == expected.flag_table["Site"].tolist()
     flags = [c for c in expected.flag_table.columns if c not in ("Site", "Risk score")]
-    as_text = expected.flag_table.astype(object).copy()
+    # The flags written as text ("+1", "0", "–" for a KRI not scored; a grid would write a
+    # missing number as "None"), the risk score a number.
+    written = expected.flag_table.astype(object).copy()
     for column in flags:
-        as_text[column] = [
-            "–" if pd.isna(v) else (f"{int(v):+d}" if v else "0") for v in as_text[column]
-        ]
-    pd.testing.assert_frame_equal(shown.reset_index(drop=True), as_text, check_dtype=False)
+        written[column] = [flag_text(v) for v in expected.flag_table[column]]
+    pd.testing.assert_frame_equal(shown.reset_index(drop=True), written, check_dtype=False)
+    for value, text in ((-2, "-2"), (1, "+1"), (0, "0"), (None, "–")):
+        assert flag_text(value) == text
     assert len(at.get("vega_lite_chart")) >= 1  # the funnel plot
     # A site picked lists its KRI rows and its subjects.
     site = str(expected.flag_table["Site"].iloc[0])

@@ -218,14 +218,13 @@ def funnel_bounds(
     return pd.concat(frames, ignore_index=True)
 
 
-def site_risk_score(flags: pd.Series) -> float | None:
-    """gsm's site risk score: 100 x the sum of the flags' weights over the largest sum possible.
-    A flag weighs its size (amber 1, red 2, either side); the maximum is red on every KRI that
-    has a score. None where no KRI has one."""
-    scored = flags.dropna()
-    if scored.empty:
-        return None
-    return 100.0 * float(scored.abs().sum()) / (2.0 * len(scored))
+def site_risk_scores(flags: pd.DataFrame) -> pd.Series:
+    """gsm's site risk score of each row (a site; one column per KRI, its flag or NA): 100 x the
+    sum of the flags' weights over the largest sum possible. A flag weighs its size (amber 1, red
+    2, either side); the maximum is red on every KRI that has a score. NaN where none has."""
+    values = flags.astype(float)
+    scored = values.notna().sum(axis=1)
+    return (100.0 * values.abs().sum(axis=1) / (2.0 * scored)).where(scored > 0)
 
 
 def qtl_limit(p0: float, z: float, n: float) -> float:

@@ -8,6 +8,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from dashboard import access
 from dashboard.db import session_scope
+from dashboard.metrics.kri_catalogue import QTL_BY_ID
 from dashboard.quality import QualityError, evaluate_excursion
 from dashboard.ui import loaders
 from dashboard.ui.shell import PageContext
@@ -17,6 +18,11 @@ from dashboard.ui.shell import PageContext
 EVALUATORS = (access.ADMIN, access.SPONSOR, access.MONITOR)
 
 
+def _name(parameter: str) -> str:
+    qtl = QTL_BY_ID.get(parameter)
+    return qtl.name if qtl else parameter
+
+
 def may_evaluate(ctx: PageContext) -> bool:
     return ctx.user.role in EVALUATORS and not ctx.restricted
 
@@ -24,7 +30,8 @@ def may_evaluate(ctx: PageContext) -> bool:
 def excursion_form(ctx: PageContext, open_excursions: pd.DataFrame) -> None:
     """A form to record an open excursion's evaluation and action, and close it if done."""
     labels = {
-        int(row["id"]): f"Excursion {int(row['id'])}: {row['parameter']}, cut {int(row['cut_id'])}"
+        int(row["id"]): f"Excursion {int(row['id'])}: {_name(row['parameter'])}, first over in "
+        f"cut {int(row['cut_id'])}"
         for row in open_excursions.to_dict("records")
     }
     with st.form("qtl_evaluation", clear_on_submit=True):

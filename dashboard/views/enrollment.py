@@ -42,16 +42,60 @@ FORECAST_METHOD = (
 
 
 @dataclass(frozen=True)
+class AccrualChart:
+    """Cumulative screened and enrolled against the target and the plan: drawn on the
+    Enrollment page, in small on the Overview, and in the pack, from this one composition."""
+
+    frame: StudyFrame
+    accrual: pd.DataFrame  # ``cumulative_accrual`` up to the cut-off: the chart's frame
+    chart_target: int | None  # the target line of the chart (none over a screening period)
+    planned_drawn: bool  # the chart draws the planned recruitment line
+    caption: str
+
+    @property
+    def inputs(self) -> dict[str, Any]:
+        """The accrual chart's arguments (``charts.enrollment.accrual_chart``), the planned line
+        only where the caption says so."""
+        study = self.frame.study
+        return {
+            "accrual": self.accrual,
+            "target": self.chart_target,
+            "cutoff": self.frame.cutoff,
+            "planned_start": study.planned_start if self.planned_drawn else None,
+            "planned_end": study.planned_end if self.planned_drawn else None,
+        }
+
+
+def build_accrual_chart(
+    read: Reader, frame: StudyFrame, *, target: int | None, daily: pd.DataFrame | None = None
+) -> AccrualChart:
+    """The accrual chart of ``read``'s context: ``daily`` is ``enrollment.daily_accrual`` where
+    the caller has it already; ``target`` the target of what is in view."""
+    ctx = read.ctx
+    study = frame.study
+    if daily is None:
+        daily = read(enrollment.daily_accrual)
+    chart_target = None if ctx.period is not None else target
+    planned_drawn = bool(
+        not ctx.filtered and study.planned_enrollment and study.planned_start and study.planned_end
+    )
+    return AccrualChart(
+        frame=frame,
+        accrual=cumulative_accrual(daily, until=frame.cutoff),
+        chart_target=chart_target,
+        planned_drawn=planned_drawn,
+        caption=_accrual_caption(planned_drawn=planned_drawn, ctx=ctx, chart_target=chart_target),
+    )
+
+
+@dataclass(frozen=True)
 class EnrollmentView:
     frame: StudyFrame
     counts: FunnelCounts  # the funnel's counts are also the headline's
     changes: SubjectChanges | None
     target: int | None  # the target of what is in view (the chosen sites' own, or none)
     metrics: tuple[Metric, ...]
-    accrual: pd.DataFrame  # ``cumulative_accrual`` up to the cut-off: the chart's frame
-    chart_target: int | None  # the target line of the chart (none over a screening period)
-    planned_drawn: bool  # the chart draws the planned recruitment line
-    accrual_caption: str
+    accrual_chart: AccrualChart
     undated: dict[str, int]  # subjects the chart cannot place: screened, enrolled
     undated_sentence: str | None
     forecast: AccrualForecast | None  # None under a filter (the forecast is the study's)
@@ -70,17 +114,25 @@ class EnrollmentView:
     planned_schedule: pd.DataFrame  # the study's planned visits (``queries.visits``)
 
     @property
+    def accrual(self) -> pd.DataFrame:
+        return self.accrual_chart.accrual
+
+    @property
+    def chart_target(self) -> int | None:
+        return self.accrual_chart.chart_target
+
+    @property
+    def planned_drawn(self) -> bool:
+        return self.accrual_chart.planned_drawn
+
+    @property
+    def accrual_caption(self) -> str:
+        return self.accrual_chart.caption
+
+    @property
     def accrual_chart_inputs(self) -> dict[str, Any]:
-        """The accrual chart's arguments (``charts.enrollment.accrual_chart``): the page and the
-        pack draw the same chart, the planned line only where the caption says so."""
-        study = self.frame.study
-        return {
-            "accrual": self.accrual,
-            "target": self.chart_target,
-            "cutoff": self.frame.cutoff,
-            "planned_start": study.planned_start if self.planned_drawn else None,
-            "planned_end": study.planned_end if self.planned_drawn else None,
-        }
+        """The accrual chart's arguments: the page, the Overview and the pack draw one chart."""
+        return self.accrual_chart.inputs
 
 
 def _forecast_sentence(
@@ -189,10 +241,6 @@ def build_enrollment(session: Session, ctx: ViewContext) -> EnrollmentView:
             projected_interval_label(forecast, filtered=filtered),
         ),
     )
-    chart_target = None if ctx.period is not None else target
-    planned_drawn = bool(
-        not filtered and study.planned_enrollment and study.planned_start and study.planned_end
-    )
     by_criterion = read(screen_failures.failures_by_criterion)
     failed = read(screen_failures.failed_subject_counts)
     flow = consort_flow(
@@ -209,12 +257,7 @@ def build_enrollment(session: Session, ctx: ViewContext) -> EnrollmentView:
         changes=changes,
         target=target,
         metrics=metrics,
-        accrual=cumulative_accrual(daily, until=cutoff),
-        chart_target=chart_target,
-        planned_drawn=planned_drawn,
-        accrual_caption=_accrual_caption(
-            planned_drawn=planned_drawn, ctx=ctx, chart_target=chart_target
-        ),
+        accrual_chart=build_accrual_chart(read, frame, target=target, daily=daily),
         undated=undated,
         undated_sentence=(
             f"Not on the chart: {undated['screened']} subject(s) without a screening date, "

@@ -2,6 +2,7 @@
 compared cut, and the figures of ``study-monitor summary --json`` (DESIGN.md contract), which
 are this view's ``figures``."""
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ from dashboard.results.enrollment import PopulationCounts
 from dashboard.results.studies import CutInfo
 from dashboard.views.common import Metric, StudyFrame, study_frame
 from dashboard.views.context import ViewContext
+from dashboard.views.enrollment import AccrualChart, build_accrual_chart
 from dashboard.views.format import count_of, percent
 from dashboard.views.reader import Reader
 
@@ -38,6 +40,7 @@ class OverviewView:
     headline: pd.DataFrame  # Figure, Value[, New since cut N]: the pack's headline table
     study_wide: PopulationCounts | None  # every site's totals, for a viewer limited to some
     study_wide_sentence: str | None
+    accrual_chart: AccrualChart  # the Enrollment page's chart, drawn small (every screening date)
 
     @property
     def study_id(self) -> str:
@@ -282,4 +285,8 @@ def build_overview(session: Session, ctx: ViewContext) -> OverviewView:
         headline=_headline(figures, target, changes, since),
         study_wide=study_wide,
         study_wide_sentence=wide_sentence,
+        # The Overview counts every screening date: its chart too.
+        accrual_chart=build_accrual_chart(
+            Reader(session, dataclasses.replace(ctx, period=None)), frame, target=target
+        ),
     )

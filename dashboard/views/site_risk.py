@@ -24,8 +24,8 @@ from dashboard.metrics.kri import (
     json_number,
     qtl_limit,
     score_groups,
+    site_risk_scores,
 )
-from dashboard.metrics.kri import site_risk_score as risk_score
 from dashboard.metrics.kri_catalogue import KriDefinition, QtlDefinition
 from dashboard.queries import site_risk, studies
 from dashboard.results.studies import CutInfo
@@ -195,7 +195,7 @@ def _flag_table(scores: pd.DataFrame, kris: tuple[KriDefinition, ...]) -> pd.Dat
         return pd.DataFrame(columns=columns)
     table = scores.pivot(index="site_id", columns="abbreviation", values="flag")
     table = table.reindex(columns=[k.abbreviation for k in kris])
-    table["Risk score"] = [risk_score(table.loc[site]) for site in table.index]
+    table["Risk score"] = site_risk_scores(table)
     table = table.reset_index().rename(columns={"site_id": "Site"})[columns]
     return table.sort_values(
         ["Risk score", "Site"], ascending=[False, True], na_position="last"
