@@ -16,7 +16,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlmodel import Session, col
 
 from dashboard.metrics.ae_rules import WORST_DIMENSIONS
-from dashboard.metrics.kri import qtl_limit
+from dashboard.metrics.kri import qtl_by_cut
 from dashboard.metrics.kri_catalogue import QTLS
 from dashboard.metrics.table_one import Variable, counts_from_values
 from dashboard.models import (
@@ -364,12 +364,19 @@ def open_excursions(session: Session, study_id: str) -> list[str]:
     opened = []
     for qtl in QTLS:
         rows = counts[counts["kri"] == qtl.kri].dropna(subset=["denominator"])
-        n = float(rows["denominator"].sum())
-        if qtl.id in already or not n > 0:
+        totals = pd.DataFrame(
+            {
+                "cut_id": [latest],
+                "numerator": [float(rows["numerator"].sum())],
+                "denominator": [float(rows["denominator"].sum())],
+            }
+        )
+        judged = qtl_by_cut(totals, *settings[qtl.id])
+        if qtl.id in already or judged.empty:
             continue
-        p0, z = settings[qtl.id]
-        value, limit = float(rows["numerator"].sum()) / n, qtl_limit(p0, z, n)
-        if value > limit:
+        first = judged.iloc[0]
+        value, limit = float(first["proportion"]), float(first["limit"])
+        if bool(first["over"]):
             session.add(
                 QtlExcursion(
                     study_id=study_id,

@@ -379,3 +379,19 @@ def test_site_risk_score_as_gsm_weighs_flags() -> None:
     assert scores["A"] == pytest.approx(100 * 5 / 6)
     assert scores["B"] == pytest.approx(25.0)
     assert scores["C"] == 0.0 and pd.isna(scores["D"])
+
+
+def test_qtl_by_cut_judges_each_cut_against_its_own_limit() -> None:
+    from dashboard.metrics.kri import qtl_by_cut
+
+    totals = pd.DataFrame(
+        {"cut_id": [1, 2, 3], "numerator": [3.0, 10.0, 0.0], "denominator": [100.0, 100.0, 0.0]}
+    )
+    judged = qtl_by_cut(totals, 0.07, 3.0)
+    # By hand: limit = .07 + 3 sqrt(.07 x .93 / 100) = .07 + 3 x .025515 = .146544; cut 3 has no
+    # units and is left out.
+    assert judged["cut_id"].tolist() == [1, 2]
+    assert judged["proportion"].tolist() == [0.03, 0.10]
+    assert judged["limit"].round(6).tolist() == [0.146544, 0.146544]
+    assert judged["over"].tolist() == [False, False]
+    assert qtl_by_cut(totals, 0.03, 1.0)["over"].tolist() == [False, True]

@@ -233,6 +233,16 @@ def qtl_limit(p0: float, z: float, n: float) -> float:
     return p0 + z * float(np.sqrt(p0 * (1 - p0) / n)) if n > 0 else float("nan")
 
 
+def qtl_by_cut(totals: pd.DataFrame, p0: float, z: float) -> pd.DataFrame:
+    """A study-level proportion against its quality tolerance limit, per data cut: ``totals`` has
+    columns cut_id, numerator, denominator (the study's sums); adds proportion, limit and over.
+    Cuts without a denominator are left out: no units, no proportion to judge."""
+    rows = totals[totals["denominator"] > 0].reset_index(drop=True)
+    proportion = rows["numerator"] / rows["denominator"]
+    limit = pd.Series([qtl_limit(p0, z, float(n)) for n in rows["denominator"]], dtype=float)
+    return rows.assign(proportion=proportion, limit=limit, over=proportion > limit)
+
+
 def json_number(value: object) -> float | int | None:
     """A count or score as JSON prints it: whole numbers as integers, NaN and NA as null (the
     contract's output of ``study-monitor kri``)."""

@@ -22,7 +22,7 @@ from dashboard.metrics.kri import (
     Scoring,
     funnel_bounds,
     json_number,
-    qtl_limit,
+    qtl_by_cut,
     score_groups,
     site_risk_scores,
 )
@@ -234,16 +234,23 @@ def _funnels(
     return tuple(found)
 
 
-def _history(
+def _scored_cuts(
     stored: pd.DataFrame, kris: tuple[KriDefinition, ...], options: SiteRiskOptions
-) -> pd.DataFrame:
-    frames = [
-        score_counts(group, kris, options)[["site_id", "kri", "flag"]].assign(cut_id=cut_id)
-        for cut_id, group in stored.groupby("cut_id", sort=True)
-    ]
+) -> dict[int, pd.DataFrame]:
+    """Every kept cut's counts scored (``SCORE_COLUMNS``), by cut id: the latest is the view's
+    scores, the others its history. Scored once each (scoring 200 sites x 10 KRIs is the cost)."""
+    return {
+        int(cut_id): score_counts(stored[stored["cut_id"] == cut_id], kris, options)
+        for cut_id in sorted(stored["cut_id"].unique())
+    }
+
+
+def _history(scored: dict[int, pd.DataFrame]) -> pd.DataFrame:
+    columns = ["cut_id", "site_id", "kri", "flag"]
+    frames = [s[["site_id", "kri", "flag"]].assign(cut_id=c) for c, s in scored.items()]
     if not frames:
-        return pd.DataFrame(columns=["cut_id", "site_id", "kri", "flag"])
-    return pd.concat(frames, ignore_index=True)[["cut_id", "site_id", "kri", "flag"]]
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True)[columns]
 
 
 def _in_a_row(history: pd.DataFrame, cut_ids: list[int]) -> pd.Series:
@@ -295,19 +302,10 @@ def _qtls(
     for qtl in catalogue.QTLS:
         p0, z = settings[qtl.id]
         rows = stored[stored["kri"] == qtl.kri].dropna(subset=["denominator"])
-        totals = rows.groupby("cut_id", sort=True)[["numerator", "denominator"]].sum()
-        totals = totals[totals["denominator"] > 0]
-        history = pd.DataFrame(
-            {
-                "cut_id": totals.index.astype(int),
-                "cutoff": [cutoffs.get(int(c)) for c in totals.index],
-                "numerator": totals["numerator"].to_numpy(),
-                "denominator": totals["denominator"].to_numpy(),
-            }
-        )
-        history["proportion"] = history["numerator"] / history["denominator"]
-        history["limit"] = [qtl_limit(p0, z, n) for n in history["denominator"]]
-        history["over"] = history["proportion"] > history["limit"]
+        totals = rows.groupby("cut_id", sort=True, as_index=False)[["numerator", "denominator"]]
+        history = qtl_by_cut(totals.sum(), p0, z)
+        history.insert(1, "cutoff", [cutoffs.get(int(c)) for c in history["cut_id"]])
+        history["cut_id"] = history["cut_id"].astype(int)
         found.append(QtlStatus(qtl, p0, z, history.reset_index(drop=True), absent.get(qtl.kri)))
     return tuple(found)
 
@@ -342,9 +340,14 @@ def build_site_risk(
             return frame_.reset_index(drop=True)
         return frame_[frame_["site_id"].isin(visible)].reset_index(drop=True)
 
-    all_scores = score_counts(current, computed, options)
+    scored = _scored_cuts(stored, computed, options)
+    all_scores = (
+        scored[latest.id]
+        if latest is not None and latest.id in scored
+        else score_counts(current, computed, options)
+    )
     scores = in_view(all_scores)
-    history = in_view(_history(stored, computed, options))
+    history = in_view(_history(scored))
     countries = None
     if not ctx.restricted:
         sites = read(studies.site_countries)
