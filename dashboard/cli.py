@@ -5,6 +5,8 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -171,6 +173,26 @@ def _require_study_tables(engine: Engine) -> None:
     ensure_schema(engine)
 
 
+@contextmanager
+def _reading(engine: Engine, study: str | None) -> Iterator[Session]:
+    """A session on ``engine`` for a command that reads a study: a database without this app's
+    tables, a study it does not hold, an unknown cut or a refusal each end in a plain exit 2."""
+    from dashboard.views.common import UnknownCutError
+
+    try:
+        _require_study_tables(engine)
+        with Session(engine) as session:
+            yield session
+    except SchemaError as error:
+        _fail(str(error))
+    except UnknownStudyError:
+        _fail(f"no study {study!r} in {shown_url(engine)}")
+    except UnknownCutError as error:
+        _fail(str(error))
+    except SQLAlchemyError as error:
+        _fail(f"cannot read {shown_url(engine)}: {getattr(error, 'orig', error)}")
+
+
 def _user_scope(user: access.CurrentUser | None, study: str) -> SiteScope:
     """The sites of ``study`` that --as USER may see (None: every site, or no --as); a study the
     user may not see is an error."""
@@ -194,32 +216,24 @@ def summary(
     """The study's headline figures: screened, screen failures, enrolled, adverse events (with
     --as EMAIL, at that user's sites only)."""
     engine = _existing_database(db or database_url())
-    try:
-        _require_study_tables(engine)
-        with Session(engine) as session:
-            user = _as_user(session, as_email)
-            if study is None:
-                studies = [
-                    s
-                    for s in list_studies(session)["study_id"].tolist()
-                    if user is None or access.may_see_study(user, s)
-                ]
-                if len(studies) != 1:
-                    _fail(
-                        "--study is needed: "
-                        + (f"{user.email} may see " if user else "the database holds ")
-                        + (", ".join(studies) if studies else "no study")
-                    )
-                study = studies[0]
-            from dashboard.views.overview import build_overview  # the forecast's scipy: here only
+    with _reading(engine, study) as session:
+        user = _as_user(session, as_email)
+        if study is None:
+            studies = [
+                s
+                for s in list_studies(session)["study_id"].tolist()
+                if user is None or access.may_see_study(user, s)
+            ]
+            if len(studies) != 1:
+                _fail(
+                    "--study is needed: "
+                    + (f"{user.email} may see " if user else "the database holds ")
+                    + (", ".join(studies) if studies else "no study")
+                )
+            study = studies[0]
+        from dashboard.views.overview import build_overview  # the forecast's scipy: here only
 
-            figures = build_overview(session, _view_context(session, user, study)).figures
-    except SchemaError as error:
-        _fail(str(error))
-    except UnknownStudyError:
-        _fail(f"no study {study!r} in {shown_url(engine)}")
-    except SQLAlchemyError as error:
-        _fail(f"cannot read {shown_url(engine)}: {getattr(error, 'orig', error)}")
+        figures = build_overview(session, _view_context(session, user, study)).figures
     if as_json:
         json.dump(figures, sys.stdout)
         sys.stdout.write("\n")
@@ -253,26 +267,15 @@ def report(
     from dashboard.report.pack import build_pack
     from dashboard.report.pdf import pack_pdf
     from dashboard.report.workbook import pack_workbook
-    from dashboard.views.common import UnknownCutError
 
     engine = _existing_database(db or database_url())
     try:
         check_writable(out)
     except OSError as error:
         _fail(f"cannot write to {out}: {error.strerror or error}")
-    try:
-        _require_study_tables(engine)
-        with Session(engine) as session:
-            user = _as_user(session, as_email)
-            pack = build_pack(session, _view_context(session, user, study, since_cut_id=since_cut))
-    except SchemaError as error:
-        _fail(str(error))
-    except UnknownStudyError:
-        _fail(f"no study {study!r} in {shown_url(engine)}")
-    except UnknownCutError as error:
-        _fail(str(error))
-    except SQLAlchemyError as error:
-        _fail(f"cannot read {shown_url(engine)}: {getattr(error, 'orig', error)}")
+    with _reading(engine, study) as session:
+        user = _as_user(session, as_email)
+        pack = build_pack(session, _view_context(session, user, study, since_cut_id=since_cut))
     stem = pack_stem(pack)
     try:
         contents = {f"{stem}.pdf": pack_pdf(pack), f"{stem}.xlsx": pack_workbook(pack)}
@@ -642,24 +645,14 @@ def kri(
         return
     if study is None:
         _fail("--study is needed (or `study-monitor kri score FILE` to score a table)")
-    engine = _existing_database(db or database_url())
-    try:
-        _require_study_tables(engine)
-        with Session(engine) as session:
-            user = _as_user(session, as_email)
-            from dashboard.views.site_risk import SiteRiskOptions, build_site_risk
+    from dashboard.views.site_risk import SiteRiskOptions, build_site_risk
 
-            view = build_site_risk(
-                session,
-                _view_context(session, user, study),
-                SiteRiskOptions(method=method.value),
-            )
-    except SchemaError as error:
-        _fail(str(error))
-    except UnknownStudyError:
-        _fail(f"no study {study!r} in {shown_url(engine)}")
-    except SQLAlchemyError as error:
-        _fail(f"cannot read {shown_url(engine)}: {getattr(error, 'orig', error)}")
+    engine = _existing_database(db or database_url())
+    with _reading(engine, study) as session:
+        user = _as_user(session, as_email)
+        view = build_site_risk(
+            session, _view_context(session, user, study), SiteRiskOptions(method=method.value)
+        )
     found = view.kri_rows()
     if as_json:
         json.dump(found, sys.stdout)
@@ -779,17 +772,11 @@ def qtl_list(
     db: DbOption = None,
 ) -> None:
     """The study's QTLs on its latest cut, and their excursions."""
-    engine = _existing_database(db or database_url())
-    try:
-        _require_study_tables(engine)
-        with Session(engine) as session:
-            from dashboard.views.site_risk import build_site_risk
+    from dashboard.views.site_risk import build_site_risk
 
-            view = build_site_risk(session, _view_context(session, None, study))
-    except SchemaError as error:
-        _fail(str(error))
-    except UnknownStudyError:
-        _fail(f"no study {study!r} in {shown_url(engine)}")
+    engine = _existing_database(db or database_url())
+    with _reading(engine, study) as session:
+        view = build_site_risk(session, _view_context(session, None, study))
     qtls = [
         {
             "parameter": q.definition.id,
@@ -844,6 +831,8 @@ def qtl_evaluate(
             )
     except QualityError as error:
         _fail(str(error))
+    except SQLAlchemyError as error:
+        _fail(f"the database refused the change: {getattr(error, 'orig', error)}")
     typer.echo(f"excursion {excursion} " + ("evaluated and closed" if close else "evaluated"))
 
 
