@@ -3,6 +3,7 @@
 import streamlit as st
 
 from dashboard.charts.enrollment import accrual_chart
+from dashboard.markdown import plain
 from dashboard.ui import views
 from dashboard.ui.links import page_url
 from dashboard.ui.report import pack_downloads
@@ -90,9 +91,10 @@ if view.counts.screened:
 study_column, changes_column = st.columns([3, 2])
 with study_column:
     st.subheader("Study")
-    st.markdown("  \n".join(f"**{label}:** {value}" for label, value in view.identity))
+    # Title, sponsor, status: text from the imported files, shown as text.
+    st.markdown("  \n".join(f"**{label}:** {plain(value)}" for label, value in view.identity))
     if view.planned_recruitment:
-        st.caption(view.planned_recruitment)
+        st.caption(plain(view.planned_recruitment))
 with changes_column:
     if view.counts.screened == 0:
         no_subjects_message(ctx)

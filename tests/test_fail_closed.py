@@ -16,6 +16,7 @@ from streamlit.runtime.secrets import Secrets
 from streamlit.testing.v1 import AppTest
 
 from dashboard import access
+from dashboard.markdown import shown
 from tests.access_support import MULTI, add_demo_users
 from tests.conftest import APP
 from tests.databases import copy_database
@@ -100,7 +101,7 @@ def test_a_secrets_file_that_does_not_parse_stops_the_app(
     for page in (None, "../pages/data_import.py"):
         at = _run(demo_db_url, monkeypatch, page)
         assert len(at.error) == 1
-        message = at.error[0].value
+        message = shown(at.error[0].value)  # the path is shown as text (its '_' escaped)
         assert "The secrets file cannot be read" in message
         assert str(secrets_file) in message and "does not parse" in message
         assert "line 2" in message  # the parse problem, as tomllib says it

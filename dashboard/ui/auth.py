@@ -23,6 +23,7 @@ from streamlit.errors import StreamlitSecretNotFoundError
 from dashboard import access
 from dashboard.access import CurrentUser
 from dashboard.config import database_url, sign_in_required
+from dashboard.markdown import plain
 from dashboard.queries.audit import audit_choices, audit_events
 from dashboard.results.audit import AuditFilter
 from dashboard.ui import loaders
@@ -109,7 +110,7 @@ def _sign_in_page() -> None:
 def _no_access_page(email: str) -> None:
     st.title("No access")
     st.markdown(
-        f"You are signed in as **{email}**, but this account has no access to the study "
+        f"You are signed in as **{plain(email)}**, but this account has no access to the study "
         "monitor. Ask an administrator to add it."
     )
     if st.button("Sign out"):
@@ -134,7 +135,7 @@ def signed_in_user() -> CurrentUser:
         # no [auth] (users in it mean sign-in was meant to be on).
         users = None if secrets_problem or sign_in_required() else _count_users(database_url())
         refused = access.refusal(
-            secrets_problem=secrets_problem,
+            secrets_problem=None if secrets_problem is None else plain(secrets_problem),
             auth_configured=configured,
             sign_in_required=sign_in_required(),
             users=users,
@@ -176,7 +177,7 @@ def _account_box(user: CurrentUser) -> None:
             "`.streamlit/secrets.toml` to require sign-in."
         )
         return
-    st.sidebar.caption(f"Signed in as **{user.email}** ({user.role})")
+    st.sidebar.caption(f"Signed in as **{plain(user.email)}** ({user.role})")
     if st.sidebar.button("Sign out", key="sign_out"):
         st.logout()
 
