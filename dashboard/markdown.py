@@ -15,9 +15,10 @@ import re
 # an escaped ASCII punctuation character is always its literal self). Others ('-', '.', '/', '(')
 # are left as they are, so ordinary text reads the same in the page source and in tests.
 _ANYWHERE = re.compile(r"([\\`*_\[\]<>&#|~$!{}])")
-# Constructs that open only at the start of a block: a list item ("- ", "+ ", "1. ", "1) "), a
-# setext or thematic line ("=", "-" runs), a quote ('>' is escaped above) or a heading ('#', too).
-_LINE_START = re.compile(r"^(\d{1,9})([.)])|^([-+=])")
+# Constructs that open only at the start of a block, where the value may stand: a list item ("- ",
+# "+ ", "1. ", "1) ", the marker followed by a space) or a thematic break ("---"); a quote ('>')
+# and a heading ('#') are escaped above. So "-1.5" and "58.6" stay as they are.
+_LINE_START = re.compile(r"^(\d{1,9})([.)])(?=\s|$)|^([-+])(?=\s|$|-)")
 # Autolinks, emoji and icon codes are found in the text after escapes are undone (GitHub's autolink
 # literals, Streamlit's shortcodes), so no escape stops them: a word joiner (U+2060: invisible, no
 # width, not a space) after a ':' or '@' that is followed by more text, and inside 'www.', does.
