@@ -26,7 +26,7 @@ if view.changes_sentence:
 metric_row(view.metrics)
 if view.study_wide_sentence:
     # A site user may know how the whole study is doing, but only as totals: no site's figures.
-    st.info(view.study_wide_sentence, icon=":material/public:")
+    st.info(plain(view.study_wide_sentence), icon=":material/public:")  # names site ids
 
 if view.counts.screened:
     # Where to look: enrollment against plan, the sites the key risk indicators flag with the
