@@ -10,6 +10,7 @@ from dashboard.charts.baseline import (
     categorical_distribution_chart,
     histogram_chart,
 )
+from dashboard.markdown import plain
 from dashboard.metrics.table_one import (
     CHARACTERISTIC,
     MISSING_LEVEL,
@@ -18,7 +19,6 @@ from dashboard.metrics.table_one import (
     default_keys,
     level_counts,
 )
-from dashboard.markdown import plain
 from dashboard.ui import views
 from dashboard.ui.downloads import download_buttons
 from dashboard.ui.links import subject_links

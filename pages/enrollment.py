@@ -3,6 +3,7 @@
 import streamlit as st
 
 from dashboard.charts.enrollment import accrual_chart, funnel_chart
+from dashboard.markdown import plain
 from dashboard.metrics.visits import (
     schedule_text,
     scheduled_visits,

@@ -9,11 +9,11 @@ from dashboard.charts.screen_failures import (
     monthly_rate_chart,
     site_criterion_heatmap,
 )
+from dashboard.markdown import plain
 from dashboard.metrics.screen_failures import (
     criterion_label,
     mark_new_subjects,
 )
-from dashboard.markdown import plain
 from dashboard.ui import views
 from dashboard.ui.downloads import download_buttons
 from dashboard.ui.links import subject_links

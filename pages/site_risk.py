@@ -8,8 +8,8 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.charts.site_risk import SITE_SELECTION, flag_label, funnel_chart, qtl_chart
-from dashboard.metrics.kri import Method
 from dashboard.markdown import plain
+from dashboard.metrics.kri import Method
 from dashboard.ui import views
 from dashboard.ui.links import subject_links
 from dashboard.ui.quality import excursion_form, may_evaluate

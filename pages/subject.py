@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.charts.subject import subject_timeline_chart
+from dashboard.markdown import plain
 from dashboard.metrics.subject import (
     ADVERSE_EVENT_LABELS,
     DISPOSITION_LABELS,
@@ -24,7 +25,6 @@ from dashboard.metrics.subject import (
 )
 from dashboard.metrics.visits import NEEDS_ACTION, OVERDUE, scheduled_visits
 from dashboard.results.population import SCREEN_FAILURE
-from dashboard.markdown import plain
 from dashboard.ui import views
 from dashboard.ui.shell import domain_missing, page_context, page_header
 from dashboard.ui.visits import kept_window_days, visits_as_of, window_days_setting
@@ -186,7 +186,11 @@ if day_one is not None:
             overdue = (due["status"] == OVERDUE).sum()
             st.warning(
                 f"{overdue} visit(s) overdue and {len(due) - overdue} due on {as_of_label}: "
-                + plain(", ".join(f"{v} ({s})" for v, s in zip(due["visit"], due["status"], strict=True)))
+                + plain(
+                    ", ".join(
+                        f"{v} ({s})" for v, s in zip(due["visit"], due["status"], strict=True)
+                    )
+                )
             )
         st.dataframe(listing(schedule, SCHEDULE_LABELS), hide_index=True, width="stretch")
         st.caption(

@@ -9,6 +9,7 @@ cell with a single quote, which the spreadsheet shows as text.
 """
 
 import re
+from typing import TypeGuard
 
 import pandas as pd
 
@@ -19,7 +20,7 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 
 
-def is_formula_text(value: object) -> bool:
+def is_formula_text(value: object) -> TypeGuard[str]:
     """Whether ``value`` is text a spreadsheet would take for a formula."""
     return (
         isinstance(value, str)
@@ -39,8 +40,6 @@ def csv_text(frame: pd.DataFrame) -> str:
     safe = frame.rename(columns=lambda name: text_cell(name))
     for position in range(frame.shape[1]):
         series = frame.iloc[:, position]
-        if series.dtype == object or isinstance(
-            series.dtype, pd.StringDtype | pd.CategoricalDtype
-        ):
-            safe.isetitem(position, series.astype(object).map(text_cell))
+        if series.dtype == object or isinstance(series.dtype, pd.StringDtype | pd.CategoricalDtype):
+            safe.isetitem(position, series.astype(object).map(text_cell).to_numpy(dtype=object))
     return safe.to_csv(index=False)

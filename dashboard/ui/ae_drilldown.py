@@ -8,8 +8,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard.metrics.ae_listing import derive_listing, listing_table
 from dashboard.markdown import plain
+from dashboard.metrics.ae_listing import derive_listing, listing_table
 from dashboard.metrics.blinding import POOLED
 from dashboard.ui import views
 from dashboard.ui.ae_picks import EventPick

@@ -146,7 +146,9 @@ def build_context(user: CurrentUser) -> PageContext | None:
         # Said where someone asked for the study (a link, a pick), not for the app's default.
         if st.query_params.get("study") == requested or requested != default_study_id():
             where = "open to your account" if requested in every_study else "in this database"
-            st.warning(f"Study **{plain(requested)}** is not {where}; showing **{plain(fallback)}**.")
+            st.warning(
+                f"Study **{plain(requested)}** is not {where}; showing **{plain(fallback)}**."
+            )
         st.session_state[STUDY_KEY] = fallback
     st.sidebar.selectbox("Study", study_ids, key=STUDY_KEY, on_change=_on_study_change)
     study_id: str = st.session_state[STUDY_KEY]
