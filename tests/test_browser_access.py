@@ -162,7 +162,7 @@ def test_an_email_not_in_the_user_table_sees_no_access(
     page = _sign_in(browser, oidc, auth_server, STRANGER)
     page.get_by_text("No access").first.wait_for(timeout=30_000)
     # The heading can be drawn before the text under it: wait for the text that names the e-mail.
-    page.get_by_text(STRANGER).first.wait_for(timeout=30_000)
+    page.get_by_text("but this account has no access").first.wait_for(timeout=30_000)
     # Shown as text: a word joiner (invisible) after the '@' keeps it from becoming a mailto link.
     assert STRANGER in page.locator('[data-testid="stMain"]').inner_text().replace(JOINER, "")
     assert page.locator('[data-testid="stSidebarNav"]').count() == 0

@@ -226,6 +226,9 @@ def test_make_run_serves_the_overview(served: Served, browser: Any) -> None:
     try:
         page.goto(f"{served.base}/?study={STUDY}")
         settle(page)
+        # The first run of a new server computes every view cold (the site risk scores among them):
+        # wait for the study's identity, drawn last.
+        page.get_by_text("Target enrollment: 20").wait_for(timeout=120_000)
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "make-run-overview.png"), full_page=True)
         assert page.locator('[data-testid="stException"]').count() == 0
