@@ -6,6 +6,9 @@
 export UV_PYTHON_DOWNLOADS := never
 PYTHON ?= python3
 PORT ?= 8501
+# The interface `make run` listens on: this machine only. `make run ADDRESS=0.0.0.0` serves a
+# network (configure sign-in first: README, Sign-in and access).
+ADDRESS ?= 127.0.0.1
 # The embedded database `make run` creates and serves (`make run DB=/tmp/x.db` overrides it).
 DB := data/study-monitor.db
 
@@ -49,7 +52,7 @@ demo: .venv/bin/study-monitor
 run: .venv/bin/study-monitor
 	@if [ -z "$$DATABASE_URL" ]; then $(MAKE) --no-print-directory $(DB); fi
 	DATABASE_URL="$${DATABASE_URL:-sqlite:///$(abspath $(DB))}" \
-	  .venv/bin/streamlit run dashboard/app.py --server.port $(PORT)
+	  .venv/bin/streamlit run dashboard/app.py --server.port $(PORT) --server.address $(ADDRESS)
 
 # ruff, then the import direction (the contracts of [tool.importlinter] in pyproject.toml).
 lint: .venv/bin/study-monitor

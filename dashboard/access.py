@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
@@ -129,6 +129,60 @@ def can_import(role: str) -> bool:
 
 def can_read_audit(role: str) -> bool:
     return role == ADMIN
+
+
+# -- whether the app may run -----------------------------------------------------------------
+
+LOCAL_MODE_WITH_USERS = (
+    "Sign-in is not configured (no [auth] section in .streamlit/secrets.toml), but the user "
+    "table has {users}: without sign-in every visitor would act as an admin, so the app does "
+    "not run in local mode. Configure [auth] in .streamlit/secrets.toml (README, Sign-in and "
+    "access), or remove the users with `study-monitor user remove EMAIL` "
+    "(`study-monitor user list` lists them)."
+)
+
+
+def refusal(
+    *,
+    secrets_problem: str | None,
+    auth_configured: bool,
+    sign_in_required: bool,
+    users: int | None,
+) -> str | None:
+    """Why the app must not run, as a plain message for the visitor; None where it may.
+
+    It fails closed: a secrets file that exists but cannot be read (``secrets_problem``) is never
+    taken for no file, since local mode makes every visitor an admin. Without ``[auth]`` the app
+    runs in local mode only where no server asks for sign-in and the user table is empty: users in
+    it say the app was meant to have sign-in. ``users`` is their number, None where the table
+    could not be read (then nobody can tell, and the app does not run).
+    """
+    if secrets_problem is not None:
+        return (
+            f"The secrets file cannot be read, so sign-in cannot be set up: {secrets_problem}. "
+            "Correct the file (or remove it to run in local mode) and reload the page."
+        )
+    if auth_configured:
+        return None
+    if sign_in_required:
+        return (
+            "Sign-in is required on this server (STUDY_MONITOR_REQUIRE_SIGN_IN) but no "
+            "[auth] section is configured in .streamlit/secrets.toml."
+        )
+    if users is None:
+        return (
+            "Sign-in is not configured and the user table cannot be read, so the app cannot "
+            "tell whether local mode (everyone an admin) is meant. Create the database with "
+            "`study-monitor demo` or an import, or configure [auth] in .streamlit/secrets.toml."
+        )
+    if users:
+        return LOCAL_MODE_WITH_USERS.format(users="1 user" if users == 1 else f"{users} users")
+    return None
+
+
+def count_users(session: Session) -> int:
+    """How many users the user table holds."""
+    return int(session.execute(select(func.count()).select_from(User)).scalar_one())
 
 
 # -- users -------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from dashboard.charts.baseline import (
     categorical_distribution_chart,
     histogram_chart,
 )
+from dashboard.markdown import plain
 from dashboard.metrics.table_one import (
     CHARACTERISTIC,
     MISSING_LEVEL,
@@ -170,7 +171,9 @@ if variable.categorical:
             None if level == MISSING_LEVEL else level,
         )
         shown_note = f" (the first {len(picked)} listed)" if total > len(picked) else ""
-        st.markdown(f"**{total} subject(s): {variable.label} {level}, {column}**{shown_note}")
+        # The characteristic, its level (a country, a race) and the column (an arm, a site): data.
+        picked_what = plain(f"{variable.label} {level}, {column}")
+        st.markdown(f"**{total} subject(s): {picked_what}**{shown_note}")
         shown_subjects, links = subject_links(picked, study_id=ctx.study_id)
         st.dataframe(shown_subjects, hide_index=True, column_config=links)
     else:

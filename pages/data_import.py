@@ -10,6 +10,7 @@ from dashboard.config import database_url
 from dashboard.importers.ctgov import RegistryRecordError
 from dashboard.importers.errors import ImportFailure
 from dashboard.importers.run import import_ctgov_upload, import_sdtm_files
+from dashboard.markdown import plain
 from dashboard.ui import loaders
 from dashboard.ui.auth import require_page
 from dashboard.ui.shell import optional_context, show_study
@@ -106,14 +107,15 @@ if registry_submitted:
 
 if RESULT_KEY in st.session_state:
     kind, lines = st.session_state[RESULT_KEY]
+    # File names, study ids and values quoted from the files: shown as text.
     if kind == "error":
-        st.error(lines[0])
+        st.error(plain(lines[0]))
     else:
-        st.success(lines[0])
-        st.markdown("\n".join(f"- {line}" for line in lines[1:]))
+        st.success(plain(lines[0]))
+        st.markdown("\n".join(f"- {plain(line)}" for line in lines[1:]))
 
 if ctx is not None:
-    st.subheader(f"Data cuts of {ctx.study_id}")
+    st.subheader(f"Data cuts of {plain(ctx.study_id)}")
     if not ctx.cuts:
         st.info("No data cut yet: this study has only its registry record.")
     else:
@@ -134,4 +136,4 @@ if ctx is not None:
         for cut in reversed(ctx.cuts):
             if cut.warnings:
                 with st.expander(f"Warnings of cut {cut.id} ({len(cut.warnings)})"):
-                    st.markdown("\n".join(f"- {w}" for w in cut.warnings))
+                    st.markdown("\n".join(f"- {plain(w)}" for w in cut.warnings))

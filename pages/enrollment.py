@@ -3,6 +3,7 @@
 import streamlit as st
 
 from dashboard.charts.enrollment import accrual_chart, funnel_chart
+from dashboard.markdown import plain
 from dashboard.metrics.visits import (
     schedule_text,
     scheduled_visits,
@@ -113,7 +114,7 @@ if view.sites is not None:
     picked = selection.selection.rows if selection else []
     if picked:
         site_id = str(sites.iloc[picked[0]]["site_id"])
-        st.markdown(f"**Subjects of site {site_id}**")
+        st.markdown(f"**Subjects of site {plain(site_id)}**")
         shown, links = subject_links(
             views.site_subjects(ctx.db_url, ctx.cut_id, ctx.view_for(period), site_id),
             study_id=ctx.study_id,

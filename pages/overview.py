@@ -3,6 +3,7 @@
 import streamlit as st
 
 from dashboard.charts.enrollment import accrual_chart
+from dashboard.markdown import plain
 from dashboard.ui import views
 from dashboard.ui.links import page_url
 from dashboard.ui.report import pack_downloads
@@ -25,7 +26,7 @@ if view.changes_sentence:
 metric_row(view.metrics)
 if view.study_wide_sentence:
     # A site user may know how the whole study is doing, but only as totals: no site's figures.
-    st.info(view.study_wide_sentence, icon=":material/public:")
+    st.info(plain(view.study_wide_sentence), icon=":material/public:")  # names site ids
 
 if view.counts.screened:
     # Where to look: enrollment against plan, the sites the key risk indicators flag with the
@@ -90,9 +91,10 @@ if view.counts.screened:
 study_column, changes_column = st.columns([3, 2])
 with study_column:
     st.subheader("Study")
-    st.markdown("  \n".join(f"**{label}:** {value}" for label, value in view.identity))
+    # Title, sponsor, status: text from the imported files, shown as text.
+    st.markdown("  \n".join(f"**{label}:** {plain(value)}" for label, value in view.identity))
     if view.planned_recruitment:
-        st.caption(view.planned_recruitment)
+        st.caption(plain(view.planned_recruitment))
 with changes_column:
     if view.counts.screened == 0:
         no_subjects_message(ctx)

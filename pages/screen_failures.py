@@ -9,6 +9,7 @@ from dashboard.charts.screen_failures import (
     monthly_rate_chart,
     site_criterion_heatmap,
 )
+from dashboard.markdown import plain
 from dashboard.metrics.screen_failures import (
     criterion_label,
     mark_new_subjects,
@@ -109,8 +110,8 @@ else:
     if picked is not None:
         code, version = picked
         wording = by_criterion.set_index(["code", "protocol_version"]).loc[picked, "text"]
-        st.subheader(f"Who failed {criterion_label(code, version)}")
-        st.caption(str(wording))
+        st.subheader(f"Who failed {plain(criterion_label(code, version))}")
+        st.caption(plain(wording))  # the protocol's text, from the imported files
         subjects = views.failed_subjects(
             ctx.db_url, ctx.cut_id, ctx.view_for(period), code, version
         )
@@ -190,5 +191,5 @@ if view.eligibility.no_data:
     notes.append(f"No screening data for {', '.join(view.eligibility.no_data)}: not checked.")
 if view.eligibility.unreadable:
     notes.append(f"Rules not read: {'; '.join(view.eligibility.unreadable)}.")
-if notes:
-    st.caption(" ".join(notes))
+if notes:  # criterion codes, rules and wording from the data: shown as text
+    st.caption(" ".join(plain(note) for note in notes))

@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.charts.site_risk import SITE_SELECTION, flag_label, funnel_chart, qtl_chart
+from dashboard.markdown import plain
 from dashboard.metrics.kri import Method
 from dashboard.ui import views
 from dashboard.ui.links import subject_links
@@ -236,10 +237,10 @@ else:
 
 st.subheader("Quality tolerance limits")
 for qtl in view.qtls:
-    st.markdown(f"**{qtl.definition.name}**")
+    st.markdown(f"**{plain(qtl.definition.name)}**")
     latest = qtl.latest
     if qtl.absent is not None:
-        st.info(f"Not computed: {qtl.absent}.")
+        st.info(f"Not computed: {plain(qtl.absent)}.")
         continue
     if latest is None:
         st.info("No data cut has counts for this limit yet.")

@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.charts.subject import subject_timeline_chart
+from dashboard.markdown import plain
 from dashboard.metrics.subject import (
     ADVERSE_EVENT_LABELS,
     DISPOSITION_LABELS,
@@ -62,7 +63,7 @@ record = views.subject_record(ctx.db_url, ctx.cut_id, ctx.view, requested)
 if record is None:
     where = "at the selected sites of" if ctx.scope else "in"
     st.warning(
-        f"No subject **{requested}** {where} study {ctx.study_id}. Check the code (the picker "
+        f"No subject **{plain(requested)}** {where} study {plain(ctx.study_id)}. Check the code (the picker "
         "above lists the study's subjects)" + (", or clear the site filter." if ctx.scope else ".")
     )
     st.stop()
@@ -78,11 +79,11 @@ facts = identity_facts(
     age_unit=record.age_unit,
     sex=record.sex,
 )
-st.subheader(record.usubjid)
+st.subheader(plain(record.usubjid))
 # Columns as wide as their values, so an arm name is not cut short.
 widths = [max(len(value), len(label), 4) for label, value in facts.items()]
 for column, (label, value) in zip(st.columns(widths), facts.items(), strict=True):
-    column.metric(label, value)
+    column.metric(plain(label), plain(value))
 dates = [
     f"screened {record.screening_dtc or 'date unknown'}",
     f"consent {record.consent_dtc}" if record.consent_dtc else None,
@@ -96,7 +97,8 @@ others = [
     record.race,
     record.ethnicity,
 ]
-st.caption(" · ".join(p for p in [*dates, *others] if p))
+# Dates, codes, country, race: as the imported files give them, shown as text.
+st.caption(" · ".join(plain(p) for p in [*dates, *others] if p))
 if ctx.study.is_blinded:
     st.caption(
         "The study is blinded: the arm is shown because you are unblinded."
@@ -184,7 +186,11 @@ if day_one is not None:
             overdue = (due["status"] == OVERDUE).sum()
             st.warning(
                 f"{overdue} visit(s) overdue and {len(due) - overdue} due on {as_of_label}: "
-                + ", ".join(f"{v} ({s})" for v, s in zip(due["visit"], due["status"], strict=True))
+                + plain(
+                    ", ".join(
+                        f"{v} ({s})" for v, s in zip(due["visit"], due["status"], strict=True)
+                    )
+                )
             )
         st.dataframe(listing(schedule, SCHEDULE_LABELS), hide_index=True, width="stretch")
         st.caption(

@@ -1,4 +1,5 @@
-"""`make run` really works: it creates the demo database and serves the dashboard.
+"""`make run` really works: it creates the demo database and serves the dashboard, on 127.0.0.1
+only.
 
 Run from the project with overrides (`make run PORT=<free port> DB=<temporary file>`), so it never
 touches the developer's data/ nor a running app on 8501. The project environment is already there
@@ -186,6 +187,38 @@ def test_the_server_reads_the_database_make_created(served: Served) -> None:
         assert env.get("DATABASE_URL") == f"sqlite:///{served.db}"
 
 
+def _listening(port: int) -> set[str]:
+    """The local addresses that listen on TCP ``port`` (Linux /proc/net/tcp and tcp6), in hex
+    as the kernel writes them: 0100007F is 127.0.0.1, 00000000 any IPv4 address."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            address, _, hex_port = local.partition(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                found.add(address)
+    return found
+
+
+def test_make_run_listens_on_this_machine_only(served: Served) -> None:
+    """Streamlit listens on every interface by default: `make run` binds it to 127.0.0.1 unless
+    told otherwise (`make run ADDRESS=0.0.0.0`)."""
+    if not Path("/proc/net/tcp").exists():
+        pytest.skip("no /proc/net/tcp to read the listening sockets from")
+    servers = [
+        cmd
+        for cmd in _group_environments(served.group)
+        if "streamlit run" in cmd and Path(cmd.split()[0]).name not in ("sh", "bash", "dash")
+    ]
+    assert servers and all("--server.address 127.0.0.1" in cmd for cmd in servers), servers
+    port = int(served.base.rsplit(":", 1)[1])
+    assert _listening(port) == {"0100007F"}  # 127.0.0.1, and no other address, IPv4 or IPv6
+
+
 @pytest.mark.browser
 def test_make_run_serves_the_overview(served: Served, browser: Any) -> None:
     """In a real browser: the Overview of the seed study, from the database make created."""
@@ -193,6 +226,9 @@ def test_make_run_serves_the_overview(served: Served, browser: Any) -> None:
     try:
         page.goto(f"{served.base}/?study={STUDY}")
         settle(page)
+        # The first run of a new server computes every view cold (the site risk scores among them):
+        # wait for the study's identity, drawn last.
+        page.get_by_text("Target enrollment: 20").wait_for(timeout=120_000)
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "make-run-overview.png"), full_page=True)
         assert page.locator('[data-testid="stException"]').count() == 0

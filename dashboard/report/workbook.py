@@ -2,7 +2,8 @@
 
 Every sheet is written the same way: the header on row 1, frozen, with filters on; dates as Excel
 dates (``datetime.date`` cells with a date format), numbers as numbers, text as text (a text that
-starts with "=" stays text: data never becomes a formula).
+starts like a formula stays text: data never becomes a formula; ``report.cells`` decides, for the
+CSV downloads too).
 """
 
 import datetime as dt
@@ -19,6 +20,7 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
+from dashboard.report.cells import is_formula_text
 from dashboard.report.pack import MonitoringPack
 
 EXCEL_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -60,7 +62,7 @@ def excel_value(value: object) -> object:
 
 def _cell(sheet: Any, value: object) -> object:
     value = excel_value(value)
-    if isinstance(value, str) and value.startswith("="):
+    if is_formula_text(value):  # the CSV downloads' rule (report.cells)
         cell = WriteOnlyCell(sheet, value=value)
         cell.data_type = "s"  # text, not a formula
         return cell

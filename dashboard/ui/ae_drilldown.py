@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from dashboard.markdown import plain
 from dashboard.metrics.ae_listing import derive_listing, listing_table
 from dashboard.metrics.blinding import POOLED
 from dashboard.ui import views
@@ -120,7 +121,7 @@ def show_events(
     discontinuation_from_ds: bool,
 ) -> None:
     """The listing of the events behind ``pick``, with its downloads."""
-    st.markdown(f"**Events behind: {pick.title}**")
+    st.markdown(f"**Events behind: {plain(pick.title)}**")  # terms and arms from the data
     if pick.category == "discontinuation" and discontinuation_from_ds:
         records = views.ds_discontinuations(
             ctx.db_url, ctx.cut_id, ctx.view, listing_filters(pick)["arm"]

@@ -4,22 +4,26 @@ With an ``[auth]`` section in ``.streamlit/secrets.toml`` every visitor signs in
 configured OpenID Connect provider (``st.login``), and the signed-in e-mail must be in the user
 table (``study-monitor user add``): anyone else sees a plain "no access" page and nothing more.
 Without ``[auth]`` the app runs in local mode as an admin and says so in the sidebar and on every
-page (unless ``STUDY_MONITOR_REQUIRE_SIGN_IN`` is set, for servers that must never run open).
+page, but only where the user table is empty and ``STUDY_MONITOR_REQUIRE_SIGN_IN`` is not set. It
+fails closed: a secrets file that exists but does not parse, or local mode with users in the table,
+stops the app with a plain message (``access.refusal``).
 
 ``dashboard/app.py`` calls ``signed_in_user()`` first in every run; pages read the user from their
 ``PageContext`` (``ctx.user``), and the pages only some roles may open call ``require_page``.
 """
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import pandas as pd
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
+from streamlit.errors import StreamlitSecretNotFoundError
 
 from dashboard import access
 from dashboard.access import CurrentUser
 from dashboard.config import database_url, sign_in_required
+from dashboard.markdown import plain
 from dashboard.queries.audit import audit_choices, audit_events
 from dashboard.results.audit import AuditFilter
 from dashboard.ui import loaders
@@ -31,12 +35,46 @@ _AUDITED_KEY = "_sign_in_audited"  # the e-mail whose sign-in this session has r
 T = TypeVar("T")
 
 
-def auth_configured() -> bool:
-    """Whether ``[auth]`` is in the secrets (a missing or unreadable secrets file: local mode)."""
+def read_secrets() -> tuple[bool, str | None]:
+    """Whether ``[auth]`` is in the secrets, and what is wrong with a secrets file that exists but
+    cannot be read (None where nothing is). No secrets file at all is no problem: local mode.
+
+    Streamlit reads ``~/.streamlit/secrets.toml``, ``.streamlit/secrets.toml`` in the folder it
+    runs from and beside ``dashboard/app.py`` (its ``secrets.files`` option), and raises one
+    error type for a missing file and one that does not parse; only its "no secrets found" is
+    taken for absence, anything else fails closed.
+    """
     try:
-        return "auth" in st.secrets
-    except FileNotFoundError:  # Streamlit's "no secrets file" error derives from it
-        return False
+        return "auth" in st.secrets, None
+    except StreamlitSecretNotFoundError as error:
+        if error.error_id == "no-secrets-found":
+            return False, None
+        found = error.exec_kwargs
+        if "path" in found and "error" in found:
+            return False, f"{found['path']} does not parse ({found['error']})"
+        return False, str(error)
+    except OSError as error:  # a file that is there but cannot be opened (permissions, a folder)
+        return False, f"{error.filename or 'a secrets file'}: {error.strerror or error}"
+
+
+def auth_configured() -> bool:
+    """Whether ``[auth]`` is in the secrets (a secrets file that cannot be read: False)."""
+    return read_secrets()[0]
+
+
+def _count_users(db_url: str) -> int | None:
+    """How many users the user table holds; None where it cannot be read."""
+    try:
+        with loaders.session_for(db_url) as session:
+            return access.count_users(session)
+    except SQLAlchemyError:
+        return None
+
+
+def _refuse(message: str) -> NoReturn:
+    st.title("Study monitor")
+    st.error(message)
+    st.stop()
 
 
 def _providers() -> list[str | None]:
@@ -72,7 +110,7 @@ def _sign_in_page() -> None:
 def _no_access_page(email: str) -> None:
     st.title("No access")
     st.markdown(
-        f"You are signed in as **{email}**, but this account has no access to the study "
+        f"You are signed in as **{plain(email)}**, but this account has no access to the study "
         "monitor. Ask an administrator to add it."
     )
     if st.button("Sign out"):
@@ -91,13 +129,19 @@ def signed_in_user() -> CurrentUser:
     """The user of this run. Where there is none (not signed in, not in the user table, or the user
     table cannot be read) this draws the sign-in, no-access or error page and stops the run."""
     st.session_state.pop(USER_KEY, None)  # never a user left from an earlier run
-    if not auth_configured():
-        if sign_in_required():
-            st.error(
-                "Sign-in is required on this server (STUDY_MONITOR_REQUIRE_SIGN_IN) but no "
-                "[auth] section is configured in .streamlit/secrets.toml."
-            )
-            st.stop()
+    configured, secrets_problem = read_secrets()
+    if secrets_problem is not None or not configured:
+        # Local mode is decided here, before any page: the user table is read only when there is
+        # no [auth] (users in it mean sign-in was meant to be on).
+        users = None if secrets_problem or sign_in_required() else _count_users(database_url())
+        refused = access.refusal(
+            secrets_problem=None if secrets_problem is None else plain(secrets_problem),
+            auth_configured=configured,
+            sign_in_required=sign_in_required(),
+            users=users,
+        )
+        if refused is not None:
+            _refuse(refused)
         user = access.LOCAL_USER
     elif not st.user.is_logged_in:
         _sign_in_page()
@@ -133,7 +177,7 @@ def _account_box(user: CurrentUser) -> None:
             "`.streamlit/secrets.toml` to require sign-in."
         )
         return
-    st.sidebar.caption(f"Signed in as **{user.email}** ({user.role})")
+    st.sidebar.caption(f"Signed in as **{plain(user.email)}** ({user.role})")
     if st.sidebar.button("Sign out", key="sign_out"):
         st.logout()
 

@@ -1,11 +1,13 @@
 """CSV and Excel downloads of a table, the files built only when the user clicks (writing an Excel
 file of thousands of rows takes seconds: it must not slow every rerun of the page). Every download
-writes an "export" audit event when its file is built (``dashboard.ui.auth.audited``)."""
+writes an "export" audit event when its file is built (``dashboard.ui.auth.audited``). A text cell
+that starts like a formula is written as text in both (``dashboard.report.cells``)."""
 
 import pandas as pd
 import streamlit as st
 
 from dashboard.report import workbook
+from dashboard.report.cells import csv_text
 from dashboard.ui.auth import audited
 
 EXCEL_MIME = workbook.EXCEL_MIME
@@ -24,7 +26,7 @@ def download_buttons(frame: pd.DataFrame, *, name: str, sheet: str) -> None:
     csv_button, excel_button = st.columns(2)
     csv_button.download_button(
         "Download CSV",
-        audited(lambda: frame.to_csv(index=False), file_name=f"{name}.csv", rows=len(frame)),
+        audited(lambda: csv_text(frame), file_name=f"{name}.csv", rows=len(frame)),
         file_name=f"{name}.csv",
         mime="text/csv",
         on_click="ignore",  # see DOWNLOAD_NOTE

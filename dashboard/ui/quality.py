@@ -8,6 +8,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from dashboard import access
 from dashboard.db import session_scope
+from dashboard.markdown import plain
 from dashboard.metrics.kri_catalogue import QTL_BY_ID
 from dashboard.quality import QualityError, evaluate_excursion
 from dashboard.ui import loaders
@@ -56,7 +57,7 @@ def excursion_form(ctx: PageContext, open_excursions: pd.DataFrame) -> None:
                 email=ctx.user.email,
             )
     except QualityError as error:
-        st.error(str(error))
+        st.error(plain(error))
         return
     except SQLAlchemyError:
         st.error("The database refused the change: nothing was recorded. Try again.")

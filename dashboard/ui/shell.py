@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from dashboard.access import CurrentUser, allowed_sites, effective_scope, may_see_study
 from dashboard.config import database_url, default_study_id
+from dashboard.markdown import plain
 from dashboard.queries.scope import Period, SiteScope
 from dashboard.results.studies import CutInfo, StudyInfo
 from dashboard.ui import loaders
@@ -145,7 +146,9 @@ def build_context(user: CurrentUser) -> PageContext | None:
         # Said where someone asked for the study (a link, a pick), not for the app's default.
         if st.query_params.get("study") == requested or requested != default_study_id():
             where = "open to your account" if requested in every_study else "in this database"
-            st.warning(f"Study **{requested}** is not {where}; showing **{fallback}**.")
+            st.warning(
+                f"Study **{plain(requested)}** is not {where}; showing **{plain(fallback)}**."
+            )
         st.session_state[STUDY_KEY] = fallback
     st.sidebar.selectbox("Study", study_ids, key=STUDY_KEY, on_change=_on_study_change)
     study_id: str = st.session_state[STUDY_KEY]
@@ -155,7 +158,9 @@ def build_context(user: CurrentUser) -> PageContext | None:
     cut_id = cuts[-1].id if cuts else None
     study = loaders.load_study(db_url, study_id, cut_id)
     if study is None:  # removed between two queries
-        st.error(f"Study {study_id} has just been removed from the database. Reload the page.")
+        st.error(
+            f"Study {plain(study_id)} has just been removed from the database. Reload the page."
+        )
         return None
 
     sites = loaders.load_sites(db_url, study_id, cut_id)
@@ -225,10 +230,10 @@ def page_context() -> PageContext:
 
 def page_header(title: str, context: PageContext) -> None:
     """Page title, the data-freshness line and the banners every page carries."""
-    st.title(title)
+    st.title(plain(title))
     study = context.study
     latest = context.latest_cut
-    parts = [f"**{study.registry_id or study.study_id}**"]
+    parts = [f"**{plain(study.registry_id or study.study_id)}**"]
     if latest:
         parts.append(
             f"data cut {latest.id}, cut-off {_fmt_date(latest.cutoff_date)}, "
@@ -237,11 +242,11 @@ def page_header(title: str, context: PageContext) -> None:
     else:
         parts.append("no data cut loaded (registry record only)")
     if context.compare_cut:
-        parts.append(f"compared with {cut_label(context.compare_cut)}")
+        parts.append(f"compared with {plain(cut_label(context.compare_cut))}")
     if context.scope:
         parts.append(
             f"{'your ' if context.scope == context.allowed else ''}sites: "
-            f"{', '.join(context.scope)}"
+            f"{plain(', '.join(context.scope))}"
         )
     if context.user.local:
         parts.append("local mode: no sign-in configured")
@@ -256,8 +261,13 @@ def page_header(title: str, context: PageContext) -> None:
 def metric_row(metrics: Sequence[Metric]) -> None:
     """A view's headline figures side by side, each with its line under it."""
     for column, metric in zip(st.columns(len(metrics)), metrics, strict=True):
+        # A view's figures are plain text (numbers, and names from the data in some).
         column.metric(
-            metric.label, metric.value, delta=metric.delta, delta_color="off", delta_arrow="off"
+            plain(metric.label),
+            plain(metric.value),
+            delta=None if metric.delta is None else plain(metric.delta),
+            delta_color="off",
+            delta_arrow="off",
         )
 
 
@@ -279,7 +289,7 @@ def no_subjects_message(context: PageContext) -> None:
         st.info("No subjects at the selected sites. Clear the site filter to see the whole study.")
     else:
         st.info(
-            f"Study {context.study_id} has no subjects yet: the figures appear after the first "
+            f"Study {plain(context.study_id)} has no subjects yet: the figures appear after the first "
             "data import."
         )
 
