@@ -307,7 +307,7 @@ def _storable_text(dataset: Dataset, values: pd.Series, column: str) -> pd.Serie
             column=column,
         )
     dataset.warnings.append(
-        f"{dataset.name} column {column}: {_values(len(found))} holding NUL bytes or invalid "
+        f"{dataset.name} column {column}: {_count(len(found))} with NUL bytes or invalid "
         f"characters (first at record {record}: {value!r}); those characters were removed"
     )
     return values.map(
