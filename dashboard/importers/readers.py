@@ -310,9 +310,10 @@ def _storable_text(dataset: Dataset, values: pd.Series, column: str) -> pd.Serie
         f"{dataset.name} column {column}: {_count(len(found))} with NUL bytes or invalid "
         f"characters (first at record {record}: {value!r}); those characters were removed"
     )
-    return values.map(
-        lambda v: (_UNSTORABLE.sub("", v).strip() or None) if isinstance(v, str) else v
-    )
+    cleaned = [
+        (_UNSTORABLE.sub("", v).strip() or None) if isinstance(v, str) else v for v in values
+    ]
+    return pd.Series(cleaned, index=values.index, dtype=object)  # None stays None, not NaN
 
 
 def _numbers(dataset: Dataset, values: pd.Series, column: str) -> pd.Series:
