@@ -233,7 +233,7 @@ def _pilot(domain: str, change: Callable[[pd.DataFrame], None]) -> Callable[[Pat
     return build
 
 
-def _frame_set(record: int, column: str, value: object) -> Callable[[pd.DataFrame], None]:
+def _frame_set(record: int, column: str, value: float) -> Callable[[pd.DataFrame], None]:
     def change(frame: pd.DataFrame) -> None:
         frame.loc[record - 1, column] = value
 
