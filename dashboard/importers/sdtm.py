@@ -4,7 +4,12 @@ The figure definitions of DESIGN.md decide who is screened, screen-failed and en
 (``metrics.population``); this module only gathers the inputs. What is fatal and what is a warning
 follows DESIGN.md's contract: fatal are no DM, a missing key column, duplicate USUBJID in DM,
 duplicate USUBJID + AESEQ in AE, a record whose USUBJID is not in DM, and a file that cannot be read;
-everything else is a warning stored on the DataCut.
+everything else is a warning stored on the DataCut. Issue #17 adds, as readings of those: two DM
+USUBJIDs that differ only in case, spaces or invisible characters are duplicates (a near match is
+named where a subject is not in DM); a STUDYID other than DM's is fatal (a package is one study's
+snapshot); so are a blank ``--study-id``, a study id shaped like an NCT id that is not one, and a
+``--cutoff`` outside the plausible years. The readers check keys, numbers and text
+(``readers``).
 """
 
 import datetime as dt
