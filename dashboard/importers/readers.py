@@ -265,11 +265,20 @@ def _normalise(dataset: Dataset) -> None:
             dataset.warnings.append(
                 f"{dataset.name}: column {column} identifies people and was not loaded"
             )
-    frame = frame.astype(object).map(_clean_value) if len(frame) else frame.astype(object)
+    unstorable = False  # whether any text holds what PostgreSQL refuses (found while cleaning)
+
+    def clean(value: Any) -> Any:
+        nonlocal unstorable
+        value = _clean_value(value)
+        if isinstance(value, str) and not unstorable and _UNSTORABLE.search(value):
+            unstorable = True
+        return value
+
+    frame = frame.astype(object).map(clean) if len(frame) else frame.astype(object)
     # DataFrame.map turns None back into NaN in columns it infers as numeric: undo that.
     frame = frame.astype(object).where(frame.notna(), None)
     for column in frame.columns:
-        if frame[column].map(lambda v: isinstance(v, str) and bool(_UNSTORABLE.search(v))).any():
+        if unstorable and frame[column].map(_is_unstorable).any():
             frame[column] = _storable_text(dataset, frame[column], column)
         if _is_numeric_variable(column):
             frame[column] = _numbers(dataset, frame[column], column)
@@ -288,6 +297,10 @@ def _is_integer_variable(column: str) -> bool:
 
 def _is_text_key(column: str) -> bool:
     return column in TEXT_KEYS or column.endswith(_TEXT_KEY_SUFFIXES)
+
+
+def _is_unstorable(value: Any) -> bool:
+    return isinstance(value, str) and bool(_UNSTORABLE.search(value))
 
 
 def _storable_text(dataset: Dataset, values: pd.Series, column: str) -> pd.Series:

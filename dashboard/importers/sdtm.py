@@ -320,14 +320,17 @@ def _check_same_study(dataset: Dataset, dm: Dataset) -> None:
     dm_ids = {str(v) for v in dm.frame["STUDYID"] if v is not None}
     if not dm_ids:
         return
-    for number, value in enumerate(dataset.frame["STUDYID"], start=1):
-        if value is not None and str(value) not in dm_ids:
-            raise fail(
-                f"STUDYID {str(value)!r} is not DM's ({', '.join(map(repr, sorted(dm_ids)))})",
-                file=dataset.name,
-                record=number,
-                column="STUDYID",
-            )
+    values = dataset.frame["STUDYID"]
+    other = values.notna() & ~values.astype(str).isin(dm_ids)
+    if other.any():
+        number = int(other.to_numpy().argmax()) + 1
+        raise fail(
+            f"STUDYID {str(values.iloc[number - 1])!r} is not DM's "
+            f"({', '.join(map(repr, sorted(dm_ids)))})",
+            file=dataset.name,
+            record=number,
+            column="STUDYID",
+        )
 
 
 def _study_from_ts(ts: Dataset | None, warnings: list[str]) -> dict[str, Any]:
