@@ -109,31 +109,31 @@ def _as_stored_text(value: object) -> object:
     return value
 
 
-# Every table that holds a study's data: what a failed load must leave as it was.
-STUDY_TABLES = (
-    "study",
-    "site",
-    "arm",
-    "criterion",
-    "subject",
-    "eligibilityfinding",
-    "disposition",
-    "finding",
-    "adverseevent",
-    "protocoldeviation",
-    "exposure",
-    "visit",
-    "datacut",
-    "cutchange",
-)
+def _tables_but_the_audit_trail() -> tuple[str, ...]:
+    """Every table of the model except the audit trail, from the SQLModel metadata: a table added
+    later is covered without a change here."""
+    from sqlmodel import SQLModel
+
+    import dashboard.models  # noqa: F401  (registers the tables)
+    from dashboard.models import AuditEvent
+
+    audit = AuditEvent.__tablename__
+    return tuple(t.name for t in SQLModel.metadata.sorted_tables if t.name != audit)
+
+
+# Every table but the audit trail (which records the attempt): what a failed load must leave as it
+# was, row by row.
+STUDY_TABLES = _tables_but_the_audit_trail()
 
 
 def study_tables(engine: Engine) -> dict[str, pd.DataFrame]:
-    """Every study table's rows, in a stable order (by id; study has none), to compare a database
-    before and after an attempt."""
-    return {
-        t: read_sql(
-            f"SELECT * FROM {t} ORDER BY id" if t != "study" else "SELECT * FROM study", engine
-        )
-        for t in STUDY_TABLES
-    }
+    """Every table's rows but the audit trail's, in a stable order (by primary key), to compare a
+    database before and after an attempt."""
+    from sqlmodel import SQLModel
+
+    frames = {}
+    for name in STUDY_TABLES:
+        table = SQLModel.metadata.tables[name]
+        order = ", ".join(f'"{c.name}"' for c in table.primary_key.columns)
+        frames[name] = read_sql(f'SELECT * FROM "{name}" ORDER BY {order}', engine)
+    return frames

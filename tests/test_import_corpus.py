@@ -171,6 +171,75 @@ def _ragged_csv(folder: Path) -> Path:
     return folder
 
 
+# -- values (#17): dates, keys, numbers: builders ----------------------------------------------
+
+
+def _json_ae_with(column: str, record: int, value: object) -> Callable[[Path], Path]:
+    """The base package with AE as Dataset-JSON, one value set (NaN and Infinity are written as
+    Python's json writes them: the constants JSON itself does not have)."""
+
+    def build(folder: Path) -> Path:
+        write_package(folder, formats={"AE": "json"})
+        document = json.loads((folder / "ae.json").read_text())
+        names = [c["name"] for c in document["columns"]]
+        document["rows"][record - 1][names.index(column)] = value
+        (folder / "ae.json").write_text(json.dumps(document))
+        return folder
+
+    return build
+
+
+def _all_study_ids(value: str) -> Callable[[Path], Path]:
+    def build(folder: Path) -> Path:
+        tables = copy_of_base()
+        for rows in tables.values():
+            for row in rows:
+                row["STUDYID"] = value
+        return write_package(folder, tables)
+
+    return build
+
+
+def _pilot(domain: str, change: Callable[[pd.DataFrame], None]) -> Callable[[Path], Path]:
+    """The CDISC pilot's DM and ``domain`` (enough to import: measured at 0.4 s), copied from the
+    shared data and one of them changed through pandas and written back as SAS transport."""
+
+    def build(folder: Path) -> Path:
+        import shutil
+
+        import pyreadstat
+
+        from tests.conftest import reference_absent
+        from tests.reference import SHARED_DATA
+
+        source = SHARED_DATA / "sdtm" / "cdiscpilot01"
+        if not source.is_dir():
+            reference_absent(f"reference data folder {source} is absent")
+        folder.mkdir(parents=True)
+        for name in {"dm.xpt", f"{domain.lower()}.xpt"}:
+            shutil.copy(source / name, folder / name)
+        path = folder / f"{domain.lower()}.xpt"
+        frame, meta = pyreadstat.read_xport(str(path))
+        change(frame)
+        pyreadstat.write_xport(
+            frame,
+            str(path),
+            table_name=domain,
+            file_format_version=5,
+            column_labels=meta.column_labels,
+        )
+        return folder
+
+    return build
+
+
+def _frame_set(record: int, column: str, value: float) -> Callable[[pd.DataFrame], None]:
+    def change(frame: pd.DataFrame) -> None:
+        frame.loc[record - 1, column] = value
+
+    return change
+
+
 BROKEN: dict[str, tuple[Callable[[Path], Path], list[str]]] = {
     "no DM": (_without("DM"), ["no DM dataset", "DM is required"]),
     "DM without USUBJID": (
@@ -246,6 +315,96 @@ BROKEN: dict[str, tuple[Callable[[Path], Path], list[str]]] = {
     ),
     "Dataset-JSON row too short": (_json_with_short_row, ["ae.json", "record 2"]),
     "two study ids in DM": (_rows("DM", _two_study_ids), ["dm.csv", "2 study ids", "--study-id"]),
+    # -- values (#17): dates, keys, numbers --
+    "AESEQ 2.7": (
+        _rows("AE", _set(2, "AESEQ", 2.7)),
+        ["ae.csv", "record 2", "column AESEQ", "'2.7' is not a whole number", "key of AE"],
+    ),
+    "AESEQ 1e20": (
+        _rows("AE", _set(1, "AESEQ", "1e20")),
+        ["ae.csv", "record 1", "column AESEQ", "1e20 does not fit the database's integer column"],
+    ),
+    # PostgreSQL's INTEGER is 32-bit: 3e9 fits SQLite and not PostgreSQL, refused on both.
+    "AESEQ 3e9": (
+        _rows("AE", _set(2, "AESEQ", 3_000_000_000)),
+        ["ae.csv", "record 2", "column AESEQ", "(-2,147,483,648 to 2,147,483,647)"],
+    ),
+    "AESTDY 1e20": (
+        _rows("AE", _set(1, "AESTDY", "1e20")),
+        ["ae.csv", "record 1", "column AESTDY", "does not fit the database's integer column"],
+    ),
+    "AESEQ NaN in Dataset-JSON": (
+        _json_ae_with("AESEQ", 2, float("nan")),
+        ["ae.json", "record 2", "column AESEQ", "'NaN' is not a finite number", "key of AE"],
+    ),
+    "AESEQ Infinity in Dataset-JSON": (
+        _json_ae_with("AESEQ", 1, float("inf")),
+        ["ae.json", "record 1", "column AESEQ", "'Infinity' is not a finite number"],
+    ),
+    "SV VISITNUM inf": (
+        _with_visits(visitnum="inf"),
+        ["sv.csv", "record 1", "column VISITNUM", "'inf' is not a finite number", "key of SV"],
+    ),
+    "USUBJID padded in DM": (
+        _rows("DM", _append_copy(1, USUBJID="TINY-01-001 ", AGE=62)),
+        [
+            "dm.csv",
+            "record 4",
+            "column USUBJID",
+            "duplicate USUBJID TINY-01-001 (first in record 1)",
+        ],
+    ),
+    "USUBJID in lower case in DM": (
+        _rows("DM", _append_copy(1, USUBJID="tiny-01-001")),
+        [
+            "dm.csv",
+            "record 4",
+            "column USUBJID",
+            "duplicate USUBJID 'tiny-01-001': record 1 has 'TINY-01-001'",
+            "differs only in case, spaces or invisible characters",
+        ],
+    ),
+    "USUBJID with a zero-width space in DM": (
+        _rows("DM", _append_copy(2, USUBJID="TINY-01-002\u200b")),
+        [
+            "dm.csv",
+            "record 4",
+            "duplicate USUBJID 'TINY-01-002\\u200b': record 2 has 'TINY-01-002'",
+        ],
+    ),
+    "AE USUBJID near a DM one": (
+        _rows("AE", _set(2, "USUBJID", "tiny-01-001")),
+        [
+            "ae.csv",
+            "record 2",
+            "column USUBJID",
+            "subject tiny-01-001 is not in DM (near match: DM has 'TINY-01-001'",
+        ],
+    ),
+    "AE STUDYID not DM's": (
+        _rows("AE", _set(2, "STUDYID", "OTHER")),
+        ["ae.csv", "record 2", "column STUDYID", "STUDYID 'OTHER' is not DM's ('TINY')"],
+    ),
+    "STUDYID NCT123": (
+        _all_study_ids("NCT123"),
+        ["dm.csv", "column STUDYID", "'NCT123' looks like a ClinicalTrials.gov id"],
+    ),
+    "NUL byte in USUBJID": (
+        _rows("AE", _set(1, "USUBJID", "TINY-01-\x00001")),
+        ["ae.csv", "record 1", "column USUBJID", "holds a NUL byte", "identifies a record"],
+    ),
+    "pilot AE AESEQ 2.7": (
+        _pilot("AE", _frame_set(3, "AESEQ", 2.7)),
+        ["ae.xpt", "record 3", "column AESEQ", "'2.7' is not a whole number"],
+    ),
+    "pilot AE AESEQ 1e20": (
+        _pilot("AE", _frame_set(5, "AESEQ", 1e20)),
+        ["ae.xpt", "record 5", "column AESEQ", "1e+20 does not fit the database's integer column"],
+    ),
+    "pilot AE AESTDY 3e9": (
+        _pilot("AE", _frame_set(7, "AESTDY", 3e9)),
+        ["ae.xpt", "record 7", "column AESTDY", "does not fit the database's integer column"],
+    ),
 }
 
 
@@ -549,6 +708,106 @@ ODD_VALUES: dict[str, tuple[str, int, str, str, str, str, tuple[object, ...]]] =
         "SELECT start_day FROM adverseevent WHERE term = 'HEADACHE'",
         (None,),
     ),
+    # -- values (#17): dates, keys, numbers --
+    "year 0001": (
+        "DM",
+        1,
+        "RFSTDTC",
+        "0001-01-01",
+        "dm.csv column RFSTDTC: 1 value is not a valid ISO 8601 date (first at record 1: "
+        "'0001-01-01' is not a plausible date (year outside 1900-",
+        "SELECT enrollment_dtc, enrollment_date FROM subject WHERE usubjid = 'TINY-01-001'",
+        ("0001-01-01", None),
+    ),
+    "year 9999": (
+        "AE",
+        2,
+        "AEENDTC",
+        "9999-12-31",
+        "ae.csv column AEENDTC: 1 value is not a valid ISO 8601 date (first at record 2: "
+        "'9999-12-31' is not a plausible date",
+        "SELECT end_dtc, end_date FROM adverseevent WHERE term = 'PNEUMONIA'",
+        ("9999-12-31", None),
+    ),
+    "text after a date": (
+        "AE",
+        1,
+        "AESTDTC",
+        "2014--05junk",
+        "ae.csv column AESTDTC: 1 value is not a valid ISO 8601 date (first at record 1: "
+        "'2014--05junk' is not an ISO 8601 date)",
+        "SELECT start_dtc, start_date FROM adverseevent WHERE term = 'HEADACHE'",
+        ("2014--05junk", None),
+    ),
+    "T without a time": (
+        "AE",
+        1,
+        "AESTDTC",
+        "2024-01-22T",
+        "ae.csv column AESTDTC: 1 value is not a valid ISO 8601 date (first at record 1: "
+        "'2024-01-22T' is not an ISO 8601 date)",
+        "SELECT start_dtc, start_date FROM adverseevent WHERE term = 'HEADACHE'",
+        ("2024-01-22T", None),
+    ),
+    "AGE inf": (
+        "DM",
+        3,
+        "AGE",
+        "inf",
+        "dm.csv column AGE: 1 value is not a finite number (first at record 3: 'inf'); the "
+        "number is unknown",
+        "SELECT age FROM subject WHERE usubjid = 'TINY-02-003'",
+        (None,),
+    ),
+    "VSSTRESN -Infinity": (
+        "VS",
+        1,
+        "VSSTRESN",
+        "-Infinity",
+        "vs.csv column VSSTRESN: 1 value is not a finite number (first at record 1: '-Infinity')",
+        "SELECT value_num, value_text FROM finding",
+        (None, "70.5"),
+    ),
+    "AESTDY 2.5": (
+        "AE",
+        1,
+        "AESTDY",
+        "2.5",
+        "ae.csv column AESTDY: 1 value is not a finite whole number (first at record 1: '2.5'); "
+        "the number is unknown",
+        "SELECT start_day FROM adverseevent WHERE term = 'HEADACHE'",
+        (None,),
+    ),
+    "NA in AESTDY": (
+        "AE",
+        1,
+        "AESTDY",
+        "NA",
+        "ae.csv column AESTDY: 1 value 'NA' read as missing",
+        "SELECT start_day FROM adverseevent WHERE term = 'HEADACHE'",
+        (None,),
+    ),
+    "SAS dot in AGE": (
+        "DM",
+        3,
+        "AGE",
+        ".",
+        "dm.csv column AGE: 1 value '.' read as missing",
+        "SELECT age FROM subject WHERE usubjid = 'TINY-02-003'",
+        (None,),
+    ),
+    # PostgreSQL refuses a NUL byte that SQLite stores: removed (with a warning) outside the
+    # identifying columns, so both databases hold the same text.
+    "NUL byte in AETERM": (
+        "AE",
+        1,
+        "AETERM",
+        "HEAD\x00ACHE",
+        "ae.csv column AETERM: 1 value with NUL bytes or invalid characters (first at record 1: "
+        "'HEAD\\x00ACHE'); those characters were removed",
+        "SELECT term FROM adverseevent WHERE term = 'HEADACHE'",
+        ("HEADACHE",),
+    ),
 }
 
 
@@ -631,6 +890,7 @@ def test_pages_show_an_unknown_age_and_dates_as_missing(
     tables = copy_of_base()
     tables["DM"][0]["AGE"] = "sixty-one"  # an enrolled subject's age unknown
     tables["DM"][2]["RFXSTDTC"] = "2024-03-99"  # first dose unknown
+    tables["DM"][0]["RFICDTC"] = "0001-01-01"  # year 1 once overflowed the Subject page's dates
     tables["AE"][0]["AESTDTC"] = "UNKNOWN"
     tables["AE"][1]["AEENDTC"] = "ONGOING"
     tables["VS"][0]["VSDTC"] = "2024-01-2O"  # a letter O
@@ -731,3 +991,89 @@ def test_baseline_without_a_flag_is_the_last_value_before_first_dose(tmp_path: P
     assert findings["is_baseline"].tolist() == [0, 1, 0]
     assert findings.loc[1, "dtc"] == "2024-01-20T08:30"  # a datetime kept as given
     assert findings.loc[1, "date"] == "2024-01-20"
+
+
+# -- values (#17): dates, keys, numbers ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("study_id", "message"),
+    [
+        (" ", "--study-id"),  # the message shows what reached the importer: ' ' or ''
+        ("\t", "--study-id"),
+        ("NCT123", "--study-id 'NCT123' looks like a ClinicalTrials.gov id but is not NCT"),
+        ("nct0646685", "--study-id 'nct0646685' looks like a ClinicalTrials.gov id"),
+    ],
+)
+def test_a_blank_or_malformed_study_id_changes_nothing(
+    study_id: str, message: str, tmp_path: Path, loaded_db: str
+) -> None:
+    engine = make_engine(loaded_db)
+    before = study_tables(engine)
+    code, out, err = _import(write_package(tmp_path / "named"), loaded_db, "--study-id", study_id)
+    assert code == 2, (out, err)
+    assert err.startswith(f"error: {message}") and "nothing was written" in err, err
+    assert "is blank" in err or "looks like a ClinicalTrials.gov id" in err, err
+    after = study_tables(engine)
+    for table in STUDY_TABLES:
+        pd.testing.assert_frame_equal(before[table], after[table], obj=table)
+
+
+def test_an_nct_study_id_of_eight_digits_is_taken(tmp_path: Path) -> None:
+    url = new_database_url(tmp_path, "nct")
+    code, _out, err = _import(write_package(tmp_path / "nct"), url, "--study-id", " NCT06466851 ")
+    assert code == 0, err
+    assert read_sql("SELECT study_id FROM study", make_engine(url))["study_id"].tolist() == [
+        "NCT06466851"
+    ]
+
+
+def test_study_tables_are_every_table_but_the_audit_trail() -> None:
+    from sqlmodel import SQLModel
+
+    import dashboard.models  # noqa: F401
+
+    assert set(STUDY_TABLES) == set(SQLModel.metadata.tables) - {"auditevent"}
+    assert {"subject", "adverseevent", "plannedvisit", "baselinecount", "app_user"} <= set(
+        STUDY_TABLES
+    )
+
+
+def test_a_birth_year_is_not_said_to_be_cut(tmp_path: Path) -> None:
+    tables = copy_of_base()
+    for row, birth in zip(tables["DM"], ("1960", "", "1971"), strict=True):
+        row["BRTHDTC"] = birth
+    url, out = _load(tmp_path, tables)
+    assert "BRTHDTC" not in out
+    years = read_sql("SELECT birth_year FROM subject ORDER BY usubjid", make_engine(url))
+    assert [None if pd.isna(v) else v for v in years["birth_year"]] == [1960, None, 1971]
+    tables["DM"][1]["BRTHDTC"] = "1955-07"
+    _url, out = _load(tmp_path / "month", tables)
+    assert "warning: dm.csv: BRTHDTC cut to the year of birth" in out
+
+
+def test_pilot_dm_with_age_inf_loads_with_the_age_unknown(tmp_path: Path) -> None:
+    folder = _pilot("DM", _frame_set(2, "AGE", float("inf")))(tmp_path / "pilot")
+    url = new_database_url(tmp_path, "pilot")
+    code, out, err = _import(folder, url)
+    assert code == 0, err
+    assert (
+        "warning: dm.xpt column AGE: 1 value is not a finite number (first at record 2: "
+        "inf); the number is unknown"
+    ) in out
+    ages = read_sql("SELECT usubjid, age FROM subject ORDER BY id", make_engine(url))
+    assert pd.isna(ages["age"].iloc[1]) and ages["age"].iloc[0] == 63  # the pilot's first age
+
+
+def test_the_pack_draws_a_study_spanning_two_centuries(tmp_path: Path) -> None:
+    """The accrual chart once took a row per month from the first screening to the cut-off: from
+    1900 to 2120 that is over altair's 5,000 rows, and the pack stopped (exit 1, MaxRowsError)."""
+    tables = copy_of_base()
+    tables["DM"][1]["RFICDTC"] = "1900-01-10"
+    tables["TS"][-1]["TSVAL"] = "2120-06-30"  # DCUTDTC
+    url, _out = _load(tmp_path, tables)
+    result = runner.invoke(
+        app, ["report", "--study", "TINY", "--out", str(tmp_path / "pack"), "--db", url]
+    )
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "pack" / "TINY-pack-1.pdf").stat().st_size > 0

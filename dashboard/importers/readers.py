@@ -6,10 +6,22 @@ Numeric SDTM variables (``--SEQ``, ``AGE``, ``--STRESN``, ``VISITNUM``, ``--DY``
 floats, and ``--DTC`` values are checked as ISO 8601 (DESIGN.md, "What is fatal"):
 
 - a key that is not a number (``--SEQ``; ``VISITNUM`` in SV and TV; ``TAETORD`` in TA) is fatal,
-  named by file, record and column: a key that cannot be read is as good as missing;
-- any other value that is not a number, and any ``--DTC`` that is not an ISO 8601 date (or names a
-  day or time that does not exist), is kept as text with one warning per file and column (how
-  many, and the first record and value): its number or date is unknown downstream.
+  named by file, record and column: a key that cannot be read is as good as missing; so is a key
+  that is not finite (``inf``, Dataset-JSON ``NaN``), and a ``--SEQ`` or ``TAETORD`` that is not a
+  whole number (``2.7``: storing it as 2 would key the record on a number it does not have);
+- a number stored in an integer column (``--SEQ``, ``--DY``, ``--STDY``, ``--ENDY``, ``VISITDY``,
+  ``TAETORD``) that the column cannot hold is fatal: ``INTEGER_RANGE`` (PostgreSQL's INTEGER is
+  32-bit; SQLite would take more), so both databases give the same answer;
+- text holding a NUL byte (or half of a UTF-16 pair) is fatal in an identifying column
+  (``TEXT_KEYS``) and elsewhere has those characters removed, with one warning per file and
+  column: PostgreSQL refuses such text, SQLite stores it;
+- ``NA`` and ``.`` (R's and SAS's missing values written as text) in a numeric column are missing,
+  said once per file and column;
+- any other value that is not a number, any number that is not finite or (in an integer column)
+  not whole, and any ``--DTC`` that is not an ISO 8601 date (or names a day or time that does not
+  exist, or a year outside ``results.dates``' window) is kept as text (a number that is not finite
+  or not whole: unknown) with one warning per file and column (how many, and the first record and
+  value): its number or date is unknown downstream.
 """
 
 import hashlib
@@ -17,6 +29,7 @@ import io
 import json
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +68,20 @@ _NUMERIC_SUFFIXES = ("SEQ", "STRESN", "DY", "STDY", "ENDY")
 # Numeric keys (SDTMIG natural keys the importer uses): a text value there is fatal. --SEQ in every
 # domain; the others where they are keys.
 _NUMERIC_KEYS = {"SV": {"VISITNUM"}, "TV": {"VISITNUM"}, "TA": {"TAETORD"}}
+# Variables the model stores in INTEGER columns (models.py: seq, start_day, planned_day ...), and
+# what such a column holds: PostgreSQL's INTEGER is 32-bit (SQLite's is 64-bit; the smaller range
+# is checked so that both databases take the same packages).
+_INTEGER_NAMES = {"VISITDY", "TAETORD"}
+_INTEGER_SUFFIXES = ("SEQ", "DY", "STDY", "ENDY")
+INTEGER_RANGE = (-(2**31), 2**31 - 1)
+# Text values R and SAS write for a missing number: read as missing, said once per column.
+_MISSING_MARKERS = ("NA", ".")
+# Columns that identify a record (a subject, a study, a test, an arm): a NUL byte there is fatal,
+# since removing it could make two records one. Elsewhere it is removed with a warning.
+TEXT_KEYS = {"STUDYID", "USUBJID", "SUBJID", "SITEID", "ARMCD", "ACTARMCD", "TSPARMCD", "IETESTCD"}
+_TEXT_KEY_SUFFIXES = ("TESTCD",)
+# What PostgreSQL refuses in text: NUL, and lone UTF-16 surrogates (Dataset-JSON "\ud800").
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 # Columns that identify people: dropped with a warning, never stored (DESIGN.md security model).
 # Matched on the name without underscores or spaces: a person's name or initials (FULLNAME,
 # PATIENT_NAME, SUBJINITIALS, INVNAM ...). SDTM variables that merely end in NAM are kept: QNAM
@@ -162,7 +189,9 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 def _read_dataset_json(path: Path) -> pd.DataFrame:
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        # NaN, Infinity and -Infinity (not JSON, but Python's json reads them) are kept as the
+        # text they are: a NaN key is not a blank key, and the number checks name them.
+        document = json.loads(path.read_text(encoding="utf-8"), parse_constant=str)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise fail(f"is not JSON: {error}", file=path.name) from None
     if not isinstance(document, dict) or not isinstance(document.get("columns"), list):
@@ -236,10 +265,21 @@ def _normalise(dataset: Dataset) -> None:
             dataset.warnings.append(
                 f"{dataset.name}: column {column} identifies people and was not loaded"
             )
-    frame = frame.astype(object).map(_clean_value) if len(frame) else frame.astype(object)
+    unstorable = False  # whether any text holds what PostgreSQL refuses (found while cleaning)
+
+    def clean(value: Any) -> Any:
+        nonlocal unstorable
+        value = _clean_value(value)
+        if isinstance(value, str) and not unstorable and _UNSTORABLE.search(value):
+            unstorable = True
+        return value
+
+    frame = frame.astype(object).map(clean) if len(frame) else frame.astype(object)
     # DataFrame.map turns None back into NaN in columns it infers as numeric: undo that.
     frame = frame.astype(object).where(frame.notna(), None)
     for column in frame.columns:
+        if unstorable and frame[column].map(_is_unstorable).any():
+            frame[column] = _storable_text(dataset, frame[column], column)
         if _is_numeric_variable(column):
             frame[column] = _numbers(dataset, frame[column], column)
         elif column.endswith("DTC"):
@@ -251,15 +291,63 @@ def _is_numeric_key(domain: str, column: str) -> bool:
     return (len(column) > 2 and column[2:] == "SEQ") or column in _NUMERIC_KEYS.get(domain, ())
 
 
+def _is_integer_variable(column: str) -> bool:
+    return column in _INTEGER_NAMES or (len(column) > 2 and column[2:] in _INTEGER_SUFFIXES)
+
+
+def _is_text_key(column: str) -> bool:
+    return column in TEXT_KEYS or column.endswith(_TEXT_KEY_SUFFIXES)
+
+
+def _is_unstorable(value: Any) -> bool:
+    return isinstance(value, str) and bool(_UNSTORABLE.search(value))
+
+
+def _storable_text(dataset: Dataset, values: pd.Series, column: str) -> pd.Series:
+    """Text without NUL bytes or lone surrogates: fatal in an identifying column, else removed
+    with one warning for the column."""
+    found = [
+        (record, value)
+        for record, value in enumerate(values, start=1)
+        if isinstance(value, str) and _UNSTORABLE.search(value)
+    ]
+    record, value = found[0]
+    if _is_text_key(column):
+        raise fail(
+            f"{value!r} holds a NUL byte or an invalid character, and {column} identifies a record",
+            file=dataset.name,
+            record=record,
+            column=column,
+        )
+    dataset.warnings.append(
+        f"{dataset.name} column {column}: {_count(len(found))} with NUL bytes or invalid "
+        f"characters (first at record {record}: {value!r}); those characters were removed"
+    )
+    cleaned = [
+        (_UNSTORABLE.sub("", v).strip() or None) if isinstance(v, str) else v for v in values
+    ]
+    return pd.Series(cleaned, index=values.index, dtype=object)  # None stays None, not NaN
+
+
 def _numbers(dataset: Dataset, values: pd.Series, column: str) -> pd.Series:
-    """The column as floats (None where blank); text that is not a number is fatal in a key and
-    otherwise kept as text, with one warning for the column."""
+    """The column as floats (None where blank or unknown); text that is not a number, a number
+    that is not finite, and (in --SEQ and TAETORD) one that is not whole is fatal in a key and
+    otherwise unknown, with one warning for the column; a number an integer column cannot hold is
+    fatal."""
+    is_key = _is_numeric_key(dataset.domain, column)
+    is_integer = _is_integer_variable(column)
     numbers: list[Any] = []
     unreadable: list[tuple[int, Any]] = []
+    unknown: list[tuple[int, Any]] = []  # numbers, but not finite (or not whole where stored whole)
+    markers: Counter[str] = Counter()
     for record, value in enumerate(values, start=1):
+        if isinstance(value, str) and value.upper() in _MISSING_MARKERS:
+            markers[value] += 1
+            numbers.append(None)
+            continue
         number = _as_number(value)
         if number is _NOT_A_NUMBER:
-            if _is_numeric_key(dataset.domain, column):
+            if is_key:
                 raise fail(
                     f"{value!r} is not a number, and {column} is a key of {dataset.domain}",
                     file=dataset.name,
@@ -268,16 +356,69 @@ def _numbers(dataset: Dataset, values: pd.Series, column: str) -> pd.Series:
                 )
             unreadable.append((record, value))
             numbers.append(value)
+            continue
+        if number is None:
+            numbers.append(None)
+            continue
+        problem = _number_problem(number, is_integer=is_integer)
+        if (
+            problem == "too big"
+            or (problem == "not finite" and is_key)
+            or (problem == "not whole" and is_key)
+        ):
+            raise fail(
+                _number_message(value, number, problem, column, dataset.domain),
+                file=dataset.name,
+                record=record,
+                column=column,
+            )
+        if problem:
+            unknown.append((record, value))
+            numbers.append(None)
         else:
             numbers.append(number)
+    for value, count in markers.items():
+        dataset.warnings.append(
+            f"{dataset.name} column {column}: {_count(count)} {value!r} read as missing"
+        )
     if unreadable:
         record, value = unreadable[0]
         dataset.warnings.append(
             f"{dataset.name} column {column}: {_values(len(unreadable))} not a number (first at "
             f"record {record}: {value!r}); kept as text, the number is unknown"
         )
+    if unknown:
+        record, value = unknown[0]
+        kind = "not a finite whole number" if is_integer else "not a finite number"
+        dataset.warnings.append(
+            f"{dataset.name} column {column}: {_values(len(unknown))} {kind} (first at record "
+            f"{record}: {value!r}); the number is unknown"
+        )
     # An object column, so a missing number stays None instead of becoming NaN.
     return pd.Series(numbers, index=values.index, dtype=object)
+
+
+def _number_problem(number: float, *, is_integer: bool) -> str | None:
+    """What keeps a number out of the model: "not finite", "too big" (for the integer column) or
+    "not whole" (in an integer column); None when it can be stored."""
+    if not math.isfinite(number):
+        return "not finite"
+    if not is_integer:
+        return None
+    if not INTEGER_RANGE[0] <= number <= INTEGER_RANGE[1]:
+        return "too big"
+    return None if number.is_integer() else "not whole"
+
+
+def _number_message(value: Any, number: float, problem: str, column: str, domain: str) -> str:
+    shown = value if isinstance(value, str) else f"{number:g}"
+    if problem == "too big":
+        low, high = INTEGER_RANGE
+        return (
+            f"{shown} does not fit the database's integer column for {column} ({low:,} to {high:,})"
+        )
+    what = "a finite number" if problem == "not finite" else "a whole number"
+    return f"{shown!r} is not {what}, and {column} is a key of {domain}"
 
 
 def _check_dates(dataset: Dataset, values: pd.Series, column: str) -> None:
@@ -303,17 +444,20 @@ def _values(count: int) -> str:
     return "1 value is" if count == 1 else f"{count:,} values are"
 
 
+def _count(count: int) -> str:
+    return "1 value" if count == 1 else f"{count:,} values"
+
+
 _NOT_A_NUMBER = object()  # what _as_number gives for text that is not a number
 
 
 def _as_number(value: Any) -> Any:
     """A float, None for a blank (or NaN), or ``_NOT_A_NUMBER``."""
     if value is None or isinstance(value, float):
-        return value
+        return value  # a float NaN is a SAS missing value, already None (_clean_value)
     try:
-        number = float(str(value))
+        # Text NaN ("NaN" in CSV, Dataset-JSON's NaN constant) stays NaN: not a blank, so a key
+        # holding it is named (a SAS missing value is a float NaN and became None before).
+        return float(str(value))
     except ValueError:
         return _NOT_A_NUMBER
-    if math.isnan(number):
-        return None
-    return number

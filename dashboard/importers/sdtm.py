@@ -4,11 +4,18 @@ The figure definitions of DESIGN.md decide who is screened, screen-failed and en
 (``metrics.population``); this module only gathers the inputs. What is fatal and what is a warning
 follows DESIGN.md's contract: fatal are no DM, a missing key column, duplicate USUBJID in DM,
 duplicate USUBJID + AESEQ in AE, a record whose USUBJID is not in DM, and a file that cannot be read;
-everything else is a warning stored on the DataCut.
+everything else is a warning stored on the DataCut. Issue #17 adds, as readings of those: two DM
+USUBJIDs that differ only in case, spaces or invisible characters are duplicates (a near match is
+named where a subject is not in DM); a STUDYID other than DM's is fatal (a package is one study's
+snapshot); so are a blank ``--study-id``, a study id shaped like an NCT id that is not one, and a
+``--cutoff`` outside the plausible years. The readers check keys, numbers and text
+(``readers``).
 """
 
 import datetime as dt
 import math
+import re
+import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -18,10 +25,22 @@ from typing import Any
 import pandas as pd
 
 from dashboard.importers.errors import fail
-from dashboard.importers.readers import FINDINGS_DOMAINS, Dataset, find_datasets, read_dataset
+from dashboard.importers.readers import (
+    FINDINGS_DOMAINS,
+    INTEGER_RANGE,
+    Dataset,
+    find_datasets,
+    read_dataset,
+)
 from dashboard.metrics.population import DispositionEvent, classify_subject, subject_status
 from dashboard.metrics.visits import is_conditional_visit
-from dashboard.results.dates import duration_in_years, known_date, parse_dtc
+from dashboard.results.dates import (
+    EARLIEST_YEAR,
+    duration_in_years,
+    known_date,
+    latest_year,
+    parse_dtc,
+)
 
 # Key columns per domain: a file without them cannot be mapped (fatal).
 REQUIRED_COLUMNS = {
@@ -54,6 +73,11 @@ _NOT_IMPORTANT_WORDS = ("NON-IMPORTANT", "NOT IMPORTANT", "MINOR")
 _IMPORTANT_WORDS = ("MAJOR", "IMPORTANT", "CRITICAL")
 _NOT_MET = {"INCLUSION": {"N", "NO"}, "EXCLUSION": {"Y", "YES"}}
 _OPEN_LABEL = {"", "NONE", "OPEN", "OPEN LABEL", "OPEN-LABEL"}
+# A study id written as a ClinicalTrials.gov id must be one: NCT and eight digits.
+_NCT_LIKE = re.compile(r"NCT[0-9]*", re.IGNORECASE)
+_NCT_ID = re.compile(r"NCT[0-9]{8}")
+_INVISIBLE = ("Cc", "Cf", "Zs", "Zl", "Zp")  # controls, zero-width and format characters, spaces
+_NEAR = "differs only in case, spaces or invisible characters"
 
 
 @dataclass
@@ -119,6 +143,11 @@ def read_package(
     folder: Path, *, study_id: str | None = None, cutoff: dt.date | None = None
 ) -> Package:
     """Read, check and map the SDTM datasets in ``folder``. Raises ImportFailure on a fatal problem."""
+    if cutoff is not None and not EARLIEST_YEAR <= cutoff.year <= latest_year():
+        raise fail(
+            f"--cutoff {cutoff} is not a plausible date (year outside "
+            f"{EARLIEST_YEAR}-{latest_year()})"
+        )
     paths, warnings = find_datasets(folder)
     if "DM" not in paths:
         raise fail("no DM dataset (dm.xpt, dm.csv or dm.json): DM is required", file=str(folder))
@@ -148,6 +177,8 @@ def read_package(
     for dataset in datasets.values():
         if dataset.domain != "DM" and "USUBJID" in dataset.frame.columns:
             _check_subjects_known(dataset, usubjids)
+        if dataset.domain != "DM":
+            _check_same_study(dataset, dm)
 
     study = _study_from_ts(datasets.get("TS"), warnings)
     criteria = _criteria(datasets.get("TI"), datasets.get("IE"), warnings)
@@ -201,7 +232,13 @@ def read_package(
 
 
 def _study_id(dm: Dataset, given: str | None) -> str:
-    if given:
+    if given is not None:
+        given = given.strip()
+        if not given or not given.isprintable():
+            raise fail(
+                f"--study-id {given!r} is blank or holds invisible characters: name the study"
+            )
+        _check_nct_like(given, "--study-id")
         return given
     if "STUDYID" not in dm.frame.columns:
         raise fail(
@@ -214,35 +251,86 @@ def _study_id(dm: Dataset, given: str | None) -> str:
             file=dm.name,
             column="STUDYID",
         )
+    _check_nct_like(ids[0], "STUDYID", file=dm.name, column="STUDYID")
     return ids[0]
 
 
-def _check_dm_keys(dm: Dataset) -> set[str]:
-    seen: dict[str, int] = {}
+def _check_nct_like(
+    study_id: str, what: str, *, file: str | None = None, column: str | None = None
+) -> None:
+    if _NCT_LIKE.fullmatch(study_id) and not _NCT_ID.fullmatch(study_id):
+        raise fail(
+            f"{what} {study_id!r} looks like a ClinicalTrials.gov id but is not NCT followed by "
+            "8 digits (e.g. NCT06466850)",
+            file=file,
+            column=column,
+        )
+
+
+def _subject_key(usubjid: str) -> str:
+    """USUBJID as compared for near-duplicates: case, spaces and invisible characters (zero-width
+    spaces, byte order marks, controls) ignored, compatibility forms (full-width letters) folded."""
+    text = unicodedata.normalize("NFKC", usubjid)
+    return "".join(c for c in text if unicodedata.category(c) not in _INVISIBLE).casefold()
+
+
+def _check_dm_keys(dm: Dataset) -> dict[str, str]:
+    """DM's USUBJIDs by their ``_subject_key``. A blank, a repeated USUBJID, and two that differ
+    only in case, spaces or invisible characters (the same subject typed twice, or two subjects
+    no one can tell apart) are fatal."""
+    seen: dict[str, tuple[int, str]] = {}
     for number, row in _records(dm):
         usubjid = row["USUBJID"]
         if usubjid is None:
             raise fail("USUBJID is blank", file=dm.name, record=number, column="USUBJID")
-        key = str(usubjid)
+        value = str(usubjid)
+        key = _subject_key(value)
         if key in seen:
-            raise fail(
-                f"duplicate USUBJID {key} (first in record {seen[key]})",
-                file=dm.name,
-                record=number,
-                column="USUBJID",
+            first, other = seen[key]
+            message = (
+                f"duplicate USUBJID {value} (first in record {first})"
+                if other == value
+                else f"duplicate USUBJID {value!r}: record {first} has {other!r}, which {_NEAR}"
             )
-        seen[key] = number
-    return set(seen)
+            raise fail(message, file=dm.name, record=number, column="USUBJID")
+        seen[key] = (number, value)
+    return {key: value for key, (_, value) in seen.items()}
 
 
-def _check_subjects_known(dataset: Dataset, usubjids: set[str]) -> None:
+def _check_subjects_known(dataset: Dataset, usubjids: dict[str, str]) -> None:
+    known = set(usubjids.values())
     for number, value in enumerate(dataset.frame["USUBJID"], start=1):
         if value is None:
             raise fail("USUBJID is blank", file=dataset.name, record=number, column="USUBJID")
-        if str(value) not in usubjids:
+        if str(value) not in known:
+            near = usubjids.get(_subject_key(str(value)))
+            hint = f" (near match: DM has {near!r}, and {str(value)!r} {_NEAR})" if near else ""
             raise fail(
-                f"subject {value} is not in DM", file=dataset.name, record=number, column="USUBJID"
+                f"subject {value} is not in DM{hint}",
+                file=dataset.name,
+                record=number,
+                column="USUBJID",
             )
+
+
+def _check_same_study(dataset: Dataset, dm: Dataset) -> None:
+    """Every record's STUDYID is DM's: a package mixing studies is not one study's snapshot."""
+    if "STUDYID" not in dataset.frame.columns or "STUDYID" not in dm.frame.columns:
+        return
+    dm_ids = {str(v) for v in dm.frame["STUDYID"] if v is not None}
+    if not dm_ids:
+        return
+    values = dataset.frame["STUDYID"]
+    other = values.notna() & ~values.astype(str).isin(dm_ids)
+    if other.any():
+        number = int(other.to_numpy().argmax()) + 1
+        raise fail(
+            f"STUDYID {str(values.iloc[number - 1])!r} is not DM's "
+            f"({', '.join(map(repr, sorted(dm_ids)))})",
+            file=dataset.name,
+            record=number,
+            column="STUDYID",
+        )
 
 
 def _study_from_ts(ts: Dataset | None, warnings: list[str]) -> dict[str, Any]:
@@ -270,8 +358,11 @@ def _study_from_ts(ts: Dataset | None, warnings: list[str]) -> dict[str, Any]:
             study[key] = values[code]
     if values.get("PLANSUB"):
         try:
-            study["planned_enrollment"] = int(float(str(values["PLANSUB"])))
-        except ValueError:
+            planned = int(float(str(values["PLANSUB"])))  # OverflowError for inf
+            if not INTEGER_RANGE[0] <= planned <= INTEGER_RANGE[1]:
+                raise ValueError("too big for the database's integer column")
+            study["planned_enrollment"] = planned
+        except (ValueError, OverflowError):
             warnings.append(f"TS PLANSUB {values['PLANSUB']!r} is not a number: kept out")
     for code, key in (("AGEMIN", "min_age"), ("AGEMAX", "max_age")):
         raw = values.get(code)
@@ -796,7 +887,12 @@ def _subjects(
                 "country": _text(row.get("COUNTRY")),
             }
         )
-    if "BRTHDTC" in dm.frame.columns:
+    # Said only where something was cut: a BRTHDTC that is a year already loses nothing.
+    if "BRTHDTC" in dm.frame.columns and any(
+        known_date(v) is not None and len(v.strip()) > 4
+        for v in dm.frame["BRTHDTC"]
+        if isinstance(v, str)
+    ):
         warnings.append(f"{dm.name}: BRTHDTC cut to the year of birth")
     return subjects
 

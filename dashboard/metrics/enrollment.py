@@ -8,11 +8,27 @@ import pandas as pd
 from dashboard.metrics.forecast import AccrualForecast, forecast_completion
 
 WEEKLY_UP_TO_DAYS = 366  # a recruitment period up to a year reads best in weeks, longer in months
+# The periods must stay few whatever the dates (a chart of more than 5,000 rows is refused by
+# altair): weeks only while the chart, run on to the cut-off, spans at most ten years (520 weeks),
+# months up to twenty years (240), years beyond (the plausible years of results.dates: about 230).
+WEEKS_AT_MOST_DAYS = 3653
+MONTHLY_UP_TO_DAYS = 7305
 
 
-def choose_bin(first: dt.date, last: dt.date) -> str:
-    """``"W"`` (weekly) for a period up to a year, else ``"M"`` (monthly)."""
-    return "W" if (last - first).days <= WEEKLY_UP_TO_DAYS else "M"
+def choose_bin(first: dt.date, last: dt.date, *, until: dt.date | None = None) -> str:
+    """``"W"`` (weekly) for a recruitment period up to a year, ``"M"`` (monthly) for longer ones,
+    ``"Y"`` (yearly) where the chart (from ``first`` to ``last`` or ``until``, the cut-off) spans
+    more than twenty years; weeks give way to months where the chart spans more than ten."""
+    span = (max(last, until or last) - first).days
+    if span > MONTHLY_UP_TO_DAYS:
+        return "Y"
+    if (last - first).days <= WEEKLY_UP_TO_DAYS and span <= WEEKS_AT_MOST_DAYS:
+        return "W"
+    return "M"
+
+
+# Each bin's period (what a date falls in) and the start of every period in a range.
+_PERIODS = {"W": ("W-SUN", "W-MON"), "M": ("M", "MS"), "Y": ("Y", "YS")}
 
 
 def cumulative_accrual(
@@ -29,16 +45,17 @@ def cumulative_accrual(
     if daily.empty:
         return pd.DataFrame(columns=columns)
     dates = pd.to_datetime(daily["date"])
-    freq = freq or choose_bin(dates.min().date(), dates.max().date())
-    # Weeks start on Monday, months on the 1st.
-    period = dates.dt.to_period("W-SUN" if freq == "W" else "M").dt.start_time
+    freq = freq or choose_bin(dates.min().date(), dates.max().date(), until=until)
+    # Weeks start on Monday, months on the 1st, years on 1 January.
+    period_of, starts = _PERIODS[freq]
+    period = dates.dt.to_period(period_of).dt.start_time
     per_period = (
         daily.assign(period_start=period).groupby("period_start")[["screened", "enrolled"]].sum()
     )
     last = per_period.index.max()
     if until is not None:
-        last = max(last, pd.Timestamp(until).to_period("W-SUN" if freq == "W" else "M").start_time)
-    full = pd.date_range(per_period.index.min(), last, freq="W-MON" if freq == "W" else "MS")
+        last = max(last, pd.Timestamp(until).to_period(period_of).start_time)
+    full = pd.date_range(per_period.index.min(), last, freq=starts)
     per_period = per_period.reindex(full, fill_value=0).rename_axis("period_start").reset_index()
     per_period["cumulative_screened"] = per_period["screened"].cumsum()
     per_period["cumulative_enrolled"] = per_period["enrolled"].cumsum()

@@ -16,12 +16,30 @@ import re
 
 import pandas as pd
 
-_DTC = re.compile(
-    r"^(?P<year>\d{4})(?:-(?P<month>\d{2})(?:-(?P<day>\d{2}))?)?"
-    r"(?:T(?P<time>\d{2}(?::\d{2}(?::\d{2}(?:\.\d+)?)?)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?$"
+# The time after "T" is required ("2014-03-05T" is not a date), and the pattern is matched whole
+# (``fullmatch``: no trailing text, no trailing newline). ASCII digits only: ``\d`` would take
+# Arabic-Indic digits, which int() reads.
+_TIME = (
+    r"(?:T(?P<time>[0-9]{2}(?::[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?)?)"
+    r"(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?)?"
 )
+_DTC = re.compile(r"(?P<year>[0-9]{4})(?:-(?P<month>[0-9]{2})(?:-(?P<day>[0-9]{2}))?)?" + _TIME)
 # SDTM writes an unknown month with a day as "2013---05": the year is all that can be used.
-_YEAR_ONLY_WITH_GAPS = re.compile(r"^(?P<year>\d{4})-{2,3}\d{2}")
+_YEAR_ONLY_WITH_GAPS = re.compile(r"(?P<year>[0-9]{4})-{2,3}[0-9]{2}" + _TIME)
+# The years a study date can plausibly have. Before 1900: no participant was born then, and a
+# year like 0001 or 1066 is a placeholder or a typing slip (year 1 also overflows date arithmetic
+# on the Subject page and stretches the accrual chart over two millennia). After this year plus a
+# century: planned ends, expiry dates and births lie decades ahead at most; 9999 is a placeholder.
+# A year outside is "not a plausible date": kept as text, the date unknown, like any unreadable one.
+EARLIEST_YEAR = 1900
+YEARS_AHEAD = 100
+
+
+def latest_year() -> int:
+    """The last plausible year of a study date: this year plus ``YEARS_AHEAD``."""
+    return dt.date.today().year + YEARS_AHEAD
+
+
 _DURATION = re.compile(
     r"^P(?:(?P<Y>\d+(?:\.\d+)?)Y)?(?:(?P<M>\d+(?:\.\d+)?)M)?(?:(?P<W>\d+(?:\.\d+)?)W)?"
     r"(?:(?P<D>\d+(?:\.\d+)?)D)?$"
@@ -35,21 +53,24 @@ class InvalidDateError(ValueError):
 def parse_dtc(text: str | None) -> dt.date | None:
     """The first day of the period an ISO 8601 date or datetime names; None for a blank.
 
-    Raises InvalidDateError for text that is not ISO 8601 or for an impossible date
-    (``2013-02-30``, month 13, hour 25).
+    Raises InvalidDateError for text that is not ISO 8601 (trailing text included: ``2014-03-05T``,
+    ``2014--05junk``), for an impossible date (``2013-02-30``, month 13, hour 25) and for a year
+    outside ``EARLIEST_YEAR`` .. ``latest_year()`` (``0001-01-01``).
     """
     if text is None or not text.strip():
         return None
     value = text.strip()
-    gaps = _YEAR_ONLY_WITH_GAPS.match(value)
-    if gaps:
-        return dt.date(int(gaps.group("year")), 1, 1)
-    match = _DTC.match(value)
+    match = _YEAR_ONLY_WITH_GAPS.fullmatch(value) or _DTC.fullmatch(value)
     if not match:
         raise InvalidDateError(f"{value!r} is not an ISO 8601 date")
     year = int(match.group("year"))
-    month = int(match.group("month") or 1)
-    day = int(match.group("day") or 1)
+    if not EARLIEST_YEAR <= year <= latest_year():
+        raise InvalidDateError(
+            f"{value!r} is not a plausible date (year outside {EARLIEST_YEAR}-{latest_year()})"
+        )
+    groups = match.groupdict()
+    month = int(groups.get("month") or 1)
+    day = int(groups.get("day") or 1)
     try:
         parsed = dt.date(year, month, day)
     except ValueError as error:

@@ -170,7 +170,7 @@ def _forecast_sentence(
 def _accrual_caption(*, planned_drawn: bool, ctx: ViewContext, chart_target: int | None) -> str:
     caption = (
         "Screened by screening date, enrolled by enrollment date, in weekly bins for a recruitment "
-        "period up to a year, monthly beyond"
+        "period up to a year, monthly beyond (yearly where the chart spans more than twenty years)"
         + (
             "; the dashed grey line is the planned recruitment (linear from the planned start to "
             "the planned end)."
