@@ -97,7 +97,7 @@ others = [
     record.ethnicity,
 ]
 st.caption(" · ".join(p for p in [*dates, *others] if p))
-if ctx.study.is_blinded:
+if ctx.study.counts_as_blinded:
     st.caption(
         "The study is blinded: the arm is shown because you are unblinded."
         if ctx.shows_arms
