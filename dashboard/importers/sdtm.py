@@ -9,6 +9,7 @@ everything else is a warning stored on the DataCut.
 
 import datetime as dt
 import math
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -54,6 +55,16 @@ _NOT_IMPORTANT_WORDS = ("NON-IMPORTANT", "NOT IMPORTANT", "MINOR")
 _IMPORTANT_WORDS = ("MAJOR", "IMPORTANT", "CRITICAL")
 _NOT_MET = {"INCLUSION": {"N", "NO"}, "EXCLUSION": {"Y", "YES"}}
 _OPEN_LABEL = {"", "NONE", "OPEN", "OPEN LABEL", "OPEN-LABEL"}
+# TS parameters that say how the study is blinded: TBLIND (SDTM controlled terminology), then the
+# names seen in older or home-made TS datasets.
+_BLINDING_PARAMETERS = ("TBLIND", "BLIND", "BLINDING", "MASKING")
+_UNKNOWN_BLINDING = (
+    "blinding unknown, treated as blinded (figures by arm only for unblinded users) until the "
+    "registry record or an admin says the study is open label"
+)
+# An age written out ("50 years", "50 Years", "18 months") or a bare number of years ("50").
+_AGE_WORDS = re.compile(r"^(\d+(?:\.\d+)?)\s*(?:(year|month|week|day)s?)?$", re.IGNORECASE)
+_PER_YEAR = {"year": 1.0, "month": 12.0, "week": 52.1775, "day": 365.25}
 
 
 @dataclass
@@ -246,8 +257,13 @@ def _check_subjects_known(dataset: Dataset, usubjids: set[str]) -> None:
 
 
 def _study_from_ts(ts: Dataset | None, warnings: list[str]) -> dict[str, Any]:
-    """Study fields from TS (first value of each parameter); unreadable values are warnings."""
+    """Study fields from TS (first value of each parameter); unreadable values are warnings.
+
+    Without TS, or without a blinding parameter in it, the study's blinding is not set: unknown,
+    which counts as blinded (DESIGN.md security model), and a warning says so.
+    """
     if ts is None:
+        warnings.append(f"no TS domain: {_UNKNOWN_BLINDING}; no registry id, target or ages")
         return {}
     values: dict[str, str | None] = {}
     null_flavours: dict[str, str | None] = {}
@@ -274,19 +290,20 @@ def _study_from_ts(ts: Dataset | None, warnings: list[str]) -> dict[str, Any]:
         except ValueError:
             warnings.append(f"TS PLANSUB {values['PLANSUB']!r} is not a number: kept out")
     for code, key in (("AGEMIN", "min_age"), ("AGEMAX", "max_age")):
-        raw = values.get(code)
-        try:
-            study[key] = duration_in_years(raw)
-        except ValueError:
-            warnings.append(
-                f"TS {code} {raw!r} is not an ISO 8601 duration: no {key.replace('_', ' ')}"
-            )
-        if raw is None and null_flavours.get(code) == "PINF":
+        study[key] = _ts_age(code, values.get(code), warnings)
+        if values.get(code) is None and null_flavours.get(code) == "PINF":
             study[key] = None  # positive infinity: no limit
-    if "TBLIND" in values:
-        blinding = (values["TBLIND"] or "").upper()
-        study["masking"] = values["TBLIND"]
-        study["is_blinded"] = blinding not in _OPEN_LABEL
+    blinding_code = next((c for c in _BLINDING_PARAMETERS if values.get(c)), None)
+    if blinding_code is None:
+        warnings.append(f"{ts.name}: no TBLIND parameter: {_UNKNOWN_BLINDING}")
+    else:
+        blinding = str(values[blinding_code])
+        study["masking"] = blinding
+        study["is_blinded"] = blinding.strip().upper() not in _OPEN_LABEL
+        if blinding_code != "TBLIND":
+            warnings.append(
+                f"{ts.name}: blinding read from {blinding_code} {blinding!r} (SDTM names it TBLIND)"
+            )
     if values.get("RANDOM"):
         study["allocation"] = "RANDOMIZED" if values["RANDOM"] == "Y" else "NON_RANDOMIZED"
     if values.get("SEXPOP"):
@@ -310,6 +327,28 @@ def _study_from_ts(ts: Dataset | None, warnings: list[str]) -> dict[str, Any]:
         if parsed:
             study[key] = parsed
     return study
+
+
+def _ts_age(code: str, raw: str | None, warnings: list[str]) -> float | None:
+    """TS AGEMIN / AGEMAX in years: an ISO 8601 duration (``P50Y``) as SDTM has it, else an age
+    written out (``50 years``, ``50 Years``, ``50``: read, with a warning); None where blank or
+    unreadable (kept out, with a warning)."""
+    try:
+        return duration_in_years(raw)
+    except ValueError:
+        pass
+    match = _AGE_WORDS.match((raw or "").strip())
+    if match is None:
+        limit = "min age" if code == "AGEMIN" else "max age"
+        warnings.append(f"TS {code} {raw!r} is not an ISO 8601 duration: no {limit}")
+        return None
+    unit = (match.group(2) or "year").lower()
+    years = float(match.group(1)) / _PER_YEAR[unit]
+    warnings.append(
+        f"TS {code} {raw!r} is not an ISO 8601 duration "
+        f"(P{match.group(1)}{unit[0].upper()}) but was read: {years:g} years"
+    )
+    return years
 
 
 def _criteria(ti: Dataset | None, ie: Dataset | None, warnings: list[str]) -> list[dict[str, Any]]:
