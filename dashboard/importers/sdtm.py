@@ -558,9 +558,64 @@ def _flag_baseline_without_blfl(
         row["is_baseline"] = True
 
 
+# Columns that number or identify an AE record rather than describe the event: records equal in
+# every other column are the same event recorded more than once, or a real repeat.
+_AE_RECORD_COLUMNS = {"AESEQ", "AESPID", "AEGRPID", "AEREFID", "AELNKID", "AELNKGRP"}
+
+
+def _warn_repeated_events(ae: Dataset, warnings: list[str]) -> None:
+    """One warning for AE records identical but for their sequence number (and sponsor ids): they
+    are loaded, as they may be real repeated events, but a reviewer should know."""
+    described = [c for c in ae.frame.columns if c.upper() not in _AE_RECORD_COLUMNS]
+    repeated = ae.frame[described].astype(str).duplicated(keep="first")
+    if not repeated.any():
+        return
+    numbers = [i + 1 for i in repeated[repeated].index]
+    first = ", ".join(map(str, numbers[:5])) + (" ..." if len(numbers) > 5 else "")
+    seqs = ""
+    if "AESEQ" in ae.frame.columns:
+        shown = [
+            f"{_text(ae.frame.at[i, 'USUBJID'])} AESEQ {_text(ae.frame.at[i, 'AESEQ'])}"
+            for i in repeated[repeated].index[:3]
+        ]
+        seqs = f"; first: {', '.join(shown)}"
+    warnings.append(
+        f"{ae.name}: {len(numbers)} record(s) identical to an earlier one but for their sequence "
+        f"(records {first}{seqs}): loaded, as they may be real repeated events; check the source"
+    )
+
+
+def _emergent_flags(ae: Dataset, warnings: list[str]) -> list[str | None]:
+    """AETRTEM per record, kept where all or most records hold Y or N (then it is the study's
+    treatment-emergent rule, ``metrics.ae_rules``); None for every record otherwise."""
+    if "AETRTEM" not in ae.frame.columns:
+        return [None] * len(ae.frame)
+    values = [(_text(v) or "").strip().upper() for v in ae.frame["AETRTEM"]]
+    flagged = sum(v in ("Y", "N") for v in values)
+    if flagged * 2 <= len(values):
+        warnings.append(
+            f"{ae.name}: AETRTEM holds Y or N in only {flagged} of {len(values)} records: not used; "
+            "treatment-emergent is derived (start on or after first dose)"
+        )
+        return [None] * len(values)
+    others = len(values) - flagged
+    warnings.append(
+        f"{ae.name}: treatment-emergent as flagged by the sponsor (AETRTEM) for {flagged} of "
+        f"{len(values)} records"
+        + (
+            f"; the {others} without Y or N are derived (start on or after first dose)"
+            if others
+            else ""
+        )
+    )
+    return [v if v in ("Y", "N") else None for v in values]
+
+
 def _adverse_events(ae: Dataset | None, warnings: list[str]) -> list[dict[str, Any]]:
     if ae is None:
         return []
+    _warn_repeated_events(ae, warnings)
+    flags = _emergent_flags(ae, warnings)
     rows = []
     seen: dict[tuple[str, int], int] = {}
     for number, row in _records(ae):
@@ -603,6 +658,7 @@ def _adverse_events(ae: Dataset | None, warnings: list[str]) -> list[dict[str, A
                 "end_dtc": end,
                 "end_date": known_date(end),
                 "start_day": _int(row.get("AESTDY")),
+                "treatment_emergent": flags[number - 1],
                 "natural_key": f"{usubjid}/{seq}"
                 if seq is not None
                 else f"{usubjid}/{term}/{start}",

@@ -135,10 +135,10 @@ def _blinding_note(study: StudyInfo, *, shows_arms: bool) -> str | None:
 
 def _counting_note(population: SafetyPopulation, *, treatment_emergent: bool) -> str:
     if treatment_emergent:
-        return "Treatment-emergent AEs only (onset on or after the first dose)."
+        return f"Treatment-emergent AEs only: {population.emergent_rule}."
     return "Every AE in the data is counted" + (
-        "; the switch above keeps the treatment-emergent ones."
-        if population.first_dose_dates
+        f"; the switch above keeps the treatment-emergent ones ({population.emergent_rule})."
+        if population.tells_emergent
         else "."
     )
 
