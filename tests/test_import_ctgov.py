@@ -24,6 +24,7 @@ from dashboard.importers.ctgov import (
     import_ctgov_record,
     parse_eligibility_criteria,
     phase_label,
+    read_eligibility_criteria,
     registry_date,
 )
 from dashboard.models import Criterion, EligibilityFinding, Site, Study, Subject
@@ -849,21 +850,41 @@ def test_criteria_text_under_no_heading_is_warned_about(engine: Engine, tmp_path
     path = _real_record_with_criteria(
         "NCT00763412",
         tmp_path,
-        lambda text: (
-            "Patients must meet all of the following:\n* Signed consent\n\n"
-            + text
-            + "\n\nCriteria:\n\n* Able to swallow tablets\n"
-        ),
+        lambda text: "Patients must meet all of the following:\n* Signed consent\n\n" + text,
     )
     result = _import_file(engine, path)
-    assert (result.inclusion, result.exclusion) == (5, 6)  # neither quoted text is a criterion
+    assert (result.inclusion, result.exclusion) == (5, 6)  # the quoted text is no criterion
     notes = [w.removeprefix(f"{CRITERIA_PATH}: ") for w in result.warnings if CRITERIA_PATH in w]
     assert notes == [
         "text before the first inclusion or exclusion heading was not read as criteria: "
-        "'Patients must meet all of the following: / * Signed consent'",
-        "1 criteria under the heading 'Criteria:' after the exclusion criteria were not read "
-        "(inclusion or exclusion?): 'Able to swallow tablets'",
+        "'Patients must meet all of the following: / * Signed consent'"
     ]
+
+
+def test_generic_headings_before_and_after_named_ones() -> None:
+    # A lead-in under "Eligibility Criteria:" is not a criterion; "Criteria for part B:" under
+    # "Exclusion Criteria:" belongs to that section.
+    text = (
+        "Eligibility Criteria:\nParticipants are adults.\n\nInclusion Criteria:\n\n* Age 18+\n\n"
+        "Exclusion Criteria:\n\n* Pregnancy\n\nCriteria for part B:\n\n* Prior surgery\n"
+    )
+    criteria, notes = read_eligibility_criteria(text)
+    assert criteria == [
+        ParsedCriterion(INCL, "Age 18+"),
+        ParsedCriterion(EXCL, "Pregnancy"),
+        ParsedCriterion(EXCL, "Prior surgery"),
+    ]
+    assert notes == [
+        "text under the heading 'Eligibility Criteria:' was not read as criteria: "
+        "'Participants are adults.'"
+    ]
+    assert read_eligibility_criteria("Criteria:\n\n* Adults\n* Consent\n") == (
+        [ParsedCriterion(INCL, "Adults"), ParsedCriterion(INCL, "Consent")],
+        [
+            "2 criteria under the heading 'Criteria:' (no inclusion heading) were read as inclusion "
+            "criteria"
+        ],
+    )
 
 
 def test_the_command_line_prints_the_criteria_warning(tmp_path: Path) -> None:

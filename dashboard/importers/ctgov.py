@@ -198,15 +198,20 @@ def read_eligibility_criteria(text: str) -> tuple[list[ParsedCriterion], list[st
     dropped from the wording; notes outside a list under a heading are not criteria.
 
     Under a heading that names no category ("Eligibility criteria:", "Criteria:") before any
-    exclusion heading, the criteria are inclusion criteria (the registry's form lists inclusion
-    first), and a note says so. Text before the first heading, and criteria under a generic heading
-    after an exclusion heading, are not read as criteria, and a note quotes them.
+    inclusion or exclusion heading, the criteria are inclusion criteria (the registry's form lists
+    inclusion first), and a note says so; after one, such a line is part of that heading's section
+    ("Criteria for part B:" under "Exclusion Criteria:"). Text before the first heading, and plain
+    lines (no list) under a generic heading followed by named ones, are not read as criteria, and a
+    note quotes them.
     """
     sections: list[tuple[str | None, str, list[str]]] = []  # category, heading, lines
     before: list[str] = []
     for raw in text.splitlines():
         heading = None if _BULLET.match(raw) else _heading(raw.strip())
-        generic = None if heading or _BULLET.match(raw) else _generic_heading(raw.strip())
+        named_before = any(section[0] is not None for section in sections)
+        generic = (
+            None if heading or named_before or _BULLET.match(raw) else _generic_heading(raw.strip())
+        )
         if heading:
             kind, rest = heading
             sections.append((kind, raw.strip(), [rest] if rest else []))
@@ -223,23 +228,23 @@ def read_eligibility_criteria(text: str) -> tuple[list[ParsedCriterion], list[st
             f"{_preview(before)!r}"
         )
     criteria: list[ParsedCriterion] = []
-    seen_exclusion = False
+    has_named = any(section[0] is not None for section in sections)
     for named, heading_text, lines in sections:
         wordings = _section_criteria(lines)
         category = named
+        if category is None and wordings and has_named and not any(map(_BULLET.match, lines)):
+            # Plain lines under "Eligibility criteria:" before "Inclusion Criteria:": a lead-in.
+            notes.append(
+                f"text under the heading {heading_text!r} was not read as criteria: "
+                f"{_preview(wordings)!r}"
+            )
+            continue
         if category is None and wordings:
-            if seen_exclusion:
-                notes.append(
-                    f"{len(wordings)} criteria under the heading {heading_text!r} after the exclusion "
-                    f"criteria were not read (inclusion or exclusion?): {_preview(wordings)!r}"
-                )
-                continue
             notes.append(
                 f"{len(wordings)} criteria under the heading {heading_text!r} (no inclusion heading) "
                 "were read as inclusion criteria"
             )
             category = INCLUSION
-        seen_exclusion = seen_exclusion or category == EXCLUSION
         criteria += [ParsedCriterion(category, wording) for wording in wordings if category]
     return criteria, notes
 
