@@ -841,7 +841,7 @@ def test_an_eligibility_criteria_heading_reads_as_inclusion_with_a_warning(
     ]
     with Session(engine) as session:
         categories = session.scalars(
-            select(Criterion.category).where(col(Criterion.study_id) == "NCT00763412")
+            select(col(Criterion.category)).where(col(Criterion.study_id) == "NCT00763412")
         ).all()
     assert sorted(categories) == [EXCL] * 6 + [INCL] * 5
 
