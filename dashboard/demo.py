@@ -968,6 +968,7 @@ def build_multisite_study(
         design="Randomized, parallel, 3 arms, open label",
         allocation="RANDOMIZED",
         masking="NONE",
+        is_blinded=False,
         status="RECRUITING",
         condition="Osteoarthritis, Knee",
         intervention="Drug: demo compound (intra-articular)",

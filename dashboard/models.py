@@ -38,7 +38,9 @@ class Study(SQLModel, table=True):
     design: str | None = None  # e.g. "Single group, open label"
     allocation: str | None = None  # RANDOMIZED / NA
     masking: str | None = None  # NONE / DOUBLE ...
-    is_blinded: bool = False  # TS TBLIND or registry masking other than NONE
+    # TS TBLIND or registry masking other than NONE; None: unknown, which counts as blinded
+    # (DESIGN.md security model) until TS, the registry or an admin says the study is open.
+    is_blinded: bool | None = None
     status: str | None = None  # registry overall status
     condition: str | None = None
     intervention: str | None = None
@@ -313,6 +315,9 @@ class AdverseEvent(HistoryColumns, table=True):
     end_dtc: str | None = None  # AEENDTC (blank while ongoing)
     end_date: dt.date | None = None
     start_day: int | None = None  # AESTDY (no day 0 in SDTM)
+    # AETRTEM as given (Y / N): the sponsor's treatment-emergent flag. Where the study's AEs carry
+    # it, it is the treatment-emergent rule (metrics.ae_rules); None where not given.
+    treatment_emergent: str | None = None
 
 
 # A protocol deviation (DV). SDTM has no standard "important" flag: ``important`` is read from

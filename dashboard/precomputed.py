@@ -150,9 +150,10 @@ def _change_rows(session: Session, *, study_id: str) -> list[pd.DataFrame]:
 def build_adverse_event_counts(session: Session, *, study_id: str) -> pd.DataFrame:
     """Every safety table of the Adverse events and Overview pages, per site, from the same SQL
     the pages would run (``queries.adverse_events`` with ``per_site``); then the all-sites sums.
-    Treatment-emergent variants only where the study has first-dose dates (else no switch)."""
+    Treatment-emergent variants only where they can be told: first-dose dates or the sponsor's
+    AETRTEM (else no switch)."""
     frames = []
-    dated = ae.safety_population(session, study_id=study_id, scope=None).first_dose_dates
+    dated = ae.safety_population(session, study_id=study_id, scope=None).tells_emergent
     for emergent in (False, True) if dated else (False,):
         headline = ae.count_adverse_events_by_site(
             session, study_id=study_id, treatment_emergent=emergent

@@ -74,12 +74,18 @@ view = _view(
 )
 population = view.population
 treatment_emergent = False
-if population.first_dose_dates:
+if population.tells_emergent:
     treatment_emergent = st.toggle(
         "Treatment-emergent AEs only",
         key="ae_treatment_emergent",
-        help="Onset on or after the subject's first dose. An unknown or partial onset date that "
-        "cannot be placed before the first dose counts as treatment-emergent.",
+        help=f"Rule: {population.emergent_rule}. "
+        + (
+            "The sponsor's flag is used where the AE carries it. "
+            if population.emergent_flagged
+            else ""
+        )
+        + "Derived: onset on or after the subject's first dose; an unknown or partial onset date "
+        "that cannot be placed before the first dose counts as treatment-emergent.",
     )
 if treatment_emergent != view.options.treatment_emergent:
     view = _view(treatment_emergent, view.options.dimension, view.options.threshold)

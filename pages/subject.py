@@ -99,11 +99,16 @@ others = [
 ]
 # Dates, codes, country, race: as the imported files give them, shown as text.
 st.caption(" · ".join(plain(p) for p in [*dates, *others] if p))
-if ctx.study.is_blinded:
+if ctx.study.counts_as_blinded:
+    blinding = (
+        "The study is blinded"
+        if ctx.study.is_blinded
+        else "The study's blinding is unknown, so it counts as blinded"
+    )
     st.caption(
-        "The study is blinded: the arm is shown because you are unblinded."
+        f"{blinding}: the arm is shown because you are unblinded."
         if ctx.shows_arms
-        else "The study is blinded: the subject's arm is shown only to unblinded users."
+        else f"{blinding}: the subject's arm is shown only to unblinded users."
     )
 
 as_of, as_of_label = visits_as_of(ctx)

@@ -162,7 +162,7 @@ def test_pooled_reasons_stay_most_frequent_first() -> None:
     ]
 
 
-def _study(*, blinded: bool) -> StudyInfo:
+def _study(*, blinded: bool | None) -> StudyInfo:
     fields: dict[str, Any] = {f.name: None for f in dataclasses.fields(StudyInfo)}
     fields.update(study_id="S", title="", is_blinded=blinded, is_synthetic=False)
     return StudyInfo(**fields)
@@ -495,3 +495,81 @@ def test_a_sites_subject_list_drops_the_arm_when_pooled(blinding_db_url: str) ->
     assert "arm" in by_arm.columns and set(ARM_NAMES[:3]) & set(by_arm["arm"])
     assert arm_names_in(text_of(pooled)) == set()
     pd.testing.assert_frame_equal(pooled, by_arm.drop(columns="arm"))
+
+
+# -- registry (#17): a package without TS -----------------------------------------------------------
+# Nothing says how the study is blinded: unknown blinding counts as blinded (DESIGN.md), so a
+# viewer who is not unblinded sees no arm. The pilot without its ts.xpt (the files as given).
+
+NO_TS = "PILOT-NO-TS"
+
+
+@pytest.fixture(scope="module")
+def no_ts_db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    import shutil
+
+    from dashboard.importers.run import import_sdtm
+    from tests.conftest import SHARED_DATA
+    from tests.databases import new_database_url
+
+    source = SHARED_DATA / "sdtm" / "cdiscpilot01"
+    if not source.is_dir():
+        pytest.skip(f"reference data folder {source} is absent")
+    folder = tmp_path_factory.mktemp("no-ts")
+    for name in ("dm", "ae", "ds", "ex", "ta", "sv"):
+        shutil.copy(source / f"{name}.xpt", folder / f"{name}.xpt")
+    url = new_database_url(tmp_path_factory.mktemp("no-ts-db"), "no-ts")
+    engine = make_engine(url)
+    report = import_sdtm(engine, folder, study_id=NO_TS)
+    assert any(
+        w.startswith("no TS domain: blinding unknown, treated as blinded") for w in report.warnings
+    )
+    with session_scope(engine) as session:
+        for email, unblinded in ((BLINDED, False), (UNBLINDED, True)):
+            access.add_user(
+                session, email=email, role=access.SPONSOR, unblinded=unblinded, actor="tests"
+            )
+    engine.dispose()
+    return url
+
+
+def test_unknown_blinding_shows_arms_only_to_unblinded_viewers() -> None:
+    unknown = _study(blinded=None)
+    assert unknown.counts_as_blinded
+    assert not ViewContext.for_viewer(unknown, unblinded=False).shows_arms
+    assert ViewContext.for_viewer(unknown, unblinded=True).shows_arms
+
+
+def test_a_blinded_viewer_of_a_study_without_ts_gets_pooled_views(no_ts_db_url: str) -> None:
+    from sqlmodel import Session
+
+    from dashboard.queries.studies import study_info
+    from dashboard.views.adverse_events import build_adverse_events
+    from dashboard.views.baseline import build_baseline
+    from dashboard.views.enrollment import build_enrollment
+
+    engine = make_engine(no_ts_db_url)
+    with Session(engine) as session:
+        study = study_info(session, study_id=NO_TS)
+        assert study is not None and study.is_blinded is None and study.counts_as_blinded
+        blinded = ViewContext.for_viewer(study, unblinded=False)
+        unblinded = ViewContext.for_viewer(study, unblinded=True)
+        assert not blinded.shows_arms and unblinded.shows_arms
+        for build in (build_adverse_events, build_baseline, build_enrollment):
+            assert arm_names_in(text_of(build(session, blinded))) == set(), build.__name__
+            assert set(ARM_NAMES[:3]) & arm_names_in(text_of(build(session, unblinded)))
+        note = build_adverse_events(session, blinded).blinding_note
+    engine.dispose()
+    assert note is not None and note.startswith("The study's blinding is unknown")
+
+
+@pytest.mark.parametrize("page", ["../pages/adverse_events.py", "../pages/baseline.py"])
+def test_a_blinded_user_of_a_study_without_ts_sees_no_arm_name(
+    no_ts_db_url: str, monkeypatch: pytest.MonkeyPatch, page: str
+) -> None:
+    at = open_as(no_ts_db_url, monkeypatch, BLINDED, page, study=NO_TS)
+    context = at.session_state["_page_context"]
+    assert context.study.is_blinded is None and not context.shows_arms
+    assert rendered_arm_names(at) == {}
+    unblinded = open_as(no_ts_db_url, monkeypatch, UNBLINDED, page, study=NO_TS)
+    assert set(ARM_NAMES[:3]) & set().union(*rendered_arm_names(unblinded).values())

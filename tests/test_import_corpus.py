@@ -1077,3 +1077,229 @@ def test_the_pack_draws_a_study_spanning_two_centuries(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.stderr
     assert (tmp_path / "pack" / "TINY-pack-1.pdf").stat().st_size > 0
+
+
+# -- registry (#17): TS, ages, enrollment, AE rules --
+# Unknown blinding counts as blinded (DESIGN.md security model); TS ages written out are read with
+# a warning; AE records repeated but for their sequence are loaded with one warning; the sponsor's
+# AETRTEM is the treatment-emergent rule where most records hold it. AE figures are checked
+# against counts made with pandas from the files written.
+
+PILOT_DOMAINS = ("dm", "ae", "ds", "ex", "ta", "ts")
+
+
+def _study_row(url: str) -> pd.Series:
+    engine = make_engine(url)
+    row = read_sql("SELECT is_blinded, masking, min_age, max_age FROM study", engine).iloc[0]
+    engine.dispose()
+    return row
+
+
+def test_a_package_without_ts_counts_as_blinded(tmp_path: Path) -> None:
+    tables = copy_of_base()
+    del tables["TS"]
+    url, out = _load(tmp_path, tables)
+    expected = "no TS domain: blinding unknown, treated as blinded"
+    assert f"warning: {expected}" in out
+    assert any(w.startswith(expected) for w in _warnings(url))
+    assert _study_row(url)["is_blinded"] is None  # unknown, not open label
+
+
+@pytest.mark.parametrize(
+    ("parameter", "value", "blinded"),
+    [(None, None, None), ("TBLIND", "OPEN LABEL", False), ("TBLIND", "DOUBLE BLIND", True)],
+)
+def test_ts_without_a_blinding_parameter_counts_as_blinded(
+    tmp_path: Path, parameter: str | None, value: str | None, blinded: bool | None
+) -> None:
+    tables = copy_of_base()
+    if parameter:
+        tables["TS"].append({"STUDYID": "TINY", "TSPARMCD": parameter, "TSVAL": value})
+    url, out = _load(tmp_path, tables)
+    warned = "ts.csv: no TBLIND parameter: blinding unknown, treated as blinded" in out
+    assert warned == (parameter is None)
+    study = _study_row(url)
+    assert (None if pd.isna(study["is_blinded"]) else bool(study["is_blinded"])) == blinded
+
+
+@pytest.mark.parametrize(
+    ("agemin", "years", "warning"),
+    [
+        ("P50Y", 50, None),
+        ("50 years", 50, "TS AGEMIN '50 years' is not an ISO 8601 duration (P50Y) but was read"),
+        ("50 Years", 50, "TS AGEMIN '50 Years' is not an ISO 8601 duration (P50Y) but was read"),
+        ("50", 50, "TS AGEMIN '50' is not an ISO 8601 duration (P50Y) but was read: 50 years"),
+        ("18 months", 1.5, "TS AGEMIN '18 months' is not an ISO 8601 duration (P18M)"),
+        ("fifty", None, "TS AGEMIN 'fifty' is not an ISO 8601 duration: no min age"),
+    ],
+)
+def test_ts_ages_written_out_are_read_with_a_warning(
+    tmp_path: Path, agemin: str, years: float | None, warning: str | None
+) -> None:
+    tables = copy_of_base()
+    tables["TS"][3]["TSVAL"] = agemin  # AGEMIN
+    url, out = _load(tmp_path, tables)
+    study = _study_row(url)
+    assert (None if pd.isna(study["min_age"]) else study["min_age"]) == years
+    age_warnings = [w for w in _warnings(url) if w.startswith("TS AGEMIN")]
+    if warning is None:
+        assert age_warnings == []
+    else:
+        assert len(age_warnings) == 1 and age_warnings[0].startswith(warning), age_warnings
+        assert f"warning: {warning}" in out
+
+
+def test_the_overview_shows_ts_agemin_alone_as_a_lower_limit(tmp_path: Path) -> None:
+    from sqlmodel import Session
+
+    from dashboard.views.context import ViewContext
+    from dashboard.views.overview import build_overview
+
+    url, _out = _load(tmp_path)  # TS: AGEMIN P18Y, no AGEMAX; PLANSUB 10 (planned: a target)
+    engine = make_engine(url)
+    with Session(engine) as session:
+        identity = dict(build_overview(session, ViewContext(study_id="TINY")).identity)
+    engine.dispose()
+    assert identity["Ages"] == "18 years or older"
+    assert identity["Target enrollment"] == "10"
+
+
+def _pilot_package(folder: Path, change: Callable[[dict[str, pd.DataFrame]], None]) -> Path:
+    """Part of the CDISC pilot (``PILOT_DOMAINS``) as CSV in ``folder``, after ``change``."""
+    import pyreadstat
+
+    from tests.conftest import SHARED_DATA
+
+    source = SHARED_DATA / "sdtm" / "cdiscpilot01"
+    if not source.is_dir():
+        pytest.skip(f"reference data folder {source} is absent")
+    frames = {
+        name: pyreadstat.read_xport(str(source / f"{name}.xpt"), encoding="cp1252")[0]
+        for name in PILOT_DOMAINS
+    }
+    change(frames)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, frame in frames.items():
+        frame.to_csv(folder / f"{name}.csv", index=False)
+    return folder
+
+
+def _load_pilot(
+    tmp_path: Path, change: Callable[[dict[str, pd.DataFrame]], None]
+) -> tuple[str, str, dict[str, pd.DataFrame]]:
+    written: dict[str, pd.DataFrame] = {}
+
+    def keep(frames: dict[str, pd.DataFrame]) -> None:
+        change(frames)
+        written.update(frames)
+
+    url = new_database_url(tmp_path, "pilot-part")
+    code, out, err = _import(_pilot_package(tmp_path / "pilot", keep), url)
+    assert code == 0, err
+    return url, out, written
+
+
+def test_ae_records_identical_but_for_their_sequence_are_loaded_with_one_warning(
+    tmp_path: Path,
+) -> None:
+    def repeat(frames: dict[str, pd.DataFrame]) -> None:
+        # 230 records copied with a new AESEQ (the 2013 pilot release holds such repeats).
+        ae = frames["ae"]
+        copies = ae.iloc[:230].copy()
+        copies["AESEQ"] = copies["AESEQ"] + 1000
+        frames["ae"] = pd.concat([ae, copies], ignore_index=True)
+
+    url, out, written = _load_pilot(tmp_path, repeat)
+    ae = written["ae"]
+    first = ae.iloc[961]
+    expected = (
+        f"ae.csv: 230 record(s) identical to an earlier one but for their sequence (records "
+        f"962, 963, 964, 965, 966 ...; first: {first['USUBJID']} AESEQ {int(first['AESEQ'])}"
+    )
+    warnings = _warnings(url)
+    assert [w for w in warnings if "but for their sequence" in w] == [
+        next(w for w in warnings if w.startswith(expected))
+    ]
+    assert expected in out
+    loaded = read_sql("SELECT count(*) AS n FROM adverseevent", make_engine(url)).iloc[0]["n"]
+    assert loaded == len(ae) == 961 + 230  # still loaded: they may be real repeated events
+
+
+def _emergent_view(url: str, study_id: str, *, emergent: bool) -> object:
+    from sqlmodel import Session
+
+    from dashboard.views.adverse_events import AdverseEventsOptions, build_adverse_events
+    from dashboard.views.context import ViewContext
+
+    engine = make_engine(url)
+    with Session(engine) as session:
+        view = build_adverse_events(
+            session,
+            ViewContext(study_id=study_id),
+            AdverseEventsOptions(treatment_emergent=emergent),
+        )
+    engine.dispose()
+    return view
+
+
+def test_the_sponsors_aetrtem_is_the_treatment_emergent_rule(tmp_path: Path) -> None:
+    from dashboard.results.adverse_events import EMERGENT_DERIVED, EMERGENT_FLAGGED
+
+    def flag(frames: dict[str, pd.DataFrame]) -> None:
+        # The sponsor's flag: events during treatment. Not the derived rule: the pilot's AEs
+        # before the first dose but in the TREATMENT epoch (or after it, in follow-up) differ.
+        ae = frames["ae"]
+        ae["AETRTEM"] = (ae["EPOCH"].str.upper() == "TREATMENT").map({True: "Y", False: "N"})
+        ae.loc[ae.index[:5], "AETRTEM"] = ""  # a few without the flag: derived
+
+    url, out, written = _load_pilot(tmp_path, flag)
+    ae = written["ae"]
+    assert "ae.csv: treatment-emergent as flagged by the sponsor (AETRTEM) for 956 of 961" in out
+
+    # Independent count: flagged Y, plus the five unflagged ones that start on or after the
+    # subject's first dose (RFXSTDTC; all five have full dates).
+    dm = written["dm"].set_index("USUBJID")
+    unflagged = ae[ae["AETRTEM"] == ""]
+    dose = unflagged["USUBJID"].map(dm["RFXSTDTC"]).str[:10]
+    assert (unflagged["AESTDTC"].str.len() >= 10).all() and (dose.str.len() == 10).all()
+    emergent = pd.concat(
+        [ae[ae["AETRTEM"] == "Y"], unflagged[unflagged["AESTDTC"].str[:10] >= dose]]
+    )
+    view = _emergent_view(url, "CDISCPILOT01", emergent=True)
+    headline = view.headline  # type: ignore[attr-defined]
+    assert (headline.events, headline.subjects) == (len(emergent), emergent["USUBJID"].nunique())
+    note = view.counting_note  # type: ignore[attr-defined]
+    assert EMERGENT_FLAGGED in note and f"without the flag {EMERGENT_DERIVED}" in note
+    assert view.population.tells_emergent  # type: ignore[attr-defined]
+
+    # The listing and the timeline read the same flag.
+    from dashboard.metrics.ae_rules import is_treatment_emergent
+
+    assert is_treatment_emergent(None, None, None, None, "Y")  # flagged, though never dosed
+    assert not is_treatment_emergent("2014-01-02", None, "2014-01-01", None, "N")
+
+
+def test_without_aetrtem_the_rule_is_derived_and_said_so(tmp_path: Path) -> None:
+    from dashboard.results.adverse_events import EMERGENT_DERIVED, EMERGENT_FLAGGED
+
+    url, out, _written = _load_pilot(tmp_path, lambda frames: None)
+    assert "AETRTEM" not in out
+    note = _emergent_view(url, "CDISCPILOT01", emergent=True).counting_note  # type: ignore[attr-defined]
+    assert (
+        note == f"Treatment-emergent AEs only: {EMERGENT_DERIVED}." and EMERGENT_FLAGGED not in note
+    )
+
+
+def test_aetrtem_in_few_records_is_not_used(tmp_path: Path) -> None:
+    def few(frames: dict[str, pd.DataFrame]) -> None:
+        ae = frames["ae"]
+        ae["AETRTEM"] = ""
+        ae.loc[ae.index[:100], "AETRTEM"] = "Y"
+
+    url, out, _written = _load_pilot(tmp_path, few)
+    assert "ae.csv: AETRTEM holds Y or N in only 100 of 961 records: not used" in out
+    flagged = read_sql(
+        "SELECT count(*) AS n FROM adverseevent WHERE treatment_emergent IS NOT NULL",
+        make_engine(url),
+    ).iloc[0]["n"]
+    assert flagged == 0

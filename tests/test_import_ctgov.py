@@ -24,6 +24,7 @@ from dashboard.importers.ctgov import (
     import_ctgov_record,
     parse_eligibility_criteria,
     phase_label,
+    read_eligibility_criteria,
     registry_date,
 )
 from dashboard.models import Criterion, EligibilityFinding, Site, Study, Subject
@@ -806,3 +807,194 @@ def test_actual_enrollment_of_zero_through_the_command_line(tmp_path: Path) -> N
     assert summary["registry_id"] == "NCT99999999"
     assert (summary["screened"], summary["enrolled"], summary["sites"]) == (0, 0, 2)  # 2 locations
     assert summary["data_cut"] is None
+
+
+# -- registry (#17): headings that name no category, unknown masking, enrollment and ages --------
+
+CRITERIA_PATH = "protocolSection.eligibilityModule.eligibilityCriteria"
+
+
+def _real_record_with_criteria(nct_id: str, tmp_path: Path, change: Any) -> Path:
+    """A real record with its eligibilityCriteria text changed, written to ``tmp_path``."""
+    record = _real_record(nct_id)
+    eligibility = record["protocolSection"]["eligibilityModule"]
+    eligibility["eligibilityCriteria"] = change(eligibility["eligibilityCriteria"])
+    path = tmp_path / f"{nct_id}.json"
+    path.write_text(json.dumps(record), encoding="utf-8")
+    return path
+
+
+def test_an_eligibility_criteria_heading_reads_as_inclusion_with_a_warning(
+    engine: Engine, tmp_path: Path
+) -> None:
+    # NCT00763412: 5 "* " items under "Inclusion Criteria:", 6 under "Exclusion Criteria:".
+    path = _real_record_with_criteria(
+        "NCT00763412",
+        tmp_path,
+        lambda text: text.replace("Inclusion Criteria:", "Eligibility criteria:", 1),
+    )
+    result = _import_file(engine, path)
+    assert (result.inclusion, result.exclusion) == (5, 6)
+    assert [w for w in result.warnings if CRITERIA_PATH in w] == [
+        f"{CRITERIA_PATH}: 5 criteria under the heading 'Eligibility criteria:' (no inclusion "
+        "heading) were read as inclusion criteria"
+    ]
+    with Session(engine) as session:
+        categories = session.scalars(
+            select(col(Criterion.category)).where(col(Criterion.study_id) == "NCT00763412")
+        ).all()
+    assert sorted(categories) == [EXCL] * 6 + [INCL] * 5
+
+
+def test_criteria_text_under_no_heading_is_warned_about(engine: Engine, tmp_path: Path) -> None:
+    path = _real_record_with_criteria(
+        "NCT00763412",
+        tmp_path,
+        lambda text: "Patients must meet all of the following:\n* Signed consent\n\n" + text,
+    )
+    result = _import_file(engine, path)
+    assert (result.inclusion, result.exclusion) == (5, 6)  # the quoted text is no criterion
+    notes = [w.removeprefix(f"{CRITERIA_PATH}: ") for w in result.warnings if CRITERIA_PATH in w]
+    assert notes == [
+        "text before the first inclusion or exclusion heading was not read as criteria: "
+        "'Patients must meet all of the following: / * Signed consent'"
+    ]
+
+
+def test_generic_headings_before_and_after_named_ones() -> None:
+    # A lead-in under "Eligibility Criteria:" is not a criterion; "Criteria for part B:" under
+    # "Exclusion Criteria:" belongs to that section.
+    text = (
+        "Eligibility Criteria:\nParticipants are adults.\n\nInclusion Criteria:\n\n* Age 18+\n\n"
+        "Exclusion Criteria:\n\n* Pregnancy\n\nCriteria for part B:\n\n* Prior surgery\n"
+    )
+    criteria, notes = read_eligibility_criteria(text)
+    assert criteria == [
+        ParsedCriterion(INCL, "Age 18+"),
+        ParsedCriterion(EXCL, "Pregnancy"),
+        ParsedCriterion(EXCL, "Prior surgery"),
+    ]
+    assert notes == [
+        "text under the heading 'Eligibility Criteria:' was not read as criteria: "
+        "'Participants are adults.'"
+    ]
+    assert read_eligibility_criteria("Criteria:\n\n* Adults\n* Consent\n") == (
+        [ParsedCriterion(INCL, "Adults"), ParsedCriterion(INCL, "Consent")],
+        [
+            "2 criteria under the heading 'Criteria:' (no inclusion heading) were read as inclusion "
+            "criteria"
+        ],
+    )
+
+
+def test_the_command_line_prints_the_criteria_warning(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from dashboard.cli import app
+
+    path = _real_record_with_criteria(
+        "NCT00763412", tmp_path, lambda text: text.replace("Inclusion Criteria:", "Eligibility:")
+    )
+    result = CliRunner().invoke(
+        app, ["import", "ctgov", str(path), "--db", new_database_url(tmp_path, "cli")]
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "5 criteria under the heading 'Eligibility:'" in result.stdout + result.stderr
+
+
+def test_a_record_without_masking_counts_as_blinded(engine: Engine) -> None:
+    record = _real_record("NCT02210780")  # interventional, TRIPLE masking
+    del record["protocolSection"]["designModule"]["designInfo"]["maskingInfo"]
+    result = _import(engine, record)
+    assert any(
+        "designInfo.maskingInfo.masking is missing" in w and "counts as blinded" in w
+        for w in result.warnings
+    )
+    observational = _import(engine, _real_record("NCT05594173"))  # no masking: nothing to blind
+    assert not any("masking" in w for w in observational.warnings)
+    with Session(engine) as session:
+        blinded = session.get(Study, "NCT02210780")
+        open_study = session.get(Study, "NCT05594173")
+        assert blinded is not None and blinded.is_blinded is None  # unknown
+        assert open_study is not None and open_study.is_blinded is False
+
+
+@pytest.mark.parametrize(
+    ("count", "kind", "shown"),
+    [
+        (0, "ACTUAL", ("Enrollment", "0 (actual)")),
+        (20, "ESTIMATED", ("Target enrollment", "20 (estimated)")),
+        (300, None, ("Target enrollment", "300")),
+        (None, None, ("Target enrollment", "–")),
+    ],
+)
+def test_registry_enrollment_wording(
+    count: int | None, kind: str | None, shown: tuple[str, str]
+) -> None:
+    from dashboard.views.format import registry_enrollment
+
+    assert registry_enrollment(count, kind) == shown
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "shown"),
+    [
+        (18, 65, "18 to 65 years"),
+        (18, None, "18 years or older"),
+        (None, 65, "up to 65 years"),
+        (0.5, None, "0.5 years or older"),
+        (None, None, "–"),
+    ],
+)
+def test_ages_wording(low: float | None, high: float | None, shown: str) -> None:
+    from dashboard.views.format import ages_label
+
+    assert ages_label(low, high) == shown
+
+
+def test_overview_and_pack_show_an_actual_zero_and_a_one_sided_age_range(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A withdrawn study (ACTUAL 0) of adults 18 or older: NCT04207047 (minimumAge 18 Years, no
+    maximum) with its enrollment set to 0 and another of the records' ESTIMATED count beside it."""
+    from streamlit.testing.v1 import AppTest
+    from typer.testing import CliRunner
+
+    from dashboard.cli import app
+    from tests.access_support import readable
+    from tests.conftest import PROJECT_ROOT
+
+    record = _real_record("NCT04207047")
+    record["protocolSection"]["designModule"]["enrollmentInfo"] = {"count": 0, "type": "ACTUAL"}
+    record["protocolSection"]["statusModule"]["overallStatus"] = "WITHDRAWN"
+    path = tmp_path / "NCT04207047.json"
+    path.write_text(json.dumps(record), encoding="utf-8")
+    url = new_database_url(tmp_path, "overview")
+    runner = CliRunner()
+    for source in (path, _record_path("NCT06171568")):  # ESTIMATED 400, 18 Years, no maximum
+        imported = runner.invoke(app, ["import", "ctgov", str(source), "--db", url])
+        assert imported.exit_code == 0, imported.stderr
+
+    monkeypatch.setenv("DATABASE_URL", url)
+    at = AppTest.from_file(str(PROJECT_ROOT / "dashboard" / "app.py"), default_timeout=60)
+    shown = {}
+    for study_id in ("NCT04207047", "NCT06171568"):
+        at.query_params["study"] = study_id
+        at.session_state["study"] = study_id
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        shown[study_id] = "\n".join(m.value for m in at.markdown)
+    assert "**Enrollment:** 0 (actual)" in shown["NCT04207047"]
+    assert "**Ages:** 18 years or older" in shown["NCT04207047"]
+    assert "Target enrollment" not in shown["NCT04207047"]
+    assert "**Target enrollment:** 400 (estimated)" in shown["NCT06171568"]
+
+    out = tmp_path / "pack"
+    report = runner.invoke(
+        app, ["report", "--study", "NCT04207047", "--out", str(out), "--db", url]
+    )
+    assert report.exit_code == 0, report.stderr
+    pdf = next(f for f in out.iterdir() if f.suffix == ".pdf")
+    text = " ".join(str(readable(pdf.name, pdf.read_bytes())).split())
+    assert "Enrollment 0 (actual)" in text or "Enrollment: 0 (actual)" in text
+    assert "18 years or older" in text

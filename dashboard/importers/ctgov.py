@@ -57,6 +57,14 @@ _HEADING = re.compile(
     re.IGNORECASE,
 )
 _HEADING_TAIL_WORDS = {"", "include", "includes", "are", "is"}
+# A heading that names no category: "Eligibility criteria:", "Eligibility", "Criteria:",
+# "Key eligibility criteria", "Selection criteria:", "Criteria for participation:".
+_GENERIC_HEADING = re.compile(
+    r"^(?:(?:key|main|general|study|participant|patient|subject)\s+)?"
+    r"(?:eligibility(?:\s+criteri(?:a|on))?|criteria|selection\s+criteria)"
+    r"(?:\s+for\s+[^:.]{1,40})?\s*(?::\s*(?P<rest>.*))?$",
+    re.IGNORECASE,
+)
 # "*", "-", "+", "•" and numbered or lettered items ("1.", "2)", "a.", "(b)", "iv.").
 _BULLET = re.compile(
     r"^(?P<indent>[ \t]*)"
@@ -92,6 +100,18 @@ def _heading(line: str) -> tuple[str, str] | None:
     if not is_heading:
         return None
     return match.group("kind").upper(), (match.group("rest") or "").strip()
+
+
+def _generic_heading(line: str) -> str | None:
+    """The text after the colon (possibly "") where ``line`` is a heading naming no category."""
+    plain = re.sub(r"[*_\\]", "", line).lstrip("#").strip()
+    match = _GENERIC_HEADING.match(plain)
+    return None if match is None else (match.group("rest") or "").strip()
+
+
+def _preview(lines: list[str], limit: int = 80) -> str:
+    text = " / ".join(line.strip() for line in lines if line.strip())
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
 
 
 def _clean(text: str) -> str:
@@ -163,27 +183,70 @@ def _section_criteria(lines: list[str]) -> list[str]:
 
 
 def parse_eligibility_criteria(text: str) -> list[ParsedCriterion]:
-    """Split registry ``eligibilityCriteria`` text into criteria, in the record's order.
+    """Split registry ``eligibilityCriteria`` text into criteria, in the record's order (see
+    ``read_eligibility_criteria``, which also says what was not read as written)."""
+    return read_eligibility_criteria(text)[0]
+
+
+def read_eligibility_criteria(text: str) -> tuple[list[ParsedCriterion], list[str]]:
+    """Criteria of registry ``eligibilityCriteria`` text, and notes on what was not read as written.
 
     Criteria are the list items under each inclusion/exclusion heading ("Inclusion Criteria:",
     "Key Exclusion Criteria", "INCLUSION CRITERIA", "**Exclusion criteria:**" ...). An indented
     sub-item belongs to its parent: ``"parent: sub 1; sub 2"``. Under a heading without any list,
-    every non-empty line is a criterion. Text before the first heading and notes outside a list are
-    ignored; Markdown escapes and the list's trailing ";" / "; or" are dropped from the wording.
+    every non-empty line is a criterion. Markdown escapes and the list's trailing ";" / "; or" are
+    dropped from the wording; notes outside a list under a heading are not criteria.
+
+    Under a heading that names no category ("Eligibility criteria:", "Criteria:") before any
+    inclusion or exclusion heading, the criteria are inclusion criteria (the registry's form lists
+    inclusion first), and a note says so; after one, such a line is part of that heading's section
+    ("Criteria for part B:" under "Exclusion Criteria:"). Text before the first heading, and plain
+    lines (no list) under a generic heading followed by named ones, are not read as criteria, and a
+    note quotes them.
     """
-    sections: list[tuple[str, list[str]]] = []
+    sections: list[tuple[str | None, str, list[str]]] = []  # category, heading, lines
+    before: list[str] = []
     for raw in text.splitlines():
         heading = None if _BULLET.match(raw) else _heading(raw.strip())
+        named_before = any(section[0] is not None for section in sections)
+        generic = (
+            None if heading or named_before or _BULLET.match(raw) else _generic_heading(raw.strip())
+        )
         if heading:
-            category, rest = heading
-            sections.append((category, [rest] if rest else []))
+            kind, rest = heading
+            sections.append((kind, raw.strip(), [rest] if rest else []))
+        elif generic is not None:
+            sections.append((None, raw.strip(), [generic] if generic else []))
         elif sections:
-            sections[-1][1].append(raw.rstrip())
-    return [
-        ParsedCriterion(category, wording)
-        for category, lines in sections
-        for wording in _section_criteria(lines)
-    ]
+            sections[-1][2].append(raw.rstrip())
+        else:
+            before.append(raw)
+    notes: list[str] = []
+    if sections and any(line.strip() for line in before):
+        notes.append(
+            f"text before the first inclusion or exclusion heading was not read as criteria: "
+            f"{_preview(before)!r}"
+        )
+    criteria: list[ParsedCriterion] = []
+    has_named = any(section[0] is not None for section in sections)
+    for named, heading_text, lines in sections:
+        wordings = _section_criteria(lines)
+        category = named
+        if category is None and wordings and has_named and not any(map(_BULLET.match, lines)):
+            # Plain lines under "Eligibility criteria:" before "Inclusion Criteria:": a lead-in.
+            notes.append(
+                f"text under the heading {heading_text!r} was not read as criteria: "
+                f"{_preview(wordings)!r}"
+            )
+            continue
+        if category is None and wordings:
+            notes.append(
+                f"{len(wordings)} criteria under the heading {heading_text!r} (no inclusion heading) "
+                "were read as inclusion criteria"
+            )
+            category = INCLUSION
+        criteria += [ParsedCriterion(category, wording) for wording in wordings if category]
+    return criteria, notes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -430,16 +493,25 @@ def _read_record(record: object, *, source: str) -> _RecordFacts:
         if name:
             interventions.append(f"{_title_code(kind)}: {name}" if kind else name)
     masking = _masking(design_info)
+    study_type = reader.text(design, "studyType", f"{p}.designModule")
+    is_blinded: bool | None = None if masking is None else masking != "NONE"
+    if masking is None and (study_type or "").upper() == "OBSERVATIONAL":
+        is_blinded = False  # no treatment is assigned, so there is nothing to blind
+    elif masking is None:
+        reader.warnings.append(
+            f"{p}.designModule.designInfo.maskingInfo.masking is missing: the record does "
+            "not say whether the study is blinded (unknown blinding counts as blinded)"
+        )
     study: dict[str, Any] = {
         "registry_id": nct_id,
         "title": reader.text(ident, "briefTitle", f"{p}.identificationModule")
         or reader.text(ident, "officialTitle", f"{p}.identificationModule"),
         "sponsor": reader.text(lead_sponsor, "name", f"{p}.sponsorCollaboratorsModule.leadSponsor"),
         "phase": phase_label(reader.texts(design, "phases", f"{p}.designModule")),
-        "design": design_phrase(design, reader.text(design, "studyType", f"{p}.designModule")),
+        "design": design_phrase(design, study_type),
         "allocation": reader.text(design_info, "allocation", f"{p}.designModule.designInfo"),
         "masking": masking,
-        "is_blinded": None if masking is None else masking != "NONE",
+        "is_blinded": is_blinded,
         "status": reader.text(status, "overallStatus", f"{p}.statusModule"),
         "condition": ", ".join(reader.texts(conditions, "conditions", f"{p}.conditionsModule"))
         or None,
@@ -471,7 +543,8 @@ def _read_record(record: object, *, source: str) -> _RecordFacts:
 
     path = f"{p}.eligibilityModule.eligibilityCriteria"
     criteria_text = reader.text(eligibility, "eligibilityCriteria", f"{p}.eligibilityModule")
-    parsed = parse_eligibility_criteria(criteria_text or "")
+    parsed, notes = read_eligibility_criteria(criteria_text or "")
+    reader.warnings += [f"{path}: {note}" for note in notes]
     criteria: tuple[_CriterionFacts, ...] | None = None
     if criteria_text is None:
         reader.warnings.append(f"{path} is missing: the study's criteria are left as they are")

@@ -78,6 +78,16 @@ _NCT_LIKE = re.compile(r"NCT[0-9]*", re.IGNORECASE)
 _NCT_ID = re.compile(r"NCT[0-9]{8}")
 _INVISIBLE = ("Cc", "Cf", "Zs", "Zl", "Zp")  # controls, zero-width and format characters, spaces
 _NEAR = "differs only in case, spaces or invisible characters"
+# TS parameters that say how the study is blinded: TBLIND (SDTM controlled terminology), then the
+# names seen in older or home-made TS datasets.
+_BLINDING_PARAMETERS = ("TBLIND", "BLIND", "BLINDING", "MASKING")
+_UNKNOWN_BLINDING = (
+    "blinding unknown, treated as blinded (figures by arm only for unblinded users) until the "
+    "registry record or an admin says the study is open label"
+)
+# An age written out ("50 years", "50 Years", "18 months") or a bare number of years ("50").
+_AGE_WORDS = re.compile(r"^(\d+(?:\.\d+)?)\s*(?:(year|month|week|day)s?)?$", re.IGNORECASE)
+_PER_YEAR = {"year": 1.0, "month": 12.0, "week": 52.1775, "day": 365.25}
 
 
 @dataclass
@@ -334,8 +344,13 @@ def _check_same_study(dataset: Dataset, dm: Dataset) -> None:
 
 
 def _study_from_ts(ts: Dataset | None, warnings: list[str]) -> dict[str, Any]:
-    """Study fields from TS (first value of each parameter); unreadable values are warnings."""
+    """Study fields from TS (first value of each parameter); unreadable values are warnings.
+
+    Without TS, or without a blinding parameter in it, the study's blinding is not set: unknown,
+    which counts as blinded (DESIGN.md security model), and a warning says so.
+    """
     if ts is None:
+        warnings.append(f"no TS domain: {_UNKNOWN_BLINDING}; no registry id, target or ages")
         return {}
     values: dict[str, str | None] = {}
     null_flavours: dict[str, str | None] = {}
@@ -365,19 +380,20 @@ def _study_from_ts(ts: Dataset | None, warnings: list[str]) -> dict[str, Any]:
         except (ValueError, OverflowError):
             warnings.append(f"TS PLANSUB {values['PLANSUB']!r} is not a number: kept out")
     for code, key in (("AGEMIN", "min_age"), ("AGEMAX", "max_age")):
-        raw = values.get(code)
-        try:
-            study[key] = duration_in_years(raw)
-        except ValueError:
-            warnings.append(
-                f"TS {code} {raw!r} is not an ISO 8601 duration: no {key.replace('_', ' ')}"
-            )
-        if raw is None and null_flavours.get(code) == "PINF":
+        study[key] = _ts_age(code, values.get(code), warnings)
+        if values.get(code) is None and null_flavours.get(code) == "PINF":
             study[key] = None  # positive infinity: no limit
-    if "TBLIND" in values:
-        blinding = (values["TBLIND"] or "").upper()
-        study["masking"] = values["TBLIND"]
-        study["is_blinded"] = blinding not in _OPEN_LABEL
+    blinding_code = next((c for c in _BLINDING_PARAMETERS if values.get(c)), None)
+    if blinding_code is None:
+        warnings.append(f"{ts.name}: no TBLIND parameter: {_UNKNOWN_BLINDING}")
+    else:
+        blinding = str(values[blinding_code])
+        study["masking"] = blinding
+        study["is_blinded"] = blinding.strip().upper() not in _OPEN_LABEL
+        if blinding_code != "TBLIND":
+            warnings.append(
+                f"{ts.name}: blinding read from {blinding_code} {blinding!r} (SDTM names it TBLIND)"
+            )
     if values.get("RANDOM"):
         study["allocation"] = "RANDOMIZED" if values["RANDOM"] == "Y" else "NON_RANDOMIZED"
     if values.get("SEXPOP"):
@@ -401,6 +417,28 @@ def _study_from_ts(ts: Dataset | None, warnings: list[str]) -> dict[str, Any]:
         if parsed:
             study[key] = parsed
     return study
+
+
+def _ts_age(code: str, raw: str | None, warnings: list[str]) -> float | None:
+    """TS AGEMIN / AGEMAX in years: an ISO 8601 duration (``P50Y``) as SDTM has it, else an age
+    written out (``50 years``, ``50 Years``, ``50``: read, with a warning); None where blank or
+    unreadable (kept out, with a warning)."""
+    try:
+        return duration_in_years(raw)
+    except ValueError:
+        pass
+    match = _AGE_WORDS.match((raw or "").strip())
+    if match is None:
+        limit = "min age" if code == "AGEMIN" else "max age"
+        warnings.append(f"TS {code} {raw!r} is not an ISO 8601 duration: no {limit}")
+        return None
+    unit = (match.group(2) or "year").lower()
+    years = float(match.group(1)) / _PER_YEAR[unit]
+    warnings.append(
+        f"TS {code} {raw!r} is not an ISO 8601 duration "
+        f"(P{match.group(1)}{unit[0].upper()}) but was read: {years:g} years"
+    )
+    return years
 
 
 def _criteria(ti: Dataset | None, ie: Dataset | None, warnings: list[str]) -> list[dict[str, Any]]:
@@ -610,9 +648,64 @@ def _flag_baseline_without_blfl(
         row["is_baseline"] = True
 
 
+# Columns that number or identify an AE record rather than describe the event: records equal in
+# every other column are the same event recorded more than once, or a real repeat.
+_AE_RECORD_COLUMNS = {"AESEQ", "AESPID", "AEGRPID", "AEREFID", "AELNKID", "AELNKGRP"}
+
+
+def _warn_repeated_events(ae: Dataset, warnings: list[str]) -> None:
+    """One warning for AE records identical but for their sequence number (and sponsor ids): they
+    are loaded, as they may be real repeated events, but a reviewer should know."""
+    described = [c for c in ae.frame.columns if c.upper() not in _AE_RECORD_COLUMNS]
+    repeated = ae.frame[described].astype(str).duplicated(keep="first")
+    if not repeated.any():
+        return
+    numbers = [i + 1 for i in repeated[repeated].index]
+    first = ", ".join(map(str, numbers[:5])) + (" ..." if len(numbers) > 5 else "")
+    seqs = ""
+    if "AESEQ" in ae.frame.columns:
+        shown = [
+            f"{_text(ae.frame.at[i, 'USUBJID'])} AESEQ {_text(ae.frame.at[i, 'AESEQ'])}"
+            for i in repeated[repeated].index[:3]
+        ]
+        seqs = f"; first: {', '.join(shown)}"
+    warnings.append(
+        f"{ae.name}: {len(numbers)} record(s) identical to an earlier one but for their sequence "
+        f"(records {first}{seqs}): loaded, as they may be real repeated events; check the source"
+    )
+
+
+def _emergent_flags(ae: Dataset, warnings: list[str]) -> list[str | None]:
+    """AETRTEM per record, kept where all or most records hold Y or N (then it is the study's
+    treatment-emergent rule, ``metrics.ae_rules``); None for every record otherwise."""
+    if "AETRTEM" not in ae.frame.columns:
+        return [None] * len(ae.frame)
+    values = [(_text(v) or "").strip().upper() for v in ae.frame["AETRTEM"]]
+    flagged = sum(v in ("Y", "N") for v in values)
+    if flagged * 2 <= len(values):
+        warnings.append(
+            f"{ae.name}: AETRTEM holds Y or N in only {flagged} of {len(values)} records: not used; "
+            "treatment-emergent is derived (start on or after first dose)"
+        )
+        return [None] * len(values)
+    others = len(values) - flagged
+    warnings.append(
+        f"{ae.name}: treatment-emergent as flagged by the sponsor (AETRTEM) for {flagged} of "
+        f"{len(values)} records"
+        + (
+            f"; the {others} without Y or N are derived (start on or after first dose)"
+            if others
+            else ""
+        )
+    )
+    return [v if v in ("Y", "N") else None for v in values]
+
+
 def _adverse_events(ae: Dataset | None, warnings: list[str]) -> list[dict[str, Any]]:
     if ae is None:
         return []
+    _warn_repeated_events(ae, warnings)
+    flags = _emergent_flags(ae, warnings)
     rows = []
     seen: dict[tuple[str, int], int] = {}
     for number, row in _records(ae):
@@ -655,6 +748,7 @@ def _adverse_events(ae: Dataset | None, warnings: list[str]) -> list[dict[str, A
                 "end_dtc": end,
                 "end_date": known_date(end),
                 "start_day": _int(row.get("AESTDY")),
+                "treatment_emergent": flags[number - 1],
                 "natural_key": f"{usubjid}/{seq}"
                 if seq is not None
                 else f"{usubjid}/{term}/{start}",

@@ -66,12 +66,15 @@ def derive_listing(events: pd.DataFrame, *, compare_cut_id: int | None) -> pd.Da
         given_text(d) or t for d, t in zip(frame["decoded_term"], frame["term"], strict=True)
     ]
     frame["treatment_emergent"] = [
-        is_treatment_emergent(sd, as_date(s), fd, as_date(f))
-        for sd, s, fd, f in zip(
+        is_treatment_emergent(sd, as_date(s), fd, as_date(f), given_text(flag))
+        for sd, s, fd, f, flag in zip(
             frame["start_dtc"],
             frame["start_date"],
             frame["first_dose_dtc"],
             frame["first_dose_date"],
+            frame["treatment_emergent_flag"]
+            if "treatment_emergent_flag" in frame
+            else [None] * len(frame),
             strict=True,
         )
     ]

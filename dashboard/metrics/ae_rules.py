@@ -7,6 +7,10 @@ compare the two.
 
 import datetime as dt
 
+from dashboard.results.adverse_events import EMERGENT_DERIVED, EMERGENT_FLAGGED
+
+__all__ = ["EMERGENT_DERIVED", "EMERGENT_FLAGGED"]  # the captions' wording of the rule below
+
 # -- classification rules (DESIGN.md "Definitions", a contract) ------------------------------------
 
 RELATED = "Related"
@@ -31,6 +35,11 @@ GRADES = ("1", "2", "3", "4", "5")
 # "Severe / grade >= 3": AESEV SEVERE, or a CTCAE grade of 3 or more where AETOXGR is given.
 SEVERE_SEVERITIES = ("SEVERE",)
 SEVERE_GRADES = ("3", "4", "5")
+
+# Treatment-emergent (DESIGN.md "AE incidence"): the sponsor's flag AETRTEM where the study's AEs
+# carry it (the importer keeps it where all or most records hold Y or N), else derived from the
+# dates. An AE without a flag in a flagged study is derived too. The captions name the rule used.
+SPONSOR_FLAGS = ("Y", "N")  # AETRTEM values kept; anything else is not a flag
 
 DISCONTINUATION_ACTION = "DRUG WITHDRAWN"  # AEACN
 DS_ADVERSE_EVENT = "ADVERSE EVENT"  # DSDECOD, used where AEACN is blank for every AE
@@ -108,10 +117,14 @@ def is_treatment_emergent(
     start_date: dt.date | None,
     first_dose_dtc: str | None,
     first_dose_date: dt.date | None,
+    flag: str | None = None,
 ) -> bool:
-    """Onset on or after the first dose. A subject never dosed has no treatment-emergent AE. An
-    unknown onset, or a partial one (``2013-04``) in the period of the first dose, cannot be shown
-    to precede the dose, so it counts as treatment-emergent (the conservative reading)."""
+    """The sponsor's AETRTEM where the AE carries it (Y / N); else derived: onset on or after the
+    first dose. A subject never dosed has no treatment-emergent AE. An unknown onset, or a partial
+    one (``2013-04``) in the period of the first dose, cannot be shown to precede the dose, so it
+    counts as treatment-emergent (the conservative reading)."""
+    if normalised(flag) in SPONSOR_FLAGS:
+        return normalised(flag) == "Y"
     if first_dose_date is None:
         return False
     if start_date is None:

@@ -104,7 +104,11 @@ def timeline_frame(
                 "cut": first_day < earliest_day,
                 "ongoing": ongoing,
                 "treatment_emergent": is_treatment_emergent(
-                    row["start_dtc"], start, row["first_dose_dtc"], dose
+                    row["start_dtc"],
+                    start,
+                    row["first_dose_dtc"],
+                    dose,
+                    given_text(row.get("treatment_emergent_flag")),
                 ),
             }
         )

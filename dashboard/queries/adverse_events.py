@@ -28,6 +28,8 @@ from dashboard.metrics.ae_rules import (
 from dashboard.models import AdverseEvent, Disposition, Exposure, Site, Subject
 from dashboard.queries.scope import SiteScope, rows, subject_in_scope
 from dashboard.results.adverse_events import (
+    EMERGENT_DERIVED,
+    EMERGENT_FLAGGED,
     ENROLLED_BASIS,
     NO_ARM,
     TREATED,
@@ -72,6 +74,7 @@ LISTING_COLUMNS = [
     "first_cut_id",
     "observed_until",
     "updated_cut_id",
+    "treatment_emergent_flag",
 ]
 
 
@@ -133,16 +136,19 @@ def leads_to_discontinuation() -> ColumnElement[bool]:
 
 
 def is_treatment_emergent() -> ColumnElement[bool]:
-    """Onset on or after the first dose (``metrics.ae_rules.is_treatment_emergent`` is the
-    same rule in Python): a subject never dosed has none; an unknown onset, or a partial one in
-    the period of the first dose, counts (it cannot be shown to precede the dose)."""
+    """The sponsor's AETRTEM (Y) where the AE carries it, else onset on or after the first dose
+    (``metrics.ae_rules.is_treatment_emergent`` is the same rule in Python): a subject never dosed
+    has none; an unknown onset, or a partial one in the period of the first dose, counts (it
+    cannot be shown to precede the dose)."""
+    flag = col(AdverseEvent.treatment_emergent)
     onset, dose = col(AdverseEvent.start_date), col(Subject.first_dose_date)
     onset_text = func.trim(col(AdverseEvent.start_dtc))
     partial_in_dose_period = and_(
         func.length(onset_text) < 10,
         func.substr(col(Subject.first_dose_dtc), 1, func.length(onset_text)) == onset_text,
     )
-    return and_(dose.is_not(None), or_(onset.is_(None), onset >= dose, partial_in_dose_period))
+    derived = and_(dose.is_not(None), or_(onset.is_(None), onset >= dose, partial_in_dose_period))
+    return or_(flag == "Y", and_(flag.is_(None), derived))
 
 
 def _treated() -> ColumnElement[bool]:
@@ -310,11 +316,31 @@ def safety_population(session: Session, *, study_id: str, scope: SiteScope) -> S
         ).first()
         is not None
     )
+    flagged = _has_event(session, study_id=study_id, flagged=True)
+    rule = EMERGENT_DERIVED
+    if flagged:
+        rule = EMERGENT_FLAGGED
+        if _has_event(session, study_id=study_id, flagged=False):
+            rule += f"; AEs without the flag {EMERGENT_DERIVED}"
     return SafetyPopulation(
         basis=population.basis,
         by_arm=pd.DataFrame(rows(session.execute(stmt)), columns=["arm", "subjects"]),
         first_dose_dates=dated,
+        emergent_flagged=flagged,
+        emergent_rule=rule,
     )
+
+
+def _has_event(session: Session, *, study_id: str, flagged: bool) -> bool:
+    """Some AE of the study carries the sponsor's AETRTEM (``flagged``), or some carries none."""
+    flag = col(AdverseEvent.treatment_emergent)
+    stmt = (
+        select(col(AdverseEvent.id))
+        .join(Subject, col(Subject.id) == col(AdverseEvent.subject_pk))
+        .where(col(Subject.study_id) == study_id, flag.is_not(None) if flagged else flag.is_(None))
+        .limit(1)
+    )
+    return session.execute(stmt).first() is not None
 
 
 def safety_summary(
@@ -582,7 +608,7 @@ def adverse_event_listing(
     (serious_death ... serious_overdose), relationship, outcome, action, start_dtc, start_date,
     end_dtc, end_date, start_day (AESTDY), first_dose_dtc, first_dose_date, first_cut_id,
     observed_until (the subject's latest DS date other than a protocol milestone: where an
-    ongoing AE's timeline bar ends), updated_cut_id.
+    ongoing AE's timeline bar ends), updated_cut_id, treatment_emergent_flag (AETRTEM as kept).
     """
     population = _population(session, study_id=study_id)
     where = _event_filter(study_id=study_id, scope=scope, treatment_emergent=treatment_emergent)
@@ -645,6 +671,7 @@ def adverse_event_listing(
         col(AdverseEvent.first_cut_id),
         observed_until.label("observed_until"),
         col(AdverseEvent.updated_cut_id),
+        col(AdverseEvent.treatment_emergent).label("treatment_emergent_flag"),
     ]
     stmt = (
         select(*fields)

@@ -570,7 +570,7 @@ def _baseline(pack: MonitoringPack) -> list[Flowable]:
                 if pack.since_cut
                 else ""
             )
-            + (f" {BLINDED_NOTE}" if pack.study.is_blinded and pack.shows_arms else ""),
+            + (f" {BLINDED_NOTE}" if pack.study.counts_as_blinded and pack.shows_arms else ""),
             "note",
         ),
         Spacer(1, 2 * mm),

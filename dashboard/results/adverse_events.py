@@ -10,6 +10,9 @@ import pandas as pd
 UNCODED_SOC = "(not coded)"
 NO_ARM = "(no arm)"
 TREATED = "treated"  # SafetyPopulation.basis: subjects with a first dose or an exposure record
+# How a figure told treatment-emergent AEs (the captions say which; metrics.ae_rules has the rule).
+EMERGENT_FLAGGED = "treatment-emergent as flagged by the sponsor (AETRTEM)"
+EMERGENT_DERIVED = "derived: start on or after first dose"
 ENROLLED_BASIS = "enrolled"  # no exposure in the study: enrolled subjects, planned arm
 
 
@@ -30,12 +33,22 @@ class SafetyPopulation:
     basis: ``TREATED`` (actual arm) or ``ENROLLED_BASIS`` (planned arm, no exposure
     data);
     by_arm: arm, subjects (in arm order); first_dose_dates: some subject of the study has a first
-    dose date, so "treatment-emergent" can be told.
+    dose date; emergent_flagged: some AE of the study carries the sponsor's AETRTEM (Y / N);
+    emergent_rule: how "treatment-emergent" is told (``metrics.ae_rules.EMERGENT_FLAGGED`` /
+    ``EMERGENT_DERIVED``, or both where only some AEs are flagged), for the captions.
     """
 
     basis: str
     by_arm: pd.DataFrame
     first_dose_dates: bool
+    emergent_flagged: bool = False
+    emergent_rule: str = EMERGENT_DERIVED
+
+    @property
+    def tells_emergent(self) -> bool:
+        """Treatment-emergent AEs can be told (first-dose dates or the sponsor's flag): the
+        pages offer the switch."""
+        return self.first_dose_dates or self.emergent_flagged
 
     @property
     def subjects(self) -> int:

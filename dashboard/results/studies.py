@@ -16,7 +16,7 @@ class StudyInfo:
     design: str | None
     allocation: str | None
     masking: str | None
-    is_blinded: bool
+    is_blinded: bool | None  # None: unknown (no TS TBLIND, no registry masking)
     status: str | None
     condition: str | None
     intervention: str | None
@@ -28,6 +28,12 @@ class StudyInfo:
     planned_start: dt.date | None
     planned_end: dt.date | None
     is_synthetic: bool
+
+    @property
+    def counts_as_blinded(self) -> bool:
+        """Blinded, or blinding unknown: unknown counts as blinded (DESIGN.md security model), so
+        only a study known to be open label shows its arms to every viewer."""
+        return self.is_blinded is not False
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from dashboard.results.adverse_events import (
     SafetySummary,
 )
 from dashboard.results.changes import AdverseEventChanges
+from dashboard.results.studies import StudyInfo
 from dashboard.views.common import Metric, StudyFrame, study_frame
 from dashboard.views.context import ViewContext
 from dashboard.views.format import percent
@@ -40,6 +41,9 @@ SAE_LISTING_LIMIT = 500
 TIMELINE_CHOICES = 1000
 
 BLINDED_NOTE = "The study is blinded: figures by arm are shown because you are unblinded."
+UNKNOWN_BLINDING = (
+    "The study's blinding is unknown (no TS TBLIND, no registry masking), so it counts as blinded"
+)
 POOLED_NOTE = (
     "The study is blinded: the arms are pooled into one column (only unblinded users see "
     "figures by arm)."
@@ -120,12 +124,21 @@ def _population_note(population: SafetyPopulation) -> str:
     )
 
 
+def _blinding_note(study: StudyInfo, *, shows_arms: bool) -> str | None:
+    if not study.counts_as_blinded:
+        return None
+    note = BLINDED_NOTE if shows_arms else POOLED_NOTE
+    if study.is_blinded is None:
+        return note.replace("The study is blinded", UNKNOWN_BLINDING, 1)
+    return note
+
+
 def _counting_note(population: SafetyPopulation, *, treatment_emergent: bool) -> str:
     if treatment_emergent:
-        return "Treatment-emergent AEs only (onset on or after the first dose)."
+        return f"Treatment-emergent AEs only: {population.emergent_rule}."
     return "Every AE in the data is counted" + (
-        "; the switch above keeps the treatment-emergent ones."
-        if population.first_dose_dates
+        f"; the switch above keeps the treatment-emergent ones ({population.emergent_rule})."
+        if population.tells_emergent
         else "."
     )
 
@@ -248,9 +261,7 @@ def build_adverse_events(
         metrics=metrics,
         population_note=_population_note(population),
         counting_note=_counting_note(population, treatment_emergent=emergent),
-        blinding_note=(BLINDED_NOTE if ctx.shows_arms else POOLED_NOTE)
-        if frame.study.is_blinded
-        else None,
+        blinding_note=_blinding_note(frame.study, shows_arms=ctx.shows_arms),
         summary=summary,
         outside_sentence=(
             f"{summary.outside_events} AE(s) of {summary.outside_subjects} subject(s) outside the "

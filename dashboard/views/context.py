@@ -48,7 +48,7 @@ class ViewContext:
             scope=scope,
             period=period,
             since_cut_id=since_cut_id,
-            shows_arms=not study.is_blinded or unblinded,
+            shows_arms=not study.counts_as_blinded or unblinded,
             viewer_sites=viewer_sites,
         )
 

@@ -32,6 +32,7 @@ from dashboard.views.format import (
     percent,
     projected_completion_label,
     projected_interval_label,
+    target_word,
 )
 from dashboard.views.reader import Reader
 
@@ -220,7 +221,7 @@ def build_enrollment(session: Session, ctx: ViewContext) -> EnrollmentView:
     )
     metrics = (
         Metric(
-            "Enrolled / target",
+            f"Enrolled / {target_word(study.enrollment_type)}",
             count_of(counts.enrolled, target),
             f"+{changes.new_enrolled} since cut {changes.since_cut_id}" if changes else None,
         ),

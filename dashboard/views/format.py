@@ -37,3 +37,41 @@ def projected_interval_label(forecast: AccrualForecast | None, *, filtered: bool
     if forecast.status in ("too_few", "no_target"):
         return "not enough data" if forecast.status == "too_few" else "no target"
     return None
+
+
+ACTUAL = "ACTUAL"  # ClinicalTrials.gov enrollmentInfo.type: the final count, not a target
+
+
+def is_actual_enrollment(enrollment_type: str | None) -> bool:
+    """The registry's enrollment is the final count (ACTUAL), not a target (ESTIMATED, or TS
+    PLANSUB, which is planned)."""
+    return (enrollment_type or "").strip().upper() == ACTUAL
+
+
+def registry_enrollment(count: int | None, enrollment_type: str | None) -> tuple[str, str]:
+    """The registry's enrollment as a label and a value: ``("Enrollment", "0 (actual)")`` for an
+    ACTUAL count (a withdrawn study's 0 is 0), ``("Target enrollment", "20 (estimated)")`` for an
+    ESTIMATED one, ``("Target enrollment", "300")`` where the type is not given (TS PLANSUB)."""
+    kind = (enrollment_type or "").strip().lower()
+    label = "Enrollment" if is_actual_enrollment(enrollment_type) else "Target enrollment"
+    if count is None:
+        return label, "–"
+    return label, f"{count} ({kind})" if kind else str(count)
+
+
+def target_word(enrollment_type: str | None) -> str:
+    """What the registry's count is called beside the enrolled count: "target", or, for an ACTUAL
+    count, "registry actual" (a final count is not a target)."""
+    return "registry actual" if is_actual_enrollment(enrollment_type) else "target"
+
+
+def ages_label(min_age: float | None, max_age: float | None) -> str:
+    """Age limits in years: "18 to 65 years", "18 years or older", "up to 65 years", or a dash
+    where neither is given."""
+    if min_age is not None and max_age is not None:
+        return f"{min_age:g} to {max_age:g} years"
+    if min_age is not None:
+        return f"{min_age:g} years or older"
+    if max_age is not None:
+        return f"up to {max_age:g} years"
+    return "–"

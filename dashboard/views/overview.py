@@ -18,7 +18,13 @@ from dashboard.results.studies import CutInfo
 from dashboard.views.common import Metric, StudyFrame, study_frame
 from dashboard.views.context import ViewContext
 from dashboard.views.enrollment import AccrualChart, build_accrual_chart
-from dashboard.views.format import count_of, percent
+from dashboard.views.format import (
+    ages_label,
+    count_of,
+    percent,
+    registry_enrollment,
+    target_word,
+)
 from dashboard.views.reader import Reader
 
 
@@ -109,7 +115,11 @@ def study_summary(
 
 
 def _headline(
-    figures: dict[str, Any], target: int | None, changes: ChangesSince | None, since: CutInfo | None
+    figures: dict[str, Any],
+    target: int | None,
+    changes: ChangesSince | None,
+    since: CutInfo | None,
+    target_label: str = "Target enrollment",
 ) -> pd.DataFrame:
     """The headline figures with what is new since the compared cut beside each."""
     new = changes
@@ -117,7 +127,7 @@ def _headline(
         ("Screened", figures["screened"], new.new_subjects if new else None),
         ("Screen failures", figures["screen_failures"], new.new_screen_failures if new else None),
         ("Enrolled", figures["enrolled"], new.new_enrolled if new else None),
-        ("Target enrollment", target, None),
+        (target_label, target, None),
         ("Sites", figures["sites"], None),
         ("Subjects with an AE", figures["ae_subjects"], None),
         ("AE events", figures["ae_events"], new.new_adverse_events if new else None),
@@ -147,6 +157,7 @@ def _metrics(
     ae: AdverseEventCounts,
     changes: ChangesSince | None,
     target: int | None,
+    called: str = "target",
 ) -> tuple[Metric, ...]:
     def new(n: int | None) -> str:
         return f"+{n} new · " if n is not None else ""
@@ -159,9 +170,9 @@ def _metrics(
         )
     else:
         enrolled = Metric(
-            "Enrolled / target",
+            f"Enrolled / {called}",
             count_of(counts.enrolled, target),
-            f"{new_enrolled}{percent(counts.enrolled, target or 0)} of target"
+            f"{new_enrolled}{percent(counts.enrolled, target or 0)} of {called}"
             if target
             else new_enrolled.removesuffix(" · ") or None,
         )
@@ -236,7 +247,11 @@ def build_overview(session: Session, ctx: ViewContext) -> OverviewView:
     )
     wide_sentence = None
     if study_wide is not None:
-        planned = f" (target {study.planned_enrollment})" if study.planned_enrollment else ""
+        planned = (
+            f" ({target_word(study.enrollment_type)} {study.planned_enrollment})"
+            if study.planned_enrollment is not None
+            else ""
+        )
         wide_sentence = (
             f"Study-wide, all {len(every_site)} sites (aggregate only): {study_wide.enrolled} "
             f"enrolled{planned}, {study_wide.screened} screened. Every other figure in the app "
@@ -250,13 +265,8 @@ def build_overview(session: Session, ctx: ViewContext) -> OverviewView:
         ("Design", study.design or "–"),
         ("Condition", study.condition or "–"),
         ("Intervention", study.intervention or "–"),
-        ("Target enrollment", str(study.planned_enrollment or "–")),
-        (
-            "Ages",
-            f"{study.min_age:g} to {study.max_age:g} years"
-            if study.min_age is not None and study.max_age is not None
-            else "–",
-        ),
+        registry_enrollment(study.planned_enrollment, study.enrollment_type),
+        ("Ages", ages_label(study.min_age, study.max_age)),
         (
             "Sites",
             str(len(every_site)) + (f" (you see {viewer_sites})" if ctx.restricted else ""),
@@ -277,12 +287,14 @@ def build_overview(session: Session, ctx: ViewContext) -> OverviewView:
         adverse_events=ae,
         changes=changes,
         target=target,
-        metrics=_metrics(ctx, counts, ae, changes, target),
+        metrics=_metrics(ctx, counts, ae, changes, target, target_word(study.enrollment_type)),
         identity=identity,
         planned_recruitment=planned_recruitment,
         changes_sentence=changes_sentence(changes, since) if changes and since else None,
         changes_table=_changes_table(changes),
-        headline=_headline(figures, target, changes, since),
+        headline=_headline(
+            figures, target, changes, since, registry_enrollment(None, study.enrollment_type)[0]
+        ),
         study_wide=study_wide,
         study_wide_sentence=wide_sentence,
         # The Overview counts every screening date: its chart too.
