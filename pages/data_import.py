@@ -7,9 +7,7 @@ import streamlit as st
 
 from dashboard.access import IMPORT_PAGE
 from dashboard.config import database_url
-from dashboard.importers.ctgov import RegistryRecordError
-from dashboard.importers.errors import ImportFailure
-from dashboard.importers.run import import_ctgov_upload, import_sdtm_files
+from dashboard.importers.run import describe_failure, import_ctgov_upload, import_sdtm_files
 from dashboard.ui import loaders
 from dashboard.ui.auth import require_page
 from dashboard.ui.shell import optional_context, show_study
@@ -40,7 +38,8 @@ with st.form("sdtm_import", clear_on_submit=False):
     )
     replace = right.checkbox(
         "Replace the study's data",
-        help="Needed when fewer than half of the study's current subjects are in the package.",
+        help="Needed when fewer than half of the study's current subjects are in the package, "
+        "or when it would remove more than half of a domain's records.",
     )
     submitted = st.form_submit_button("Import package", type="primary")
 
@@ -56,8 +55,11 @@ if submitted:
                 replace=replace,
                 actor=user.email,
             )
-    except ImportFailure as failure:
-        st.session_state[RESULT_KEY] = ("error", [f"{failure}. Nothing was written."])
+    except Exception as error:  # every failure is a plain message (STYLE.md 6), no traceback
+        st.session_state[RESULT_KEY] = (
+            "error",
+            [f"{describe_failure(error)}. Nothing was written."],
+        )
     else:
         st.session_state[RESULT_KEY] = (
             "success",
@@ -88,8 +90,11 @@ if registry_submitted:
                 study_id=enrich.strip() or None,
                 actor=user.email,
             )
-        except RegistryRecordError as error:
-            st.session_state[RESULT_KEY] = ("error", [f"{error}. Nothing was written."])
+        except Exception as error:  # every failure is a plain message, no traceback
+            st.session_state[RESULT_KEY] = (
+                "error",
+                [f"{describe_failure(error)}. Nothing was written."],
+            )
         else:
             st.session_state[RESULT_KEY] = (
                 "success",

@@ -7,14 +7,15 @@ session, so the caller's transaction makes the import all or nothing.
 """
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlmodel import Session, col
 
-from dashboard.db import delete_subject_rows
+from dashboard.db import delete_subject_rows, lock_study_for_writing
 from dashboard.importers.errors import fail
 from dashboard.importers.sdtm import Package
 from dashboard.models import (
@@ -38,6 +39,9 @@ from dashboard.precomputed import rebuild_precomputed_counts
 
 # A later cut shares most subjects with the current one; less than this is another study.
 MIN_SUBJECT_OVERLAP = 0.5
+# A later cut keeps most of each domain's records; removing more than this share of one needs
+# --replace (a file cut short, or missing, would otherwise record its records as removed).
+MAX_REMOVED_SHARE = 0.5
 _TRACKED = {
     "subject": Subject,
     "ae": AdverseEvent,
@@ -178,6 +182,70 @@ def _diff(
     return counts
 
 
+def _refuse_mass_removal(
+    session: Session, package: Package, current: dict[str, dict[str, dict[str, Any]]]
+) -> None:
+    """Raise ImportFailure where the package would remove more than ``MAX_REMOVED_SHARE`` of a
+    domain's current records. AE, IE and DS are compared by natural key (IE without its protocol
+    version: a new TI version re-keys every finding, it removes none); the findings domains, DV,
+    EX and SV, which keep no history, by their number of records. Subjects have their own rule
+    (``MIN_SUBJECT_OVERLAP``)."""
+    study_id = package.study_id
+    kept_keys: dict[str, Any] = {
+        "AE": (
+            {r["natural_key"] for r in package.adverse_events},
+            lambda key, row: key,
+            current["ae"],
+        ),
+        "DS": (
+            {r["natural_key"] for r in package.dispositions},
+            lambda key, row: key,
+            current["ds"],
+        ),
+        "IE": (
+            {(r["usubjid"], r["code"]) for r in package.eligibility},
+            lambda key, row: (row["usubjid"], row["code"]),
+            current["ie"],
+        ),
+    }
+    for domain, (new_keys, key_of, old_rows) in kept_keys.items():
+        removed = sum(key_of(key, row) not in new_keys for key, row in old_rows.items())
+        _check_removed(study_id, domain, removed, len(old_rows), len(new_keys))
+    subject_ids = select(col(Subject.id)).where(col(Subject.study_id) == study_id)
+    old_counts: dict[str, int] = {
+        domain: count
+        for domain, count in session.execute(
+            select(col(Finding.domain), func.count())
+            .where(col(Finding.subject_pk).in_(subject_ids))
+            .group_by(col(Finding.domain))
+        ).all()
+    }
+    new_counts: Counter[str] = Counter(r["domain"] for r in package.findings)
+    for domain, table, rows in (
+        ("DV", ProtocolDeviation, package.deviations),
+        ("EX", Exposure, package.exposures),
+        ("SV", Visit, package.visits),
+    ):
+        old_counts[domain] = session.execute(
+            select(func.count()).select_from(table).where(col(table.subject_pk).in_(subject_ids))
+        ).scalar_one()
+        new_counts[domain] = len(rows)
+    for domain, old in sorted(old_counts.items()):
+        new = new_counts.get(domain, 0)
+        _check_removed(study_id, domain, max(old - new, 0), old, new)
+
+
+def _check_removed(study_id: str, domain: str, removed: int, old: int, new: int) -> None:
+    if old and removed > MAX_REMOVED_SHARE * old:
+        raise fail(
+            f"this package would remove {removed:,} of study {study_id}'s {old:,} current "
+            f"{domain} records ({removed / old:.0%}; the package has {new:,}): a later cut rarely "
+            f"removes more than half of a domain, so a {domain} file may be cut short or missing. "
+            "Check the package; to replace the study's data with it, give --replace (on the "
+            "Import page: Replace the study's data)"
+        )
+
+
 def _bulk_insert(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
@@ -189,6 +257,8 @@ def store_package(session: Session, package: Package, *, replace: bool = False) 
     """Write ``package`` as a new DataCut of its study. Raises ImportFailure when the package
     looks like another study (subjects overlap less than half) and ``replace`` is not set."""
     study_id = package.study_id
+    # Before anything is read: a second import of the study waits for the first to commit.
+    lock_study_for_writing(session, study_id)
     study = session.get(Study, study_id)
     created = study is None
     current = _current_rows(session, study_id)
@@ -202,6 +272,8 @@ def store_package(session: Session, package: Package, *, replace: bool = False) 
                 "in this package, so it is not a later cut of the same study: load it under "
                 "another --study-id, or give --replace to replace the study's data"
             )
+    if not replace:
+        _refuse_mass_removal(session, package, current)
     if replace:
         current = {entity: {} for entity in _TRACKED}
 
