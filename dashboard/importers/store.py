@@ -8,8 +8,9 @@ session, so the caller's transaction makes the import all or nothing.
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select
@@ -78,45 +79,47 @@ def _comparable(row: dict[str, Any]) -> dict[str, Any]:
 
 def _current_rows(session: Session, study_id: str) -> dict[str, dict[str, dict[str, Any]]]:
     """The study's current tracked rows by entity and natural key, as comparable dicts plus
-    their cut ids."""
+    their cut ids. Read as plain rows (no ORM objects: a 200,000-record IE made that the import's
+    slowest step)."""
     subject_rows = session.execute(
-        select(Subject, col(Site.site_id))
+        select(*Subject.__table__.columns, col(Site.site_id).label("siteid"))  # type: ignore[attr-defined]
         .outerjoin(Site, col(Site.id) == col(Subject.site_pk))
         .where(col(Subject.study_id) == study_id)
-    ).all()
+    ).mappings()
     usubjid_of: dict[int, str] = {}
     current: dict[str, dict[str, dict[str, Any]]] = {entity: {} for entity in _TRACKED}
-    for subject, siteid in subject_rows:
-        assert subject.id is not None
-        usubjid_of[subject.id] = subject.usubjid
-        current["subject"][subject.usubjid] = {**subject.model_dump(), "siteid": siteid}
+    for subject in subject_rows:
+        usubjid_of[subject["id"]] = subject["usubjid"]
+        current["subject"][subject["usubjid"]] = dict(subject)
     if not usubjid_of:
         return current
-    subject_ids = list(usubjid_of)
+    subject_ids = select(col(Subject.id)).where(col(Subject.study_id) == study_id)
     for ae in session.execute(
-        select(AdverseEvent).where(col(AdverseEvent.subject_pk).in_(subject_ids))
-    ).scalars():
-        usubjid = usubjid_of[ae.subject_pk]
-        key = f"{usubjid}/{ae.seq}" if ae.seq is not None else f"{usubjid}/{ae.term}/{ae.start_dtc}"
-        current["ae"][_unique(current["ae"], key)] = {**ae.model_dump(), "usubjid": usubjid}
+        select(AdverseEvent.__table__).where(col(AdverseEvent.subject_pk).in_(subject_ids))  # type: ignore[attr-defined]
+    ).mappings():
+        usubjid = usubjid_of[ae["subject_pk"]]
+        seq = ae["seq"]
+        key = f"{usubjid}/{seq}" if seq is not None else f"{usubjid}/{ae['term']}/{ae['start_dtc']}"
+        current["ae"][_unique(current["ae"], key)] = {**ae, "usubjid": usubjid}
     for ds in session.execute(
-        select(Disposition).where(col(Disposition.subject_pk).in_(subject_ids))
-    ).scalars():
-        usubjid = usubjid_of[ds.subject_pk]
-        key = f"{usubjid}/{ds.seq}" if ds.seq is not None else f"{usubjid}/{ds.term}/{ds.dtc}"
-        current["ds"][_unique(current["ds"], key)] = {**ds.model_dump(), "usubjid": usubjid}
-    for finding, code, version in session.execute(
-        select(EligibilityFinding, col(Criterion.code), col(Criterion.protocol_version))
+        select(Disposition.__table__).where(col(Disposition.subject_pk).in_(subject_ids))  # type: ignore[attr-defined]
+    ).mappings():
+        usubjid = usubjid_of[ds["subject_pk"]]
+        seq = ds["seq"]
+        key = f"{usubjid}/{seq}" if seq is not None else f"{usubjid}/{ds['term']}/{ds['dtc']}"
+        current["ds"][_unique(current["ds"], key)] = {**ds, "usubjid": usubjid}
+    for finding in session.execute(
+        select(
+            *EligibilityFinding.__table__.columns,  # type: ignore[attr-defined]
+            col(Criterion.code),
+            col(Criterion.protocol_version),
+        )
         .join(Criterion, col(Criterion.id) == col(EligibilityFinding.criterion_pk))
         .where(col(EligibilityFinding.subject_pk).in_(subject_ids))
-    ).all():
-        usubjid = usubjid_of[finding.subject_pk]
-        current["ie"][f"{usubjid}/{code}/{version}"] = {
-            **finding.model_dump(),
-            "usubjid": usubjid,
-            "code": code,
-            "protocol_version": version,
-        }
+    ).mappings():
+        usubjid = usubjid_of[finding["subject_pk"]]
+        key = f"{usubjid}/{finding['code']}/{finding['protocol_version']}"
+        current["ie"][key] = {**finding, "usubjid": usubjid}
     return current
 
 
@@ -136,7 +139,7 @@ def _diff(
     old_rows: dict[str, dict[str, Any]],
     key_of: Any,
     cut_id: int,
-    changes: list[CutChange],
+    changes: list[dict[str, Any]],
 ) -> dict[str, int]:
     """Set each new row's first/updated cut ids and record added/changed/removed rows."""
     counts = {"added": 0, "changed": 0, "removed": 0}
@@ -147,7 +150,7 @@ def _diff(
         old = old_rows.get(key)
         if old is None:
             row["first_cut_id"] = row["updated_cut_id"] = cut_id
-            changes.append(CutChange(cut_id=cut_id, entity=entity, natural_key=key, change="added"))
+            changes.append(_change(cut_id, entity, key, "added", {}))
             counts["added"] += 1
             continue
         row["first_cut_id"] = old["first_cut_id"]
@@ -159,27 +162,29 @@ def _diff(
         }
         if fields:
             row["updated_cut_id"] = cut_id
-            changes.append(
-                CutChange(
-                    cut_id=cut_id, entity=entity, natural_key=key, change="changed", fields=fields
-                )
-            )
+            changes.append(_change(cut_id, entity, key, "changed", fields))
             counts["changed"] += 1
         else:
             row["updated_cut_id"] = old["updated_cut_id"]
     for key, old in old_rows.items():
         if key not in seen:
-            changes.append(
-                CutChange(
-                    cut_id=cut_id,
-                    entity=entity,
-                    natural_key=key,
-                    change="removed",
-                    fields={k: [v, None] for k, v in _comparable(old).items()},
-                )
-            )
+            fields = {k: [v, None] for k, v in _comparable(old).items()}
+            changes.append(_change(cut_id, entity, key, "removed", fields))
             counts["removed"] += 1
     return counts
+
+
+def _change(
+    cut_id: int, entity: str, key: str, change: str, fields: dict[str, Any]
+) -> dict[str, Any]:
+    """A CutChange row, as the plain dict ``_insert_rows`` writes."""
+    return {
+        "cut_id": cut_id,
+        "entity": entity,
+        "natural_key": key,
+        "change": change,
+        "fields": fields,
+    }
 
 
 def _refuse_mass_removal(
@@ -246,11 +251,26 @@ def _check_removed(study_id: str, domain: str, removed: int, old: int, new: int)
         )
 
 
-def _bulk_insert(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
+# Rows per INSERT executemany: the parameter lists of a whole 200,000-record domain at once took
+# hundreds of MB; batches of this size cost no more time.
+_INSERT_BATCH = 20_000
+
+
+def _bulk_insert(session: Session, table: Any, rows: Iterable[dict[str, Any]]) -> None:
+    """Insert ``rows`` (dicts keyed by column; other keys are left out) in batches of
+    executemany on the session's connection: SQLAlchemy Core, no ORM bookkeeping per row."""
     columns = set(table.__table__.columns.keys()) - {"id"}
-    session.execute(insert(table), [{k: v for k, v in r.items() if k in columns} for r in rows])
+    statement = table.__table__.insert()
+    connection = session.connection()
+    iterator = iter(rows)
+    while batch := [
+        {k: v for k, v in r.items() if k in columns} for r in islice(iterator, _INSERT_BATCH)
+    ]:
+        first = batch[0].keys()
+        if all(v.keys() == first for v in batch):
+            connection.execute(statement, batch)
+        else:  # rows that set different columns: the ORM's bulk insert groups them
+            session.execute(insert(table), batch)
 
 
 def store_package(session: Session, package: Package, *, replace: bool = False) -> StoreResult:
@@ -297,7 +317,7 @@ def store_package(session: Session, package: Package, *, replace: bool = False) 
     session.flush()
     assert cut.id is not None
 
-    changes: list[CutChange] = []
+    changes: list[dict[str, Any]] = []
     counts = {
         "subject": _diff(
             "subject", package.subjects, current["subject"], lambda r: r["usubjid"], cut.id, changes
@@ -342,16 +362,16 @@ def store_package(session: Session, package: Package, *, replace: bool = False) 
         ).all()
     }
 
-    def with_subject(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [{**r, "subject_pk": subject_pk[r["usubjid"]]} for r in rows]
+    def with_subject(rows: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        return ({**r, "subject_pk": subject_pk[r["usubjid"]]} for r in rows)
 
     _bulk_insert(
         session,
         EligibilityFinding,
-        [
+        (
             {**r, "criterion_pk": criterion_pk[(r["code"], r["protocol_version"])]}
             for r in with_subject(package.eligibility)
-        ],
+        ),
     )
     for table, rows in (
         (Disposition, package.dispositions),
@@ -362,8 +382,7 @@ def store_package(session: Session, package: Package, *, replace: bool = False) 
         (Visit, package.visits),
     ):
         _bulk_insert(session, table, with_subject(rows))
-    session.add_all(changes)
-    session.flush()
+    _bulk_insert(session, CutChange, changes)
     rebuild_precomputed_counts(session, study_id)
     return StoreResult(study_id=study_id, cut_id=cut.id, created_study=created, changes=counts)
 
