@@ -26,7 +26,8 @@ with st.form("sdtm_import", clear_on_submit=False):
     st.subheader("SDTM package")
     files = st.file_uploader(
         "Datasets (.xpt, .csv or Dataset-JSON .json; DM is required)",
-        type=["xpt", "csv", "json"],
+        # No type=: Streamlit would refuse another name (``..``, ``ae.txt``) with its own error
+        # box before the page runs; the importer refuses it with a plain message instead.
         accept_multiple_files=True,
     )
     left, middle, right = st.columns(3)
@@ -70,7 +71,7 @@ if submitted:
 
 with st.form("ctgov_import"):
     st.subheader("Registry record")
-    record = st.file_uploader("ClinicalTrials.gov API v2 study record (.json)", type=["json"])
+    record = st.file_uploader("ClinicalTrials.gov API v2 study record (.json)")  # any name
     enrich = st.text_input(
         "Study to enrich",
         placeholder="the record's NCT id",

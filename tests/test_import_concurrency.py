@@ -83,7 +83,9 @@ def test_two_imports_of_one_study_at_once_both_compare_with_the_cut_before(
     for report in reports:  # the same package as cut 1: nothing added, changed or removed
         assert {n for counts in report.result.changes.values() for n in counts.values()} == {0}
     engine = make_engine(url)
-    assert read_sql("SELECT COUNT(*) AS n FROM cutchange", engine)["n"].tolist() == [0]
+    assert read_sql("SELECT COUNT(*) AS n FROM cutchange WHERE cut_id > 1", engine)[
+        "n"
+    ].tolist() == [0]
     assert read_sql("SELECT id FROM datacut ORDER BY id", engine)["id"].tolist() == [1, 2, 3]
     for table, rows in (("subject", 3), ("adverseevent", 2), ("disposition", 2)):
         cuts = read_sql(f"SELECT first_cut_id, updated_cut_id FROM {table}", engine)

@@ -420,7 +420,7 @@ def test_removing_half_of_a_domain_is_allowed_and_more_needs_replace(
     code, out, err = _import(write_package(tmp_path / "half", tables), loaded_db)
     assert code == 0, err
     assert "ae: 0 added, 0 changed, 1 removed" in out
-    del tables["AE"][0]  # the last one: all of them
+    del tables["AE"]  # the last one too: all of them
     folder = write_package(tmp_path / "none", tables)
     code, _out, err = _import(folder, loaded_db)
     assert code == 2 and "would remove 1 of study TINY's 1 current AE records" in err

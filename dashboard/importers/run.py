@@ -15,6 +15,7 @@ from dashboard.access import CLI_EMAIL, IMPORT, record
 from dashboard.db import BUSY_MESSAGE, SchemaError, ensure_schema, is_busy, session_scope
 from dashboard.importers.ctgov import CtgovImportResult, RegistryRecordError, import_ctgov_file
 from dashboard.importers.errors import ImportFailure, fail
+from dashboard.importers.readers import SUFFIX_PREFERENCE
 from dashboard.importers.sdtm import Package, read_package
 from dashboard.importers.store import StoreResult, store_package
 
@@ -131,6 +132,12 @@ def upload_name(given: str) -> str:
         raise fail(
             f"an uploaded file is named {given!r}, which is not a file name: name each file after "
             "its dataset (dm.xpt, ae.csv, ...)"
+        )
+    if PurePath(name).suffix.lower() not in SUFFIX_PREFERENCE:
+        raise fail(
+            "is not a dataset file: upload SAS transport (.xpt), CSV (.csv) or Dataset-JSON "
+            "(.json) files",
+            file=name,
         )
     return name
 
