@@ -35,10 +35,11 @@ _SCHEMA_LOCK_KEY = 80_466_850
 _STUDY_LOCK_SPACE = 17
 # How long a SQLite write waits for another writer (sqlite3's default is 5 s). An import holds
 # the write lock from reading the study's current rows to its commit: the CDISC pilot's write
-# phase took 4-5 s on this 2-core machine (8 s with other work on it), a 200,000-record IE about
-# the same, so a sign-in's or a download's audit event, or a second import, failed with "database
-# is locked" after 5 s. 60 s is several times the longest write phase measured, and still short
-# enough for someone waiting in a browser to be told that the database is busy.
+# phase took 3.9 s (a later cut) to 9.0 s (the first, with other work on this 2-core machine), a
+# 200,000-record IE's about 16 s, so a sign-in's or a download's audit event, or a second import,
+# failed with "database is locked" after 5 s. 60 s is several times the longest write phase
+# measured, and still short enough for someone waiting in a browser to be told plainly that the
+# database is busy.
 SQLITE_BUSY_TIMEOUT_S = 60.0
 BUSY_MESSAGE = "the database is busy (an import is being written); try again in a minute"
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from streamlit.testing.v1 import AppTest
 
@@ -19,6 +20,7 @@ from dashboard import access
 from dashboard.db import make_engine
 from dashboard.importers import store
 from dashboard.importers.run import SdtmImportReport, import_sdtm
+from dashboard.models import DataCut
 from tests.conftest import PROJECT_ROOT
 from tests.databases import POSTGRES_URL, new_database_url, read_sql
 from tests.sdtm_builders import write_package
@@ -37,15 +39,21 @@ def loaded(tmp_path: Path) -> tuple[str, Path]:
     return url, folder
 
 
-def _pausing_after_reading(monkeypatch: pytest.MonkeyPatch, seconds: float) -> threading.Event:
+def _pausing_after_reading(
+    monkeypatch: pytest.MonkeyPatch, seconds: float, cuts_seen: list[int] | None = None
+) -> threading.Event:
     """Make every import pause ``seconds`` after reading the study's current rows (inside its
     write lock), which widens the window two imports would race in; the event is set when an
-    import holds the lock."""
+    import holds the lock. ``cuts_seen`` gets the number of data cuts each import saw then."""
     holding = threading.Event()
     read = store._current_rows
 
     def pausing(session: Any, study_id: str) -> Any:
         rows = read(session, study_id)
+        if cuts_seen is not None:
+            cuts_seen.append(
+                session.execute(select(func.count()).select_from(DataCut)).scalar_one()
+            )
         holding.set()
         time.sleep(seconds)
         return rows
@@ -58,7 +66,8 @@ def test_two_imports_of_one_study_at_once_both_compare_with_the_cut_before(
     loaded: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url, folder = loaded
-    _pausing_after_reading(monkeypatch, 0.5)
+    cuts_seen: list[int] = []
+    _pausing_after_reading(monkeypatch, 0.5, cuts_seen)
     start = threading.Barrier(2)
     reports: list[SdtmImportReport] = []
     errors: list[BaseException] = []
@@ -80,6 +89,8 @@ def test_two_imports_of_one_study_at_once_both_compare_with_the_cut_before(
         thread.join(timeout=120)
     assert not errors, errors
     assert sorted(r.result.cut_id for r in reports) == [2, 3]
+    # The second read the study's rows once the first had committed its cut: it waited.
+    assert sorted(cuts_seen) == [1, 2]
     for report in reports:  # the same package as cut 1: nothing added, changed or removed
         assert {n for counts in report.result.changes.values() for n in counts.values()} == {0}
     engine = make_engine(url)
