@@ -108,7 +108,7 @@ def _upload_files(
     return at
 
 
-@pytest.mark.parametrize("name", ["..", ".", "/", ""])
+@pytest.mark.parametrize("name", ["..", ".", "/", "", "ae.txt"])
 def test_an_upload_without_a_file_name_is_refused_plainly(
     name: str, loaded: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -118,8 +118,11 @@ def test_an_upload_without_a_file_name_is_refused_plainly(
     before = _tables_of(loaded)
     at = _upload_files(loaded, files, monkeypatch)
     assert [e.value for e in at.error] == [
-        f"an uploaded file is named {name!r}, which is not a file name: name each file after its "
-        "dataset (dm.xpt, ae.csv, ...). Nothing was written."
+        "ae.txt: is not a dataset file: upload SAS transport (.xpt), CSV (.csv) or Dataset-JSON "
+        "(.json) files. Nothing was written."
+        if name == "ae.txt"
+        else f"an uploaded file is named {name!r}, which is not a file name: name each file "
+        "after its dataset (dm.xpt, ae.csv, ...). Nothing was written."
     ]
     after = _tables_of(loaded)
     for table in STUDY_TABLES:

@@ -11,9 +11,9 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import Table, delete, func, insert, select
 from sqlmodel import Session, col
 
 from dashboard.db import delete_subject_rows, lock_study_for_writing
@@ -77,12 +77,17 @@ def _comparable(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _table(model: Any) -> Table:
+    """A model's table, for Core statements (plain rows, no ORM objects)."""
+    return cast(Table, model.__table__)
+
+
 def _current_rows(session: Session, study_id: str) -> dict[str, dict[str, dict[str, Any]]]:
     """The study's current tracked rows by entity and natural key, as comparable dicts plus
     their cut ids. Read as plain rows (no ORM objects: a 200,000-record IE made that the import's
     slowest step)."""
     subject_rows = session.execute(
-        select(*Subject.__table__.columns, col(Site.site_id).label("siteid"))  # type: ignore[attr-defined]
+        select(*_table(Subject).columns, col(Site.site_id).label("siteid"))
         .outerjoin(Site, col(Site.id) == col(Subject.site_pk))
         .where(col(Subject.study_id) == study_id)
     ).mappings()
@@ -95,14 +100,14 @@ def _current_rows(session: Session, study_id: str) -> dict[str, dict[str, dict[s
         return current
     subject_ids = select(col(Subject.id)).where(col(Subject.study_id) == study_id)
     for ae in session.execute(
-        select(AdverseEvent.__table__).where(col(AdverseEvent.subject_pk).in_(subject_ids))  # type: ignore[attr-defined]
+        select(_table(AdverseEvent)).where(col(AdverseEvent.subject_pk).in_(subject_ids))
     ).mappings():
         usubjid = usubjid_of[ae["subject_pk"]]
         seq = ae["seq"]
         key = f"{usubjid}/{seq}" if seq is not None else f"{usubjid}/{ae['term']}/{ae['start_dtc']}"
         current["ae"][_unique(current["ae"], key)] = {**ae, "usubjid": usubjid}
     for ds in session.execute(
-        select(Disposition.__table__).where(col(Disposition.subject_pk).in_(subject_ids))  # type: ignore[attr-defined]
+        select(_table(Disposition)).where(col(Disposition.subject_pk).in_(subject_ids))
     ).mappings():
         usubjid = usubjid_of[ds["subject_pk"]]
         seq = ds["seq"]
@@ -110,7 +115,7 @@ def _current_rows(session: Session, study_id: str) -> dict[str, dict[str, dict[s
         current["ds"][_unique(current["ds"], key)] = {**ds, "usubjid": usubjid}
     for finding in session.execute(
         select(
-            *EligibilityFinding.__table__.columns,  # type: ignore[attr-defined]
+            *_table(EligibilityFinding).columns,
             col(Criterion.code),
             col(Criterion.protocol_version),
         )
@@ -259,8 +264,8 @@ _INSERT_BATCH = 20_000
 def _bulk_insert(session: Session, table: Any, rows: Iterable[dict[str, Any]]) -> None:
     """Insert ``rows`` (dicts keyed by column; other keys are left out) in batches of
     executemany on the session's connection: SQLAlchemy Core, no ORM bookkeeping per row."""
-    columns = set(table.__table__.columns.keys()) - {"id"}
-    statement = table.__table__.insert()
+    columns = set(_table(table).columns.keys()) - {"id"}
+    statement = _table(table).insert()
     connection = session.connection()
     iterator = iter(rows)
     while batch := [
