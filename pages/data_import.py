@@ -7,9 +7,7 @@ import streamlit as st
 
 from dashboard.access import IMPORT_PAGE
 from dashboard.config import database_url
-from dashboard.importers.ctgov import RegistryRecordError
-from dashboard.importers.errors import ImportFailure
-from dashboard.importers.run import import_ctgov_upload, import_sdtm_files
+from dashboard.importers.run import describe_failure, import_ctgov_upload, import_sdtm_files
 from dashboard.markdown import plain
 from dashboard.ui import loaders
 from dashboard.ui.auth import require_page
@@ -29,7 +27,8 @@ with st.form("sdtm_import", clear_on_submit=False):
     st.subheader("SDTM package")
     files = st.file_uploader(
         "Datasets (.xpt, .csv or Dataset-JSON .json; DM is required)",
-        type=["xpt", "csv", "json"],
+        # No type=: Streamlit would refuse another name (``..``, ``ae.txt``) with its own error
+        # box before the page runs; the importer refuses it with a plain message instead.
         accept_multiple_files=True,
     )
     left, middle, right = st.columns(3)
@@ -41,7 +40,8 @@ with st.form("sdtm_import", clear_on_submit=False):
     )
     replace = right.checkbox(
         "Replace the study's data",
-        help="Needed when fewer than half of the study's current subjects are in the package.",
+        help="Needed when fewer than half of the study's current subjects are in the package, "
+        "or when it would remove more than half of a domain's records.",
     )
     submitted = st.form_submit_button("Import package", type="primary")
 
@@ -57,8 +57,11 @@ if submitted:
                 replace=replace,
                 actor=user.email,
             )
-    except ImportFailure as failure:
-        st.session_state[RESULT_KEY] = ("error", [f"{failure}. Nothing was written."])
+    except Exception as error:  # every failure is a plain message (STYLE.md 6), no traceback
+        st.session_state[RESULT_KEY] = (
+            "error",
+            [f"{describe_failure(error)}. Nothing was written."],
+        )
     else:
         st.session_state[RESULT_KEY] = (
             "success",
@@ -69,7 +72,7 @@ if submitted:
 
 with st.form("ctgov_import"):
     st.subheader("Registry record")
-    record = st.file_uploader("ClinicalTrials.gov API v2 study record (.json)", type=["json"])
+    record = st.file_uploader("ClinicalTrials.gov API v2 study record (.json)")  # any name
     enrich = st.text_input(
         "Study to enrich",
         placeholder="the record's NCT id",
@@ -89,8 +92,11 @@ if registry_submitted:
                 study_id=enrich.strip() or None,
                 actor=user.email,
             )
-        except RegistryRecordError as error:
-            st.session_state[RESULT_KEY] = ("error", [f"{error}. Nothing was written."])
+        except Exception as error:  # every failure is a plain message, no traceback
+            st.session_state[RESULT_KEY] = (
+                "error",
+                [f"{describe_failure(error)}. Nothing was written."],
+            )
         else:
             st.session_state[RESULT_KEY] = (
                 "success",

@@ -5,6 +5,8 @@ changes. Odd but valid: each loads, with its warning printed and stored on the D
 """
 
 import json
+import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from typer.testing import CliRunner
 from dashboard.cli import app
 from dashboard.db import make_engine
 from tests.databases import STUDY_TABLES, new_database_url, read_sql, study_tables
+from tests.reference import SHARED_DATA
 from tests.sdtm_builders import copy_of_base, write_package
 
 runner = CliRunner()
@@ -184,6 +187,48 @@ def _json_ae_with(column: str, record: int, value: object) -> Callable[[Path], P
         names = [c["name"] for c in document["columns"]]
         document["rows"][record - 1][names.index(column)] = value
         (folder / "ae.json").write_text(json.dumps(document))
+
+
+# -- files (#17): truncation, non-regular files, mass removal ----------------------------------
+
+PILOT_AE = SHARED_DATA / "sdtm" / "cdiscpilot01" / "ae.xpt"
+PILOT_AE_RECORDS = 961  # the pilot's AE, as pandas.read_sas counts it too
+
+
+def _pilot_ae_layout() -> tuple[bytes, int, int]:
+    """The pilot's ae.xpt, where its records start and their length, read from the file's own
+    80-byte header lines (independently of the importer's reader)."""
+    data = PILOT_AE.read_bytes()
+    start = data.index(b"HEADER RECORD*******OBS     HEADER RECORD") + 80
+    record_length = (len(data) - start) // PILOT_AE_RECORDS  # the last line's padding is < 80
+    return data, start, record_length
+
+
+def _pilot_ae_cut(at: Callable[[int, int], int]) -> Callable[[Path], Path]:
+    """The base package with the pilot's ae.xpt cut at byte ``at(start, record_length)``; the
+    reader fails before it looks at subjects."""
+
+    def build(folder: Path) -> Path:
+        data, start, record_length = _pilot_ae_layout()
+        return _with_file("ae.xpt", data[: at(start, record_length)])(folder)
+
+    return build
+
+
+def _ae_xpt_that_is_not_a_file(kind: str) -> Callable[[Path], Path]:
+    def build(folder: Path) -> Path:
+        write_package(folder)
+        (folder / "ae.csv").unlink()
+        target = folder / "ae.xpt"
+        if kind == "folder":
+            target.mkdir()
+            (target / "ae.xpt").write_bytes(PILOT_AE.read_bytes())
+        elif kind == "fifo":
+            os.mkfifo(target)
+        elif kind == "dangling":
+            target.symlink_to(folder / "gone" / "ae.xpt")
+        else:
+            target.symlink_to(kind)  # a device
         return folder
 
     return build
@@ -405,6 +450,46 @@ BROKEN: dict[str, tuple[Callable[[Path], Path], list[str]]] = {
         _pilot("AE", _frame_set(7, "AESTDY", 3e9)),
         ["ae.xpt", "record 7", "column AESTDY", "does not fit the database's integer column"],
     ),
+    # -- files (#17): truncation, non-regular files, mass removal --
+    # pyreadstat reads a truncated transport file's whole records and drops the rest silently.
+    "pilot ae.xpt cut after record 312": (
+        _pilot_ae_cut(lambda start, length: start + 312 * length),
+        ["ae.xpt", "cut short after record 312", "first 312 records"],
+    ),
+    "pilot ae.xpt cut inside record 313": (
+        _pilot_ae_cut(lambda start, length: start + 312 * length + 100),
+        ["ae.xpt", "record 313", "cut short inside record 313", "100 of its 487 bytes"],
+    ),
+    "pilot ae.xpt cut inside a record on an 80-byte line": (
+        _pilot_ae_cut(lambda start, length: start + (312 * length // 80) * 80),
+        ["ae.xpt", "record 312", "cut short inside record 312"],
+    ),
+    "pilot ae.xpt without its last line": (
+        _pilot_ae_cut(lambda start, length: len(PILOT_AE.read_bytes()) - 80),
+        ["ae.xpt", "record 961", "first 960 records"],
+    ),
+    "ae.xpt a symlink to /dev/null": (
+        _ae_xpt_that_is_not_a_file("/dev/null"),
+        ["ae.xpt", "is a device (a symlink to /dev/null)", "must be a file"],
+    ),
+    "ae.xpt a symlink to /dev/zero": (
+        _ae_xpt_that_is_not_a_file("/dev/zero"),
+        ["ae.xpt", "is a device (a symlink to /dev/zero)"],
+    ),
+    "ae.xpt a dangling symlink": (
+        _ae_xpt_that_is_not_a_file("dangling"),
+        ["ae.xpt", "is a symlink to nothing"],
+    ),
+    "ae.xpt a folder": (_ae_xpt_that_is_not_a_file("folder"), ["ae.xpt", "is a folder"]),
+    "ae.xpt a FIFO": (_ae_xpt_that_is_not_a_file("fifo"), ["ae.xpt", "named pipe"]),
+    # The database holds TINY's base package: a package that drops a domain would remove it all.
+    "no AE in a later cut": (
+        _without("AE"),
+        ["would remove 2 of study TINY's 2 current AE records", "100%", "--replace"],
+    ),
+    "no DS in a later cut": (_without("DS"), ["remove 2 of study TINY's 2 current DS records"]),
+    "no IE in a later cut": (_without("IE"), ["remove 1 of study TINY's 1 current IE records"]),
+    "no VS in a later cut": (_without("VS"), ["remove 1 of study TINY's 1 current VS records"]),
 }
 
 
@@ -445,6 +530,60 @@ def test_no_study_id_anywhere(tmp_path: Path) -> None:
     assert code == 2 and "name the study with --study-id" in err
     code, _out, err = _import(folder, url, "--study-id", "NAMED")
     assert code == 0, err
+
+
+def test_a_cut_the_xpt_format_cannot_see_is_refused_as_mass_removal(tmp_path: Path) -> None:
+    """A transport file cut where a record ends on an 80-byte line looks complete (version 5 files
+    do not store their number of records; the pilot's AE every 80 records): against an earlier cut
+    it removes most AEs, which needs --replace."""
+    pilot = tmp_path / "pilot"
+    pilot.mkdir()
+    shutil.copy(PILOT_AE.parent / "dm.xpt", pilot / "dm.xpt")
+    shutil.copy(PILOT_AE, pilot / "ae.xpt")
+    url = new_database_url(tmp_path, "pilot")
+    code, _out, err = _import(pilot, url)
+    assert code == 0, err
+    data, start, record_length = _pilot_ae_layout()
+    assert (160 * record_length) % 80 == 0  # 160 records end on a line's end
+    (pilot / "ae.xpt").write_bytes(data[: start + 160 * record_length])
+    engine = make_engine(url)
+    before = study_tables(engine)
+    code, out, err = _import(pilot, url)
+    assert code == 2, (out, err)
+    assert (
+        "would remove 801 of study CDISCPILOT01's 961 current AE records (83%; the package has "
+        "160)" in err
+    )
+    assert "--replace" in err and "nothing was written" in err
+    after = study_tables(engine)
+    for table in STUDY_TABLES:
+        pd.testing.assert_frame_equal(before[table], after[table], obj=table)
+    code, out, err = _import(pilot, url, "--replace")
+    assert code == 0, err
+    counts = read_sql(
+        "SELECT COUNT(*) AS n FROM adverseevent JOIN subject ON subject.id = subject_pk "
+        "WHERE subject.study_id = 'CDISCPILOT01'",
+        engine,
+    )
+    assert counts["n"].tolist() == [160]
+
+
+def test_removing_half_of_a_domain_is_allowed_and_more_needs_replace(
+    tmp_path: Path, loaded_db: str
+) -> None:
+    tables = copy_of_base()
+    del tables["AE"][1]  # 1 of 2 AEs removed: half, allowed
+    code, out, err = _import(write_package(tmp_path / "half", tables), loaded_db)
+    assert code == 0, err
+    assert "ae: 0 added, 0 changed, 1 removed" in out
+    del tables["AE"]  # the last one too: all of them
+    folder = write_package(tmp_path / "none", tables)
+    code, _out, err = _import(folder, loaded_db)
+    assert code == 2 and "would remove 1 of study TINY's 1 current AE records" in err
+    code, out, err = _import(folder, loaded_db, "--replace")
+    assert code == 0, err
+    ae = read_sql("SELECT COUNT(*) AS n FROM adverseevent", make_engine(loaded_db))
+    assert ae["n"].tolist() == [0]
 
 
 # -- odd but valid ----------------------------------------------------------------------------

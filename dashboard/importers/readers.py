@@ -28,7 +28,9 @@ import hashlib
 import io
 import json
 import math
+import os
 import re
+import stat
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,8 +131,9 @@ def find_datasets(folder: Path) -> tuple[dict[str, Path], list[str]]:
         raise fail("is not a folder of SDTM datasets", file=str(folder))
     found: dict[str, list[Path]] = {}
     for path in sorted(folder.iterdir()):
-        domain = _domain_of(path) if path.is_file() else None
+        domain = _domain_of(path)
         if domain:
+            _check_regular_file(path)
             found.setdefault(domain, []).append(path)
     chosen: dict[str, Path] = {}
     notes: list[str] = []
@@ -142,6 +145,33 @@ def find_datasets(folder: Path) -> tuple[dict[str, Path], list[str]]:
                 f"{domain} comes as {', '.join(p.name for p in paths)}: read {paths[0].name} only"
             )
     return chosen, notes
+
+
+def _check_regular_file(path: Path) -> None:
+    """A dataset's name on something that is not a file is fatal: skipping it would read as "no AE
+    domain" and record every AE as removed. A symlink to a regular file is read like the file."""
+    try:
+        mode = path.stat().st_mode  # follows a symlink
+    except OSError as error:
+        what = "a symlink to nothing" if path.is_symlink() else "not readable"
+        raise fail(
+            f"is {what} ({error.strerror}): a dataset must be a file", file=path.name
+        ) from None
+    if stat.S_ISREG(mode):
+        return
+    kind = (
+        "a folder"
+        if stat.S_ISDIR(mode)
+        else "a named pipe (FIFO)"
+        if stat.S_ISFIFO(mode)
+        else "a device"
+        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+        else "a socket"
+        if stat.S_ISSOCK(mode)
+        else "not a regular file"
+    )
+    target = f" (a symlink to {os.readlink(path)})" if path.is_symlink() else ""
+    raise fail(f"is {kind}{target}, not a file: a dataset must be a file", file=path.name)
 
 
 def sha256_of(path: Path) -> str:
@@ -158,15 +188,69 @@ def _read_xpt(path: Path) -> pd.DataFrame:
     would turn UTF-8 letters into two characters each ("é" into "Ã©") without an error. pyreadstat
     reads 0 as 0.0, where pandas.read_sas gives 5.4e-79."""
     try:
-        frame, _meta = pyreadstat.read_xport(str(path), encoding="utf-8")
+        frame, meta = pyreadstat.read_xport(str(path), encoding="utf-8")
     except Exception as error:  # pyreadstat raises its own types for truncated or foreign files
         if "encoding" not in str(error):
             raise fail(f"cannot be read as SAS transport (.xpt): {error}", file=path.name) from None
         try:
-            frame, _meta = pyreadstat.read_xport(str(path), encoding="cp1252")
+            frame, meta = pyreadstat.read_xport(str(path), encoding="cp1252")
         except Exception as error:
             raise fail(f"cannot be read as SAS transport (.xpt): {error}", file=path.name) from None
+    _check_xpt_complete(path, len(frame), sum(meta.variable_storage_width.values()))
     return frame
+
+
+# The header line before a transport file's records (version 5, and 8/9).
+_XPT_OBS_HEADERS = (
+    b"HEADER RECORD*******OBS     HEADER RECORD!!!!!!!",
+    b"HEADER RECORD*******OBSV8   HEADER RECORD!!!!!!!",
+)
+_XPT_MEMBER_HEADER = b"HEADER RECORD*******MEMB"  # MEMBER (v5) or MEMBV8: a further dataset
+_XPT_LINE = 80
+
+
+def _check_xpt_complete(path: Path, rows: int, record_length: int) -> None:
+    """Fatal where a transport file was cut short: pyreadstat reads the whole records of a
+    truncated file and drops the rest without a word (the CDISC pilot's ae.xpt cut anywhere gives
+    its first records and no error).
+
+    A transport file is made of 80-byte lines; its records (``record_length`` bytes each, the sum
+    of the variables' widths) follow the OBS header line, and the last line is padded with blanks.
+    So the bytes after the header must be ``rows`` records plus less than one line of blanks; any
+    other size is a cut. A cut that falls exactly where a record ends on a line's end (every
+    lcm(80, record length) bytes; every 80 records of the pilot's AE) leaves a file that is
+    indistinguishable from a complete one: version 5 transport files do not store their number of
+    records. The store's mass-removal rule catches those against an earlier cut."""
+    if record_length <= 0:
+        return
+    with path.open("rb") as handle:
+        head = handle.read(1 << 20)
+        starts = [i for i in (head.find(h) for h in _XPT_OBS_HEADERS) if i >= 0]
+        if not starts or starts[0] % _XPT_LINE:
+            return  # a layout this check does not know; pyreadstat read it
+        data_start = min(starts) + _XPT_LINE
+        size = handle.seek(0, io.SEEK_END)
+        data_bytes = size - data_start
+        complete = rows * record_length
+        handle.seek(data_start + complete)
+        tail = handle.read(_XPT_LINE) if data_bytes >= complete else b""
+    if tail.startswith(_XPT_MEMBER_HEADER):
+        return  # a file of several datasets: pyreadstat reads the first, which ends here
+    padding = data_bytes - complete
+    if data_bytes % _XPT_LINE == 0 and 0 <= padding < _XPT_LINE and not tail.strip(b" \0"):
+        return
+    partial = min(max(padding, 0), record_length)
+    where = (
+        f"inside record {rows + 1} ({partial} of its {record_length} bytes are there)"
+        if partial
+        else f"after record {rows:,}, not on a whole 80-byte line as a complete file does"
+    )
+    raise fail(
+        f"cannot be read as SAS transport (.xpt): the file is cut short {where}; only its first "
+        f"{rows:,} records could be read: copy or export it again",
+        file=path.name,
+        record=rows + 1 if partial else None,
+    )
 
 
 def _read_csv(path: Path) -> pd.DataFrame:

@@ -12,9 +12,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from dashboard.access import CLI_EMAIL, IMPORT, record
-from dashboard.db import SchemaError, ensure_schema, session_scope
-from dashboard.importers.ctgov import CtgovImportResult, import_ctgov_file
-from dashboard.importers.errors import fail
+from dashboard.db import BUSY_MESSAGE, SchemaError, ensure_schema, is_busy, session_scope
+from dashboard.importers.ctgov import CtgovImportResult, RegistryRecordError, import_ctgov_file
+from dashboard.importers.errors import ImportFailure, fail
+from dashboard.importers.readers import SUFFIX_PREFERENCE
 from dashboard.importers.sdtm import Package, read_package
 from dashboard.importers.store import StoreResult, store_package
 
@@ -76,6 +77,8 @@ def import_sdtm(
     except SchemaError as error:
         raise fail(str(error)) from None
     except SQLAlchemyError as error:
+        if is_busy(error):  # another import held the write lock longer than the wait
+            raise fail(BUSY_MESSAGE) from None
         raise fail(f"the database refused the import: {getattr(error, 'orig', error)}") from None
     return SdtmImportReport(
         result=result,
@@ -102,10 +105,13 @@ def import_sdtm_files(
     """
     if not files:
         raise fail("no files were uploaded: add the package's datasets (at least DM)")
+    names = [upload_name(name) for name, _content in files]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise fail(f"two uploaded files are named {repeated[0]}: upload each dataset once")
     with tempfile.TemporaryDirectory(prefix="sdtm-upload-") as folder:
-        for name, content in files:
-            # Only the base name: an uploaded name must not reach outside the folder.
-            (Path(folder) / PurePath(name).name).write_bytes(content)
+        for name, (_given, content) in zip(names, files, strict=True):
+            (Path(folder) / name).write_bytes(content)
         return import_sdtm(
             engine,
             Path(folder),
@@ -113,8 +119,45 @@ def import_sdtm_files(
             cutoff=cutoff,
             replace=replace,
             actor=actor,
-            audit_detail={"files": sorted(PurePath(name).name for name, _ in files)},
+            audit_detail={"files": sorted(names)},
         )
+
+
+def upload_name(given: str) -> str:
+    """The file name an upload is stored under: its base name only, so that a name cannot reach
+    outside the upload folder (``../../dm.xpt`` is ``dm.xpt``). A name with no file name in it
+    (empty, ``.``, ``..``, ``/``, a folder's) is refused plainly."""
+    name = PurePath(given.replace("\\", "/")).name if "\0" not in given else ""
+    if name in ("", ".", ".."):
+        raise fail(
+            f"an uploaded file is named {given!r}, which is not a file name: name each file after "
+            "its dataset (dm.xpt, ae.csv, ...)"
+        )
+    if PurePath(name).suffix.lower() not in SUFFIX_PREFERENCE:
+        raise fail(
+            "is not a dataset file: upload SAS transport (.xpt), CSV (.csv) or Dataset-JSON "
+            "(.json) files",
+            file=name,
+        )
+    return name
+
+
+def describe_failure(error: BaseException) -> str:
+    """What the Import page says when an import fails, whatever failed: the importer's own message
+    for bad input, else what failed in plain words (no traceback). Nothing was written either
+    way: the import is one transaction."""
+    if isinstance(error, ImportFailure | RegistryRecordError):
+        return str(error)
+    if isinstance(error, SQLAlchemyError):
+        if is_busy(error):
+            return BUSY_MESSAGE
+        cause = str(getattr(error, "orig", None) or error).strip().splitlines()
+        return (
+            f"the database refused the import ({type(error).__name__}: {cause[0] if cause else ''})"
+        )
+    if isinstance(error, OSError):
+        return f"the uploaded files could not be stored or read ({error.strerror or error})"
+    return f"the import failed ({type(error).__name__}: {error})"
 
 
 def import_ctgov_upload(
@@ -127,7 +170,8 @@ def import_ctgov_upload(
 ) -> CtgovImportResult:
     """Import an uploaded registry record, in one transaction. Raises RegistryRecordError."""
     with tempfile.TemporaryDirectory(prefix="ctgov-upload-") as folder:
-        path = Path(folder) / (PurePath(name).name or "record.json")
+        base = PurePath(name.replace("\\", "/")).name
+        path = Path(folder) / (base if base not in ("", ".", "..") else "record.json")
         path.write_bytes(content)
         return import_ctgov_path(engine, path, study_id=study_id, actor=actor)
 

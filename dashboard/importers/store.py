@@ -7,14 +7,16 @@ session, so the caller's transaction makes the import all or nothing.
 """
 
 import datetime as dt
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from itertools import islice
+from typing import Any, cast
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Table, delete, func, insert, select
 from sqlmodel import Session, col
 
-from dashboard.db import delete_subject_rows
+from dashboard.db import delete_subject_rows, lock_study_for_writing
 from dashboard.importers.errors import fail
 from dashboard.importers.sdtm import Package
 from dashboard.models import (
@@ -38,6 +40,9 @@ from dashboard.precomputed import rebuild_precomputed_counts
 
 # A later cut shares most subjects with the current one; less than this is another study.
 MIN_SUBJECT_OVERLAP = 0.5
+# A later cut keeps most of each domain's records; removing more than this share of one needs
+# --replace (a file cut short, or missing, would otherwise record its records as removed).
+MAX_REMOVED_SHARE = 0.5
 _TRACKED = {
     "subject": Subject,
     "ae": AdverseEvent,
@@ -72,47 +77,54 @@ def _comparable(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _table(model: Any) -> Table:
+    """A model's table, for Core statements (plain rows, no ORM objects)."""
+    return cast(Table, model.__table__)
+
+
 def _current_rows(session: Session, study_id: str) -> dict[str, dict[str, dict[str, Any]]]:
     """The study's current tracked rows by entity and natural key, as comparable dicts plus
-    their cut ids."""
+    their cut ids. Read as plain rows (no ORM objects: a 200,000-record IE made that the import's
+    slowest step)."""
     subject_rows = session.execute(
-        select(Subject, col(Site.site_id))
+        select(*_table(Subject).columns, col(Site.site_id).label("siteid"))
         .outerjoin(Site, col(Site.id) == col(Subject.site_pk))
         .where(col(Subject.study_id) == study_id)
-    ).all()
+    ).mappings()
     usubjid_of: dict[int, str] = {}
     current: dict[str, dict[str, dict[str, Any]]] = {entity: {} for entity in _TRACKED}
-    for subject, siteid in subject_rows:
-        assert subject.id is not None
-        usubjid_of[subject.id] = subject.usubjid
-        current["subject"][subject.usubjid] = {**subject.model_dump(), "siteid": siteid}
+    for subject in subject_rows:
+        usubjid_of[subject["id"]] = subject["usubjid"]
+        current["subject"][subject["usubjid"]] = dict(subject)
     if not usubjid_of:
         return current
-    subject_ids = list(usubjid_of)
+    subject_ids = select(col(Subject.id)).where(col(Subject.study_id) == study_id)
     for ae in session.execute(
-        select(AdverseEvent).where(col(AdverseEvent.subject_pk).in_(subject_ids))
-    ).scalars():
-        usubjid = usubjid_of[ae.subject_pk]
-        key = f"{usubjid}/{ae.seq}" if ae.seq is not None else f"{usubjid}/{ae.term}/{ae.start_dtc}"
-        current["ae"][_unique(current["ae"], key)] = {**ae.model_dump(), "usubjid": usubjid}
+        select(_table(AdverseEvent)).where(col(AdverseEvent.subject_pk).in_(subject_ids))
+    ).mappings():
+        usubjid = usubjid_of[ae["subject_pk"]]
+        seq = ae["seq"]
+        key = f"{usubjid}/{seq}" if seq is not None else f"{usubjid}/{ae['term']}/{ae['start_dtc']}"
+        current["ae"][_unique(current["ae"], key)] = {**ae, "usubjid": usubjid}
     for ds in session.execute(
-        select(Disposition).where(col(Disposition.subject_pk).in_(subject_ids))
-    ).scalars():
-        usubjid = usubjid_of[ds.subject_pk]
-        key = f"{usubjid}/{ds.seq}" if ds.seq is not None else f"{usubjid}/{ds.term}/{ds.dtc}"
-        current["ds"][_unique(current["ds"], key)] = {**ds.model_dump(), "usubjid": usubjid}
-    for finding, code, version in session.execute(
-        select(EligibilityFinding, col(Criterion.code), col(Criterion.protocol_version))
+        select(_table(Disposition)).where(col(Disposition.subject_pk).in_(subject_ids))
+    ).mappings():
+        usubjid = usubjid_of[ds["subject_pk"]]
+        seq = ds["seq"]
+        key = f"{usubjid}/{seq}" if seq is not None else f"{usubjid}/{ds['term']}/{ds['dtc']}"
+        current["ds"][_unique(current["ds"], key)] = {**ds, "usubjid": usubjid}
+    for finding in session.execute(
+        select(
+            *_table(EligibilityFinding).columns,
+            col(Criterion.code),
+            col(Criterion.protocol_version),
+        )
         .join(Criterion, col(Criterion.id) == col(EligibilityFinding.criterion_pk))
         .where(col(EligibilityFinding.subject_pk).in_(subject_ids))
-    ).all():
-        usubjid = usubjid_of[finding.subject_pk]
-        current["ie"][f"{usubjid}/{code}/{version}"] = {
-            **finding.model_dump(),
-            "usubjid": usubjid,
-            "code": code,
-            "protocol_version": version,
-        }
+    ).mappings():
+        usubjid = usubjid_of[finding["subject_pk"]]
+        key = f"{usubjid}/{finding['code']}/{finding['protocol_version']}"
+        current["ie"][key] = {**finding, "usubjid": usubjid}
     return current
 
 
@@ -132,7 +144,7 @@ def _diff(
     old_rows: dict[str, dict[str, Any]],
     key_of: Any,
     cut_id: int,
-    changes: list[CutChange],
+    changes: list[dict[str, Any]],
 ) -> dict[str, int]:
     """Set each new row's first/updated cut ids and record added/changed/removed rows."""
     counts = {"added": 0, "changed": 0, "removed": 0}
@@ -143,7 +155,7 @@ def _diff(
         old = old_rows.get(key)
         if old is None:
             row["first_cut_id"] = row["updated_cut_id"] = cut_id
-            changes.append(CutChange(cut_id=cut_id, entity=entity, natural_key=key, change="added"))
+            changes.append(_change(cut_id, entity, key, "added", {}))
             counts["added"] += 1
             continue
         row["first_cut_id"] = old["first_cut_id"]
@@ -155,40 +167,115 @@ def _diff(
         }
         if fields:
             row["updated_cut_id"] = cut_id
-            changes.append(
-                CutChange(
-                    cut_id=cut_id, entity=entity, natural_key=key, change="changed", fields=fields
-                )
-            )
+            changes.append(_change(cut_id, entity, key, "changed", fields))
             counts["changed"] += 1
         else:
             row["updated_cut_id"] = old["updated_cut_id"]
     for key, old in old_rows.items():
         if key not in seen:
-            changes.append(
-                CutChange(
-                    cut_id=cut_id,
-                    entity=entity,
-                    natural_key=key,
-                    change="removed",
-                    fields={k: [v, None] for k, v in _comparable(old).items()},
-                )
-            )
+            fields = {k: [v, None] for k, v in _comparable(old).items()}
+            changes.append(_change(cut_id, entity, key, "removed", fields))
             counts["removed"] += 1
     return counts
 
 
-def _bulk_insert(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    columns = set(table.__table__.columns.keys()) - {"id"}
-    session.execute(insert(table), [{k: v for k, v in r.items() if k in columns} for r in rows])
+def _change(
+    cut_id: int, entity: str, key: str, change: str, fields: dict[str, Any]
+) -> dict[str, Any]:
+    """A CutChange row, as the plain dict ``_insert_rows`` writes."""
+    return {
+        "cut_id": cut_id,
+        "entity": entity,
+        "natural_key": key,
+        "change": change,
+        "fields": fields,
+    }
+
+
+def _refuse_mass_removal(
+    session: Session, package: Package, current: dict[str, dict[str, dict[str, Any]]]
+) -> None:
+    """Raise ImportFailure where the package would remove more than ``MAX_REMOVED_SHARE`` of a
+    domain's current records. AE, IE and DS are compared by natural key (IE without its protocol
+    version: a new TI version re-keys every finding, it removes none); the findings domains, which
+    keep no history, by their number of records. Subjects have their own rule
+    (``MIN_SUBJECT_OVERLAP``). DV, EX and SV are left out: a DV shipped with no record says there
+    are no deviations now (tests/test_import_dv.py)."""
+    study_id = package.study_id
+    kept_keys: dict[str, Any] = {
+        "AE": (
+            {r["natural_key"] for r in package.adverse_events},
+            lambda key, row: key,
+            current["ae"],
+        ),
+        "DS": (
+            {r["natural_key"] for r in package.dispositions},
+            lambda key, row: key,
+            current["ds"],
+        ),
+        "IE": (
+            {(r["usubjid"], r["code"]) for r in package.eligibility},
+            lambda key, row: (row["usubjid"], row["code"]),
+            current["ie"],
+        ),
+    }
+    for domain, (new_keys, key_of, old_rows) in kept_keys.items():
+        removed = sum(key_of(key, row) not in new_keys for key, row in old_rows.items())
+        _check_removed(study_id, domain, removed, len(old_rows), len(new_keys))
+    subject_ids = select(col(Subject.id)).where(col(Subject.study_id) == study_id)
+    old_counts: dict[str, int] = {
+        domain: count
+        for domain, count in session.execute(
+            select(col(Finding.domain), func.count())
+            .where(col(Finding.subject_pk).in_(subject_ids))
+            .group_by(col(Finding.domain))
+        ).all()
+    }
+    new_counts: Counter[str] = Counter(r["domain"] for r in package.findings)
+    for domain, old in sorted(old_counts.items()):
+        new = new_counts.get(domain, 0)
+        _check_removed(study_id, domain, max(old - new, 0), old, new)
+
+
+def _check_removed(study_id: str, domain: str, removed: int, old: int, new: int) -> None:
+    if old and removed > MAX_REMOVED_SHARE * old:
+        raise fail(
+            f"this package would remove {removed:,} of study {study_id}'s {old:,} current "
+            f"{domain} records ({removed / old:.0%}; the package has {new:,}): a later cut rarely "
+            f"removes more than half of a domain, so a {domain} file may be cut short or missing. "
+            "Check the package; to replace the study's data with it, give --replace (on the "
+            "Import page: Replace the study's data)"
+        )
+
+
+# Rows per INSERT executemany: the parameter lists of a whole 200,000-record domain at once took
+# hundreds of MB; batches of this size cost no more time.
+_INSERT_BATCH = 20_000
+
+
+def _bulk_insert(session: Session, table: Any, rows: Iterable[dict[str, Any]]) -> None:
+    """Insert ``rows`` (dicts keyed by column; other keys are left out) in batches of
+    executemany on the session's connection: SQLAlchemy Core, no ORM bookkeeping per row."""
+    columns = set(_table(table).columns.keys()) - {"id"}
+    statement = _table(table).insert()
+    connection = session.connection()
+    iterator = iter(rows)
+    while batch := [
+        {k: v for k, v in r.items() if k in columns} for r in islice(iterator, _INSERT_BATCH)
+    ]:
+        first = batch[0].keys()
+        if all(v.keys() == first for v in batch):
+            connection.execute(statement, batch)
+        else:  # rows that set different columns: the ORM's bulk insert groups them
+            session.execute(insert(table), batch)
 
 
 def store_package(session: Session, package: Package, *, replace: bool = False) -> StoreResult:
     """Write ``package`` as a new DataCut of its study. Raises ImportFailure when the package
     looks like another study (subjects overlap less than half) and ``replace`` is not set."""
     study_id = package.study_id
+    # Before anything is read: a second import of the study waits for the first to commit.
+    lock_study_for_writing(session, study_id)
     study = session.get(Study, study_id)
     created = study is None
     current = _current_rows(session, study_id)
@@ -202,6 +289,8 @@ def store_package(session: Session, package: Package, *, replace: bool = False) 
                 "in this package, so it is not a later cut of the same study: load it under "
                 "another --study-id, or give --replace to replace the study's data"
             )
+    if not replace:
+        _refuse_mass_removal(session, package, current)
     if replace:
         current = {entity: {} for entity in _TRACKED}
 
@@ -225,7 +314,7 @@ def store_package(session: Session, package: Package, *, replace: bool = False) 
     session.flush()
     assert cut.id is not None
 
-    changes: list[CutChange] = []
+    changes: list[dict[str, Any]] = []
     counts = {
         "subject": _diff(
             "subject", package.subjects, current["subject"], lambda r: r["usubjid"], cut.id, changes
@@ -270,16 +359,16 @@ def store_package(session: Session, package: Package, *, replace: bool = False) 
         ).all()
     }
 
-    def with_subject(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [{**r, "subject_pk": subject_pk[r["usubjid"]]} for r in rows]
+    def with_subject(rows: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        return ({**r, "subject_pk": subject_pk[r["usubjid"]]} for r in rows)
 
     _bulk_insert(
         session,
         EligibilityFinding,
-        [
+        (
             {**r, "criterion_pk": criterion_pk[(r["code"], r["protocol_version"])]}
             for r in with_subject(package.eligibility)
-        ],
+        ),
     )
     for table, rows in (
         (Disposition, package.dispositions),
@@ -290,8 +379,7 @@ def store_package(session: Session, package: Package, *, replace: bool = False) 
         (Visit, package.visits),
     ):
         _bulk_insert(session, table, with_subject(rows))
-    session.add_all(changes)
-    session.flush()
+    _bulk_insert(session, CutChange, changes)
     rebuild_precomputed_counts(session, study_id)
     return StoreResult(study_id=study_id, cut_id=cut.id, created_study=created, changes=counts)
 

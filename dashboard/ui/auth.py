@@ -23,6 +23,7 @@ from streamlit.errors import StreamlitSecretNotFoundError
 from dashboard import access
 from dashboard.access import CurrentUser
 from dashboard.config import database_url, sign_in_required
+from dashboard.db import BUSY_MESSAGE, is_busy
 from dashboard.markdown import plain
 from dashboard.queries.audit import audit_choices, audit_events
 from dashboard.results.audit import AuditFilter
@@ -159,6 +160,9 @@ def signed_in_user() -> CurrentUser:
                 st.stop()
             _audit_sign_in_once(db_url, found.email, access.SIGN_IN)
         except SQLAlchemyError as error:
+            if is_busy(error):  # an import's write lock outlasted the wait: nothing is broken
+                st.error(f"{BUSY_MESSAGE[0].upper()}{BUSY_MESSAGE[1:]}.")
+                st.stop()
             st.error(
                 f"The user table cannot be read ({error.__class__.__name__}): nobody can be "
                 "signed in. Create the database with `study-monitor demo` or an import."
