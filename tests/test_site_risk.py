@@ -221,8 +221,11 @@ def test_flags_new_since_an_earlier_cut(tmp_path: Path) -> None:
         if path.stem == "ae":
             dm, _ = pyreadstat.read_xport(str(source / "dm.xpt"))
             at_701 = frame["USUBJID"].isin(dm.loc[dm["SITEID"] == "701", "USUBJID"])
-            frame = pd.concat([frame, *([frame[at_701]] * 9)], ignore_index=True)
-            frame["AESEQ"] = range(1, len(frame) + 1)
+            copies = pd.concat([frame[at_701]] * 9, ignore_index=True)
+            # The copies numbered after the subject's last record: the first cut's AEs keep their
+            # keys (renumbering them all would read as removals, which need --replace).
+            copies["AESEQ"] = frame["AESEQ"].max() + 1 + copies.groupby("USUBJID").cumcount()
+            frame = pd.concat([frame, copies], ignore_index=True)
         frame.to_csv(changed / f"{path.stem}.csv", index=False)
     import_sdtm(engine, changed, study_id="MSG")
     with Session(engine) as session:
