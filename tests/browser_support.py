@@ -148,4 +148,10 @@ def settle(page: Any, *, chart: bool = False) -> None:
         "() => document.querySelectorAll('[data-testid=\"stSkeleton\"]').length === 0",
         timeout=30_000,
     )
+    # A rerun still going (a widget just changed) replaces what is drawn, download buttons' files
+    # with it: its running indicator must be gone too.
+    page.wait_for_function(
+        "() => document.querySelectorAll('[data-testid^=\"stStatusWidgetRunning\"]').length === 0",
+        timeout=60_000,
+    )
     page.wait_for_timeout(300)

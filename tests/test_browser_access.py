@@ -108,15 +108,29 @@ def _text(page: Any) -> str:
     return str(page.locator('[data-testid="stApp"]').inner_text()) + str(page.content())
 
 
+def _download(page: Any, button: Any) -> Any:
+    """The file a download button gives. A rerun that ends after the click (a busy machine) can
+    replace the button's file, and that click then gives nothing: one more click, on the button
+    as drawn now, does."""
+    for attempt in (1, 2):
+        try:
+            with page.expect_download(timeout=30_000) as started:
+                button.click()
+            return started.value
+        except Exception:  # playwright's TimeoutError
+            if attempt == 2:
+                raise
+            page.wait_for_timeout(1_000)
+    raise AssertionError("unreachable")
+
+
 def _downloads(page: Any, name: str) -> dict[str, Any]:
     """Click every download button on the page; the files as ``readable`` makes them."""
     files: dict[str, Any] = {}
     # Visible ones only: a button with help text also holds a hidden copy for its tooltip.
     buttons = page.locator('[data-testid="stDownloadButton"] button:visible')
     for index in range(buttons.count()):
-        with page.expect_download(timeout=60_000) as started:
-            buttons.nth(index).click()
-        download = started.value
+        download = _download(page, buttons.nth(index))
         path = Path(download.path())
         file_name = download.suggested_filename
         files[file_name] = readable(file_name, path.read_bytes())
