@@ -800,9 +800,11 @@ def qtl_list(
             f"{q['name']:25} p0 {q['p0']} z {q['z']}: {q['proportion']} against {q['limit']}, "
             f"{state}"
         )
+    numbers = {c.id: c.number for c in view.frame.cuts}  # the JSON keeps the id; words a number
     for e in excursions:
         state = "closed" if e["closed"] else "open"
-        typer.echo(f"excursion {e['id']} ({e['parameter']}, cut {e['cut_id']}): {state}")
+        cut = numbers.get(e["cut_id"], e["cut_id"])
+        typer.echo(f"excursion {e['id']} ({e['parameter']}, cut {cut}): {state}")
 
 
 @qtl_app.command("evaluate")

@@ -154,7 +154,8 @@ else:
         column_config={**LISTING_COLUMNS, **links},
     )
     since = (
-        f"{new} new since cut {compare}, listed first (column New"
+        f"{new} new since cut {view.frame.since_cut.number if view.frame.since_cut else ''}, "
+        "listed first (column New"
         + (", highlighted)." if len(sae_table) <= HIGHLIGHT_ROWS else ").")
         if compare is not None
         else "One data cut only: nothing to mark as new."

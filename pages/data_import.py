@@ -128,7 +128,7 @@ if ctx is not None:
         st.dataframe(
             pd.DataFrame(
                 {
-                    "Cut": [c.id for c in reversed(ctx.cuts)],
+                    "Cut": [c.number for c in reversed(ctx.cuts)],
                     "Loaded (UTC)": [f"{c.loaded_at:%Y-%m-%d %H:%M}" for c in reversed(ctx.cuts)],
                     "Cut-off": [c.cutoff_date for c in reversed(ctx.cuts)],
                     "Domains": [", ".join(c.domains) for c in reversed(ctx.cuts)],
@@ -141,5 +141,5 @@ if ctx is not None:
         )
         for cut in reversed(ctx.cuts):
             if cut.warnings:
-                with st.expander(f"Warnings of cut {cut.id} ({len(cut.warnings)})"):
+                with st.expander(f"Warnings of cut {cut.number} ({len(cut.warnings)})"):
                     st.markdown("\n".join(f"- {plain(w)}" for w in cut.warnings))

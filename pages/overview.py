@@ -78,7 +78,7 @@ if view.counts.screened:
     with safety_column:
         serious = view.adverse_events.serious_events
         new_serious = (
-            f"{view.changes.new_serious_adverse_events} new since cut {view.frame.since_cut.id}"
+            f"{view.changes.new_serious_adverse_events} new since cut {view.frame.since_cut.number}"
             if view.changes is not None and view.frame.since_cut is not None
             else None
         )
@@ -99,7 +99,7 @@ with changes_column:
     if view.counts.screened == 0:
         no_subjects_message(ctx)
     elif view.changes is not None and view.frame.since_cut is not None:
-        st.subheader(f"Since cut {view.frame.since_cut.id}")
+        st.subheader(f"Since cut {view.frame.since_cut.number}")
         st.dataframe(view.changes_table, hide_index=True, width="stretch")
     else:
         st.caption("Only one data cut is loaded: nothing to compare with yet.")

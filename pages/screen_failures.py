@@ -52,7 +52,7 @@ ie_missing = view.ie_missing
 st.subheader("Failures by criterion")
 if ie_missing:
     st.warning(
-        f"No IE domain in data cut {latest.id if latest else ''}: failures by criterion are unknown "
+        f"No IE domain in data {latest.name if latest else 'cut'}: failures by criterion are unknown "
         f"({counts.screen_failures} screen failures without a recorded reason). Shown instead: what "
         "DS says about them, and screen failures over time and by site."
     )

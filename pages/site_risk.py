@@ -220,13 +220,13 @@ else:
         st.caption("Only one data cut is loaded: no flag can be new yet.")
     elif not view.compared_has_counts:
         st.caption(
-            f"Cut {compared.id} has no KRI counts kept (loaded before they were kept, or a demo's "
+            f"Cut {compared.number} has no KRI counts kept (loaded before they were kept, or a demo's "
             "earlier cut): which flags are new since then cannot be told."
         )
     else:
-        st.subheader(f"Newly flagged since cut {compared.id}")
+        st.subheader(f"Newly flagged since cut {compared.number}")
         if view.new_flags.empty:
-            st.success(f"No site has a flag it did not have in cut {compared.id}.")
+            st.success(f"No site has a flag it did not have in cut {compared.number}.")
         else:
             st.dataframe(
                 view.new_flags,
@@ -246,7 +246,7 @@ for qtl in view.qtls:
         st.info("No data cut has counts for this limit yet.")
         continue
     words = (
-        f"Cut {int(latest['cut_id'])}: {latest['proportion']:.1%} "
+        f"Cut {int(latest['cut_number'])}: {latest['proportion']:.1%} "
         f"({int(latest['numerator'])} of {int(latest['denominator'])}) against a limit of "
         f"{latest['limit']:.1%} (expected {qtl.p0:.0%}, z {qtl.z:g})."
     )
@@ -264,7 +264,9 @@ if open_excursions.empty:
     st.caption("No open QTL excursion.")
 else:
     st.markdown("**Open excursions**")
-    st.dataframe(excursion_table(open_excursions, qtl_names), hide_index=True, width="stretch")
+    st.dataframe(
+        excursion_table(open_excursions, qtl_names, ctx.cuts), hide_index=True, width="stretch"
+    )
     if may_evaluate(ctx):
         excursion_form(ctx, open_excursions)
     else:
@@ -272,4 +274,4 @@ else:
 closed = view.excursions[view.excursions["closed"].astype(bool)]
 if not closed.empty:
     with st.expander(f"Closed excursions ({len(closed)})"):
-        st.dataframe(excursion_table(closed, qtl_names), hide_index=True, width="stretch")
+        st.dataframe(excursion_table(closed, qtl_names, ctx.cuts), hide_index=True, width="stretch")

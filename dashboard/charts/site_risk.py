@@ -143,14 +143,14 @@ def qtl_chart(qtl: QtlStatus, *, height: int = 220) -> alt.LayerChart | alt.Face
         return None
     long = pd.DataFrame(
         {
-            "cut": [f"Cut {int(c)}" for c in history["cut_id"]] * 2,
+            "cut": [f"Cut {int(c)}" for c in history["cut_number"]] * 2,
             "cut_id": list(history["cut_id"].astype(int)) * 2,
             "series": ["Observed"] * len(history) + ["Limit"] * len(history),
             "percent": [*(history["proportion"] * 100), *(history["limit"] * 100)],
             "over": [*history["over"].astype(bool), *([False] * len(history))],
         }
     )
-    order = [f"Cut {int(c)}" for c in history["cut_id"]]
+    order = [f"Cut {int(c)}" for c in history["cut_number"]]
     x = alt.X("cut:N", title="Data cut", sort=order, axis=alt.Axis(labelAngle=0))
     colour = alt.Color(
         "series:N",

@@ -36,7 +36,7 @@ class SdtmImportReport:
             for entity, numbers in self.result.changes.items()
         )
         return [
-            f"study {self.result.study_id}: data cut {self.result.cut_id} loaded "
+            f"study {self.result.study_id}: data cut {self.result.cut_number} loaded "
             f"(cut-off {self.cutoff_date or 'unknown'})",
             f"records: {counts}",
             f"changes since the previous cut: {changes}",

@@ -65,6 +65,7 @@ _BOOKKEEPING = {
 class StoreResult:
     study_id: str
     cut_id: int
+    cut_number: int  # the study's own count of its cuts, this one included (users see this)
     created_study: bool
     changes: dict[str, dict[str, int]]  # entity -> {"added": n, "changed": n, "removed": n}
 
@@ -381,7 +382,16 @@ def store_package(session: Session, package: Package, *, replace: bool = False) 
         _bulk_insert(session, table, with_subject(rows))
     _bulk_insert(session, CutChange, changes)
     rebuild_precomputed_counts(session, study_id)
-    return StoreResult(study_id=study_id, cut_id=cut.id, created_study=created, changes=counts)
+    cut_number = session.execute(
+        select(func.count()).select_from(DataCut).where(col(DataCut.study_id) == study_id)
+    ).scalar_one()
+    return StoreResult(
+        study_id=study_id,
+        cut_id=cut.id,
+        cut_number=int(cut_number),
+        created_study=created,
+        changes=counts,
+    )
 
 
 def _upsert_sites(session: Session, study_id: str, sites: list[dict[str, Any]]) -> dict[str, int]:

@@ -26,7 +26,7 @@ def study_info(session: Session, *, study_id: str) -> StudyInfo | None:
 
 
 def data_cuts(session: Session, *, study_id: str) -> list[CutInfo]:
-    """The study's data cuts, oldest first."""
+    """The study's data cuts, oldest first, numbered 1..n (ids are counted across all studies)."""
     stmt = (
         select(
             col(DataCut.id),
@@ -40,6 +40,7 @@ def data_cuts(session: Session, *, study_id: str) -> list[CutInfo]:
         .where(col(DataCut.study_id) == study_id)
         .order_by(col(DataCut.id))
     )
+    found = rows(session.execute(stmt))
     return [
         CutInfo(
             id=row["id"],
@@ -48,10 +49,12 @@ def data_cuts(session: Session, *, study_id: str) -> list[CutInfo]:
             label=row["label"],
             domains=tuple(sorted(row["row_counts"] or {})),
             warnings=tuple(row["warnings"] or ()),
+            number=number,
+            total=len(found),
             files=tuple(str(s.get("file")) for s in row["source"] or ()),
             records=sum((row["row_counts"] or {}).values()),
         )
-        for row in rows(session.execute(stmt))
+        for number, row in enumerate(found, start=1)
     ]
 
 

@@ -90,7 +90,7 @@ SCREEN_FAILURE_LABELS = {
 
 def marker_column(since: CutInfo | None) -> str | None:
     """The listings' "new since" column, None without a cut to compare with."""
-    return f"Since cut {since.id}" if since else None
+    return f"Since cut {since.number}" if since else None
 
 
 def _dates(values: pd.Series) -> list[dt.date | None]:
@@ -197,8 +197,8 @@ class MonitoringPack:
 
     @property
     def cut_label(self) -> str:
-        """The latest cut as file names and titles give it."""
-        return f"cut{self.cut.id}" if self.cut else "no-cut"
+        """The latest cut as titles give it: "cut 2 of 2" (the study's own count)."""
+        return self.cut.name if self.cut else "no cut"
 
     # -- the Overview
     @property

@@ -330,7 +330,7 @@ def _canvas_maker(pack: MonitoringPack) -> type[Canvas]:
     """A canvas that numbers pages "N of M": it keeps each page until the last is known."""
     cut = pack.cut
     left = f"{pack.study.study_id} · monitoring pack · " + (
-        f"data cut {cut.id}, cut-off {_day(cut.cutoff_date)}" if cut else "no data cut"
+        f"data {cut.name}, cut-off {_day(cut.cutoff_date)}" if cut else "no data cut"
     )
     left += f" · generated {pack.generated_at:%d %b %Y %H:%M} UTC"
 
@@ -373,14 +373,14 @@ def _cover(pack: MonitoringPack) -> list[Flowable]:
         *((label, value) for label, value in pack.overview.identity if label != "Sites"),
         (
             "Data cut",
-            f"cut {cut.id}: cut-off {_day(cut.cutoff_date)}, loaded "
+            f"{cut.name}: cut-off {_day(cut.cutoff_date)}, loaded "
             f"{cut.loaded_at:%d %b %Y %H:%M} UTC"
             if cut
             else "none loaded (registry record only)",
         ),
         (
             "Compared with",
-            f"cut {since.id}: cut-off {_day(since.cutoff_date)}"
+            f"{since.name}: cut-off {_day(since.cutoff_date)}"
             if since
             else "nothing (one data cut only)",
         ),
@@ -502,7 +502,7 @@ def _failures(pack: MonitoringPack) -> list[Flowable]:
     if pack.ie_missing:
         out.append(
             _para(
-                f"No IE domain in data cut {pack.cut.id if pack.cut else ''}: failures by "
+                f"No IE domain in data {pack.cut.name if pack.cut else 'cut'}: failures by "
                 f"criterion are unknown ({failures} screen failure(s) of {screened} screened, "
                 "without a recorded criterion). What DS says about them:"
             )
@@ -540,7 +540,8 @@ def _failures(pack: MonitoringPack) -> list[Flowable]:
     if marker and pack.changes is not None:
         out.append(
             _para(
-                f"New: screen failures first seen after cut {pack.since_cut.id if pack.since_cut else ''} "
+                "New: screen failures first seen after cut "
+                f"{pack.since_cut.number if pack.since_cut else ''} "
                 f"({pack.changes.new_screen_failures} in all), shaded rows.",
                 "note",
             )
@@ -566,7 +567,7 @@ def _baseline(pack: MonitoringPack) -> list[Flowable]:
             "categorical: n (%) of the column's subjects with a value, missing counted on their "
             "own row."
             + (
-                f" The first row counts the subjects new since cut {pack.since_cut.id}."
+                f" The first row counts the subjects new since cut {pack.since_cut.number}."
                 if pack.since_cut
                 else ""
             )
@@ -649,7 +650,7 @@ def _saes(pack: MonitoringPack) -> list[Flowable]:
     lead = f"{total} serious AE(s) in {saes['USUBJID'].nunique()} subject(s)."
     if marker:
         lead += (
-            f" {new} new since cut {pack.since_cut.id if pack.since_cut else ''}: listed first, "
+            f" {new} new since cut {pack.since_cut.number if pack.since_cut else ''}: listed first, "
             "marked “new” and shaded."
         )
     else:
@@ -783,15 +784,15 @@ def _site_risk(pack: MonitoringPack) -> list[Flowable]:
         elif not view.compared_has_counts:
             out.append(
                 _para(
-                    f"Cut {compared.id} has no KRI counts kept (loaded before they were kept, or "
+                    f"Cut {compared.number} has no KRI counts kept (loaded before they were kept, or "
                     "a demo's earlier cut): which flags are new since then cannot be told.",
                     "note",
                 )
             )
         else:
-            out.append(_para(f"Newly flagged since cut {compared.id}", "subheading"))
+            out.append(_para(f"Newly flagged since cut {compared.number}", "subheading"))
             if view.new_flags.empty:
-                out.append(_para(f"No site has a flag it did not have in cut {compared.id}."))
+                out.append(_para(f"No site has a flag it did not have in cut {compared.number}."))
             else:
                 out.append(data_table(view.new_flags, right=["Flag", "Score"]))
     out += [Spacer(1, 3 * mm), _para("Quality tolerance limits", "subheading")]
@@ -801,7 +802,7 @@ def _site_risk(pack: MonitoringPack) -> list[Flowable]:
         rows.append(
             {
                 "QTL": qtl.definition.name,
-                "Cut": "" if latest is None else str(int(latest["cut_id"])),
+                "Cut": "" if latest is None else str(int(latest["cut_number"])),
                 "Observed": "" if latest is None else f"{latest['proportion']:.1%}",
                 "Of": ""
                 if latest is None

@@ -38,11 +38,22 @@ class StudyInfo:
 
 @dataclass(frozen=True)
 class CutInfo:
+    """One data cut of a study. ``id`` is the database's key, counted across every study; users
+    are shown ``number`` of ``total`` (the study's own cuts, 1-based in load order), so the pilot's
+    only cut reads "cut 1 of 1" whatever else the database holds."""
+
     id: int
     loaded_at: dt.datetime
     cutoff_date: dt.date | None
     label: str | None
     domains: tuple[str, ...]  # the SDTM domains the cut held (keys of its row counts)
     warnings: tuple[str, ...]
+    number: int  # this study's cuts counted from 1 in load order
+    total: int  # how many cuts the study has
     files: tuple[str, ...] = ()
     records: int = 0  # all records loaded, over every domain
+
+    @property
+    def name(self) -> str:
+        """The cut as users are told of it: "cut 2 of 2"."""
+        return f"cut {self.number} of {self.total}"

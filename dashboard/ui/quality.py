@@ -30,9 +30,10 @@ def may_evaluate(ctx: PageContext) -> bool:
 
 def excursion_form(ctx: PageContext, open_excursions: pd.DataFrame) -> None:
     """A form to record an open excursion's evaluation and action, and close it if done."""
+    numbers = {c.id: c.number for c in ctx.cuts}  # the study's own count, as users know its cuts
     labels = {
         int(row["id"]): f"Excursion {int(row['id'])}: {_name(row['parameter'])}, first over in "
-        f"cut {int(row['cut_id'])}"
+        f"cut {numbers.get(int(row['cut_id']), int(row['cut_id']))}"
         for row in open_excursions.to_dict("records")
     }
     with st.form("qtl_evaluation", clear_on_submit=True):

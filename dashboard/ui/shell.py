@@ -95,7 +95,8 @@ def _fmt_date(day: dt.date | None) -> str:
 
 
 def cut_label(cut: CutInfo) -> str:
-    return f"Cut {cut.id} · cut-off {_fmt_date(cut.cutoff_date)}"
+    """A cut as the picker and the header name it: "Cut 1 of 2 · cut-off 03 Dec 2026"."""
+    return f"Cut {cut.number} of {cut.total} · cut-off {_fmt_date(cut.cutoff_date)}"
 
 
 def _on_study_change() -> None:
@@ -236,7 +237,7 @@ def page_header(title: str, context: PageContext) -> None:
     parts = [f"**{plain(study.registry_id or study.study_id)}**"]
     if latest:
         parts.append(
-            f"data cut {latest.id}, cut-off {_fmt_date(latest.cutoff_date)}, "
+            f"data {latest.name}, cut-off {_fmt_date(latest.cutoff_date)}, "
             f"loaded {latest.loaded_at:%d %b %Y %H:%M} UTC"
         )
     else:
@@ -277,7 +278,7 @@ def domain_missing(context: PageContext, domain: str, consequence: str) -> bool:
     latest = context.latest_cut
     if latest is None or domain in latest.domains:
         return False
-    st.warning(f"No {domain} domain in data cut {latest.id}: {consequence}.")
+    st.warning(f"No {domain} domain in data {latest.name}: {consequence}.")
     return True
 
 

@@ -1,12 +1,13 @@
 """How the Site risk page writes its tables: flags as "+1", "0", "–" in coloured cells (text: a
 grid writes a missing number as "None"), and the QTL excursions with plain headers."""
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 import pandas as pd
 
 from dashboard.charts.colours import FLAG_CELL_COLOURS
+from dashboard.results.studies import CutInfo
 
 NOT_SCORED = "–"
 
@@ -54,10 +55,14 @@ EXCURSION_HEADERS = {
 }
 
 
-def excursion_table(excursions: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
-    """Excursions as the page lists them: the QTL's name, proportions in per cent, times to the
-    minute, blanks where nothing is recorded yet."""
+def excursion_table(
+    excursions: pd.DataFrame, names: dict[str, str], cuts: Sequence[CutInfo] = ()
+) -> pd.DataFrame:
+    """Excursions as the page lists them: the QTL's name, the cut by the study's own number,
+    proportions in per cent, times to the minute, blanks where nothing is recorded yet."""
     shown = excursions.drop(columns=["closed"]).rename(columns=EXCURSION_HEADERS)
+    numbers = {c.id: c.number for c in cuts}
+    shown["First cut over"] = [numbers.get(int(c), int(c)) for c in shown["First cut over"]]
     shown["QTL"] = shown["QTL"].map(names).fillna(shown["QTL"])
     for column in ("Proportion", "Limit"):
         shown[column] = [f"{v:.1%}" for v in shown[column]]

@@ -207,7 +207,9 @@ def build_adverse_events(
         Metric(
             "AE events",
             headline.events,
-            f"+{changes.new_adverse_events} new since cut {compare}" if changes else None,
+            f"+{changes.new_adverse_events} new since cut {since.number}"
+            if since and changes
+            else None,
         ),
         Metric(
             "Subjects with an SAE",
@@ -216,7 +218,9 @@ def build_adverse_events(
         Metric(
             "SAE events",
             headline.serious_events,
-            f"+{changes.new_serious_adverse_events} new since cut {compare}" if changes else None,
+            f"+{changes.new_serious_adverse_events} new since cut {since.number}"
+            if since and changes
+            else None,
         ),
     )
     summary = read(safety_counts.safety_summary, treatment_emergent=emergent)

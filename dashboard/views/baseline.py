@@ -231,7 +231,7 @@ def build_baseline(
         found = read(new_subjects_by_column, since_cut_id=since.id, population=population, by=by)
         new = {str(c): int(n) for c, n in zip(found["column"], found["new_subjects"], strict=True)}
         new_caption = (
-            f"New since cut {since.id} (first seen in a later data cut): "
+            f"New since cut {since.number} (first seen in a later data cut): "
             + ", ".join(f"{column} {new.get(column, 0)}" for column in columns)
             + f"; {sum(new.get(column, 0) for column in columns)} in all."
         )
@@ -254,7 +254,7 @@ def build_baseline(
         comparison_caption=comparison,
         new_by_column=new,
         new_caption=new_caption,
-        table_with_new=_table_with_new(table, columns, new, since.id if since else None),
+        table_with_new=_table_with_new(table, columns, new, since.number if since else None),
     )
 
 

@@ -66,7 +66,8 @@ def study_frame(read: Reader) -> StudyFrame:
                 f"study {study_id} has {'one data cut' if cuts else 'no data cut'}: there is no "
                 f"earlier cut {wanted} to compare with"
             )
-        listed = ", ".join(str(c.id) for c in earlier)
+        # --since-cut takes the database id; the study's own number is said beside it.
+        listed = ", ".join(f"{c.id} ({c.name})" for c in earlier)
         raise UnknownCutError(
             f"cut {wanted} is not an earlier data cut of study {study_id} (earlier cuts: {listed})"
         )

@@ -223,7 +223,7 @@ def build_enrollment(session: Session, ctx: ViewContext) -> EnrollmentView:
         Metric(
             f"Enrolled / {target_word(study.enrollment_type)}",
             count_of(counts.enrolled, target),
-            f"+{changes.new_enrolled} since cut {changes.since_cut_id}" if changes else None,
+            f"+{changes.new_enrolled} since cut {since.number}" if since and changes else None,
         ),
         Metric(
             "Screen-failure rate",

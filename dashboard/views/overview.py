@@ -58,7 +58,7 @@ def changes_sentence(changes: ChangesSince, since: CutInfo) -> str:
     c = changes
     cutoff = f", cut-off {since.cutoff_date:%d %b %Y}" if since.cutoff_date else ""
     return (
-        f"Since cut {since.id}{cutoff}: {c.new_subjects} new subject(s) screened "
+        f"Since cut {since.number}{cutoff}: {c.new_subjects} new subject(s) screened "
         f"({c.new_screen_failures} screen failure(s), {c.new_enrolled} enrolled), "
         f"{c.changed_subjects} earlier subject(s) changed; {c.new_adverse_events} new adverse "
         f"event(s), {c.new_serious_adverse_events} of them serious, and "
@@ -101,7 +101,10 @@ def summary_figures(read: Reader, frame: StudyFrame) -> dict[str, Any]:
         "sae_events": ae.serious_events,
         "sae_subjects": ae.serious_subjects,
         "data_cut": (
-            {"id": latest.id, "loaded_at": latest.loaded_at.isoformat()} if latest else None
+            # "number": the study's own count (1-based), beside the database id of the contract.
+            {"id": latest.id, "number": latest.number, "loaded_at": latest.loaded_at.isoformat()}
+            if latest
+            else None
         ),
     }
 
@@ -147,7 +150,7 @@ def _headline(
         }
     )
     if since is not None:
-        table[f"New since cut {since.id}"] = pd.array([r[2] for r in rows], dtype="Int64")
+        table[f"New since cut {since.number}"] = pd.array([r[2] for r in rows], dtype="Int64")
     return table
 
 

@@ -173,7 +173,7 @@ def build_screen_failures(session: Session, ctx: ViewContext) -> ScreenFailuresV
             grid = site_criterion_grid(
                 read(screen_failures.site_criterion_counts), sites=sites, criteria=by_criterion
             )
-    since_id = since.id if since else None
+    since_number = since.number if since else None  # the study's own count, not the id
     return ScreenFailuresView(
         frame=frame,
         counts=counts,
@@ -182,7 +182,7 @@ def build_screen_failures(session: Session, ctx: ViewContext) -> ScreenFailuresV
             Metric(
                 "Screen failures",
                 counts.screen_failures,
-                f"+{changes.new_screen_failures} new since cut {since_id}" if changes else None,
+                f"+{changes.new_screen_failures} new since cut {since_number}" if changes else None,
             ),
             Metric("Screen-failure rate", percent(counts.screen_failures, screened)),
             Metric("Failed more than one criterion", failed["more_than_one"]),
@@ -190,8 +190,8 @@ def build_screen_failures(session: Session, ctx: ViewContext) -> ScreenFailuresV
         ),
         ie_missing=ie_missing,
         by_criterion=by_criterion,
-        criteria_table=_criteria_table(by_criterion, screened=screened, since=since_id),
-        failures_table=_failures_table(by_criterion, screened=screened, since=since_id),
+        criteria_table=_criteria_table(by_criterion, screened=screened, since=since_number),
+        failures_table=_failures_table(by_criterion, screened=screened, since=since_number),
         failures_with_reason=failed["with_reason"],
         failures_more_than_one=failed["more_than_one"],
         criteria_caption=(

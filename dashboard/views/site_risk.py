@@ -79,7 +79,8 @@ class QtlStatus:
     definition: QtlDefinition
     p0: float
     z: float
-    # cut_id, cutoff, numerator, denominator, proportion, limit, over: one row per cut with counts
+    # cut_id, cut_number (the study's own count, shown), cutoff, numerator, denominator,
+    # proportion, limit, over: one row per cut with counts
     history: pd.DataFrame
     absent: str | None  # why it cannot be computed (None: it can)
 
@@ -297,6 +298,7 @@ def _qtls(
 ) -> tuple[QtlStatus, ...]:
     settings = read(site_risk.qtl_settings)
     cutoffs = {c.id: c.cutoff_date for c in cuts}
+    numbers = {c.id: c.number for c in cuts}
     absent = {k.definition.id: k.absent for k in kris}
     found = []
     for qtl in catalogue.QTLS:
@@ -306,6 +308,7 @@ def _qtls(
         history = qtl_by_cut(totals.sum(), p0, z)
         history.insert(1, "cutoff", [cutoffs.get(int(c)) for c in history["cut_id"]])
         history["cut_id"] = history["cut_id"].astype(int)
+        history.insert(1, "cut_number", [numbers.get(c, c) for c in history["cut_id"]])
         found.append(QtlStatus(qtl, p0, z, history.reset_index(drop=True), absent.get(qtl.kri)))
     return tuple(found)
 
@@ -402,7 +405,7 @@ def _with_metrics(view: SiteRiskView) -> SiteRiskView:
     compared = view.compared_cut
     new_sites = sorted(view.new_flags["Site"].unique()) if not view.new_flags.empty else []
     new_line = (
-        f"{len(new_sites)} new since cut {compared.id}"
+        f"{len(new_sites)} new since cut {compared.number}"
         if compared is not None and view.compared_has_counts
         else None
     )
