@@ -9,6 +9,7 @@ import streamlit as st
 
 from dashboard.access import allowed_pages
 from dashboard.ui.auth import signed_in_user
+from dashboard.ui.links import page_link
 from dashboard.ui.shell import build_context
 
 st.set_page_config(page_title="Study monitor", page_icon=":material/monitoring:", layout="wide")
@@ -17,6 +18,10 @@ st.set_page_config(page_title="Study monitor", page_icon=":material/monitoring:"
 # the finished spec once more when Streamlit serialises it: the second check is enough (and the
 # chart functions' tests validate their specs). The first costs about 20 ms a page at scale.
 alt.utils.schemapi.disable_debug_mode()
+
+# The page links head the sidebar, as Streamlit's own navigation would; they are written once
+# the study and filters of this run are known (below).
+links = st.sidebar.container()
 
 # Before any page is listed or any data read: without a user this draws the sign-in (or no-access)
 # page and stops the run.
@@ -64,10 +69,17 @@ PAGES = [
 ]
 
 # A role's navigation lists only its pages; those pages check the role themselves as well.
-navigation = st.navigation([p for p in PAGES if p.url_path in allowed_pages(user.role)])
+listed = [p for p in PAGES if p.url_path in allowed_pages(user.role)]
+# Streamlit's own sidebar links drop the query string, so a link opened in a new tab or copied
+# would lose the study: the app draws the same list itself, each link carrying the view's state.
+navigation = st.navigation(listed, position="hidden")
+context = build_context(user)
+with links:
+    for page in listed:
+        page_link(page, context)
 # The Import page works without a study (it is how the first one gets in), and the audit trail is
 # not about one study; the others need one.
 without_study = (IMPORT_PAGE.url_path, AUDIT_PAGE.url_path)
-if build_context(user) is None and navigation.url_path not in without_study:
+if context is None and navigation.url_path not in without_study:
     st.stop()
 navigation.run()

@@ -36,7 +36,7 @@ if view.counts.screened:
     accrual_column, risk_column = st.columns([3, 2])
     safety_column = risk_column
     with accrual_column:
-        st.markdown(f"[Enrollment against plan]({page_url(ENROLLMENT_PAGE, ctx.study_id)})")
+        st.markdown(f"[Enrollment against plan]({page_url(ENROLLMENT_PAGE, ctx.url_params)})")
         if not view.accrual_chart.accrual.empty:
             st.altair_chart(
                 accrual_chart(**view.accrual_chart.inputs).properties(height=180),
@@ -44,7 +44,7 @@ if view.counts.screened:
             )
     with risk_column:
         risk = views.site_risk_view(ctx.db_url, ctx.cut_id, ctx.view, SiteRiskOptions())
-        link = page_url(SITE_RISK_PAGE, ctx.study_id)
+        link = page_url(SITE_RISK_PAGE, ctx.url_params)
         figures = {m.label: m for m in risk.metrics}
         red = figures["Red-flag sites"]
         amber = figures["Amber-only sites"]
@@ -83,7 +83,7 @@ if view.counts.screened:
             else None
         )
         st.markdown(
-            f"[Serious adverse events: {serious}]({page_url(ADVERSE_EVENTS_PAGE, ctx.study_id)})"
+            f"[Serious adverse events: {serious}]({page_url(ADVERSE_EVENTS_PAGE, ctx.url_params)})"
         )
         if new_serious:
             st.caption(new_serious)

@@ -545,7 +545,9 @@ def test_page_sae_listing_marks_new_since_the_previous_cut(
     listed_new = saes[saes["New"].astype(bool)].assign(USUBJID=lambda f: _codes(f["USUBJID"]))
     assert _keys(listed_new, "USUBJID", "AESEQ") == _keys(new)
     assert any(
-        f"{len(new)} new since cut {earlier}, listed first" in str(c.value) for c in at.caption
+        # Named by the study's own count: the cut before the latest of its cuts.
+        f"{len(new)} new since cut {len(cuts) - 1}, listed first" in str(c.value)
+        for c in at.caption
     )
 
 

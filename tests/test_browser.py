@@ -58,10 +58,11 @@ def test_sidebar_navigation_keeps_the_study(browser: Any, server: str) -> None:
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{server}/?study=DEMO-MULTI")
     _settle(page)
-    nav = page.locator('[data-testid="stSidebarNav"]')
+    # The app's own page links (Streamlit's navigation is hidden: its links drop the query).
+    nav = '[data-testid="stSidebar"] a[data-testid="stPageLink-NavLink"]'
     for name in ("enrollment", "screen-failures", "baseline", "adverse-events", "overview"):
         path, heading = PAGES[name]
-        nav.locator(f'a[href$="/{path}"]').first.click()
+        page.locator(f'{nav}[href^="{path or "."}?"]').first.click()
         page.wait_for_url(f"**/{path}?study=DEMO-MULTI", timeout=30_000)
         _settle(page, chart=name != "overview")
         assert page.locator('[data-testid="stException"]').count() == 0

@@ -67,7 +67,8 @@ def test_demo_then_summary_json(tmp_path: Path) -> None:
     }
     assert (summary["ae_events"], summary["ae_subjects"]) == (17, 14)
     assert (summary["sae_events"], summary["sae_subjects"]) == (1, 1)
-    assert set(summary["data_cut"]) == {"id", "loaded_at"}
+    # The contract's keys, and the study's own count of its cuts beside the id.
+    assert set(summary["data_cut"]) == {"id", "number", "loaded_at"}
 
 
 def test_demo_refresh_is_idempotent(tmp_path: Path) -> None:

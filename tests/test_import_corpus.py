@@ -1096,7 +1096,7 @@ def test_pages_name_a_missing_domain(tmp_path: Path, monkeypatch: pytest.MonkeyP
     at = AppTest.from_file(str(PROJECT_ROOT / "dashboard" / "app.py"), default_timeout=60).run()
     at.switch_page("../pages/adverse_events.py").run()
     assert not at.exception
-    assert "No AE domain in data cut 1: adverse events are unknown, not zero." in [
+    assert "No AE domain in data cut 1 of 1: adverse events are unknown, not zero." in [
         w.value for w in at.warning
     ]
     at.switch_page("../pages/screen_failures.py").run()

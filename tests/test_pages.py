@@ -74,7 +74,8 @@ def test_every_page_runs(
     assert at.session_state["study"] == study
     assert at.query_params["study"] == [study] or at.query_params["study"] == study
     assert "Synthetic demo data" in text_of(at)
-    assert re.search(r"data cut \d+, cut-off \d\d \w+ \d{4}", text_of(at))  # freshness line
+    # The freshness line names the latest cut by the study's own count ("cut 2 of 2").
+    assert re.search(r"data cut 2 of 2, cut-off \d\d \w+ \d{4}", text_of(at))
 
 
 def test_overview_figures(

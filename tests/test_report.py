@@ -180,14 +180,14 @@ def test_seed_pack_holds_the_summary_figures(session: Session, demo_engine: Engi
     assert pack.cut is not None and pack.cut.id == latest.id
     # The seed's one SAE is new in the second cut: marked in the sheet and in the PDF.
     saes = _sheet(book, SAE_SHEET)
-    assert saes[f"Since cut {first.id}"].tolist() == [NEW]
+    assert saes[f"Since cut {first.number}"].tolist() == [NEW]
     sae_page = next(p for p in _pdf_pages(pdf) if p.startswith("Serious adverse events"))
-    assert f"1 new since cut {first.id}" in sae_page
+    assert f"1 new since cut {first.number}" in sae_page
     # Table 1 leads with the new subjects per arm; its overall column is the enrolled.
     table = _sheet(book, "Table 1")
     overall = next(c for c in table.columns if str(c).startswith("Overall"))
     assert overall == f"Overall (n={figures['enrolled']})"
-    assert table.iloc[0]["Characteristic"] == f"New since cut {first.id}"
+    assert table.iloc[0]["Characteristic"] == f"New since cut {first.number}"
     assert pack.changes is not None
     assert int(table.iloc[0][overall]) == pack.changes.new_enrolled
     pngs = _render(pdf, "seed")
@@ -246,7 +246,7 @@ def test_second_cut_of_the_multisite_demo_marks_exactly_what_it_added(
 ) -> None:
     first, _latest = data_cuts(session, study_id=MULTI)
     pack = build_pack(session, ViewContext(study_id=MULTI, since_cut_id=first.id))
-    marker = f"Since cut {first.id}"
+    marker = f"Since cut {first.number}"
     raw = _raw(demo_engine, MULTI)
     subjects, events = raw["subjects"], raw["events"]
     new_subjects = subjects[subjects["first_cut_id"] > first.id]
@@ -509,7 +509,7 @@ def test_pages_show_what_is_new_since_the_compared_cut(
     assert changes is not None
     at = open_page(demo_db_url, monkeypatch, "overview", MULTI)
     # The Overview leads with the changes, and offers the pack.
-    assert at.info[1].value.startswith(f"Since cut {first.id}")
+    assert at.info[1].value.startswith(f"Since cut {first.number}")
     assert f"{changes.new_subjects} new subject(s) screened" in at.info[1].value
     labels = [button.proto.label for button in at.get("download_button")]
     assert labels == ["Monitoring pack (PDF)", "Monitoring pack (Excel)"]
@@ -520,17 +520,19 @@ def test_pages_show_what_is_new_since_the_compared_cut(
     assert not at.exception
     table = at.dataframe[0].value.set_index("Code")
     new = pack.by_criterion.set_index("code")["new_subjects"]
-    assert table[f"New since cut {first.id}"].to_dict() == new.to_dict()
+    assert table[f"New since cut {first.number}"].to_dict() == new.to_dict()
 
     at.switch_page("../pages/baseline.py").run()
     assert not at.exception
-    caption = next(c.value for c in at.caption if c.value.startswith(f"New since cut {first.id}"))
+    caption = next(
+        c.value for c in at.caption if c.value.startswith(f"New since cut {first.number}")
+    )
     assert caption.endswith(f"; {changes.new_enrolled} in all.")
 
     at.switch_page("../pages/adverse_events.py").run()
     assert not at.exception
     delta = next(m for m in at.metric if m.label == "SAE events").proto.delta
-    assert delta == f"+{changes.new_serious_adverse_events} new since cut {first.id}"
+    assert delta == f"+{changes.new_serious_adverse_events} new since cut {first.number}"
 
 
 def test_pack_of_a_registry_record_without_data(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 chart) where there is nothing to draw."""
 
 import datetime as dt
+import json
 
 import pandas as pd
 from sqlmodel import Session
@@ -31,7 +32,8 @@ def test_qtl_chart_needs_two_cuts(session: Session) -> None:
     qtl = build_site_risk(session, ViewContext("DEMO-MULTI")).qtls[0]
     history = pd.DataFrame(
         {
-            "cut_id": [1, 2],
+            "cut_id": [3, 4],  # ids counted across studies; the study's own cuts 1 and 2
+            "cut_number": [1, 2],
             "cutoff": [dt.date(2025, 1, 1), dt.date(2025, 6, 1)],
             "numerator": [1.0, 5.0],
             "denominator": [20.0, 40.0],
@@ -43,5 +45,6 @@ def test_qtl_chart_needs_two_cuts(session: Session) -> None:
     two = QtlStatus(qtl.definition, qtl.p0, qtl.z, history, None)
     chart = qtl_chart(two)
     assert chart is not None
-    chart.to_dict()
+    spec = json.dumps(chart.to_dict())
+    assert '"Cut 1"' in spec and '"Cut 2"' in spec and '"Cut 3"' not in spec
     assert qtl_chart(QtlStatus(qtl.definition, qtl.p0, qtl.z, history.iloc[:1], None)) is None

@@ -18,7 +18,7 @@ from dashboard.config import database_url, default_study_id
 from dashboard.markdown import plain
 from dashboard.queries.scope import Period, SiteScope
 from dashboard.results.studies import CutInfo, StudyInfo
-from dashboard.ui import loaders
+from dashboard.ui import loaders, url_state
 from dashboard.views.common import Metric
 from dashboard.views.context import ViewContext
 
@@ -26,7 +26,9 @@ from dashboard.views.context import ViewContext
 STUDY_KEY = "study"
 SITES_KEY = "filter_sites"
 COMPARE_KEY = "filter_compare_cut"
-PERIOD_KEY = "filter_screening_period"
+PERIOD_KEY = "filter_screening_period"  # the chosen period (None: every screening date)
+PERIOD_WIDGET_KEY = "_screened_between"  # the date picker's own state (dropped off its pages)
+LINK_KEY = "_link_state"  # what the first URL of a session asked for: sites and period
 CONTEXT_KEY = "_page_context"
 PENDING_STUDY_KEY = "_pending_study"
 
@@ -44,6 +46,14 @@ class PageContext:
     user: CurrentUser
     allowed: SiteScope = None  # the user's sites in this study; None: every site
     study_site_count: int = 0  # every site of the study (shown only as a study-wide aggregate)
+    chosen_sites: tuple[str, ...] = ()  # the sidebar's site choice (empty: every site)
+    period: Period = None  # "Screened between" (None: every screening date)
+    screening_span: Period = None  # the first and last screening dates of the sites in view
+
+    @property
+    def url_params(self) -> dict[str, str]:
+        """The query string that reproduces this view (every sidebar and internal link)."""
+        return url_state.state_params(self.study_id, self.chosen_sites, self.period)
 
     @property
     def study_id(self) -> str:
@@ -104,6 +114,15 @@ def _on_study_change() -> None:
     st.session_state.pop(SITES_KEY, None)
     st.session_state.pop(COMPARE_KEY, None)
     st.session_state.pop(PERIOD_KEY, None)
+    st.session_state.pop(PERIOD_WIDGET_KEY, None)
+
+
+def _on_period_change() -> None:
+    # Kept under a key of its own: the picker's state is dropped on pages that do not draw it,
+    # and the period must survive a visit to them (and stay in the URL meanwhile).
+    chosen = st.session_state.get(PERIOD_WIDGET_KEY)
+    if isinstance(chosen, tuple | list) and len(chosen) == 2:
+        st.session_state[PERIOD_KEY] = (chosen[0], chosen[1])
 
 
 def build_context(user: CurrentUser) -> PageContext | None:
@@ -137,7 +156,12 @@ def build_context(user: CurrentUser) -> PageContext | None:
     # DESIGN.md contract: the URL's ?study= opens a study and is written back on every run, since
     # sidebar navigation drops the query string.
     if STUDY_KEY not in st.session_state:
-        st.session_state[STUDY_KEY] = st.query_params.get("study", default_study_id())
+        st.session_state[STUDY_KEY] = st.query_params.get(url_state.STUDY, default_study_id())
+        # The sites and period of a shared link are checked once the study's sites are known.
+        st.session_state[LINK_KEY] = {
+            name: st.query_params.get(name)
+            for name in (url_state.SITES, url_state.FROM, url_state.TO)
+        }
     if PENDING_STUDY_KEY in st.session_state:  # set by an import before its rerun
         st.session_state[STUDY_KEY] = st.session_state.pop(PENDING_STUDY_KEY)
         _on_study_change()
@@ -153,7 +177,8 @@ def build_context(user: CurrentUser) -> PageContext | None:
         st.session_state[STUDY_KEY] = fallback
     st.sidebar.selectbox("Study", study_ids, key=STUDY_KEY, on_change=_on_study_change)
     study_id: str = st.session_state[STUDY_KEY]
-    st.query_params["study"] = study_id
+    st.query_params[url_state.STUDY] = study_id
+    link = st.session_state.pop(LINK_KEY, None) or {}
 
     cuts = tuple(loaders.load_cuts(db_url, study_id))
     cut_id = cuts[-1].id if cuts else None
@@ -171,8 +196,15 @@ def build_context(user: CurrentUser) -> PageContext | None:
     allowed = allowed_sites(user, study_id)
     site_ids = every_site if allowed is None else [s for s in every_site if s in allowed]
     chosen: list[str] = []
+    asked, problems = url_state.parse_sites(
+        link.get(url_state.SITES), offered=site_ids, every_site=every_site, study_id=study_id
+    )
+    for problem in problems:
+        st.warning(problem)
     if len(site_ids) > 1:
         names = dict(zip(every_site, sites["name"].fillna(""), strict=True))
+        if link.get(url_state.SITES) is not None:
+            st.session_state[SITES_KEY] = asked
         if not set(st.session_state.get(SITES_KEY, ())) <= set(site_ids):
             st.session_state.pop(SITES_KEY)  # kept from another account or study
         chosen = st.sidebar.multiselect(
@@ -184,6 +216,17 @@ def build_context(user: CurrentUser) -> PageContext | None:
             help="Leave empty for every site" + (" you may see." if allowed is not None else "."),
         )
     scope = effective_scope(allowed, chosen)
+    span = loaders.load_screening_span(db_url, study_id, cut_id, scope)
+    if link.get(url_state.FROM) is not None or link.get(url_state.TO) is not None:
+        asked_period, problems = url_state.parse_period(
+            link.get(url_state.FROM), link.get(url_state.TO), span=span
+        )
+        for problem in problems:
+            st.warning(problem)
+        st.session_state[PERIOD_KEY] = asked_period
+    # A period kept from before a new cut or another site choice is cut to the dates now in view.
+    period = url_state.fit_period(st.session_state.get(PERIOD_KEY), span)
+    st.session_state[PERIOD_KEY] = period
 
     earlier = cuts[:-1]
     compare_cut_id: int | None = None
@@ -205,7 +248,16 @@ def build_context(user: CurrentUser) -> PageContext | None:
         user=user,
         allowed=allowed,
         study_site_count=len(every_site),
+        chosen_sites=tuple(chosen),
+        period=period,
+        screening_span=span,
     )
+    # Written on every run: sidebar navigation and a picker change would leave the URL behind.
+    for name in (url_state.SITES, url_state.FROM, url_state.TO):
+        if name in context.url_params:
+            st.query_params[name] = context.url_params[name]
+        elif name in st.query_params:
+            del st.query_params[name]
     st.session_state[CONTEXT_KEY] = context
     return context
 
@@ -243,7 +295,8 @@ def page_header(title: str, context: PageContext) -> None:
     else:
         parts.append("no data cut loaded (registry record only)")
     if context.compare_cut:
-        parts.append(f"compared with {plain(cut_label(context.compare_cut))}")
+        compared = context.compare_cut
+        parts.append(f"compared with {compared.name}, cut-off {_fmt_date(compared.cutoff_date)}")
     if context.scope:
         parts.append(
             f"{'your ' if context.scope == context.allowed else ''}sites: "
@@ -297,23 +350,26 @@ def no_subjects_message(context: PageContext) -> None:
 
 def period_filter(context: PageContext) -> Period:
     """The "Screened between" filter in the sidebar, for the pages that offer it; None where it
-    spans every screening date (so those pages share cached answers with the others)."""
-    span = loaders.load_screening_span(
-        context.db_url, context.study_id, context.cut_id, context.scope
-    )
+    spans every screening date (so those pages share cached answers with the others).
+
+    The period itself is the shell's (``build_context`` reads it from the URL, keeps it across
+    pages and cuts it to the dates in view); the picker shows it and changes it."""
+    span = context.screening_span
     if span is None:
         return None
-    kept = st.session_state.get(PERIOD_KEY, span)
-    if not (span[0] <= kept[0] <= kept[1] <= span[1]):
-        kept = span  # a period kept from before a new cut or study that no longer fits
+    kept = context.period or span
+    shown = st.session_state.get(PERIOD_WIDGET_KEY)
+    if isinstance(shown, tuple | list) and len(shown) == 2 and tuple(shown) != kept:
+        # Changed elsewhere (a link, the site filter): the picker follows.
+        st.session_state[PERIOD_WIDGET_KEY] = kept
     chosen = st.sidebar.date_input(
         "Screened between",
         value=kept,
         min_value=span[0],
         max_value=span[1],
+        key=PERIOD_WIDGET_KEY,
+        on_change=_on_period_change,
         help="Every figure on this page counts the subjects screened in this period.",
     )
-    if not (isinstance(chosen, tuple) and len(chosen) == 2):
-        return None  # the second date is still being picked
-    st.session_state[PERIOD_KEY] = chosen
-    return None if tuple(chosen) == span else (chosen[0], chosen[1])
+    del chosen  # read by _on_period_change before the run, so the whole run agrees on it
+    return context.period
