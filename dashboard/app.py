@@ -77,6 +77,7 @@ context = build_context(user)
 with links:
     for page in listed:
         page_link(page, context)
+    st.divider()  # the line Streamlit's navigation draws between the pages and the rest
 # The Import page works without a study (it is how the first one gets in), and the audit trail is
 # not about one study; the others need one.
 without_study = (IMPORT_PAGE.url_path, AUDIT_PAGE.url_path)

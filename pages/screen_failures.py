@@ -37,6 +37,7 @@ view = views.screen_failures_view(ctx.db_url, ctx.cut_id, ctx.view_for(period))
 counts = view.counts
 by_criterion = view.by_criterion
 compare = view.frame.since_cut.id if view.frame.since_cut else None
+compare_number = view.frame.since_cut.number if view.frame.since_cut else None  # as users know it
 metric_row(view.metrics)
 
 if counts.screened == 0:
@@ -127,7 +128,7 @@ else:
                 column_config={
                     **links,
                     "new": st.column_config.CheckboxColumn(
-                        "New", help=f"First seen in a data cut after cut {compare}"
+                        "New", help=f"First seen in a data cut after cut {compare_number}"
                     ),
                     "site_id": "Site",
                     "screening_date": st.column_config.DateColumn("Screened"),

@@ -8,8 +8,10 @@
 """
 
 import datetime as dt
+from collections import Counter
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from streamlit.testing.v1 import AppTest
@@ -17,8 +19,9 @@ from streamlit.testing.v1 import AppTest
 from dashboard.db import ensure_schema, make_engine
 from dashboard.demo import MULTISITE_STUDY_ID, SEED_STUDY_ID
 from dashboard.demo_export import export_sdtm
-from dashboard.importers.run import import_sdtm
+from dashboard.importers.run import SdtmImportReport, import_sdtm
 from dashboard.queries.studies import data_cuts
+from dashboard.report.pack import build_pack
 from dashboard.ui.links import page_url, subject_url
 from dashboard.ui.shell import CONTEXT_KEY, PageContext
 from dashboard.ui.url_state import fit_period, parse_period, parse_sites, state_params
@@ -202,6 +205,23 @@ def test_a_link_sets_the_sites_and_period_and_is_written_back(
     assert at.sidebar.date_input[0].value == (D(2025, 1, 1), D(2025, 6, 30))
 
 
+def test_a_period_picked_goes_into_the_url_and_survives_other_pages(
+    demo_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _open(demo_db_url, monkeypatch, study=MULTISITE_STUDY_ID)
+    at.switch_page("../pages/screen_failures.py").run()
+    picked = (D(2025, 2, 1), D(2025, 5, 31))
+    at.sidebar.date_input[0].set_value(picked).run()
+    assert not at.exception
+    assert _context(at).period == picked
+    assert _query(at) == {"study": MULTISITE_STUDY_ID, "from": "2025-02-01", "to": "2025-05-31"}
+    at.switch_page("../pages/overview.py").run()  # no picker here: the period stays in the URL
+    assert _query(at)["from"] == "2025-02-01"
+    at.switch_page("../pages/enrollment.py").run()
+    assert at.sidebar.date_input[0].value == picked
+    assert _context(at).period == picked
+
+
 def test_bad_values_in_a_link_give_plain_warnings(
     demo_db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -242,7 +262,9 @@ def test_changing_study_drops_the_sites_and_period(
 
 
 @pytest.fixture(scope="module")
-def alternating(demo_engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, list]:
+def alternating(
+    demo_engine: Engine, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, list[SdtmImportReport]]:
     """A database where the seed and the multisite demo were imported in turn, two cuts each."""
     base = tmp_path_factory.mktemp("alternating")
     with Session(demo_engine) as session:
@@ -263,7 +285,7 @@ def alternating(demo_engine: Engine, tmp_path_factory: pytest.TempPathFactory) -
     return url, reports
 
 
-def test_each_study_numbers_its_own_cuts(alternating: tuple[str, list]) -> None:
+def test_each_study_numbers_its_own_cuts(alternating: tuple[str, list[SdtmImportReport]]) -> None:
     url, reports = alternating
     engine = make_engine(url)
     with Session(engine) as session:
@@ -293,7 +315,7 @@ def test_each_study_numbers_its_own_cuts(alternating: tuple[str, list]) -> None:
 
 
 def test_the_pages_name_the_study_s_own_cuts(
-    alternating: tuple[str, list], monkeypatch: pytest.MonkeyPatch
+    alternating: tuple[str, list[SdtmImportReport]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url, _ = alternating
     at = _open(url, monkeypatch, study=SEED_STUDY_ID)
@@ -303,3 +325,17 @@ def test_the_pages_name_the_study_s_own_cuts(
     picker = at.sidebar.selectbox(key="filter_compare_cut")
     assert picker.format_func(picker.value) == "Cut 1 of 2 · cut-off 30 Apr 2025"
     assert any(s.value == "Since cut 1" for s in at.subheader)
+
+
+def test_the_pack_names_cuts_by_the_study_s_own_count(session: Session) -> None:
+    """The pack's title and its listings' cut columns: DEMO-MULTI's cuts have ids 3 and 4 in the
+    demo database (the seed's come first), and read 1 and 2."""
+    cuts = data_cuts(session, study_id=MULTISITE_STUDY_ID)
+    assert [c.id for c in cuts] != [1, 2]
+    pack = build_pack(session, ViewContext(MULTISITE_STUDY_ID))
+    assert pack.cut_label == "cut 2 of 2"
+    first_ids = session.execute(
+        text("SELECT first_cut_id FROM subject WHERE study_id = :s"), {"s": MULTISITE_STUDY_ID}
+    ).scalars()
+    expected = Counter(1 + [c.id for c in cuts].index(i) for i in first_ids)
+    assert Counter(pack.subjects["First in cut"]) == expected

@@ -137,10 +137,15 @@ def _listing(
     labels: dict[str, str],
     since: CutInfo | None,
     date_columns: tuple[str, ...],
+    cuts: tuple[CutInfo, ...] = (),
 ) -> pd.DataFrame:
     """A listing with display headers (the columns the view holds, in the labels' order), dates
-    as dates and the marker column first."""
+    as dates, cuts by the study's own number (``cuts``) and the marker column first."""
     shown = frame.copy()
+    numbers = {c.id: c.number for c in cuts}
+    for column in ("first_cut_id", "updated_cut_id"):
+        if column in shown and numbers:
+            shown[column] = [numbers.get(int(v), v) if pd.notna(v) else v for v in shown[column]]
     for column in date_columns:
         shown[column] = _dates(shown[column])
     present = {k: v for k, v in labels.items() if k in shown.columns}
@@ -306,6 +311,7 @@ class MonitoringPack:
             SUBJECT_LABELS,
             self.since_cut,
             ("screening_date", "enrollment_date", "first_dose_date"),
+            self.overview.frame.cuts,
         )
 
     @property
@@ -315,6 +321,7 @@ class MonitoringPack:
             SCREEN_FAILURE_LABELS,
             self.since_cut,
             ("screening_date",),
+            self.overview.frame.cuts,
         )
 
     @property

@@ -362,7 +362,8 @@ def period_filter(context: PageContext) -> Period:
     if isinstance(shown, tuple | list) and len(shown) == 2 and tuple(shown) != kept:
         # Changed elsewhere (a link, the site filter): the picker follows.
         st.session_state[PERIOD_WIDGET_KEY] = kept
-    chosen = st.sidebar.date_input(
+    # Its value is read by _on_period_change before the run, so the whole run agrees on it.
+    st.sidebar.date_input(
         "Screened between",
         value=kept,
         min_value=span[0],
@@ -371,5 +372,4 @@ def period_filter(context: PageContext) -> Period:
         on_change=_on_period_change,
         help="Every figure on this page counts the subjects screened in this period.",
     )
-    del chosen  # read by _on_period_change before the run, so the whole run agrees on it
     return context.period
