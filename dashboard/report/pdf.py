@@ -823,7 +823,15 @@ def _site_risk(pack: MonitoringPack) -> list[Flowable]:
         out += [
             Spacer(1, 2 * mm),
             _para("Open excursions", "subheading"),
-            data_table(open_excursions.drop(columns=["id", "closed"])),
+            data_table(
+                # The cut by the study's own number, as everywhere else users read it.
+                open_excursions.drop(columns=["id", "closed"]).assign(
+                    cut_id=[
+                        {c.id: c.number for c in view.frame.cuts}.get(int(i), i)
+                        for i in open_excursions["cut_id"]
+                    ]
+                )
+            ),
         ]
     if absent:
         out += [
