@@ -32,7 +32,8 @@ def accrual_chart(
     long["series"] = long["series"].map(
         {"cumulative_enrolled": "Enrolled", "cumulative_screened": "Screened"}
     )
-    planned_drawn = bool(target and planned_start and planned_end)
+    plan = (planned_start, planned_end) if target and planned_start and planned_end else None
+    planned_drawn = plan is not None
     # The legend lists the series drawn only: no "Planned" entry without its line.
     drawn = [s for s in SERIES_COLOURS if s != "Planned" or planned_drawn]
     colour = alt.Color(
@@ -47,8 +48,8 @@ def accrual_chart(
         alt.Tooltip("subjects:Q", title="Subjects"),
     ]
     dates = [*accrual["period_start"], *[d for d in (cutoff,) if d]]
-    if planned_drawn:
-        dates += [planned_start, planned_end]
+    if plan is not None:
+        dates += list(plan)
     x = alt.X("period_start:T", title=None, axis=date_axis(dates))
     y = alt.Y("subjects:Q", title="Subjects (cumulative)")
     # Counts move in steps: a subject is enrolled on a day, not gradually.
@@ -58,10 +59,10 @@ def accrual_chart(
         .encode(x=x, y=y, color=colour, tooltip=tooltip)
     )
     layers: list[alt.Chart] = [lines]
-    if planned_drawn:
+    if plan is not None:
         planned = pd.DataFrame(
             {
-                "period_start": pd.to_datetime([planned_start, planned_end]),
+                "period_start": pd.to_datetime(list(plan)),
                 "series": "Planned",
                 "subjects": [0, target],
             }
