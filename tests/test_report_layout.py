@@ -30,6 +30,7 @@ from dashboard.report.pack import MonitoringPack, build_pack
 from dashboard.report.pdf import MARGIN, pack_pdf, site_table_shown
 from dashboard.views.context import ViewContext
 from dashboard.views.enrollment import build_enrollment
+from dashboard.views.excursions import excursion_table
 from dashboard.views.overview import build_overview
 
 SEED, MULTI, PILOT = "NCT06466850", "DEMO-MULTI", "CDISCPILOT01"
@@ -265,3 +266,24 @@ def test_a_pack_for_some_sites_has_the_apps_targets_for_them(engines: dict[str, 
         )
     )
     assert pack_targets == app_targets and set(app_targets) == {"101", "102"}
+
+
+def test_open_excursions_read_as_on_the_site_risk_page(
+    packs: dict[str, Rendered], tmp_path: Path
+) -> None:
+    # The pilot crosses its discontinuation limit: the pack lists the excursion as the Site risk
+    # page does (the QTL's name, per cent), not the stored row (parameter id, 0.566929).
+    rendered = packs[PILOT]
+    view = rendered.pack.site_risk
+    open_rows = view.excursions[~view.excursions["closed"].astype(bool)]
+    assert not open_rows.empty
+    names = {q.definition.id: q.definition.name for q in view.qtls}
+    shown = excursion_table(open_rows, names)
+    (index,) = [i for title, i in outline_headings(rendered.reader) if title == "Open excursions"]
+    page = layout_text(rendered.pdf, index, tmp_path)
+    for name, proportion, limit in zip(
+        shown["QTL"], shown["Proportion"], shown["Limit"], strict=True
+    ):
+        row = next(line for line in page.splitlines() if name in line)
+        assert proportion in row and limit in row, row
+    assert "parameter" not in page and "qtl_discontinuation" not in page

@@ -50,6 +50,7 @@ from dashboard.charts.screen_failures import criteria_chart
 from dashboard.charts.site_risk import funnel_chart as kri_funnel_chart
 from dashboard.charts.site_risk import qtl_chart
 from dashboard.report.pack import BLINDED_NOTE, NEW, MonitoringPack
+from dashboard.views.excursions import excursion_table
 from dashboard.views.format import registry_enrollment
 
 PAGE_SIZE = landscape(A4)
@@ -66,7 +67,7 @@ FRAME_HEIGHT = BODY_HEIGHT - 3 * mm - 2 * FRAME_PADDING
 # A table starts on a page only with room for its header and a few rows after its heading; a
 # table up to SMALL_TABLE tall is not split at all (a page holding its last three rows).
 TABLE_START = 30 * mm
-SMALL_TABLE = FRAME_HEIGHT * 0.4
+SMALL_TABLE = FRAME_HEIGHT * 0.6
 CHART_WIDTH_PX = 760  # the charts' drawing width (their fonts print at about 9 pt across the page)
 CHART_SCALE = 2.0
 # The PDF lists at most this many SAEs (the workbook lists every one, and the text says so).
@@ -278,6 +279,35 @@ def _column_widths(
     return widths, True
 
 
+WIDOW_ROWS = 3  # a table split over two pages carries at least this many rows onto the next
+
+
+class _DataTable(Table):
+    """A table split at a page's foot with at least ``WIDOW_ROWS`` rows on either side: none
+    starts with a row or two at a page's foot, none leaves a row or two alone under its repeated
+    header on the next page (Table 1's last "Missing, n" row stood alone so)."""
+
+    def split(self, availWidth: float, availHeight: float) -> list[Flowable]:
+        parts = super().split(availWidth, availHeight)
+        if len(parts) != 2:
+            return parts
+        first, rest = (len(part._cellvalues) - self.repeatRows for part in parts)  # type: ignore[attr-defined]
+        if first < WIDOW_ROWS:
+            return []  # the whole table starts on the next page
+        if rest >= WIDOW_ROWS:
+            return parts
+        moved = WIDOW_ROWS - rest
+        if first - moved < WIDOW_ROWS:
+            return []
+        end = len(parts[0]._cellvalues)  # type: ignore[attr-defined]
+        heights = self._rowHeights  # type: ignore[attr-defined]  # set by wrap(), before split()
+        shorter = super().split(availWidth, availHeight - sum(heights[end - moved : end]))
+        if len(shorter) != 2:
+            return parts
+        # The rest on the next page: the room the moved rows leave is not for its next rows.
+        return [shorter[0], PageBreak(), shorter[1]]
+
+
 def data_table(
     frame: pd.DataFrame,
     *,
@@ -324,7 +354,7 @@ def data_table(
             style.append(("BACKGROUND", (0, i + 1), (-1, i + 1), NEW_ROW_COLOUR))
         elif emphasise is not None and emphasise[i]:
             style.append(("BACKGROUND", (0, i + 1), (-1, i + 1), SOC_ROW_COLOUR))
-    table = Table(body, colWidths=widths, repeatRows=1, hAlign="LEFT")
+    table = _DataTable(body, colWidths=widths, repeatRows=1, hAlign="LEFT")
     table.setStyle(TableStyle(style))
     return table
 
@@ -604,7 +634,7 @@ def _enrollment(pack: MonitoringPack) -> list[Flowable]:
     out.append(forecast)
     if pack.enrollment.forecast_method:
         out.append(_para(pack.enrollment.forecast_method, "note"))
-    funnel = _image(chart_png(funnel_chart(pack.funnel)), max_height=FRAME_HEIGHT * 0.45)
+    funnel = _image(chart_png(funnel_chart(pack.funnel)), max_height=FRAME_HEIGHT * 0.4)
     out += _kept_with_next([_heading("Screening funnel")], need=_height([funnel]))
     out.append(funnel)
     if not pack.treated_known:
@@ -1034,7 +1064,9 @@ def _site_risk(pack: MonitoringPack) -> list[Flowable]:
             out += [Spacer(1, 2 * mm), _image(chart_png(chart, width=520), max_height=45 * mm)]
     open_excursions = view.excursions[~view.excursions["closed"].astype(bool)]
     if not open_excursions.empty:
-        tables = data_tables(open_excursions.drop(columns=["id", "closed"]))
+        names = {q.definition.id: q.definition.name for q in view.qtls}
+        # The Site risk page's table: names, per cent and minutes, not the stored values.
+        tables = data_tables(excursion_table(open_excursions, names))
         out += [
             *_kept_with_next(
                 [Spacer(1, 2 * mm), _subheading("Open excursions")], need=_table_start(tables)
