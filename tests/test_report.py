@@ -44,6 +44,7 @@ SEED, MULTI, PILOT = "NCT06466850", "DEMO-MULTI", "CDISCPILOT01"
 SHEETS = [
     "Summary",
     "Subjects",
+    "Sites",
     "Screen failures",
     "Failures by criterion",
     "Table 1",

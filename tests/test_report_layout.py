@@ -221,7 +221,10 @@ def test_every_site_is_in_the_site_table_with_the_apps_target(
     text = page_text(rendered.reader)
     (index,) = [i for title, i in outline_headings(rendered.reader) if title == "Sites"]
     page = layout_text(rendered.pdf, index, tmp_path)
-    shown = site_table_shown(app.sites)
+    shown = site_table_shown(rendered.pack.sites)
+    # The pack's table is the app's, cell for cell (the page's headers).
+    assert rendered.pack.sites["Site"].tolist() == app.sites["site_id"].tolist()
+    assert rendered.pack.sites["Site target"].tolist() == app.sites["planned_enrollment"].tolist()
     assert "Site target" in page and "Of target" in page  # no column cut off the page
     for site, target, share in zip(
         shown["Site"], shown["Site target"], shown["Of target"], strict=True

@@ -644,51 +644,32 @@ def _enrollment(pack: MonitoringPack) -> list[Flowable]:
     return out
 
 
-# The Enrollment page's site table, with the page's column names; rates and shares as per cent.
-SITE_COLUMNS = {
-    "site_id": "Site",
-    "name": "Name",
-    "country": "Country",
-    "active_since": "Active since",
-    "screened": "Screened",
-    "screen_failures": "Screen failures",
-    "screen_failure_rate": "SF rate",
-    "enrolled": "Enrolled",
-    "enrolled_per_month": "Enrolled / month",
-    "days_since_last_enrollment": "Days since last enrollment",
-    "planned_enrollment": "Site target",
-    "share_of_target": "Of target",
-}
-
-
 def _blank(value: object) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
 def site_table_shown(sites: pd.DataFrame) -> pd.DataFrame:
-    """The Enrollment view's site table as the pack prints it: the page's headers, the columns
-    the view holds, rates as per cent and targets as whole numbers (blank: no site target)."""
-    present = {k: v for k, v in SITE_COLUMNS.items() if k in sites.columns}
-    shown = sites[list(present)].astype(object).copy()
+    """The site table (``MonitoringPack.sites``) as the PDF prints it, as the page shows it:
+    rates and shares as per cent, targets and days as whole numbers (blank: none)."""
+    shown = sites.astype(object).copy()
     formats: dict[str, Callable[[Any], str]] = {
-        "screen_failure_rate": lambda v: f"{float(v):.0%}",
-        "share_of_target": lambda v: f"{float(v):.0%}",
-        "enrolled_per_month": lambda v: f"{float(v):.2f}",
-        "planned_enrollment": lambda v: str(int(v)),
-        "days_since_last_enrollment": lambda v: str(int(v)),
+        "SF rate": lambda v: f"{float(v):.0%}",
+        "Of target": lambda v: f"{float(v):.0%}",
+        "Enrolled / month": lambda v: f"{float(v):.2f}",
+        "Site target": lambda v: str(int(v)),
+        "Days since last enrollment": lambda v: str(int(v)),
     }
     for column, shown_as in formats.items():
         if column in shown:
             shown[column] = ["" if _blank(v) else shown_as(v) for v in shown[column]]
-    return shown.rename(columns=present)
+    return shown
 
 
 def _sites(pack: MonitoringPack) -> list[Flowable]:
     """The Enrollment page's "Sites" table (none where the viewer sees one site)."""
-    sites = pack.enrollment.sites
-    if sites is None or sites.empty:
+    if pack.sites.empty:
         return []
-    shown = site_table_shown(sites)
+    shown = site_table_shown(pack.sites)
     figures = [c for c in shown.columns if c not in ("Site", "Name", "Country", "Active since")]
     tables = data_tables(shown, right=figures)
     note = _para(
