@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from pypdf import PdfReader
 from pypdf.generic import ContentStream, Destination
-from reportlab.platypus import Flowable, Image, PageBreak, Paragraph
+from reportlab.platypus import Flowable, Image, PageBreak, Paragraph, Table
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -290,3 +291,27 @@ def test_open_excursions_read_as_on_the_site_risk_page(
         row = next(line for line in page.splitlines() if name in line)
         assert proportion in row and limit in row, row
     assert "parameter" not in page and "qtl_discontinuation" not in page
+
+
+def test_a_table_too_wide_for_the_page_is_split_by_columns_with_its_row_names() -> None:
+    # Twenty-five arms of Table 1: at 6 pt the columns still do not fit the page without breaking
+    # words, so the table comes in parts, each led by the characteristic and the statistic.
+    arms = [f"Arm number {n} (n=100)" for n in range(1, 26)]
+    frame = pd.DataFrame(
+        {
+            "Characteristic": ["Age (years)", ""],
+            "Statistic": ["Mean (SD)", "Median [Q1, Q3]"],
+            **{arm: ["61.0(11.2)", "62.0[51.0,71.0]"] for arm in arms},
+        }
+    )
+    flowables = pdf.data_tables(frame, keys=2)
+    tables = [f for f in flowables if isinstance(f, Table)]
+    assert len(tables) > 1
+    columns = [[p.getPlainText() for p in t._cellvalues[0]] for t in tables]  # type: ignore[attr-defined]
+    assert all(c[:2] == ["Characteristic", "Statistic"] for c in columns)
+    assert [a for c in columns for a in c[2:]] == arms  # every arm once, in order
+    for table in tables:
+        width, _ = table.wrap(pdf.FRAME_WIDTH, pdf.FRAME_HEIGHT)
+        assert width <= pdf.FRAME_WIDTH + 0.01  # inside the page
+    # A table that fits stays whole.
+    assert len([f for f in pdf.data_tables(frame.iloc[:, :5], keys=2) if isinstance(f, Table)]) == 1
