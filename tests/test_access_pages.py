@@ -308,7 +308,12 @@ def test_the_overview_marks_study_wide_totals_as_aggregates(
     own = site_counts(engine, INVESTIGATOR_SITE)
     shown = {m.label: m.value for m in at.metric}
     assert shown["Screened"] == str(own.screened)
-    assert shown["Enrolled at your sites"] == str(own.enrolled)
+    # Against the site's own target (the Enrollment page's), never the study's.
+    sites = pd.read_sql_table("site", engine)
+    (own_target,) = sites.loc[
+        (sites["study_id"] == MULTI) & (sites["site_id"] == INVESTIGATOR_SITE), "planned_enrollment"
+    ]
+    assert shown["Enrolled at your sites"] == f"{own.enrolled} / {int(own_target)}"
     every_site = [site_counts(engine, f"{n}") for n in range(101, 111)]
     enrolled = sum(c.enrolled for c in every_site)
     screened = sum(c.screened for c in every_site)

@@ -8,7 +8,8 @@ import pandas as pd
 
 from dashboard.charts.baseline import categorical_distribution_chart, continuous_distribution_chart
 from dashboard.charts.enrollment import accrual_chart
-from dashboard.charts.screen_failures import criteria_chart
+from dashboard.charts.screen_failures import criteria_chart, monthly_rate_chart
+from dashboard.charts.time_axis import date_axis
 from dashboard.metrics.table_one import (
     Variable,
     column_summaries,
@@ -178,3 +179,80 @@ def test_accrual_chart_planned_line_screened_series_and_cutoff() -> None:
     ):
         bare = accrual_chart(accrual, cutoff=cutoff, **kwargs).to_dict()
         assert not any(layer.get("mark", {}).get("strokeDash") == [6, 4] for layer in bare["layer"])
+
+
+def _x_axes(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """The x axis settings of every layer (or of the single chart) that encodes x as a date."""
+    layers = spec.get("layer", [spec])
+    return [
+        layer["encoding"]["x"].get("axis", {})
+        for layer in layers
+        if layer.get("encoding", {}).get("x", {}).get("type") == "temporal"
+    ]
+
+
+def _monthly_accrual(start: str, end: str) -> pd.DataFrame:
+    periods = pd.date_range(start, end, freq="MS")
+    n = len(periods)
+    return pd.DataFrame(
+        {
+            "period_start": periods,
+            "screened": [2] * n,
+            "enrolled": [1] * n,
+            "cumulative_screened": [2 * (i + 1) for i in range(n)],
+            "cumulative_enrolled": [i + 1 for i in range(n)],
+        }
+    )
+
+
+def test_time_axes_label_every_tick_with_its_year() -> None:
+    # A recruitment across a year end (the seed demo's October to November): Vega-Lite's default
+    # labels would read "October, December, February": no year on any of them.
+    accrual = _monthly_accrual("2024-10-01", "2025-11-01")
+    spec = accrual_chart(accrual, target=20, cutoff=dt.date(2025, 11, 30)).to_dict()
+    axes = _x_axes(spec)
+    assert axes and all(a.get("format") == "%b %Y" for a in axes)
+    # The first layer (the lines) holds the shared x axis: month ticks, at most 8 of them.
+    assert axes[0]["tickCount"] == {"interval": "month", "step": 2}
+    monthly = pd.DataFrame(
+        {
+            "month": pd.date_range("2024-10-01", "2025-03-01", freq="MS"),
+            "screened": [3] * 6,
+            "screen_failures": [1] * 6,
+            "screen_failure_rate": [1 / 3] * 6,
+        }
+    )
+    (axis,) = {str(a) for a in _x_axes(monthly_rate_chart(monthly).to_dict())}
+    assert "%Y" in axis and "'interval': 'month', 'step': 1" in axis
+    # Over many years the ticks are years, labelled by the year.
+    long_axis = date_axis([dt.date(2001, 1, 1), dt.date(2024, 6, 1)]).to_dict()
+    assert long_axis["format"] == "%Y" and long_axis["tickCount"]["interval"] == "year"
+    assert (2024 - 2001 + 1) / long_axis["tickCount"]["step"] <= 8
+
+
+def test_accrual_legend_lists_only_the_series_drawn() -> None:
+    accrual = _monthly_accrual("2025-01-01", "2025-06-01")
+
+    def legend(spec: dict[str, Any]) -> list[str]:
+        domains = {
+            tuple(layer["encoding"]["color"]["scale"]["domain"])
+            for layer in spec["layer"]
+            if "color" in layer.get("encoding", {})
+        }
+        (domain,) = domains
+        return list(domain)
+
+    planned = accrual_chart(
+        accrual,
+        target=20,
+        cutoff=dt.date(2025, 6, 30),
+        planned_start=dt.date(2025, 1, 1),
+        planned_end=dt.date(2025, 12, 31),
+    ).to_dict()
+    assert legend(planned) == ["Enrolled", "Screened", "Planned"]
+    # Some sites in view (no planned line): no "Planned" entry beside the two lines drawn.
+    unplanned = accrual_chart(accrual, target=20, cutoff=dt.date(2025, 6, 30)).to_dict()
+    assert legend(unplanned) == ["Enrolled", "Screened"]
+    assert not any(
+        layer.get("mark", {}).get("strokeDash") == [6, 4] for layer in unplanned["layer"]
+    )

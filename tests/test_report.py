@@ -44,6 +44,7 @@ SEED, MULTI, PILOT = "NCT06466850", "DEMO-MULTI", "CDISCPILOT01"
 SHEETS = [
     "Summary",
     "Subjects",
+    "Sites",
     "Screen failures",
     "Failures by criterion",
     "Table 1",
@@ -72,9 +73,21 @@ def _pdf_pages(data: bytes) -> list[str]:
     return [page.extract_text() for page in PdfReader(io.BytesIO(data)).pages]
 
 
+def _section(pages: list[str], heading: str) -> tuple[int, str]:
+    """The page (index) where ``heading`` stands on a line of its own, and its text from there to
+    the page's end: sections start where the one before ended, not always on a new page. The
+    last such page: the contents list names every heading too."""
+    for index, page in reversed(list(enumerate(pages))):
+        lines = page.splitlines()
+        stripped = [line.strip() for line in lines]
+        if heading in stripped:
+            return index, "\n".join(lines[stripped.index(heading) :])
+    raise AssertionError(f"no heading {heading!r} in the PDF")
+
+
 def _headline_in_pdf(pages: list[str]) -> dict[str, list[int]]:
     """The headline table of the PDF: {figure: [value, new since]} as the text gives them."""
-    page = next(p for p in pages if p.startswith("Headline figures and changes"))
+    _, page = _section(pages, "Headline figures and changes")
     found: dict[str, list[int]] = {}
     for match in re.finditer(r"(?m)^([A-Z][^\n\d]*?)\n((?:[ \t]*\d+\n)+)", page):
         found[match.group(1).strip()] = [int(n) for n in match.group(2).split()]
@@ -137,7 +150,7 @@ def _check_pack_files(pack: MonitoringPack, figures: dict[str, Any]) -> tuple[by
     shown = _headline_in_pdf(pages)
     for label, value in expected.items():
         assert shown[label][0] == value, label
-    sae_page = next(p for p in pages if p.startswith("Serious adverse events"))
+    _, sae_page = _section(pages, "Serious adverse events")
     if figures["sae_events"]:
         assert f"{figures['sae_events']} serious AE(s) in {figures['sae_subjects']} subject(s)" in (
             sae_page
@@ -181,7 +194,7 @@ def test_seed_pack_holds_the_summary_figures(session: Session, demo_engine: Engi
     # The seed's one SAE is new in the second cut: marked in the sheet and in the PDF.
     saes = _sheet(book, SAE_SHEET)
     assert saes[f"Since cut {first.number}"].tolist() == [NEW]
-    sae_page = next(p for p in _pdf_pages(pdf) if p.startswith("Serious adverse events"))
+    _, sae_page = _section(_pdf_pages(pdf), "Serious adverse events")
     assert f"1 new since cut {first.number}" in sae_page
     # Table 1 leads with the new subjects per arm; its overall column is the enrolled.
     table = _sheet(book, "Table 1")
@@ -557,9 +570,8 @@ def test_pack_has_the_site_risk_section_and_sheet(session: Session) -> None:
     view = pack.site_risk
     assert view.options.method == "gsm"  # as the Site risk page opens
     pages = _pdf_pages(pack_pdf(pack))
-    section = [i for i, text in enumerate(pages) if text.lstrip().startswith("Site risk")]
-    assert section, "no page opens with the Site risk heading"
-    text = re.sub(r"\s+", " ", " ".join(pages[section[0] :]))
+    at, first = _section(pages, "Site risk")
+    text = re.sub(r"\s+", " ", " ".join([first, *pages[at + 1 :]]))
     assert "Flags by site and KRI" in text and "Quality tolerance limits" in text
     assert "Funnel plots" in text
     # A funnel per KRI with a flagged site, titled with its name and unit.

@@ -5,6 +5,8 @@ import datetime as dt
 import altair as alt
 import pandas as pd
 
+from dashboard.charts.time_axis import date_axis
+
 SERIES_COLOURS = {"Enrolled": "#1f77b4", "Screened": "#9ecae1", "Planned": "#7f7f7f"}
 
 
@@ -30,10 +32,14 @@ def accrual_chart(
     long["series"] = long["series"].map(
         {"cumulative_enrolled": "Enrolled", "cumulative_screened": "Screened"}
     )
+    plan = (planned_start, planned_end) if target and planned_start and planned_end else None
+    planned_drawn = plan is not None
+    # The legend lists the series drawn only: no "Planned" entry without its line.
+    drawn = [s for s in SERIES_COLOURS if s != "Planned" or planned_drawn]
     colour = alt.Color(
         "series:N",
         title=None,
-        scale=alt.Scale(domain=list(SERIES_COLOURS), range=list(SERIES_COLOURS.values())),
+        scale=alt.Scale(domain=drawn, range=[SERIES_COLOURS[s] for s in drawn]),
         legend=alt.Legend(orient="top"),
     )
     tooltip = [
@@ -41,7 +47,10 @@ def accrual_chart(
         alt.Tooltip("series:N", title="Series"),
         alt.Tooltip("subjects:Q", title="Subjects"),
     ]
-    x = alt.X("period_start:T", title=None)
+    dates = [*accrual["period_start"], *[d for d in (cutoff,) if d]]
+    if plan is not None:
+        dates += list(plan)
+    x = alt.X("period_start:T", title=None, axis=date_axis(dates))
     y = alt.Y("subjects:Q", title="Subjects (cumulative)")
     # Counts move in steps: a subject is enrolled on a day, not gradually.
     lines = (
@@ -50,10 +59,10 @@ def accrual_chart(
         .encode(x=x, y=y, color=colour, tooltip=tooltip)
     )
     layers: list[alt.Chart] = [lines]
-    if target and planned_start and planned_end:
+    if plan is not None:
         planned = pd.DataFrame(
             {
-                "period_start": pd.to_datetime([planned_start, planned_end]),
+                "period_start": pd.to_datetime(list(plan)),
                 "series": "Planned",
                 "subjects": [0, target],
             }
@@ -74,13 +83,15 @@ def accrual_chart(
         )
     if cutoff:
         cut_frame = pd.DataFrame({"date": pd.to_datetime([cutoff]), "label": ["Data cut-off"]})
+        # Every layer on x names the one axis, so none falls back to Vega-Lite's year-less labels.
+        cut_x = alt.X("date:T", axis=date_axis(dates))
         layers.append(
-            alt.Chart(cut_frame).mark_rule(color="#555", strokeDash=[2, 2]).encode(x="date:T")
+            alt.Chart(cut_frame).mark_rule(color="#555", strokeDash=[2, 2]).encode(x=cut_x)
         )
         layers.append(
             alt.Chart(cut_frame)
             .mark_text(align="right", dx=-4, y=8, color="#555")
-            .encode(x="date:T", text="label:N")
+            .encode(x=cut_x, text="label:N")
         )
     return alt.LayerChart(layer=layers).properties(height=340)
 

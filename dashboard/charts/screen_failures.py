@@ -3,6 +3,8 @@
 import altair as alt
 import pandas as pd
 
+from dashboard.charts.time_axis import date_axis
+
 CATEGORY_COLOURS = {"INCLUSION": "#1f77b4", "EXCLUSION": "#ff7f0e"}
 CATEGORY_LABELS = {"INCLUSION": "Inclusion not met", "EXCLUSION": "Exclusion met"}
 
@@ -66,7 +68,9 @@ def monthly_rate_chart(monthly: pd.DataFrame) -> alt.LayerChart:
 
     ``monthly``: the output of ``metrics.screen_failures.monthly_failure_rate``.
     """
-    base = alt.Chart(monthly).encode(x=alt.X("month:T", title=None, timeUnit="yearmonth"))
+    base = alt.Chart(monthly).encode(
+        x=alt.X("month:T", title=None, timeUnit="yearmonth", axis=date_axis(monthly["month"]))
+    )
     tooltip = [
         alt.Tooltip("month:T", title="Month", timeUnit="yearmonth"),
         alt.Tooltip("screened:Q", title="Screened"),

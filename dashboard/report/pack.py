@@ -77,6 +77,21 @@ SITE_RISK_LABELS = {
     "score": "Score",
     "flag": "Flag",
 }
+# The Enrollment page's site table headers (its column_config), for the PDF and the workbook.
+SITE_LABELS = {
+    "site_id": "Site",
+    "name": "Name",
+    "country": "Country",
+    "active_since": "Active since",
+    "screened": "Screened",
+    "screen_failures": "Screen failures",
+    "screen_failure_rate": "SF rate",
+    "enrolled": "Enrolled",
+    "enrolled_per_month": "Enrolled / month",
+    "days_since_last_enrollment": "Days since last enrollment",
+    "planned_enrollment": "Site target",
+    "share_of_target": "Of target",
+}
 SCREEN_FAILURE_LABELS = {
     "usubjid": "USUBJID",
     "site_id": "SITEID",
@@ -246,6 +261,16 @@ class MonitoringPack:
     @property
     def flow_svg(self) -> str:
         return self.enrollment.flow_svg
+
+    @property
+    def sites(self) -> pd.DataFrame:
+        """The Enrollment page's site table with its headers, figures as numbers (rates and
+        shares 0-1); no rows where the viewer sees one site (the page shows none)."""
+        sites = self.enrollment.sites
+        if sites is None:
+            return pd.DataFrame(columns=list(SITE_LABELS.values()))
+        present = {k: v for k, v in SITE_LABELS.items() if k in sites.columns}
+        return sites[list(present)].rename(columns=present).reset_index(drop=True)
 
     # -- Screen failures
     @property

@@ -8,7 +8,8 @@ repeated on every page they run over.
 
 import datetime as dt
 import io
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
@@ -49,12 +50,24 @@ from dashboard.charts.screen_failures import criteria_chart
 from dashboard.charts.site_risk import funnel_chart as kri_funnel_chart
 from dashboard.charts.site_risk import qtl_chart
 from dashboard.report.pack import BLINDED_NOTE, NEW, MonitoringPack
+from dashboard.views.excursions import excursion_table
+from dashboard.views.format import registry_enrollment
 
 PAGE_SIZE = landscape(A4)
 MARGIN = 12 * mm
 FOOTER_Y = 7 * mm
 BODY_WIDTH = PAGE_SIZE[0] - 2 * MARGIN
 BODY_HEIGHT = PAGE_SIZE[1] - 2 * MARGIN
+# What a page's frame holds: the body less the footer's room and reportlab's frame padding (6 pt
+# each side). A block taller than this cannot be placed at all; one that is placed by this size
+# fits any page.
+FRAME_PADDING = 6.0
+FRAME_WIDTH = BODY_WIDTH - 2 * FRAME_PADDING
+FRAME_HEIGHT = BODY_HEIGHT - 3 * mm - 2 * FRAME_PADDING
+# A table starts on a page only with room for its header and a few rows after its heading; a
+# table up to SMALL_TABLE tall is not split at all (a page holding its last three rows).
+TABLE_START = 30 * mm
+SMALL_TABLE = FRAME_HEIGHT * 0.6
 CHART_WIDTH_PX = 760  # the charts' drawing width (their fonts print at about 9 pt across the page)
 CHART_SCALE = 2.0
 # The PDF lists at most this many SAEs (the workbook lists every one, and the text says so).
@@ -92,11 +105,12 @@ STYLES = {
         fontName=BOLD,
         fontSize=15,
         leading=19,
+        spaceBefore=12,  # none at a page's top: reportlab drops it there
         spaceAfter=6,
         textColor=HEADER_COLOUR,
     ),
     "subheading": ParagraphStyle(
-        "subheading", fontName=BOLD, fontSize=11, leading=14, spaceBefore=6, spaceAfter=4
+        "PackSubheading", fontName=BOLD, fontSize=11, leading=14, spaceBefore=6, spaceAfter=4
     ),
     "body": ParagraphStyle("body", fontName=FONT, fontSize=9.5, leading=13, spaceAfter=5),
     "note": ParagraphStyle(
@@ -174,7 +188,41 @@ def _heading(text: str) -> Paragraph:
     return Paragraph(escape(text), STYLES["heading"])
 
 
-def _image(png: bytes, *, max_width: float = BODY_WIDTH, max_height: float) -> Image:
+def _subheading(text: str) -> Paragraph:
+    # In the PDF outline under its section (``OUTLINE_LEVELS``), not in the contents.
+    return Paragraph(escape(text), STYLES["subheading"])
+
+
+def _height(flowables: Sequence[Flowable], width: float = FRAME_WIDTH) -> float:
+    """How tall ``flowables`` stand one after the other in a page's frame, spacing included."""
+    total = 0.0
+    for flowable in flowables:
+        _, height = flowable.wrap(width, FRAME_HEIGHT)
+        total += height + flowable.getSpaceBefore() + flowable.getSpaceAfter()
+    return total
+
+
+def _kept_with_next(lead: Sequence[Flowable], *, need: float) -> list[Flowable]:
+    """``lead`` (a heading and its introduction) where at least ``need`` points are left under
+    it for what follows (a chart's height, a table's first rows); else on the next page. A heading
+    is never the last thing on a page, and a section that fits starts where the last one ended,
+    not on a page of its own (which left pages nearly empty)."""
+    return [CondPageBreak(min(_height(lead) + need, FRAME_HEIGHT)), *lead]
+
+
+def _table_start(blocks: Sequence[Flowable]) -> float:
+    """The room ``blocks`` (a table, perhaps after a note) need to start on a page: the whole of
+    a small table, else what leads it and a few rows."""
+    before = 0.0
+    for block in blocks:
+        height = _height([block])
+        if isinstance(block, Table):
+            return before + (height if height <= SMALL_TABLE else TABLE_START)
+        before += height
+    return before
+
+
+def _image(png: bytes, *, max_width: float = FRAME_WIDTH, max_height: float) -> Image:
     """A PNG scaled to fit the box, its proportions kept."""
     width, height = ImageReader(io.BytesIO(png)).getSize()
     scale = min(max_width / width, max_height / height)
@@ -231,10 +279,39 @@ def _column_widths(
     return widths, True
 
 
+WIDOW_ROWS = 3  # a table split over two pages carries at least this many rows onto the next
+
+
+class _DataTable(Table):
+    """A table split at a page's foot with at least ``WIDOW_ROWS`` rows on either side: none
+    starts with a row or two at a page's foot, none leaves a row or two alone under its repeated
+    header on the next page (Table 1's last "Missing, n" row stood alone so)."""
+
+    def split(self, availWidth: float, availHeight: float) -> list[Flowable]:
+        parts = super().split(availWidth, availHeight)
+        if len(parts) != 2:
+            return parts
+        first, rest = (len(part._cellvalues) - self.repeatRows for part in parts)  # type: ignore[attr-defined]
+        if first < WIDOW_ROWS:
+            return []  # the whole table starts on the next page
+        if rest >= WIDOW_ROWS:
+            return parts
+        moved = WIDOW_ROWS - rest
+        if first - moved < WIDOW_ROWS:
+            return []
+        end = len(parts[0]._cellvalues)  # type: ignore[attr-defined]
+        heights = self._rowHeights  # type: ignore[attr-defined]  # set by wrap(), before split()
+        shorter = super().split(availWidth, availHeight - sum(heights[end - moved : end]))
+        if len(shorter) != 2:
+            return parts
+        # The rest on the next page: the room the moved rows leave is not for its next rows.
+        return [shorter[0], PageBreak(), shorter[1]]
+
+
 def data_table(
     frame: pd.DataFrame,
     *,
-    width: float = BODY_WIDTH,
+    width: float = FRAME_WIDTH,
     highlight: Sequence[bool] | None = None,
     emphasise: Sequence[bool] | None = None,
     right: Sequence[str] = (),
@@ -277,16 +354,58 @@ def data_table(
             style.append(("BACKGROUND", (0, i + 1), (-1, i + 1), NEW_ROW_COLOUR))
         elif emphasise is not None and emphasise[i]:
             style.append(("BACKGROUND", (0, i + 1), (-1, i + 1), SOC_ROW_COLOUR))
-    table = Table(body, colWidths=widths, repeatRows=1, hAlign="LEFT")
+    table = _DataTable(body, colWidths=widths, repeatRows=1, hAlign="LEFT")
     table.setStyle(TableStyle(style))
     return table
+
+
+def data_tables(
+    frame: pd.DataFrame, *, keys: int = 1, width: float = FRAME_WIDTH, **options: Any
+) -> list[Flowable]:
+    """``frame`` as ``data_table``; a table too wide for ``width`` even in the smallest type
+    without breaking a word (a 15-arm Table 1) is split by columns into parts, one under the
+    other, each led by the first ``keys`` columns (what names the row) and titled with the
+    columns it holds. So no table is cut at the page's edge or squeezed to a letter a line."""
+    header = [str(c) for c in frame.columns]
+    cells = [[_cell_text(v) for v in row] for row in frame.itertuples(index=False)]
+
+    def fits(columns: list[int]) -> bool:
+        return _column_widths(
+            [[row[j] for j in columns] for row in cells],
+            [header[j] for j in columns],
+            width,
+            size=MIN_FONT_SIZE,
+        )[1]
+
+    lead = list(range(min(keys, len(header))))
+    if fits(list(range(len(header)))) or len(header) <= len(lead) + 1:
+        return [data_table(frame, width=width, **options)]
+    parts: list[list[int]] = [[]]
+    for j in range(len(lead), len(header)):
+        if parts[-1] and not fits(lead + parts[-1] + [j]):
+            parts.append([])
+        parts[-1].append(j)
+    out: list[Flowable] = []
+    for n, part in enumerate(parts, start=1):
+        named = ", ".join(header[j] for j in part)
+        out += [
+            _para(f"Part {n} of {len(parts)}: {named}", "note"),
+            data_table(frame.iloc[:, lead + part], width=width, **options),
+            Spacer(1, 3 * mm),
+        ]
+    return out
 
 
 # -- the document --------------------------------------------------------------------------------
 
 
+# The paragraph styles that head a block, and their level in the PDF outline.
+OUTLINE_LEVELS = {"PackHeading": 0, "PackSubheading": 1}
+
+
 class _PackDocument(BaseDocTemplate):
-    """A4 landscape; every "PackHeading" paragraph goes into the contents and the PDF outline."""
+    """A4 landscape; every "PackHeading" paragraph goes into the contents and the PDF outline,
+    every "PackSubheading" into the outline under it."""
 
     def __init__(self, buffer: io.BytesIO, pack: MonitoringPack) -> None:
         super().__init__(
@@ -313,12 +432,18 @@ class _PackDocument(BaseDocTemplate):
         self._headings = 0
 
     def afterFlowable(self, flowable: Flowable) -> None:
-        if isinstance(flowable, Paragraph) and flowable.style.name == "PackHeading":
-            text = flowable.getPlainText()
-            self._headings += 1
-            key = f"section-{self._headings}"
-            self.canv.bookmarkPage(key)
-            self.canv.addOutlineEntry(text, key, level=0)
+        if not isinstance(flowable, Paragraph):
+            return
+        level = OUTLINE_LEVELS.get(flowable.style.name)
+        if level is None:
+            return
+        text = flowable.getPlainText()
+        self._headings += 1
+        key = f"section-{self._headings}"
+        self.canv.bookmarkPage(key)
+        # Sub-headings go into the PDF outline under their section, not into the contents list.
+        self.canv.addOutlineEntry(text, key, level=level)
+        if level == 0:
             self.notify("TOCEntry", (0, text, self.page, key))
 
     def handle_documentBegin(self) -> None:
@@ -338,16 +463,25 @@ def _canvas_maker(pack: MonitoringPack) -> type[Canvas]:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self._pages: list[dict[str, Any]] = []
+            self._bookmarks: list[str] = []
+
+        def bookmarkPage(self, key: str, **kwargs: Any) -> None:  # type: ignore[override]
+            # Kept with its page: a bookmark names the page the PDF is writing, and pages are
+            # only written in save() (set here, every outline entry led to page 1).
+            self._bookmarks.append(key)
 
         def showPage(self) -> None:
             # Kept, not emitted: the page is drawn in save(), once the page count is known.
             self._pages.append(dict(self.__dict__))
+            self._bookmarks = []
             self._startPage()  # type: ignore[attr-defined]  # reportlab's own page reset
 
         def save(self) -> None:
             total = len(self._pages)
             for page in self._pages:
                 self.__dict__.update(page)
+                for key in page["_bookmarks"]:
+                    Canvas.bookmarkPage(self, key)
                 self._footer(total)
                 super().showPage()
             super().save()
@@ -365,12 +499,32 @@ def _canvas_maker(pack: MonitoringPack) -> type[Canvas]:
     return NumberedCanvas
 
 
+TARGET_LABEL = registry_enrollment(None, None)[0]
+
+
+def _registry_target(pack: MonitoringPack, value: str) -> str:
+    """The registry's target on a pack for some sites: said to be the whole study's, beside the
+    sites' own that the pack's figures use (the Enrollment page's)."""
+    if pack.scope is None:
+        return value
+    own = pack.enrollment.target
+    return f"{value}, the whole study's; " + (
+        f"these sites' own: {own}"
+        if own is not None
+        else "these sites have no targets of their own"
+    )
+
+
 def _cover(pack: MonitoringPack) -> list[Flowable]:
     study, cut, since = pack.study, pack.cut, pack.since_cut
     # The Overview's identity rows (its "Sites" row says how many; the cover names them below).
     identity: list[tuple[str, str]] = [
         ("Study", study.study_id),
-        *((label, value) for label, value in pack.overview.identity if label != "Sites"),
+        *(
+            (label, _registry_target(pack, value) if label == TARGET_LABEL else value)
+            for label, value in pack.overview.identity
+            if label != "Sites"
+        ),
         (
             "Data cut",
             f"{cut.name}: cut-off {_day(cut.cutoff_date)}, loaded "
@@ -416,11 +570,19 @@ def _cover(pack: MonitoringPack) -> list[Flowable]:
     return out
 
 
+# The contents list's most entries: the sections a pack can have.
+CONTENTS_ENTRIES = 11
+
+
 def _contents() -> list[Flowable]:
+    """The contents list under the cover's facts (a page of its own held a dozen lines), on the
+    next page only where the cover leaves too little room."""
     toc = TableOfContents()
     toc.levelStyles = [STYLES["toc0"]]
     toc.dotsMinLevel = 0
-    return [_para("Contents", "cover_sub"), toc]
+    title = _para("Contents", "cover_sub")
+    room = _height([title]) + CONTENTS_ENTRIES * STYLES["toc0"].leading
+    return [Spacer(1, 6 * mm), CondPageBreak(room), title, toc]
 
 
 def _headline(pack: MonitoringPack) -> list[Flowable]:
@@ -447,30 +609,34 @@ def _headline(pack: MonitoringPack) -> list[Flowable]:
 
 def _enrollment(pack: MonitoringPack) -> list[Flowable]:
     filtered = pack.scope is not None
-    out: list[Flowable] = [PageBreak(), _heading("Enrollment against the target")]
+    heading = _heading("Enrollment against the target")
+    out: list[Flowable] = []
     if pack.accrual.empty:
-        out.append(_para("No screening or enrollment dates in the data: nothing to draw."))
+        out += _kept_with_next(
+            [heading, _para("No screening or enrollment dates in the data: nothing to draw.")],
+            need=0,
+        )
     else:
-        chart = accrual_chart(**pack.enrollment.accrual_chart_inputs)
-        out.append(_image(chart_png(chart), max_height=BODY_HEIGHT * 0.62))
-        out.append(_para(pack.enrollment.accrual_caption, "note"))
+        chart = _image(
+            chart_png(accrual_chart(**pack.enrollment.accrual_chart_inputs)),
+            max_height=FRAME_HEIGHT * 0.62,
+        )
+        out += _kept_with_next([heading], need=_height([chart]))
+        out += [chart, _para(pack.enrollment.accrual_caption, "note")]
     if pack.enrollment.undated_sentence:
         out.append(_para(pack.enrollment.undated_sentence, "note"))
-    out += [
-        _para("Forecast", "subheading"),
-        _para(
-            "The forecast is for the whole study: this pack is for some sites only."
-            if filtered
-            else plain(pack.enrollment.forecast_sentence)
-        ),
-    ]
+    forecast = _para(
+        "The forecast is for the whole study: this pack is for some sites only."
+        if filtered
+        else plain(pack.enrollment.forecast_sentence)
+    )
+    out += _kept_with_next([_subheading("Forecast")], need=_height([forecast]))
+    out.append(forecast)
     if pack.enrollment.forecast_method:
         out.append(_para(pack.enrollment.forecast_method, "note"))
-    out += [
-        CondPageBreak(BODY_HEIGHT * 0.45),
-        _heading("Screening funnel"),
-        _image(chart_png(funnel_chart(pack.funnel)), max_height=BODY_HEIGHT * 0.45),
-    ]
+    funnel = _image(chart_png(funnel_chart(pack.funnel)), max_height=FRAME_HEIGHT * 0.4)
+    out += _kept_with_next([_heading("Screening funnel")], need=_height([funnel]))
+    out.append(funnel)
     if not pack.treated_known:
         out.append(
             _para("No exposure data: who was treated is unknown, so that step is left out.", "note")
@@ -478,64 +644,98 @@ def _enrollment(pack: MonitoringPack) -> list[Flowable]:
     return out
 
 
+def _blank(value: object) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def site_table_shown(sites: pd.DataFrame) -> pd.DataFrame:
+    """The site table (``MonitoringPack.sites``) as the PDF prints it, as the page shows it:
+    rates and shares as per cent, targets and days as whole numbers (blank: none)."""
+    shown = sites.astype(object).copy()
+    formats: dict[str, Callable[[Any], str]] = {
+        "SF rate": lambda v: f"{float(v):.0%}",
+        "Of target": lambda v: f"{float(v):.0%}",
+        "Enrolled / month": lambda v: f"{float(v):.2f}",
+        "Site target": lambda v: str(int(v)),
+        "Days since last enrollment": lambda v: str(int(v)),
+    }
+    for column, shown_as in formats.items():
+        if column in shown:
+            shown[column] = ["" if _blank(v) else shown_as(v) for v in shown[column]]
+    return shown
+
+
+def _sites(pack: MonitoringPack) -> list[Flowable]:
+    """The Enrollment page's "Sites" table (none where the viewer sees one site)."""
+    if pack.sites.empty:
+        return []
+    shown = site_table_shown(pack.sites)
+    figures = [c for c in shown.columns if c not in ("Site", "Name", "Country", "Active since")]
+    tables = data_tables(shown, right=figures)
+    note = _para(
+        "Active since: the activation date, else the first screening. Rates run to the cut-off. "
+        "Site target: the site's own (blank where it has none), as on the Enrollment page.",
+        "note",
+    )
+    return [*_kept_with_next([_heading("Sites"), note], need=_table_start(tables)), *tables]
+
+
 def _flow(pack: MonitoringPack) -> list[Flowable]:
+    heading = _heading("Flow of subjects")
+    # The diagram fills what the page leaves under its heading, so the two share a page.
     png = svg_to_png(pack.flow_svg)
-    return [
-        PageBreak(),
-        _heading("Flow of subjects"),
-        _image(png, max_height=BODY_HEIGHT - 12 * mm),
-    ]
+    diagram = _image(png, max_height=FRAME_HEIGHT - _height([heading]) - 2 * mm)
+    return [*_kept_with_next([heading], need=_height([diagram])), diagram]
 
 
 def _failures(pack: MonitoringPack) -> list[Flowable]:
     screened = int(pack.figures["screened"])
     failures = int(pack.figures["screen_failures"])
-    out: list[Flowable] = [PageBreak(), _heading("Screen failures by criterion")]
+    heading = _heading("Screen failures by criterion")
     if pack.by_criterion.empty:
-        out.append(
-            _para(
-                "No eligibility criteria are recorded for this study (no TI domain or registry "
-                "criteria): failures by criterion are unknown."
-            )
+        return _kept_with_next(
+            [
+                heading,
+                _para(
+                    "No eligibility criteria are recorded for this study (no TI domain or "
+                    "registry criteria): failures by criterion are unknown."
+                ),
+            ],
+            need=0,
         )
-        return out
     if pack.ie_missing:
-        out.append(
-            _para(
-                f"No IE domain in data {pack.cut.name if pack.cut else 'cut'}: failures by "
-                f"criterion are unknown ({failures} screen failure(s) of {screened} screened, "
-                "without a recorded criterion). What DS says about them:"
-            )
+        lead = _para(
+            f"No IE domain in data {pack.cut.name if pack.cut else 'cut'}: failures by "
+            f"criterion are unknown ({failures} screen failure(s) of {screened} screened, "
+            "without a recorded criterion). What DS says about them:"
         )
         if pack.failure_dispositions.empty:
-            out.append(_para("DS records no reason either.", "note"))
-        else:
-            out.append(
-                data_table(pack.failure_dispositions, width=BODY_WIDTH * 0.8, right=["Subjects"])
+            return _kept_with_next(
+                [heading, lead, _para("DS records no reason either.", "note")], need=0
             )
-        return out
+        tables = data_tables(pack.failure_dispositions, width=FRAME_WIDTH * 0.8, right=["Subjects"])
+        return [*_kept_with_next([heading, lead], need=_table_start(tables)), *tables]
     unexplained = failures - pack.failures_with_reason
-    out.append(
-        _para(
-            f"{failures} screen failure(s) of {screened} screened. Bars count distinct "
-            "screen-failed subjects per criterion; a subject can fail several, so the bars do not "
-            f"add up: {pack.failures_more_than_one} failed more than one."
-            + (f" {unexplained} have no criterion recorded." if unexplained else "")
-        )
+    lead = _para(
+        f"{failures} screen failure(s) of {screened} screened. Bars count distinct "
+        "screen-failed subjects per criterion; a subject can fail several, so the bars do not "
+        f"add up: {pack.failures_more_than_one} failed more than one."
+        + (f" {unexplained} have no criterion recorded." if unexplained else "")
     )
     # The chart has a bar per criterion, so it can be tall: it may fill the page, the table follows.
     chart = criteria_chart(pack.by_criterion, screened=screened)
-    out.append(_image(chart_png(chart), max_height=BODY_HEIGHT - 30 * mm))
+    image = _image(chart_png(chart), max_height=FRAME_HEIGHT - 30 * mm)
+    out = [*_kept_with_next([heading, lead], need=_height([image])), image]
     marker = pack.marker
     new_column = next((c for c in pack.failures_table.columns if c.startswith("New (")), None)
+    tables = data_tables(
+        pack.failures_table,
+        right=["Subjects", "% of screened", *([new_column] if new_column else [])],
+        highlight=(pack.failures_table[new_column] > 0).tolist() if new_column else None,
+    )
     out += [
-        CondPageBreak(40 * mm),
-        _para("Failures by criterion", "subheading"),
-        data_table(
-            pack.failures_table,
-            right=["Subjects", "% of screened", *([new_column] if new_column else [])],
-            highlight=(pack.failures_table[new_column] > 0).tolist() if new_column else None,
-        ),
+        *_kept_with_next([_subheading("Failures by criterion")], need=_table_start(tables)),
+        *tables,
     ]
     if marker and pack.changes is not None:
         out.append(
@@ -550,56 +750,59 @@ def _failures(pack: MonitoringPack) -> list[Flowable]:
 
 
 def _baseline(pack: MonitoringPack) -> list[Flowable]:
-    out: list[Flowable] = [PageBreak(), _heading("Baseline characteristics (Table 1)")]
+    heading = _heading("Baseline characteristics (Table 1)")
     if pack.table_one.empty:
-        out.append(_para("No baseline characteristics of enrolled subjects in the data."))
-        return out
+        return _kept_with_next(
+            [heading, _para("No baseline characteristics of enrolled subjects in the data.")],
+            need=0,
+        )
     table = pack.table_one
     first_is_new = pack.since_cut is not None
-    out += [
-        _para(
-            (
-                "Enrolled subjects by planned arm (ARM)."
-                if pack.shows_arms
-                else "Enrolled subjects by site (the study is blinded: no column by arm)."
-            )
-            + " Continuous: mean (SD) and median [Q1, Q3]; "
-            "categorical: n (%) of the column's subjects with a value, missing counted on their "
-            "own row."
-            + (
-                f" The first row counts the subjects new since cut {pack.since_cut.number}."
-                if pack.since_cut
-                else ""
-            )
-            + (f" {BLINDED_NOTE}" if pack.study.counts_as_blinded and pack.shows_arms else ""),
-            "note",
-        ),
-        Spacer(1, 2 * mm),
-        data_table(
-            table,
-            highlight=[first_is_new and i == 0 for i in range(len(table))],
-            right=[c for c in table.columns if c not in ("Characteristic", "Statistic")],
-        ),
-    ]
-    return out
+    note = _para(
+        (
+            "Enrolled subjects by planned arm (ARM)."
+            if pack.shows_arms
+            else "Enrolled subjects by site (the study is blinded: no column by arm)."
+        )
+        + " Continuous: mean (SD) and median [Q1, Q3]; "
+        "categorical: n (%) of the column's subjects with a value, missing counted on their "
+        "own row."
+        + (
+            f" The first row counts the subjects new since cut {pack.since_cut.number}."
+            if pack.since_cut
+            else ""
+        )
+        + (f" {BLINDED_NOTE}" if pack.study.counts_as_blinded and pack.shows_arms else ""),
+        "note",
+    )
+    tables = data_tables(
+        table,
+        keys=2,  # the characteristic and its statistic name every row
+        highlight=[first_is_new and i == 0 for i in range(len(table))],
+        right=[c for c in table.columns if c not in ("Characteristic", "Statistic")],
+    )
+    lead = [heading, note, Spacer(1, 2 * mm)]
+    return [*_kept_with_next(lead, need=_table_start(tables)), *tables]
 
 
 def _safety(pack: MonitoringPack) -> list[Flowable]:
-    out: list[Flowable] = [PageBreak(), _heading("Adverse events: summary by arm")]
+    heading = _heading("Adverse events: summary by arm")
+    out: list[Flowable] = []
     if pack.ae_summary.empty or len(pack.ae_summary.columns) < 2:
-        out.append(_para("No safety population in this selection: no table by arm."))
+        out += _kept_with_next(
+            [heading, _para("No safety population in this selection: no table by arm.")], need=0
+        )
     else:
-        out += [
-            _para(pack.safety_note, "note"),
-            Spacer(1, 2 * mm),
-            data_table(
-                pack.ae_summary,
-                right=[c for c in pack.ae_summary.columns if c != "Category"],
-            ),
-        ]
-    out += [PageBreak(), _heading("Adverse events by system organ class and preferred term")]
+        tables = data_tables(
+            pack.ae_summary, right=[c for c in pack.ae_summary.columns if c != "Category"]
+        )
+        lead = [heading, _para(pack.safety_note, "note"), Spacer(1, 2 * mm)]
+        out += [*_kept_with_next(lead, need=_table_start(tables)), *tables]
+    heading = _heading("Adverse events by system organ class and preferred term")
     if pack.ae_terms.empty:
-        out.append(_para("No adverse events in the data for this selection."))
+        out += _kept_with_next(
+            [heading, _para("No adverse events in the data for this selection.")], need=0
+        )
     else:
         terms = pack.ae_terms
         is_soc = (terms["level"] == "SOC").tolist()
@@ -607,7 +810,8 @@ def _safety(pack: MonitoringPack) -> list[Flowable]:
         shown["Term"] = [
             t if soc else f"   {t}" for t, soc in zip(shown["Term"], is_soc, strict=True)
         ]
-        out += [
+        lead = [
+            heading,
             _para(
                 "Subjects n (%) [events] per arm; each system organ class (shaded, in bold: "
                 "subjects with any term of the class) is followed by its preferred terms, most "
@@ -615,8 +819,11 @@ def _safety(pack: MonitoringPack) -> list[Flowable]:
                 "note",
             ),
             Spacer(1, 2 * mm),
-            data_table(shown, emphasise=is_soc, right=[c for c in shown.columns if c != "Term"]),
         ]
+        tables = data_tables(
+            shown, emphasise=is_soc, right=[c for c in shown.columns if c != "Term"]
+        )
+        out += [*_kept_with_next(lead, need=_table_start(tables)), *tables]
     return out
 
 
@@ -642,10 +849,11 @@ PDF_SAE_COLUMNS = (
 def _saes(pack: MonitoringPack) -> list[Flowable]:
     saes, marker = pack.saes, pack.marker
     total = len(saes)
-    out: list[Flowable] = [PageBreak(), _heading("Serious adverse events")]
+    heading = _heading("Serious adverse events")
     if saes.empty:
-        out.append(_para("No serious adverse event (AESER = Y) in this selection."))
-        return out
+        return _kept_with_next(
+            [heading, _para("No serious adverse event (AESER = Y) in this selection.")], need=0
+        )
     new = pack.new_saes
     lead = f"{total} serious AE(s) in {saes['USUBJID'].nunique()} subject(s)."
     if marker:
@@ -659,15 +867,17 @@ def _saes(pack: MonitoringPack) -> list[Flowable]:
     if total > len(shown):
         lead += f" The first {len(shown)} are listed here; the workbook's SAEs sheet lists all."
     columns = [c for c in ([marker] if marker else []) + list(PDF_SAE_COLUMNS) if c in shown]
-    out += [
-        _para(lead),
-        data_table(
-            # "Since cut N" would take a column of its own width: the lead names the cut.
-            shown[columns].rename(columns={marker: "Status"} if marker else {}),
-            highlight=(shown[marker] == NEW).tolist() if marker else None,
-            right=["Study day"],
-            bold_values=(NEW,),
-        ),
+    tables = data_tables(
+        # "Since cut N" would take a column of its own width: the lead names the cut.
+        shown[columns].rename(columns={marker: "Status"} if marker else {}),
+        keys=2 if marker else 1,  # the status and the subject name each row
+        highlight=(shown[marker] == NEW).tolist() if marker else None,
+        right=["Study day"],
+        bold_values=(NEW,),
+    )
+    return [
+        *_kept_with_next([heading, _para(lead)], need=_table_start(tables)),
+        *tables,
         Spacer(1, 2 * mm),
         _para(
             "Study day: counted from the first dose (day 1; the day before is day -1, no day 0), "
@@ -676,7 +886,6 @@ def _saes(pack: MonitoringPack) -> list[Flowable]:
             "note",
         ),
     ]
-    return out
 
 
 FLAG_CELL_COLOURS = {
@@ -706,15 +915,15 @@ def site_risk_funnels(pack: MonitoringPack) -> list[Any]:
 
 def _site_risk(pack: MonitoringPack) -> list[Flowable]:
     view = pack.site_risk
-    out: list[Flowable] = [PageBreak(), _heading("Site risk")]
-    out.append(
+    lead: list[Flowable] = [_heading("Site risk")]
+    lead.append(
         _para(
             "  ·  ".join(
                 f"{m.label}: {m.value}" + (f" ({m.delta})" if m.delta else "") for m in view.metrics
             )
         )
     )
-    out.append(
+    lead.append(
         _para(
             f"Key risk indicators scored per site by the {view.options.method} method (gsm's "
             "default): each site against the study's overall ratio; flags -1/+1 amber and -2/+2 "
@@ -724,21 +933,23 @@ def _site_risk(pack: MonitoringPack) -> list[Flowable]:
         )
     )
     absent = [k for k in view.kris if k.absent is not None]
+    out: list[Flowable] = []
     if not view.comparable:
-        out.append(
+        lead.append(
             _para(
                 "One site: nothing to compare with. Key risk indicators flag a site against the "
                 "others, so a single-site study has no flags."
             )
         )
-    elif not view.flag_table.empty:
+    if not view.comparable or view.flag_table.empty:
+        out += _kept_with_next(lead, need=0)
+    else:
         table = view.flag_table
         flags = [c for c in table.columns if c not in ("Site", "Risk score")]
         shown = table.astype(object).copy()
         for column in flags:
             shown[column] = [_flag_text(v) for v in table[column]]
         shown["Risk score"] = ["" if pd.isna(v) else f"{float(v):.1f}" for v in table["Risk score"]]
-        out += [Spacer(1, 2 * mm), _para("Flags by site and KRI", "subheading")]
         grid = data_table(shown, right=[*flags, "Risk score"])
         cell_colours: list[Any] = []
         for i, row in enumerate(table[flags].itertuples(index=False)):
@@ -749,7 +960,8 @@ def _site_risk(pack: MonitoringPack) -> list[Flowable]:
                 at = list(table.columns).index(flags[j])
                 cell_colours.append(("BACKGROUND", (at, i + 1), (at, i + 1), colour))
         grid.setStyle(TableStyle(cell_colours))
-        out.append(grid)
+        lead += [Spacer(1, 2 * mm), _subheading("Flags by site and KRI")]
+        out += [*_kept_with_next(lead, need=_table_start([grid])), grid]
         # Two funnels side by side, a row kept together: eight KRIs take two pages, not eight.
         cells = []
         for funnel in site_risk_funnels(pack):
@@ -762,20 +974,24 @@ def _site_risk(pack: MonitoringPack) -> list[Flowable]:
                     _para(f"{kri.name} ({kri.per})", "subheading"),
                     _image(
                         chart_png(chart, width=CHART_WIDTH_PX // 2 + 80),
-                        max_width=BODY_WIDTH / 2 - 3 * mm,
-                        max_height=BODY_HEIGHT * 0.4,
+                        max_width=FRAME_WIDTH / 2 - 3 * mm,
+                        max_height=FRAME_HEIGHT * 0.4,
                     ),
                 ]
             )
-        if cells:
-            out += [Spacer(1, 3 * mm), _para("Funnel plots", "subheading")]
-        for start in range(0, len(cells), 2):
-            pair = cells[start : start + 2]
-            funnel_row = Table(
+        rows = [
+            Table(
                 [pair + [[]] * (2 - len(pair))],
-                colWidths=[BODY_WIDTH / 2] * 2,
+                colWidths=[FRAME_WIDTH / 2] * 2,
                 style=TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP")]),
             )
+            for pair in (cells[start : start + 2] for start in range(0, len(cells), 2))
+        ]
+        if rows:
+            out += _kept_with_next(
+                [Spacer(1, 3 * mm), _subheading("Funnel plots")], need=_height(rows[:1])
+            )
+        for funnel_row in rows:
             out += [Spacer(1, 2 * mm), KeepTogether([funnel_row])]
         compared = view.compared_cut
         out.append(Spacer(1, 3 * mm))
@@ -790,16 +1006,19 @@ def _site_risk(pack: MonitoringPack) -> list[Flowable]:
                 )
             )
         else:
-            out.append(_para(f"Newly flagged since cut {compared.number}", "subheading"))
+            newly = _subheading(f"Newly flagged since cut {compared.number}")
             if view.new_flags.empty:
-                out.append(_para(f"No site has a flag it did not have in cut {compared.number}."))
+                out += _kept_with_next(
+                    [newly, _para(f"No site has a flag it did not have in cut {compared.number}.")],
+                    need=0,
+                )
             else:
-                out.append(data_table(view.new_flags, right=["Flag", "Score"]))
-    out += [Spacer(1, 3 * mm), _para("Quality tolerance limits", "subheading")]
-    rows = []
+                tables = data_tables(view.new_flags, right=["Flag", "Score"])
+                out += [*_kept_with_next([newly], need=_table_start(tables)), *tables]
+    qtl_rows = []
     for qtl in view.qtls:
         latest = qtl.latest
-        rows.append(
+        qtl_rows.append(
             {
                 "QTL": qtl.definition.name,
                 "Cut": "" if latest is None else str(int(latest["cut_number"])),
@@ -813,39 +1032,44 @@ def _site_risk(pack: MonitoringPack) -> list[Flowable]:
                 or ("no counts" if latest is None else "crossed" if qtl.over else "within"),
             }
         )
-    out.append(data_table(pd.DataFrame(rows), width=BODY_WIDTH * 0.8))
+    qtl_table = data_table(pd.DataFrame(qtl_rows), width=FRAME_WIDTH * 0.8)
+    out += [
+        *_kept_with_next(
+            [Spacer(1, 3 * mm), _subheading("Quality tolerance limits")],
+            need=_table_start([qtl_table]),
+        ),
+        qtl_table,
+    ]
     for qtl in view.qtls:
         chart = qtl_chart(qtl, height=160)
         if chart is not None:
             out += [Spacer(1, 2 * mm), _image(chart_png(chart, width=520), max_height=45 * mm)]
     open_excursions = view.excursions[~view.excursions["closed"].astype(bool)]
     if not open_excursions.empty:
+        names = {q.definition.id: q.definition.name for q in view.qtls}
+        # The Site risk page's table: names, per cent and minutes, not the stored values.
+        tables = data_tables(excursion_table(open_excursions, names, view.frame.cuts))
         out += [
-            Spacer(1, 2 * mm),
-            _para("Open excursions", "subheading"),
-            data_table(
-                # The cut by the study's own number, as everywhere else users read it.
-                open_excursions.drop(columns=["id", "closed"]).assign(
-                    cut_id=[
-                        {c.id: c.number for c in view.frame.cuts}.get(int(i), i)
-                        for i in open_excursions["cut_id"]
-                    ]
-                )
+            *_kept_with_next(
+                [Spacer(1, 2 * mm), _subheading("Open excursions")], need=_table_start(tables)
             ),
+            *tables,
         ]
     if absent:
-        out += [
-            Spacer(1, 3 * mm),
-            _para("KRIs not computed", "subheading"),
-            data_table(
-                pd.DataFrame(
-                    {
-                        "KRI": [k.definition.name for k in absent],
-                        "Why": [k.absent for k in absent],
-                    }
-                ),
-                width=BODY_WIDTH * 0.8,
+        tables = data_tables(
+            pd.DataFrame(
+                {
+                    "KRI": [k.definition.name for k in absent],
+                    "Why": [k.absent for k in absent],
+                }
             ),
+            width=FRAME_WIDTH * 0.8,
+        )
+        out += [
+            *_kept_with_next(
+                [Spacer(1, 3 * mm), _subheading("KRIs not computed")], need=_table_start(tables)
+            ),
+            *tables,
         ]
     return out
 
@@ -857,7 +1081,6 @@ def pack_pdf(pack: MonitoringPack) -> bytes:
     story: list[Flowable] = [
         *_cover(pack),
         NextPageTemplate("body"),
-        PageBreak(),
         *_contents(),
         PageBreak(),
         *_headline(pack),
@@ -865,6 +1088,7 @@ def pack_pdf(pack: MonitoringPack) -> bytes:
     if pack.figures["screened"]:
         story += [
             *_enrollment(pack),
+            *_sites(pack),
             *_flow(pack),
             *_failures(pack),
             *_baseline(pack),

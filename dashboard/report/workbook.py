@@ -141,6 +141,7 @@ def pack_workbook(pack: MonitoringPack) -> bytes:
     sheets: list[tuple[str, pd.DataFrame]] = [
         ("Summary", pack.headline),
         ("Subjects", pack.subjects),
+        ("Sites", pack.sites),  # the Enrollment page's table (none for a one-site viewer)
         ("Screen failures", pack.screen_failures),
         ("Failures by criterion", pack.failures_table),
         ("Table 1", pack.table_one),

@@ -7,7 +7,10 @@ from typing import Any
 import pandas as pd
 
 from dashboard.charts.colours import FLAG_CELL_COLOURS
-from dashboard.results.studies import CutInfo
+from dashboard.views.excursions import EXCURSION_HEADERS, excursion_table
+
+# The excursions' table is the views' (the pack prints the same one): named here for the page.
+__all__ = ["EXCURSION_HEADERS", "excursion_table", "flag_cell", "flag_styler", "flag_text"]
 
 NOT_SCORED = "–"
 
@@ -39,35 +42,3 @@ def flag_styler(table: pd.DataFrame, flag_columns: list[Hashable]) -> Any:
     if "Risk score" in shown.columns:
         styler = styler.format({"Risk score": "{:.1f}"})
     return styler
-
-
-EXCURSION_HEADERS = {
-    "id": "Excursion",
-    "parameter": "QTL",
-    "cut_id": "First cut over",
-    "value": "Proportion",
-    "limit": "Limit",
-    "opened_at": "Opened (UTC)",
-    "evaluation": "What was found",
-    "action": "What was done",
-    "evaluated_by": "By",
-    "evaluated_at": "When (UTC)",
-}
-
-
-def excursion_table(
-    excursions: pd.DataFrame, names: dict[str, str], cuts: Sequence[CutInfo] = ()
-) -> pd.DataFrame:
-    """Excursions as the page lists them: the QTL's name, the cut by the study's own number,
-    proportions in per cent, times to the minute, blanks where nothing is recorded yet."""
-    shown = excursions.drop(columns=["closed"]).rename(columns=EXCURSION_HEADERS)
-    numbers = {c.id: c.number for c in cuts}
-    shown["First cut over"] = [numbers.get(int(c), int(c)) for c in shown["First cut over"]]
-    shown["QTL"] = shown["QTL"].map(names).fillna(shown["QTL"])
-    for column in ("Proportion", "Limit"):
-        shown[column] = [f"{v:.1%}" for v in shown[column]]
-    for column in ("Opened (UTC)", "When (UTC)"):
-        shown[column] = [
-            "" if pd.isna(v) else pd.Timestamp(v).strftime("%d %b %Y %H:%M") for v in shown[column]
-        ]
-    return shown.astype(object).where(shown.notna(), "")

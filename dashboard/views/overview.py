@@ -36,7 +36,8 @@ class OverviewView:
     adverse_events: AdverseEventCounts
     changes: ChangesSince | None
     # The enrollment target of what is in view: the study's, or the chosen sites' own (None
-    # where a site has none, and for a viewer limited to some sites: the study's is not theirs).
+    # where a site has none). A viewer limited to some sites sees their sites' own, never the
+    # study's: the Enrollment page's target, so the Overview, that page and the pack agree.
     target: int | None
     metrics: tuple[Metric, ...]
     identity: tuple[tuple[str, str], ...]  # (label, value) rows of the study's identity
@@ -167,18 +168,15 @@ def _metrics(
 
     new_failures = new(changes.new_screen_failures if changes else None)
     new_enrolled = new(changes.new_enrolled if changes else None)
-    if ctx.restricted:  # the study's target is not a site's: compared study-wide, below
-        enrolled = Metric(
-            "Enrolled at your sites", counts.enrolled, new_enrolled.removesuffix(" · ") or None
-        )
-    else:
-        enrolled = Metric(
-            f"Enrolled / {called}",
-            count_of(counts.enrolled, target),
-            f"{new_enrolled}{percent(counts.enrolled, target or 0)} of {called}"
-            if target
-            else new_enrolled.removesuffix(" · ") or None,
-        )
+    # A viewer limited to some sites: against their sites' own target (the study's is compared
+    # study-wide, below).
+    enrolled = Metric(
+        "Enrolled at your sites" if ctx.restricted else f"Enrolled / {called}",
+        count_of(counts.enrolled, target),
+        f"{new_enrolled}{percent(counts.enrolled, target or 0)} of {called}"
+        if target
+        else new_enrolled.removesuffix(" · ") or None,
+    )
     return (
         Metric(
             "Screened",
@@ -242,9 +240,9 @@ def build_overview(session: Session, ctx: ViewContext) -> OverviewView:
         read(safety_counts.changes_since, since_cut_id=since.id, period=None) if since else None
     )
     every_site = read(studies.sites, scope=None)
-    target = (
-        None if ctx.restricted else target_in_scope(study.planned_enrollment, every_site, ctx.scope)
-    )
+    # The Enrollment view's rule (``target_in_scope``): a restricted viewer's scope is their
+    # sites, so they get those sites' own target or none, never the study's.
+    target = target_in_scope(study.planned_enrollment, every_site, ctx.scope)
     study_wide = (
         read(enrollment.population_counts, scope=None, period=None) if ctx.restricted else None
     )
