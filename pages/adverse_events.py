@@ -123,6 +123,7 @@ summary_event = st.dataframe(
     on_select="rerun",
     selection_mode="single-cell",
     key=f"ae_summary_{treatment_emergent}",
+    column_config={"Category": st.column_config.Column(pinned=True)},  # in view when scrolled
 )
 st.caption(view.definitions + "Click a cell to list the events behind it.")
 summary_slot = st.container()

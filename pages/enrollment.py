@@ -93,7 +93,8 @@ if view.sites is not None:
         selection_mode="single-row",
         key=SITE_ROWS_KEY,
         column_config={
-            "site_id": "Site",
+            # The key column stays in view where the table scrolls sideways (a laptop's width).
+            "site_id": st.column_config.Column("Site", pinned=True),
             "name": "Name",
             "country": "Country",
             "active_since": st.column_config.DateColumn("Active since"),
@@ -141,7 +142,12 @@ elif not domain_missing(ctx, "SV", "no visit is known to be held, so none is cou
         f"{totals['subjects_overdue']} subject(s) still on study, {totals['due']} due now "
         "(window open)."
     )
-    st.dataframe(site_visit_table(by_site), hide_index=True, width="stretch")
+    st.dataframe(
+        site_visit_table(by_site),
+        hide_index=True,
+        width="stretch",
+        column_config={"Site": st.column_config.Column(pinned=True)},
+    )
     needing_action = st.toggle(
         "Only subjects with a visit due or overdue", value=True, key=NEEDING_ACTION_KEY
     )

@@ -130,7 +130,7 @@ else:
         flag_styler(view.flag_table, flag_columns),
         hide_index=True,
         width="stretch",
-        column_config={"Site": st.column_config.TextColumn("Site")},
+        column_config={"Site": st.column_config.TextColumn("Site", pinned=True)},
     )
     st.caption(
         "−2/+2 red, −1/+1 amber (below / above the study), 0 green, – not scored (too little "

@@ -3,6 +3,8 @@
 import altair as alt
 import pandas as pd
 
+from dashboard.charts.labels import LABEL_LIMIT
+
 CATEGORY_COLOURS = {"INCLUSION": "#1f77b4", "EXCLUSION": "#ff7f0e"}
 CATEGORY_LABELS = {"INCLUSION": "Inclusion not met", "EXCLUSION": "Exclusion met"}
 
@@ -37,7 +39,7 @@ def criteria_chart(failures: pd.DataFrame, *, screened: int) -> alt.Chart:
         alt.Chart(frame)
         .mark_bar(cursor="pointer")
         .encode(
-            y=alt.Y("label:N", sort=order, title=None, axis=alt.Axis(labelLimit=420)),
+            y=alt.Y("label:N", sort=order, title=None, axis=alt.Axis(labelLimit=LABEL_LIMIT)),
             opacity=alt.condition(pick, alt.value(1.0), alt.value(0.45)),
             x=alt.X("subjects:Q", title="Screen-failed subjects", axis=alt.Axis(tickMinStep=1)),
             color=alt.Color(
