@@ -29,7 +29,8 @@ from dashboard.ui.shell import (
 DRILLDOWN_KEY = "screen_failures_criterion"
 CHART_KEY = "screen_failures_chart"  # the bases of the widgets' keys: see selection.widget_key
 TABLE_KEY = "screen_failures_table"
-LIST_ANCHOR = "who-failed"  # the drilldown list's heading, scrolled to when a criterion is picked
+LIST_ANCHOR = "who-failed"  # the drilldown list's heading
+LIST_KEY = "screen_failures_list"  # its container, scrolled to when a criterion is picked
 
 ctx = page_context()
 page_header("Screen failures", ctx)
@@ -103,38 +104,42 @@ else:
     # Who failed it: right under the chart, and scrolled to when picked, so a click on a bar (or
     # a tick in the table below) lands on the list ("who failed BMI this month, at which site?").
     if picked is not None:
-        code, version = picked
-        wording = by_criterion.set_index(["code", "protocol_version"]).loc[picked, "text"]
-        subjects = views.failed_subjects(
-            ctx.db_url, ctx.cut_id, ctx.view_for(period), code, version
-        )
-        st.subheader(
-            plain(failed_heading(subjects["usubjid"].nunique(), criterion_label(code, version))),
-            anchor=LIST_ANCHOR,
-        )
-        st.caption(plain(wording))  # the protocol's text, from the imported files
-        if subjects.empty:
-            st.info("Nobody failed this criterion in the current selection.")
-        else:
-            listed = mark_new_subjects(subjects, compare_cut_id=compare)
-            shown, links = subject_links(listed, study_id=ctx.study_id)
-            st.dataframe(
-                shown,
-                hide_index=True,
-                width="stretch",
-                column_config={
-                    **links,
-                    "new": st.column_config.CheckboxColumn(
-                        "New", help=f"First seen in a data cut after cut {compare}"
-                    ),
-                    "site_id": "Site",
-                    "screening_date": st.column_config.DateColumn("Screened"),
-                    "failed_criteria": "Criteria failed",
-                },
+        with st.container(key=LIST_KEY):
+            code, version = picked
+            wording = by_criterion.set_index(["code", "protocol_version"]).loc[picked, "text"]
+            subjects = views.failed_subjects(
+                ctx.db_url, ctx.cut_id, ctx.view_for(period), code, version
             )
-            download_buttons(listed, name=f"{ctx.study_id}-{code}-screen-failures", sheet=code)
-        if drill.changed:
-            bring_into_view(LIST_ANCHOR)
+            st.subheader(
+                plain(
+                    failed_heading(subjects["usubjid"].nunique(), criterion_label(code, version))
+                ),
+                anchor=LIST_ANCHOR,
+            )
+            st.caption(plain(wording))  # the protocol's text, from the imported files
+            if subjects.empty:
+                st.info("Nobody failed this criterion in the current selection.")
+            else:
+                listed = mark_new_subjects(subjects, compare_cut_id=compare)
+                shown, links = subject_links(listed, study_id=ctx.study_id)
+                st.dataframe(
+                    shown,
+                    hide_index=True,
+                    width="stretch",
+                    column_config={
+                        **links,
+                        "new": st.column_config.CheckboxColumn(
+                            "New", help=f"First seen in a data cut after cut {compare}"
+                        ),
+                        "site_id": "Site",
+                        "screening_date": st.column_config.DateColumn("Screened"),
+                        "failed_criteria": "Criteria failed",
+                    },
+                )
+                download_buttons(listed, name=f"{ctx.study_id}-{code}-screen-failures", sheet=code)
+            bring_into_view(LIST_KEY, picked)
+    else:
+        bring_into_view(LIST_KEY, None)  # the same criterion picked again is scrolled to again
 
     st.dataframe(
         view.criteria_table,

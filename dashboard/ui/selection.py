@@ -100,7 +100,6 @@ class CriterionDrilldown:
     picked: Pick
     chart_key: str
     table_key: str
-    changed: bool  # picked (or cleared) in this run: the page brings the list into view
 
 
 def criterion_drilldown(
@@ -144,7 +143,7 @@ def criterion_drilldown(
         state[table_key] = {"selection": {"rows": rows, "columns": []}}
     state[f"{key}_last_chart"], state[f"{key}_last_row"] = chart, picked
     state[key] = picked
-    return CriterionDrilldown(picked, chart_key, table_key, changed=picked != current)
+    return CriterionDrilldown(picked, chart_key, table_key)
 
 
 def failed_heading(subjects: int, criterion: str) -> str:
@@ -152,23 +151,31 @@ def failed_heading(subjects: int, criterion: str) -> str:
     return f"{subjects} subject{'' if subjects == 1 else 's'} failed {criterion}"
 
 
-def bring_into_view(anchor: str) -> None:
-    """Scroll the page to the heading with id ``anchor`` (``st.subheader(..., anchor=...)``) once
-    drawn: a drilldown opened by a click far up the page is otherwise drawn below the fold.
+def bring_into_view(key: str, pick: object) -> None:
+    """Scroll the page to the container drawn with ``st.container(key=key)`` (a drilldown's list)
+    on the run where ``pick``, what it lists, changed: a list opened by a click far up the page is
+    otherwise drawn below the fold. Call it inside the container, after what it shows.
 
-    Streamlit has no call for it, so a few lines of script do it (``anchor`` is the page's own
+    Streamlit has no call for it, so a few lines of script do it (``key`` is the page's own
     constant, never data). A new number each time makes the element new, so the script runs again
     for each pick.
     """
-    st.session_state["_into_view"] = st.session_state.get("_into_view", 0) + 1
+    memory = f"_in_view_{key}"
+    if st.session_state.get(memory) == pick:
+        return
+    st.session_state[memory] = pick
+    if pick is None:
+        return
+    st.session_state["_in_view"] = st.session_state.get("_in_view", 0) + 1
+    selector = json.dumps(f".st-key-{key}")
     st.html(
-        f"""<script data-run="{st.session_state["_into_view"]}">
+        f"""<script data-run="{st.session_state["_in_view"]}">
 (() => {{
   const go = (tries) => {{
-    const heading = document.getElementById({json.dumps(anchor)});
-    if (heading) {{
-      heading.style.scrollMarginTop = "4.5rem";  // below Streamlit's fixed header
-      heading.scrollIntoView({{block: "start"}});
+    const target = document.querySelector({selector});
+    if (target) {{
+      target.style.scrollMarginTop = "4.5rem";  // below Streamlit's fixed header
+      target.scrollIntoView({{block: "start"}});
     }} else if (tries > 0) {{
       setTimeout(() => go(tries - 1), 100);
     }}
