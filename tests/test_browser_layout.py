@@ -124,11 +124,12 @@ def _bar_opacity(page: Any) -> dict[str, float]:
 def _ticked_rows(page: Any) -> list[str]:
     """The first cell of every ticked row, in every grid (Glide's accessible copy of the grid
     marks a ticked row aria-selected)."""
-    return page.evaluate(
+    rows: list[str] = page.evaluate(
         """() => [...document.querySelectorAll(
               '[data-testid="stDataFrame"] tr[aria-selected="true"]')]
             .map(r => r.querySelector('[role="gridcell"]').textContent.trim())"""
     )
+    return rows
 
 
 def _in_view(page: Any, box: dict[str, float] | None) -> bool:
@@ -182,4 +183,45 @@ def test_screen_failure_drilldown_lands_in_view(browser: Any, server: str, width
     opacity = _bar_opacity(page)
     assert opacity["EXCL01"] == 1 and all(v < 1 for c, v in opacity.items() if c != "EXCL01")
     assert _ticked_rows(page) == ["EXCL01"]
+    page.close()
+
+
+def _click_row(page: Any, grid: Any, row: int, x: float) -> None:
+    """Click ``row`` (1: the first under the header) of a grid, ``x`` px from its left edge."""
+    grid.scroll_into_view_if_needed()
+    box = grid.bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + x, box["y"] + 35 * row + 17)
+
+
+def test_other_drilldowns_land_in_view(browser: Any, server: str) -> None:
+    """Enrollment's sites table, Site risk's funnel plot and the AE summary: a pick low on the
+    screen opens its list, and the list's start is then on screen."""
+    page = browser.new_page(viewport={"width": 1024, "height": HEIGHT})
+    page.goto(f"{server}/enrollment?study=DEMO-MULTI")
+    settle(page, chart=True)
+    sites = page.locator('[data-testid="stDataFrame"]').filter(has_text="Active since")
+    _click_row(page, sites, 3, 16)  # the row's tick box
+    page.get_by_text("Subjects of site 103").wait_for(timeout=30_000)
+    settle(page, chart=True)
+    page.wait_for_timeout(500)
+    assert _in_view(page, page.get_by_text("Subjects of site 103").bounding_box())
+
+    page.goto(f"{server}/site-risk?study=DEMO-MULTI")
+    settle(page, chart=True)
+    page.locator('[data-testid="stVegaLiteChart"] svg g.mark-symbol path').first.click()
+    page.get_by_text("Site detail").wait_for(timeout=30_000)
+    settle(page, chart=True)
+    page.wait_for_timeout(500)
+    assert _in_view(page, page.get_by_role("heading", name="Site detail").bounding_box())
+
+    page.goto(f"{server}/adverse-events?study=DEMO-MULTI")
+    settle(page, chart=True)
+    summary = page.locator('[data-testid="stDataFrame"]').first
+    _click_row(page, summary, 1, 260)  # "Any AE", the first arm's cell
+    title = page.get_by_text("Events behind: Any AE")
+    title.wait_for(timeout=30_000)
+    settle(page, chart=True)
+    page.wait_for_timeout(500)
+    assert _in_view(page, title.bounding_box())
     page.close()
