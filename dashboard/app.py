@@ -11,8 +11,12 @@ from dashboard.access import allowed_pages
 from dashboard.ui.auth import signed_in_user
 from dashboard.ui.links import page_link
 from dashboard.ui.shell import build_context
+from dashboard.ui.style import apply_style
 
 st.set_page_config(page_title="Study monitor", page_icon=":material/monitoring:", layout="wide")
+# Right after the page config, before anything is drawn: metrics and buttons that wrap rather than
+# cut their text on a laptop or a phone (why, in dashboard/ui/style.py).
+apply_style()
 
 # Altair checks every chart object against the Vega-Lite schema as it is built ("debug mode"), and
 # the finished spec once more when Streamlit serialises it: the second check is enough (and the

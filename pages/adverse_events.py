@@ -39,6 +39,7 @@ from dashboard.ui.ae_picks import (
 )
 from dashboard.ui.downloads import download_buttons
 from dashboard.ui.links import subject_links
+from dashboard.ui.selection import bring_into_view
 from dashboard.ui.shell import (
     domain_missing,
     metric_row,
@@ -48,6 +49,7 @@ from dashboard.ui.shell import (
 )
 from dashboard.views import adverse_events
 
+EVENTS_KEY = "ae_events_behind"  # the listing of the events behind a pick, scrolled to
 HIGHLIGHT_ROWS = 200  # listings longer than this are not colour-highlighted (see below)
 TIMELINE_SUBJECTS = 10  # the timeline draws at most this many subjects (a cell can hold hundreds)
 
@@ -123,6 +125,7 @@ summary_event = st.dataframe(
     on_select="rerun",
     selection_mode="single-cell",
     key=f"ae_summary_{treatment_emergent}",
+    column_config={"Category": st.column_config.Column(pinned=True)},  # in view when scrolled
 )
 st.caption(view.definitions + "Click a cell to list the events behind it.")
 summary_slot = st.container()
@@ -309,13 +312,17 @@ controls: dict[str, EventPick | None] = {
 pick = resolve_pick(ctx.study_id, controls)
 if pick is not None:
     source = pick.source if pick.source != "terms" else f"terms:{pick.soc}"
-    with slots.get(source, summary_slot):
+    # Scrolled to when picked: a cell clicked low on the screen opens its listing below the fold.
+    with slots.get(source, summary_slot), st.container(key=EVENTS_KEY):
         show_events(
             ctx,
             pick,
             treatment_emergent=treatment_emergent,
             discontinuation_from_ds=summary.discontinuation_from_ds,
         )
+        bring_into_view(EVENTS_KEY, pick)
+else:
+    bring_into_view(EVENTS_KEY, None)
 
 # -- 5. timelines -------------------------------------------------------------------------------
 st.subheader("Timelines")

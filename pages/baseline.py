@@ -128,7 +128,8 @@ st.dataframe(
     width="stretch",
     height=min(TABLE_ROW_PX * (len(table) + 1) + 3, 900),  # every row, no blank ones
     column_config={
-        CHARACTERISTIC: st.column_config.TextColumn(width="medium"),
+        # Pinned: with three arms, the total and the SMD the table scrolls sideways at 1024 px.
+        CHARACTERISTIC: st.column_config.TextColumn(width="medium", pinned=True),
         STATISTIC: st.column_config.TextColumn(width="medium"),
     },
 )

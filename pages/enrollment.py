@@ -14,6 +14,7 @@ from dashboard.ui import loaders, views
 from dashboard.ui.auth import audited
 from dashboard.ui.downloads import download_buttons
 from dashboard.ui.links import subject_links
+from dashboard.ui.selection import bring_into_view
 from dashboard.ui.shell import (
     domain_missing,
     metric_row,
@@ -25,6 +26,7 @@ from dashboard.ui.shell import (
 from dashboard.ui.visits import visits_as_of, window_days_setting
 
 SITE_ROWS_KEY = "enrollment_site_rows"
+SITE_LIST_KEY = "enrollment_site_subjects"  # the picked site's list, scrolled to
 NEEDING_ACTION_KEY = "enrollment_visits_needing_action"
 
 ctx = page_context()
@@ -93,7 +95,8 @@ if view.sites is not None:
         selection_mode="single-row",
         key=SITE_ROWS_KEY,
         column_config={
-            "site_id": "Site",
+            # The key column stays in view where the table scrolls sideways (a laptop's width).
+            "site_id": st.column_config.Column("Site", pinned=True),
             "name": "Name",
             "country": "Country",
             "active_since": st.column_config.DateColumn("Active since"),
@@ -112,14 +115,19 @@ if view.sites is not None:
         "Select a row to list the site's subjects."
     )
     picked = selection.selection.rows if selection else []
-    if picked:
-        site_id = str(sites.iloc[picked[0]]["site_id"])
-        st.markdown(f"**Subjects of site {plain(site_id)}**")
-        shown, links = subject_links(
-            views.site_subjects(ctx.db_url, ctx.cut_id, ctx.view_for(period), site_id),
-            study_id=ctx.study_id,
-        )
-        st.dataframe(shown, hide_index=True, width="stretch", column_config=links)
+    site_id = str(sites.iloc[picked[0]]["site_id"]) if picked else None
+    if site_id is not None:
+        # Scrolled to when a row is picked: below a ten-row table it opens out of view.
+        with st.container(key=SITE_LIST_KEY):
+            st.markdown(f"**Subjects of site {plain(site_id)}**")
+            shown, links = subject_links(
+                views.site_subjects(ctx.db_url, ctx.cut_id, ctx.view_for(period), site_id),
+                study_id=ctx.study_id,
+            )
+            st.dataframe(shown, hide_index=True, width="stretch", column_config=links)
+            bring_into_view(SITE_LIST_KEY, site_id)
+    else:
+        bring_into_view(SITE_LIST_KEY, None)
 
 st.subheader("Visit schedule")
 planned = scheduled_visits(view.planned_schedule)
@@ -141,7 +149,12 @@ elif not domain_missing(ctx, "SV", "no visit is known to be held, so none is cou
         f"{totals['subjects_overdue']} subject(s) still on study, {totals['due']} due now "
         "(window open)."
     )
-    st.dataframe(site_visit_table(by_site), hide_index=True, width="stretch")
+    st.dataframe(
+        site_visit_table(by_site),
+        hide_index=True,
+        width="stretch",
+        column_config={"Site": st.column_config.Column(pinned=True)},
+    )
     needing_action = st.toggle(
         "Only subjects with a visit due or overdue", value=True, key=NEEDING_ACTION_KEY
     )

@@ -88,7 +88,9 @@ if view.counts.screened:
         if new_serious:
             st.caption(new_serious)
 
-study_column, changes_column = st.columns([3, 2])
+# Equal halves: at 1024 px beside the sidebar two fifths left the changes table too narrow for
+# its counts.
+study_column, changes_column = st.columns(2)
 with study_column:
     st.subheader("Study")
     # Title, sponsor, status: text from the imported files, shown as text.
@@ -100,7 +102,13 @@ with changes_column:
         no_subjects_message(ctx)
     elif view.changes is not None and view.frame.since_cut is not None:
         st.subheader(f"Since cut {view.frame.since_cut.number}")
-        st.dataframe(view.changes_table, hide_index=True, width="stretch")
+        st.dataframe(
+            view.changes_table,
+            hide_index=True,
+            width="stretch",
+            # A narrow count column, so the two fit in this column beside the sidebar at 1024 px.
+            column_config={"Count": st.column_config.NumberColumn(width="small")},
+        )
     else:
         st.caption("Only one data cut is loaded: nothing to compare with yet.")
 

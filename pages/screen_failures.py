@@ -17,7 +17,7 @@ from dashboard.metrics.screen_failures import (
 from dashboard.ui import views
 from dashboard.ui.downloads import download_buttons
 from dashboard.ui.links import subject_links
-from dashboard.ui.selection import drilldown, forget_stale, widget_key
+from dashboard.ui.selection import bring_into_view, criterion_drilldown, failed_heading
 from dashboard.ui.shell import (
     metric_row,
     no_subjects_message,
@@ -29,6 +29,8 @@ from dashboard.ui.shell import (
 DRILLDOWN_KEY = "screen_failures_criterion"
 CHART_KEY = "screen_failures_chart"  # the bases of the widgets' keys: see selection.widget_key
 TABLE_KEY = "screen_failures_table"
+LIST_ANCHOR = "who-failed"  # the drilldown list's heading
+LIST_KEY = "screen_failures_list"  # its container, scrolled to when a criterion is picked
 
 ctx = page_context()
 page_header("Screen failures", ctx)
@@ -80,62 +82,79 @@ elif by_criterion.empty:
     )
 else:
     codes = list(zip(by_criterion["code"], by_criterion["protocol_version"], strict=True))
-    # The chart and the table name a criterion by bar and by row: new ones for every study and
-    # list of criteria, so a row picked in one study never opens a criterion of another.
-    chart_key = widget_key(CHART_KEY, study_id=ctx.study_id, codes=codes)
-    table_key = widget_key(TABLE_KEY, study_id=ctx.study_id, codes=codes)
-    forget_stale(DRILLDOWN_KEY, study_id=ctx.study_id, widgets=table_key)
-    chart_event = st.altair_chart(
-        criteria_chart(by_criterion, screened=counts.screened),
+    # The chart and the table name a criterion by bar and by row (keys new for every study and
+    # list of criteria, so a row picked in one study never opens a criterion of another); both are
+    # read before either is drawn, so the bar and the row shown are the criterion picked.
+    drill = criterion_drilldown(
+        DRILLDOWN_KEY,
+        study_id=ctx.study_id,
+        codes=codes,
+        chart_base=CHART_KEY,
+        table_base=TABLE_KEY,
+    )
+    picked = drill.picked
+    st.altair_chart(
+        criteria_chart(by_criterion, screened=counts.screened, picked=picked),
         width="stretch",
         on_select="rerun",
         selection_mode=[SELECTION],
-        key=chart_key,
+        key=drill.chart_key,
     )
     st.caption(view.criteria_caption)
-    table_event = st.dataframe(
+
+    # Who failed it: right under the chart, and scrolled to when picked, so a click on a bar (or
+    # a tick in the table below) lands on the list ("who failed BMI this month, at which site?").
+    if picked is not None:
+        with st.container(key=LIST_KEY):
+            code, version = picked
+            wording = by_criterion.set_index(["code", "protocol_version"]).loc[picked, "text"]
+            subjects = views.failed_subjects(
+                ctx.db_url, ctx.cut_id, ctx.view_for(period), code, version
+            )
+            st.subheader(
+                plain(
+                    failed_heading(subjects["usubjid"].nunique(), criterion_label(code, version))
+                ),
+                anchor=LIST_ANCHOR,
+            )
+            st.caption(plain(wording))  # the protocol's text, from the imported files
+            if subjects.empty:
+                st.info("Nobody failed this criterion in the current selection.")
+            else:
+                listed = mark_new_subjects(subjects, compare_cut_id=compare)
+                shown, links = subject_links(listed, study_id=ctx.study_id)
+                st.dataframe(
+                    shown,
+                    hide_index=True,
+                    width="stretch",
+                    column_config={
+                        **links,
+                        "new": st.column_config.CheckboxColumn(
+                            "New", help=f"First seen in a data cut after cut {compare_number}"
+                        ),
+                        "site_id": "Site",
+                        "screening_date": st.column_config.DateColumn("Screened"),
+                        "failed_criteria": "Criteria failed",
+                    },
+                )
+                download_buttons(listed, name=f"{ctx.study_id}-{code}-screen-failures", sheet=code)
+            bring_into_view(LIST_KEY, picked)
+    else:
+        bring_into_view(LIST_KEY, None)  # the same criterion picked again is scrolled to again
+
+    st.dataframe(
         view.criteria_table,
         hide_index=True,
         width="stretch",
         on_select="rerun",
         selection_mode="single-row",
-        key=table_key,
+        key=drill.table_key,
+        column_config={"Code": st.column_config.Column(pinned=True)},
     )
-    # A criterion no longer in the list (the protocol was re-imported) is dropped.
-    picked = drilldown(DRILLDOWN_KEY, chart_event, table_event, codes)
 
     if not view.cooccurrence.empty:
         st.markdown("**Criteria failed together** (subjects failing both)")
         st.dataframe(view.cooccurrence, hide_index=True)
-
-    if picked is not None:
-        code, version = picked
-        wording = by_criterion.set_index(["code", "protocol_version"]).loc[picked, "text"]
-        st.subheader(f"Who failed {plain(criterion_label(code, version))}")
-        st.caption(plain(wording))  # the protocol's text, from the imported files
-        subjects = views.failed_subjects(
-            ctx.db_url, ctx.cut_id, ctx.view_for(period), code, version
-        )
-        if subjects.empty:
-            st.info("Nobody failed this criterion in the current selection.")
-        else:
-            listed = mark_new_subjects(subjects, compare_cut_id=compare)
-            shown, links = subject_links(listed, study_id=ctx.study_id)
-            st.dataframe(
-                shown,
-                hide_index=True,
-                width="stretch",
-                column_config={
-                    **links,
-                    "new": st.column_config.CheckboxColumn(
-                        "New", help=f"First seen in a data cut after cut {compare_number}"
-                    ),
-                    "site_id": "Site",
-                    "screening_date": st.column_config.DateColumn("Screened"),
-                    "failed_criteria": "Criteria failed",
-                },
-            )
-            download_buttons(listed, name=f"{ctx.study_id}-{code}-screen-failures", sheet=code)
 
 st.subheader("Over time")
 monthly = view.monthly

@@ -13,7 +13,7 @@ from dashboard.metrics.kri import Method
 from dashboard.ui import views
 from dashboard.ui.links import subject_links
 from dashboard.ui.quality import excursion_form, may_evaluate
-from dashboard.ui.selection import chart_points, widget_key
+from dashboard.ui.selection import bring_into_view, chart_points, widget_key
 from dashboard.ui.shell import metric_row, no_subjects_message, page_context, page_header
 from dashboard.ui.site_risk import excursion_table, flag_styler
 from dashboard.views.site_risk import SiteRiskOptions, SiteRiskView
@@ -22,6 +22,7 @@ METHOD_KEY = "site_risk_method"
 KRI_KEY = "site_risk_kri"
 SITE_KEY = "site_risk_site"
 CHART_KEY = "site_risk_funnel"
+SITE_DETAIL_KEY = "site_risk_detail"  # the picked site's rows and subjects, scrolled to
 METHODS = {
     "gsm": "gsm (normal approximation, over-dispersion adjusted)",
     "robust": "Robust (over-dispersion from winsorised scores: one outlier cannot hide itself)",
@@ -130,7 +131,7 @@ else:
         flag_styler(view.flag_table, flag_columns),
         hide_index=True,
         width="stretch",
-        column_config={"Site": st.column_config.TextColumn("Site")},
+        column_config={"Site": st.column_config.TextColumn("Site", pinned=True)},
     )
     st.caption(
         "−2/+2 red, −1/+1 amber (below / above the study), 0 green, – not scored (too little "
@@ -183,25 +184,33 @@ else:
         )
 
     if picked_site is not None:
-        st.subheader("Site detail")
-        st.text(f"Site {picked_site}")
-        st.dataframe(
-            site_rows(view, picked_site),
-            hide_index=True,
-            width="stretch",
-            column_config={
-                "Metric": st.column_config.NumberColumn("Metric", format="%.2f"),
-                "Score": st.column_config.NumberColumn("Score", format="%+.2f"),
-            },
-        )
-        subjects = views.site_subjects(ctx.db_url, ctx.cut_id, ctx.view, picked_site)
-        if subjects.empty:
-            st.info("No subjects listed at this site.")
-        else:
-            shown, links = subject_links(subjects, study_id=ctx.study_id)
+        # Scrolled to when a site is picked: a click on the funnel opens it below the fold.
+        with st.container(key=SITE_DETAIL_KEY):
+            st.subheader("Site detail")
+            st.text(f"Site {picked_site}")
             st.dataframe(
-                shown, hide_index=True, width="stretch", column_config={**links, "site_id": "Site"}
+                site_rows(view, picked_site),
+                hide_index=True,
+                width="stretch",
+                column_config={
+                    "Metric": st.column_config.NumberColumn("Metric", format="%.2f"),
+                    "Score": st.column_config.NumberColumn("Score", format="%+.2f"),
+                },
             )
+            subjects = views.site_subjects(ctx.db_url, ctx.cut_id, ctx.view, picked_site)
+            if subjects.empty:
+                st.info("No subjects listed at this site.")
+            else:
+                shown, links = subject_links(subjects, study_id=ctx.study_id)
+                st.dataframe(
+                    shown,
+                    hide_index=True,
+                    width="stretch",
+                    column_config={**links, "site_id": "Site"},
+                )
+            bring_into_view(SITE_DETAIL_KEY, picked_site)
+    else:
+        bring_into_view(SITE_DETAIL_KEY, None)
 
     # One country has nothing to be compared with: its table would be all "not scored".
     if view.countries is not None and view.countries["country"].nunique() > 1:

@@ -155,7 +155,7 @@ def test_click_a_criterion_bar_lists_who_failed_it(browser: Any, server: str) ->
         '[data-testid="stVegaLiteChart"] svg g.mark-rect path[aria-label*="Criterion: INCL02;"]'
     )
     bar.first.click()
-    page.get_by_text("Who failed INCL02").wait_for(timeout=30_000)
+    page.get_by_text("5 subjects failed INCL02").wait_for(timeout=30_000)
     # The grid draws on a canvas; its cells are in an accessible table that is attached, not shown.
     page.get_by_text("NCT06466850-01-017").wait_for(state="attached", timeout=30_000)
     _settle(page, chart=True)

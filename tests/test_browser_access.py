@@ -215,7 +215,7 @@ def test_an_investigator_sees_only_their_site_on_every_page_and_download(
         '[data-testid="stVegaLiteChart"] svg g.mark-rect path[aria-label*="Criterion: INCL03;"]'
     )
     bar.first.click()
-    page.get_by_text("Who failed INCL03").wait_for(timeout=30_000)
+    page.get_by_text("failed INCL03").wait_for(timeout=30_000)
     page.get_by_text("Download Excel").wait_for(timeout=30_000)
     _settle(page, chart=True)
     seen["screen-failures"] = sites_named(_text(page))

@@ -29,7 +29,7 @@ def test_click_a_subject_code_in_the_drilldown_opens_the_subject(browser: Any, s
     page.locator(
         '[data-testid="stVegaLiteChart"] svg g.mark-rect path[aria-label*="Criterion: INCL02;"]'
     ).first.click()
-    page.get_by_text("Who failed INCL02").wait_for(timeout=30_000)
+    page.get_by_text("5 subjects failed INCL02").wait_for(timeout=30_000)
     # The drilldown grid's accessible copy holds each link's URL: the code is a Subject-page link.
     page.get_by_text(f"subject?study={SEED}&subject={BMI_FAILURE}").wait_for(
         state="attached", timeout=30_000

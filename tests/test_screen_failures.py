@@ -3,6 +3,7 @@ checks, against independent pandas counts; the page through AppTest."""
 
 import datetime as dt
 import itertools
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ from dashboard.queries.screen_failures import (
     site_criterion_counts,
 )
 from dashboard.results.eligibility import CheckedCriterion
+from dashboard.ui import selection
 from dashboard.ui.selection import chart_pick, resolve, row_pick
 from tests.conftest import PROJECT_ROOT, SHARED_DATA, open_study_page
 from tests.databases import copy_database
@@ -367,7 +369,7 @@ def test_page_drilldown_from_an_injected_selection(
     at.session_state["screen_failures_criterion"] = ("INCL02", "")  # as a bar click leaves it
     at.run()
     assert not at.exception
-    assert "Who failed INCL02" in [s.value for s in at.subheader]
+    assert "5 subjects failed INCL02" in [s.value for s in at.subheader]
     listed = next(d.value for d in at.dataframe if "usubjid" in d.value.columns)
     assert len(listed) == 5 and "BMI" in listed.columns
     labels = {b.proto.label for b in at.get("download_button")}
@@ -376,12 +378,12 @@ def test_page_drilldown_from_an_injected_selection(
     # filter); a study change clears it.
     at.date_input[0].set_value((dt.date(2024, 10, 11), dt.date(2024, 10, 31))).run()
     assert not at.exception
-    assert "Who failed INCL02" in [s.value for s in at.subheader]
+    assert "0 subjects failed INCL02" in [s.value for s in at.subheader]
     assert not any("usubjid" in d.value.columns for d in at.dataframe)
     assert any("Nobody failed this criterion" in i.value for i in at.info)
     at.selectbox(key="study").set_value("DEMO-MULTI").run()
     assert not at.exception
-    assert not any(s.value.startswith("Who failed") for s in at.subheader)
+    assert not any(" failed " in s.value for s in at.subheader)
 
 
 def test_page_figures_and_eligibility(demo_db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -575,13 +577,17 @@ def _pick_row(at: AppTest, code: str) -> int:
 
 
 def _drilldown(at: AppTest) -> tuple[str | None, list[str]]:
-    """(the drilldown's heading, the subjects it lists) as the page shows them."""
-    headings = [s.value for s in at.subheader if s.value.startswith("Who failed")]
+    """(the criterion the drilldown's heading names, the subjects it lists) as the page shows
+    them; the heading's count ("5 subjects failed INCL02") is the number of subjects listed."""
+    headings = [s.value for s in at.subheader if re.fullmatch(r"\d+ subjects? failed .+", s.value)]
     lists = [d.value for d in at.dataframe if "failed_criteria" in d.value.columns]
     assert len(headings) <= 1 and len(lists) <= 1
-    return (headings[0] if headings else None), (
-        sorted(lists[0]["usubjid"].map(_subject_code)) if lists else []
-    )
+    listed = sorted(lists[0]["usubjid"].map(_subject_code)) if lists else []
+    if not headings:
+        return None, listed
+    count, _, criterion = headings[0].partition(" subject")
+    assert int(count) == len(set(listed)), headings[0]
+    return criterion.split(" failed ", 1)[1], listed
 
 
 def _subject_code(link: object) -> str:
@@ -596,25 +602,34 @@ def _who_failed(engine: Engine, study_id: str, code: str) -> list[str]:
 
 class _ChartClicks:
     """Stands in for the browser's clicks on the criteria chart: Streamlit does not let session
-    state set a chart's selection, so ``st.altair_chart`` is wrapped (AppTest runs the page in this
-    process) to hand back the event a click on ``code`` would send."""
+    state set a chart's selection, so the page's read of it (``selection.widget_event``, before
+    the chart is drawn) is wrapped to hand back, for the chart last drawn, the event a click on
+    ``code`` would leave (AppTest runs the page in this process)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.clicked: list[dict[str, str]] = []
-        self.drawn = 0
-        real = st.altair_chart
+        self.events: dict[str, dict[str, Any]] = {}  # chart key -> its selection event
+        self.drawn: list[str] = []  # the keys of the criteria charts drawn, in order
+        self.full: list[str] = []  # the criteria whose bars the last chart draws full
+        real_chart, real_event = st.altair_chart, selection.widget_event
 
         def altair_chart(chart: Any, **kwargs: Any) -> Any:
-            event = real(chart, **kwargs)
-            if str(kwargs.get("key", "")).startswith("screen_failures_chart"):
-                self.drawn += 1
-                return {"selection": {SELECTION: list(self.clicked)}}
-            return event
+            key = str(kwargs.get("key", ""))
+            if key.startswith("screen_failures_chart"):
+                self.drawn.append(key)
+                self.full = chart.data.loc[chart.data["picked"], "code"].tolist()
+            return real_chart(chart, **kwargs)
+
+        def widget_event(key: str) -> Any:
+            if key.startswith("screen_failures_chart"):
+                return self.events.get(key)
+            return real_event(key)
 
         monkeypatch.setattr(st, "altair_chart", altair_chart)
+        monkeypatch.setattr(selection, "widget_event", widget_event)
 
     def click(self, at: AppTest, code: str | None, version: str = "") -> None:
-        self.clicked = [] if code is None else [{"code": code, "protocol_version": version}]
+        clicked = [] if code is None else [{"code": code, "protocol_version": version}]
+        self.events[self.drawn[-1]] = {"selection": {SELECTION: clicked}}
         at.run()
         assert not at.exception, [e.value for e in at.exception]
 
@@ -628,7 +643,7 @@ def test_page_drilldown_from_a_row_of_the_criteria_table(
     code = str(counts.idxmax())  # the criterion most failed
     _pick_row(at, code)
     heading, listed = _drilldown(at)
-    assert heading == f"Who failed {code}"
+    assert heading == code
     assert listed == _who_failed(demo_engine, "DEMO-MULTI", code) and len(listed) == counts.max()
     # Unticking the row closes the drilldown.
     at.session_state[_criteria_table(at).key] = {"selection": {"rows": [], "columns": []}}
@@ -641,25 +656,38 @@ def test_page_drilldown_from_a_chart_click(
 ) -> None:
     clicks = _ChartClicks(monkeypatch)
     at = _open(demo_db_url, "NCT06466850", monkeypatch)
-    assert clicks.drawn == 1  # the page drew its chart through the wrapper
+    assert len(clicks.drawn) == 1  # the page drew its chart through the wrapper
     clicks.click(at, "INCL02")
     heading, listed = _drilldown(at)
-    assert heading == "Who failed INCL02"
+    assert heading == "INCL02"
     assert listed == _who_failed(demo_engine, "NCT06466850", "INCL02") and len(listed) == 5
-    # A row ticked after the click wins; a click on another bar then wins over the row.
+    # The bar clicked ticks its row of the table, and its bar alone is drawn full.
+    assert _ticked(at) == ["INCL02"] and clicks.full == ["INCL02"]
+    # A row ticked after the click wins, and its bar is the one drawn full (on a chart drawn
+    # anew: the old one still holds the click on INCL02); a click on another bar then wins.
     _pick_row(at, "EXCL01")
     assert _drilldown(at) == (
-        "Who failed EXCL01",
+        "EXCL01",
         _who_failed(demo_engine, "NCT06466850", "EXCL01"),
     )
+    assert clicks.full == ["EXCL01"] and clicks.drawn[-1] != clicks.drawn[0]
     clicks.click(at, "INCL03")
     assert _drilldown(at) == (
-        "Who failed INCL03",
+        "INCL03",
         _who_failed(demo_engine, "NCT06466850", "INCL03"),
     )
+    assert _ticked(at) == ["INCL03"] and clicks.full == ["INCL03"]
     # A click on empty space clears the chart's selection, and the drilldown with it.
     clicks.click(at, None)
     assert _drilldown(at) == (None, [])
+    assert _ticked(at) == [] and len(clicks.full) == 10  # every bar full again
+
+
+def _ticked(at: AppTest) -> list[str]:
+    """The codes of the criteria table's ticked rows."""
+    table = _criteria_table(at)
+    rows = at.session_state[table.key]["selection"]["rows"]
+    return [str(table.value["Code"].iloc[r]) for r in rows]
 
 
 def test_page_row_pick_does_not_follow_into_another_study(
@@ -667,7 +695,7 @@ def test_page_row_pick_does_not_follow_into_another_study(
 ) -> None:
     at = _open(demo_db_url, "NCT06466850", monkeypatch)
     row = _pick_row(at, "EXCL01")
-    assert _drilldown(at)[0] == "Who failed EXCL01"
+    assert _drilldown(at)[0] == "EXCL01"
     other = pd.read_sql_query(
         "SELECT code FROM criterion WHERE study_id = 'DEMO-MULTI' ORDER BY seq, code", demo_engine
     )["code"].tolist()
@@ -691,7 +719,7 @@ def test_page_picked_criterion_gone_from_the_protocol(
     engine = make_engine(url)
     at = _open(url, "NCT06466850", monkeypatch)
     _pick_row(at, "INCL02")
-    assert _drilldown(at)[0] == "Who failed INCL02"
+    assert _drilldown(at)[0] == "INCL02"
     # The protocol is re-imported without one criterion; then the dates change (a filter).
     with engine.begin() as connection:
         gone = "(SELECT id FROM criterion WHERE study_id = 'NCT06466850' AND code = :code)"
@@ -707,7 +735,7 @@ def test_page_picked_criterion_gone_from_the_protocol(
         assert _drilldown(at) == (None, [])
         assert at.session_state["screen_failures_criterion"] is None
     else:  # the pick is still there: it stays, though the rows below it moved up
-        assert _drilldown(at) == ("Who failed INCL02", _who_failed(engine, "NCT06466850", "INCL02"))
+        assert _drilldown(at) == ("INCL02", _who_failed(engine, "NCT06466850", "INCL02"))
     engine.dispose()
 
 
@@ -781,7 +809,7 @@ def test_amended_protocol_drilldown_names_the_version(
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     heading, shown = _drilldown(at)
-    assert heading == f"Who failed {expected[0]}" and shown == pairs["usubjid"].tolist()
+    assert heading == expected[0] and shown == pairs["usubjid"].tolist()
     shown_list = next(d.value for d in at.dataframe if "failed_criteria" in d.value.columns)
     assert shown_list["failed_criteria"].tolist() == expected
     engine.dispose()

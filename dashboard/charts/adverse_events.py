@@ -4,6 +4,7 @@ import altair as alt
 import pandas as pd
 
 from dashboard.charts.colours import LEVEL_COLOURS, NO_AE_COLOUR, UNKNOWN_COLOUR
+from dashboard.charts.labels import LABEL_LIMIT
 from dashboard.charts.study_day_axis import DAY_LABEL_EXPR, study_day_ticks
 
 # The names of the click selections: Streamlit reports a click under the selection's name.
@@ -24,7 +25,7 @@ def soc_incidence_chart(frame: pd.DataFrame) -> alt.Chart:
         alt.Chart(frame)
         .mark_circle(size=110, cursor="pointer")
         .encode(
-            y=alt.Y("soc:N", sort=order, title=None, axis=alt.Axis(labelLimit=420)),
+            y=alt.Y("soc:N", sort=order, title=None, axis=alt.Axis(labelLimit=LABEL_LIMIT)),
             x=alt.X(
                 "share:Q",
                 title="Subjects with an AE in the SOC (% of arm)",
@@ -34,7 +35,8 @@ def soc_incidence_chart(frame: pd.DataFrame) -> alt.Chart:
                 "arm:N",
                 title="Arm",
                 scale=alt.Scale(scheme="tableau10"),
-                legend=alt.Legend(orient="top", labelLimit=360),
+                # Two arms a line: three or more on one line ran past the chart's edge.
+                legend=alt.Legend(orient="top", columns=2, labelLimit=360),
             ),
             opacity=alt.condition(pick, alt.value(0.95), alt.value(0.35)),
             tooltip=[

@@ -3,6 +3,7 @@
 import altair as alt
 import pandas as pd
 
+from dashboard.charts.labels import LABEL_LIMIT
 from dashboard.charts.time_axis import date_axis
 
 CATEGORY_COLOURS = {"INCLUSION": "#1f77b4", "EXCLUSION": "#ff7f0e"}
@@ -12,7 +13,9 @@ CATEGORY_LABELS = {"INCLUSION": "Inclusion not met", "EXCLUSION": "Exclusion met
 SELECTION = "criterion"  # the name of the click selection: Streamlit reports it under this key
 
 
-def criteria_chart(failures: pd.DataFrame, *, screened: int) -> alt.Chart:
+def criteria_chart(
+    failures: pd.DataFrame, *, screened: int, picked: tuple[str, str] | None = None
+) -> alt.Chart:
     """One bar per criterion (every criterion, zeros included), sorted by count (ties in protocol
     order), coloured by category.
 
@@ -20,6 +23,10 @@ def criteria_chart(failures: pd.DataFrame, *, screened: int) -> alt.Chart:
     distinct screen-failed subjects; the tooltip gives the protocol wording and the share of all
     screened subjects. Clicking a bar selects its criterion (a point selection named
     ``SELECTION`` over code and protocol version), which the page turns into the drilldown.
+
+    ``picked`` (code, protocol version): the drilldown's criterion, however it was picked (a bar
+    or a row of the page's table): its bar is drawn full, the others faded; a bar just clicked is
+    drawn full at once, before the page's rerun says what is picked.
     """
     pick = alt.selection_point(name=SELECTION, fields=["code", "protocol_version"], on="click")
     frame = failures.copy()
@@ -32,6 +39,11 @@ def criteria_chart(failures: pd.DataFrame, *, screened: int) -> alt.Chart:
     frame["kind"] = frame["category"].map(CATEGORY_LABELS).fillna(frame["category"])
     frame["share_of_screened"] = frame["subjects"] / screened if screened else 0.0
     frame["wording"] = frame["text"]
+    frame["picked"] = (
+        True
+        if picked is None
+        else (frame["code"] == picked[0]) & (frame["protocol_version"] == picked[1])
+    )
     # Most failed first; ties keep the protocol order (an explicit order: Vega's own sort by x
     # leaves ties to chance).
     order = frame.sort_values("subjects", ascending=False, kind="stable")["label"].tolist()
@@ -39,8 +51,20 @@ def criteria_chart(failures: pd.DataFrame, *, screened: int) -> alt.Chart:
         alt.Chart(frame)
         .mark_bar(cursor="pointer")
         .encode(
-            y=alt.Y("label:N", sort=order, title=None, axis=alt.Axis(labelLimit=420)),
-            opacity=alt.condition(pick, alt.value(1.0), alt.value(0.45)),
+            y=alt.Y("label:N", sort=order, title=None, axis=alt.Axis(labelLimit=LABEL_LIMIT)),
+            # Full: the bar clicked (at once) or the criterion picked (the page's rerun).
+            opacity=alt.OpacityValue(
+                value=0.45,
+                condition={
+                    "test": {
+                        "or": [
+                            {"param": SELECTION, "empty": False},
+                            {"field": "picked", "equal": True},
+                        ]
+                    },
+                    "value": 1.0,
+                },
+            ),
             x=alt.X("subjects:Q", title="Screen-failed subjects", axis=alt.Axis(tickMinStep=1)),
             color=alt.Color(
                 "kind:N",

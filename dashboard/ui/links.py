@@ -92,5 +92,6 @@ def subject_links(
         label,
         display_text=DISPLAY_CODE,
         help="Opens the subject's page (timeline, visits, AEs, dispositions, findings)",
+        pinned=True,  # the listing's key: kept in view when a narrow window scrolls the others
     )
     return frame.assign(**{column: links}), {column: config}

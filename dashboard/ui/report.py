@@ -36,7 +36,8 @@ def pack_downloads(ctx: PageContext) -> None:
     def workbook() -> bytes:
         return pack_workbook(pack())
 
-    pdf_button, excel_button = st.columns(2)
+    # One above the other: side by side in the Overview's narrow column their labels were cut.
+    pdf_button = excel_button = st.container()
     pdf_button.download_button(
         "Monitoring pack (PDF)",
         audited(pdf, file_name=f"{stem}.pdf"),

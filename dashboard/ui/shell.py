@@ -313,10 +313,17 @@ def page_header(title: str, context: PageContext) -> None:
 
 
 def metric_row(metrics: Sequence[Metric]) -> None:
-    """A view's headline figures side by side, each with its line under it."""
-    for column, metric in zip(st.columns(len(metrics)), metrics, strict=True):
+    """A view's headline figures side by side, each with its line under it.
+
+    A row that wraps rather than ``st.columns``: columns split the width equally whatever their
+    text, so beside the sidebar at 1024 px (and on a phone) a metric got too little of it and its
+    text was cut. Here a metric that does not fit moves to the next line (its minimum width and
+    the wrapping of its label and delta: ``dashboard/ui/style.py``).
+    """
+    row = st.container(horizontal=True, wrap=True, gap="small")
+    for metric in metrics:
         # A view's figures are plain text (numbers, and names from the data in some).
-        column.metric(
+        row.metric(
             plain(metric.label),
             plain(metric.value),
             delta=None if metric.delta is None else plain(metric.delta),
