@@ -47,6 +47,7 @@ from dashboard.ui.shell import (
     page_header,
 )
 from dashboard.views import adverse_events
+from dashboard.views.format import plural, verb
 
 HIGHLIGHT_ROWS = 200  # listings longer than this are not colour-highlighted (see below)
 TIMELINE_SUBJECTS = 10  # the timeline draws at most this many subjects (a cell can hold hundreds)
@@ -166,7 +167,8 @@ else:
         else f"{sae_total}"
     )
     st.caption(
-        f"{shown} serious AE(s) in {saes['usubjid'].nunique()} subject(s), every subject in scope. "
+        f"{shown} serious {'AE' if sae_total == 1 else 'AEs'} in "
+        f"{plural(saes['usubjid'].nunique(), 'subject')}, every subject in scope. "
         f"{since} {STUDY_DAY_NOTE}"
     )
     download_buttons(sae_table, name=f"{ctx.study_id}-serious-adverse-events", sheet="SAE")
@@ -362,7 +364,7 @@ if usubjids:
     else:
         st.altair_chart(timeline_chart(frame), width="stretch")
         notes = [
-            "Every AE of the subject(s), by study day from the first dose (day 1; the day before is "
+            "Every AE of the chosen subjects, by study day from the first dose (day 1; the day before is "
             "day -1). An AE without an end date is ongoing: its bar runs to the subject's last "
             "disposition record, else to the cut-off. Faded: onset before the first dose (not "
             "treatment-emergent). Partial dates are placed on the first day of their period."
@@ -374,10 +376,13 @@ if usubjids:
             )
         if frame["cut"].any():
             notes.append(
-                f"{int(frame['cut'].sum())} AE(s) began more than {-EARLIEST_TIMELINE_DAY} days "
+                f"{plural(int(frame['cut'].sum()), 'AE')} began more than {-EARLIEST_TIMELINE_DAY} days "
                 "before the first dose: their bars start at the left edge (the tooltip gives the "
                 "onset)."
             )
         if left_out:
-            notes.append(f"{left_out} AE(s) without an onset date or a first dose are not drawn.")
+            notes.append(
+                f"{plural(left_out, 'AE')} without an onset date or a first dose "
+                f"{verb(left_out, 'is', 'are')} not drawn."
+            )
         st.caption(" ".join(notes))

@@ -23,6 +23,7 @@ from dashboard.ui.shell import (
     period_filter,
 )
 from dashboard.ui.visits import visits_as_of, window_days_setting
+from dashboard.views.format import plural, verb
 
 SITE_ROWS_KEY = "enrollment_site_rows"
 NEEDING_ACTION_KEY = "enrollment_visits_needing_action"
@@ -137,8 +138,8 @@ elif not domain_missing(ctx, "SV", "no visit is known to be held, so none is cou
     )
     totals = visit_totals(by_site)
     st.markdown(
-        f"On {as_of_label}: **{totals['overdue']} visit(s) overdue** for "
-        f"{totals['subjects_overdue']} subject(s) still on study, {totals['due']} due now "
+        f"On {as_of_label}: **{plural(totals['overdue'], 'visit')} overdue** for "
+        f"{plural(totals['subjects_overdue'], 'subject')} still on study, {totals['due']} due now "
         "(window open)."
     )
     st.dataframe(site_visit_table(by_site), hide_index=True, width="stretch")
@@ -169,7 +170,8 @@ elif not domain_missing(ctx, "SV", "no visit is known to be held, so none is cou
         "without the visit and the subject is still on study; DUE: the window is open; missed: not "
         "held before the subject left the study; –: planned after the subject left."
         + (
-            f" {no_day_one} enrolled subject(s) without day 1 are not on the schedule."
+            f" {plural(no_day_one, 'enrolled subject')} without day 1 "
+            f"{verb(no_day_one, 'is', 'are')} not on the schedule."
             if no_day_one
             else ""
         )

@@ -25,6 +25,7 @@ from dashboard.ui.shell import (
     page_header,
     period_filter,
 )
+from dashboard.views.format import plural, verb
 
 DRILLDOWN_KEY = "screen_failures_criterion"
 CHART_KEY = "screen_failures_chart"  # the bases of the widgets' keys: see selection.widget_key
@@ -160,14 +161,15 @@ deviations = view.eligibility.deviations
 checked = view.eligibility.checked
 if deviations.empty:
     st.success(
-        f"No enrolled subject breaks a checked rule ({len(checked)} rule(s) checked)."
+        f"No enrolled subject breaks a checked rule ({plural(len(checked), 'rule')} checked)."
         if checked
         else "No machine-checkable rule is recorded for this study's criteria."
     )
 else:
     st.error(
-        f"{deviations['usubjid'].nunique()} enrolled subject(s) have screening values that break "
-        "an eligibility rule: possible protocol deviations to review."
+        f"{plural(breaking := deviations['usubjid'].nunique(), 'enrolled subject')} "
+        f"{verb(breaking, 'has', 'have')} screening values that break an eligibility rule: "
+        "possible protocol deviations to review."
     )
     shown, links = subject_links(deviations, study_id=ctx.study_id)
     st.dataframe(

@@ -28,6 +28,7 @@ from dashboard.results.population import SCREEN_FAILURE
 from dashboard.ui import views
 from dashboard.ui.shell import domain_missing, page_context, page_header
 from dashboard.ui.visits import kept_window_days, visits_as_of, window_days_setting
+from dashboard.views.format import plural
 
 SEARCH_KEY = "subject_search"
 AXIS_KEY = "subject_timeline_axis"
@@ -190,7 +191,7 @@ if day_one is not None:
         if not due.empty:
             overdue = (due["status"] == OVERDUE).sum()
             st.warning(
-                f"{overdue} visit(s) overdue and {len(due) - overdue} due on {as_of_label}: "
+                f"{plural(int(overdue), 'visit')} overdue and {len(due) - overdue} due on {as_of_label}: "
                 + plain(
                     ", ".join(
                         f"{v} ({s})" for v, s in zip(due["visit"], due["status"], strict=True)

@@ -32,6 +32,7 @@ from dashboard.metrics.enrollment import STALLED_AFTER_DAYS
 from dashboard.metrics.forecast import AccrualForecast, forecast_completion
 from dashboard.queries.enrollment import discontinuation_reasons, funnel, outcome_by_arm
 from dashboard.queries.screen_failures import failed_subject_counts, failures_by_criterion
+from dashboard.views.format import plural
 from tests.conftest import PROJECT_ROOT, SHARED_DATA, open_study_page, reference_absent
 from tests.databases import new_database_url
 from tests.sdtm_builders import copy_of_base, truncated_package, write_package
@@ -546,8 +547,8 @@ def _check_page(at: AppTest, raw: Raw) -> None:
     warnings = [w.value for w in at.warning if w.value.startswith("Not on the chart")]
     if no_screening or no_enrollment:
         assert warnings == [
-            f"Not on the chart: {no_screening} subject(s) without a screening date, "
-            f"{no_enrollment} enrolled subject(s) without an enrollment date."
+            f"Not on the chart: {plural(no_screening, 'subject')} without a screening date, "
+            f"{plural(no_enrollment, 'enrolled subject')} without an enrollment date."
         ]
     else:
         assert warnings == []

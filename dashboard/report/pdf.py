@@ -49,6 +49,7 @@ from dashboard.charts.screen_failures import criteria_chart
 from dashboard.charts.site_risk import funnel_chart as kri_funnel_chart
 from dashboard.charts.site_risk import qtl_chart
 from dashboard.report.pack import BLINDED_NOTE, NEW, MonitoringPack
+from dashboard.views.format import plural
 
 PAGE_SIZE = landscape(A4)
 MARGIN = 12 * mm
@@ -503,7 +504,7 @@ def _failures(pack: MonitoringPack) -> list[Flowable]:
         out.append(
             _para(
                 f"No IE domain in data cut {pack.cut.id if pack.cut else ''}: failures by "
-                f"criterion are unknown ({failures} screen failure(s) of {screened} screened, "
+                f"criterion are unknown ({plural(failures, 'screen failure')} of {screened} screened, "
                 "without a recorded criterion). What DS says about them:"
             )
         )
@@ -517,7 +518,7 @@ def _failures(pack: MonitoringPack) -> list[Flowable]:
     unexplained = failures - pack.failures_with_reason
     out.append(
         _para(
-            f"{failures} screen failure(s) of {screened} screened. Bars count distinct "
+            f"{plural(failures, 'screen failure')} of {screened} screened. Bars count distinct "
             "screen-failed subjects per criterion; a subject can fail several, so the bars do not "
             f"add up: {pack.failures_more_than_one} failed more than one."
             + (f" {unexplained} have no criterion recorded." if unexplained else "")
@@ -646,7 +647,8 @@ def _saes(pack: MonitoringPack) -> list[Flowable]:
         out.append(_para("No serious adverse event (AESER = Y) in this selection."))
         return out
     new = pack.new_saes
-    lead = f"{total} serious AE(s) in {saes['USUBJID'].nunique()} subject(s)."
+    serious = "AE" if total == 1 else "AEs"
+    lead = f"{total} serious {serious} in {plural(saes['USUBJID'].nunique(), 'subject')}."
     if marker:
         lead += (
             f" {new} new since cut {pack.since_cut.id if pack.since_cut else ''}: listed first, "

@@ -17,6 +17,7 @@ from dashboard.ui.downloads import download_buttons
 from dashboard.ui.links import subject_links
 from dashboard.ui.selection import chart_points, latest_pick
 from dashboard.ui.shell import PageContext
+from dashboard.views.format import plural
 
 
 def soc_expander_key(soc: str) -> str:
@@ -163,7 +164,8 @@ def show_events(
     )
     subjects = events["usubjid"].nunique()
     shown = f"the first {len(events)} of {total}" if total > len(events) else f"{total}"
-    st.caption(f"{shown} event(s) in {subjects} subject(s). {STUDY_DAY_NOTE}")
+    events_word = "event" if total == 1 else "events"
+    st.caption(f"{shown} {events_word} in {plural(subjects, 'subject')}. {STUDY_DAY_NOTE}")
     linked, links = subject_links(table, study_id=ctx.study_id, column="USUBJID", label="USUBJID")
     st.dataframe(
         linked, hide_index=True, width="stretch", column_config={**LISTING_COLUMNS, **links}

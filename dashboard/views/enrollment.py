@@ -30,6 +30,7 @@ from dashboard.views.context import ViewContext
 from dashboard.views.format import (
     count_of,
     percent,
+    plural,
     projected_completion_label,
     projected_interval_label,
     target_word,
@@ -261,8 +262,8 @@ def build_enrollment(session: Session, ctx: ViewContext) -> EnrollmentView:
         accrual_chart=build_accrual_chart(read, frame, target=target, daily=daily),
         undated=undated,
         undated_sentence=(
-            f"Not on the chart: {undated['screened']} subject(s) without a screening date, "
-            f"{undated['enrolled']} enrolled subject(s) without an enrollment date."
+            f"Not on the chart: {plural(undated['screened'], 'subject')} without a screening "
+            f"date, {plural(undated['enrolled'], 'enrolled subject')} without an enrollment date."
             if undated["screened"] or undated["enrolled"]
             else None
         ),

@@ -75,3 +75,24 @@ def ages_label(min_age: float | None, max_age: float | None) -> str:
     if max_age is not None:
         return f"up to {max_age:g} years"
     return "–"
+
+
+# Nouns whose plural is not the singular with an "s" (the ones the app counts).
+IRREGULAR_PLURALS = {"criterion": "criteria", "key": "keys", "analysis": "analyses"}
+
+
+def plural(count: int, singular: str, plural_form: str | None = None) -> str:
+    """``"1 subject"``, ``"3 subjects"``, ``"0 subjects"``: the count with its noun agreed, never
+    "subject(s)". The last word takes the plural ("screen failure" -> "screen failures")."""
+    if count == 1:
+        return f"{count} {singular}"
+    if plural_form is None:
+        head, _, last = singular.rpartition(" ")
+        last = IRREGULAR_PLURALS.get(last, f"{last}s")
+        plural_form = f"{head} {last}" if head else last
+    return f"{count} {plural_form}"
+
+
+def verb(count: int, singular: str, plural_form: str) -> str:
+    """The verb agreed with ``count``: ``verb(1, "has", "have")`` is "has"."""
+    return singular if count == 1 else plural_form

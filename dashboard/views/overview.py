@@ -22,6 +22,7 @@ from dashboard.views.format import (
     ages_label,
     count_of,
     percent,
+    plural,
     registry_enrollment,
     target_word,
 )
@@ -58,11 +59,12 @@ def changes_sentence(changes: ChangesSince, since: CutInfo) -> str:
     c = changes
     cutoff = f", cut-off {since.cutoff_date:%d %b %Y}" if since.cutoff_date else ""
     return (
-        f"Since cut {since.id}{cutoff}: {c.new_subjects} new subject(s) screened "
-        f"({c.new_screen_failures} screen failure(s), {c.new_enrolled} enrolled), "
-        f"{c.changed_subjects} earlier subject(s) changed; {c.new_adverse_events} new adverse "
-        f"event(s), {c.new_serious_adverse_events} of them serious, and "
-        f"{c.changed_adverse_events} earlier adverse event(s) changed."
+        f"Since cut {since.id}{cutoff}: {plural(c.new_subjects, 'new subject')} screened "
+        f"({plural(c.new_screen_failures, 'screen failure')}, {c.new_enrolled} enrolled), "
+        f"{plural(c.changed_subjects, 'earlier subject')} changed; "
+        f"{plural(c.new_adverse_events, 'new adverse event')}, "
+        f"{c.new_serious_adverse_events} of them serious, and "
+        f"{plural(c.changed_adverse_events, 'earlier adverse event')} changed."
     )
 
 

@@ -20,7 +20,7 @@ from dashboard.results.changes import SubjectChanges
 from dashboard.results.enrollment import PopulationCounts
 from dashboard.views.common import Metric, StudyFrame, study_frame
 from dashboard.views.context import ViewContext
-from dashboard.views.format import percent
+from dashboard.views.format import percent, plural, verb
 from dashboard.views.reader import Reader
 
 DS_REASON_LABELS = {
@@ -200,7 +200,8 @@ def build_screen_failures(session: Session, ctx: ViewContext) -> ScreenFailuresV
             f"to the {counts.screen_failures} screen failures: {failed['more_than_one']} failed "
             "more than one."
             + (
-                f" {unexplained} screen failure(s) have no criterion recorded."
+                f" {plural(unexplained, 'screen failure')} "
+                f"{verb(unexplained, 'has', 'have')} no criterion recorded."
                 if unexplained
                 else ""
             )
