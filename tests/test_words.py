@@ -13,9 +13,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from dashboard.db import make_engine
+from dashboard.queries import studies
 from dashboard.views.context import ViewContext
 from dashboard.views.format import plural
 from dashboard.views.overview import build_overview
+from dashboard.views.screen_failures import NO_IE_COUNTS, build_screen_failures
 
 SEED, MULTI, PILOT = "NCT06466850", "DEMO-MULTI", "CDISCPILOT01"
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,3 +79,31 @@ def test_the_changes_sentence_agrees_with_its_counts(demo: Engine) -> None:
     assert plural(changes.new_subjects, "new subject") + " screened" in sentence
     assert plural(changes.new_screen_failures, "screen failure") in sentence
     assert plural(changes.new_adverse_events, "new adverse event") in sentence
+
+
+# -- unknown where IE is missing ----------------------------------------------------------------
+
+
+def test_counts_by_criterion_are_unknown_without_ie(pilot: Engine, demo: Engine) -> None:
+    """The CDISC pilot has no IE domain: who failed which criterion is not recorded, so the
+    page's metrics and the workbook's "Failures by criterion" sheet (``failures_table``) say
+    unknown rather than 0; the seed demo, with IE, keeps its counts."""
+    with Session(pilot) as session:
+        view = build_screen_failures(session, ViewContext(study_id=PILOT))
+        latest = studies.data_cuts(session, study_id=PILOT)[-1]
+    assert "IE" not in latest.domains and view.ie_missing
+    metrics = {m.label: m for m in view.metrics}
+    for label in ("Failed more than one criterion", "Enrolled despite a rule"):
+        assert metrics[label].value == "unknown", label
+        assert metrics[label].help and "IE" in metrics[label].help
+    for table in (view.failures_table, view.criteria_table):
+        assert len(table) == len(view.by_criterion) == 31
+        assert "% of screened" not in table.columns
+        assert set(table["Subjects"]) == {NO_IE_COUNTS}
+
+    with Session(demo) as session:
+        seed = build_screen_failures(session, ViewContext(study_id=SEED))
+    shown = {m.label: m.value for m in seed.metrics}
+    assert shown["Failed more than one criterion"] == seed.failures_more_than_one
+    assert shown["Enrolled despite a rule"] == seed.eligibility.deviations["usubjid"].nunique()
+    assert seed.failures_table["Subjects"].tolist() == seed.by_criterion["subjects"].tolist()

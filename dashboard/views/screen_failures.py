@@ -23,6 +23,11 @@ from dashboard.views.context import ViewContext
 from dashboard.views.format import percent, plural, verb
 from dashboard.views.reader import Reader
 
+UNKNOWN = "unknown"
+# Where the latest cut has no IE domain, nobody's failed criteria are known: the counts by
+# criterion are unknown, not 0 (the workbook's sheet and the page's table say so).
+NO_IE_COUNTS = "unknown: no IE domain in the data cut"
+
 DS_REASON_LABELS = {
     "term": "DS reason (DSDECOD)",
     "verbatim": "Verbatim (DSTERM)",
@@ -103,6 +108,12 @@ def _failures_table(
     return table
 
 
+def _without_counts(table: pd.DataFrame) -> pd.DataFrame:
+    """A criteria table where IE is missing: the protocol's criteria, their counts unknown."""
+    counts = [c for c in table.columns if c in ("Subjects", "% of screened") or c.startswith("New")]
+    return table.drop(columns=counts).assign(Subjects=NO_IE_COUNTS)
+
+
 def _criteria_table(
     by_criterion: pd.DataFrame, *, screened: int, since: int | None
 ) -> pd.DataFrame:
@@ -124,6 +135,35 @@ def _criteria_table(
             "share": "% of screened",
             "new_subjects": f"New since cut {since}",
         }
+    )
+
+
+def _despite_a_rule(eligibility: EligibilityChecks, *, ie_missing: bool) -> Metric:
+    """Enrolled subjects whose screening values break a checked rule: a count where rules were
+    checked, "unknown" where none could be, or where IE (which records the criteria an enrolled
+    subject did not meet) is missing and a count found would understate it."""
+    found = int(eligibility.deviations["usubjid"].nunique())
+    rules = plural(len(eligibility.checked), "rule")
+    if not eligibility.checked:
+        return Metric(
+            "Enrolled despite a rule",
+            UNKNOWN,
+            help="No criterion of this study has a rule the app can check against the screening "
+            "values, so this is unknown (not 0).",
+        )
+    if ie_missing and not found:
+        return Metric(
+            "Enrolled despite a rule",
+            UNKNOWN,
+            help=f"No IE domain in the latest data cut, and only {rules} could be checked against "
+            "the screening values (none broken): whether anyone was enrolled despite the other "
+            "criteria is unknown.",
+        )
+    return Metric(
+        "Enrolled despite a rule",
+        found,
+        help=f"Enrolled subjects whose screening values break one of the {rules} the app can "
+        "check: possible protocol deviations, listed at the foot of the page.",
     )
 
 
@@ -185,13 +225,26 @@ def build_screen_failures(session: Session, ctx: ViewContext) -> ScreenFailuresV
                 f"+{changes.new_screen_failures} new since cut {since_id}" if changes else None,
             ),
             Metric("Screen-failure rate", percent(counts.screen_failures, screened)),
-            Metric("Failed more than one criterion", failed["more_than_one"]),
-            Metric("Enrolled despite a rule", eligibility.deviations["usubjid"].nunique()),
+            Metric(
+                "Failed more than one criterion",
+                UNKNOWN if ie_missing else failed["more_than_one"],
+                help=(
+                    "No IE domain in the latest data cut: which criteria a screen failure failed "
+                    "is not recorded, so this is unknown (not 0)."
+                    if ie_missing
+                    else "Screen failures with two or more criteria failed in IE."
+                ),
+            ),
+            _despite_a_rule(eligibility, ie_missing=ie_missing),
         ),
         ie_missing=ie_missing,
         by_criterion=by_criterion,
-        criteria_table=_criteria_table(by_criterion, screened=screened, since=since_id),
-        failures_table=_failures_table(by_criterion, screened=screened, since=since_id),
+        criteria_table=(_without_counts if ie_missing else lambda f: f)(
+            _criteria_table(by_criterion, screened=screened, since=since_id)
+        ),
+        failures_table=(_without_counts if ie_missing else lambda f: f)(
+            _failures_table(by_criterion, screened=screened, since=since_id)
+        ),
         failures_with_reason=failed["with_reason"],
         failures_more_than_one=failed["more_than_one"],
         criteria_caption=(
