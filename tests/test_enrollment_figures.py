@@ -468,7 +468,7 @@ def _check_page(at: AppTest, raw: Raw) -> None:
     # Projected completion and its interval, and the forecast sentence.
     expected = _expected_forecast(raw)
     stalled = expected.status == "ok" and (raw.cutoff - days.max().date()).days > STALLED_AFTER_DAYS
-    value, delta = shown["Projected completion"]
+    value, delta = shown.get("Projected completion") or shown["Target reached"]
     markdown = [m.value for m in at.markdown]
     infos = [i.value for i in at.info]
     if stalled:
@@ -481,7 +481,9 @@ def _check_page(at: AppTest, raw: Raw) -> None:
     elif expected.status == "ok":
         assert expected.median_date and expected.lower_date and expected.upper_date
         assert value == f"{expected.median_date:%d %b %Y}"
-        assert delta == (f"80% interval {expected.lower_date:%b %Y} – {expected.upper_date:%b %Y}")
+        interval = f"80% interval {expected.lower_date:%b %Y} – {expected.upper_date:%b %Y}"
+        passed = "projected date passed · " if expected.median_date < dt.date.today() else ""
+        assert delta == f"{passed}{interval}"
         sentence = (
             f"At the fitted rate of **{len(days) / _observed_days(raw, days):.1f} enrollments "
             f"a month**, the target of {raw.target} is projected for "
@@ -498,7 +500,11 @@ def _check_page(at: AppTest, raw: Raw) -> None:
         assert sentence in markdown
     elif raw.target is not None and len(days) >= raw.target:
         reached = days.sort_values().iloc[raw.target - 1].date()
-        assert (value, delta) == (f"{reached:%d %b %Y}", "target reached")
+        assert "Projected completion" not in shown  # a date reached is not a projection
+        assert (value, delta) == (
+            f"{reached:%d %b %Y}",
+            f"{len(days)} enrolled, target {raw.target}",
+        )
         assert f"The target of {raw.target} was reached on {reached.isoformat()}." in infos
 
     # Funnel chart: its data as sent to the browser.
@@ -727,8 +733,11 @@ def test_truncated_pilot_page_forecasts_the_200th_enrollment(
     at = _page(url, "CDISCPILOT01", monkeypatch)
     shown = _metrics(at)
     assert shown["Enrolled / target"][0] == "131 / 200"
+    # The pilot's cut-off is in 2014: its projected date has passed, and the metric says so.
+    assert expected.median_date < dt.date.today()
     assert shown["Projected completion"] == (
         f"{expected.median_date:%d %b %Y}",
+        "projected date passed · "
         f"80% interval {expected.lower_date:%b %Y} – {expected.upper_date:%b %Y}",
     )
     sentence = next(m.value for m in at.markdown if m.value.startswith("At the fitted rate"))

@@ -4,6 +4,7 @@ column for one arm, axes with whole-number ticks, country names. Each test reads
 of a view or chart function on the demo studies (or the CDISC pilot)."""
 
 import ast
+import datetime as dt
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from sqlmodel import Session
 from dashboard.db import make_engine
 from dashboard.queries import studies
 from dashboard.views.context import ViewContext
+from dashboard.views.enrollment import build_enrollment
 from dashboard.views.format import plural
 from dashboard.views.overview import build_overview
 from dashboard.views.screen_failures import NO_IE_COUNTS, build_screen_failures
@@ -107,3 +109,46 @@ def test_counts_by_criterion_are_unknown_without_ie(pilot: Engine, demo: Engine)
     assert shown["Failed more than one criterion"] == seed.failures_more_than_one
     assert shown["Enrolled despite a rule"] == seed.eligibility.deviations["usubjid"].nunique()
     assert seed.failures_table["Subjects"].tolist() == seed.by_criterion["subjects"].tolist()
+
+
+# -- dates that have passed, statuses the data contradict ---------------------------------------
+
+
+def test_a_reached_target_is_not_a_projection(demo: Engine) -> None:
+    """The seed demo enrolled its 20 by July 2025: the metric says when the target was reached,
+    not a "projected completion" in the past; the registry's "Recruiting" beside it is said to
+    be the registry's."""
+    with Session(demo) as session:
+        view = build_enrollment(session, ViewContext(study_id=SEED))
+        overview = build_overview(session, ViewContext(study_id=SEED))
+    forecast = view.forecast
+    assert forecast is not None and forecast.status == "target_reached" and forecast.reached_on
+    metrics = {m.label: m for m in view.metrics}
+    assert "Projected completion" not in metrics
+    reached = metrics["Target reached"]
+    assert reached.value == f"{forecast.reached_on:%d %b %Y}"
+    assert reached.delta == f"{view.counts.enrolled} enrolled, target {view.target}"
+
+    status = dict(overview.identity)["Registry status"]
+    assert overview.frame.study.status == "RECRUITING"
+    assert overview.counts.enrolled >= (overview.target or 0) == 20
+    assert status.startswith("Recruiting (the registry still says so")
+    assert "target of 20" in status
+
+
+def test_a_projected_date_before_today_says_it_has_passed(demo: Engine) -> None:
+    """DEMO-MULTI's forecast, from its cut-off, projects a date: seen from a day after that
+    date, the metric says it has passed; seen from the day after the cut-off it is a plain
+    projection."""
+    with Session(demo) as session:
+        then = build_enrollment(session, ViewContext(study_id=MULTI), today=dt.date(2000, 1, 1))
+        assert then.forecast is not None and then.forecast.median_date is not None
+        median = then.forecast.median_date
+        later = median + dt.timedelta(days=1)
+        now = build_enrollment(session, ViewContext(study_id=MULTI), today=later)
+    assert then.frame.cutoff is not None and then.frame.cutoff < median
+    now_metric = {m.label: m for m in now.metrics}["Projected completion"]
+    then_metric = {m.label: m for m in then.metrics}["Projected completion"]
+    assert now_metric.value == then_metric.value == f"{median:%d %b %Y}"
+    assert then_metric.delta is not None and then_metric.delta.startswith("80% interval")
+    assert now_metric.delta == f"projected date passed · {then_metric.delta}"

@@ -2,6 +2,7 @@
 the sites and the flow of subjects. The visit schedule, which depends on the page's own window
 setting, is read through ``views.visits``."""
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,7 @@ from dashboard.views.format import (
     percent,
     plural,
     projected_completion_label,
+    projected_completion_title,
     projected_interval_label,
     target_word,
 )
@@ -189,7 +191,12 @@ def _accrual_caption(*, planned_drawn: bool, ctx: ViewContext, chart_target: int
     return caption
 
 
-def build_enrollment(session: Session, ctx: ViewContext) -> EnrollmentView:
+def build_enrollment(
+    session: Session, ctx: ViewContext, *, today: dt.date | None = None
+) -> EnrollmentView:
+    """The Enrollment page of ``ctx``; ``today`` (default: the date today) tells a projected date
+    that has already passed."""
+    today = today or dt.date.today()
     read = Reader(session, ctx)
     frame = study_frame(read)
     study = frame.study
@@ -238,9 +245,9 @@ def build_enrollment(session: Session, ctx: ViewContext) -> EnrollmentView:
             f"overall {overall_rate:.1f} per month" if overall_rate is not None else None,
         ),
         Metric(
-            "Projected completion",
+            projected_completion_title(forecast, filtered=filtered),
             projected_completion_label(forecast, filtered=filtered),
-            projected_interval_label(forecast, filtered=filtered),
+            projected_interval_label(forecast, filtered=filtered, today=today),
         ),
     )
     by_criterion = read(screen_failures.failures_by_criterion)

@@ -1,5 +1,7 @@
 """Number and date wording shared by the views (and so by the pages, the pack and the CLI)."""
 
+import datetime as dt
+
 from dashboard.metrics.forecast import AccrualForecast
 
 
@@ -24,14 +26,29 @@ def projected_completion_label(forecast: AccrualForecast | None, *, filtered: bo
     return "–"
 
 
-def projected_interval_label(forecast: AccrualForecast | None, *, filtered: bool) -> str | None:
-    """The 80% interval under the headline date, or why there is no forecast."""
+def projected_completion_title(forecast: AccrualForecast | None, *, filtered: bool) -> str:
+    """The forecast metric's label: "Target reached" once it is (its date is history, not a
+    projection), else "Projected completion"."""
+    if forecast is not None and not filtered and forecast.status == "target_reached":
+        return "Target reached"
+    return "Projected completion"
+
+
+def projected_interval_label(
+    forecast: AccrualForecast | None, *, filtered: bool, today: dt.date | None = None
+) -> str | None:
+    """The 80% interval under the headline date, or why there is no forecast; a projected date
+    before ``today`` says it has passed (the data cut is older than the projection)."""
     if forecast is None or filtered:
         return "whole study only" if filtered else None
     if forecast.status == "ok" and forecast.lower_date and forecast.upper_date:
-        return f"80% interval {forecast.lower_date:%b %Y} – {forecast.upper_date:%b %Y}"
+        interval = f"80% interval {forecast.lower_date:%b %Y} – {forecast.upper_date:%b %Y}"
+        if today is not None and forecast.median_date and forecast.median_date < today:
+            # A projection from an old cut-off: the date is not a promise about the future.
+            return f"projected date passed · {interval}"
+        return interval
     if forecast.status == "target_reached":
-        return "target reached"
+        return f"{forecast.enrolled} enrolled, target {forecast.target}"
     if forecast.status == "stalled":
         return "recruitment stalled"
     if forecast.status in ("too_few", "no_target"):

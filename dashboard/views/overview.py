@@ -68,6 +68,19 @@ def changes_sentence(changes: ChangesSince, since: CutInfo) -> str:
     )
 
 
+# Registry statuses that say enrollment is still going on.
+STILL_ENROLLING = ("RECRUITING", "NOT_YET_RECRUITING", "ENROLLING_BY_INVITATION")
+
+
+def registry_status(status: str | None, target: int | None, counts: PopulationCounts) -> str:
+    """The registry's status in words, with a comment where the data contradict it: a registry
+    record lags the study, so "Recruiting" beside a reached target is said to be the registry's."""
+    shown = (status or "–").replace("_", " ").capitalize()
+    if (status or "").upper() in STILL_ENROLLING and target and counts.enrolled >= target:
+        return f"{shown} (the registry still says so; the data reach the target of {target})"
+    return shown
+
+
 def summary_figures(read: Reader, frame: StudyFrame) -> dict[str, Any]:
     """The contract's JSON object for the context's study and sites (keys in the contract's
     order); enrolled by arm is one pooled figure for a viewer who sees no arms."""
@@ -263,7 +276,7 @@ def build_overview(session: Session, ctx: ViewContext) -> OverviewView:
     identity = (
         ("Registry id", study.registry_id or "–"),
         ("Sponsor", study.sponsor or "–"),
-        ("Registry status", (study.status or "–").replace("_", " ").capitalize()),
+        ("Registry status", registry_status(study.status, study.planned_enrollment, counts)),
         ("Design", study.design or "–"),
         ("Condition", study.condition or "–"),
         ("Intervention", study.intervention or "–"),
