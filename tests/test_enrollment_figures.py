@@ -28,6 +28,7 @@ from dashboard.charts.consort import consort_svg
 from dashboard.db import make_engine
 from dashboard.importers.run import import_sdtm
 from dashboard.metrics.consort import consort_flow
+from dashboard.metrics.countries import country_label
 from dashboard.metrics.enrollment import STALLED_AFTER_DAYS
 from dashboard.metrics.forecast import AccrualForecast, forecast_completion
 from dashboard.queries.enrollment import discontinuation_reasons, funnel, outcome_by_arm
@@ -620,7 +621,7 @@ def _check_site_table(table: pd.DataFrame, raw: Raw) -> None:
         else:
             assert "share_of_target" not in table.columns or pd.isna(row["share_of_target"])
         if "country" in table.columns and "country" in sites.columns:
-            assert row["country"] == site["country"]
+            assert row["country"] == country_label(site["country"])  # "Germany (DEU)"
 
 
 # --- 4. a site row leads to its subjects -------------------------------------------------------

@@ -14,7 +14,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from dashboard.db import make_engine
+from dashboard.metrics.countries import ISO_3166_ALPHA_3, country_label
 from dashboard.queries import studies
+from dashboard.views import subject as subject_view
 from dashboard.views.context import ViewContext
 from dashboard.views.enrollment import build_enrollment
 from dashboard.views.format import plural
@@ -152,3 +154,25 @@ def test_a_projected_date_before_today_says_it_has_passed(demo: Engine) -> None:
     assert now_metric.value == then_metric.value == f"{median:%d %b %Y}"
     assert then_metric.delta is not None and then_metric.delta.startswith("80% interval")
     assert now_metric.delta == f"projected date passed · {then_metric.delta}"
+
+
+# -- countries ------------------------------------------------------------------------------------
+
+
+def test_countries_are_named(demo: Engine) -> None:
+    """SDTM's ISO 3166 alpha-3 codes are shown with the country's name: the seed demo's subject
+    is in "Iran (IRN)", DEMO-MULTI's sites table names every site's country."""
+    assert len(ISO_3166_ALPHA_3) == 249  # every officially assigned code
+    assert all(re.fullmatch(r"[A-Z]{3}", code) for code in ISO_3166_ALPHA_3)
+    assert country_label("Iran, Islamic Republic of") == "Iran, Islamic Republic of"  # a name
+    with Session(demo) as session:
+        (usubjid, *_), _ = subject_view.codes(session, ViewContext(study_id=SEED), "")
+        seed = subject_view.record(session, ViewContext(study_id=SEED), usubjid)
+        multi = build_enrollment(session, ViewContext(study_id=MULTI))
+        raw = studies.site_countries(session, study_id=MULTI)
+    assert seed is not None and seed.country == "Iran (IRN)"
+    assert multi.sites is not None
+    codes = dict(zip(raw["site_id"], raw["country"], strict=True))
+    for site_id, shown in zip(multi.sites["site_id"], multi.sites["country"], strict=True):
+        code = codes[site_id]
+        assert shown == f"{ISO_3166_ALPHA_3[code]} ({code})", site_id

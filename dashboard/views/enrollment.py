@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 from dashboard.charts.consort import consort_svg
 from dashboard.metrics.consort import consort_flow
+from dashboard.metrics.countries import country_label
 from dashboard.metrics.enrollment import (
     cumulative_accrual,
     funnel_steps,
@@ -301,15 +302,26 @@ def build_enrollment(
         flow=flow,
         flow_svg=consort_svg(flow, title=study.registry_id or study.study_id),
         sites=(
-            site_table(read(enrollment.enrollment_by_site), cutoff=cutoff).dropna(
-                axis="columns",
-                how="all",  # e.g. SDTM gives no site names or site targets
+            _named_countries(
+                site_table(read(enrollment.enrollment_by_site), cutoff=cutoff).dropna(
+                    axis="columns",
+                    how="all",  # e.g. SDTM gives no site names or site targets
+                )
             )
             if viewer_sites > 1
             else None
         ),
         filtered=filtered,
         planned_schedule=read(visits.planned_schedule),
+    )
+
+
+def _named_countries(sites: pd.DataFrame) -> pd.DataFrame:
+    """The site table with its countries named ("Germany (DEU)" for SDTM's alpha-3 code)."""
+    if "country" not in sites.columns:
+        return sites
+    return sites.assign(
+        country=[country_label(c) if isinstance(c, str) else c for c in sites["country"]]
     )
 
 
