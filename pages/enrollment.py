@@ -23,7 +23,7 @@ from dashboard.ui.shell import (
     period_filter,
 )
 from dashboard.ui.visits import visits_as_of, window_days_setting
-from dashboard.views.format import plural, verb
+from dashboard.views.format import WHOLE_PERCENT, percent_points, plural, verb
 
 SITE_ROWS_KEY = "enrollment_site_rows"
 NEEDING_ACTION_KEY = "enrollment_visits_needing_action"
@@ -87,7 +87,7 @@ if view.sites is not None:
     st.subheader("Sites")
     sites = view.sites
     selection = st.dataframe(
-        sites,
+        percent_points(sites, ("screen_failure_rate", "share_of_target")),
         hide_index=True,
         width="stretch",
         on_select="rerun",
@@ -100,12 +100,12 @@ if view.sites is not None:
             "active_since": st.column_config.DateColumn("Active since"),
             "screened": "Screened",
             "screen_failures": "Screen failures",
-            "screen_failure_rate": st.column_config.NumberColumn("SF rate", format="percent"),
+            "screen_failure_rate": st.column_config.NumberColumn("SF rate", format=WHOLE_PERCENT),
             "enrolled": "Enrolled",
             "enrolled_per_month": st.column_config.NumberColumn("Enrolled / month", format="%.2f"),
             "days_since_last_enrollment": "Days since last enrollment",
             "planned_enrollment": "Site target",
-            "share_of_target": st.column_config.NumberColumn("Of target", format="percent"),
+            "share_of_target": st.column_config.NumberColumn("Of target", format=WHOLE_PERCENT),
         },
     )
     st.caption(

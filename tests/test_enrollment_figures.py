@@ -600,7 +600,9 @@ def _check_site_table(table: pd.DataFrame, raw: Raw) -> None:
         assert row["screened"] == len(rows)
         assert row["screen_failures"] == failures
         if len(rows):
-            assert row["screen_failure_rate"] == pytest.approx(failures / len(rows))
+            assert row["screen_failure_rate"] == pytest.approx(
+                100 * failures / len(rows)
+            )  # % points
         assert row["enrolled"] == len(enrolled)
         activated = _date_or_none(site["activated_on"])
         first = rows["screening_date"].min()
@@ -616,7 +618,7 @@ def _check_site_table(table: pd.DataFrame, raw: Raw) -> None:
             assert pd.isna(row["days_since_last_enrollment"])
         target = site["planned_enrollment"]
         if target is not None and target == target and target:
-            assert row["share_of_target"] == pytest.approx(len(enrolled) / target)
+            assert row["share_of_target"] == pytest.approx(100 * len(enrolled) / target)
             assert row["planned_enrollment"] == target
         else:
             assert "share_of_target" not in table.columns or pd.isna(row["share_of_target"])

@@ -320,9 +320,12 @@ def _named_countries(sites: pd.DataFrame) -> pd.DataFrame:
     """The site table with its countries named ("Germany (DEU)" for SDTM's alpha-3 code)."""
     if "country" not in sites.columns:
         return sites
-    return sites.assign(
-        country=[country_label(c) if isinstance(c, str) else c for c in sites["country"]]
+    named = pd.Series(
+        [country_label(c) if isinstance(c, str) else c for c in sites["country"]],
+        index=sites.index,
+        dtype=object,
     )
+    return sites.assign(country=named)
 
 
 def site_subjects(session: Session, ctx: ViewContext, site_id: str) -> pd.DataFrame:

@@ -1,6 +1,9 @@
 """Number and date wording shared by the views (and so by the pages, the pack and the CLI)."""
 
 import datetime as dt
+from collections.abc import Sequence
+
+import pandas as pd
 
 from dashboard.metrics.forecast import AccrualForecast
 
@@ -113,3 +116,15 @@ def plural(count: int, singular: str, plural_form: str | None = None) -> str:
 def verb(count: int, singular: str, plural_form: str) -> str:
     """The verb agreed with ``count``: ``verb(1, "has", "have")`` is "has"."""
     return singular if count == 1 else plural_form
+
+
+# A share drawn by ``st.column_config.NumberColumn`` from ``percent_points``: whole percent, as
+# every other percentage on the pages ("38%", never "29.63%" beside "12.5%").
+WHOLE_PERCENT = "%.0f%%"
+
+
+def percent_points(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """``frame`` with its 0-1 shares in ``columns`` as percentage points (0-100), for a table
+    column formatted ``WHOLE_PERCENT`` (Streamlit's "percent" format prints up to two decimals)."""
+    present = [c for c in columns if c in frame.columns]
+    return frame.assign(**{c: pd.to_numeric(frame[c], errors="coerce") * 100 for c in present})
