@@ -5,18 +5,28 @@ of a view or chart function on the demo studies (or the CDISC pilot)."""
 
 import ast
 import datetime as dt
+import itertools
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from dashboard.charts.adverse_events import soc_incidence_chart, worst_level_chart
+from dashboard.charts.baseline import histogram_chart
+from dashboard.charts.enrollment import accrual_chart, funnel_chart
+from dashboard.charts.screen_failures import criteria_chart, monthly_rate_chart
 from dashboard.db import make_engine
+from dashboard.metrics.ae_tables import soc_incidence
 from dashboard.metrics.countries import ISO_3166_ALPHA_3, country_label
+from dashboard.metrics.table_one import column_summaries
 from dashboard.queries import studies
 from dashboard.views import subject as subject_view
+from dashboard.views.adverse_events import build_adverse_events
+from dashboard.views.baseline import build_baseline
 from dashboard.views.context import ViewContext
 from dashboard.views.enrollment import build_enrollment
 from dashboard.views.format import plural
@@ -99,7 +109,7 @@ def test_counts_by_criterion_are_unknown_without_ie(pilot: Engine, demo: Engine)
     metrics = {m.label: m for m in view.metrics}
     for label in ("Failed more than one criterion", "Enrolled despite a rule"):
         assert metrics[label].value == "unknown", label
-        assert metrics[label].help and "IE" in metrics[label].help
+        assert "IE" in (metrics[label].help or "")
     for table in (view.failures_table, view.criteria_table):
         assert len(table) == len(view.by_criterion) == 31
         assert "% of screened" not in table.columns
@@ -176,3 +186,60 @@ def test_countries_are_named(demo: Engine) -> None:
     for site_id, shown in zip(multi.sites["site_id"], multi.sites["country"], strict=True):
         code = codes[site_id]
         assert shown == f"{ISO_3166_ALPHA_3[code]} ({code})", site_id
+
+
+# -- axes -------------------------------------------------------------------------------------------
+
+
+def _encoding(chart: Any, channel: str) -> dict[str, Any]:
+    """The encoding of ``channel`` in a chart's spec, in its first layer that has one."""
+    spec = chart.to_dict()
+    layers = spec.get("layer") or [spec]
+    found = [layer["encoding"][channel] for layer in layers if channel in layer.get("encoding", {})]
+    assert found, channel
+    return dict(found[0])
+
+
+def _counts_only(encoding: dict[str, Any]) -> None:
+    axis = encoding.get("axis") or {}
+    assert axis.get("tickMinStep") == 1 and axis.get("format") == "d", encoding
+
+
+def test_axes_have_round_ticks_on_the_demo_data(demo: Engine) -> None:
+    """On DEMO-MULTI's data: the severity bars have quarter ticks (not 21), the SOC dots lie
+    inside an axis that ends on a round tick, counts have whole-number ticks and the seed demo's
+    ages are binned and labelled in whole years."""
+    with Session(demo) as session:
+        ae = build_adverse_events(session, ViewContext(study_id=MULTI))
+        enrollment_view = build_enrollment(session, ViewContext(study_id=MULTI))
+        failures = build_screen_failures(session, ViewContext(study_id=MULTI))
+        baseline = build_baseline(session, ViewContext(study_id=SEED))
+
+    worst = _encoding(worst_level_chart(ae.worst_levels, dimension="severity"), "x")
+    assert worst["axis"]["values"] == [0.0, 0.25, 0.5, 0.75, 1.0]
+
+    socs = soc_incidence(ae.terms, ae.population.by_arm)
+    x = _encoding(soc_incidence_chart(socs), "x")
+    ticks, domain = x["axis"]["values"], x["scale"]["domain"]
+    largest = float(socs["share"].max())
+    assert domain == [0, ticks[-1]] and ticks[-2] < largest <= ticks[-1], (largest, ticks)
+    assert len(ticks) <= 7
+    steps = {round(b - a, 9) for a, b in itertools.pairwise(ticks)}
+    assert len(steps) == 1  # evenly spaced
+
+    _counts_only(_encoding(accrual_chart(**enrollment_view.accrual_chart_inputs), "y"))
+    _counts_only(_encoding(funnel_chart(enrollment_view.funnel), "x"))
+    _counts_only(
+        _encoding(criteria_chart(failures.by_criterion, screened=failures.counts.screened), "x")
+    )
+    _counts_only(_encoding(monthly_rate_chart(failures.monthly), "y"))
+
+    counts = baseline.value_counts
+    ages = counts[(counts["key"] == "AGE") & counts["value_num"].notna()]
+    assert (ages["value_num"] == ages["value_num"].round()).all()  # whole years in DM.AGE
+    boxes = column_summaries(counts, key="AGE", columns=list(baseline.columns))
+    histogram = histogram_chart(boxes, ages[["column", "value_num", "subjects"]], label="Age")
+    assert histogram is not None
+    x, y = _encoding(histogram, "x"), _encoding(histogram, "y")
+    assert x["bin"]["minstep"] == 1 and x["axis"]["format"] == "d"
+    _counts_only(y)

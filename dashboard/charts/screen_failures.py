@@ -3,6 +3,8 @@
 import altair as alt
 import pandas as pd
 
+from dashboard.charts.axes import count_axis
+
 CATEGORY_COLOURS = {"INCLUSION": "#1f77b4", "EXCLUSION": "#ff7f0e"}
 CATEGORY_LABELS = {"INCLUSION": "Inclusion not met", "EXCLUSION": "Exclusion met"}
 
@@ -39,7 +41,7 @@ def criteria_chart(failures: pd.DataFrame, *, screened: int) -> alt.Chart:
         .encode(
             y=alt.Y("label:N", sort=order, title=None, axis=alt.Axis(labelLimit=420)),
             opacity=alt.condition(pick, alt.value(1.0), alt.value(0.45)),
-            x=alt.X("subjects:Q", title="Screen-failed subjects", axis=alt.Axis(tickMinStep=1)),
+            x=alt.X("subjects:Q", title="Screen-failed subjects", axis=count_axis()),
             color=alt.Color(
                 "kind:N",
                 title=None,
@@ -74,7 +76,7 @@ def monthly_rate_chart(monthly: pd.DataFrame) -> alt.LayerChart:
         alt.Tooltip("screen_failure_rate:Q", title="Screen-failure rate", format=".0%"),
     ]
     bars = base.mark_bar(color="#c6dbef").encode(
-        y=alt.Y("screened:Q", title="Screened", axis=alt.Axis(tickMinStep=1)), tooltip=tooltip
+        y=alt.Y("screened:Q", title="Screened", axis=count_axis()), tooltip=tooltip
     )
     line = base.mark_line(color="#ff7f0e", point=True).encode(
         y=alt.Y(
