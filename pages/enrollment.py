@@ -23,7 +23,13 @@ from dashboard.ui.shell import (
     period_filter,
 )
 from dashboard.ui.visits import visits_as_of, window_days_setting
-from dashboard.views.format import WHOLE_PERCENT, percent_points, plural, verb
+from dashboard.views.format import (
+    WHOLE_PERCENT,
+    nobody_screened,
+    percent_points,
+    plural,
+    verb,
+)
 
 SITE_ROWS_KEY = "enrollment_site_rows"
 NEEDING_ACTION_KEY = "enrollment_visits_needing_action"
@@ -37,7 +43,7 @@ metric_row(view.metrics)
 
 if view.counts.screened == 0:
     if period is not None:
-        st.info("Nobody was screened in this period: widen the dates to see the study.")
+        st.info(nobody_screened(period))
     else:
         no_subjects_message(ctx)
     st.stop()

@@ -25,7 +25,7 @@ from dashboard.ui.shell import (
     page_header,
     period_filter,
 )
-from dashboard.views.format import plural, verb
+from dashboard.views.format import nobody_screened, period_words, plural, verb
 
 DRILLDOWN_KEY = "screen_failures_criterion"
 CHART_KEY = "screen_failures_chart"  # the bases of the widgets' keys: see selection.widget_key
@@ -42,7 +42,7 @@ metric_row(view.metrics)
 
 if counts.screened == 0:
     if period is not None:
-        st.info("Nobody was screened in this period: widen the dates to see the study.")
+        st.info(nobody_screened(period))
     else:
         no_subjects_message(ctx)
     st.stop()
@@ -73,6 +73,12 @@ if ie_missing:
                 hide_index=True,
                 width="stretch",
             )
+elif counts.screen_failures == 0:
+    # No bars to draw: all of them would be 0 (and the heat map below empty).
+    st.info(
+        f"No screen failures among the {plural(counts.screened, 'subject')} screened"
+        + (f" {period_words(period)}." if period is not None else ".")
+    )
 elif by_criterion.empty:
     st.info(
         "No eligibility criteria are recorded for this study (no TI domain or registry criteria): "
@@ -149,6 +155,8 @@ if view.site_rates is not None or view.site_grid is not None:
     st.subheader("By site")
     if view.site_rates is not None:
         st.dataframe(view.site_rates, hide_index=True)
+    elif not counts.screen_failures:
+        st.info("No screen failures at any site in this selection.")
     elif view.site_grid is not None:
         st.altair_chart(site_criterion_heatmap(view.site_grid), width="stretch")
         st.caption(

@@ -128,3 +128,13 @@ def percent_points(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     column formatted ``WHOLE_PERCENT`` (Streamlit's "percent" format prints up to two decimals)."""
     present = [c for c in columns if c in frame.columns]
     return frame.assign(**{c: pd.to_numeric(frame[c], errors="coerce") * 100 for c in present})
+
+
+def period_words(period: tuple[dt.date, dt.date]) -> str:
+    """``"between 20 Oct 2024 and 25 Oct 2024"``: the "Screened between" filter in words."""
+    return f"between {period[0]:%d %b %Y} and {period[1]:%d %b %Y}"
+
+
+def nobody_screened(period: tuple[dt.date, dt.date]) -> str:
+    """The plain message for a screening period that matches nobody (no empty chart)."""
+    return f"No subjects screened {period_words(period)}: widen the dates to see the study."
