@@ -21,6 +21,7 @@ from dashboard.ui import views
 from dashboard.ui.ae_drilldown import (
     LISTING_COLUMNS,
     STUDY_DAY_NOTE,
+    SUBJECT_HEADER,
     chart_point,
     pick_events,
     resolve_pick,
@@ -141,7 +142,7 @@ else:
     # Row colours through a pandas Styler cost about a second per thousand rows at every rerun:
     # highlight only a listing short enough to read row by row; a long one keeps its "New" column.
     shown_saes, links = subject_links(
-        sae_table, study_id=ctx.study_id, column="USUBJID", label="USUBJID"
+        sae_table, study_id=ctx.study_id, column="USUBJID", label=SUBJECT_HEADER
     )
     st.dataframe(
         shown_saes.style.apply(

@@ -219,9 +219,10 @@ def test_a_screening_period_without_screen_failures(
             )
         ).all()
     engine.dispose()
-    failed_on = {day for day, population in rows if population == SCREEN_FAILURE}
-    day = min(day for day, _ in rows if day not in failed_on)
-    screened = sum(1 for d, _ in rows if d == day)
+    dated = [(day, population) for day, population in rows if day is not None]
+    failed_on = {day for day, population in dated if population == SCREEN_FAILURE}
+    day = min(day for day, _ in dated if day not in failed_on)
+    screened = sum(1 for d, _ in dated if d == day)
     assert screened and day not in failed_on
 
     at = open_study(filters_db_url, monkeypatch)

@@ -24,6 +24,7 @@ from dashboard.metrics.ae_tables import soc_incidence
 from dashboard.metrics.countries import ISO_3166_ALPHA_3, country_label
 from dashboard.metrics.table_one import column_summaries
 from dashboard.queries import studies
+from dashboard.ui.ae_drilldown import LISTING_COLUMNS, SUBJECT_HEADER
 from dashboard.views import subject as subject_view
 from dashboard.views.adverse_events import build_adverse_events
 from dashboard.views.baseline import build_baseline
@@ -243,3 +244,31 @@ def test_axes_have_round_ticks_on_the_demo_data(demo: Engine) -> None:
     x, y = _encoding(histogram, "x"), _encoding(histogram, "y")
     assert x["bin"]["minstep"] == 1 and x["axis"]["format"] == "d"
     _counts_only(y)
+
+
+# -- listings headed in words ---------------------------------------------------------------------
+
+SDTM_NAME = re.compile(r"[A-Z]{2}[A-Z0-9]{2,6}")  # USUBJID, AEBODSYS, AESTDTC ...
+
+
+def test_the_sae_listing_is_headed_in_words(demo: Engine, pilot: Engine) -> None:
+    """Every column of the SAE listings the page draws (seed demo, DEMO-MULTI, CDISC pilot) is
+    headed in words on screen, its SDTM variable behind the header's help icon; the data (and so
+    the downloads) keep the SDTM names."""
+    shown = []
+    for engine, study in ((demo, SEED), (demo, MULTI), (pilot, PILOT)):
+        with Session(engine) as session:
+            view = build_adverse_events(session, ViewContext(study_id=study))
+        assert not view.saes.empty, study
+        shown += list(view.saes.columns)
+    assert {"USUBJID", "AEBODSYS", "AESTDTC"} <= set(shown)
+    for column in set(shown):
+        config = LISTING_COLUMNS[column]
+        header, help_text = config["label"], config["help"]
+        assert not SDTM_NAME.fullmatch(header), (column, header)
+        if SDTM_NAME.fullmatch(column):
+            assert help_text.startswith(column), (column, help_text)
+    assert LISTING_COLUMNS["USUBJID"]["label"] == SUBJECT_HEADER == "Subject"
+    assert LISTING_COLUMNS["AEBODSYS"]["label"] == "Body system"
+    assert LISTING_COLUMNS["Term"]["label"] == "Preferred term"
+    assert LISTING_COLUMNS["AESTDTC"]["label"] == "Start date"
