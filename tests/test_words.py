@@ -264,7 +264,7 @@ def test_the_sae_listing_is_headed_in_words(demo: Engine, pilot: Engine) -> None
     assert {"USUBJID", "AEBODSYS", "AESTDTC"} <= set(shown)
     for column in set(shown):
         config = LISTING_COLUMNS[column]
-        header, help_text = config["label"], config["help"]
+        header, help_text = config.get("label") or "", config.get("help") or ""
         assert not SDTM_NAME.fullmatch(header), (column, header)
         if SDTM_NAME.fullmatch(column):
             assert help_text.startswith(column), (column, help_text)
