@@ -19,11 +19,14 @@ from dashboard.charts.adverse_events import soc_incidence_chart, worst_level_cha
 from dashboard.charts.baseline import histogram_chart
 from dashboard.charts.enrollment import accrual_chart, funnel_chart
 from dashboard.charts.screen_failures import criteria_chart, monthly_rate_chart
+from dashboard.charts.subject import subject_timeline_chart
 from dashboard.db import make_engine
 from dashboard.metrics.ae_tables import soc_incidence
 from dashboard.metrics.countries import ISO_3166_ALPHA_3, country_label
+from dashboard.metrics.subject import timeline_events
 from dashboard.metrics.table_one import column_summaries
 from dashboard.queries import studies
+from dashboard.results.population import SCREEN_FAILURE
 from dashboard.ui.ae_drilldown import LISTING_COLUMNS, SUBJECT_HEADER
 from dashboard.views import subject as subject_view
 from dashboard.views.adverse_events import build_adverse_events
@@ -36,6 +39,7 @@ from dashboard.views.screen_failures import NO_IE_COUNTS, build_screen_failures
 
 SEED, MULTI, PILOT = "NCT06466850", "DEMO-MULTI", "CDISCPILOT01"
 ROOT = Path(__file__).resolve().parent.parent
+BMI_FAILURE = "NCT06466850-01-017"  # screened, failed the BMI criterion
 
 
 @pytest.fixture(scope="module")
@@ -272,3 +276,40 @@ def test_the_sae_listing_is_headed_in_words(demo: Engine, pilot: Engine) -> None
     assert LISTING_COLUMNS["AEBODSYS"]["label"] == "Body system"
     assert LISTING_COLUMNS["Term"]["label"] == "Preferred term"
     assert LISTING_COLUMNS["AESTDTC"]["label"] == "Start date"
+
+
+# -- a screen failure's timeline ------------------------------------------------------------------
+
+
+def test_a_screen_failures_milestones_are_named(demo: Engine) -> None:
+    """The seed demo's BMI screen failure has no day 1: its timeline is milestones only, each
+    named by its shape in a legend (screening, the screen-failure disposition), not bare
+    diamonds."""
+    with Session(demo) as session:
+        record = subject_view.record(session, ViewContext(study_id=SEED), BMI_FAILURE)
+    assert record is not None and record.population == SCREEN_FAILURE
+    events = timeline_events(
+        day_one=None,
+        screening_date=record.screening_date,
+        consent_dtc=record.consent_dtc,
+        first_dose_date=record.first_dose_date,
+        dispositions=record.dispositions,
+        exposures=record.exposures,
+        visits=record.visits,
+        adverse_events=record.adverse_events,
+        schedule=None,
+        until=None,
+    )
+    milestones = events.loc[events["kind"] == "milestone", "label"].drop_duplicates().tolist()
+    assert "Screening" in milestones and "Screen failure" in milestones
+    spec = subject_timeline_chart(events, day_one=None).to_dict()
+    shaped = [
+        layer["encoding"]["shape"]
+        for layer in spec["layer"]
+        if "shape" in layer.get("encoding", {})
+    ]
+    assert len(shaped) == 1
+    shape = shaped[0]
+    assert shape["field"] == "label" and shape["legend"] is not None
+    assert shape["scale"]["domain"] == milestones
+    assert len(set(shape["scale"]["range"])) == len(milestones)  # one shape each
