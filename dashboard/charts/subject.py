@@ -117,9 +117,18 @@ def subject_timeline_chart(
     )
     # Milestones (screening, consent, day 1, each disposition) told apart by shape, named in a
     # legend of their own: two bare diamonds say nothing about which is the screen failure.
-    milestones = data.loc[data["kind"] == "milestone", "label"].drop_duplicates().tolist()
+    # Milestones on the same day are one mark, named together ("Screening · Informed consent").
+    on_a_day = data[data["kind"] == "milestone"]
+    on_a_day = on_a_day.groupby("start_date", sort=False, as_index=False).agg(
+        {
+            **{c: "first" for c in on_a_day.columns if c not in ("start_date", "label", "detail")},
+            "label": " · ".join,
+            "detail": "; ".join,
+        }
+    )
+    milestones = on_a_day["label"].drop_duplicates().tolist()
     milestone_marks = (
-        base.transform_filter(alt.datum.kind == "milestone")
+        alt.Chart(on_a_day)
         .mark_point(filled=True, size=90, color=CATEGORY_COLOURS[MILESTONE])
         .encode(
             y=y,
