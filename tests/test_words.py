@@ -7,6 +7,7 @@ import ast
 import datetime as dt
 import itertools
 import re
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,8 @@ from sqlmodel import Session
 
 from dashboard.charts.adverse_events import soc_incidence_chart, worst_level_chart
 from dashboard.charts.baseline import histogram_chart
-from dashboard.charts.enrollment import accrual_chart, funnel_chart
+from dashboard.charts.colours import PRIMARY_BLUE
+from dashboard.charts.enrollment import SERIES_COLOURS, accrual_chart, funnel_chart
 from dashboard.charts.screen_failures import criteria_chart, monthly_rate_chart
 from dashboard.charts.subject import subject_timeline_chart
 from dashboard.db import make_engine
@@ -317,3 +319,14 @@ def test_a_screen_failures_milestones_are_named(demo: Engine) -> None:
     assert shape["scale"]["domain"] == named
     assert any("Screening" in n for n in named) and "Screen failure" in named
     assert len(set(shape["scale"]["range"])) == len(named)  # one shape each
+
+
+# -- theme ----------------------------------------------------------------------------------------
+
+
+def test_the_theme_is_the_charts_blue() -> None:
+    """Chosen chips and selected radios in the charts' blue, not Streamlit's default red (which
+    reads as an error); the enrolled line is drawn in the same blue."""
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["theme"]["primaryColor"] == PRIMARY_BLUE == SERIES_COLOURS["Enrolled"]
+    assert config["theme"]["base"] == "light"
