@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -26,7 +27,13 @@ from dashboard.db import make_engine
 from dashboard.metrics.ae_tables import soc_incidence
 from dashboard.metrics.countries import ISO_3166_ALPHA_3, country_label
 from dashboard.metrics.subject import timeline_events
-from dashboard.metrics.table_one import column_summaries
+from dashboard.metrics.table_one import (
+    CHARACTERISTIC,
+    STATISTIC,
+    column_summaries,
+    is_ordinal,
+    level_order,
+)
 from dashboard.queries import studies
 from dashboard.results.population import SCREEN_FAILURE
 from dashboard.ui.ae_drilldown import LISTING_COLUMNS, SUBJECT_HEADER
@@ -330,3 +337,50 @@ def test_the_theme_is_the_charts_blue() -> None:
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert config["theme"]["primaryColor"] == PRIMARY_BLUE == SERIES_COLOURS["Enrolled"]
     assert config["theme"]["base"] == "light"
+
+
+# -- Table 1: ordinal grades, one column for one arm -----------------------------------------------
+
+
+def test_grades_are_categories_and_one_arm_is_one_column(demo: Engine) -> None:
+    """The seed demo's Kellgren-Lawrence grades are tabulated as n (%) per grade, counted from
+    the baseline findings themselves; its one arm is one column (no identical Overall); the WOMAC
+    total score (0-96) stays continuous."""
+    with Session(demo) as session:
+        view = build_baseline(session, ViewContext(study_id=SEED))
+        found = pd.read_sql(
+            "SELECT f.location, f.value_num, s.usubjid FROM finding f JOIN subject s "
+            "ON s.id = f.subject_pk WHERE s.study_id = :study AND f.test_code = 'KLGRADE' "
+            "AND f.is_baseline AND s.population = 'ENROLLED'",
+            session.connection(),
+            params={"study": SEED},
+        )
+    table = view.table
+    assert table is not None
+    (arm,) = view.columns
+    n = view.counts.enrolled
+    assert list(table.columns) == [CHARACTERISTIC, STATISTIC, f"{arm} (n={n})"]
+
+    rows = table.assign(variable=table[CHARACTERISTIC].replace("", pd.NA).ffill())
+    for knee in ("LEFT KNEE", "RIGHT KNEE"):
+        label = next(v.label for v in view.variables if v.label.endswith(knee.lower()))
+        variable = next(v for v in view.variables if v.label == label)
+        assert variable.categorical
+        shown = rows[rows["variable"] == label].set_index(STATISTIC)[f"{arm} (n={n})"]
+        grades = found[found["location"] == knee]["value_num"].value_counts().sort_index()
+        assert list(shown.index) == [f"{g:g}, n (%)" for g in grades.index]
+        for grade, count in grades.items():
+            assert shown[f"{grade:g}, n (%)"] == f"{count} ({100 * count / n:.1f}%)"
+    womac = next(v for v in view.variables if v.label.startswith("WOMAC"))
+    assert not womac.categorical
+    womac_rows = rows[rows["variable"].str.startswith("WOMAC")]
+    assert womac_rows[STATISTIC].tolist() == ["Mean (SD)", "Median [Q1, Q3]"]
+
+
+def test_ordinal_rule() -> None:
+    assert is_ordinal("Kellgren-Lawrence Grade", pd.Series([0.0, 2.0, 4.0]))
+    assert is_ordinal("ECOG performance status score", pd.Series([0.0, 1.0, 5.0]))
+    assert not is_ordinal("WOMAC Total Score (0-96)", pd.Series([12.0, 45.0, 80.0]))  # wide
+    assert not is_ordinal("Pain grade", pd.Series([1.5, 2.0]))  # not whole numbers
+    assert not is_ordinal("Body Mass Index", pd.Series([21.0, 25.0]))  # not a grade or score
+    assert level_order("2") < level_order("10") < level_order("UNKNOWN")

@@ -15,8 +15,10 @@ from dashboard.metrics.table_one import (
     STATISTIC,
     SUBJECTS_KEY,
     Variable,
+    as_ordinal,
     column_order,
     default_keys,
+    is_ordinal,
     table_one,
 )
 from dashboard.queries import baseline, enrollment, studies
@@ -82,13 +84,16 @@ def _table_with_new(
 ) -> pd.DataFrame:
     if new is None or since is None:
         return table
-    # table_one's columns: characteristic, statistic, one per group in ``columns`` order, Overall.
-    headers = list(table.columns[2 : 2 + len(columns) + 1])
+    # table_one's columns: characteristic, statistic, one per group in ``columns`` order, then
+    # Overall where there are two groups or more.
     counts = [int(new.get(c, 0)) for c in columns]
+    if len(columns) > 1:
+        counts.append(sum(counts))
+    headers = list(table.columns[2 : 2 + len(counts)])
     first = {
         CHARACTERISTIC: f"New since cut {since}",
         STATISTIC: "n",
-        **{h: str(n) for h, n in zip(headers, [*counts, sum(counts)], strict=True)},
+        **{h: str(n) for h, n in zip(headers, counts, strict=True)},
     }
     return pd.concat([pd.DataFrame([first]), table], ignore_index=True).fillna("")
 
@@ -179,12 +184,23 @@ def build_baseline(
         )
     )
     kinds = catalogue.set_index("key")
+    # Grades and scores with few whole-number levels are tabulated as categories (n, %).
+    ordinal = tuple(
+        key
+        for key in keys
+        if not bool(kinds.loc[key, "categorical"])
+        and is_ordinal(
+            str(kinds.loc[key, "label"]),
+            value_counts.loc[value_counts["key"] == key, "value_num"],
+        )
+    )
+    value_counts = as_ordinal(value_counts, ordinal)
     variables = tuple(
         Variable(
             key=key,
             label=str(kinds.loc[key, "label"]),
             unit=unit if isinstance(unit := kinds.loc[key, "unit"], str) else None,
-            categorical=bool(kinds.loc[key, "categorical"]),
+            categorical=bool(kinds.loc[key, "categorical"]) or key in ordinal,
         )
         for key in keys
     )
