@@ -110,7 +110,9 @@ if ae.events == 0:
     )
     st.stop()
 
-st.caption(view.notes)
+st.caption(view.population_note, help=view.counting_note)
+if view.blinding_note:
+    st.caption(view.blinding_note)
 summary = view.summary
 if view.outside_sentence:
     st.info(view.outside_sentence)
@@ -126,7 +128,10 @@ summary_event = st.dataframe(
     selection_mode="single-cell",
     key=f"ae_summary_{treatment_emergent}",
 )
-st.caption(view.definitions + "Click a cell to list the events behind it.")
+st.caption(
+    "Subjects n (%) with at least one such AE, and [events]; click a cell to list the events.",
+    help=view.definitions,
+)
 summary_slot = st.container()
 slots = {"summary": summary_slot}  # where each control's drilldown listing is drawn
 
@@ -169,8 +174,8 @@ else:
     )
     st.caption(
         f"{shown} serious {'AE' if sae_total == 1 else 'AEs'} in "
-        f"{plural(saes['usubjid'].nunique(), 'subject')}, every subject in scope. "
-        f"{since} {STUDY_DAY_NOTE}"
+        f"{plural(saes['usubjid'].nunique(), 'subject')}, every subject in scope. {since}",
+        help=STUDY_DAY_NOTE,
     )
     download_buttons(sae_table, name=f"{ctx.study_id}-serious-adverse-events", sheet="SAE")
 
@@ -204,9 +209,9 @@ level_table_event = st.dataframe(
     key=f"ae_level_table_{dimension}_{treatment_emergent}",
 )
 st.caption(
-    "Each subject counts once, at the highest level among their AEs; “No AE” completes the arm. "
-    "Unknown: no AE of the subject has a value the rules know. Click a segment or a cell for the "
-    "events at that level of those subjects."
+    "Each subject counts once, at the highest level among their AEs; click a segment or a cell "
+    "for the events at that level of those subjects.",
+    help="“No AE” completes the arm. Unknown: no AE of the subject has a value the rules know.",
 )
 variable = SOURCE_VARIABLES[dimension]
 value_table = view.source_values
@@ -260,10 +265,10 @@ else:
         key=f"ae_soc_chart_{treatment_emergent}_{threshold}",
     )
     st.caption(
-        "Share of each arm's subjects with at least one AE in the class; click a dot for its "
-        "events. Below, each class opens to its preferred terms, most frequent first (a class "
-        "keeps its figures over all its terms when the threshold hides some); click a cell to "
-        "list the events."
+        "Share of each arm's subjects with at least one AE in the class; click a dot or a cell "
+        "for its events.",
+        help="Below, each class opens to its preferred terms, most frequent first (a class keeps "
+        "its figures over all its terms when the threshold hides some).",
     )
     slots["soc"] = st.container()
     # Formatted once for every class (a class at a time costs as much again per class).

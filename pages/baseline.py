@@ -133,7 +133,7 @@ st.dataframe(
         STATISTIC: st.column_config.TextColumn(width="medium"),
     },
 )
-st.caption(view.caption)
+st.caption(view.caption, help=view.caption_rule)
 if view.new_caption:
     st.caption(view.new_caption)
 download_buttons(table, name=f"{ctx.study_id}-table1", sheet="Table 1")

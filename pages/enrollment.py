@@ -56,7 +56,7 @@ else:
         accrual_chart(**view.accrual_chart_inputs),
         width="stretch",
     )
-    st.caption(view.accrual_caption)
+    st.caption(view.accrual_chart.sentence, help=view.accrual_chart.rule)
 if view.undated_sentence:
     st.warning(view.undated_sentence)
 
@@ -115,8 +115,9 @@ if view.sites is not None:
         },
     )
     st.caption(
-        "Active since: the activation date, else the first screening. Rates run to the cut-off. "
-        "Select a row to list the site's subjects."
+        "Select a row to list the site's subjects.",
+        help="Active since: the activation date, else the first screening. Rates run to the "
+        "cut-off.",
     )
     picked = selection.selection.rows if selection else []
     if picked:
@@ -171,16 +172,17 @@ elif not domain_missing(ctx, "SV", "no visit is known to be held, so none is cou
             st.caption(f"The first {len(grid)} of {listed} subjects, most overdue first.")
         download_buttons(grid, name=f"{ctx.study_id}-visit-schedule", sheet="Visits")
     st.caption(
-        f"Planned: {schedule_text(planned)}. Due dates count from each subject's day 1 (RFSTDTC; "
-        "no day 0). ✓ done; ✓ out of window: held outside the window; OVERDUE: the window closed "
-        "without the visit and the subject is still on study; DUE: the window is open; missed: not "
-        "held before the subject left the study; –: planned after the subject left."
+        f"Planned: {schedule_text(planned)}."
         + (
             f" {plural(no_day_one, 'enrolled subject')} without day 1 "
             f"{verb(no_day_one, 'is', 'are')} not on the schedule."
             if no_day_one
             else ""
-        )
+        ),
+        help="Due dates count from each subject's day 1 (RFSTDTC; no day 0). ✓ done; ✓ out of "
+        "window: held outside the window; OVERDUE: the window closed without the visit and the "
+        "subject is still on study; DUE: the window is open; missed: not held before the subject "
+        "left the study; –: planned after the subject left.",
     )
 
 st.subheader("Flow of subjects")

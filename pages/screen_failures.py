@@ -98,7 +98,7 @@ else:
         selection_mode=[SELECTION],
         key=chart_key,
     )
-    st.caption(view.criteria_caption)
+    st.caption(view.criteria_caption, help=view.criteria_rule)
     table_event = st.dataframe(
         view.criteria_table,
         hide_index=True,

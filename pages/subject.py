@@ -153,11 +153,11 @@ else:
         width="stretch",
     )
     st.caption(
-        "Study days count from day 1, the reference start date (RFSTDTC); there is no day 0 (the "
-        "day before day 1 is day -1). AE bars run from onset to end, coloured by severity, a red "
-        "triangle marks a serious AE; an ongoing AE runs to the last disposition record, else the "
-        "cut-off. Partial dates are placed on the first day of their period."
-        + ("" if day_one is not None else " This subject has no day 1: dates only.")
+        "AE bars run from onset to end, coloured by severity; a red triangle marks a serious AE."
+        + ("" if day_one is not None else " This subject has no day 1: dates only."),
+        help="Study days count from day 1, the reference start date (RFSTDTC); there is no day 0 "
+        "(the day before day 1 is day -1). An ongoing AE runs to the last disposition record, "
+        "else the cut-off. Partial dates are placed on the first day of their period.",
     )
 
 if record.population == SCREEN_FAILURE or not record.eligibility.empty:

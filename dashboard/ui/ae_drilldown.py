@@ -184,7 +184,7 @@ def show_events(
     subjects = events["usubjid"].nunique()
     shown = f"the first {len(events)} of {total}" if total > len(events) else f"{total}"
     events_word = "event" if total == 1 else "events"
-    st.caption(f"{shown} {events_word} in {plural(subjects, 'subject')}. {STUDY_DAY_NOTE}")
+    st.caption(f"{shown} {events_word} in {plural(subjects, 'subject')}.", help=STUDY_DAY_NOTE)
     linked, links = subject_links(
         table, study_id=ctx.study_id, column="USUBJID", label=SUBJECT_HEADER
     )

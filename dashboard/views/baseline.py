@@ -12,6 +12,7 @@ from dashboard.metrics.baseline import format_mean_sd, weighted_mean_sd
 from dashboard.metrics.table_one import (
     CHARACTERISTIC,
     DENOMINATOR_ROW,
+    ORDINAL_MAX_RANGE,
     STATISTIC,
     SUBJECTS_KEY,
     Variable,
@@ -71,7 +72,8 @@ class BaselineView:
     smd_default: bool
     table: pd.DataFrame | None  # None: nothing chosen, or nobody in the population
     empty_message: str | None  # why there is no table
-    caption: str
+    caption: str  # one sentence under Table 1
+    caption_rule: str  # behind its help icon: the statistics' definitions
     comparison_caption: str | None  # what SMDs against non-enrolled columns mean
     new_by_column: dict[str, int] | None  # subjects new since the compared cut per column
     new_caption: str | None
@@ -172,6 +174,7 @@ def build_baseline(
             table=None,
             empty_message=message,
             caption="",
+            caption_rule="",
             comparison_caption=None,
             new_by_column=None,
             new_caption=None,
@@ -234,10 +237,14 @@ def build_baseline(
             "differ from the enrolled, not a difference between arms."
         )
     caption = (
-        "Continuous: mean (SD) and median [Q1, Q3] (linear quantiles); categorical: n (%) of the "
-        "column's subjects with a value: the n in the column's header, or the "
-        f'"{DENOMINATOR_ROW}" row where some values are missing (counted on their own row). '
-        "Baseline values are the records flagged baseline (or the last before first dose)."
+        "Measurements as mean (SD) and median [Q1, Q3]; categories, grades and scores as n (%)."
+    )
+    caption_rule = (
+        "Quartiles are linear quantiles. Percentages are of the column's subjects with a value: "
+        f'the n in the column\'s header, or the "{DENOMINATOR_ROW}" row where some values are '
+        "missing (counted on their own row). A grade or score with at most "
+        f"{ORDINAL_MAX_RANGE + 1} whole-number levels is counted per level. Baseline values are "
+        "the records flagged baseline (or the last before first dose)."
         + (" SMD: standardized mean difference (tableone's definition)." if smd else "")
         + (" p-values below 0.001 are shown as <0.001." if p_values else "")
     )
@@ -267,6 +274,7 @@ def build_baseline(
         table=table,
         empty_message=None,
         caption=caption,
+        caption_rule=caption_rule,
         comparison_caption=comparison,
         new_by_column=new,
         new_caption=new_caption,

@@ -55,7 +55,13 @@ class AccrualChart:
     accrual: pd.DataFrame  # ``cumulative_accrual`` up to the cut-off: the chart's frame
     chart_target: int | None  # the target line of the chart (none over a screening period)
     planned_drawn: bool  # the chart draws the planned recruitment line
-    caption: str
+    sentence: str  # the caption on the page: what the lines are
+    rule: str  # behind the caption's help icon: how the points are binned
+
+    @property
+    def caption(self) -> str:
+        """The whole caption, as the pack prints it (a page has no help icon on paper)."""
+        return f"{self.sentence} {self.rule}"
 
     @property
     def inputs(self) -> dict[str, Any]:
@@ -89,7 +95,8 @@ def build_accrual_chart(
         accrual=cumulative_accrual(daily, until=frame.cutoff),
         chart_target=chart_target,
         planned_drawn=planned_drawn,
-        caption=_accrual_caption(planned_drawn=planned_drawn, ctx=ctx, chart_target=chart_target),
+        sentence=_accrual_caption(planned_drawn=planned_drawn, ctx=ctx, chart_target=chart_target),
+        rule=ACCRUAL_BINS,
     )
 
 
@@ -172,16 +179,16 @@ def _forecast_sentence(
     return forecast.message
 
 
+ACCRUAL_BINS = (
+    "Weekly bins for a recruitment period up to a year, monthly beyond (yearly where the chart "
+    "spans more than twenty years); the planned recruitment is linear from the planned start to "
+    "the planned end."
+)
+
+
 def _accrual_caption(*, planned_drawn: bool, ctx: ViewContext, chart_target: int | None) -> str:
-    caption = (
-        "Screened by screening date, enrolled by enrollment date, in weekly bins for a recruitment "
-        "period up to a year, monthly beyond (yearly where the chart spans more than twenty years)"
-        + (
-            "; the dashed grey line is the planned recruitment (linear from the planned start to "
-            "the planned end)."
-            if planned_drawn
-            else "."
-        )
+    caption = "Screened by screening date, enrolled by enrollment date" + (
+        "; the dashed grey line is the planned recruitment." if planned_drawn else "."
     )
     if ctx.period is not None:
         caption += " The study target is hidden while a filter is on."

@@ -59,7 +59,8 @@ class ScreenFailuresView:
     failures_table: pd.DataFrame  # the pack's sheet: display headers, % as a number
     failures_with_reason: int
     failures_more_than_one: int
-    criteria_caption: str
+    criteria_caption: str  # one sentence under the chart
+    criteria_rule: str  # behind its help icon: why the bars do not add up
     cooccurrence: pd.DataFrame  # Criterion, with, Subjects
     monthly: pd.DataFrame  # ``monthly_failure_rate``
     by_site: pd.DataFrame  # screened and screen failures per site in scope (enrollment_by_site)
@@ -249,9 +250,12 @@ def build_screen_failures(session: Session, ctx: ViewContext) -> ScreenFailuresV
         failures_more_than_one=failed["more_than_one"],
         criteria_caption=(
             "Bars count distinct screen-failed subjects per criterion; click a bar (or tick a row "
-            "below) to list them. A subject can fail several criteria, so the bars do not add up "
-            f"to the {counts.screen_failures} screen failures: {failed['more_than_one']} failed "
-            "more than one."
+            "below) to list them."
+        ),
+        criteria_rule=(
+            "A subject can fail several criteria, so the bars do not add up to the "
+            f"{counts.screen_failures} screen failures: {failed['more_than_one']} failed more "
+            "than one."
             + (
                 f" {plural(unexplained, 'screen failure')} "
                 f"{verb(unexplained, 'has', 'have')} no criterion recorded."
