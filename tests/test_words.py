@@ -384,3 +384,29 @@ def test_ordinal_rule() -> None:
     assert not is_ordinal("Pain grade", pd.Series([1.5, 2.0]))  # not whole numbers
     assert not is_ordinal("Body Mass Index", pd.Series([21.0, 25.0]))  # not a grade or score
     assert level_order("2") < level_order("10") < level_order("UNKNOWN")
+
+
+# -- captions ---------------------------------------------------------------------------------------
+
+
+def _sentences(text: str) -> int:
+    return len([s for s in re.split(r"(?<=[.!?])\s+(?=[A-Z])", text.strip()) if s])
+
+
+def test_captions_are_one_sentence_with_the_rule_behind_help(demo: Engine) -> None:
+    """The captions a view gives the page are one sentence; the rule that used to follow is
+    kept for the help icon (and, for the accrual chart, for the pack's note)."""
+    with Session(demo) as session:
+        baseline = build_baseline(session, ViewContext(study_id=MULTI))
+        failures = build_screen_failures(session, ViewContext(study_id=MULTI))
+        enrollment_view = build_enrollment(session, ViewContext(study_id=MULTI))
+    accrual = enrollment_view.accrual_chart
+    for sentence, rule in (
+        (baseline.caption, baseline.caption_rule),
+        (failures.criteria_caption, failures.criteria_rule),
+        (accrual.sentence, accrual.rule),
+    ):
+        assert _sentences(sentence) == 1, sentence
+        assert rule and _sentences(rule) >= 1 and rule not in sentence
+    assert accrual.caption == f"{accrual.sentence} {accrual.rule}"  # the pack prints both
+    assert f"{failures.failures_more_than_one} failed more than one" in failures.criteria_rule
