@@ -47,6 +47,7 @@ from dashboard.ui.shell import (
     page_context,
     page_header,
 )
+from dashboard.ui.tables import dashed
 from dashboard.views import adverse_events
 from dashboard.views.format import plural, verb
 
@@ -150,12 +151,14 @@ else:
         sae_table, study_id=ctx.study_id, column="USUBJID", label=SUBJECT_HEADER
     )
     st.dataframe(
-        shown_saes.style.apply(
-            lambda row: ["background-color: #fff3b0" if row.get("New") else ""] * len(row),
-            axis=1,
-        )
-        if len(sae_table) <= HIGHLIGHT_ROWS
-        else shown_saes,
+        dashed(  # an ongoing AE's end date: a dash, not "None"
+            shown_saes.style.apply(
+                lambda row: ["background-color: #fff3b0" if row.get("New") else ""] * len(row),
+                axis=1,
+            )
+            if len(sae_table) <= HIGHLIGHT_ROWS
+            else shown_saes
+        ),
         hide_index=True,
         width="stretch",
         column_config={**LISTING_COLUMNS, **links},

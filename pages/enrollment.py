@@ -22,6 +22,7 @@ from dashboard.ui.shell import (
     page_header,
     period_filter,
 )
+from dashboard.ui.tables import dashed
 from dashboard.ui.visits import visits_as_of, window_days_setting
 from dashboard.views.format import (
     WHOLE_PERCENT,
@@ -127,7 +128,7 @@ if view.sites is not None:
             views.site_subjects(ctx.db_url, ctx.cut_id, ctx.view_for(period), site_id),
             study_id=ctx.study_id,
         )
-        st.dataframe(shown, hide_index=True, width="stretch", column_config=links)
+        st.dataframe(dashed(shown), hide_index=True, width="stretch", column_config=links)
 
 st.subheader("Visit schedule")
 planned = scheduled_visits(view.planned_schedule)
@@ -163,7 +164,7 @@ elif not domain_missing(ctx, "SV", "no visit is known to be held, so none is cou
     else:
         shown, links = subject_links(grid, study_id=ctx.study_id)
         st.dataframe(
-            shown,
+            dashed(shown),
             hide_index=True,
             width="stretch",
             column_config={**links, "Day 1": st.column_config.DateColumn("Day 1")},

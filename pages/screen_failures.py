@@ -25,6 +25,7 @@ from dashboard.ui.shell import (
     page_header,
     period_filter,
 )
+from dashboard.ui.tables import dashed
 from dashboard.views.format import nobody_screened, period_words, plural, verb
 
 DRILLDOWN_KEY = "screen_failures_criterion"
@@ -128,7 +129,7 @@ else:
             listed = mark_new_subjects(subjects, compare_cut_id=compare)
             shown, links = subject_links(listed, study_id=ctx.study_id)
             st.dataframe(
-                shown,
+                dashed(shown),
                 hide_index=True,
                 width="stretch",
                 column_config={

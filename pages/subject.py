@@ -27,6 +27,7 @@ from dashboard.metrics.visits import NEEDS_ACTION, OVERDUE, scheduled_visits
 from dashboard.results.population import SCREEN_FAILURE
 from dashboard.ui import views
 from dashboard.ui.shell import domain_missing, page_context, page_header
+from dashboard.ui.tables import dashed
 from dashboard.ui.visits import kept_window_days, visits_as_of, window_days_setting
 from dashboard.views.format import plural
 
@@ -165,7 +166,9 @@ if record.population == SCREEN_FAILURE or not record.eligibility.empty:
     if not record.eligibility.empty:
         st.markdown(f"Criteria **not met** ({len(record.eligibility)}):")
         st.dataframe(
-            listing(record.eligibility, ELIGIBILITY_LABELS), hide_index=True, width="stretch"
+            dashed(listing(record.eligibility, ELIGIBILITY_LABELS)),
+            hide_index=True,
+            width="stretch",
         )
     elif not domain_missing(
         ctx, "IE", "which criteria this screen failure did not meet is unknown"
@@ -198,7 +201,7 @@ if day_one is not None:
                     )
                 )
             )
-        st.dataframe(listing(schedule, SCHEDULE_LABELS), hide_index=True, width="stretch")
+        st.dataframe(dashed(listing(schedule, SCHEDULE_LABELS)), hide_index=True, width="stretch")
         st.caption(
             f"Status on {as_of_label}. Due dates from day 1 "
             f"({day_one:%d %b %Y}); visits held outside the window are marked. Visits planned "
@@ -218,8 +221,11 @@ if baseline.empty:
     )
 else:
     st.dataframe(
-        listing(
-            with_study_days(baseline, day_one=day_one, dates={"date": "study_day"}), FINDING_LABELS
+        dashed(
+            listing(
+                with_study_days(baseline, day_one=day_one, dates={"date": "study_day"}),
+                FINDING_LABELS,
+            )
         ),
         hide_index=True,
         width="stretch",
@@ -229,7 +235,7 @@ else:
 def record_table(frame: pd.DataFrame, dates: dict[str, str], labels: dict[str, str]) -> None:
     """One of the subject's listings, with study days beside the dates named, as labelled."""
     st.dataframe(
-        listing(with_study_days(frame, day_one=day_one, dates=dates), labels),
+        dashed(listing(with_study_days(frame, day_one=day_one, dates=dates), labels)),
         hide_index=True,
         width="stretch",
     )

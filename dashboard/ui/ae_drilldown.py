@@ -17,6 +17,7 @@ from dashboard.ui.downloads import download_buttons
 from dashboard.ui.links import subject_links
 from dashboard.ui.selection import chart_points, latest_pick
 from dashboard.ui.shell import PageContext
+from dashboard.ui.tables import dashed
 from dashboard.views.format import plural
 
 
@@ -189,6 +190,9 @@ def show_events(
         table, study_id=ctx.study_id, column="USUBJID", label=SUBJECT_HEADER
     )
     st.dataframe(
-        linked, hide_index=True, width="stretch", column_config={**LISTING_COLUMNS, **links}
+        dashed(linked),
+        hide_index=True,
+        width="stretch",
+        column_config={**LISTING_COLUMNS, **links},
     )
     download_buttons(table, name=_file_stem(ctx, pick, events), sheet="AE")
