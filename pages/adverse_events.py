@@ -167,7 +167,7 @@ else:
         f"{new} new since cut {compare}, listed first (column New"
         + (", highlighted)." if len(sae_table) <= HIGHLIGHT_ROWS else ").")
         if compare is not None
-        else "One data cut only: nothing to mark as new."
+        else "one data cut only, nothing to mark as new."
     )
     shown = (
         f"the first {len(saes)} of {sae_total} (new ones first; all are in the SAEs sheet of the "
@@ -177,7 +177,7 @@ else:
     )
     st.caption(
         f"{shown} serious {'AE' if sae_total == 1 else 'AEs'} in "
-        f"{plural(saes['usubjid'].nunique(), 'subject')}, every subject in scope. {since}",
+        f"{plural(saes['usubjid'].nunique(), 'subject')}, every subject in scope; {since}",
         help=STUDY_DAY_NOTE,
     )
     download_buttons(sae_table, name=f"{ctx.study_id}-serious-adverse-events", sheet="SAE")
