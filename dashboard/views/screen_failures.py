@@ -109,8 +109,11 @@ def _failures_table(
     return table
 
 
-def _without_counts(table: pd.DataFrame) -> pd.DataFrame:
-    """A criteria table where IE is missing: the protocol's criteria, their counts unknown."""
+def _counts_if_known(table: pd.DataFrame, *, known: bool) -> pd.DataFrame:
+    """A criteria table as it is where the counts are known; where IE is missing, the protocol's
+    criteria with their counts said to be unknown (0 would claim nobody failed them)."""
+    if known:
+        return table
     counts = [c for c in table.columns if c in ("Subjects", "% of screened") or c.startswith("New")]
     return table.drop(columns=counts).assign(Subjects=NO_IE_COUNTS)
 
@@ -240,11 +243,11 @@ def build_screen_failures(session: Session, ctx: ViewContext) -> ScreenFailuresV
         ),
         ie_missing=ie_missing,
         by_criterion=by_criterion,
-        criteria_table=(_without_counts if ie_missing else lambda f: f)(
-            _criteria_table(by_criterion, screened=screened, since=since_id)
+        criteria_table=_counts_if_known(
+            _criteria_table(by_criterion, screened=screened, since=since_id), known=not ie_missing
         ),
-        failures_table=(_without_counts if ie_missing else lambda f: f)(
-            _failures_table(by_criterion, screened=screened, since=since_id)
+        failures_table=_counts_if_known(
+            _failures_table(by_criterion, screened=screened, since=since_id), known=not ie_missing
         ),
         failures_with_reason=failed["with_reason"],
         failures_more_than_one=failed["more_than_one"],
