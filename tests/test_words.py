@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from pandas.io.formats.style import Styler
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -24,6 +25,7 @@ from dashboard.charts.enrollment import SERIES_COLOURS, accrual_chart, funnel_ch
 from dashboard.charts.screen_failures import criteria_chart, monthly_rate_chart
 from dashboard.charts.subject import subject_timeline_chart
 from dashboard.db import make_engine
+from dashboard.metrics.ae_listing import derive_listing, listing_table
 from dashboard.metrics.ae_tables import soc_incidence
 from dashboard.metrics.countries import ISO_3166_ALPHA_3, country_label
 from dashboard.metrics.subject import timeline_events
@@ -37,8 +39,10 @@ from dashboard.metrics.table_one import (
 from dashboard.queries import studies
 from dashboard.results.population import SCREEN_FAILURE
 from dashboard.ui.ae_drilldown import LISTING_COLUMNS, SUBJECT_HEADER
+from dashboard.ui.tables import dashed
 from dashboard.views import subject as subject_view
 from dashboard.views.adverse_events import build_adverse_events
+from dashboard.views.adverse_events import events as ae_events
 from dashboard.views.baseline import build_baseline
 from dashboard.views.context import ViewContext
 from dashboard.views.enrollment import build_enrollment
@@ -410,3 +414,29 @@ def test_captions_are_one_sentence_with_the_rule_behind_help(demo: Engine) -> No
         assert rule and _sentences(rule) >= 1 and rule not in sentence
     assert accrual.caption == f"{accrual.sentence} {accrual.rule}"  # the pack prints both
     assert f"{failures.failures_more_than_one} failed more than one" in failures.criteria_rule
+
+
+# -- missing cells ----------------------------------------------------------------------------------
+
+
+def test_a_missing_cell_is_a_dash(demo: Engine) -> None:
+    """The seed demo's ongoing AE has no end date: its listing cell is drawn "–", not "None";
+    the data behind the table keep the gap, and the columns without one keep their values."""
+    with Session(demo) as session:
+        found, _ = ae_events(session, ViewContext(study_id=SEED))
+    table = listing_table(derive_listing(found, compare_cut_id=None), show_new=False)
+    ongoing = table["AEENDTC"].isna()
+    assert ongoing.sum() >= 1
+    styled = dashed(table)
+    assert isinstance(styled, Styler) and styled.data is table  # type: ignore[attr-defined]
+    shown = styled.to_string(delimiter="\t").splitlines()
+    header, rows = shown[0].split("\t"), [line.split("\t") for line in shown[1:]]
+    end = header.index("AEENDTC")
+    cells = [row[end] for row in rows]
+    assert "None" not in cells and "nan" not in cells
+    assert [c for c, gap in zip(cells, ongoing, strict=True) if gap] == ["–"] * int(ongoing.sum())
+    assert [c for c, gap in zip(cells, ongoing, strict=True) if not gap] == [
+        str(v) for v in table.loc[~ongoing, "AEENDTC"]
+    ]
+    complete = pd.DataFrame({"a": [1, 2]})
+    assert dashed(complete) is complete  # nothing missing: drawn as it is
