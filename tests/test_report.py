@@ -36,6 +36,7 @@ from dashboard.report.pack import NEW, MonitoringPack, UnknownCutError, as_date,
 from dashboard.report.pdf import _column_widths, pack_pdf
 from dashboard.report.workbook import SAE_SHEET, excel_bytes, excel_value, pack_workbook
 from dashboard.views.context import ViewContext
+from dashboard.views.format import plural
 from dashboard.views.overview import study_summary
 from tests.conftest import PROJECT_ROOT, build_demo_database
 
@@ -139,9 +140,9 @@ def _check_pack_files(pack: MonitoringPack, figures: dict[str, Any]) -> tuple[by
         assert shown[label][0] == value, label
     sae_page = next(p for p in pages if p.startswith("Serious adverse events"))
     if figures["sae_events"]:
-        assert f"{figures['sae_events']} serious AE(s) in {figures['sae_subjects']} subject(s)" in (
-            sae_page
-        )
+        events = figures["sae_events"]
+        serious = f"{events} serious {'AE' if events == 1 else 'AEs'}"
+        assert f"{serious} in {plural(figures['sae_subjects'], 'subject')}" in sae_page
     return pdf, xlsx
 
 
@@ -511,7 +512,7 @@ def test_pages_show_what_is_new_since_the_compared_cut(
     at = open_page(demo_db_url, monkeypatch, "overview", MULTI)
     # The Overview leads with the changes, and offers the pack.
     assert at.info[1].value.startswith(f"Since cut {first.id}")
-    assert f"{changes.new_subjects} new subject(s) screened" in at.info[1].value
+    assert f"{plural(changes.new_subjects, 'new subject')} screened" in at.info[1].value
     labels = [button.proto.label for button in at.get("download_button")]
     assert labels == ["Monitoring pack (PDF)", "Monitoring pack (Excel)"]
     delta = next(m for m in at.metric if m.label == "Screen failures").proto.delta
