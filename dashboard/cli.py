@@ -37,6 +37,7 @@ from dashboard.queries.scope import SiteScope
 from dashboard.queries.studies import list_studies, study_info
 from dashboard.views.common import UnknownStudyError
 from dashboard.views.context import ViewContext
+from dashboard.views.format import plural
 
 # The demo builders and the importers (scipy, through the load-time summaries) and the pack's PDF
 # and workbook (altair, reportlab, openpyxl) are imported inside the commands that use them: no
@@ -390,7 +391,7 @@ def import_ctgov_command(
     typer.echo(
         f"study {result.study_id} {'created' if result.created else 'updated'} from {path.name}: "
         f"{result.inclusion} inclusion and {result.exclusion} exclusion criteria, "
-        f"{result.sites} site(s)"
+        f"{plural(result.sites, 'site')}"
     )
 
 

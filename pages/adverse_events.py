@@ -21,6 +21,7 @@ from dashboard.ui import views
 from dashboard.ui.ae_drilldown import (
     LISTING_COLUMNS,
     STUDY_DAY_NOTE,
+    SUBJECT_HEADER,
     chart_point,
     pick_events,
     resolve_pick,
@@ -47,7 +48,9 @@ from dashboard.ui.shell import (
     page_context,
     page_header,
 )
+from dashboard.ui.tables import dashed
 from dashboard.views import adverse_events
+from dashboard.views.format import plural, verb
 
 EVENTS_KEY = "ae_events_behind"  # the listing of the events behind a pick, scrolled to
 HIGHLIGHT_ROWS = 200  # listings longer than this are not colour-highlighted (see below)
@@ -110,7 +113,9 @@ if ae.events == 0:
     )
     st.stop()
 
-st.caption(view.notes)
+st.caption(view.population_note, help=view.counting_note)
+if view.blinding_note:
+    st.caption(view.blinding_note)
 summary = view.summary
 if view.outside_sentence:
     st.info(view.outside_sentence)
@@ -127,7 +132,10 @@ summary_event = st.dataframe(
     key=f"ae_summary_{treatment_emergent}",
     column_config={"Category": st.column_config.Column(pinned=True)},  # in view when scrolled
 )
-st.caption(view.definitions + "Click a cell to list the events behind it.")
+st.caption(
+    "Subjects n (%) with at least one such AE, and [events]; click a cell to list the events.",
+    help=view.definitions,
+)
 summary_slot = st.container()
 slots = {"summary": summary_slot}  # where each control's drilldown listing is drawn
 
@@ -143,15 +151,17 @@ else:
     # Row colours through a pandas Styler cost about a second per thousand rows at every rerun:
     # highlight only a listing short enough to read row by row; a long one keeps its "New" column.
     shown_saes, links = subject_links(
-        sae_table, study_id=ctx.study_id, column="USUBJID", label="USUBJID"
+        sae_table, study_id=ctx.study_id, column="USUBJID", label=SUBJECT_HEADER
     )
     st.dataframe(
-        shown_saes.style.apply(
-            lambda row: ["background-color: #fff3b0" if row.get("New") else ""] * len(row),
-            axis=1,
-        )
-        if len(sae_table) <= HIGHLIGHT_ROWS
-        else shown_saes,
+        dashed(  # an ongoing AE's end date: a dash, not "None"
+            shown_saes.style.apply(
+                lambda row: ["background-color: #fff3b0" if row.get("New") else ""] * len(row),
+                axis=1,
+            )
+            if len(sae_table) <= HIGHLIGHT_ROWS
+            else shown_saes
+        ),
         hide_index=True,
         width="stretch",
         column_config={**LISTING_COLUMNS, **links},
@@ -161,7 +171,7 @@ else:
         "listed first (column New"
         + (", highlighted)." if len(sae_table) <= HIGHLIGHT_ROWS else ").")
         if compare is not None
-        else "One data cut only: nothing to mark as new."
+        else "one data cut only, nothing to mark as new."
     )
     shown = (
         f"the first {len(saes)} of {sae_total} (new ones first; all are in the SAEs sheet of the "
@@ -170,8 +180,9 @@ else:
         else f"{sae_total}"
     )
     st.caption(
-        f"{shown} serious AE(s) in {saes['usubjid'].nunique()} subject(s), every subject in scope. "
-        f"{since} {STUDY_DAY_NOTE}"
+        f"{shown} serious {'AE' if sae_total == 1 else 'AEs'} in "
+        f"{plural(saes['usubjid'].nunique(), 'subject')}, every subject in scope; {since}",
+        help=STUDY_DAY_NOTE,
     )
     download_buttons(sae_table, name=f"{ctx.study_id}-serious-adverse-events", sheet="SAE")
 
@@ -205,9 +216,9 @@ level_table_event = st.dataframe(
     key=f"ae_level_table_{dimension}_{treatment_emergent}",
 )
 st.caption(
-    "Each subject counts once, at the highest level among their AEs; “No AE” completes the arm. "
-    "Unknown: no AE of the subject has a value the rules know. Click a segment or a cell for the "
-    "events at that level of those subjects."
+    "Each subject counts once, at the highest level among their AEs; click a segment or a cell "
+    "for the events at that level of those subjects.",
+    help="“No AE” completes the arm. Unknown: no AE of the subject has a value the rules know.",
 )
 variable = SOURCE_VARIABLES[dimension]
 value_table = view.source_values
@@ -261,10 +272,10 @@ else:
         key=f"ae_soc_chart_{treatment_emergent}_{threshold}",
     )
     st.caption(
-        "Share of each arm's subjects with at least one AE in the class; click a dot for its "
-        "events. Below, each class opens to its preferred terms, most frequent first (a class "
-        "keeps its figures over all its terms when the threshold hides some); click a cell to "
-        "list the events."
+        "Share of each arm's subjects with at least one AE in the class; click a dot or a cell "
+        "for its events.",
+        help="Below, each class opens to its preferred terms, most frequent first (a class keeps "
+        "its figures over all its terms when the threshold hides some).",
     )
     slots["soc"] = st.container()
     # Formatted once for every class (a class at a time costs as much again per class).
@@ -370,7 +381,7 @@ if usubjids:
     else:
         st.altair_chart(timeline_chart(frame), width="stretch")
         notes = [
-            "Every AE of the subject(s), by study day from the first dose (day 1; the day before is "
+            "Every AE of the chosen subjects, by study day from the first dose (day 1; the day before is "
             "day -1). An AE without an end date is ongoing: its bar runs to the subject's last "
             "disposition record, else to the cut-off. Faded: onset before the first dose (not "
             "treatment-emergent). Partial dates are placed on the first day of their period."
@@ -382,10 +393,13 @@ if usubjids:
             )
         if frame["cut"].any():
             notes.append(
-                f"{int(frame['cut'].sum())} AE(s) began more than {-EARLIEST_TIMELINE_DAY} days "
+                f"{plural(int(frame['cut'].sum()), 'AE')} began more than {-EARLIEST_TIMELINE_DAY} days "
                 "before the first dose: their bars start at the left edge (the tooltip gives the "
                 "onset)."
             )
         if left_out:
-            notes.append(f"{left_out} AE(s) without an onset date or a first dose are not drawn.")
+            notes.append(
+                f"{plural(left_out, 'AE')} without an onset date or a first dose "
+                f"{verb(left_out, 'is', 'are')} not drawn."
+            )
         st.caption(" ".join(notes))

@@ -11,6 +11,7 @@ from dashboard.config import database_url
 from dashboard.results.audit import AuditFilter
 from dashboard.ui.auth import load_audit, load_audit_choices, require_page
 from dashboard.ui.shell import optional_context
+from dashboard.views.format import plural
 
 LIMIT = 1000  # rows shown; narrow the filters for older events
 
@@ -58,5 +59,6 @@ st.dataframe(
     },
 )
 st.caption(
-    f"{total} event(s) match" + (f"; the newest {LIMIT} are listed." if total > LIMIT else ".")
+    f"{plural(total, 'event')} {'matches' if total == 1 else 'match'}"
+    + (f"; the newest {LIMIT} are listed." if total > LIMIT else ".")
 )

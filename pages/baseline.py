@@ -25,6 +25,7 @@ from dashboard.ui.links import subject_links
 from dashboard.ui.selection import chart_points
 from dashboard.ui.shell import metric_row, no_subjects_message, page_context, page_header
 from dashboard.views.baseline import BY_LABELS, POPULATION_LABELS, TableOneOptions
+from dashboard.views.format import plural
 
 TABLE_ROW_PX = 35  # st.dataframe's row (and header) height
 
@@ -133,7 +134,7 @@ st.dataframe(
         STATISTIC: st.column_config.TextColumn(width="medium"),
     },
 )
-st.caption(view.caption)
+st.caption(view.caption, help=view.caption_rule)
 if view.new_caption:
     st.caption(view.new_caption)
 download_buttons(table, name=f"{ctx.study_id}-table1", sheet="Table 1")
@@ -174,7 +175,7 @@ if variable.categorical:
         shown_note = f" (the first {len(picked)} listed)" if total > len(picked) else ""
         # The characteristic, its level (a country, a race) and the column (an arm, a site): data.
         picked_what = plain(f"{variable.label} {level}, {column}")
-        st.markdown(f"**{total} subject(s): {picked_what}**{shown_note}")
+        st.markdown(f"**{plural(total, 'subject')}: {picked_what}**{shown_note}")
         shown_subjects, links = subject_links(picked, study_id=ctx.study_id)
         st.dataframe(shown_subjects, hide_index=True, column_config=links)
     else:

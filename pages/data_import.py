@@ -12,6 +12,7 @@ from dashboard.markdown import plain
 from dashboard.ui import loaders
 from dashboard.ui.auth import require_page
 from dashboard.ui.shell import optional_context, show_study
+from dashboard.views.format import plural
 
 user = require_page(IMPORT_PAGE)  # admins only, whatever the navigation shows
 st.title("Import data")
@@ -104,7 +105,7 @@ if registry_submitted:
                     f"study {registered.study_id} "
                     f"{'created' if registered.created else 'updated'} from {record.name}",
                     f"{registered.inclusion} inclusion and {registered.exclusion} exclusion "
-                    f"criteria, {registered.sites} site(s)",
+                    f"criteria, {plural(registered.sites, 'site')}",
                     *(f"warning: {w}" for w in registered.warnings),
                 ],
             )

@@ -23,7 +23,15 @@ from dashboard.ui.shell import (
     page_header,
     period_filter,
 )
+from dashboard.ui.tables import dashed
 from dashboard.ui.visits import visits_as_of, window_days_setting
+from dashboard.views.format import (
+    WHOLE_PERCENT,
+    nobody_screened,
+    percent_points,
+    plural,
+    verb,
+)
 
 SITE_ROWS_KEY = "enrollment_site_rows"
 SITE_LIST_KEY = "enrollment_site_subjects"  # the picked site's list, scrolled to
@@ -38,7 +46,7 @@ metric_row(view.metrics)
 
 if view.counts.screened == 0:
     if period is not None:
-        st.info("Nobody was screened in this period: widen the dates to see the study.")
+        st.info(nobody_screened(period))
     else:
         no_subjects_message(ctx)
     st.stop()
@@ -51,7 +59,7 @@ else:
         accrual_chart(**view.accrual_chart_inputs),
         width="stretch",
     )
-    st.caption(view.accrual_caption)
+    st.caption(view.accrual_chart.sentence, help=view.accrual_chart.rule)
 if view.undated_sentence:
     st.warning(view.undated_sentence)
 
@@ -88,7 +96,7 @@ if view.sites is not None:
     st.subheader("Sites")
     sites = view.sites
     selection = st.dataframe(
-        sites,
+        percent_points(sites, ("screen_failure_rate", "share_of_target")),
         hide_index=True,
         width="stretch",
         on_select="rerun",
@@ -102,17 +110,18 @@ if view.sites is not None:
             "active_since": st.column_config.DateColumn("Active since"),
             "screened": "Screened",
             "screen_failures": "Screen failures",
-            "screen_failure_rate": st.column_config.NumberColumn("SF rate", format="percent"),
+            "screen_failure_rate": st.column_config.NumberColumn("SF rate", format=WHOLE_PERCENT),
             "enrolled": "Enrolled",
             "enrolled_per_month": st.column_config.NumberColumn("Enrolled / month", format="%.2f"),
             "days_since_last_enrollment": "Days since last enrollment",
             "planned_enrollment": "Site target",
-            "share_of_target": st.column_config.NumberColumn("Of target", format="percent"),
+            "share_of_target": st.column_config.NumberColumn("Of target", format=WHOLE_PERCENT),
         },
     )
     st.caption(
-        "Active since: the activation date, else the first screening. Rates run to the cut-off. "
-        "Select a row to list the site's subjects."
+        "Select a row to list the site's subjects.",
+        help="Active since: the activation date, else the first screening. Rates run to the "
+        "cut-off.",
     )
     picked = selection.selection.rows if selection else []
     site_id = str(sites.iloc[picked[0]]["site_id"]) if picked else None
@@ -124,7 +133,7 @@ if view.sites is not None:
                 views.site_subjects(ctx.db_url, ctx.cut_id, ctx.view_for(period), site_id),
                 study_id=ctx.study_id,
             )
-            st.dataframe(shown, hide_index=True, width="stretch", column_config=links)
+            st.dataframe(dashed(shown), hide_index=True, width="stretch", column_config=links)
             bring_into_view(SITE_LIST_KEY, site_id)
     else:
         bring_into_view(SITE_LIST_KEY, None)
@@ -145,8 +154,8 @@ elif not domain_missing(ctx, "SV", "no visit is known to be held, so none is cou
     )
     totals = visit_totals(by_site)
     st.markdown(
-        f"On {as_of_label}: **{totals['overdue']} visit(s) overdue** for "
-        f"{totals['subjects_overdue']} subject(s) still on study, {totals['due']} due now "
+        f"On {as_of_label}: **{plural(totals['overdue'], 'visit')} overdue** for "
+        f"{plural(totals['subjects_overdue'], 'subject')} still on study, {totals['due']} due now "
         "(window open)."
     )
     st.dataframe(
@@ -168,7 +177,7 @@ elif not domain_missing(ctx, "SV", "no visit is known to be held, so none is cou
     else:
         shown, links = subject_links(grid, study_id=ctx.study_id)
         st.dataframe(
-            shown,
+            dashed(shown),
             hide_index=True,
             width="stretch",
             column_config={**links, "Day 1": st.column_config.DateColumn("Day 1")},
@@ -177,15 +186,17 @@ elif not domain_missing(ctx, "SV", "no visit is known to be held, so none is cou
             st.caption(f"The first {len(grid)} of {listed} subjects, most overdue first.")
         download_buttons(grid, name=f"{ctx.study_id}-visit-schedule", sheet="Visits")
     st.caption(
-        f"Planned: {schedule_text(planned)}. Due dates count from each subject's day 1 (RFSTDTC; "
-        "no day 0). ✓ done; ✓ out of window: held outside the window; OVERDUE: the window closed "
-        "without the visit and the subject is still on study; DUE: the window is open; missed: not "
-        "held before the subject left the study; –: planned after the subject left."
+        f"Planned: {schedule_text(planned)}."
         + (
-            f" {no_day_one} enrolled subject(s) without day 1 are not on the schedule."
+            f" {plural(no_day_one, 'enrolled subject')} without day 1 "
+            f"{verb(no_day_one, 'is', 'are')} not on the schedule."
             if no_day_one
             else ""
-        )
+        ),
+        help="Due dates count from each subject's day 1 (RFSTDTC; no day 0). ✓ done; ✓ out of "
+        "window: held outside the window; OVERDUE: the window closed without the visit and the "
+        "subject is still on study; DUE: the window is open; missed: not held before the subject "
+        "left the study; –: planned after the subject left.",
     )
 
 st.subheader("Flow of subjects")

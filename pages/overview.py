@@ -8,6 +8,7 @@ from dashboard.ui import views
 from dashboard.ui.links import page_url
 from dashboard.ui.report import pack_downloads
 from dashboard.ui.shell import metric_row, no_subjects_message, page_context, page_header
+from dashboard.views.format import plural
 from dashboard.views.site_risk import SiteRiskOptions
 
 # The url_paths of the pages "Where to look" links to (dashboard/app.py).
@@ -54,9 +55,8 @@ if view.counts.screened:
             sites_line = "One site: key risk indicators have no other site to compare it with."
         else:
             sites_line = (
-                f"{red.value} site(s) with a red flag, {amber.value} with an amber flag only"
-                + (f"; {new.delta}" if new.delta else "")
-                + "."
+                f"{plural(int(red.value), 'site')} with a red flag, {amber.value} with an amber "
+                "flag only" + (f"; {new.delta}" if new.delta else "") + "."
             )
         qtl_line = f"Quality tolerance limits crossed: {qtl.value}" + (
             f" ({qtl.delta})." if qtl.delta else "."

@@ -25,6 +25,8 @@ from dashboard.ui.shell import (
     page_header,
     period_filter,
 )
+from dashboard.ui.tables import dashed
+from dashboard.views.format import nobody_screened, period_words, plural, verb
 
 DRILLDOWN_KEY = "screen_failures_criterion"
 CHART_KEY = "screen_failures_chart"  # the bases of the widgets' keys: see selection.widget_key
@@ -44,7 +46,7 @@ metric_row(view.metrics)
 
 if counts.screened == 0:
     if period is not None:
-        st.info("Nobody was screened in this period: widen the dates to see the study.")
+        st.info(nobody_screened(period))
     else:
         no_subjects_message(ctx)
     st.stop()
@@ -75,6 +77,12 @@ if ie_missing:
                 hide_index=True,
                 width="stretch",
             )
+elif counts.screen_failures == 0:
+    # No bars to draw: all of them would be 0 (and the heat map below empty).
+    st.info(
+        f"No screen failures among the {plural(counts.screened, 'subject')} screened"
+        + (f" {period_words(period)}." if period is not None else ".")
+    )
 elif by_criterion.empty:
     st.info(
         "No eligibility criteria are recorded for this study (no TI domain or registry criteria): "
@@ -100,7 +108,7 @@ else:
         selection_mode=[SELECTION],
         key=drill.chart_key,
     )
-    st.caption(view.criteria_caption)
+    st.caption(view.criteria_caption, help=view.criteria_rule)
 
     # Who failed it: right under the chart, and scrolled to when picked, so a click on a bar (or
     # a tick in the table below) lands on the list ("who failed BMI this month, at which site?").
@@ -124,7 +132,7 @@ else:
                 listed = mark_new_subjects(subjects, compare_cut_id=compare)
                 shown, links = subject_links(listed, study_id=ctx.study_id)
                 st.dataframe(
-                    shown,
+                    dashed(shown),
                     hide_index=True,
                     width="stretch",
                     column_config={
@@ -168,6 +176,8 @@ if view.site_rates is not None or view.site_grid is not None:
     st.subheader("By site")
     if view.site_rates is not None:
         st.dataframe(view.site_rates, hide_index=True)
+    elif not counts.screen_failures:
+        st.info("No screen failures at any site in this selection.")
     elif view.site_grid is not None:
         st.altair_chart(site_criterion_heatmap(view.site_grid), width="stretch")
         st.caption(
@@ -180,14 +190,15 @@ deviations = view.eligibility.deviations
 checked = view.eligibility.checked
 if deviations.empty:
     st.success(
-        f"No enrolled subject breaks a checked rule ({len(checked)} rule(s) checked)."
+        f"No enrolled subject breaks a checked rule ({plural(len(checked), 'rule')} checked)."
         if checked
         else "No machine-checkable rule is recorded for this study's criteria."
     )
 else:
     st.error(
-        f"{deviations['usubjid'].nunique()} enrolled subject(s) have screening values that break "
-        "an eligibility rule: possible protocol deviations to review."
+        f"{plural(breaking := deviations['usubjid'].nunique(), 'enrolled subject')} "
+        f"{verb(breaking, 'has', 'have')} screening values that break an eligibility rule: "
+        "possible protocol deviations to review."
     )
     shown, links = subject_links(deviations, study_id=ctx.study_id)
     st.dataframe(

@@ -94,9 +94,10 @@ metric_row(view.metrics)
 computed = view.computed
 absent = [k for k in view.kris if k.absent is not None]
 st.caption(
-    f"Scored by the {method} method: each site's KRI against the study's overall ratio; flags "
-    "±1 (amber) and ±2 (red) at each KRI's thresholds. Risk score: gsm's weighted sum of the "
-    f"flags, 0–100. {len(computed)} of {len(view.kris)} KRIs computed."
+    f"Each site's key risk indicators against the study's overall ratio ({len(computed)} of "
+    f"{len(view.kris)} computed).",
+    help=f"Scored by the {method} method: flags ±1 (amber) and ±2 (red) at each KRI's "
+    "thresholds. Risk score: gsm's weighted sum of the flags, 0–100.",
 )
 with st.expander("How each KRI is scored, and the KRIs not computed"):
     if computed:
@@ -134,9 +135,10 @@ else:
         column_config={"Site": st.column_config.TextColumn("Site", pinned=True)},
     )
     st.caption(
-        "−2/+2 red, −1/+1 amber (below / above the study), 0 green, – not scored (too little "
-        "exposure or too few subjects). Riskiest sites first; click a header to sort."
-        + (" Only your sites are listed." if ctx.restricted else "")
+        "Riskiest sites first; click a header to sort."
+        + (" Only your sites are listed." if ctx.restricted else ""),
+        help="−2/+2 red, −1/+1 amber (below / above the study), 0 green, – not scored (too little "
+        "exposure or too few subjects).",
     )
 
     st.subheader("Funnel plot")
@@ -165,9 +167,10 @@ else:
             )
             st.caption(
                 f"Each point a site: {funnel.definition.numerator.lower()} per "
-                f"{funnel.definition.denominator.lower()} ({funnel.definition.per}). Grey lines: "
-                "the limits at the KRI's thresholds (solid the outer, dashed the inner); blue: "
-                "the study's overall ratio. Click a point to list the site."
+                f"{funnel.definition.denominator.lower()} ({funnel.definition.per}); click a "
+                "point to list the site.",
+                help="Grey lines: the limits at the KRI's thresholds (solid the outer, dashed the "
+                "inner); blue: the study's overall ratio.",
             )
         # A click on a point picks the site, as the selectbox does; whichever changed last wins.
         points = chart_points(event, SITE_SELECTION)

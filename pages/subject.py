@@ -27,7 +27,9 @@ from dashboard.metrics.visits import NEEDS_ACTION, OVERDUE, scheduled_visits
 from dashboard.results.population import SCREEN_FAILURE
 from dashboard.ui import views
 from dashboard.ui.shell import domain_missing, page_context, page_header
+from dashboard.ui.tables import dashed
 from dashboard.ui.visits import kept_window_days, visits_as_of, window_days_setting
+from dashboard.views.format import plural
 
 SEARCH_KEY = "subject_search"
 AXIS_KEY = "subject_timeline_axis"
@@ -152,11 +154,11 @@ else:
         width="stretch",
     )
     st.caption(
-        "Study days count from day 1, the reference start date (RFSTDTC); there is no day 0 (the "
-        "day before day 1 is day -1). AE bars run from onset to end, coloured by severity, a red "
-        "triangle marks a serious AE; an ongoing AE runs to the last disposition record, else the "
-        "cut-off. Partial dates are placed on the first day of their period."
-        + ("" if day_one is not None else " This subject has no day 1: dates only.")
+        "AE bars run from onset to end, coloured by severity; a red triangle marks a serious AE."
+        + ("" if day_one is not None else " This subject has no day 1: dates only."),
+        help="Study days count from day 1, the reference start date (RFSTDTC); there is no day 0 "
+        "(the day before day 1 is day -1). An ongoing AE runs to the last disposition record, "
+        "else the cut-off. Partial dates are placed on the first day of their period.",
     )
 
 if record.population == SCREEN_FAILURE or not record.eligibility.empty:
@@ -164,7 +166,9 @@ if record.population == SCREEN_FAILURE or not record.eligibility.empty:
     if not record.eligibility.empty:
         st.markdown(f"Criteria **not met** ({len(record.eligibility)}):")
         st.dataframe(
-            listing(record.eligibility, ELIGIBILITY_LABELS), hide_index=True, width="stretch"
+            dashed(listing(record.eligibility, ELIGIBILITY_LABELS)),
+            hide_index=True,
+            width="stretch",
         )
     elif not domain_missing(
         ctx, "IE", "which criteria this screen failure did not meet is unknown"
@@ -190,14 +194,14 @@ if day_one is not None:
         if not due.empty:
             overdue = (due["status"] == OVERDUE).sum()
             st.warning(
-                f"{overdue} visit(s) overdue and {len(due) - overdue} due on {as_of_label}: "
+                f"{plural(int(overdue), 'visit')} overdue and {len(due) - overdue} due on {as_of_label}: "
                 + plain(
                     ", ".join(
                         f"{v} ({s})" for v, s in zip(due["visit"], due["status"], strict=True)
                     )
                 )
             )
-        st.dataframe(listing(schedule, SCHEDULE_LABELS), hide_index=True, width="stretch")
+        st.dataframe(dashed(listing(schedule, SCHEDULE_LABELS)), hide_index=True, width="stretch")
         st.caption(
             f"Status on {as_of_label}. Due dates from day 1 "
             f"({day_one:%d %b %Y}); visits held outside the window are marked. Visits planned "
@@ -217,8 +221,11 @@ if baseline.empty:
     )
 else:
     st.dataframe(
-        listing(
-            with_study_days(baseline, day_one=day_one, dates={"date": "study_day"}), FINDING_LABELS
+        dashed(
+            listing(
+                with_study_days(baseline, day_one=day_one, dates={"date": "study_day"}),
+                FINDING_LABELS,
+            )
         ),
         hide_index=True,
         width="stretch",
@@ -228,7 +235,7 @@ else:
 def record_table(frame: pd.DataFrame, dates: dict[str, str], labels: dict[str, str]) -> None:
     """One of the subject's listings, with study days beside the dates named, as labelled."""
     st.dataframe(
-        listing(with_study_days(frame, day_one=day_one, dates=dates), labels),
+        dashed(listing(with_study_days(frame, day_one=day_one, dates=dates), labels)),
         hide_index=True,
         width="stretch",
     )

@@ -682,8 +682,10 @@ def _open(url: str, study: str, monkeypatch: pytest.MonkeyPatch) -> AppTest:
 
 
 def _text(at: AppTest) -> str:
+    """What the page says, the rules behind the captions' help icons included."""
     parts = [e.value for e in (*at.markdown, *at.caption, *at.info, *at.warning, *at.success)]
-    return "\n".join(str(p) for p in parts)
+    helps = [c.proto.help for c in at.caption if c.proto.help]
+    return "\n".join(str(p) for p in [*parts, *helps])
 
 
 def test_page_seed_summary_and_terms(demo_db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:

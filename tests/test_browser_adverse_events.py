@@ -14,6 +14,7 @@ import pytest
 
 from dashboard.db import make_engine
 from dashboard.demo import SEED_ADVERSE_EVENTS
+from dashboard.views.format import plural
 from tests.browser_support import ARTIFACTS, settle
 from tests.conftest import SHARED_DATA, reference_absent
 
@@ -75,7 +76,9 @@ def test_page_draws_and_a_cell_lists_its_events(
     page.get_by_text("Events behind: Any AE").wait_for(timeout=30_000)
     settle(page, chart=True)
     events, subjects = _expected_any_ae(study, demo_db_url)
-    page.get_by_text(f"{events} event(s) in {subjects} subject(s).").wait_for(timeout=30_000)
+    page.get_by_text(f"{plural(events, 'event')} in {plural(subjects, 'subject')}.").wait_for(
+        timeout=30_000
+    )
     assert page.get_by_text("Download Excel").count() == 2  # the SAE listing's and the drilldown's
     # The timeline of the subjects behind the figure is drawn.
     assert page.locator('[data-testid="stVegaLiteChart"]').count() == 3
@@ -133,6 +136,8 @@ def test_a_cell_of_the_worst_level_table_lists_its_events(
     )
     settle(page, chart=True)
     events, subjects = len(expected), int(expected["subject_pk"].nunique())
-    page.get_by_text(f"{events} event(s) in {subjects} subject(s).").wait_for(timeout=30_000)
+    page.get_by_text(f"{plural(events, 'event')} in {plural(subjects, 'subject')}.").wait_for(
+        timeout=30_000
+    )
     assert page.locator('[data-testid="stException"]').count() == 0
     page.close()

@@ -71,7 +71,7 @@ def test_subject_page_by_url_for_an_enrolled_subject(browser: Any, server: str) 
     page.screenshot(path=str(ARTIFACTS / "subject-enrolled.png"), full_page=True)
     assert page.locator('[data-testid="stException"]').count() == 0
     text = page.locator('[data-testid="stMain"]').inner_text()
-    assert "1 visit(s) overdue and 0 due" in text and "WEEK 12 (overdue)" in text
+    assert "1 visit overdue and 0 due" in text and "WEEK 12 (overdue)" in text
     page.close()
 
 

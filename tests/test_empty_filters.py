@@ -18,7 +18,9 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard.db import make_engine, session_scope
 from dashboard.models import Site, Subject
+from dashboard.results.population import SCREEN_FAILURE
 from dashboard.ui.shell import SITES_KEY
+from dashboard.views.format import nobody_screened, period_words, plural
 from tests.conftest import PROJECT_ROOT
 from tests.databases import copy_database
 
@@ -34,7 +36,7 @@ PAGES = {
 }
 PERIOD_PAGES = ["enrollment", "screen-failures"]  # the pages with the "Screened between" filter
 NO_SUBJECTS_AT_SITES = "No subjects at the selected sites"
-NOBODY_IN_PERIOD = "Nobody was screened in this period"
+NOBODY_IN_PERIOD = "No subjects screened between"
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +179,7 @@ def test_a_screening_period_with_nobody(
     assert first < empty_day < last  # inside the span: the widget accepts it
 
     period.set_value((empty_day, empty_day)).run()
-    assert_plain_and_honest(at, NOBODY_IN_PERIOD)
+    assert_plain_and_honest(at, nobody_screened((empty_day, empty_day)))
     if page == "enrollment":
         assert metric_number(at, "Enrolled / target") == 0
     else:
@@ -202,3 +204,35 @@ def test_the_empty_day_is_really_inside_the_span(filters_db_url: str, empty_day:
     before = subjects_where(filters_db_url, col(Subject.screening_date) < empty_day)
     after = subjects_where(filters_db_url, col(Subject.screening_date) > empty_day)
     assert before > 0 and after > 0
+
+
+def test_a_screening_period_without_screen_failures(
+    filters_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A period whose subjects all passed screening: the Screen failures page says so in words,
+    with no criteria chart of zero bars (an axis of "0.000000") and no empty heat map."""
+    engine = make_engine(filters_db_url)
+    with Session(engine) as session:
+        rows = session.exec(
+            select(col(Subject.screening_date), col(Subject.population)).where(
+                col(Subject.study_id) == STUDY, col(Subject.screening_date).is_not(None)
+            )
+        ).all()
+    engine.dispose()
+    dated = [(day, population) for day, population in rows if day is not None]
+    failed_on = {day for day, population in dated if population == SCREEN_FAILURE}
+    day = min(day for day, _ in dated if day not in failed_on)
+    screened = sum(1 for d, _ in dated if d == day)
+    assert screened and day not in failed_on
+
+    at = open_study(filters_db_url, monkeypatch)
+    go_to(at, "screen-failures")
+    charts_before = len(at.get("vega_lite_chart"))
+    at.date_input[0].set_value((day, day)).run()
+    assert not at.exception, [e.value for e in at.exception]
+    expected = f"No screen failures among the {plural(screened, 'subject')} screened "
+    assert expected + f"{period_words((day, day))}." in infos(at), infos(at)
+    assert "No screen failures at any site in this selection." in infos(at)
+    assert metric_number(at, "Screen failures") == 0
+    # Only the screening-over-time chart is left: no criteria bars, no heat map.
+    assert len(at.get("vega_lite_chart")) == 1 < charts_before

@@ -28,10 +28,12 @@ from dashboard.charts.consort import consort_svg
 from dashboard.db import make_engine
 from dashboard.importers.run import import_sdtm
 from dashboard.metrics.consort import consort_flow
+from dashboard.metrics.countries import country_label
 from dashboard.metrics.enrollment import STALLED_AFTER_DAYS
 from dashboard.metrics.forecast import AccrualForecast, forecast_completion
 from dashboard.queries.enrollment import discontinuation_reasons, funnel, outcome_by_arm
 from dashboard.queries.screen_failures import failed_subject_counts, failures_by_criterion
+from dashboard.views.format import plural
 from tests.conftest import PROJECT_ROOT, SHARED_DATA, open_study_page, reference_absent
 from tests.databases import new_database_url
 from tests.sdtm_builders import copy_of_base, truncated_package, write_package
@@ -468,7 +470,7 @@ def _check_page(at: AppTest, raw: Raw) -> None:
     # Projected completion and its interval, and the forecast sentence.
     expected = _expected_forecast(raw)
     stalled = expected.status == "ok" and (raw.cutoff - days.max().date()).days > STALLED_AFTER_DAYS
-    value, delta = shown["Projected completion"]
+    value, delta = shown.get("Projected completion") or shown["Target reached"]
     markdown = [m.value for m in at.markdown]
     infos = [i.value for i in at.info]
     if stalled:
@@ -481,7 +483,9 @@ def _check_page(at: AppTest, raw: Raw) -> None:
     elif expected.status == "ok":
         assert expected.median_date and expected.lower_date and expected.upper_date
         assert value == f"{expected.median_date:%d %b %Y}"
-        assert delta == (f"80% interval {expected.lower_date:%b %Y} – {expected.upper_date:%b %Y}")
+        interval = f"80% interval {expected.lower_date:%b %Y} – {expected.upper_date:%b %Y}"
+        passed = "projected date passed · " if expected.median_date < dt.date.today() else ""
+        assert delta == f"{passed}{interval}"
         sentence = (
             f"At the fitted rate of **{len(days) / _observed_days(raw, days):.1f} enrollments "
             f"a month**, the target of {raw.target} is projected for "
@@ -498,7 +502,11 @@ def _check_page(at: AppTest, raw: Raw) -> None:
         assert sentence in markdown
     elif raw.target is not None and len(days) >= raw.target:
         reached = days.sort_values().iloc[raw.target - 1].date()
-        assert (value, delta) == (f"{reached:%d %b %Y}", "target reached")
+        assert "Projected completion" not in shown  # a date reached is not a projection
+        assert (value, delta) == (
+            f"{reached:%d %b %Y}",
+            f"{len(days)} enrolled, target {raw.target}",
+        )
         assert f"The target of {raw.target} was reached on {reached.isoformat()}." in infos
 
     # Funnel chart: its data as sent to the browser.
@@ -547,8 +555,8 @@ def _check_page(at: AppTest, raw: Raw) -> None:
     warnings = [w.value for w in at.warning if w.value.startswith("Not on the chart")]
     if no_screening or no_enrollment:
         assert warnings == [
-            f"Not on the chart: {no_screening} subject(s) without a screening date, "
-            f"{no_enrollment} enrolled subject(s) without an enrollment date."
+            f"Not on the chart: {plural(no_screening, 'subject')} without a screening date, "
+            f"{plural(no_enrollment, 'enrolled subject')} without an enrollment date."
         ]
     else:
         assert warnings == []
@@ -593,7 +601,9 @@ def _check_site_table(table: pd.DataFrame, raw: Raw) -> None:
         assert row["screened"] == len(rows)
         assert row["screen_failures"] == failures
         if len(rows):
-            assert row["screen_failure_rate"] == pytest.approx(failures / len(rows))
+            assert row["screen_failure_rate"] == pytest.approx(
+                100 * failures / len(rows)
+            )  # % points
         assert row["enrolled"] == len(enrolled)
         activated = _date_or_none(site["activated_on"])
         first = rows["screening_date"].min()
@@ -609,12 +619,12 @@ def _check_site_table(table: pd.DataFrame, raw: Raw) -> None:
             assert pd.isna(row["days_since_last_enrollment"])
         target = site["planned_enrollment"]
         if target is not None and target == target and target:
-            assert row["share_of_target"] == pytest.approx(len(enrolled) / target)
+            assert row["share_of_target"] == pytest.approx(100 * len(enrolled) / target)
             assert row["planned_enrollment"] == target
         else:
             assert "share_of_target" not in table.columns or pd.isna(row["share_of_target"])
         if "country" in table.columns and "country" in sites.columns:
-            assert row["country"] == site["country"]
+            assert row["country"] == country_label(site["country"])  # "Germany (DEU)"
 
 
 # --- 4. a site row leads to its subjects -------------------------------------------------------
@@ -727,8 +737,11 @@ def test_truncated_pilot_page_forecasts_the_200th_enrollment(
     at = _page(url, "CDISCPILOT01", monkeypatch)
     shown = _metrics(at)
     assert shown["Enrolled / target"][0] == "131 / 200"
+    # The pilot's cut-off is in 2014: its projected date has passed, and the metric says so.
+    assert expected.median_date < dt.date.today()
     assert shown["Projected completion"] == (
         f"{expected.median_date:%d %b %Y}",
+        "projected date passed · "
         f"80% interval {expected.lower_date:%b %Y} – {expected.upper_date:%b %Y}",
     )
     sentence = next(m.value for m in at.markdown if m.value.startswith("At the fitted rate"))

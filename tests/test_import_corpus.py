@@ -644,8 +644,8 @@ def test_exact_duplicate_records_are_counted_and_kept_once(tmp_path: Path) -> No
     tables["AE"].append(dict(tables["AE"][0]))
     tables["VS"].append(dict(tables["VS"][0]))
     url, out = _load(tmp_path, tables)
-    assert "ae.csv: 1 exact duplicate record(s) kept once (records 3)" in out
-    assert "vs.csv: 1 exact duplicate record(s) kept once (records 2)" in out
+    assert "ae.csv: 1 exact duplicate record kept once (records 3)" in out
+    assert "vs.csv: 1 exact duplicate record kept once (records 2)" in out
     counts = read_sql("SELECT count(*) AS n FROM adverseevent", make_engine(url))
     assert counts.iloc[0]["n"] == 2
 
@@ -719,8 +719,8 @@ def test_duplicate_visit_and_disposition_keys_are_warnings(tmp_path: Path) -> No
     ]
     tables["DS"].append({**tables["DS"][1], "DSDECOD": "ADVERSE EVENT", "DSSTDTC": "2024-05-21"})
     url, out = _load(tmp_path, tables)
-    assert "sv.csv: 1 visit(s) recorded more than once" in out
-    assert "ds.csv: 1 key(s) repeated (TINY-01-001/1)" in out
+    assert "sv.csv: 1 visit recorded more than once" in out
+    assert "ds.csv: 1 key repeated (TINY-01-001/1)" in out
     visits = read_sql("SELECT count(*) AS n FROM visit", make_engine(url))
     assert visits.iloc[0]["n"] == 2
 
@@ -1356,7 +1356,7 @@ def test_ae_records_identical_but_for_their_sequence_are_loaded_with_one_warning
     ae = written["ae"]
     first = ae.iloc[961]
     expected = (
-        f"ae.csv: 230 record(s) identical to an earlier one but for their sequence (records "
+        f"ae.csv: 230 records identical to an earlier one but for their sequence (records "
         f"962, 963, 964, 965, 966 ...; first: {first['USUBJID']} AESEQ {int(first['AESEQ'])}"
     )
     warnings = _warnings(url)

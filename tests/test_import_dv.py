@@ -19,7 +19,7 @@ from dashboard.models import DataCut, Finding, ProtocolDeviation, Subject
 from tests.databases import new_database_url, study_tables
 from tests.sdtm_builders import copy_of_base, write_package
 
-NO_IMPORTANCE = "DV: 2 deviation(s) with no importance in DVCAT/DVSCAT (counted as not important)"
+NO_IMPORTANCE = "DV: 2 deviations with no importance in DVCAT/DVSCAT (counted as not important)"
 
 # Known deviations of MSG subjects (sites 701, 708, 718): what DVCAT / DVSCAT say decides the
 # importance, the negative wording first ("NON-IMPORTANT" holds "IMPORTANT").

@@ -36,6 +36,7 @@ from dashboard.report.pack import NEW, MonitoringPack, UnknownCutError, as_date,
 from dashboard.report.pdf import _column_widths, pack_pdf
 from dashboard.report.workbook import SAE_SHEET, excel_bytes, excel_value, pack_workbook
 from dashboard.views.context import ViewContext
+from dashboard.views.format import plural
 from dashboard.views.overview import study_summary
 from tests.conftest import PROJECT_ROOT, build_demo_database
 
@@ -152,9 +153,9 @@ def _check_pack_files(pack: MonitoringPack, figures: dict[str, Any]) -> tuple[by
         assert shown[label][0] == value, label
     _, sae_page = _section(pages, "Serious adverse events")
     if figures["sae_events"]:
-        assert f"{figures['sae_events']} serious AE(s) in {figures['sae_subjects']} subject(s)" in (
-            sae_page
-        )
+        events = figures["sae_events"]
+        serious = f"{events} serious {'AE' if events == 1 else 'AEs'}"
+        assert f"{serious} in {plural(figures['sae_subjects'], 'subject')}" in sae_page
     return pdf, xlsx
 
 
@@ -196,10 +197,11 @@ def test_seed_pack_holds_the_summary_figures(session: Session, demo_engine: Engi
     assert saes[f"Since cut {first.number}"].tolist() == [NEW]
     _, sae_page = _section(_pdf_pages(pdf), "Serious adverse events")
     assert f"1 new since cut {first.number}" in sae_page
-    # Table 1 leads with the new subjects per arm; its overall column is the enrolled.
+    # Table 1 leads with the new subjects per arm; its one arm's column is the enrolled (a
+    # single-arm study has no Overall column repeating it).
     table = _sheet(book, "Table 1")
-    overall = next(c for c in table.columns if str(c).startswith("Overall"))
-    assert overall == f"Overall (n={figures['enrolled']})"
+    assert not any(str(c).startswith("Overall") for c in table.columns)
+    overall = next(c for c in table.columns if str(c).endswith(f"(n={figures['enrolled']})"))
     assert table.iloc[0]["Characteristic"] == f"New since cut {first.number}"
     assert pack.changes is not None
     assert int(table.iloc[0][overall]) == pack.changes.new_enrolled
@@ -523,7 +525,7 @@ def test_pages_show_what_is_new_since_the_compared_cut(
     at = open_page(demo_db_url, monkeypatch, "overview", MULTI)
     # The Overview leads with the changes, and offers the pack.
     assert at.info[1].value.startswith(f"Since cut {first.number}")
-    assert f"{changes.new_subjects} new subject(s) screened" in at.info[1].value
+    assert f"{plural(changes.new_subjects, 'new subject')} screened" in at.info[1].value
     labels = [button.proto.label for button in at.get("download_button")]
     assert labels == ["Monitoring pack (PDF)", "Monitoring pack (Excel)"]
     delta = next(m for m in at.metric if m.label == "Screen failures").proto.delta

@@ -315,7 +315,7 @@ def test_enrolled_subject_shows_its_visit_schedule(
         "WEEK 12": "overdue",
         "WEEK 24 (FOLLOW-UP)": "done",
     }
-    assert any("1 visit(s) overdue and 0 due on 30 Nov 2025" in w.value for w in at.warning)
+    assert any("1 visit overdue and 0 due on 30 Nov 2025" in w.value for w in at.warning)
     # The window is a setting: at ±60 days week 12 (due 1 Sep 2025) is still open on 30 Nov.
     at.number_input(key="visit_window_days_input").set_value(90).run()
     assert not at.exception

@@ -59,6 +59,7 @@ from dashboard.views.baseline import (
 )
 from dashboard.views.context import ViewContext
 from dashboard.views.enrollment import EnrollmentView, build_enrollment, site_subjects
+from dashboard.views.format import plural
 from dashboard.views.overview import OverviewView, build_overview
 from dashboard.views.reader import BlindingError, Reader
 from dashboard.views.screen_failures import (
@@ -258,7 +259,8 @@ def test_the_packs_figures_are_the_pages_views(
     }
     assert listed == shown
     if shown:
-        lead = f"{len(shown)} serious AE(s) in {len({u for u, _ in shown})} subject(s)."
+        n, subjects = len(shown), len({u for u, _ in shown})
+        lead = f"{n} serious {'AE' if n == 1 else 'AEs'} in {plural(subjects, 'subject')}."
         assert lead in r.pdf
 
 

@@ -38,6 +38,7 @@ from dashboard.queries.visits import (
     subject_visit_schedule,
     visits_by_site,
 )
+from dashboard.views.format import plural
 from tests.conftest import PROJECT_ROOT, open_study_page
 from tests.databases import new_database_url
 from tests.sdtm_builders import copy_of_base, write_package
@@ -409,7 +410,7 @@ def test_enrollment_page_visit_schedule(
     assert shown.index[0] == "104"  # the lagging site, most overdue visits first
     overdue = sum(v["overdue"] for v in expected.values())
     text = " ".join(m.value for m in at.markdown)
-    assert f"{overdue} visit(s) overdue" in text
+    assert f"{plural(overdue, 'visit')} overdue" in text
     # The per-subject list: everyone with a visit due or overdue, each code a Subject-page link.
     needing = _independent(demo_engine, MULTI, as_of=as_of, window=7)
     needing = needing[needing["status"].isin([DUE, OVERDUE])]

@@ -3,6 +3,7 @@
 import altair as alt
 import pandas as pd
 
+from dashboard.charts.axes import QUARTERS, share_axis_scale
 from dashboard.charts.colours import LEVEL_COLOURS, NO_AE_COLOUR, UNKNOWN_COLOUR
 from dashboard.charts.labels import LABEL_LIMIT
 from dashboard.charts.study_day_axis import DAY_LABEL_EXPR, study_day_ticks
@@ -21,6 +22,8 @@ def soc_incidence_chart(frame: pd.DataFrame) -> alt.Chart:
     """
     pick = alt.selection_point(name=SOC_SELECTION, fields=["soc", "arm"], on="click")
     order = frame.sort_values("rank")["soc"].drop_duplicates().tolist()
+    # The domain ends on a round tick beyond the largest share, so no dot lies past the axis.
+    share_axis, share_scale = share_axis_scale(frame["share"].dropna().tolist())
     chart: alt.Chart = (
         alt.Chart(frame)
         .mark_circle(size=110, cursor="pointer")
@@ -29,7 +32,8 @@ def soc_incidence_chart(frame: pd.DataFrame) -> alt.Chart:
             x=alt.X(
                 "share:Q",
                 title="Subjects with an AE in the SOC (% of arm)",
-                axis=alt.Axis(format="%"),
+                axis=share_axis,
+                scale=share_scale,
             ),
             color=alt.Color(
                 "arm:N",
@@ -76,7 +80,7 @@ def worst_level_chart(frame: pd.DataFrame, *, dimension: str) -> alt.Chart:
                 "share:Q",
                 stack="zero",
                 title="Subjects (% of arm)",
-                axis=alt.Axis(format="%"),
+                axis=alt.Axis(format="%", values=QUARTERS),  # every bar ends at 100%
                 scale=alt.Scale(domain=[0, 1]),
             ),
             color=alt.Color(

@@ -3,6 +3,8 @@
 import altair as alt
 import pandas as pd
 
+from dashboard.charts.axes import QUARTERS, count_axis
+
 VALUE_SELECTION = "level"  # the click selection on the categorical distribution
 
 
@@ -48,16 +50,22 @@ def histogram_chart(boxes: pd.DataFrame, counts: pd.DataFrame, *, label: str) ->
     container's."""
     if counts.empty or boxes["column"].nunique() > MAX_HISTOGRAM_COLUMNS:
         return None
+    # Whole-number values (age in years, a score) get whole-number bins, labelled "50", not
+    # "50.0"; measured values keep Vega-Lite's bins.
+    values = pd.to_numeric(counts["value_num"], errors="coerce").dropna()
+    whole = bool(len(values)) and bool((values == values.round()).all())
+    bins = alt.Bin(maxbins=30, minstep=1) if whole else alt.Bin(maxbins=30)
+    value_axis = count_axis() if whole else alt.Axis()
     chart: alt.Chart = (
         alt.Chart(counts)
         .mark_bar(opacity=0.8)
         .encode(
-            x=alt.X("value_num:Q", bin=alt.Bin(maxbins=30), title=label),
-            y=alt.Y("sum(subjects):Q", title="Subjects"),
+            x=alt.X("value_num:Q", bin=bins, title=label, axis=value_axis),
+            y=alt.Y("sum(subjects):Q", title="Subjects", axis=count_axis()),
             color=alt.Color("column:N", title=None, legend=alt.Legend(orient="top")),
             tooltip=[
                 alt.Tooltip("column:N", title="Column"),
-                alt.Tooltip("value_num:Q", bin=alt.Bin(maxbins=30), title=label),
+                alt.Tooltip("value_num:Q", bin=bins, title=label),
                 alt.Tooltip("sum(subjects):Q", title="Subjects"),
             ],
         )
@@ -98,7 +106,7 @@ def categorical_distribution_chart(levels: pd.DataFrame, *, label: str) -> alt.C
             x=alt.X(
                 "share:Q",
                 title=f"{label}: share of the column",
-                axis=alt.Axis(format="%"),
+                axis=alt.Axis(format="%", values=QUARTERS),  # every bar ends at 100%
                 stack="normalize",
             ),
             color=alt.Color("value:N", title=label, legend=alt.Legend(orient="top")),

@@ -1,6 +1,10 @@
 """Colours the adverse-event charts and the Subject page's timeline share, so an AE looks the same
 on both."""
 
+# The app's blue: the enrolled line and inclusion bars, and the theme's primary colour
+# (.streamlit/config.toml [theme] primaryColor), so widgets and charts agree.
+PRIMARY_BLUE = "#1f77b4"
+
 NO_AE_COLOUR = "#e8e8e8"
 UNKNOWN_COLOUR = "#a0a0a0"
 # Colours by level, mildest first (the legend's order); "No AE" and "Unknown" are greys.

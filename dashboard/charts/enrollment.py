@@ -6,6 +6,7 @@ import altair as alt
 import pandas as pd
 
 from dashboard.charts.time_axis import date_axis
+from dashboard.charts.axes import count_axis
 
 SERIES_COLOURS = {"Enrolled": "#1f77b4", "Screened": "#9ecae1", "Planned": "#7f7f7f"}
 
@@ -51,7 +52,7 @@ def accrual_chart(
     if plan is not None:
         dates += list(plan)
     x = alt.X("period_start:T", title=None, axis=date_axis(dates))
-    y = alt.Y("subjects:Q", title="Subjects (cumulative)")
+    y = alt.Y("subjects:Q", title="Subjects (cumulative)", axis=count_axis())
     # Counts move in steps: a subject is enrolled on a day, not gradually.
     lines = (
         alt.Chart(long)
@@ -129,7 +130,7 @@ def funnel_chart(steps: pd.DataFrame) -> alt.LayerChart:
         .mark_bar()
         .encode(
             y=y,
-            x=alt.X("subjects:Q", title="Subjects", axis=alt.Axis(tickMinStep=1)),
+            x=alt.X("subjects:Q", title="Subjects", axis=count_axis()),
             color=alt.Color(
                 "step:N",
                 scale=alt.Scale(domain=list(FUNNEL_COLOURS), range=list(FUNNEL_COLOURS.values())),

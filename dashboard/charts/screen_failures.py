@@ -3,6 +3,7 @@
 import altair as alt
 import pandas as pd
 
+from dashboard.charts.axes import count_axis
 from dashboard.charts.labels import LABEL_LIMIT
 from dashboard.charts.time_axis import date_axis
 
@@ -65,7 +66,7 @@ def criteria_chart(
                     "value": 1.0,
                 },
             ),
-            x=alt.X("subjects:Q", title="Screen-failed subjects", axis=alt.Axis(tickMinStep=1)),
+            x=alt.X("subjects:Q", title="Screen-failed subjects", axis=count_axis()),
             color=alt.Color(
                 "kind:N",
                 title=None,
@@ -102,7 +103,7 @@ def monthly_rate_chart(monthly: pd.DataFrame) -> alt.LayerChart:
         alt.Tooltip("screen_failure_rate:Q", title="Screen-failure rate", format=".0%"),
     ]
     bars = base.mark_bar(color="#c6dbef").encode(
-        y=alt.Y("screened:Q", title="Screened", axis=alt.Axis(tickMinStep=1)), tooltip=tooltip
+        y=alt.Y("screened:Q", title="Screened", axis=count_axis()), tooltip=tooltip
     )
     line = base.mark_line(color="#ff7f0e", point=True).encode(
         y=alt.Y(

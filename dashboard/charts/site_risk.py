@@ -6,6 +6,7 @@ from typing import Protocol
 import altair as alt
 import pandas as pd
 
+from dashboard.charts.axes import count_axis
 from dashboard.charts.colours import FLAG_COLOURS, FLAG_LABELS, NOT_SCORED
 
 
@@ -91,7 +92,7 @@ def funnel_chart(funnel: Funnel, *, height: int = 340) -> alt.LayerChart | alt.F
         alt.Chart(points)
         .mark_circle(size=90, opacity=0.9, stroke="#333", strokeWidth=0.5)
         .encode(
-            x=alt.X("denominator:Q", title=x_title, scale=alt.Scale(zero=True)),
+            x=alt.X("denominator:Q", title=x_title, scale=alt.Scale(zero=True), axis=count_axis()),
             y=alt.Y("metric:Q", title=y_title),
             color=colour,
             tooltip=[

@@ -30,6 +30,18 @@ CATEGORY_COLOURS = {
     ),
 }
 
+# Shapes of the milestones in the order the record lists them (screening first).
+MILESTONE_SHAPES = (
+    "diamond",
+    "circle",
+    "square",
+    "triangle-down",
+    "cross",
+    "triangle-right",
+    "triangle-left",
+    "wedge",
+)
+
 Axis = Literal["day", "date"]
 
 
@@ -55,12 +67,13 @@ def subject_timeline_chart(
     lanes = data.sort_values(["lane_order", "start_date"])["lane"].drop_duplicates().tolist()
     y = alt.Y("lane:N", sort=lanes, title=None, axis=alt.Axis(labelLimit=320))
     # The legend lists what this subject's record holds, in the fixed order and colours.
-    present = [c for c in CATEGORIES if c in set(data["category"])]
+    # (Milestones have a legend of their own, by shape, below.)
+    present = [c for c in CATEGORIES if c in set(data["category"]) and c != MILESTONE]
     colour = alt.Color(
         "category:N",
         title=None,
         scale=alt.Scale(domain=present, range=[CATEGORY_COLOURS[c] for c in present]),
-        legend=alt.Legend(orient="top", columns=6),
+        legend=alt.Legend(orient="top", columns=6) if present else None,
     )
     if axis == "day":
         ticks = study_day_ticks(int(data["x_start"].min()), int(data["x_end"].max()))
@@ -98,16 +111,48 @@ def subject_timeline_chart(
         .encode(y=y, x=x, x2=x2, color=colour, tooltip=tooltip)
     )
     marks = (
-        base.transform_filter(alt.FieldOneOfPredicate(field="kind", oneOf=["milestone", "visit"]))
+        base.transform_filter(alt.datum.kind == "visit")
         .mark_point(filled=True, size=80, shape="diamond")
         .encode(y=y, x=x, color=colour, tooltip=tooltip)
+    )
+    # Milestones (screening, consent, day 1, each disposition) told apart by shape, named in a
+    # legend of their own: two bare diamonds say nothing about which is the screen failure.
+    # Milestones on the same day are one mark, named together ("Screening · Informed consent").
+    on_a_day = data[data["kind"] == "milestone"]
+    on_a_day = on_a_day.groupby("start_date", sort=False, as_index=False).agg(
+        {
+            **{c: "first" for c in on_a_day.columns if c not in ("start_date", "label", "detail")},
+            "label": " · ".join,
+            "detail": "; ".join,
+        }
+    )
+    milestones = on_a_day["label"].drop_duplicates().tolist()
+    milestone_marks = (
+        alt.Chart(on_a_day)
+        .mark_point(filled=True, size=90, color=CATEGORY_COLOURS[MILESTONE])
+        .encode(
+            y=y,
+            x=x,
+            shape=alt.Shape(
+                "label:N",
+                title=None,
+                scale=alt.Scale(
+                    domain=milestones,
+                    range=[
+                        MILESTONE_SHAPES[i % len(MILESTONE_SHAPES)] for i in range(len(milestones))
+                    ],
+                ),
+                legend=alt.Legend(orient="top", columns=4, labelLimit=260),
+            ),
+            tooltip=tooltip,
+        )
     )
     serious = (
         base.transform_filter(alt.datum.serious)
         .mark_point(filled=True, size=140, shape="triangle-up", color="#cb181d")
         .encode(y=y, x=x, tooltip=tooltip)
     )
-    layers: list[alt.Chart] = [bars, marks, serious]
+    layers: list[alt.Chart] = [bars, marks, milestone_marks, serious]
     if not day_one_rule.empty:
         layers.insert(
             0,

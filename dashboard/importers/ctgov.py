@@ -16,6 +16,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from dashboard.models import Criterion, DataCut, EligibilityFinding, Site, Study, Subject
+from dashboard.views.format import plural
 
 INCLUSION = "INCLUSION"
 EXCLUSION = "EXCLUSION"
@@ -634,7 +635,7 @@ def import_ctgov_record(
         # registry's locations and bullet list cannot be matched to them, so they are left out.
         warnings.append(
             f"study {study_id} has loaded data: its sites and criteria come from the data, the "
-            f"registry's {len(facts.sites)} location(s) and "
+            f"registry's {plural(len(facts.sites), 'location')} and "
             f"{len(facts.criteria or ())} criteria were not applied"
         )
     session.flush()

@@ -337,7 +337,8 @@ def _normalise(dataset: Dataset) -> None:
     frame.columns = [str(c).strip().upper() for c in frame.columns]
     if len(set(frame.columns)) != len(frame.columns):
         duplicated = sorted({c for c in frame.columns if list(frame.columns).count(c) > 1})
-        raise fail(f"has the column(s) {', '.join(duplicated)} twice", file=dataset.name)
+        columns = "column" if len(duplicated) == 1 else "columns"
+        raise fail(f"has the {columns} {', '.join(duplicated)} twice", file=dataset.name)
     for column in list(frame.columns):
         if _ROW_NUMBER_COLUMN.fullmatch(column):
             frame = frame.drop(columns=column)

@@ -41,6 +41,7 @@ from dashboard.results.dates import (
     latest_year,
     parse_dtc,
 )
+from dashboard.views.format import plural
 
 # Key columns per domain: a file without them cannot be mapped (fatal).
 REQUIRED_COLUMNS = {
@@ -144,7 +145,8 @@ def _drop_exact_duplicates(dataset: Dataset, warnings: list[str]) -> None:
         numbers = [i + 1 for i in duplicated[duplicated].index]
         shown = ", ".join(map(str, numbers[:10])) + (" ..." if len(numbers) > 10 else "")
         warnings.append(
-            f"{dataset.name}: {len(numbers)} exact duplicate record(s) kept once (records {shown})"
+            f"{dataset.name}: {plural(len(numbers), 'exact duplicate record')} kept once "
+            f"(records {shown})"
         )
         dataset.frame = dataset.frame[~duplicated].reset_index(drop=True)
 
@@ -579,7 +581,8 @@ def _keyed(rows: list[dict[str, Any]], file: str, warnings: list[str]) -> None:
     repeated = [k for k, n in counts.items() if n > 1]
     if repeated:
         warnings.append(
-            f"{file}: {len(repeated)} key(s) repeated ({', '.join(repeated[:5])}): all records kept"
+            f"{file}: {plural(len(repeated), 'key')} repeated ({', '.join(repeated[:5])}): "
+            "all records kept"
         )
 
 
@@ -690,7 +693,8 @@ def _warn_repeated_events(ae: Dataset, warnings: list[str]) -> None:
         ]
         seqs = f"; first: {', '.join(shown)}"
     warnings.append(
-        f"{ae.name}: {len(numbers)} record(s) identical to an earlier one but for their sequence "
+        f"{ae.name}: {plural(len(numbers), 'record')} identical to an earlier one but for their "
+        "sequence "
         f"(records {first}{seqs}): loaded, as they may be real repeated events; check the source"
     )
 
@@ -812,7 +816,8 @@ def _deviations(dv: Dataset | None, warnings: list[str]) -> list[dict[str, Any]]
     unsaid = sum(r["important"] is None for r in rows)
     if unsaid:
         warnings.append(
-            f"DV: {unsaid:,} deviation(s) with no importance in DVCAT/DVSCAT "
+            f"DV: {unsaid:,} {'deviation' if unsaid == 1 else 'deviations'} with no importance in "
+            "DVCAT/DVSCAT "
             "(counted as not important)"
         )
     return rows
@@ -873,7 +878,7 @@ def _visits(sv: Dataset | None, tv: Dataset | None, warnings: list[str]) -> list
     if repeated:
         usubjid, visit = repeated[0]
         warnings.append(
-            f"{sv.name}: {len(repeated)} visit(s) recorded more than once (e.g. "
+            f"{sv.name}: {plural(len(repeated), 'visit')} recorded more than once (e.g. "
             f"{usubjid} visit {_text(visit)}): all records kept"
         )
     return rows
@@ -904,7 +909,9 @@ def _planned_visits(tv: Dataset | None, warnings: list[str]) -> list[dict[str, A
             "is_conditional": is_conditional_visit(visit, start_rule),
         }
     if repeated:
-        warnings.append(f"{tv.name}: {repeated} repeated VISITNUM(s) for the same arm kept once")
+        warnings.append(
+            f"{tv.name}: {plural(repeated, 'repeated VISITNUM')} for the same arm kept once"
+        )
     return sorted(planned.values(), key=lambda v: (v["arm_code"], v["visit_num"]))
 
 

@@ -124,6 +124,34 @@ LISTING_LABELS = {
     "decoded_term": "AEDECOD",
     "seq": "AESEQ",
 }
+# The listing's columns on screen: a header in words, and behind the header's help icon what the
+# column holds in SDTM terms. Downloads (CSV, Excel, the pack's workbook) keep the SDTM names of
+# ``LISTING_LABELS`` on purpose: a data manager matches the rows against the datasets by them.
+LISTING_HEADERS: dict[str, tuple[str, str]] = {
+    "New": ("New", "First held by a data cut after the compared cut"),
+    "Changed": ("Changed", "Held by the compared cut and altered by a later one"),
+    "USUBJID": ("Subject", "USUBJID: the unique subject identifier"),
+    "SITEID": ("Site", "SITEID"),
+    "Arm": ("Arm", "ACTARM, the actual arm (else ARM, the planned arm)"),
+    "Term": ("Preferred term", "AEDECOD, the dictionary-derived term (else the verbatim AETERM)"),
+    "AEBODSYS": ("Body system", "AEBODSYS: the system organ class"),
+    "AESTDTC": ("Start date", "AESTDTC: the start date and time, as given"),
+    "Study day": ("Study day", "Counted from the first dose (day 1; no day 0), as the timeline"),
+    "AESTDY": ("Start day (as given)", "AESTDY: the study day as given, counted from RFSTDTC"),
+    "AEENDTC": ("End date", "AEENDTC: the end date and time, as given"),
+    "AEOUT": ("Outcome", "AEOUT"),
+    "AESEV": ("Severity", "AESEV"),
+    "AETOXGR": ("Toxicity grade", "AETOXGR: the CTCAE grade"),
+    "AESER": ("Serious", "AESER"),
+    "Seriousness criteria": ("Seriousness criteria", "The AES* flags set to Y"),
+    "Related": ("Related", "AEREL grouped: related, not related or unknown"),
+    "AEREL": ("Relationship (as recorded)", "AEREL"),
+    "AEACN": ("Action taken", "AEACN: the action taken with the study treatment"),
+    "Treatment-emergent": ("Treatment-emergent", "Started on or after the first dose"),
+    "AETERM": ("Verbatim term", "AETERM: the reported term"),
+    "AEDECOD": ("Dictionary term", "AEDECOD"),
+    "AESEQ": ("Sequence", "AESEQ: the record's sequence number"),
+}
 # Left out of a listing where no row has a value (e.g. AETOXGR in a study graded by AESEV only).
 OPTIONAL_LISTING_COLUMNS = (
     "site_id",

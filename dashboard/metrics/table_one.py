@@ -25,6 +25,7 @@ The formatted table carries its display headers ("Characteristic", "Statistic", 
 
 import itertools
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -258,6 +259,41 @@ class Variable:
     categorical: bool
 
 
+# A grade, score, stage or class with few whole-number levels is ordinal: its levels are
+# categories (n, %), not a mean (SD) of codes (the Kellgren-Lawrence grade 0-4, ECOG 0-5, a CTCAE
+# grade). A wider range (a WOMAC total 0-96, a pain VAS) stays continuous.
+ORDINAL_NAME = re.compile(r"\b(grade|score|stage|class|classification)\b", re.IGNORECASE)
+ORDINAL_MAX_RANGE = 10
+
+
+def is_ordinal(label: str, values: pd.Series) -> bool:
+    """``label`` names a grade, score, stage or class and ``values`` (numbers) are whole numbers
+    spanning at most ``ORDINAL_MAX_RANGE``."""
+    known = pd.to_numeric(values, errors="coerce").dropna()
+    if known.empty or not ORDINAL_NAME.search(label):
+        return False
+    return bool((known == known.round()).all()) and known.max() - known.min() <= ORDINAL_MAX_RANGE
+
+
+def as_ordinal(counts: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    """A counts frame with the numbers of ``keys`` also as level text ("2" for 2.0), so Table 1
+    and the distribution tabulate them as categories."""
+    rows = counts["key"].isin(list(keys)) & counts["value_num"].notna()
+    if not rows.any():
+        return counts
+    text = counts["value_text"].astype(object).copy()
+    text[rows] = [f"{float(v):g}" for v in counts.loc[rows, "value_num"]]
+    return counts.assign(value_text=text)
+
+
+def level_order(level: str) -> tuple[int, float, str]:
+    """Levels in order: numbers by value (grade 2 before grade 10), then text alphabetically."""
+    try:
+        return (0, float(level), "")
+    except ValueError:
+        return (1, 0.0, level)
+
+
 def _count_percent(count: int, denominator: int, digits: int) -> str:
     """``"12 (60.0%)"`` over the non-missing values; a bare 0 for an empty column."""
     return f"{count} ({100 * count / denominator:.{digits}f}%)" if denominator else "0"
@@ -329,7 +365,8 @@ def table_one(
     ``counts``: subjects per (column, key, value), ``COUNT_COLUMNS``, with each column's size on
     its ``SUBJECTS_KEY`` row. ``columns``: the groups in display order. Returns the rows as
     displayed: Characteristic, Statistic, one column per group headed "<group> (n=..)", "Overall
-    (n=..)", then, with two or more groups and ``with_tests``: one "SMD (a, b)" column per pair
+    (n=..)" where there are two groups or more (one group is its own overall), then, with two or
+    more groups and ``with_tests``: one "SMD (a, b)" column per pair
     (``smd``), and "p-value" with the "Test" named on each variable's first row (``p_values``).
     A categorical variable with missing values leads with a "N with a value" row: the
     denominator of its percentages (without missing values it is the header's n).
@@ -337,7 +374,8 @@ def table_one(
     sizes = counts[counts["key"] == SUBJECTS_KEY].groupby("column")["subjects"].sum()
     size = {c: int(sizes.get(c, 0)) for c in columns}
     headers = {c: f"{c} (n={size[c]})" for c in columns}
-    overall = f"Overall (n={sum(size.values())})"
+    # One column (a single-arm study, one site) is its own overall: no identical second column.
+    overall = f"Overall (n={sum(size.values())})" if len(columns) > 1 else None
     compared = len(columns) > 1 and with_tests
     pairs = pairwise(columns) if compared and smd else []
     with_p = compared and p_values
@@ -352,7 +390,7 @@ def table_one(
                 CHARACTERISTIC: characteristic,
                 STATISTIC: statistic,
                 **{headers[c]: cells.get(c, "") for c in columns},
-                overall: cells.get("__overall__", ""),
+                **({overall: cells.get("__overall__", "")} if overall else {}),
                 **extra,
             }
         )
@@ -369,7 +407,7 @@ def table_one(
         total = sum(size.values())
         tests: dict[str, object] = {}
         if variable.categorical:
-            levels = sorted(str(level) for level in everyone.index)
+            levels = sorted((str(level) for level in everyone.index), key=level_order)
             for a, b in pairs:
                 difference = smd_categorical(column_counts[a], column_counts[b], levels)
                 tests[smd_header(a, b)] = "" if difference is None else f"{difference:.3f}"

@@ -326,6 +326,8 @@ def subjects_with_value(
     )
     values = values[values["column"] == column]
     known = values[key].notna()
-    picked = values[~known] if value is None else values[known & (values[key].astype(str) == value)]
+    # A number is matched as Table 1 names its level ("2" for 2.0: an ordinal grade).
+    text = values[key].map(lambda v: f"{v:g}" if isinstance(v, float) else str(v))
+    picked = values[~known] if value is None else values[known & (text == value)]
     listed = picked[["usubjid", "site_id", "column", key]].rename(columns={key: "value"})
     return listed.head(limit).reset_index(drop=True), len(picked)

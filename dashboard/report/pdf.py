@@ -52,6 +52,7 @@ from dashboard.charts.site_risk import qtl_chart
 from dashboard.report.pack import BLINDED_NOTE, NEW, MonitoringPack
 from dashboard.views.excursions import excursion_table
 from dashboard.views.format import registry_enrollment
+from dashboard.views.format import plural
 
 PAGE_SIZE = landscape(A4)
 MARGIN = 12 * mm
@@ -706,7 +707,7 @@ def _failures(pack: MonitoringPack) -> list[Flowable]:
     if pack.ie_missing:
         lead = _para(
             f"No IE domain in data {pack.cut.name if pack.cut else 'cut'}: failures by "
-            f"criterion are unknown ({failures} screen failure(s) of {screened} screened, "
+            f"criterion are unknown ({plural(failures, 'screen failure')} of {screened} screened, "
             "without a recorded criterion). What DS says about them:"
         )
         if pack.failure_dispositions.empty:
@@ -717,7 +718,7 @@ def _failures(pack: MonitoringPack) -> list[Flowable]:
         return [*_kept_with_next([heading, lead], need=_table_start(tables)), *tables]
     unexplained = failures - pack.failures_with_reason
     lead = _para(
-        f"{failures} screen failure(s) of {screened} screened. Bars count distinct "
+        f"{plural(failures, 'screen failure')} of {screened} screened. Bars count distinct "
         "screen-failed subjects per criterion; a subject can fail several, so the bars do not "
         f"add up: {pack.failures_more_than_one} failed more than one."
         + (f" {unexplained} have no criterion recorded." if unexplained else "")
@@ -855,7 +856,8 @@ def _saes(pack: MonitoringPack) -> list[Flowable]:
             [heading, _para("No serious adverse event (AESER = Y) in this selection.")], need=0
         )
     new = pack.new_saes
-    lead = f"{total} serious AE(s) in {saes['USUBJID'].nunique()} subject(s)."
+    serious = "AE" if total == 1 else "AEs"
+    lead = f"{total} serious {serious} in {plural(saes['USUBJID'].nunique(), 'subject')}."
     if marker:
         lead += (
             f" {new} new since cut {pack.since_cut.number if pack.since_cut else ''}: listed first, "

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.markdown import plain
-from dashboard.metrics.ae_listing import derive_listing, listing_table
+from dashboard.metrics.ae_listing import LISTING_HEADERS, derive_listing, listing_table
 from dashboard.metrics.blinding import POOLED
 from dashboard.ui import views
 from dashboard.ui.ae_picks import EventPick
@@ -17,6 +17,8 @@ from dashboard.ui.downloads import download_buttons
 from dashboard.ui.links import subject_links
 from dashboard.ui.selection import chart_points, latest_pick
 from dashboard.ui.shell import PageContext
+from dashboard.ui.tables import dashed
+from dashboard.views.format import plural
 
 
 def soc_expander_key(soc: str) -> str:
@@ -28,10 +30,25 @@ def soc_expander_key(soc: str) -> str:
 PICK_KEY = "ae_pick"  # the current EventPick (tests may set it, as a click leaves it)
 _CONTROLS_KEY = "_ae_pick_controls"  # what each control selected at the last run
 _STUDY_KEY = "_ae_pick_study"
-# Long SOC names would push the onset, severity and relationship out of view.
+# Every AE listing's headers in words, the SDTM variable behind each header's help icon
+# (``LISTING_HEADERS``); long SOC names and terms kept medium, or they push the onset, severity
+# and relationship out of view. The data (and so the downloads) keep the SDTM names.
 LISTING_COLUMNS = {
-    "AEBODSYS": st.column_config.TextColumn("AEBODSYS", width="medium"),
-    "Term": st.column_config.TextColumn("Term", width="medium"),
+    column: st.column_config.Column(
+        header, help=code, width="medium" if column in ("AEBODSYS", "Term") else None
+    )
+    for column, (header, code) in LISTING_HEADERS.items()
+}
+# The subject column: a link to the subject's page, headed in words.
+SUBJECT_HEADER = LISTING_HEADERS["USUBJID"][0]
+# The DS records behind "discontinued for an AE" where AEACN is blank, headed the same way.
+DS_HEADERS = {
+    "USUBJID": ("Subject", "USUBJID"),
+    "SITEID": ("Site", "SITEID"),
+    "DSDECOD": ("Disposition", "DSDECOD: the standardized disposition term"),
+    "DSTERM": ("Reported reason", "DSTERM: the reported term"),
+    "EPOCH": ("Epoch", "EPOCH"),
+    "DSSTDTC": ("Date", "DSSTDTC: the start date of the disposition event"),
 }
 
 
@@ -145,9 +162,13 @@ def show_events(
             }
         )
         linked, links = subject_links(
-            table, study_id=ctx.study_id, column="USUBJID", label="USUBJID"
+            table, study_id=ctx.study_id, column="USUBJID", label=SUBJECT_HEADER
         )
-        st.dataframe(linked, hide_index=True, width="stretch", column_config=links)
+        headers = {
+            column: st.column_config.Column(header, help=code)
+            for column, (header, code) in DS_HEADERS.items()
+        }
+        st.dataframe(linked, hide_index=True, width="stretch", column_config={**headers, **links})
         download_buttons(table, name=_file_stem(ctx, pick, records), sheet="DS")
         return
     if pick.rank == -1:
@@ -163,9 +184,15 @@ def show_events(
     )
     subjects = events["usubjid"].nunique()
     shown = f"the first {len(events)} of {total}" if total > len(events) else f"{total}"
-    st.caption(f"{shown} event(s) in {subjects} subject(s). {STUDY_DAY_NOTE}")
-    linked, links = subject_links(table, study_id=ctx.study_id, column="USUBJID", label="USUBJID")
+    events_word = "event" if total == 1 else "events"
+    st.caption(f"{shown} {events_word} in {plural(subjects, 'subject')}.", help=STUDY_DAY_NOTE)
+    linked, links = subject_links(
+        table, study_id=ctx.study_id, column="USUBJID", label=SUBJECT_HEADER
+    )
     st.dataframe(
-        linked, hide_index=True, width="stretch", column_config={**LISTING_COLUMNS, **links}
+        dashed(linked),
+        hide_index=True,
+        width="stretch",
+        column_config={**LISTING_COLUMNS, **links},
     )
     download_buttons(table, name=_file_stem(ctx, pick, events), sheet="AE")

@@ -329,6 +329,7 @@ def metric_row(metrics: Sequence[Metric]) -> None:
             delta=None if metric.delta is None else plain(metric.delta),
             delta_color="off",
             delta_arrow="off",
+            help=metric.help,
         )
 
 

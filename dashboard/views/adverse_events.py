@@ -29,7 +29,7 @@ from dashboard.results.changes import AdverseEventChanges
 from dashboard.results.studies import StudyInfo
 from dashboard.views.common import Metric, StudyFrame, study_frame
 from dashboard.views.context import ViewContext
-from dashboard.views.format import percent
+from dashboard.views.format import percent, plural, verb
 from dashboard.views.reader import Reader
 
 # Listings are limited: a drilldown of more events than this says how many it left out.
@@ -268,9 +268,10 @@ def build_adverse_events(
         blinding_note=_blinding_note(frame.study, shows_arms=ctx.shows_arms),
         summary=summary,
         outside_sentence=(
-            f"{summary.outside_events} AE(s) of {summary.outside_subjects} subject(s) outside the "
-            f"{basis} population (e.g. during screening) are in the headline counts above but in "
-            "none of the tables by arm."
+            f"{plural(summary.outside_events, 'AE')} of "
+            f"{plural(summary.outside_subjects, 'subject')} outside the {basis} population (e.g. "
+            f"during screening) {verb(summary.outside_events, 'is', 'are')} in the headline "
+            "counts above but in none of the tables by arm."
             if summary.outside_events
             else None
         ),

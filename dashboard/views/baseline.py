@@ -12,11 +12,14 @@ from dashboard.metrics.baseline import format_mean_sd, weighted_mean_sd
 from dashboard.metrics.table_one import (
     CHARACTERISTIC,
     DENOMINATOR_ROW,
+    ORDINAL_MAX_RANGE,
     STATISTIC,
     SUBJECTS_KEY,
     Variable,
+    as_ordinal,
     column_order,
     default_keys,
+    is_ordinal,
     table_one,
 )
 from dashboard.queries import baseline, enrollment, studies
@@ -69,7 +72,8 @@ class BaselineView:
     smd_default: bool
     table: pd.DataFrame | None  # None: nothing chosen, or nobody in the population
     empty_message: str | None  # why there is no table
-    caption: str
+    caption: str  # one sentence under Table 1
+    caption_rule: str  # behind its help icon: the statistics' definitions
     comparison_caption: str | None  # what SMDs against non-enrolled columns mean
     new_by_column: dict[str, int] | None  # subjects new since the compared cut per column
     new_caption: str | None
@@ -82,13 +86,16 @@ def _table_with_new(
 ) -> pd.DataFrame:
     if new is None or since is None:
         return table
-    # table_one's columns: characteristic, statistic, one per group in ``columns`` order, Overall.
-    headers = list(table.columns[2 : 2 + len(columns) + 1])
+    # table_one's columns: characteristic, statistic, one per group in ``columns`` order, then
+    # Overall where there are two groups or more.
     counts = [int(new.get(c, 0)) for c in columns]
+    if len(columns) > 1:
+        counts.append(sum(counts))
+    headers = list(table.columns[2 : 2 + len(counts)])
     first = {
         CHARACTERISTIC: f"New since cut {since}",
         STATISTIC: "n",
-        **{h: str(n) for h, n in zip(headers, [*counts, sum(counts)], strict=True)},
+        **{h: str(n) for h, n in zip(headers, counts, strict=True)},
     }
     return pd.concat([pd.DataFrame([first]), table], ignore_index=True).fillna("")
 
@@ -167,6 +174,7 @@ def build_baseline(
             table=None,
             empty_message=message,
             caption="",
+            caption_rule="",
             comparison_caption=None,
             new_by_column=None,
             new_caption=None,
@@ -179,12 +187,23 @@ def build_baseline(
         )
     )
     kinds = catalogue.set_index("key")
+    # Grades and scores with few whole-number levels are tabulated as categories (n, %).
+    ordinal = tuple(
+        key
+        for key in keys
+        if not bool(kinds.loc[key, "categorical"])
+        and is_ordinal(
+            str(kinds.loc[key, "label"]),
+            value_counts.loc[value_counts["key"] == key, "value_num"],
+        )
+    )
+    value_counts = as_ordinal(value_counts, ordinal)
     variables = tuple(
         Variable(
             key=key,
             label=str(kinds.loc[key, "label"]),
             unit=unit if isinstance(unit := kinds.loc[key, "unit"], str) else None,
-            categorical=bool(kinds.loc[key, "categorical"]),
+            categorical=bool(kinds.loc[key, "categorical"]) or key in ordinal,
         )
         for key in keys
     )
@@ -218,10 +237,14 @@ def build_baseline(
             "differ from the enrolled, not a difference between arms."
         )
     caption = (
-        "Continuous: mean (SD) and median [Q1, Q3] (linear quantiles); categorical: n (%) of the "
-        "column's subjects with a value: the n in the column's header, or the "
-        f'"{DENOMINATOR_ROW}" row where some values are missing (counted on their own row). '
-        "Baseline values are the records flagged baseline (or the last before first dose)."
+        "Measurements as mean (SD) and median [Q1, Q3]; categories, grades and scores as n (%)."
+    )
+    caption_rule = (
+        "Quartiles are linear quantiles. Percentages are of the column's subjects with a value: "
+        f'the n in the column\'s header, or the "{DENOMINATOR_ROW}" row where some values are '
+        "missing (counted on their own row). A grade or score with at most "
+        f"{ORDINAL_MAX_RANGE + 1} whole-number levels is counted per level. Baseline values are "
+        "the records flagged baseline (or the last before first dose)."
         + (" SMD: standardized mean difference (tableone's definition)." if smd else "")
         + (" p-values below 0.001 are shown as <0.001." if p_values else "")
     )
@@ -251,6 +274,7 @@ def build_baseline(
         table=table,
         empty_message=None,
         caption=caption,
+        caption_rule=caption_rule,
         comparison_caption=comparison,
         new_by_column=new,
         new_caption=new_caption,

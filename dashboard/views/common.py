@@ -24,6 +24,7 @@ class Metric:
     label: str
     value: str | int
     delta: str | None = None
+    help: str | None = None  # how the figure is derived, or why it is unknown (a help icon)
 
 
 @dataclass(frozen=True)

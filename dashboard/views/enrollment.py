@@ -2,6 +2,7 @@
 the sites and the flow of subjects. The visit schedule, which depends on the page's own window
 setting, is read through ``views.visits``."""
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +11,7 @@ from sqlmodel import Session
 
 from dashboard.charts.consort import consort_svg
 from dashboard.metrics.consort import consort_flow
+from dashboard.metrics.countries import country_label
 from dashboard.metrics.enrollment import (
     cumulative_accrual,
     funnel_steps,
@@ -30,7 +32,9 @@ from dashboard.views.context import ViewContext
 from dashboard.views.format import (
     count_of,
     percent,
+    plural,
     projected_completion_label,
+    projected_completion_title,
     projected_interval_label,
     target_word,
 )
@@ -51,7 +55,13 @@ class AccrualChart:
     accrual: pd.DataFrame  # ``cumulative_accrual`` up to the cut-off: the chart's frame
     chart_target: int | None  # the target line of the chart (none over a screening period)
     planned_drawn: bool  # the chart draws the planned recruitment line
-    caption: str
+    sentence: str  # the caption on the page: what the lines are
+    rule: str  # behind the caption's help icon: how the points are binned
+
+    @property
+    def caption(self) -> str:
+        """The whole caption, as the pack prints it (a page has no help icon on paper)."""
+        return f"{self.sentence} {self.rule}"
 
     @property
     def inputs(self) -> dict[str, Any]:
@@ -85,7 +95,8 @@ def build_accrual_chart(
         accrual=cumulative_accrual(daily, until=frame.cutoff),
         chart_target=chart_target,
         planned_drawn=planned_drawn,
-        caption=_accrual_caption(planned_drawn=planned_drawn, ctx=ctx, chart_target=chart_target),
+        sentence=_accrual_caption(planned_drawn=planned_drawn, ctx=ctx, chart_target=chart_target),
+        rule=ACCRUAL_BINS,
     )
 
 
@@ -168,16 +179,16 @@ def _forecast_sentence(
     return forecast.message
 
 
+ACCRUAL_BINS = (
+    "Weekly bins for a recruitment period up to a year, monthly beyond (yearly where the chart "
+    "spans more than twenty years); the planned recruitment is linear from the planned start to "
+    "the planned end."
+)
+
+
 def _accrual_caption(*, planned_drawn: bool, ctx: ViewContext, chart_target: int | None) -> str:
-    caption = (
-        "Screened by screening date, enrolled by enrollment date, in weekly bins for a recruitment "
-        "period up to a year, monthly beyond (yearly where the chart spans more than twenty years)"
-        + (
-            "; the dashed grey line is the planned recruitment (linear from the planned start to "
-            "the planned end)."
-            if planned_drawn
-            else "."
-        )
+    caption = "Screened by screening date, enrolled by enrollment date" + (
+        "; the dashed grey line is the planned recruitment." if planned_drawn else "."
     )
     if ctx.period is not None:
         caption += " The study target is hidden while a filter is on."
@@ -188,7 +199,12 @@ def _accrual_caption(*, planned_drawn: bool, ctx: ViewContext, chart_target: int
     return caption
 
 
-def build_enrollment(session: Session, ctx: ViewContext) -> EnrollmentView:
+def build_enrollment(
+    session: Session, ctx: ViewContext, *, today: dt.date | None = None
+) -> EnrollmentView:
+    """The Enrollment page of ``ctx``; ``today`` (default: the date today) tells a projected date
+    that has already passed."""
+    today = today or dt.date.today()
     read = Reader(session, ctx)
     frame = study_frame(read)
     study = frame.study
@@ -237,9 +253,9 @@ def build_enrollment(session: Session, ctx: ViewContext) -> EnrollmentView:
             f"overall {overall_rate:.1f} per month" if overall_rate is not None else None,
         ),
         Metric(
-            "Projected completion",
+            projected_completion_title(forecast, filtered=filtered),
             projected_completion_label(forecast, filtered=filtered),
-            projected_interval_label(forecast, filtered=filtered),
+            projected_interval_label(forecast, filtered=filtered, today=today),
         ),
     )
     by_criterion = read(screen_failures.failures_by_criterion)
@@ -261,8 +277,8 @@ def build_enrollment(session: Session, ctx: ViewContext) -> EnrollmentView:
         accrual_chart=build_accrual_chart(read, frame, target=target, daily=daily),
         undated=undated,
         undated_sentence=(
-            f"Not on the chart: {undated['screened']} subject(s) without a screening date, "
-            f"{undated['enrolled']} enrolled subject(s) without an enrollment date."
+            f"Not on the chart: {plural(undated['screened'], 'subject')} without a screening "
+            f"date, {plural(undated['enrolled'], 'enrolled subject')} without an enrollment date."
             if undated["screened"] or undated["enrolled"]
             else None
         ),
@@ -293,9 +309,11 @@ def build_enrollment(session: Session, ctx: ViewContext) -> EnrollmentView:
         flow=flow,
         flow_svg=consort_svg(flow, title=study.registry_id or study.study_id),
         sites=(
-            site_table(read(enrollment.enrollment_by_site), cutoff=cutoff).dropna(
-                axis="columns",
-                how="all",  # e.g. SDTM gives no site names or site targets
+            _named_countries(
+                site_table(read(enrollment.enrollment_by_site), cutoff=cutoff).dropna(
+                    axis="columns",
+                    how="all",  # e.g. SDTM gives no site names or site targets
+                )
             )
             if viewer_sites > 1
             else None
@@ -303,6 +321,18 @@ def build_enrollment(session: Session, ctx: ViewContext) -> EnrollmentView:
         filtered=filtered,
         planned_schedule=read(visits.planned_schedule),
     )
+
+
+def _named_countries(sites: pd.DataFrame) -> pd.DataFrame:
+    """The site table with its countries named ("Germany (DEU)" for SDTM's alpha-3 code)."""
+    if "country" not in sites.columns:
+        return sites
+    named = pd.Series(
+        [country_label(c) if isinstance(c, str) else c for c in sites["country"]],
+        index=sites.index,
+        dtype=object,
+    )
+    return sites.assign(country=named)
 
 
 def site_subjects(session: Session, ctx: ViewContext, site_id: str) -> pd.DataFrame:

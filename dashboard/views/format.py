@@ -1,5 +1,10 @@
 """Number and date wording shared by the views (and so by the pages, the pack and the CLI)."""
 
+import datetime as dt
+from collections.abc import Sequence
+
+import pandas as pd
+
 from dashboard.metrics.forecast import AccrualForecast
 
 
@@ -24,14 +29,29 @@ def projected_completion_label(forecast: AccrualForecast | None, *, filtered: bo
     return "–"
 
 
-def projected_interval_label(forecast: AccrualForecast | None, *, filtered: bool) -> str | None:
-    """The 80% interval under the headline date, or why there is no forecast."""
+def projected_completion_title(forecast: AccrualForecast | None, *, filtered: bool) -> str:
+    """The forecast metric's label: "Target reached" once it is (its date is history, not a
+    projection), else "Projected completion"."""
+    if forecast is not None and not filtered and forecast.status == "target_reached":
+        return "Target reached"
+    return "Projected completion"
+
+
+def projected_interval_label(
+    forecast: AccrualForecast | None, *, filtered: bool, today: dt.date | None = None
+) -> str | None:
+    """The 80% interval under the headline date, or why there is no forecast; a projected date
+    before ``today`` says it has passed (the data cut is older than the projection)."""
     if forecast is None or filtered:
         return "whole study only" if filtered else None
     if forecast.status == "ok" and forecast.lower_date and forecast.upper_date:
-        return f"80% interval {forecast.lower_date:%b %Y} – {forecast.upper_date:%b %Y}"
+        interval = f"80% interval {forecast.lower_date:%b %Y} – {forecast.upper_date:%b %Y}"
+        if today is not None and forecast.median_date and forecast.median_date < today:
+            # A projection from an old cut-off: the date is not a promise about the future.
+            return f"projected date passed · {interval}"
+        return interval
     if forecast.status == "target_reached":
-        return "target reached"
+        return f"{forecast.enrolled} enrolled, target {forecast.target}"
     if forecast.status == "stalled":
         return "recruitment stalled"
     if forecast.status in ("too_few", "no_target"):
@@ -75,3 +95,46 @@ def ages_label(min_age: float | None, max_age: float | None) -> str:
     if max_age is not None:
         return f"up to {max_age:g} years"
     return "–"
+
+
+# Nouns whose plural is not the singular with an "s" (the ones the app counts).
+IRREGULAR_PLURALS = {"criterion": "criteria", "key": "keys", "analysis": "analyses"}
+
+
+def plural(count: int, singular: str, plural_form: str | None = None) -> str:
+    """``"1 subject"``, ``"3 subjects"``, ``"0 subjects"``: the count with its noun agreed, never
+    "subject(s)". The last word takes the plural ("screen failure" -> "screen failures")."""
+    if count == 1:
+        return f"{count} {singular}"
+    if plural_form is None:
+        head, _, last = singular.rpartition(" ")
+        last = IRREGULAR_PLURALS.get(last, f"{last}s")
+        plural_form = f"{head} {last}" if head else last
+    return f"{count} {plural_form}"
+
+
+def verb(count: int, singular: str, plural_form: str) -> str:
+    """The verb agreed with ``count``: ``verb(1, "has", "have")`` is "has"."""
+    return singular if count == 1 else plural_form
+
+
+# A share drawn by ``st.column_config.NumberColumn`` from ``percent_points``: whole percent, as
+# every other percentage on the pages ("38%", never "29.63%" beside "12.5%").
+WHOLE_PERCENT = "%.0f%%"
+
+
+def percent_points(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """``frame`` with its 0-1 shares in ``columns`` as percentage points (0-100), for a table
+    column formatted ``WHOLE_PERCENT`` (Streamlit's "percent" format prints up to two decimals)."""
+    present = [c for c in columns if c in frame.columns]
+    return frame.assign(**{c: pd.to_numeric(frame[c], errors="coerce") * 100 for c in present})
+
+
+def period_words(period: tuple[dt.date, dt.date]) -> str:
+    """``"between 20 Oct 2024 and 25 Oct 2024"``: the "Screened between" filter in words."""
+    return f"between {period[0]:%d %b %Y} and {period[1]:%d %b %Y}"
+
+
+def nobody_screened(period: tuple[dt.date, dt.date]) -> str:
+    """The plain message for a screening period that matches nobody (no empty chart)."""
+    return f"No subjects screened {period_words(period)}: widen the dates to see the study."

@@ -22,6 +22,7 @@ from dashboard.views.format import (
     ages_label,
     count_of,
     percent,
+    plural,
     registry_enrollment,
     target_word,
 )
@@ -59,12 +60,26 @@ def changes_sentence(changes: ChangesSince, since: CutInfo) -> str:
     c = changes
     cutoff = f", cut-off {since.cutoff_date:%d %b %Y}" if since.cutoff_date else ""
     return (
-        f"Since cut {since.number}{cutoff}: {c.new_subjects} new subject(s) screened "
-        f"({c.new_screen_failures} screen failure(s), {c.new_enrolled} enrolled), "
-        f"{c.changed_subjects} earlier subject(s) changed; {c.new_adverse_events} new adverse "
-        f"event(s), {c.new_serious_adverse_events} of them serious, and "
-        f"{c.changed_adverse_events} earlier adverse event(s) changed."
+        f"Since cut {since.number}{cutoff}: {plural(c.new_subjects, 'new subject')} screened "
+        f"({plural(c.new_screen_failures, 'screen failure')}, {c.new_enrolled} enrolled), "
+        f"{plural(c.changed_subjects, 'earlier subject')} changed; "
+        f"{plural(c.new_adverse_events, 'new adverse event')}, "
+        f"{c.new_serious_adverse_events} of them serious, and "
+        f"{plural(c.changed_adverse_events, 'earlier adverse event')} changed."
     )
+
+
+# Registry statuses that say enrollment is still going on.
+STILL_ENROLLING = ("RECRUITING", "NOT_YET_RECRUITING", "ENROLLING_BY_INVITATION")
+
+
+def registry_status(status: str | None, target: int | None, counts: PopulationCounts) -> str:
+    """The registry's status in words, with a comment where the data contradict it: a registry
+    record lags the study, so "Recruiting" beside a reached target is said to be the registry's."""
+    shown = (status or "–").replace("_", " ").capitalize()
+    if (status or "").upper() in STILL_ENROLLING and target and counts.enrolled >= target:
+        return f"{shown} (the registry still says so; the data reach the target of {target})"
+    return shown
 
 
 def summary_figures(read: Reader, frame: StudyFrame) -> dict[str, Any]:
@@ -262,7 +277,7 @@ def build_overview(session: Session, ctx: ViewContext) -> OverviewView:
     identity = (
         ("Registry id", study.registry_id or "–"),
         ("Sponsor", study.sponsor or "–"),
-        ("Registry status", (study.status or "–").replace("_", " ").capitalize()),
+        ("Registry status", registry_status(study.status, study.planned_enrollment, counts)),
         ("Design", study.design or "–"),
         ("Condition", study.condition or "–"),
         ("Intervention", study.intervention or "–"),

@@ -20,8 +20,13 @@ from dashboard.results.changes import SubjectChanges
 from dashboard.results.enrollment import PopulationCounts
 from dashboard.views.common import Metric, StudyFrame, study_frame
 from dashboard.views.context import ViewContext
-from dashboard.views.format import percent
+from dashboard.views.format import percent, plural, verb
 from dashboard.views.reader import Reader
+
+UNKNOWN = "unknown"
+# Where the latest cut has no IE domain, nobody's failed criteria are known: the counts by
+# criterion are unknown, not 0 (the workbook's sheet and the page's table say so).
+NO_IE_COUNTS = "unknown: no IE domain in the data cut"
 
 DS_REASON_LABELS = {
     "term": "DS reason (DSDECOD)",
@@ -54,7 +59,8 @@ class ScreenFailuresView:
     failures_table: pd.DataFrame  # the pack's sheet: display headers, % as a number
     failures_with_reason: int
     failures_more_than_one: int
-    criteria_caption: str
+    criteria_caption: str  # one sentence under the chart
+    criteria_rule: str  # behind its help icon: why the bars do not add up
     cooccurrence: pd.DataFrame  # Criterion, with, Subjects
     monthly: pd.DataFrame  # ``monthly_failure_rate``
     by_site: pd.DataFrame  # screened and screen failures per site in scope (enrollment_by_site)
@@ -103,6 +109,15 @@ def _failures_table(
     return table
 
 
+def _counts_if_known(table: pd.DataFrame, *, known: bool) -> pd.DataFrame:
+    """A criteria table as it is where the counts are known; where IE is missing, the protocol's
+    criteria with their counts said to be unknown (0 would claim nobody failed them)."""
+    if known:
+        return table
+    counts = [c for c in table.columns if c in ("Subjects", "% of screened") or c.startswith("New")]
+    return table.drop(columns=counts).assign(Subjects=NO_IE_COUNTS)
+
+
 def _criteria_table(
     by_criterion: pd.DataFrame, *, screened: int, since: int | None
 ) -> pd.DataFrame:
@@ -124,6 +139,35 @@ def _criteria_table(
             "share": "% of screened",
             "new_subjects": f"New since cut {since}",
         }
+    )
+
+
+def _despite_a_rule(eligibility: EligibilityChecks, *, ie_missing: bool) -> Metric:
+    """Enrolled subjects whose screening values break a checked rule: a count where rules were
+    checked, "unknown" where none could be, or where IE (which records the criteria an enrolled
+    subject did not meet) is missing and a count found would understate it."""
+    found = int(eligibility.deviations["usubjid"].nunique())
+    rules = plural(len(eligibility.checked), "rule")
+    if not eligibility.checked:
+        return Metric(
+            "Enrolled despite a rule",
+            UNKNOWN,
+            help="No criterion of this study has a rule the app can check against the screening "
+            "values, so this is unknown (not 0).",
+        )
+    if ie_missing and not found:
+        return Metric(
+            "Enrolled despite a rule",
+            UNKNOWN,
+            help=f"No IE domain in the latest data cut, and only {rules} could be checked against "
+            "the screening values (none broken): whether anyone was enrolled despite the other "
+            "criteria is unknown.",
+        )
+    return Metric(
+        "Enrolled despite a rule",
+        found,
+        help=f"Enrolled subjects whose screening values break one of the {rules} the app can "
+        "check: possible protocol deviations, listed at the foot of the page.",
     )
 
 
@@ -185,22 +229,39 @@ def build_screen_failures(session: Session, ctx: ViewContext) -> ScreenFailuresV
                 f"+{changes.new_screen_failures} new since cut {since_number}" if changes else None,
             ),
             Metric("Screen-failure rate", percent(counts.screen_failures, screened)),
-            Metric("Failed more than one criterion", failed["more_than_one"]),
-            Metric("Enrolled despite a rule", eligibility.deviations["usubjid"].nunique()),
+            Metric(
+                "Failed more than one criterion",
+                UNKNOWN if ie_missing else failed["more_than_one"],
+                help=(
+                    "No IE domain in the latest data cut: which criteria a screen failure failed "
+                    "is not recorded, so this is unknown (not 0)."
+                    if ie_missing
+                    else "Screen failures with two or more criteria failed in IE."
+                ),
+            ),
+            _despite_a_rule(eligibility, ie_missing=ie_missing),
         ),
         ie_missing=ie_missing,
         by_criterion=by_criterion,
-        criteria_table=_criteria_table(by_criterion, screened=screened, since=since_number),
-        failures_table=_failures_table(by_criterion, screened=screened, since=since_number),
+        criteria_table=_counts_if_known(
+            _criteria_table(by_criterion, screened=screened, since=since_number), known=not ie_missing
+        ),
+        failures_table=_counts_if_known(
+            _failures_table(by_criterion, screened=screened, since=since_number), known=not ie_missing
+        ),
         failures_with_reason=failed["with_reason"],
         failures_more_than_one=failed["more_than_one"],
         criteria_caption=(
             "Bars count distinct screen-failed subjects per criterion; click a bar (or tick a row "
-            "below) to list them. A subject can fail several criteria, so the bars do not add up "
-            f"to the {counts.screen_failures} screen failures: {failed['more_than_one']} failed "
-            "more than one."
+            "below) to list them."
+        ),
+        criteria_rule=(
+            "A subject can fail several criteria, so the bars do not add up to the "
+            f"{counts.screen_failures} screen failures: {failed['more_than_one']} failed more "
+            "than one."
             + (
-                f" {unexplained} screen failure(s) have no criterion recorded."
+                f" {plural(unexplained, 'screen failure')} "
+                f"{verb(unexplained, 'has', 'have')} no criterion recorded."
                 if unexplained
                 else ""
             )

@@ -17,6 +17,7 @@ import pandas as pd
 from sqlmodel import Session
 
 from dashboard.metrics import kri_catalogue as catalogue
+from dashboard.metrics.countries import country_label
 from dashboard.metrics.kri import (
     Method,
     Scoring,
@@ -355,7 +356,10 @@ def build_site_risk(
     if not ctx.restricted:
         sites = read(studies.site_countries)
         by_country = current.merge(sites, on="site_id", how="left")
-        by_country["site_id"] = by_country["country"].fillna("(no country)")
+        by_country["site_id"] = [
+            country_label(c) if isinstance(c, str) and c else "(no country)"
+            for c in by_country["country"]
+        ]
         by_country = by_country.groupby(["site_id", "kri"], as_index=False)[
             ["numerator", "denominator"]
         ].sum(min_count=1)

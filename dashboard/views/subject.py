@@ -1,8 +1,11 @@
 """The Subject page's reads: one subject's record (arms read "blinded" for a viewer who sees
 none) and the codes the picker offers."""
 
+import dataclasses
+
 from sqlmodel import Session
 
+from dashboard.metrics.countries import country_label
 from dashboard.queries import subject
 from dashboard.results.subject import SubjectRecord
 from dashboard.views.context import ViewContext
@@ -15,7 +18,11 @@ PICKER_LIMIT = 200
 
 
 def record(session: Session, ctx: ViewContext, usubjid: str) -> SubjectRecord | None:
-    return Reader(session, ctx)(subject.subject_record, usubjid=usubjid)
+    """The subject's record, its country named ("Iran (IRN)", not the bare ISO code)."""
+    found = Reader(session, ctx)(subject.subject_record, usubjid=usubjid)
+    if found is None:
+        return None
+    return dataclasses.replace(found, country=country_label(found.country))
 
 
 def codes(session: Session, ctx: ViewContext, contains: str) -> tuple[list[str], int]:
