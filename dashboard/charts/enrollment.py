@@ -5,8 +5,8 @@ import datetime as dt
 import altair as alt
 import pandas as pd
 
-from dashboard.charts.time_axis import date_axis
 from dashboard.charts.axes import count_axis
+from dashboard.charts.time_axis import date_axis
 
 SERIES_COLOURS = {"Enrolled": "#1f77b4", "Screened": "#9ecae1", "Planned": "#7f7f7f"}
 

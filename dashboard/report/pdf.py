@@ -51,8 +51,7 @@ from dashboard.charts.site_risk import funnel_chart as kri_funnel_chart
 from dashboard.charts.site_risk import qtl_chart
 from dashboard.report.pack import BLINDED_NOTE, NEW, MonitoringPack
 from dashboard.views.excursions import excursion_table
-from dashboard.views.format import registry_enrollment
-from dashboard.views.format import plural
+from dashboard.views.format import plural, registry_enrollment
 
 PAGE_SIZE = landscape(A4)
 MARGIN = 12 * mm

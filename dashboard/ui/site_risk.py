@@ -1,7 +1,7 @@
 """How the Site risk page writes its tables: flags as "+1", "0", "–" in coloured cells (text: a
 grid writes a missing number as "None"), and the QTL excursions with plain headers."""
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable
 from typing import Any
 
 import pandas as pd

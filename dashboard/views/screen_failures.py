@@ -244,10 +244,12 @@ def build_screen_failures(session: Session, ctx: ViewContext) -> ScreenFailuresV
         ie_missing=ie_missing,
         by_criterion=by_criterion,
         criteria_table=_counts_if_known(
-            _criteria_table(by_criterion, screened=screened, since=since_number), known=not ie_missing
+            _criteria_table(by_criterion, screened=screened, since=since_number),
+            known=not ie_missing,
         ),
         failures_table=_counts_if_known(
-            _failures_table(by_criterion, screened=screened, since=since_number), known=not ie_missing
+            _failures_table(by_criterion, screened=screened, since=since_number),
+            known=not ie_missing,
         ),
         failures_with_reason=failed["with_reason"],
         failures_more_than_one=failed["more_than_one"],
