@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 from pandas.io.formats.style import Styler
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -353,9 +354,11 @@ def test_grades_are_categories_and_one_arm_is_one_column(demo: Engine) -> None:
     with Session(demo) as session:
         view = build_baseline(session, ViewContext(study_id=SEED))
         found = pd.read_sql(
-            "SELECT f.location, f.value_num, s.usubjid FROM finding f JOIN subject s "
-            "ON s.id = f.subject_pk WHERE s.study_id = :study AND f.test_code = 'KLGRADE' "
-            "AND f.is_baseline AND s.population = 'ENROLLED'",
+            sa.text(
+                "SELECT f.location, f.value_num, s.usubjid FROM finding f JOIN subject s "
+                "ON s.id = f.subject_pk WHERE s.study_id = :study AND f.test_code = 'KLGRADE' "
+                "AND f.is_baseline AND s.population = 'ENROLLED'"
+            ),
             session.connection(),
             params={"study": SEED},
         )

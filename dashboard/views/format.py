@@ -2,10 +2,13 @@
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from dashboard.metrics.forecast import AccrualForecast
+if TYPE_CHECKING:  # only named in annotations: the forecast module loads scipy, and the importers
+    # (plurals for their messages) and the command line must start without it.
+    from dashboard.metrics.forecast import AccrualForecast
 
 
 def percent(part: int, whole: int, digits: int = 0) -> str:
@@ -18,7 +21,7 @@ def count_of(part: int, whole: int | None) -> str:
     return f"{part} / {whole}" if whole else f"{part}"
 
 
-def projected_completion_label(forecast: AccrualForecast | None, *, filtered: bool) -> str:
+def projected_completion_label(forecast: "AccrualForecast | None", *, filtered: bool) -> str:
     """The headline value for the forecast: a date, "reached <date>", or a dash."""
     if forecast is None or filtered:
         return "–"
@@ -29,7 +32,7 @@ def projected_completion_label(forecast: AccrualForecast | None, *, filtered: bo
     return "–"
 
 
-def projected_completion_title(forecast: AccrualForecast | None, *, filtered: bool) -> str:
+def projected_completion_title(forecast: "AccrualForecast | None", *, filtered: bool) -> str:
     """The forecast metric's label: "Target reached" once it is (its date is history, not a
     projection), else "Projected completion"."""
     if forecast is not None and not filtered and forecast.status == "target_reached":
@@ -38,7 +41,7 @@ def projected_completion_title(forecast: AccrualForecast | None, *, filtered: bo
 
 
 def projected_interval_label(
-    forecast: AccrualForecast | None, *, filtered: bool, today: dt.date | None = None
+    forecast: "AccrualForecast | None", *, filtered: bool, today: dt.date | None = None
 ) -> str | None:
     """The 80% interval under the headline date, or why there is no forecast; a projected date
     before ``today`` says it has passed (the data cut is older than the projection)."""
