@@ -200,6 +200,8 @@ def test_an_investigator_sees_only_their_site_on_every_page_and_download(
     seen: dict[str, set[str]] = {}
     files: dict[str, Any] = {}
     _open(page, auth_server, f"?study={MULTI}", chart=False)
+    # The pack's buttons are drawn last (after "Where to look"): waited for, as each page's own.
+    page.get_by_text("Monitoring pack (PDF)").first.wait_for(timeout=60_000)
     assert "Study-wide, all 10 sites (aggregate only)" in _text(page)
     page.screenshot(path=str(ARTIFACTS / "auth-investigator-overview.png"), full_page=True)
     seen["overview"] = sites_named(_text(page))
