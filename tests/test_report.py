@@ -152,6 +152,11 @@ def _check_pack_files(pack: MonitoringPack, figures: dict[str, Any]) -> tuple[by
     for label, value in expected.items():
         assert shown[label][0] == value, label
     _, sae_page = _section(pages, "Serious adverse events")
+    if not saes.empty:  # headed in words, as the screen's listing; no SDTM name as a header
+        cells = [line.strip() for line in sae_page.splitlines()]  # a cell a line, words wrapped
+        words = " ".join(cells)
+        assert all(h in words for h in ("Subject Site", "Body system", "Start date", "Outcome"))
+        assert not {"USUBJID", "SITEID", "AEBODSYS", "AESTDTC", "AEOUT"} & set(cells)
     if figures["sae_events"]:
         events = figures["sae_events"]
         serious = f"{events} serious {'AE' if events == 1 else 'AEs'}"

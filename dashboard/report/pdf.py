@@ -49,6 +49,7 @@ from dashboard.charts.enrollment import accrual_chart, funnel_chart
 from dashboard.charts.screen_failures import criteria_chart
 from dashboard.charts.site_risk import funnel_chart as kri_funnel_chart
 from dashboard.charts.site_risk import qtl_chart
+from dashboard.metrics.ae_listing import LISTING_HEADERS
 from dashboard.report.pack import BLINDED_NOTE, NEW, MonitoringPack
 from dashboard.views.excursions import excursion_table
 from dashboard.views.format import plural, registry_enrollment
@@ -870,7 +871,13 @@ def _saes(pack: MonitoringPack) -> list[Flowable]:
     columns = [c for c in ([marker] if marker else []) + list(PDF_SAE_COLUMNS) if c in shown]
     tables = data_tables(
         # "Since cut N" would take a column of its own width: the lead names the cut.
-        shown[columns].rename(columns={marker: "Status"} if marker else {}),
+        # Headed in words as on the screen's listing (the workbook keeps the SDTM names).
+        shown[columns].rename(
+            columns={
+                **{code: header for code, (header, _) in LISTING_HEADERS.items()},
+                **({marker: "Status"} if marker else {}),
+            }
+        ),
         keys=2 if marker else 1,  # the status and the subject name each row
         highlight=(shown[marker] == NEW).tolist() if marker else None,
         right=["Study day"],
