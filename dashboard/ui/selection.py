@@ -119,9 +119,10 @@ def criterion_drilldown(
     table_key = widget_key(table_base, study_id=study_id, codes=codes)
     forget_stale(key, study_id=study_id, widgets=table_key)
     round_key = f"{key}_chart_round"
-    chart_key = (
-        f"{widget_key(chart_base, study_id=study_id, codes=codes)}_{state.get(round_key, 0)}"
-    )
+    # The chart's key: its base for this study and criteria, and the round (a new one draws the
+    # chart anew, empty).
+    chart_base_key = widget_key(chart_base, study_id=study_id, codes=codes)
+    chart_key = f"{chart_base_key}_{state.get(round_key, 0)}"
     chart = chart_pick(widget_event(chart_key))
     row = row_pick(widget_event(table_key), codes)
     current = state.get(key)
@@ -136,7 +137,7 @@ def criterion_drilldown(
         picked = None
     if chart is not None and chart != picked:
         state[round_key] = state.get(round_key, 0) + 1
-        chart_key = f"{widget_key(chart_base, study_id=study_id, codes=codes)}_{state[round_key]}"
+        chart_key = f"{chart_base_key}_{state[round_key]}"
         chart = None
     if row != picked:
         rows = [codes.index(picked)] if picked is not None else []
