@@ -31,18 +31,19 @@ def _text(value: Any) -> str:
 
 def _dashed_text(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with the gaps of its text columns (every value present a ``str``) written "–"."""
+    columns = [frame.iloc[:, position] for position in range(frame.shape[1])]
     text_gaps = [
         position
-        for position, column in enumerate(frame.columns)
-        if pd.api.types.is_string_dtype(frame.iloc[:, position].dtype)
-        and frame.iloc[:, position].isna().any()
-        and frame.iloc[:, position].dropna().map(type).eq(str).all()
+        for position, column in enumerate(columns)
+        if pd.api.types.is_string_dtype(column.dtype)
+        and column.isna().any()
+        and all(isinstance(value, str) for value in column.dropna())
     ]
     if not text_gaps:
         return frame
     shown = frame.copy()
     for position in text_gaps:
-        shown.isetitem(position, frame.iloc[:, position].fillna(MISSING))
+        shown.isetitem(position, columns[position].fillna(MISSING).to_numpy())
     return shown
 
 
