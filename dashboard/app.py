@@ -4,6 +4,8 @@ Run with ``streamlit run dashboard/app.py``. Pages live in the top-level ``pages
 listed here (paths relative to this file), so Streamlit never auto-discovers them.
 """
 
+from pathlib import Path
+
 import altair as alt
 import streamlit as st
 
@@ -12,6 +14,7 @@ from dashboard.ui.auth import signed_in_user
 from dashboard.ui.links import page_link
 from dashboard.ui.shell import build_context
 from dashboard.ui.style import apply_style
+from dashboard.ui.warm_up import start as start_warm_up
 
 st.set_page_config(page_title="Study monitor", page_icon=":material/monitoring:", layout="wide")
 # Right after the page config, before anything is drawn: metrics and buttons that wrap rather than
@@ -87,4 +90,9 @@ with links:
 without_study = (IMPORT_PAGE.url_path, AUDIT_PAGE.url_path)
 if context is None and navigation.url_path not in without_study:
     st.stop()
-navigation.run()
+try:
+    navigation.run()
+finally:
+    # Once per process, when the first page is drawn (or stopped): the other pages' imports, in
+    # the background (dashboard/ui/warm_up.py says why then).
+    start_warm_up(tuple(sorted(str(p) for p in Path(__file__).parent.parent.glob("pages/*.py"))))
