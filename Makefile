@@ -49,10 +49,13 @@ $(DB): | .venv/bin/study-monitor
 demo: .venv/bin/study-monitor
 	.venv/bin/study-monitor demo
 
+# Streamlit's own command line, in a process that imports the app's modules before it listens
+# (dashboard/ui/serve.py): the first visitor after a start does not wait for them.
 run: .venv/bin/study-monitor
 	@if [ -z "$$DATABASE_URL" ]; then $(MAKE) --no-print-directory $(DB); fi
 	DATABASE_URL="$${DATABASE_URL:-sqlite:///$(abspath $(DB))}" \
-	  .venv/bin/streamlit run dashboard/app.py --server.port $(PORT) --server.address $(ADDRESS)
+	  .venv/bin/python -m dashboard.ui.serve run dashboard/app.py --server.port $(PORT) \
+	  --server.address $(ADDRESS)
 
 # ruff, then the import direction (the contracts of [tool.importlinter] in pyproject.toml).
 lint: .venv/bin/study-monitor

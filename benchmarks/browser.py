@@ -109,8 +109,8 @@ def _free_port() -> int:
 def streamlit_server(
     script: Path, env: dict[str, str], log: Path
 ) -> Iterator[tuple[str, float, float]]:
-    """``streamlit run script`` as the browser tests start it; yields its base URL, the
-    ``time.perf_counter()`` of its launch and of its first answer to ``/_stcore/health``."""
+    """``script`` served as `make run` serves the app (``dashboard/ui/serve.py``); yields its base
+    URL, the ``time.perf_counter()`` of its launch and of its first answer to ``/_stcore/health``."""
     port = _free_port()
     with log.open("w") as out:
         launched = time.perf_counter()
@@ -118,7 +118,7 @@ def streamlit_server(
             [
                 sys.executable,
                 "-m",
-                "streamlit",
+                "dashboard.ui.serve",  # as `make run` starts it: the app's modules imported first
                 "run",
                 str(script),
                 "--server.port",

@@ -180,7 +180,8 @@ def test_the_server_reads_the_database_make_created(served: Served) -> None:
     servers = {  # the server itself, not the shell whose command line names it
         cmd: env
         for cmd, env in _group_environments(served.group).items()
-        if "streamlit run" in cmd and Path(cmd.split()[0]).name not in ("sh", "bash", "dash")
+        if "dashboard.ui.serve run" in cmd
+        and Path(cmd.split()[0]).name not in ("sh", "bash", "dash")
     }
     assert servers, "no streamlit process in make's process group"
     for env in servers.values():
@@ -212,7 +213,8 @@ def test_make_run_listens_on_this_machine_only(served: Served) -> None:
     servers = [
         cmd
         for cmd in _group_environments(served.group)
-        if "streamlit run" in cmd and Path(cmd.split()[0]).name not in ("sh", "bash", "dash")
+        if "dashboard.ui.serve run" in cmd
+        and Path(cmd.split()[0]).name not in ("sh", "bash", "dash")
     ]
     assert servers and all("--server.address 127.0.0.1" in cmd for cmd in servers), servers
     port = int(served.base.rsplit(":", 1)[1])

@@ -37,7 +37,7 @@ def imported_modules(scripts: Iterable[Path]) -> list[str]:
     return list(found)
 
 
-def _import_all(modules: list[str]) -> None:
+def import_all(modules: list[str]) -> None:
     for module in modules:
         try:
             if importlib.util.find_spec(module) is not None:
@@ -52,6 +52,6 @@ def _import_all(modules: list[str]) -> None:
 def start(scripts: tuple[str, ...]) -> threading.Thread:
     """Import the modules of the page ``scripts`` in a background thread, once per process."""
     modules = imported_modules(Path(script) for script in scripts)
-    thread = threading.Thread(target=_import_all, args=(modules,), name="warm-up", daemon=True)
+    thread = threading.Thread(target=import_all, args=(modules,), name="warm-up", daemon=True)
     thread.start()
     return thread
