@@ -9,39 +9,26 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session
 
-from dashboard import access
 from dashboard.config import database_url
-from dashboard.db import (
-    SchemaError,
-    ensure_schema,
-    has_schema,
-    make_engine,
-    new_migration,
-    refusal,
-    schema_state,
-    session_scope,
-    shown_url,
-    sqlite_path,
-    upgrade_schema,
-)
-from dashboard.importers.ctgov import RegistryRecordError
-from dashboard.importers.errors import ImportFailure
-from dashboard.queries.scope import SiteScope
-from dashboard.queries.studies import list_studies, study_info
-from dashboard.views.common import UnknownStudyError
-from dashboard.views.context import ViewContext
-from dashboard.views.format import plural
 
-# The demo builders and the importers (scipy, through the load-time summaries) and the pack's PDF
-# and workbook (altair, reportlab, openpyxl) are imported inside the commands that use them: no
-# command loads what another one needs (about a second of module imports each).
+if TYPE_CHECKING:  # named in annotations only
+    from sqlalchemy.engine import Engine
+    from sqlmodel import Session
+
+    from dashboard.access import CurrentUser
+    from dashboard.queries.scope import SiteScope
+    from dashboard.views.context import ViewContext
+
+# Only what defining the commands needs is imported here (typer, the standard library, the config):
+# `study-monitor --help` then starts in a fraction of a second. Each command imports the database
+# (sqlalchemy, sqlmodel, alembic), the queries and views (pandas), the demo builders and importers
+# (scipy) and the pack (altair, reportlab, openpyxl) where it uses them, exception types included:
+# importing all of it up front took over two seconds before any command ran.
+# tests/test_cli_startup.py checks that asking for help imports none of them.
 
 app = typer.Typer(
     help="Study-monitoring dashboard: load study data and print its headline figures.",
@@ -91,10 +78,14 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(code=2)
 
 
-def _open(db: str | None) -> Engine:
+def _open(db: str | None) -> "Engine":
     """The engine of ``--db`` (else DATABASE_URL, else the SQLite file), its schema made sure of
     (created if the database is empty); a database whose schema is behind ends the command with
     the message that names ``study-monitor db upgrade``."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from dashboard.db import SchemaError, ensure_schema, make_engine, shown_url
+
     engine = make_engine(db or database_url())
     try:
         ensure_schema(engine)
@@ -116,6 +107,10 @@ def demo(
     db: DbOption = None,
 ) -> None:
     """Create or refresh a synthetic demo study (NCT06466850, DEMO-MULTI or DEMO-SCALE)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from dashboard import access
+    from dashboard.db import session_scope, shown_url
     from dashboard.demo import (
         MULTISITE_STUDY_ID,
         SCALE_STUDY_ID,
@@ -152,9 +147,11 @@ def demo(
     typer.echo(f"demo study {study_id} written to {shown_url(engine)} (synthetic data)")
 
 
-def _existing_database(url: str) -> Engine:
+def _existing_database(url: str) -> "Engine":
     """The engine of a database the command only reads: a SQLite file that is not there is an
     error, not a new empty database."""
+    from dashboard.db import make_engine, sqlite_path
+
     path = sqlite_path(url)
     if path is not None and not path.exists():
         _fail(
@@ -163,9 +160,11 @@ def _existing_database(url: str) -> Engine:
     return make_engine(url)
 
 
-def _require_study_tables(engine: Engine) -> None:
+def _require_study_tables(engine: "Engine") -> None:
     """A database without this app's tables is refused, not given them (the command only reads);
     one behind or ahead of the code raises SchemaError."""
+    from dashboard.db import ensure_schema, has_schema, shown_url
+
     if not has_schema(engine):
         _fail(
             f"{shown_url(engine)} holds no study data: create it with `study-monitor demo` "
@@ -175,10 +174,14 @@ def _require_study_tables(engine: Engine) -> None:
 
 
 @contextmanager
-def _reading(engine: Engine, study: str | None) -> Iterator[Session]:
+def _reading(engine: "Engine", study: str | None) -> Iterator["Session"]:
     """A session on ``engine`` for a command that reads a study: a database without this app's
     tables, a study it does not hold, an unknown cut or a refusal each end in a plain exit 2."""
-    from dashboard.views.common import UnknownCutError
+    from sqlalchemy.exc import SQLAlchemyError
+    from sqlmodel import Session
+
+    from dashboard.db import SchemaError, shown_url
+    from dashboard.views.common import UnknownCutError, UnknownStudyError
 
     try:
         _require_study_tables(engine)
@@ -194,9 +197,11 @@ def _reading(engine: Engine, study: str | None) -> Iterator[Session]:
         _fail(f"cannot read {shown_url(engine)}: {getattr(error, 'orig', error)}")
 
 
-def _user_scope(user: access.CurrentUser | None, study: str) -> SiteScope:
+def _user_scope(user: "CurrentUser | None", study: str) -> "SiteScope":
     """The sites of ``study`` that --as USER may see (None: every site, or no --as); a study the
     user may not see is an error."""
+    from dashboard import access
+
     if user is None:
         return None
     if not access.may_see_study(user, study):
@@ -216,6 +221,9 @@ def summary(
 ) -> None:
     """The study's headline figures: screened, screen failures, enrolled, adverse events (with
     --as EMAIL, at that user's sites only)."""
+    from dashboard import access
+    from dashboard.queries.studies import list_studies
+
     engine = _existing_database(db or database_url())
     with _reading(engine, study) as session:
         user = _as_user(session, as_email)
@@ -232,9 +240,14 @@ def summary(
                     + (", ".join(studies) if studies else "no study")
                 )
             study = studies[0]
-        from dashboard.views.overview import build_overview  # the forecast's scipy: here only
+        # The Overview view's figures (its ``summary_figures``), without the rest of the view
+        # (the forecast, the accrual chart, what changed since the last cut) no one prints here.
+        from dashboard.views.common import study_frame
+        from dashboard.views.overview import summary_figures
+        from dashboard.views.reader import Reader
 
-        figures = build_overview(session, _view_context(session, user, study)).figures
+        read = Reader(session, _view_context(session, user, study))
+        figures = summary_figures(read, study_frame(read))
     if as_json:
         json.dump(figures, sys.stdout)
         sys.stdout.write("\n")
@@ -264,6 +277,10 @@ def report(
 ) -> None:
     """The monitoring-meeting pack: OUT/<study>-pack-<cut>.pdf and .xlsx, what is new since an
     earlier data cut marked (with --as EMAIL, at that user's sites only). Prints the two paths."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from dashboard import access
+    from dashboard.db import session_scope, shown_url
     from dashboard.report.files import check_writable, pack_stem, staged_files
     from dashboard.report.pack import build_pack
     from dashboard.report.pdf import pack_pdf
@@ -332,6 +349,8 @@ def import_sdtm_command(
     db: DbOption = None,
 ) -> None:
     """Import an SDTM package as a new data cut: all or nothing."""
+    from dashboard import access
+    from dashboard.importers.errors import ImportFailure
     from dashboard.importers.run import import_sdtm
 
     cutoff_date = None
@@ -375,7 +394,11 @@ def import_ctgov_command(
     db: DbOption = None,
 ) -> None:
     """Create or update a study from its registry record: facts, sites, criteria."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from dashboard.importers.ctgov import RegistryRecordError
     from dashboard.importers.run import import_ctgov_path
+    from dashboard.views.format import plural
 
     engine = _open(db)
     try:
@@ -399,6 +422,10 @@ def import_ctgov_command(
 def db_upgrade(db: DbOption = None) -> None:
     """Upgrade the database's schema to the one this version reads (an empty database is
     created at it)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from dashboard.db import SchemaError, make_engine, shown_url, upgrade_schema
+
     engine = make_engine(db or database_url())
     try:
         before, after = upgrade_schema(engine)
@@ -418,6 +445,10 @@ def db_upgrade(db: DbOption = None) -> None:
 @db_app.command("current")
 def db_current(db: DbOption = None) -> None:
     """Print the database's schema revision and the one this version reads."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from dashboard.db import make_engine, refusal, schema_state, shown_url
+
     engine = make_engine(db or database_url())
     try:
         state = schema_state(engine)
@@ -439,6 +470,8 @@ def db_revision(
 ) -> None:
     """Write a new migration from the changes to dashboard/models.py (for developers: review the
     file it writes, then commit it with the model change)."""
+    from dashboard.db import new_migration
+
     path = new_migration(message)
     # Alembic writes its own layout; the project's formatter and linter make it the project's.
     ruff = shutil.which("ruff") or shutil.which("ruff", path=str(Path(sys.executable).parent))
@@ -459,23 +492,29 @@ user_app = typer.Typer(
 app.add_typer(user_app, name="user")
 
 
+# Spelled out rather than taken from dashboard.access, which would load the database modules for
+# --help; tests/test_cli_startup.py checks they are access's roles, in models.ROLES's order.
 class Role(StrEnum):
-    admin = access.ADMIN
-    sponsor = access.SPONSOR
-    monitor = access.MONITOR
-    investigator = access.INVESTIGATOR
+    admin = "admin"
+    sponsor = "sponsor"
+    monitor = "monitor"
+    investigator = "investigator"
 
 
 def _view_context(
-    session: Session,
-    user: access.CurrentUser | None,
+    session: "Session",
+    user: "CurrentUser | None",
     study_id: str,
     *,
     since_cut_id: int | None = None,
-) -> ViewContext:
+) -> "ViewContext":
     """What ``study_id`` is shown as to ``--as`` ``user``: their sites, and arms only if they may
     see them. Without ``--as``, every site and arm: whoever runs the command holds the database
     URL (as local mode does). Raises UnknownStudyError."""
+    from dashboard.queries.studies import study_info
+    from dashboard.views.common import UnknownStudyError
+    from dashboard.views.context import ViewContext
+
     info = study_info(session, study_id=study_id)
     if info is None:
         raise UnknownStudyError(study_id)
@@ -489,10 +528,12 @@ def _view_context(
     )
 
 
-def _as_user(session: Session, email: str | None) -> access.CurrentUser | None:
+def _as_user(session: "Session", email: str | None) -> "CurrentUser | None":
     """The user of ``--as EMAIL`` (None without it); an unknown e-mail ends the command."""
     if email is None:
         return None
+    from dashboard import access
+
     user = access.load_user(session, email=email)
     if user is None:
         _fail(f"no user {access.normalise_email(email)!r}: see `study-monitor user list`")
@@ -521,6 +562,11 @@ def user_add(
     db: DbOption = None,
 ) -> None:
     """Add a user, or update one (role and unblinding as given; sites of --study replaced)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from dashboard import access
+    from dashboard.db import session_scope
+
     engine = _open(db)
     try:
         with session_scope(engine) as session:
@@ -553,6 +599,12 @@ def user_list(
     db: DbOption = None,
 ) -> None:
     """Every user with their role, unblinding and sites."""
+    from sqlalchemy.exc import SQLAlchemyError
+    from sqlmodel import Session
+
+    from dashboard import access
+    from dashboard.db import shown_url
+
     engine = _open(db)
     try:
         with Session(engine) as session:
@@ -587,6 +639,11 @@ def user_remove(
     db: DbOption = None,
 ) -> None:
     """Remove a user and their sites: they can no longer sign in."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from dashboard import access
+    from dashboard.db import session_scope
+
     engine = _open(db)
     try:
         with session_scope(engine) as session:
@@ -749,6 +806,10 @@ def qtl_set(
     db: DbOption = None,
 ) -> None:
     """Set a QTL: a cut is over it when p > p0 + z sqrt(p0 (1 - p0) / N)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from dashboard import access
+    from dashboard.db import session_scope
     from dashboard.quality import QualityError, set_limit
 
     engine = _open(db)
@@ -818,6 +879,10 @@ def qtl_evaluate(
     db: DbOption = None,
 ) -> None:
     """Record an excursion's evaluation and action (and close it with --close)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from dashboard import access
+    from dashboard.db import session_scope
     from dashboard.quality import QualityError, evaluate_excursion
 
     engine = _open(db)

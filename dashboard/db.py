@@ -6,25 +6,30 @@ database gets the current schema, a database at the latest migration is used as 
 is refused with a message naming ``study-monitor db upgrade`` (``upgrade_schema`` does the upgrade).
 """
 
+import ast
 import functools
+import re
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import Script, ScriptDirectory
-from alembic.util import CommandError
 from sqlalchemy import Connection, delete, event, inspect, select, text
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, SQLModel, col, create_engine
 
 from dashboard import models
 from dashboard.config import DEFAULT_DB_PATH, database_url
+
+if TYPE_CHECKING:  # named in annotations only
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+# Alembic is imported in the functions that use it (about 0.3 s of imports): a database at the
+# latest migration, every command's and every page's case, is told so without it
+# (``_stamped_at_head``).
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 UPGRADE_COMMAND = "study-monitor db upgrade"
@@ -107,14 +112,18 @@ class SchemaState:
 
 
 @functools.cache
-def migration_scripts() -> ScriptDirectory:
+def migration_scripts() -> "ScriptDirectory":
     """The migrations shipped in the package (read once per process)."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory(str(MIGRATIONS_DIR))
 
 
-def alembic_config(connection: Connection | None = None) -> Config:
+def alembic_config(connection: Connection | None = None) -> "Config":
     """Alembic's configuration, made in code (no alembic.ini): the package's migrations, run on
     ``connection`` (env.py takes it from ``attributes``)."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["connection"] = connection
@@ -122,6 +131,8 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 def _state(connection: Connection) -> SchemaState:
+    from alembic.runtime.migration import MigrationContext
+
     tables = set(inspect(connection).get_table_names())
     return SchemaState(
         revision=MigrationContext.configure(connection).get_current_revision(),
@@ -167,6 +178,8 @@ def refusal(engine: Engine, state: SchemaState) -> SchemaError:
 
 
 def _is_known(revision: str) -> bool:
+    from alembic.util import CommandError
+
     try:
         return migration_scripts().get_revision(revision) is not None
     except CommandError:
@@ -176,6 +189,8 @@ def _is_known(revision: str) -> bool:
 def _create_at_head(connection: Connection) -> bool:
     """Create every table and stamp the latest migration, if the database is still empty once
     no one else can be creating it; returns whether it was."""
+    from alembic.runtime.migration import MigrationContext
+
     if connection.dialect.name == "postgresql":
         # Two app replicas starting on one new database must not both create the tables.
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
@@ -193,6 +208,8 @@ def ensure_schema(engine: Engine) -> None:
     it: an empty database gets it (every table, stamped at the latest migration); a database at
     the latest migration is used as it is. Raises SchemaError for any other database (behind, from
     before migrations, or from a newer version), with a message that says what to do."""
+    if _stamped_at_head(engine):
+        return
     state = schema_state(engine)
     if state.is_current:
         return
@@ -206,8 +223,68 @@ def ensure_schema(engine: Engine) -> None:
     raise refusal(engine, state)
 
 
+def _stamped_at_head(engine: Engine) -> bool:
+    """Whether the database is stamped with the latest migration and nothing else, told without
+    Alembic: its ``alembic_version`` row against ``_head_in_files``. False whenever either is
+    unsure, and ``schema_state`` (Alembic's own reading) then decides, and words any refusal."""
+    head = _head_in_files(MIGRATIONS_DIR)
+    if head is None:
+        return False
+    with engine.connect() as connection:
+        # The version table Alembic's MigrationContext reads by default (env.py names no other).
+        if not inspect(connection).has_table("alembic_version"):
+            return False
+        stamped = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+    return [row[0] for row in stamped] == [head]
+
+
+def _head_in_files(folder: Path) -> str | None:
+    """The latest migration in ``folder``, read from the ``revision = "..."`` and ``down_revision
+    = ...`` lines of its versions/*.py files (the files Alembic reads) rather than by running each
+    one as Alembic does. None where a file does not state each once as a plain string on its line
+    (a merge's tuple, say), where one points to a revision not there, or where there is not exactly
+    one head: Alembic is asked then. Not cached: a migration written in this process
+    (``new_migration``, the tests' newer code) is seen at once, and the files are few."""
+    revisions: dict[str, str | None] = {}
+    for path in sorted((folder / "versions").glob("*.py")):
+        if path.name.startswith((".#", "__init__")):  # as Alembic skips them
+            continue
+        match _assigned_literals(path.read_text(encoding="utf-8")):
+            case {"revision": [str(revision)], "down_revision": [str() | None as down]} if (
+                revision not in revisions
+            ):
+                revisions[revision] = down
+            case _:
+                return None
+    if any(down is not None and down not in revisions for down in revisions.values()):
+        return None
+    heads = set(revisions) - set(revisions.values())
+    return heads.pop() if len(heads) == 1 else None
+
+
+# ``revision: str = "0004"`` as Alembic's template writes it, with or without the annotation. A
+# regular expression, not ast.parse: parsing the migrations took tens of ms, reading lines <1 ms.
+_ASSIGNED = re.compile(
+    r"^(revision|down_revision)\s*(?::[^=\n]*)?=\s*(.*?)\s*(?:#.*)?$", re.MULTILINE
+)
+
+
+def _assigned_literals(source: str) -> dict[str, list[object]]:
+    """Every line of ``source`` that assigns ``revision`` or ``down_revision``: the value where it
+    is a literal (a string, None), ``...`` where it is anything else."""
+    found: dict[str, list[object]] = {"revision": [], "down_revision": []}
+    for name, value in _ASSIGNED.findall(source):
+        try:
+            found[name].append(ast.literal_eval(value))
+        except (ValueError, SyntaxError):
+            found[name].append(...)
+    return found
+
+
 def _first_schema_columns() -> dict[str, set[str]]:
     """Tables and columns of the first migration, read from an in-memory database built by it."""
+    from alembic import command
+
     scratch = create_engine("sqlite://")
     with scratch.begin() as connection:
         command.upgrade(alembic_config(connection), _base())
@@ -277,6 +354,9 @@ def upgrade_schema(engine: Engine) -> tuple[str | None, str]:
 
 
 def _upgrade(engine: Engine, connection: Connection, state: SchemaState) -> None:
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+
     if state.revision is None:
         differences = _differences_from_first_schema(connection)
         if differences:
@@ -325,6 +405,9 @@ def new_migration(message: str) -> Path:
     """Write a migration from ``dashboard/models.py`` to the latest migration: Alembic compares the
     models with a scratch database built by the migrations so far, so no real database is needed.
     Returns the new file (review it: autogenerate misses renames and some type changes)."""
+    from alembic import command
+    from alembic.script import Script
+
     scripts = migration_scripts()
     number = len(list(scripts.walk_revisions())) + 1
     scratch = create_engine("sqlite://")

@@ -23,8 +23,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from scipy.stats import beta as beta_distribution  # type: ignore[import-untyped]
-
 # 365.25 / 12, the mean Gregorian month: "per month" then does not depend on which month.
 DAYS_PER_MONTH = 30.4375
 
@@ -82,6 +80,10 @@ def waiting_time_quantile(q: float, *, remaining: int, alpha: float, beta: float
         raise ValueError(f"quantile {q} must lie strictly between 0 and 1")
     if remaining < 1 or alpha <= 0.0 or beta <= 0.0:
         raise ValueError("remaining must be at least 1 and alpha, beta positive")
+    # scipy.stats takes about a second to import: loaded by the first forecast, not by every module
+    # that names AccrualForecast (the views, `study-monitor summary`).
+    from scipy.stats import beta as beta_distribution  # type: ignore[import-untyped]
+
     b = float(beta_distribution.ppf(q, remaining, alpha))
     return beta * b / (1.0 - b)
 
