@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyreadstat
 
@@ -312,6 +313,26 @@ def _clean_value(value: Any) -> Any:
     return str(value)
 
 
+def _clean_column(values: pd.Series) -> pd.Series:
+    """``_clean_value`` of every value, as an object column (None where blank or missing). A
+    column of numbers is cleaned at once, a column of text once per distinct value (an LB of a
+    million records holds a few thousand; the cleaned text is then one object per value, which
+    keeps the frame small). Other columns (Dataset-JSON's mixed values) are cleaned value by value,
+    since 1, 1.0 and True are one key to a dict."""
+    if values.dtype.kind == "f":
+        return pd.Series(
+            values.astype(object).where(values.notna(), None), index=values.index, dtype=object
+        )
+    objects = values.astype(object)
+    distinct = pd.unique(objects)
+    if set(map(type, distinct)) <= {str, type(None)}:
+        out = objects.map({value: _clean_value(value) for value in distinct})
+    else:
+        out = objects.map(_clean_value)
+    # Series.map turns None into NaN where every value is a number or missing: undo that.
+    return pd.Series(out.astype(object).where(out.notna(), None), index=values.index, dtype=object)
+
+
 def _is_numeric_variable(column: str) -> bool:
     return column in _NUMERIC_NAMES or (len(column) > 2 and column[2:] in _NUMERIC_SUFFIXES)
 
@@ -350,18 +371,12 @@ def _normalise(dataset: Dataset) -> None:
             dataset.warnings.append(
                 f"{dataset.name}: column {column} identifies people and was not loaded"
             )
-    unstorable = False  # whether any text holds what PostgreSQL refuses (found while cleaning)
-
-    def clean(value: Any) -> Any:
-        nonlocal unstorable
-        value = _clean_value(value)
-        if isinstance(value, str) and not unstorable and _UNSTORABLE.search(value):
-            unstorable = True
-        return value
-
-    frame = frame.astype(object).map(clean) if len(frame) else frame.astype(object)
-    # DataFrame.map turns None back into NaN in columns it infers as numeric: undo that.
-    frame = frame.astype(object).where(frame.notna(), None)
+    frame = pd.DataFrame(
+        {column: _clean_column(values) for column, values in frame.items()}, index=frame.index
+    )
+    unstorable = any(
+        _is_unstorable(value) for column in frame.columns for value in pd.unique(frame[column])
+    )
     for column in frame.columns:
         if unstorable and frame[column].map(_is_unstorable).any():
             frame[column] = _storable_text(dataset, frame[column], column)
@@ -421,6 +436,8 @@ def _numbers(dataset: Dataset, values: pd.Series, column: str) -> pd.Series:
     fatal."""
     is_key = _is_numeric_key(dataset.domain, column)
     is_integer = _is_integer_variable(column)
+    if _all_storable_numbers(values, is_integer=is_integer):
+        return values  # nothing to read, warn about or refuse: the common case, at once
     numbers: list[Any] = []
     unreadable: list[tuple[int, Any]] = []
     unknown: list[tuple[int, Any]] = []  # numbers, but not finite (or not whole where stored whole)
@@ -481,6 +498,22 @@ def _numbers(dataset: Dataset, values: pd.Series, column: str) -> pd.Series:
         )
     # An object column, so a missing number stays None instead of becoming NaN.
     return pd.Series(numbers, index=values.index, dtype=object)
+
+
+def _all_storable_numbers(values: pd.Series, *, is_integer: bool) -> bool:
+    """Whether every value is a blank (None) or a float the model can store as it is: finite, and
+    in an integer column whole and in ``INTEGER_RANGE``. Where not, ``_numbers`` reads the values
+    one by one, with its warnings and refusals."""
+    if not values.map(lambda v: v is None or type(v) is float).all():
+        return False
+    numbers = values.to_numpy(dtype=float, na_value=np.nan)  # None as NaN
+    known = numbers[~np.isnan(numbers)]
+    if not np.isfinite(known).all():
+        return False
+    if not is_integer:
+        return True
+    low, high = INTEGER_RANGE
+    return bool(((known >= low) & (known <= high) & (known == np.round(known))).all())
 
 
 def _number_problem(number: float, *, is_integer: bool) -> str | None:
