@@ -3,7 +3,9 @@
 SYNTHETIC DATA: no real patient is behind any row. For ``n_subjects`` = 50,000 (the default): 200
 sites, 3 arms, about 36% screen failures over 12 criteria, about 61% enrolled, a few % still in
 screening at the cut-off, about 250,000 adverse events over 25 MedDRA SOCs and 800 PTs, 20 baseline
-findings per screened subject (1,000,000) and two data cuts. The same seed gives the same study.
+findings per screened subject (1,000,000), the 8 laboratory tests again at every visit a treated
+subject attended after screening (about 1,000,000 more LB records, never baseline: an LB domain of
+the size a 200-site study ships) and two data cuts. The same seed gives the same study.
 
 Everything is drawn as numpy arrays (one element per subject, event or finding) and written with
 SQLAlchemy Core ``insert(table)`` executemany of plain dicts, in chunks, inside the caller's
@@ -481,6 +483,9 @@ def build_scale_study(
     rng = np.random.default_rng(seed)
     # Site risk's draws (under-reported AEs, deviations) from a generator of their own.
     kri_rng = np.random.default_rng((seed, 16))
+    # The post-baseline laboratory values (issue #19) from one more: every figure drawn before
+    # they existed stays the same.
+    lab_rng = np.random.default_rng((seed, 19))
     delete_study(session, study_id)
     design = _write_design(session, rng, study_id=study_id, n_subjects=n_subjects, n_sites=n_sites)
     plan = _plan_subjects(rng, design, n_subjects)
@@ -490,8 +495,9 @@ def build_scale_study(
     _write_eligibility(session, design, plan, subject_pk, counts)
     _write_dispositions(session, design, plan, subject_pk, counts)
     _write_exposure(session, plan, subject_pk, counts)
-    _write_visits(session, rng, plan, subject_pk, counts)
-    _write_findings(session, rng, plan, subject_pk, counts)
+    visits = _write_visits(session, rng, plan, subject_pk, counts)
+    screening_values = _write_findings(session, rng, plan, subject_pk, counts)
+    _write_lab_visits(session, lab_rng, subject_pk, visits, screening_values, counts)
     ae_changes = _write_adverse_events(
         session, rng, kri_rng, design, plan, subject_pk, usubjid, counts
     )
@@ -952,9 +958,10 @@ def _write_exposure(session: Session, plan: _Plan, subject_pk: Array, counts: _C
 
 def _write_visits(
     session: Session, rng: np.random.Generator, plan: _Plan, subject_pk: Array, counts: _Counts
-) -> None:
+) -> tuple[Array, Array, Array]:
     """SV: the screening visit of every enrolled subject, then the treated subjects' visits held
-    by the cut-off and the end of study."""
+    by the cut-off and the end of study. Returns the visits after screening as (subject index,
+    visit name, date) arrays, in subject order."""
     enrolled, dosed = np.flatnonzero(plan.is_enrolled), np.flatnonzero(plan.treated)
     subject: list[Array] = [enrolled]
     number: list[Array] = [np.ones(len(enrolled))]
@@ -987,12 +994,16 @@ def _write_visits(
         len(order),
     )
     counts.add("SV", dates)
+    subjects, names = all_subjects[order], np.concatenate(name)[order]
+    after_screening = names != "SCREENING"
+    return subjects[after_screening], names[after_screening], dates[after_screening]
 
 
 def _write_findings(
     session: Session, rng: np.random.Generator, plan: _Plan, subject_pk: Array, counts: _Counts
-) -> None:
-    """20 screening values per screened subject (VS, LB, QS, MK, SC), baseline for the enrolled."""
+) -> Array:
+    """20 screening values per screened subject (VS, LB, QS, MK, SC), baseline for the enrolled.
+    Returns the values (subjects x ``_TESTS``)."""
     values = _screening_values(rng, failed=plan.failed, sex=plan.sex, enrolled=plan.is_enrolled)
     n, n_tests = plan.n, len(_TESTS)
     subject = np.repeat(np.arange(n), n_tests)
@@ -1023,6 +1034,54 @@ def _write_findings(
     )
     for name in dict.fromkeys(t[0] for t in _TESTS):
         counts.add(name, plan.screening[subject[domain == name]])
+    return values
+
+
+def _write_lab_visits(
+    session: Session,
+    rng: np.random.Generator,
+    subject_pk: Array,
+    visits: tuple[Array, Array, Array],
+    screening_values: Array,
+    counts: _Counts,
+) -> None:
+    """LB at every visit a treated subject attended after screening: the 8 laboratory tests, each
+    the subject's screening value varied by about 8% (no drift the safety pages would read as a
+    signal). Never baseline: the baseline is the screening value."""
+    subject, visit, dates = visits
+    lab = [i for i, test in enumerate(_TESTS) if test[0] == "LB"]
+    n_visits, n_tests = len(subject), len(lab)
+    rows = np.repeat(np.arange(n_visits), n_tests)  # visit-major: one visit's tests together
+    test = np.tile(np.array(lab), n_visits)
+    decimals = np.array([t[5] for t in _TESTS])[test]
+    scale = 10.0**decimals
+    drawn = screening_values[subject[rows], test] * rng.normal(1.0, 0.08, len(rows))
+    value_num = np.maximum(np.round(drawn * scale) / scale, 0.0)
+
+    def per_test(field: int) -> Array:
+        values: Array = np.array([t[field] for t in _TESTS], dtype=object)[test]
+        return values
+
+    _insert(
+        session,
+        Finding,
+        {
+            "subject_pk": subject_pk[subject[rows]],
+            "domain": "LB",
+            "test_code": per_test(1),
+            "test": per_test(2),
+            "location": None,
+            "value_num": value_num,
+            "value_text": [f"{v:g}" for v in value_num.tolist()],
+            "unit": per_test(4),
+            "visit": visit[rows],
+            "dtc": _iso(dates)[rows],
+            "date": dates[rows],
+            "is_baseline": False,
+        },
+        len(rows),
+    )
+    counts.add("LB", dates[rows])
 
 
 def _write_adverse_events(

@@ -163,7 +163,11 @@ def test_screening_values_agree_with_the_criteria(engine: Engine, subjects: pd.D
         f"SELECT code, category, rule FROM criterion WHERE study_id = '{SCALE_STUDY_ID}' "
         "AND rule IS NOT NULL",
     )
-    values = _of_study(engine, "finding")[["subject_pk", "test_code", "value_num"]]
+    findings = _of_study(engine, "finding")
+    # The screening values (the criteria are checked at screening; later LB values vary).
+    values = findings.loc[
+        findings["visit"] == "SCREENING", ["subject_pk", "test_code", "value_num"]
+    ]
     ages = subjects[["id", "age"]].rename(columns={"id": "subject_pk", "age": "value_num"})
     values = pd.concat([values, ages.assign(test_code="AGE")])
     failed = _read(
@@ -193,9 +197,12 @@ def test_screening_values_agree_with_the_criteria(engine: Engine, subjects: pd.D
 def test_baseline_findings_are_the_enrolled_screening_values(
     engine: Engine, subjects: pd.DataFrame
 ) -> None:
-    findings = _of_study(engine, "finding").merge(
+    every = _of_study(engine, "finding").merge(
         subjects[["id", "population", "screening_date"]], left_on="subject_pk", right_on="id"
     )
+    # The screening values; the laboratory values of later visits are never baseline (below).
+    findings = every[every["visit"] == "SCREENING"]
+    assert not every.loc[every["visit"] != "SCREENING", "is_baseline"].astype(bool).any()
     assert findings.groupby("subject_pk").size().eq(20).all()
     assert findings["subject_pk"].nunique() == len(subjects)
     assert (findings["is_baseline"].astype(bool) == (findings["population"] == ENROLLED)).all()
@@ -336,7 +343,27 @@ def test_two_cuts_date_the_rows(
     interim_counts = json.loads(cuts["row_counts"].iloc[0])
     assert interim_counts["DM"] == (subjects["first_cut_id"] == interim_id).sum()
     assert interim_counts["AE"] == (adverse_events["first_cut_id"] == interim_id).sum()
-    assert sum(counts[d] for d in ("VS", "LB", "QS", "MK", "SC")) == 20 * len(subjects)
+    # 20 screening values per subject, and the 8 laboratory tests at every visit after screening.
+    visits = _of_study(engine, "visit")
+    after_screening = (visits["visit"] != "SCREENING").sum()
+    assert sum(counts[d] for d in ("VS", "LB", "QS", "MK", "SC")) == 20 * len(subjects) + (
+        8 * after_screening
+    )
+
+
+def test_laboratory_values_at_every_visit_after_screening(engine: Engine) -> None:
+    findings = _of_study(engine, "finding")
+    visits = _of_study(engine, "visit")
+    later = findings[findings["visit"] != "SCREENING"]
+    assert set(later["domain"]) == {"LB"}
+    # The 8 tests at each visit held after screening, on the visit's date.
+    held = visits[visits["visit"] != "SCREENING"][["subject_pk", "visit", "date"]]
+    per_visit = later.groupby(["subject_pk", "visit", "date"]).size()
+    assert per_visit.eq(8).all()
+    assert len(per_visit) == len(held)
+    assert set(per_visit.index) == set(held.itertuples(index=False, name=None))
+    assert later["value_num"].notna().all() and (later["value_num"] >= 0).all()
+    assert later["unit"].notna().all()
 
 
 def test_study_row(engine: Engine) -> None:

@@ -103,7 +103,7 @@ class Package:
     subjects: list[dict[str, Any]]  # with "siteid" instead of site_pk
     eligibility: list[dict[str, Any]]  # with usubjid, code, protocol_version
     dispositions: list[dict[str, Any]]  # with usubjid, natural_key
-    findings: list[dict[str, Any]]  # with usubjid
+    findings: pd.DataFrame  # FINDING_COLUMNS: with usubjid; a frame, as LB can be millions
     adverse_events: list[dict[str, Any]]  # with usubjid, natural_key
     deviations: list[dict[str, Any]]  # with usubjid
     exposures: list[dict[str, Any]]  # with usubjid
@@ -139,8 +139,20 @@ def _records(dataset: Dataset) -> Iterable[tuple[int, dict[str, Any]]]:
         yield number, dict(zip(columns, values, strict=True))
 
 
+def _as_text_codes(values: pd.Series) -> pd.Series:
+    """An integer per distinct ``str(value)`` (what ``astype(str)`` would compare), computed once
+    per distinct value where the column is text: a million records compare as integers."""
+    distinct = pd.unique(values)
+    if set(map(type, distinct)) <= {str, type(None)}:
+        text = values.map({value: str(value) for value in distinct})
+    else:
+        text = values.astype(str)
+    return pd.Series(pd.factorize(text)[0], index=values.index)
+
+
 def _drop_exact_duplicates(dataset: Dataset, warnings: list[str]) -> None:
-    duplicated = dataset.frame.astype(str).duplicated(keep="first")
+    codes = pd.DataFrame({c: _as_text_codes(v) for c, v in dataset.frame.items()})
+    duplicated = codes.duplicated(keep="first")
     if duplicated.any():
         numbers = [i + 1 for i in duplicated[duplicated].index]
         shown = ", ".join(map(str, numbers[:10])) + (" ..." if len(numbers) > 10 else "")
@@ -196,12 +208,11 @@ def read_package(
     criteria = _criteria(datasets.get("TI"), datasets.get("IE"), warnings)
     ds_records = _dispositions(datasets.get("DS"), warnings)
     eligibility = _eligibility(datasets.get("IE"), criteria, warnings)
-    findings = [
-        row
-        for domain in FINDINGS_DOMAINS
-        if domain in datasets
-        for row in _findings(datasets[domain])
-    ]
+    findings = pd.concat(
+        [_findings(datasets[domain]) for domain in FINDINGS_DOMAINS if domain in datasets]
+        or [pd.DataFrame(columns=list(FINDING_COLUMNS))],
+        ignore_index=True,
+    )
     adverse_events = _adverse_events(datasets.get("AE"), warnings)
     deviations = _deviations(datasets.get("DV"), warnings)
     exposures = _exposures(datasets.get("EX"))
@@ -311,6 +322,9 @@ def _check_dm_keys(dm: Dataset) -> dict[str, str]:
 
 def _check_subjects_known(dataset: Dataset, usubjids: dict[str, str]) -> None:
     known = set(usubjids.values())
+    distinct = pd.unique(dataset.frame["USUBJID"])
+    if all(value is not None and str(value) in known for value in distinct):
+        return  # the common case, checked once per subject; else find the first record below
     for number, value in enumerate(dataset.frame["USUBJID"], start=1):
         if value is None:
             raise fail("USUBJID is blank", file=dataset.name, record=number, column="USUBJID")
@@ -612,44 +626,94 @@ def _dispositions(ds: Dataset | None, warnings: list[str]) -> list[dict[str, Any
     return rows
 
 
-def _findings(dataset: Dataset) -> list[dict[str, Any]]:
-    d = dataset.domain
+def _column(frame: pd.DataFrame, name: str, convert: Any = None) -> pd.Series:
+    """``convert`` (default ``_text``) of every value of a column, computed once per distinct
+    value; all None where the column is missing."""
+    if name not in frame.columns:
+        return pd.Series(None, index=frame.index, dtype=object)
+    values = frame[name]
+    convert = convert or _text
+    mapped = values.map({value: convert(value) for value in pd.unique(values)})
+    return mapped.astype(object).where(mapped.notna(), None)
+
+
+def _first_of(*columns: pd.Series) -> pd.Series:
+    """Per record, the first column's value that is not None (``a or b`` of texts, which are never
+    empty)."""
+    result = columns[0]
+    for column in columns[1:]:
+        result = result.where(result.notna(), column)
+    return result.astype(object).where(result.notna(), None)
+
+
+FINDING_COLUMNS = (
+    "usubjid",
+    "domain",
+    "test_code",
+    "test",
+    "location",
+    "value_num",
+    "value_text",
+    "unit",
+    "visit",
+    "dtc",
+    "date",
+    "is_baseline",
+    "toxicity_grade",
+)
+
+
+def _findings(dataset: Dataset) -> pd.DataFrame:
+    """The findings of one domain as columns (``FINDING_COLUMNS``): a frame, not a dict per record,
+    since an LB can hold millions of records."""
+    d, frame = dataset.domain, dataset.frame
     # SDTMIG 3.3 flags the baseline as --LOBXFL (last observation before exposure), older
     # versions as --BLFL: either one marks it.
-    flags = [f for f in (f"{d}BLFL", f"{d}LOBXFL") if f in dataset.frame.columns]
-    rows = []
-    for _, row in _records(dataset):
-        dtc = _text(row.get(f"{d}DTC"))
-        value_num = row.get(f"{d}STRESN")
-        rows.append(
-            {
-                "usubjid": str(row["USUBJID"]),
-                "domain": d,
-                "test_code": _text(row[f"{d}TESTCD"]) or "",
-                "test": _text(row.get(f"{d}TEST")) or _text(row[f"{d}TESTCD"]) or "",
-                "location": _text(row.get(f"{d}LOC")),
-                "value_num": value_num if isinstance(value_num, float) else None,
-                "value_text": _text(row.get(f"{d}STRESC"))
-                or _text(row.get(f"{d}ORRES"))
-                or (value_num if isinstance(value_num, str) else None),  # kept as text
-                "unit": _text(row.get(f"{d}STRESU")) or _text(row.get(f"{d}ORRESU")),
-                "visit": _text(row.get("VISIT")),
-                "dtc": dtc,
-                "date": known_date(dtc),
-                # Subject characteristics (SC) are baseline by nature; others by their flag.
-                "is_baseline": d == "SC" or any(_text(row.get(f)) == "Y" for f in flags),
-                "toxicity_grade": _text(row.get(f"{d}TOXGR")),
-            }
-        )
-    return rows
+    flags = [f for f in (f"{d}BLFL", f"{d}LOBXFL") if f in frame.columns]
+    test_code = _column(frame, f"{d}TESTCD")
+    dtc = _column(frame, f"{d}DTC")
+    # Subject characteristics (SC) are baseline by nature; others by their flag.
+    is_baseline = pd.Series(d == "SC", index=frame.index)
+    for flag in flags:
+        is_baseline |= _column(frame, flag) == "Y"
+    return pd.DataFrame(
+        {
+            "usubjid": _column(frame, "USUBJID", str),
+            "domain": d,
+            "test_code": test_code.where(test_code.notna(), ""),
+            "test": _first_of(_column(frame, f"{d}TEST"), test_code).fillna(""),
+            "location": _column(frame, f"{d}LOC"),
+            "value_num": _column(frame, f"{d}STRESN", _float_or_none),
+            "value_text": _first_of(
+                _column(frame, f"{d}STRESC"),
+                _column(frame, f"{d}ORRES"),
+                _column(frame, f"{d}STRESN", _text_or_none),  # a value that is no number: kept
+            ),
+            "unit": _first_of(_column(frame, f"{d}STRESU"), _column(frame, f"{d}ORRESU")),
+            "visit": _column(frame, "VISIT"),
+            "dtc": dtc,
+            "date": _column(frame, f"{d}DTC", known_date),
+            "is_baseline": is_baseline.astype(bool),
+            "toxicity_grade": _column(frame, f"{d}TOXGR"),
+        },
+        columns=list(FINDING_COLUMNS),
+    )
+
+
+def _float_or_none(value: Any) -> float | None:
+    return value if isinstance(value, float) else None
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _flag_baseline_without_blfl(
-    findings: list[dict[str, Any]], subjects: list[dict[str, Any]], datasets: dict[str, Dataset]
+    findings: pd.DataFrame, subjects: list[dict[str, Any]], datasets: dict[str, Dataset]
 ) -> None:
     """Where a findings domain has no baseline flag (--BLFL or --LOBXFL), the baseline is the last
-    value before first dose."""
-    first_dose = {s["usubjid"]: s["first_dose_date"] for s in subjects}
+    value before first dose: per subject, domain, test and location, the latest record dated on or
+    before the first dose (of records on the same latest day, the last one)."""
     no_flag = {
         d
         for d in FINDINGS_DOMAINS
@@ -657,18 +721,24 @@ def _flag_baseline_without_blfl(
         and d != "SC"
         and not {f"{d}BLFL", f"{d}LOBXFL"} & set(datasets[d].frame.columns)
     }
-    latest: dict[tuple[str, str, str, str | None], dict[str, Any]] = {}
-    for row in findings:
-        if row["domain"] not in no_flag:
-            continue
-        dose = first_dose.get(row["usubjid"])
-        if row["date"] is None or dose is None or row["date"] > dose:
-            continue
-        key = (row["usubjid"], row["domain"], row["test_code"], row["location"])
-        if key not in latest or row["date"] >= latest[key]["date"]:
-            latest[key] = row
-    for row in latest.values():
-        row["is_baseline"] = True
+    if not no_flag or findings.empty:
+        return
+    first_dose = {s["usubjid"]: s["first_dose_date"] for s in subjects}
+    candidates = findings[findings["domain"].isin(no_flag)]
+    dose = candidates["usubjid"].map(first_dose)
+    dated = candidates["date"].notna() & dose.notna()
+    candidates, dose = candidates[dated], dose[dated]
+    before = [day <= first for day, first in zip(candidates["date"], dose, strict=True)]
+    candidates = candidates[before]
+    if candidates.empty:
+        return
+    dates = candidates["date"].tolist()
+    # A stable sort by date, so that of one day's records the last stays last.
+    ordered = candidates.iloc[sorted(range(len(dates)), key=dates.__getitem__)]
+    latest = ordered.groupby(
+        ["usubjid", "domain", "test_code", "location"], dropna=False, sort=False
+    ).tail(1)
+    findings.loc[latest.index, "is_baseline"] = True
 
 
 # Columns that number or identify an AE record rather than describe the event: records equal in

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any, cast
 
+import pandas as pd
 from sqlalchemy import Table, delete, func, insert, select
 from sqlmodel import Session, col
 
@@ -232,7 +233,9 @@ def _refuse_mass_removal(
             .group_by(col(Finding.domain))
         ).all()
     }
-    new_counts: Counter[str] = Counter(r["domain"] for r in package.findings)
+    new_counts: Counter[str] = Counter(
+        {str(domain): int(n) for domain, n in package.findings["domain"].value_counts().items()}
+    )
     for domain, old in sorted(old_counts.items()):
         new = new_counts.get(domain, 0)
         _check_removed(study_id, domain, max(old - new, 0), old, new)
@@ -269,6 +272,17 @@ def _bulk_insert(session: Session, table: Any, rows: Iterable[dict[str, Any]]) -
             connection.execute(statement, batch)
         else:  # rows that set different columns: the ORM's bulk insert groups them
             session.execute(insert(table), batch)
+
+
+def _frame_rows(frame: pd.DataFrame, subject_pk: dict[str, int]) -> Iterator[dict[str, Any]]:
+    """The rows of a frame with a ``usubjid`` column as dicts with ``subject_pk``, made one batch
+    at a time (a million findings as dicts at once would take gigabytes)."""
+    pks = frame["usubjid"].map(subject_pk)
+    for start in range(0, len(frame), _INSERT_BATCH):
+        batch = frame.iloc[start : start + _INSERT_BATCH].drop(columns="usubjid")
+        batch.insert(0, "subject_pk", pks.iloc[start : start + _INSERT_BATCH].astype(int))
+        rows = batch.astype(object).where(batch.notna(), None).to_dict("records")
+        yield from cast(list[dict[str, Any]], rows)
 
 
 def store_package(session: Session, package: Package, *, replace: bool = False) -> StoreResult:
@@ -371,9 +385,9 @@ def store_package(session: Session, package: Package, *, replace: bool = False) 
             for r in with_subject(package.eligibility)
         ),
     )
+    _bulk_insert(session, Finding, _frame_rows(package.findings, subject_pk))
     for table, rows in (
         (Disposition, package.dispositions),
-        (Finding, package.findings),
         (AdverseEvent, package.adverse_events),
         (ProtocolDeviation, package.deviations),
         (Exposure, package.exposures),
