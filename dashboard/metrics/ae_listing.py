@@ -78,13 +78,7 @@ def derive_listing(events: pd.DataFrame, *, compare_cut_id: int | None) -> pd.Da
             strict=True,
         )
     ]
-    flags = [column for column in SERIOUSNESS_FLAGS if column in frame]
-    frame["criteria"] = [
-        seriousness_criteria(
-            {label: row.get(column) for column, label in SERIOUSNESS_FLAGS.items()}
-        )
-        for row in frame[flags].to_dict("records")  # the flag columns only: far fewer to copy
-    ]
+    frame["criteria"] = _criteria(frame)
     frame["new"] = (
         frame["first_cut_id"].fillna(0).astype(int) > compare_cut_id
         if compare_cut_id is not None
@@ -96,6 +90,27 @@ def derive_listing(events: pd.DataFrame, *, compare_cut_id: int | None) -> pd.Da
         else False
     )
     return frame
+
+
+def _criteria(frame: pd.DataFrame) -> list[str]:
+    """``seriousness_criteria`` of each row, computed once per distinct combination of the flag
+    columns (a handful), not once per event: at 250,000 AEs the per-row dicts took seconds."""
+    flags = [column for column in SERIOUSNESS_FLAGS if column in frame]
+    if not flags:
+        return [seriousness_criteria(dict.fromkeys(SERIOUSNESS_FLAGS.values()))] * len(frame)
+    combination = frame[flags].groupby(flags, dropna=False, sort=False).ngroup().to_numpy()
+    first_rows = pd.Series(range(len(frame))).groupby(combination).first()
+    texts = {
+        group: seriousness_criteria(
+            {label: row.get(column) for column, label in SERIOUSNESS_FLAGS.items()}
+        )
+        for group, row in zip(
+            first_rows.index,
+            frame[flags].iloc[first_rows.to_numpy()].to_dict("records"),
+            strict=True,
+        )
+    }
+    return [texts[group] for group in combination.tolist()]
 
 
 # The listing's columns as shown and downloaded, in order, with SDTM names where there is one.

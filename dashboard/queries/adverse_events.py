@@ -590,10 +590,11 @@ def adverse_event_listing(
     usubjids: Sequence[str] | None = None,
     serious_only: bool = False,
     value: str | None = None,
-    limit: int = 1000,
+    limit: int | None = 1000,
     new_first_since: int | None = None,
 ) -> tuple[pd.DataFrame, int]:
-    """The AEs behind a figure, a row each (at most ``limit``), and how many there are in all.
+    """The AEs behind a figure, a row each (at most ``limit``; None: every one), and how many
+    there are in all.
 
     Filters (None: any): the safety population (``in_population``), ``arm``, a summary
     ``category``, ``soc`` and ``pt`` (as the incidence table names them), ``dimension`` with

@@ -71,8 +71,10 @@ TABLE_START = 30 * mm
 SMALL_TABLE = FRAME_HEIGHT * 0.6
 CHART_WIDTH_PX = 760  # the charts' drawing width (their fonts print at about 9 pt across the page)
 CHART_SCALE = 2.0
-# The PDF lists at most this many SAEs (the workbook lists every one, and the text says so).
-PDF_SAE_LIMIT = 1000
+# The PDF lists at most this many SAEs, the new ones first: about ten pages, what a meeting reads
+# (the workbook lists every one, and the text says so). A thousand took forty pages and a third of
+# the PDF's build time at 50,000 subjects.
+PDF_SAE_LIMIT = 250
 NEW_ROW_COLOUR = colors.HexColor("#fff3b0")  # the Adverse events page's highlight
 HEADER_COLOUR = colors.HexColor("#1f3b5a")
 SOC_ROW_COLOUR = colors.HexColor("#eef2f7")
@@ -331,17 +333,38 @@ def data_table(
         widths, fits = _column_widths(cells, header, width, size=font_size)
     styles = _cell_styles(font_size)
     right_set = {header.index(c) for c in right if c in header}
-    body: list[list[Flowable]] = [[Paragraph(escape(h), styles["head"]) for h in header]]
+    body: list[list[Flowable | str]] = [[Paragraph(escape(h), styles["head"]) for h in header]]
+    # A cell whose text fits its column on one line is drawn as plain text in the cell's font
+    # (what a one-line Paragraph draws, at the same leading, so rows keep their heights): laying
+    # out a Paragraph per cell took most of the PDF's time for a listing of a thousand rows.
+    # Longer texts stay Paragraphs, which wrap.
+    bold_cells: list[tuple[int, int]] = []
     for i, row in enumerate(cells):
         strong = bool(emphasise[i]) if emphasise is not None else False
-        line: list[Flowable] = []
+        line: list[Flowable | str] = []
         for j, text in enumerate(row):
+            bold = strong or bool(text and text in bold_values)
+            words = " ".join(text.split())  # as a Paragraph sets it: spaces collapsed
+            room = widths[j] - 2 * CELL_PADDING
+            if pdfmetrics.stringWidth(words, BOLD if bold else FONT, font_size) <= room:
+                line.append(words)
+                if bold and not strong:
+                    bold_cells.append((j, i + 1))
+                continue
             shown = escape(text)
-            if strong or (text and text in bold_values):
+            if bold:
                 shown = f"<b>{shown}</b>"
             line.append(Paragraph(shown, styles["cell_right" if j in right_set else "cell"]))
         body.append(line)
     style: list[Any] = [
+        ("FONT", (0, 1), (-1, -1), FONT, font_size, font_size * 1.2),
+        *(("ALIGN", (j, 1), (j, -1), "RIGHT") for j in sorted(right_set)),
+        *(("FONTNAME", cell, cell, BOLD) for cell in bold_cells),
+        *(
+            ("FONTNAME", (0, i + 1), (-1, i + 1), BOLD)
+            for i in range(len(cells))
+            if emphasise is not None and emphasise[i]
+        ),
         ("BACKGROUND", (0, 0), (-1, 0), HEADER_COLOUR),
         ("VALIGN", (0, 0), (-1, -1), "TOP"),
         ("GRID", (0, 0), (-1, -1), 0.4, GRID_COLOUR),
@@ -867,7 +890,11 @@ def _saes(pack: MonitoringPack) -> list[Flowable]:
         lead += " One data cut only: nothing to mark as new."
     shown = saes.head(PDF_SAE_LIMIT)
     if total > len(shown):
-        lead += f" The first {len(shown)} are listed here; the workbook's SAEs sheet lists all."
+        lead += (
+            f" The first {len(shown)}"
+            + (", new ones first," if marker and new else "")
+            + " are listed here; the workbook's SAEs sheet lists all."
+        )
     columns = [c for c in ([marker] if marker else []) + list(PDF_SAE_COLUMNS) if c in shown]
     tables = data_tables(
         # "Since cut N" would take a column of its own width: the lead names the cut.

@@ -163,13 +163,8 @@ def events(
     session: Session, ctx: ViewContext, *, limit: int | None = LISTING_LIMIT, **filters: Any
 ) -> tuple[pd.DataFrame, int]:
     """An AE listing of ``ctx`` (``adverse_event_listing``'s filters) and how many events match;
-    ``limit`` None: every one (read in one query, or two for the largest studies)."""
-    read = Reader(session, ctx)
-    first = limit if limit is not None else 20_000
-    found, total = read(adverse_events.adverse_event_listing, limit=first, **filters)
-    if limit is None and total > len(found):
-        found, total = read(adverse_events.adverse_event_listing, limit=total, **filters)
-    return found, total
+    ``limit`` None: every one, in one query (the pack's workbook lists every AE)."""
+    return Reader(session, ctx)(adverse_events.adverse_event_listing, limit=limit, **filters)
 
 
 def ds_discontinuations(session: Session, ctx: ViewContext, arm: str | None) -> pd.DataFrame:
