@@ -45,12 +45,6 @@ from pathlib import Path
 from typing import Any
 
 import streamlit as st
-
-# The parts of issue #19, modules of this folder (benchmarks/), each run in processes of its own.
-from browser import browser_figures
-from cli_start import cli_figures
-from import_scale import import_figures
-from pack_scale import pack_figures
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -58,10 +52,14 @@ from streamlit.runtime.scriptrunner import magic
 from streamlit.runtime.scriptrunner.script_cache import ScriptCache
 from streamlit.testing.v1 import AppTest, app_test, local_script_runner
 
+from browser import browser_figures
+from cli_start import cli_figures
 from dashboard.db import make_engine
 from dashboard.queries import (
     safety_counts,
 )
+from import_scale import import_figures
+from pack_scale import pack_figures
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -384,10 +382,12 @@ def main() -> None:
             results.update(cli_figures(pilot_url))
         if "pack" in parts:
             results.update(pack_figures(scale_url, "DEMO-SCALE", Path(folder) / "pack"))
+        # The page renderer's peak, before the import part exports the study in this process.
+        peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        results["peak_rss_mb"] = round(peak_rss_mb, 1)
         if "import" in parts:
-            results.update(import_figures(Path(folder) / "import", scale_url))
-    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    results["peak_rss_mb"] = round(peak_rss_mb, 1)
+            (Path(folder) / "import").mkdir()
+            results.update(import_figures(Path(folder) / "import", args.subjects, scale_url))
     print(
         f"\npeak RSS of the page renderer {peak_rss_mb:.0f} MB (target 600); generation "
         f"{generate:.1f} s (target 60)"
