@@ -285,20 +285,26 @@ OTHER_TARGETS = {
 }
 
 
+# Each browser figure beside the empty page measured the same way: a first view beside the empty
+# page's first view; the same view again, and a filter change (a rerun in an open page), beside the
+# empty page reloaded (``floor_repeat_s``), the stricter of the two floors.
+BROWSER_FLOORS = {"first_s": "floor_s", "repeat_s": "floor_repeat_s", "filter_s": "floor_repeat_s"}
+
+
 def print_browser_table(figures: dict[str, dict[str, float]]) -> None:
     print("\nin Chromium, served by Streamlit (median): first view, same view again, site filter")
     print(
-        f"{'page':16} {'first s':>8} {'repeat s':>8} {'filter s':>8} {'floor s':>8}"
-        "  first<=floor+1.5 repeat<=floor+0.5 filter<=floor+1"
+        f"{'page':16} {'first s':>8} {'repeat s':>8} {'filter s':>8} {'floor s':>8} "
+        f"{'reload floor s':>14}  first<=floor+1.5 repeat<=reload+0.5 filter<=reload+1"
     )
     for name, f in figures.items():
         marks = [
-            "✓" if f[key] <= f["floor_s"] + allowance else "✗"
+            "✓" if f[key] <= f[BROWSER_FLOORS[key]] + allowance else "✗"
             for key, allowance in BROWSER_TARGETS.items()
         ]
         print(
             f"{name:16} {f['first_s']:8.2f} {f['repeat_s']:8.2f} {f['filter_s']:8.2f} "
-            f"{f['floor_s']:8.2f}  {'                '.join(marks)}"
+            f"{f['floor_s']:8.2f} {f['floor_repeat_s']:14.2f}  {'                '.join(marks)}"
         )
 
 
