@@ -385,7 +385,9 @@ def main() -> None:
             results.update(browser_figures(scale_url, "DEMO-SCALE", runs=3))
             print_browser_table(results["browser"])
         if "cli" in parts:
-            results.update(cli_figures(pilot_url))
+            results.update(
+                {k: None if v is None else round(v, 3) for k, v in cli_figures(pilot_url).items()}
+            )
         if "pack" in parts:
             results.update(pack_figures(scale_url, "DEMO-SCALE", Path(folder) / "pack"))
         # The page renderer's peak, before the import part exports the study in this process.

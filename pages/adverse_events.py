@@ -173,17 +173,14 @@ else:
         if compare is not None
         else "one data cut only, nothing to mark as new."
     )
+    in_subjects = plural(saes["usubjid"].nunique(), "subject")
     shown = (
-        f"the first {len(saes)} of {sae_total} (new ones first; all are in the SAEs sheet of the "
-        "monitoring pack, on the Overview)"
+        f"The first {len(saes)} of {sae_total} serious AEs, new ones first, in {in_subjects} "
+        "(all are in the SAEs sheet of the monitoring pack, on the Overview)"
         if sae_total > len(saes)
-        else f"{sae_total}"
+        else f"{sae_total} serious {'AE' if sae_total == 1 else 'AEs'} in {in_subjects}"
     )
-    st.caption(
-        f"{shown} serious {'AE' if sae_total == 1 else 'AEs'} in "
-        f"{plural(saes['usubjid'].nunique(), 'subject')}, every subject in scope; {since}",
-        help=STUDY_DAY_NOTE,
-    )
+    st.caption(f"{shown}, every subject in scope; {since}", help=STUDY_DAY_NOTE)
     download_buttons(sae_table, name=f"{ctx.study_id}-serious-adverse-events", sheet="SAE")
 
 # -- 3. per subject: worst severity / grade, seriousness, relationship --------------------------
