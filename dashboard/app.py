@@ -4,8 +4,6 @@ Run with ``streamlit run dashboard/app.py``. Pages live in the top-level ``pages
 listed here (paths relative to this file), so Streamlit never auto-discovers them.
 """
 
-from pathlib import Path
-
 import altair as alt
 import streamlit as st
 
@@ -95,4 +93,4 @@ try:
 finally:
     # Once per process, when the first page is drawn (or stopped): the other pages' imports, in
     # the background (dashboard/ui/warm_up.py says why then).
-    start_warm_up(tuple(sorted(str(p) for p in Path(__file__).parent.parent.glob("pages/*.py"))))
+    start_warm_up()

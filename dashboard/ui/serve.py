@@ -11,16 +11,8 @@ knows. Run: ``python -m dashboard.ui.serve run dashboard/app.py [streamlit optio
 
 import logging
 import sys
-from pathlib import Path
 
-from dashboard.ui.warm_up import import_all, imported_modules
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-
-
-def app_scripts() -> list[Path]:
-    """The entry point and every page script Streamlit may run."""
-    return [PROJECT_ROOT / "dashboard" / "app.py", *sorted((PROJECT_ROOT / "pages").glob("*.py"))]
+from dashboard.ui.warm_up import app_scripts, import_all, imported_modules
 
 
 def main() -> None:

@@ -48,10 +48,18 @@ def import_all(modules: list[str]) -> None:
             LOGGER.warning("warm-up: %s could not be imported", module, exc_info=True)
 
 
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def app_scripts() -> list[Path]:
+    """The entry point and every page script Streamlit may run."""
+    return [PROJECT_ROOT / "dashboard" / "app.py", *sorted((PROJECT_ROOT / "pages").glob("*.py"))]
+
+
 @st.cache_resource(show_spinner=False)
-def start(scripts: tuple[str, ...]) -> threading.Thread:
-    """Import the modules of the page ``scripts`` in a background thread, once per process."""
-    modules = imported_modules(Path(script) for script in scripts)
+def start() -> threading.Thread:
+    """Import the modules of the app's scripts in a background thread, once per process."""
+    modules = imported_modules(app_scripts())
     thread = threading.Thread(target=import_all, args=(modules,), name="warm-up", daemon=True)
     thread.start()
     return thread
