@@ -37,7 +37,7 @@ from dashboard.models import (
     Subject,
     Visit,
 )
-from dashboard.precomputed import rebuild_precomputed_counts
+from dashboard.precomputed import insert_rows, rebuild_precomputed_counts
 
 # A later cut shares most subjects with the current one; less than this is another study.
 MIN_SUBJECT_OVERLAP = 0.5
@@ -258,31 +258,32 @@ _INSERT_BATCH = 20_000
 
 
 def _bulk_insert(session: Session, table: Any, rows: Iterable[dict[str, Any]]) -> None:
-    """Insert ``rows`` (dicts keyed by column; other keys are left out) in batches of
-    executemany on the session's connection: SQLAlchemy Core, no ORM bookkeeping per row."""
+    """Insert ``rows`` (dicts keyed by column; other keys are left out) in batches, as value
+    tuples (``precomputed.insert_rows``): no ORM bookkeeping, no parameter dict per row."""
     columns = set(_table(table).columns.keys()) - {"id"}
-    statement = _table(table).insert()
-    connection = session.connection()
     iterator = iter(rows)
-    while batch := [
-        {k: v for k, v in r.items() if k in columns} for r in islice(iterator, _INSERT_BATCH)
-    ]:
+    while batch := list(islice(iterator, _INSERT_BATCH)):
+        names = [k for k in batch[0] if k in columns]
         first = batch[0].keys()
-        if all(v.keys() == first for v in batch):
-            connection.execute(statement, batch)
+        if all(r.keys() == first for r in batch):
+            insert_rows(session, _table(table), names, ([r[k] for k in names] for r in batch))
         else:  # rows that set different columns: the ORM's bulk insert groups them
-            session.execute(insert(table), batch)
+            session.execute(
+                insert(table), [{k: v for k, v in r.items() if k in columns} for r in batch]
+            )
 
 
-def _frame_rows(frame: pd.DataFrame, subject_pk: dict[str, int]) -> Iterator[dict[str, Any]]:
-    """The rows of a frame with a ``usubjid`` column as dicts with ``subject_pk``, made one batch
-    at a time (a million findings as dicts at once would take gigabytes)."""
-    pks = frame["usubjid"].map(subject_pk)
+def _insert_frame(session: Session, frame: pd.DataFrame, subject_pk: dict[str, int]) -> None:
+    """Insert the findings frame (``usubjid`` as ``subject_pk``) a batch of columns at a time, as
+    value tuples: a million findings as dicts, at once or a batch at a time, cost gigabytes or
+    most of the load's time."""
+    names = ["subject_pk", *(c for c in frame.columns if c != "usubjid")]
     for start in range(0, len(frame), _INSERT_BATCH):
-        batch = frame.iloc[start : start + _INSERT_BATCH].drop(columns="usubjid")
-        batch.insert(0, "subject_pk", pks.iloc[start : start + _INSERT_BATCH].astype(int))
-        rows = batch.astype(object).where(batch.notna(), None).to_dict("records")
-        yield from cast(list[dict[str, Any]], rows)
+        batch = frame.iloc[start : start + _INSERT_BATCH]
+        columns = [batch["usubjid"].map(subject_pk).astype(int).tolist()] + [
+            batch[c].astype(object).where(batch[c].notna(), None).tolist() for c in names[1:]
+        ]
+        insert_rows(session, _table(Finding), names, zip(*columns, strict=True))
 
 
 def store_package(session: Session, package: Package, *, replace: bool = False) -> StoreResult:
@@ -385,7 +386,7 @@ def store_package(session: Session, package: Package, *, replace: bool = False) 
             for r in with_subject(package.eligibility)
         ),
     )
-    _bulk_insert(session, Finding, _frame_rows(package.findings, subject_pk))
+    _insert_frame(session, package.findings, subject_pk)
     for table, rows in (
         (Disposition, package.dispositions),
         (AdverseEvent, package.adverse_events),
