@@ -444,5 +444,15 @@ def insert_rows(
         values += [[constant] * len(chunk) for constant in constants]
         for index, process in enumerate(processors):
             if process is not None:
-                values[index] = [process(value) for value in values[index]]
+                values[index] = _processed(process, values[index])
         connection.exec_driver_sql(sql, list(zip(*values, strict=True)))
+
+
+def _processed(process: Any, values: Sequence[Any]) -> list[Any]:
+    """``process`` of every value, computed once per distinct value where the values can be
+    told apart by a dict (dates repeat: a million findings hold a few thousand days)."""
+    try:
+        once = {value: process(value) for value in set(values)}
+    except TypeError:  # values a dict cannot hold (JSON's dicts and lists)
+        return [process(value) for value in values]
+    return [once[value] for value in values]
