@@ -346,21 +346,20 @@ def store_package(session: Session, package: Package, *, replace: bool = False) 
     session.flush()
     assert cut.id is not None
 
-    changes: list[dict[str, Any]] = []
-    counts = {
-        "subject": _diff(
-            "subject", package.subjects, current["subject"], lambda r: r["usubjid"], cut.id, changes
-        ),
-        "ae": _diff(
-            "ae", package.adverse_events, current["ae"], lambda r: r["natural_key"], cut.id, changes
-        ),
-        "ie": _diff(
-            "ie", package.eligibility, current["ie"], lambda r: r["natural_key"], cut.id, changes
-        ),
-        "ds": _diff(
-            "ds", package.dispositions, current["ds"], lambda r: r["natural_key"], cut.id, changes
-        ),
-    }
+    # Each entity's change records are written as soon as they are found (a first import of
+    # 250,000 AEs makes as many), so that one entity's are held at a time, not every entity's.
+    counts = {}
+    for entity, rows, key_of in (
+        ("subject", package.subjects, lambda r: r["usubjid"]),
+        ("ae", package.adverse_events, lambda r: r["natural_key"]),
+        ("ie", package.eligibility, lambda r: r["natural_key"]),
+        ("ds", package.dispositions, lambda r: r["natural_key"]),
+    ):
+        changes: list[dict[str, Any]] = []
+        counts[entity] = _diff(entity, rows, current[entity], key_of, cut.id, changes)
+        _bulk_insert(session, CutChange, changes)
+        del changes
+    del current
 
     delete_subject_rows(session, study_id)
     site_pk = _upsert_sites(session, study_id, package.sites)
@@ -411,7 +410,6 @@ def store_package(session: Session, package: Package, *, replace: bool = False) 
         (Visit, package.visits),
     ):
         _bulk_insert(session, table, with_subject(rows))
-    _bulk_insert(session, CutChange, changes)
     rebuild_precomputed_counts(session, study_id)
     cut_number = session.execute(
         select(func.count()).select_from(DataCut).where(col(DataCut.study_id) == study_id)
