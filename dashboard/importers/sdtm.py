@@ -208,11 +208,26 @@ def read_package(
     criteria = _criteria(datasets.get("TI"), datasets.get("IE"), warnings)
     ds_records = _dispositions(datasets.get("DS"), warnings)
     eligibility = _eligibility(datasets.get("IE"), criteria, warnings)
-    findings = pd.concat(
-        [_findings(datasets[domain]) for domain in FINDINGS_DOMAINS if domain in datasets]
-        or [pd.DataFrame(columns=list(FINDING_COLUMNS))],
-        ignore_index=True,
-    )
+    row_counts = {domain: len(dataset.frame) for domain, dataset in datasets.items()}
+    sources = [
+        {"file": d.name, "domain": d.domain, "sha256": d.sha256, "records": len(d.frame)}
+        for d in datasets.values()
+    ]
+    # The latest date in the data is the cut-off only without TS DCUTDTC or --cutoff.
+    dates_needed = not (study.get("cutoff_date") or cutoff)
+    latest_finding: dt.date | None = None
+    parts = []
+    for domain in FINDINGS_DOMAINS:
+        if domain in datasets:
+            parts.append(_findings(datasets[domain]))
+            if dates_needed:
+                latest_finding = _later(latest_finding, _latest_date({domain: datasets[domain]}))
+            # Its records are findings now: the frame as read (every column, as objects) is let
+            # go, so that an LB's memory is held once, not twice (its columns stay: for
+            # ``_flag_baseline_without_blfl``).
+            datasets[domain].frame = datasets[domain].frame.iloc[0:0].copy()
+    findings = pd.concat(parts or [pd.DataFrame(columns=list(FINDING_COLUMNS))], ignore_index=True)
+    del parts
     adverse_events = _adverse_events(datasets.get("AE"), warnings)
     deviations = _deviations(datasets.get("DV"), warnings)
     exposures = _exposures(datasets.get("EX"))
@@ -225,12 +240,7 @@ def read_package(
     ts_cutoff = study.pop("cutoff_date", None)
     if ts_cutoff and cutoff and ts_cutoff != cutoff:
         warnings.append(f"TS DCUTDTC {ts_cutoff} is used as the cut-off, not --cutoff {cutoff}")
-    cutoff_date = ts_cutoff or cutoff or _latest_date(datasets)
-    row_counts = {domain: len(dataset.frame) for domain, dataset in datasets.items()}
-    sources = [
-        {"file": d.name, "domain": d.domain, "sha256": d.sha256, "records": len(d.frame)}
-        for d in datasets.values()
-    ]
+    cutoff_date = ts_cutoff or cutoff or _later(latest_finding, _latest_date(datasets))
     return Package(
         study_id=resolved_study_id,
         study=study,
@@ -1109,6 +1119,10 @@ def _arms(ta: Dataset | None, subjects: list[dict[str, Any]]) -> list[dict[str, 
         if code and code.upper() not in ("SCRNFAIL", "NOTASSGN") and code not in arms:
             arms[code] = name or code
     return [{"arm_code": code, "arm": name} for code, name in arms.items()]
+
+
+def _later(first: dt.date | None, second: dt.date | None) -> dt.date | None:
+    return max(first, second) if first and second else first or second
 
 
 def _latest_date(datasets: dict[str, Dataset]) -> dt.date | None:

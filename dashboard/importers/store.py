@@ -37,7 +37,7 @@ from dashboard.models import (
     Subject,
     Visit,
 )
-from dashboard.precomputed import rebuild_precomputed_counts
+from dashboard.precomputed import insert_rows, rebuild_precomputed_counts
 
 # A later cut shares most subjects with the current one; less than this is another study.
 MIN_SUBJECT_OVERLAP = 0.5
@@ -77,6 +77,27 @@ def _comparable(row: dict[str, Any]) -> dict[str, Any]:
         for k, v in row.items()
         if k not in _BOOKKEEPING
     }
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, dt.date) else value
+
+
+def _changed_fields(row: dict[str, Any], old: dict[str, Any]) -> dict[str, list[Any]]:
+    """The fields (both rows have, bookkeeping left out) whose ``_comparable`` values differ, as
+    [old, new]; a value equal to the old one and of its type is the same without converting it
+    (a cut changes 1% of its rows: building two dicts per row was most of the change history)."""
+    fields = {}
+    for name, value in row.items():
+        if name in _BOOKKEEPING or name not in old:
+            continue
+        before = old[name]
+        if type(value) is type(before) and value == before:
+            continue
+        new_value, old_value = _plain(value), _plain(before)
+        if old_value != new_value:
+            fields[name] = [old_value, new_value]
+    return fields
 
 
 def _table(model: Any) -> Table:
@@ -161,12 +182,7 @@ def _diff(
             counts["added"] += 1
             continue
         row["first_cut_id"] = old["first_cut_id"]
-        new_values, old_values = _comparable(row), _comparable(old)
-        fields = {
-            name: [old_values.get(name), value]
-            for name, value in new_values.items()
-            if name in old_values and old_values.get(name) != value
-        }
+        fields = _changed_fields(row, old)
         if fields:
             row["updated_cut_id"] = cut_id
             changes.append(_change(cut_id, entity, key, "changed", fields))
@@ -258,31 +274,32 @@ _INSERT_BATCH = 20_000
 
 
 def _bulk_insert(session: Session, table: Any, rows: Iterable[dict[str, Any]]) -> None:
-    """Insert ``rows`` (dicts keyed by column; other keys are left out) in batches of
-    executemany on the session's connection: SQLAlchemy Core, no ORM bookkeeping per row."""
+    """Insert ``rows`` (dicts keyed by column; other keys are left out) in batches, as value
+    tuples (``precomputed.insert_rows``): no ORM bookkeeping, no parameter dict per row."""
     columns = set(_table(table).columns.keys()) - {"id"}
-    statement = _table(table).insert()
-    connection = session.connection()
     iterator = iter(rows)
-    while batch := [
-        {k: v for k, v in r.items() if k in columns} for r in islice(iterator, _INSERT_BATCH)
-    ]:
+    while batch := list(islice(iterator, _INSERT_BATCH)):
+        names = [k for k in batch[0] if k in columns]
         first = batch[0].keys()
-        if all(v.keys() == first for v in batch):
-            connection.execute(statement, batch)
+        if all(r.keys() == first for r in batch):
+            insert_rows(session, _table(table), names, ([r[k] for k in names] for r in batch))
         else:  # rows that set different columns: the ORM's bulk insert groups them
-            session.execute(insert(table), batch)
+            session.execute(
+                insert(table), [{k: v for k, v in r.items() if k in columns} for r in batch]
+            )
 
 
-def _frame_rows(frame: pd.DataFrame, subject_pk: dict[str, int]) -> Iterator[dict[str, Any]]:
-    """The rows of a frame with a ``usubjid`` column as dicts with ``subject_pk``, made one batch
-    at a time (a million findings as dicts at once would take gigabytes)."""
-    pks = frame["usubjid"].map(subject_pk)
+def _insert_frame(session: Session, frame: pd.DataFrame, subject_pk: dict[str, int]) -> None:
+    """Insert the findings frame (``usubjid`` as ``subject_pk``) a batch of columns at a time, as
+    value tuples: a million findings as dicts, at once or a batch at a time, cost gigabytes or
+    most of the load's time."""
+    names = ["subject_pk", *(c for c in frame.columns if c != "usubjid")]
     for start in range(0, len(frame), _INSERT_BATCH):
-        batch = frame.iloc[start : start + _INSERT_BATCH].drop(columns="usubjid")
-        batch.insert(0, "subject_pk", pks.iloc[start : start + _INSERT_BATCH].astype(int))
-        rows = batch.astype(object).where(batch.notna(), None).to_dict("records")
-        yield from cast(list[dict[str, Any]], rows)
+        batch = frame.iloc[start : start + _INSERT_BATCH]
+        columns = [batch["usubjid"].map(subject_pk).astype(int).tolist()] + [
+            batch[c].astype(object).where(batch[c].notna(), None).tolist() for c in names[1:]
+        ]
+        insert_rows(session, _table(Finding), names, zip(*columns, strict=True))
 
 
 def store_package(session: Session, package: Package, *, replace: bool = False) -> StoreResult:
@@ -329,21 +346,20 @@ def store_package(session: Session, package: Package, *, replace: bool = False) 
     session.flush()
     assert cut.id is not None
 
-    changes: list[dict[str, Any]] = []
-    counts = {
-        "subject": _diff(
-            "subject", package.subjects, current["subject"], lambda r: r["usubjid"], cut.id, changes
-        ),
-        "ae": _diff(
-            "ae", package.adverse_events, current["ae"], lambda r: r["natural_key"], cut.id, changes
-        ),
-        "ie": _diff(
-            "ie", package.eligibility, current["ie"], lambda r: r["natural_key"], cut.id, changes
-        ),
-        "ds": _diff(
-            "ds", package.dispositions, current["ds"], lambda r: r["natural_key"], cut.id, changes
-        ),
-    }
+    # Each entity's change records are written as soon as they are found (a first import of
+    # 250,000 AEs makes as many), so that one entity's are held at a time, not every entity's.
+    counts = {}
+    for entity, rows, key_of in (
+        ("subject", package.subjects, lambda r: r["usubjid"]),
+        ("ae", package.adverse_events, lambda r: r["natural_key"]),
+        ("ie", package.eligibility, lambda r: r["natural_key"]),
+        ("ds", package.dispositions, lambda r: r["natural_key"]),
+    ):
+        changes: list[dict[str, Any]] = []
+        counts[entity] = _diff(entity, rows, current[entity], key_of, cut.id, changes)
+        _bulk_insert(session, CutChange, changes)
+        del changes
+    del current
 
     delete_subject_rows(session, study_id)
     site_pk = _upsert_sites(session, study_id, package.sites)
@@ -385,7 +401,7 @@ def store_package(session: Session, package: Package, *, replace: bool = False) 
             for r in with_subject(package.eligibility)
         ),
     )
-    _bulk_insert(session, Finding, _frame_rows(package.findings, subject_pk))
+    _insert_frame(session, package.findings, subject_pk)
     for table, rows in (
         (Disposition, package.dispositions),
         (AdverseEvent, package.adverse_events),
@@ -394,7 +410,6 @@ def store_package(session: Session, package: Package, *, replace: bool = False) 
         (Visit, package.visits),
     ):
         _bulk_insert(session, table, with_subject(rows))
-    _bulk_insert(session, CutChange, changes)
     rebuild_precomputed_counts(session, study_id)
     cut_number = session.execute(
         select(func.count()).select_from(DataCut).where(col(DataCut.study_id) == study_id)
