@@ -24,6 +24,7 @@ floats, and ``--DTC`` values are checked as ISO 8601 (DESIGN.md, "What is fatal"
   value): its number or date is unknown downstream.
 """
 
+import codecs
 import hashlib
 import io
 import json
@@ -32,6 +33,7 @@ import os
 import re
 import stat
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,18 +103,58 @@ _ROW_NUMBER_COLUMN = re.compile(r"^(UNNAMED: ?\d+|INDEX|ROW|ROWNUM|ROW_NUMBER|OB
 
 
 @dataclass
+class _Tally:
+    """A warning about some of a column's records, counted over every part of the file read so
+    far: a file read in chunks says it once, with its count and first record in the whole file."""
+
+    count: int
+    record: int
+    value: Any
+    say: Callable[[int, int, Any], str]  # (count, first record, its value) -> the warning
+
+
+@dataclass
 class Dataset:
-    """One SDTM dataset as read from one file."""
+    """One SDTM dataset as read from one file: the whole file, or (``read_in_chunks``) one chunk
+    of its records at a time."""
 
     domain: str
     path: Path
     frame: pd.DataFrame
     sha256: str
-    warnings: list[str] = field(default_factory=list)
+    offset: int = 0  # records of the file before the frame's first one
+    # Warnings in the order they arose: a text said once, or a tally counted over every chunk.
+    notes: dict[Any, str | _Tally] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
         return self.path.name
+
+    @property
+    def warnings(self) -> list[str]:
+        return [
+            note if isinstance(note, str) else note.say(note.count, note.record, note.value)
+            for note in self.notes.values()
+        ]
+
+    def warn(self, message: str) -> None:
+        """A warning said once for the file, however many chunks repeat it."""
+        self.notes.setdefault(message, message)
+
+    def tally(
+        self, key: Any, count: int, record: int, value: Any, say: Callable[[int, int, Any], str]
+    ) -> None:
+        """Add ``count`` records to the warning ``key``; ``record`` (of the frame) is the first
+        one, kept where it is the first in the file."""
+        known = self.notes.get(key)
+        if isinstance(known, _Tally):
+            known.count += count
+        else:
+            self.notes[key] = _Tally(count, self.offset + record, value, say)
+
+    def record(self, number: int) -> int:
+        """The frame's record ``number`` (1-based) as the file's record number."""
+        return self.offset + number
 
 
 def _domain_of(path: Path) -> str | None:
@@ -184,42 +226,56 @@ def sha256_of(path: Path) -> str:
 
 
 def _read_xpt(path: Path) -> pd.DataFrame:
-    """A transport file's text is UTF-8 where it is valid UTF-8 (pyreadstat.write_xport and newer
-    tools write it), else cp1252 (what CDISC files carry: curly quotes in TS). Reading cp1252 first
-    would turn UTF-8 letters into two characters each ("é" into "Ã©") without an error. pyreadstat
-    reads 0 as 0.0, where pandas.read_sas gives 5.4e-79."""
-    try:
-        frame, meta = _read_xport(path, encoding="utf-8")
-    except Exception as error:  # pyreadstat raises its own types for truncated or foreign files
-        if "encoding" not in str(error):
-            raise fail(f"cannot be read as SAS transport (.xpt): {error}", file=path.name) from None
-        try:
-            frame, meta = _read_xport(path, encoding="cp1252")
-        except Exception as error:
-            raise fail(f"cannot be read as SAS transport (.xpt): {error}", file=path.name) from None
-    _check_xpt_complete(path, len(frame), sum(meta.variable_storage_width.values()))
-    return frame
+    """A whole transport file (a large one read in parts and joined, ``_XPT_CHUNKED_FROM``)."""
+    records = _XPT_CHUNK_RECORDS if path.stat().st_size >= _XPT_CHUNKED_FROM else None
+    return pd.concat(list(_xpt_parts(path, records)), ignore_index=True)
 
 
-# A transport file this large is read in chunks of this many records: pyreadstat builds a whole
-# file's values as Python objects before its frame (1.2 GB of peak memory for a 1,400,000-record
-# LB whose frame takes 250 MB); in chunks the peak is the frame's and one chunk's. Each chunk is
-# found by reading the file from its start (a version 5 file has no record count to seek by),
-# hence chunks as large as the memory allows.
+# A transport file this large is read in parts of this many records even when it is wanted whole:
+# pyreadstat builds a whole file's values as Python objects before its frame (1.2 GB of peak
+# memory for a 1,400,000-record LB whose frame takes 250 MB); in parts the peak is the frame's and
+# one part's. pyreadstat finds each part by reading the file from its start (a version 5 file has
+# no record count to seek by), hence parts as large as the memory allows.
 _XPT_CHUNKED_FROM = 64 << 20  # bytes
 _XPT_CHUNK_RECORDS = 300_000
 
 
-def _read_xport(path: Path, *, encoding: str) -> tuple[pd.DataFrame, Any]:
-    if path.stat().st_size < _XPT_CHUNKED_FROM:
-        return pyreadstat.read_xport(str(path), encoding=encoding)
-    chunks, meta = [], None
-    for chunk, chunk_meta in pyreadstat.read_file_in_chunks(
-        pyreadstat.read_xport, str(path), chunksize=_XPT_CHUNK_RECORDS, encoding=encoding
-    ):
-        chunks.append(chunk)
-        meta = chunk_meta
-    return pd.concat(chunks, ignore_index=True), meta
+def _xpt_parts(path: Path, records: int | None) -> Iterator[pd.DataFrame]:
+    """The transport file's records ``records`` at a time (all at once where None); the first
+    part even where it is empty (it names the columns). Once every part is read, a file that was
+    cut short is fatal (``_check_xpt_complete``)."""
+    offset = record_length = 0
+    while True:
+        frame, meta = _read_xpt_part(path, offset, records)
+        record_length = sum(meta.variable_storage_width.values())
+        if offset == 0 or len(frame):
+            yield frame
+        offset += len(frame)
+        if records is None or len(frame) < records:
+            break
+    _check_xpt_complete(path, offset, record_length)
+
+
+def _read_xpt_part(path: Path, offset: int, records: int | None) -> tuple[pd.DataFrame, Any]:
+    """A transport file's text is UTF-8 where it is valid UTF-8 (pyreadstat.write_xport and newer
+    tools write it), else cp1252 (what CDISC files carry: curly quotes in TS). Reading cp1252 first
+    would turn UTF-8 letters into two characters each ("é" into "Ã©") without an error. A file
+    read in parts is decided part by part. pyreadstat reads 0 as 0.0, where pandas.read_sas gives
+    5.4e-79."""
+    limit = records or 0  # pyreadstat: 0 reads every record
+    try:
+        return pyreadstat.read_xport(
+            str(path), encoding="utf-8", row_offset=offset, row_limit=limit
+        )
+    except Exception as error:  # pyreadstat raises its own types for truncated or foreign files
+        if "encoding" not in str(error):
+            raise fail(f"cannot be read as SAS transport (.xpt): {error}", file=path.name) from None
+    try:
+        return pyreadstat.read_xport(
+            str(path), encoding="cp1252", row_offset=offset, row_limit=limit
+        )
+    except Exception as error:
+        raise fail(f"cannot be read as SAS transport (.xpt): {error}", file=path.name) from None
 
 
 # The header line before a transport file's records (version 5, and 8/9).
@@ -276,21 +332,56 @@ def _check_xpt_complete(path: Path, rows: int, record_length: int) -> None:
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
-    raw = path.read_bytes()
+    return next(_csv_parts(path, None))
+
+
+def _csv_parts(path: Path, records: int | None) -> Iterator[pd.DataFrame]:
+    """A CSV file's records ``records`` at a time (all at once where None), every value as text;
+    the first part even where it is empty. Checked as UTF-8 first, without holding the file."""
+    _check_utf8(path)
+    options: dict[str, Any] = {"dtype": str, "keep_default_na": False, "encoding": "utf-8-sig"}
     try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = raw[: error.start].count(b"\n") + 1
-        raise fail(
-            f"is not UTF-8 text (byte 0x{raw[error.start]:02x} on line {line}); save it as UTF-8",
-            file=path.name,
-        ) from None
-    if not text.strip():
-        raise fail("is empty", file=path.name)
-    try:
-        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+        if records is None:
+            yield pd.read_csv(path, **options)
+            return
+        with pd.read_csv(path, chunksize=records, **options) as reader:
+            first = True
+            for frame in reader:
+                first = False
+                yield frame
+            if first:  # a header and no record
+                yield pd.read_csv(path, nrows=0, **options)
     except (pd.errors.ParserError, ValueError) as error:
         raise fail(f"cannot be read as CSV: {error}", file=path.name) from None
+
+
+def _check_utf8(path: Path) -> None:
+    """Fatal where a CSV file is not UTF-8 (naming the line) or holds nothing but blanks."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line, blank = 1, True
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            try:
+                text = decoder.decode(block)
+            except UnicodeDecodeError as error:
+                # error.object: the bytes decoded, the block and any character begun before it
+                line += error.object[: error.start].count(b"\n")
+                raise fail(
+                    f"is not UTF-8 text (byte 0x{error.object[error.start]:02x} on line {line}); "
+                    "save it as UTF-8",
+                    file=path.name,
+                ) from None
+            line += block.count(b"\n")
+            blank = blank and not text.lstrip("\ufeff").strip()
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise fail(
+                f"is not UTF-8 text (it ends inside a character, line {line}); save it as UTF-8",
+                file=path.name,
+            ) from None
+    if blank:
+        raise fail("is empty", file=path.name)
 
 
 def _read_dataset_json(path: Path) -> pd.DataFrame:
@@ -374,6 +465,37 @@ def read_dataset(domain: str, path: Path) -> Dataset:
     return dataset
 
 
+# A findings domain is read, checked and stored this many records at a time (``read_in_chunks``):
+# a million LB records held at once, as Python objects, took gigabytes.
+CHUNK_RECORDS = 200_000
+
+
+def read_in_chunks(domain: str, path: Path, records: int | None = None) -> Iterator[Dataset]:
+    """The dataset ``records`` (``CHUNK_RECORDS``) records at a time, each chunk normalised and checked as
+    ``read_dataset`` does a whole file: one Dataset, its frame each chunk in turn, its ``offset``
+    the records before it (fatal problems and warnings name the record in the file), its warnings
+    counted over the chunks read so far. Dataset-JSON is read whole (one chunk): JSON cannot be
+    read in parts without another parser."""
+    if path.stat().st_size == 0:
+        raise fail("is empty (0 bytes)", file=path.name)
+    suffix = path.suffix.lower()
+    records = records or CHUNK_RECORDS
+    parts = (
+        _xpt_parts(path, records)
+        if suffix == ".xpt"
+        else _csv_parts(path, records)
+        if suffix == ".csv"
+        else iter([_read_dataset_json(path)])
+    )
+    dataset = Dataset(domain=domain, path=path, frame=pd.DataFrame(), sha256=sha256_of(path))
+    for frame in parts:
+        size = len(frame)
+        dataset.frame = frame
+        _normalise(dataset)
+        yield dataset
+        dataset.offset += size  # the chunk as read: its user may have dropped records since
+
+
 def _normalise(dataset: Dataset) -> None:
     frame = dataset.frame
     frame.columns = [str(c).strip().upper() for c in frame.columns]
@@ -384,14 +506,10 @@ def _normalise(dataset: Dataset) -> None:
     for column in list(frame.columns):
         if _ROW_NUMBER_COLUMN.fullmatch(column):
             frame = frame.drop(columns=column)
-            dataset.warnings.append(
-                f"{dataset.name}: column {column or '(unnamed)'} of row numbers dropped"
-            )
+            dataset.warn(f"{dataset.name}: column {column or '(unnamed)'} of row numbers dropped")
         elif _IDENTIFYING.fullmatch(re.sub(r"[^A-Z0-9]", "", column)):
             frame = frame.drop(columns=column)
-            dataset.warnings.append(
-                f"{dataset.name}: column {column} identifies people and was not loaded"
-            )
+            dataset.warn(f"{dataset.name}: column {column} identifies people and was not loaded")
     frame = pd.DataFrame(
         {column: _clean_column(values) for column, values in frame.items()}, index=frame.index
     )
@@ -437,12 +555,19 @@ def _storable_text(dataset: Dataset, values: pd.Series, column: str) -> pd.Serie
         raise fail(
             f"{value!r} holds a NUL byte or an invalid character, and {column} identifies a record",
             file=dataset.name,
-            record=record,
+            record=dataset.record(record),
             column=column,
         )
-    dataset.warnings.append(
-        f"{dataset.name} column {column}: {_count(len(found))} with NUL bytes or invalid "
-        f"characters (first at record {record}: {value!r}); those characters were removed"
+    name = dataset.name
+    dataset.tally(
+        (column, "unstorable"),
+        len(found),
+        record,
+        value,
+        lambda count, record, value: (
+            f"{name} column {column}: {_count(count)} with NUL bytes or invalid characters "
+            f"(first at record {record}: {value!r}); those characters were removed"
+        ),
     )
     cleaned = [
         (_UNSTORABLE.sub("", v).strip() or None) if isinstance(v, str) else v for v in values
@@ -474,7 +599,7 @@ def _numbers(dataset: Dataset, values: pd.Series, column: str) -> pd.Series:
                 raise fail(
                     f"{value!r} is not a number, and {column} is a key of {dataset.domain}",
                     file=dataset.name,
-                    record=record,
+                    record=dataset.record(record),
                     column=column,
                 )
             unreadable.append((record, value))
@@ -492,7 +617,7 @@ def _numbers(dataset: Dataset, values: pd.Series, column: str) -> pd.Series:
             raise fail(
                 _number_message(value, number, problem, column, dataset.domain),
                 file=dataset.name,
-                record=record,
+                record=dataset.record(record),
                 column=column,
             )
         if problem:
@@ -500,22 +625,41 @@ def _numbers(dataset: Dataset, values: pd.Series, column: str) -> pd.Series:
             numbers.append(None)
         else:
             numbers.append(number)
-    for value, count in markers.items():
-        dataset.warnings.append(
-            f"{dataset.name} column {column}: {_count(count)} {value!r} read as missing"
+    name = dataset.name
+    for marker, count in markers.items():
+        dataset.tally(
+            (column, "marker", marker),
+            count,
+            1,
+            marker,
+            lambda count, _record, marker: (
+                f"{name} column {column}: {_count(count)} {marker!r} read as missing"
+            ),
         )
     if unreadable:
         record, value = unreadable[0]
-        dataset.warnings.append(
-            f"{dataset.name} column {column}: {_values(len(unreadable))} not a number (first at "
-            f"record {record}: {value!r}); kept as text, the number is unknown"
+        dataset.tally(
+            (column, "not a number"),
+            len(unreadable),
+            record,
+            value,
+            lambda count, record, value: (
+                f"{name} column {column}: {_values(count)} not a number (first at record "
+                f"{record}: {value!r}); kept as text, the number is unknown"
+            ),
         )
     if unknown:
         record, value = unknown[0]
         kind = "not a finite whole number" if is_integer else "not a finite number"
-        dataset.warnings.append(
-            f"{dataset.name} column {column}: {_values(len(unknown))} {kind} (first at record "
-            f"{record}: {value!r}); the number is unknown"
+        dataset.tally(
+            (column, "unknown number"),
+            len(unknown),
+            record,
+            value,
+            lambda count, record, value: (
+                f"{name} column {column}: {_values(count)} {kind} (first at record {record}: "
+                f"{value!r}); the number is unknown"
+            ),
         )
     # An object column, so a missing number stays None instead of becoming NaN.
     return pd.Series(numbers, index=values.index, dtype=object)
@@ -572,10 +716,16 @@ def _check_dates(dataset: Dataset, values: pd.Series, column: str) -> None:
         return
     records = [n for n, v in enumerate(values, start=1) if v is not None and str(v) in problems]
     first = values.iloc[records[0] - 1]
-    dataset.warnings.append(
-        f"{dataset.name} column {column}: {_values(len(records))} not a valid ISO 8601 date "
-        f"(first at record {records[0]}: {problems[str(first)]}); kept as text, the date is "
-        "unknown"
+    name = dataset.name
+    dataset.tally(
+        (column, "date"),
+        len(records),
+        records[0],
+        problems[str(first)],
+        lambda count, record, problem: (
+            f"{name} column {column}: {_values(count)} not a valid ISO 8601 date (first at "
+            f"record {record}: {problem}); kept as text, the date is unknown"
+        ),
     )
 
 

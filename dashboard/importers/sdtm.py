@@ -17,11 +17,12 @@ import math
 import re
 import unicodedata
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from dashboard.importers.errors import fail
@@ -31,6 +32,7 @@ from dashboard.importers.readers import (
     Dataset,
     find_datasets,
     read_dataset,
+    read_in_chunks,
 )
 from dashboard.metrics.population import DispositionEvent, classify_subject, subject_status
 from dashboard.metrics.visits import is_conditional_visit
@@ -103,7 +105,9 @@ class Package:
     subjects: list[dict[str, Any]]  # with "siteid" instead of site_pk
     eligibility: list[dict[str, Any]]  # with usubjid, code, protocol_version
     dispositions: list[dict[str, Any]]  # with usubjid, natural_key
-    findings: pd.DataFrame  # FINDING_COLUMNS: with usubjid; a frame, as LB can be millions
+    # The findings domains' files, read while they are stored (``stream_findings``): an LB can
+    # hold millions of records. Their warnings, row counts and sources join the package's then.
+    findings_files: dict[str, Path]
     adverse_events: list[dict[str, Any]]  # with usubjid, natural_key
     deviations: list[dict[str, Any]]  # with usubjid
     exposures: list[dict[str, Any]]  # with usubjid
@@ -116,6 +120,14 @@ class Package:
     # TV: the planned visits (visit_num, visit, arm_code, planned_day, start_rule, is_conditional);
     # empty without TV, and then the study keeps the schedule it has.
     planned_visits: list[dict[str, Any]] = field(default_factory=list)
+    # What reading the findings needs from the rest: DM's USUBJIDs (by ``_subject_key``) and
+    # STUDYIDs, whether the cut-off is the latest date in the data, the files' order.
+    subject_keys: dict[str, str] = field(default_factory=dict)
+    study_ids: set[str] = field(default_factory=set)
+    cutoff_from_data: bool = False
+    file_order: list[str] = field(default_factory=list)
+    # Findings domains without a baseline flag (--BLFL, --LOBXFL): known once they are read.
+    unflagged_findings: set[str] = field(default_factory=set)
 
 
 def _text(value: Any) -> str | None:
@@ -139,28 +151,55 @@ def _records(dataset: Dataset) -> Iterable[tuple[int, dict[str, Any]]]:
         yield number, dict(zip(columns, values, strict=True))
 
 
-def _as_text_codes(values: pd.Series) -> pd.Series:
-    """An integer per distinct ``str(value)`` (what ``astype(str)`` would compare), computed once
-    per distinct value where the column is text: a million records compare as integers."""
+def _as_text(values: pd.Series) -> pd.Series:
+    """``str(value)`` of every value (what ``astype(str)`` gives), computed once per distinct
+    value where the column is text: an LB of a million records holds a few thousand."""
     distinct = pd.unique(values)
     if set(map(type, distinct)) <= {str, type(None)}:
-        text = values.map({value: str(value) for value in distinct})
-    else:
-        text = values.astype(str)
-    return pd.Series(pd.factorize(text)[0], index=values.index)
+        return values.map({value: str(value) for value in distinct})
+    return values.astype(str)
+
+
+class _SeenRecords:
+    """Exact duplicate records of one file, read whole or in chunks: every record's 64-bit hash
+    of its values as text is kept (8 bytes a record, where the records themselves are gone), and
+    a record whose hash was seen before is a repeat. Two different records share a hash with a
+    chance of about n² / 2⁶⁵: 1 in 10 million for a million records."""
+
+    def __init__(self) -> None:
+        self.hashes = np.empty(0, dtype=np.uint64)
+        self.repeats = 0
+        self.first_repeats: list[int] = []  # record numbers in the file, the first ten
+
+    def drop_repeats(self, dataset: Dataset) -> None:
+        frame = dataset.frame
+        if frame.empty:
+            return
+        text = pd.DataFrame({column: _as_text(values) for column, values in frame.items()})
+        hashes = pd.util.hash_pandas_object(text, index=False).to_numpy()
+        repeated = pd.Series(hashes).duplicated(keep="first").to_numpy()
+        if len(self.hashes):
+            repeated = repeated | np.isin(hashes, self.hashes)
+        self.hashes = np.concatenate([self.hashes, hashes[~repeated]])
+        if repeated.any():
+            numbers = np.flatnonzero(repeated) + 1
+            self.repeats += len(numbers)
+            self.first_repeats += [dataset.record(int(n)) for n in numbers[:10]]
+            dataset.frame = frame[~repeated].reset_index(drop=True)
+
+    def warn(self, dataset: Dataset, warnings: list[str]) -> None:
+        if self.repeats:
+            shown = ", ".join(map(str, self.first_repeats[:10]))
+            warnings.append(
+                f"{dataset.name}: {plural(self.repeats, 'exact duplicate record')} kept once "
+                f"(records {shown}{' ...' if self.repeats > 10 else ''})"
+            )
 
 
 def _drop_exact_duplicates(dataset: Dataset, warnings: list[str]) -> None:
-    codes = pd.DataFrame({c: _as_text_codes(v) for c, v in dataset.frame.items()})
-    duplicated = codes.duplicated(keep="first")
-    if duplicated.any():
-        numbers = [i + 1 for i in duplicated[duplicated].index]
-        shown = ", ".join(map(str, numbers[:10])) + (" ..." if len(numbers) > 10 else "")
-        warnings.append(
-            f"{dataset.name}: {plural(len(numbers), 'exact duplicate record')} kept once "
-            f"(records {shown})"
-        )
-        dataset.frame = dataset.frame[~duplicated].reset_index(drop=True)
+    seen = _SeenRecords()
+    seen.drop_repeats(dataset)
+    seen.warn(dataset, warnings)
 
 
 def read_package(
@@ -176,16 +215,13 @@ def read_package(
     if "DM" not in paths:
         raise fail("no DM dataset (dm.xpt, dm.csv or dm.json): DM is required", file=str(folder))
     datasets: dict[str, Dataset] = {}
+    findings_files = {d: path for d, path in paths.items() if d in FINDINGS_DOMAINS}
     for domain, path in paths.items():
+        if domain in findings_files:
+            continue
         dataset = read_dataset(domain, path)
         warnings.extend(dataset.warnings)
-        missing = [c for c in REQUIRED_COLUMNS.get(domain, ()) if c not in dataset.frame.columns]
-        if missing:
-            raise fail(
-                f"required column {', '.join(missing)} is missing",
-                file=dataset.name,
-                column=missing[0],
-            )
+        _check_required_columns(dataset)
         _drop_exact_duplicates(dataset, warnings)
         datasets[domain] = dataset
     unmapped = sorted(d for d in datasets if d not in REQUIRED_COLUMNS)
@@ -198,11 +234,12 @@ def read_package(
     dm = datasets["DM"]
     resolved_study_id = _study_id(dm, study_id)
     usubjids = _check_dm_keys(dm)
+    study_ids = _study_ids(dm)
     for dataset in datasets.values():
         if dataset.domain != "DM" and "USUBJID" in dataset.frame.columns:
             _check_subjects_known(dataset, usubjids)
         if dataset.domain != "DM":
-            _check_same_study(dataset, dm)
+            _check_same_study(dataset, study_ids)
 
     study = _study_from_ts(datasets.get("TS"), warnings)
     criteria = _criteria(datasets.get("TI"), datasets.get("IE"), warnings)
@@ -213,34 +250,21 @@ def read_package(
         {"file": d.name, "domain": d.domain, "sha256": d.sha256, "records": len(d.frame)}
         for d in datasets.values()
     ]
-    # The latest date in the data is the cut-off only without TS DCUTDTC or --cutoff.
-    dates_needed = not (study.get("cutoff_date") or cutoff)
-    latest_finding: dt.date | None = None
-    parts = []
-    for domain in FINDINGS_DOMAINS:
-        if domain in datasets:
-            parts.append(_findings(datasets[domain]))
-            if dates_needed:
-                latest_finding = _later(latest_finding, _latest_date({domain: datasets[domain]}))
-            # Its records are findings now: the frame as read (every column, as objects) is let
-            # go, so that an LB's memory is held once, not twice (its columns stay: for
-            # ``_flag_baseline_without_blfl``).
-            datasets[domain].frame = datasets[domain].frame.iloc[0:0].copy()
-    findings = pd.concat(parts or [pd.DataFrame(columns=list(FINDING_COLUMNS))], ignore_index=True)
-    del parts
     adverse_events = _adverse_events(datasets.get("AE"), warnings)
     deviations = _deviations(datasets.get("DV"), warnings)
     exposures = _exposures(datasets.get("EX"))
     visits = _visits(datasets.get("SV"), datasets.get("TV"), warnings)
     subjects = _subjects(dm, ds_records, visits, exposures, warnings)
-    _flag_baseline_without_blfl(findings, subjects, datasets)
     sites = _sites(subjects)
     arms = _arms(datasets.get("TA"), subjects)
 
     ts_cutoff = study.pop("cutoff_date", None)
     if ts_cutoff and cutoff and ts_cutoff != cutoff:
         warnings.append(f"TS DCUTDTC {ts_cutoff} is used as the cut-off, not --cutoff {cutoff}")
-    cutoff_date = ts_cutoff or cutoff or _later(latest_finding, _latest_date(datasets))
+    # The latest date in the data is the cut-off only without TS DCUTDTC or --cutoff; the
+    # findings' dates join it as they are read.
+    cutoff_from_data = not (ts_cutoff or cutoff)
+    cutoff_date = ts_cutoff or cutoff or _latest_date(datasets)
     return Package(
         study_id=resolved_study_id,
         study=study,
@@ -250,18 +274,73 @@ def read_package(
         subjects=subjects,
         eligibility=eligibility,
         dispositions=ds_records,
-        findings=findings,
+        findings_files=findings_files,
         adverse_events=adverse_events,
         deviations=deviations,
         exposures=exposures,
         visits=visits,
-        domains=tuple(sorted(datasets)),
+        domains=tuple(sorted([*datasets, *findings_files])),
         sources=sources,
         row_counts=row_counts,
         cutoff_date=cutoff_date,
         warnings=warnings,
         planned_visits=_planned_visits(datasets.get("TV"), warnings),
+        subject_keys=usubjids,
+        study_ids=study_ids,
+        cutoff_from_data=cutoff_from_data,
+        file_order=list(paths),
     )
+
+
+def stream_findings(package: Package) -> Iterator[pd.DataFrame]:
+    """The package's findings (``FINDING_COLUMNS``), a chunk of one domain's records at a time,
+    each chunk checked as ``read_package`` checks a whole dataset (a fatal problem raises
+    ImportFailure part-way: the caller writes in one transaction). Once every chunk is read, the
+    package's warnings, row counts, sources and cut-off take in the findings domains."""
+    latest: dt.date | None = None
+    for domain, path in package.findings_files.items():
+        seen = _SeenRecords()
+        records = 0
+        dataset = None
+        for dataset in read_in_chunks(domain, path):
+            if dataset.offset == 0:
+                _check_required_columns(dataset)
+                if domain != "SC" and not {f"{domain}BLFL", f"{domain}LOBXFL"} & set(
+                    dataset.frame.columns
+                ):
+                    package.unflagged_findings.add(domain)
+            seen.drop_repeats(dataset)
+            _check_subjects_known(dataset, package.subject_keys)
+            _check_same_study(dataset, package.study_ids)
+            if package.cutoff_from_data:
+                latest = _later(latest, _latest_date({domain: dataset}))
+            records += len(dataset.frame)
+            yield _findings(dataset)
+        assert dataset is not None  # read_in_chunks gives a file's first chunk, empty or not
+        package.warnings.extend(dataset.warnings)
+        seen.warn(dataset, package.warnings)
+        package.row_counts[domain] = records
+        package.sources.append(
+            {"file": dataset.name, "domain": domain, "sha256": dataset.sha256, "records": records}
+        )
+    # In the files' order, as a package read whole lists them.
+    order = {domain: n for n, domain in enumerate(package.file_order)}
+    package.row_counts = dict(sorted(package.row_counts.items(), key=lambda d: order[d[0]]))
+    package.sources.sort(key=lambda source: order[source["domain"]])
+    if package.cutoff_from_data:
+        package.cutoff_date = _later(package.cutoff_date, latest)
+
+
+def _check_required_columns(dataset: Dataset) -> None:
+    missing = [
+        c for c in REQUIRED_COLUMNS.get(dataset.domain, ()) if c not in dataset.frame.columns
+    ]
+    if missing:
+        raise fail(
+            f"required column {', '.join(missing)} is missing",
+            file=dataset.name,
+            column=missing[0],
+        )
 
 
 def _study_id(dm: Dataset, given: str | None) -> str:
@@ -331,11 +410,13 @@ def _check_dm_keys(dm: Dataset) -> dict[str, str]:
 
 
 def _check_subjects_known(dataset: Dataset, usubjids: dict[str, str]) -> None:
+    """Every record's USUBJID is one of DM's (``usubjids``: by ``_subject_key``)."""
     known = set(usubjids.values())
     distinct = pd.unique(dataset.frame["USUBJID"])
     if all(value is not None and str(value) in known for value in distinct):
         return  # the common case, checked once per subject; else find the first record below
-    for number, value in enumerate(dataset.frame["USUBJID"], start=1):
+    for n, value in enumerate(dataset.frame["USUBJID"], start=1):
+        number = dataset.record(n)
         if value is None:
             raise fail("USUBJID is blank", file=dataset.name, record=number, column="USUBJID")
         if str(value) not in known:
@@ -349,12 +430,16 @@ def _check_subjects_known(dataset: Dataset, usubjids: dict[str, str]) -> None:
             )
 
 
-def _check_same_study(dataset: Dataset, dm: Dataset) -> None:
+def _study_ids(dm: Dataset) -> set[str]:
+    """DM's STUDYIDs (none where DM has no STUDYID column)."""
+    if "STUDYID" not in dm.frame.columns:
+        return set()
+    return {str(v) for v in dm.frame["STUDYID"] if v is not None}
+
+
+def _check_same_study(dataset: Dataset, dm_ids: set[str]) -> None:
     """Every record's STUDYID is DM's: a package mixing studies is not one study's snapshot."""
-    if "STUDYID" not in dataset.frame.columns or "STUDYID" not in dm.frame.columns:
-        return
-    dm_ids = {str(v) for v in dm.frame["STUDYID"] if v is not None}
-    if not dm_ids:
+    if "STUDYID" not in dataset.frame.columns or not dm_ids:
         return
     values = dataset.frame["STUDYID"]
     other = values.notna() & ~values.astype(str).isin(dm_ids)
@@ -364,7 +449,7 @@ def _check_same_study(dataset: Dataset, dm: Dataset) -> None:
             f"STUDYID {str(values.iloc[number - 1])!r} is not DM's "
             f"({', '.join(map(repr, sorted(dm_ids)))})",
             file=dataset.name,
-            record=number,
+            record=dataset.record(number),
             column="STUDYID",
         )
 
@@ -716,39 +801,6 @@ def _float_or_none(value: Any) -> float | None:
 
 def _text_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) else None
-
-
-def _flag_baseline_without_blfl(
-    findings: pd.DataFrame, subjects: list[dict[str, Any]], datasets: dict[str, Dataset]
-) -> None:
-    """Where a findings domain has no baseline flag (--BLFL or --LOBXFL), the baseline is the last
-    value before first dose: per subject, domain, test and location, the latest record dated on or
-    before the first dose (of records on the same latest day, the last one)."""
-    no_flag = {
-        d
-        for d in FINDINGS_DOMAINS
-        if d in datasets
-        and d != "SC"
-        and not {f"{d}BLFL", f"{d}LOBXFL"} & set(datasets[d].frame.columns)
-    }
-    if not no_flag or findings.empty:
-        return
-    first_dose = {s["usubjid"]: s["first_dose_date"] for s in subjects}
-    candidates = findings[findings["domain"].isin(no_flag)]
-    dose = candidates["usubjid"].map(first_dose)
-    dated = candidates["date"].notna() & dose.notna()
-    candidates, dose = candidates[dated], dose[dated]
-    before = [day <= first for day, first in zip(candidates["date"], dose, strict=True)]
-    candidates = candidates[before]
-    if candidates.empty:
-        return
-    dates = candidates["date"].tolist()
-    # A stable sort by date, so that of one day's records the last stays last.
-    ordered = candidates.iloc[sorted(range(len(dates)), key=dates.__getitem__)]
-    latest = ordered.groupby(
-        ["usubjid", "domain", "test_code", "location"], dropna=False, sort=False
-    ).tail(1)
-    findings.loc[latest.index, "is_baseline"] = True
 
 
 # Columns that number or identify an AE record rather than describe the event: records equal in

@@ -7,19 +7,18 @@ session, so the caller's transaction makes the import all or nothing.
 """
 
 import datetime as dt
-from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any, cast
 
 import pandas as pd
-from sqlalchemy import Table, delete, func, insert, select
+from sqlalchemy import Table, delete, func, insert, select, update
 from sqlmodel import Session, col
 
 from dashboard.db import delete_subject_rows, lock_study_for_writing
 from dashboard.importers.errors import fail
-from dashboard.importers.sdtm import Package
+from dashboard.importers.sdtm import Package, stream_findings
 from dashboard.models import (
     AdverseEvent,
     Arm,
@@ -216,9 +215,10 @@ def _refuse_mass_removal(
     """Raise ImportFailure where the package would remove more than ``MAX_REMOVED_SHARE`` of a
     domain's current records. AE, IE and DS are compared by natural key (IE without its protocol
     version: a new TI version re-keys every finding, it removes none); the findings domains, which
-    keep no history, by their number of records. Subjects have their own rule
-    (``MIN_SUBJECT_OVERLAP``). DV, EX and SV are left out: a DV shipped with no record says there
-    are no deviations now (tests/test_import_dv.py)."""
+    keep no history, by their number of records once they are read
+    (``_refuse_mass_removal_of_findings``). Subjects have their own rule (``MIN_SUBJECT_OVERLAP``).
+    DV, EX and SV are left out: a DV shipped with no record says there are no deviations now
+    (tests/test_import_dv.py)."""
     study_id = package.study_id
     kept_keys: dict[str, Any] = {
         "AE": (
@@ -240,21 +240,27 @@ def _refuse_mass_removal(
     for domain, (new_keys, key_of, old_rows) in kept_keys.items():
         removed = sum(key_of(key, row) not in new_keys for key, row in old_rows.items())
         _check_removed(study_id, domain, removed, len(old_rows), len(new_keys))
+
+
+def _finding_counts(session: Session, study_id: str) -> dict[str, int]:
+    """The study's current findings by domain."""
     subject_ids = select(col(Subject.id)).where(col(Subject.study_id) == study_id)
-    old_counts: dict[str, int] = {
-        domain: count
+    return {
+        str(domain): int(count)
         for domain, count in session.execute(
             select(col(Finding.domain), func.count())
             .where(col(Finding.subject_pk).in_(subject_ids))
             .group_by(col(Finding.domain))
         ).all()
     }
-    new_counts: Counter[str] = Counter(
-        {str(domain): int(n) for domain, n in package.findings["domain"].value_counts().items()}
-    )
+
+
+def _refuse_mass_removal_of_findings(package: Package, old_counts: dict[str, int]) -> None:
+    """``_refuse_mass_removal`` for the findings domains, by their number of records, once the
+    package's findings are read (``package.row_counts``)."""
     for domain, old in sorted(old_counts.items()):
-        new = new_counts.get(domain, 0)
-        _check_removed(study_id, domain, max(old - new, 0), old, new)
+        new = package.row_counts.get(domain, 0)
+        _check_removed(package.study_id, domain, max(old - new, 0), old, new)
 
 
 def _check_removed(study_id: str, domain: str, removed: int, old: int, new: int) -> None:
@@ -323,6 +329,7 @@ def store_package(session: Session, package: Package, *, replace: bool = False) 
             )
     if not replace:
         _refuse_mass_removal(session, package, current)
+    old_findings = {} if replace else _finding_counts(session, study_id)
     if replace:
         current = {entity: {} for entity in _TRACKED}
 
@@ -338,9 +345,11 @@ def store_package(session: Session, package: Package, *, replace: bool = False) 
         study_id=study_id,
         loaded_at=dt.datetime.now(dt.UTC),
         cutoff_date=package.cutoff_date,
-        source=package.sources,
-        row_counts=package.row_counts,
-        warnings=package.warnings,
+        # Copies: the package's grow as its findings are read, and the cut is updated from them
+        # then (a JSON value changed in place would look unchanged and not be written).
+        source=list(package.sources),
+        row_counts=dict(package.row_counts),
+        warnings=list(package.warnings),
     )
     session.add(cut)
     session.flush()
@@ -401,7 +410,17 @@ def store_package(session: Session, package: Package, *, replace: bool = False) 
             for r in with_subject(package.eligibility)
         ),
     )
-    _insert_frame(session, package.findings, subject_pk)
+    for findings in stream_findings(package):
+        _insert_frame(session, findings, subject_pk)
+    _refuse_mass_removal_of_findings(package, old_findings)
+    _flag_baseline_without_flag(session, study_id, package.unflagged_findings)
+    # The findings' warnings, records, files and dates are known now that they are read.
+    cut.warnings = list(package.warnings)
+    cut.row_counts = dict(package.row_counts)
+    cut.source = list(package.sources)
+    cut.cutoff_date = package.cutoff_date
+    session.add(cut)
+    session.flush()
     for table, rows in (
         (Disposition, package.dispositions),
         (AdverseEvent, package.adverse_events),
@@ -420,6 +439,43 @@ def store_package(session: Session, package: Package, *, replace: bool = False) 
         cut_number=int(cut_number),
         created_study=created,
         changes=counts,
+    )
+
+
+def _flag_baseline_without_flag(session: Session, study_id: str, domains: set[str]) -> None:
+    """Where a findings domain has no baseline flag (--BLFL or --LOBXFL), the baseline is the last
+    value before first dose: per subject, domain, test and location, the latest record dated on or
+    before the first dose (of records on the same latest day, the last one in the file, which is
+    the last stored)."""
+    if not domains:
+        return
+    latest_first = (
+        func.row_number()
+        .over(
+            partition_by=[
+                col(Finding.subject_pk),
+                col(Finding.domain),
+                col(Finding.test_code),
+                col(Finding.location),
+            ],
+            order_by=[col(Finding.date).desc(), col(Finding.id).desc()],
+        )
+        .label("rank")
+    )
+    ranked = (
+        select(col(Finding.id), latest_first)
+        .join(Subject, col(Subject.id) == col(Finding.subject_pk))
+        .where(
+            col(Subject.study_id) == study_id,
+            col(Finding.domain).in_(sorted(domains)),
+            col(Finding.date) <= col(Subject.first_dose_date),
+        )
+        .subquery()
+    )
+    session.execute(
+        update(Finding)
+        .where(col(Finding.id).in_(select(ranked.c.id).where(ranked.c.rank == 1)))
+        .values(is_baseline=True)
     )
 
 
