@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 import pyreadstat
 
+from dashboard.importers import xport
 from dashboard.importers.errors import fail
 from dashboard.results.dates import InvalidDateError, parse_dtc
 
@@ -234,8 +235,8 @@ def _read_xpt(path: Path) -> pd.DataFrame:
 # A transport file this large is read in parts of this many records even when it is wanted whole:
 # pyreadstat builds a whole file's values as Python objects before its frame (1.2 GB of peak
 # memory for a 1,400,000-record LB whose frame takes 250 MB); in parts the peak is the frame's and
-# one part's. pyreadstat finds each part by reading the file from its start (a version 5 file has
-# no record count to seek by), hence parts as large as the memory allows.
+# one part's. A version 5 file's parts are read by ``xport``, others' by pyreadstat, which finds
+# each part by reading the file from its start.
 _XPT_CHUNKED_FROM = 64 << 20  # bytes
 _XPT_CHUNK_RECORDS = 300_000
 
@@ -243,7 +244,13 @@ _XPT_CHUNK_RECORDS = 300_000
 def _xpt_parts(path: Path, records: int | None) -> Iterator[pd.DataFrame]:
     """The transport file's records ``records`` at a time (all at once where None); the first
     part even where it is empty (it names the columns). Once every part is read, a file that was
-    cut short is fatal (``_check_xpt_complete``)."""
+    cut short is fatal (``_check_xpt_complete``). In parts, a version 5 file is read by
+    ``xport``, which seeks to each part; anything else by pyreadstat."""
+    layout = xport.layout_of(path) if records is not None else None
+    if records is not None and layout is not None:
+        yield from xport.read_parts(path, layout, records)
+        _check_xpt_complete(path, layout.records, layout.record_length)
+        return
     offset = record_length = 0
     while True:
         frame, meta = _read_xpt_part(path, offset, records)
@@ -436,13 +443,23 @@ def _clean_column(values: pd.Series) -> pd.Series:
             values.astype(object).where(values.notna(), None), index=values.index, dtype=object
         )
     objects = values.astype(object)
-    distinct = pd.unique(objects)
-    if set(map(type, distinct)) <= {str, type(None)}:
-        out = objects.map({value: _clean_value(value) for value in distinct})
-    else:
-        out = objects.map(_clean_value)
+    if set(map(type, pd.unique(objects))) <= {str, type(None)}:
+        return per_distinct(objects, _clean_value)
+    out = objects.map(_clean_value)
     # Series.map turns None into NaN where every value is a number or missing: undo that.
     return pd.Series(out.astype(object).where(out.notna(), None), index=values.index, dtype=object)
+
+
+def per_distinct(values: pd.Series, convert: Callable[[Any], Any]) -> pd.Series:
+    """``convert`` of every value, computed once per distinct value (an LB of a million records
+    holds a few thousand), as an object column: None stays None, never NaN. Blanks (None, NaN)
+    are one value, ``convert(None)``. By factorizing rather than by ``Series.map``, which under
+    pandas 3 builds each text column as Arrow strings and back (a quarter of a chunk's time)."""
+    codes, distinct = pd.factorize(values.to_numpy(dtype=object))
+    table = np.empty(len(distinct) + 1, dtype=object)
+    table[:-1] = [convert(value) for value in distinct]
+    table[-1] = convert(None)  # code -1, a blank
+    return pd.Series(table[codes], index=values.index, dtype=object)
 
 
 def _is_numeric_variable(column: str) -> bool:

@@ -31,6 +31,7 @@ from dashboard.importers.readers import (
     INTEGER_RANGE,
     Dataset,
     find_datasets,
+    per_distinct,
     read_dataset,
     read_in_chunks,
 )
@@ -151,15 +152,6 @@ def _records(dataset: Dataset) -> Iterable[tuple[int, dict[str, Any]]]:
         yield number, dict(zip(columns, values, strict=True))
 
 
-def _as_text(values: pd.Series) -> pd.Series:
-    """``str(value)`` of every value (what ``astype(str)`` gives), computed once per distinct
-    value where the column is text: an LB of a million records holds a few thousand."""
-    distinct = pd.unique(values)
-    if set(map(type, distinct)) <= {str, type(None)}:
-        return values.map({value: str(value) for value in distinct})
-    return values.astype(str)
-
-
 class _SeenRecords:
     """Exact duplicate records of one file, read whole or in chunks: every record's 64-bit hash
     of its values as text is kept (8 bytes a record, where the records themselves are gone), and
@@ -175,7 +167,7 @@ class _SeenRecords:
         frame = dataset.frame
         if frame.empty:
             return
-        text = pd.DataFrame({column: _as_text(values) for column, values in frame.items()})
+        text = pd.DataFrame({column: per_distinct(values, str) for column, values in frame.items()})
         hashes = pd.util.hash_pandas_object(text, index=False).to_numpy()
         repeated = pd.Series(hashes).duplicated(keep="first").to_numpy()
         if len(self.hashes):
@@ -726,10 +718,7 @@ def _column(frame: pd.DataFrame, name: str, convert: Any = None) -> pd.Series:
     value; all None where the column is missing."""
     if name not in frame.columns:
         return pd.Series(None, index=frame.index, dtype=object)
-    values = frame[name]
-    convert = convert or _text
-    mapped = values.map({value: convert(value) for value in pd.unique(values)})
-    return mapped.astype(object).where(mapped.notna(), None)
+    return per_distinct(frame[name], convert or _text)
 
 
 def _first_of(*columns: pd.Series) -> pd.Series:
@@ -774,7 +763,7 @@ def _findings(dataset: Dataset) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "usubjid": _column(frame, "USUBJID", str),
-            "domain": d,
+            "domain": np.full(len(frame), d, dtype=object),  # not an Arrow string column
             "test_code": test_code.where(test_code.notna(), ""),
             "test": _first_of(_column(frame, f"{d}TEST"), test_code).fillna(""),
             "location": _column(frame, f"{d}LOC"),

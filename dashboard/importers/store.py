@@ -16,7 +16,7 @@ import pandas as pd
 from sqlalchemy import Table, delete, func, insert, select, update
 from sqlmodel import Session, col
 
-from dashboard.db import delete_subject_rows, lock_study_for_writing
+from dashboard.db import cache_for_bulk_writes, delete_subject_rows, lock_study_for_writing
 from dashboard.importers.errors import fail
 from dashboard.importers.sdtm import Package, stream_findings
 from dashboard.models import (
@@ -310,10 +310,13 @@ def _insert_frame(session: Session, frame: pd.DataFrame, subject_pk: dict[str, i
 
 def store_package(session: Session, package: Package, *, replace: bool = False) -> StoreResult:
     """Write ``package`` as a new DataCut of its study. Raises ImportFailure when the package
-    looks like another study (subjects overlap less than half) and ``replace`` is not set."""
+    looks like another study (subjects overlap less than half) and ``replace`` is not set, or
+    when its findings (read here, ``stream_findings``) hold a fatal problem. The package's record
+    lists are emptied once they are stored."""
     study_id = package.study_id
     # Before anything is read: a second import of the study waits for the first to commit.
     lock_study_for_writing(session, study_id)
+    cache_for_bulk_writes(session)
     study = session.get(Study, study_id)
     created = study is None
     current = _current_rows(session, study_id)
@@ -410,6 +413,18 @@ def store_package(session: Session, package: Package, *, replace: bool = False) 
             for r in with_subject(package.eligibility)
         ),
     )
+    for table, rows in (
+        (Disposition, package.dispositions),
+        (AdverseEvent, package.adverse_events),
+        (ProtocolDeviation, package.deviations),
+        (Exposure, package.exposures),
+        (Visit, package.visits),
+    ):
+        _bulk_insert(session, table, with_subject(rows))
+    # Stored: the package's records are let go before its findings are read, so that a large
+    # AE's dicts and the LB chunks are not held at once.
+    package.eligibility, package.adverse_events, package.dispositions = [], [], []
+    package.deviations, package.exposures, package.visits = [], [], []
     for findings in stream_findings(package):
         _insert_frame(session, findings, subject_pk)
     _refuse_mass_removal_of_findings(package, old_findings)
@@ -421,14 +436,6 @@ def store_package(session: Session, package: Package, *, replace: bool = False) 
     cut.cutoff_date = package.cutoff_date
     session.add(cut)
     session.flush()
-    for table, rows in (
-        (Disposition, package.dispositions),
-        (AdverseEvent, package.adverse_events),
-        (ProtocolDeviation, package.deviations),
-        (Exposure, package.exposures),
-        (Visit, package.visits),
-    ):
-        _bulk_insert(session, table, with_subject(rows))
     rebuild_precomputed_counts(session, study_id)
     cut_number = session.execute(
         select(func.count()).select_from(DataCut).where(col(DataCut.study_id) == study_id)
