@@ -17,7 +17,7 @@ import pandas as pd
 from sqlalchemy import Table, delete, func, insert, select
 from sqlmodel import Session, col
 
-from dashboard.metrics.ae_rules import WORST_DIMENSIONS
+from dashboard.metrics.ae_rules import SUMMARY_CATEGORIES, WORST_DIMENSIONS
 from dashboard.metrics.kri import qtl_by_cut
 from dashboard.metrics.kri_catalogue import QTLS
 from dashboard.metrics.table_one import Variable, counts_from_values
@@ -149,41 +149,70 @@ def _change_rows(session: Session, *, study_id: str) -> list[pd.DataFrame]:
     return frames
 
 
-def build_adverse_event_counts(session: Session, *, study_id: str) -> pd.DataFrame:
-    """Every safety table of the Adverse events and Overview pages, per site, from the same SQL
-    the pages would run (``queries.adverse_events`` with ``per_site``); then the all-sites sums.
-    Treatment-emergent variants only where they can be told: first-dose dates or the sponsor's
-    AETRTEM (else no switch)."""
-    frames = []
-    dated = ae.safety_population(session, study_id=study_id, scope=None).tells_emergent
-    for emergent in (False, True) if dated else (False,):
-        headline = ae.count_adverse_events_by_site(
-            session, study_id=study_id, treatment_emergent=emergent
+def _tally(events: pd.DataFrame, by: list[str], flags: Sequence[str] = ()) -> pd.DataFrame:
+    """Per group of ``by`` (NULL keys a group, as SQL's GROUP BY): ``events`` (rows) and
+    ``subjects`` (distinct subject_pk); for each of ``flags``, ``<flag>_events`` and
+    ``<flag>_subjects`` counted among the rows where the flag is 1. Only groups with a row."""
+    marked = events.assign(
+        **{f"{flag}_subject": events["subject_pk"].where(events[flag] == 1) for flag in flags}
+    )
+    grouped = marked.groupby(by, dropna=False, sort=False)
+    out = grouped.size().rename("events").to_frame()
+    out["subjects"] = grouped["subject_pk"].nunique()
+    for flag in flags:
+        out[f"{flag}_events"] = grouped[flag].sum()
+        out[f"{flag}_subjects"] = grouped[f"{flag}_subject"].nunique()
+    return out.reset_index()
+
+
+def _safety_frames(
+    facts: pd.DataFrame, *, emergent: bool, from_ds: pd.DataFrame | None
+) -> list[pd.DataFrame]:
+    """The per-site safety tables of ``queries.adverse_events`` (their ``per_site`` forms) counted
+    from the AEs' facts (``adverse_event_facts``) as AdverseEventCount rows: the same filters and
+    groups as those queries, in pandas over one read. ``from_ds``: discontinuation read from DS
+    (``discontinued_from_ds_by_site``), else None."""
+    counted = facts[facts["emergent"] == 1] if emergent else facts
+    members = counted[counted["member"] == 1]
+    headline = _tally(counted, ["site_pk"], ["serious"])
+    frames = [
+        _ae_rows(
+            headline.assign(key1="any"),
+            Measure.HEADLINE,
+            emergent,
+            key1="key1",
+            subjects="subjects",
+            events="events",
+        ),
+        _ae_rows(
+            headline.assign(key1="serious"),
+            Measure.HEADLINE,
+            emergent,
+            key1="key1",
+            subjects="serious_subjects",
+            events="serious_events",
+        ),
+    ]
+    keys = [key for key, _label in SUMMARY_CATEGORIES]
+    if from_ds is not None:
+        keys.remove("discontinuation")
+    by_arm = _tally(members, ["site_pk", "arm"], keys)
+    frames += [
+        _ae_rows(
+            by_arm.assign(category=key),
+            Measure.CATEGORY,
+            emergent,
+            arm="arm",
+            key1="category",
+            subjects=f"{key}_subjects",
+            events=f"{key}_events",
         )
-        frames += [
-            _ae_rows(
-                headline.assign(key1="any"),
-                Measure.HEADLINE,
-                emergent,
-                key1="key1",
-                subjects="subjects",
-                events="events",
-            ),
-            _ae_rows(
-                headline.assign(key1="serious"),
-                Measure.HEADLINE,
-                emergent,
-                key1="key1",
-                subjects="serious_subjects",
-                events="serious_events",
-            ),
-        ]
-        summary = ae.safety_summary(
-            session, study_id=study_id, scope=None, treatment_emergent=emergent, per_site=True
-        )
+        for key in keys
+    ]
+    if from_ds is not None:
         frames.append(
             _ae_rows(
-                summary.counts,
+                from_ds.assign(category="discontinuation", events=None),
                 Measure.CATEGORY,
                 emergent,
                 arm="arm",
@@ -192,115 +221,135 @@ def build_adverse_event_counts(session: Session, *, study_id: str) -> pd.DataFra
                 events="events",
             )
         )
-        outside = summary.outside_by_site
-        assert outside is not None
-        for key1, subjects, events in (
-            ("outside", "outside_subjects", "outside_events"),
-            ("graded", None, "graded"),
-            ("uncoded", None, "uncoded"),
-        ):
-            found = outside.assign(key1=key1, none=0)
-            frames.append(
-                _ae_rows(
-                    found,
-                    Measure.OUTSIDE,
-                    emergent,
-                    key1="key1",
-                    subjects=subjects or "none",
-                    events=events,
-                )
+    outside = _tally(
+        counted.assign(outside=1 - counted["member"]), ["site_pk"], ["outside", "graded", "uncoded"]
+    )
+    for key1, subjects, events in (
+        ("outside", "outside_subjects", "outside_events"),
+        ("graded", None, "graded_events"),
+        ("uncoded", None, "uncoded_events"),
+    ):
+        frames.append(
+            _ae_rows(
+                outside.assign(key1=key1, none=0),
+                Measure.OUTSIDE,
+                emergent,
+                key1="key1",
+                subjects=subjects or "none",
+                events=events,
             )
-        if not emergent:
-            # Study-wide, not per site: whether discontinuation is read from DS.
-            frames.append(
-                pd.DataFrame(
-                    [
-                        {
-                            "site_pk": None,
-                            "emergent": False,
-                            "measure": str(Measure.STUDY),
-                            "key1": str(StudyFlag.DISCONTINUATION_FROM_DS),
-                            "subjects": int(summary.discontinuation_from_ds),
-                        }
-                    ]
-                ).reindex(columns=AE_COLUMNS)
-            )
-        terms = ae.incidence_by_term(
-            session, study_id=study_id, scope=None, treatment_emergent=emergent, per_site=True
         )
-        frames += [
+    frames += [
+        _ae_rows(
+            _tally(members, ["site_pk", "arm", "soc", "pt"]),
+            Measure.PT,
+            emergent,
+            arm="arm",
+            key1="soc",
+            key2="pt",
+            subjects="subjects",
+            events="events",
+        ),
+        _ae_rows(
+            _tally(members, ["site_pk", "arm", "soc"]),
+            Measure.SOC,
+            emergent,
+            arm="arm",
+            key1="soc",
+            subjects="subjects",
+            events="events",
+        ),
+    ]
+    for dimension in WORST_DIMENSIONS:
+        # A subject counts once, at the highest rank of its events.
+        worst = (
+            members.groupby(["subject_pk", "site_pk", "arm"], dropna=False, sort=False)[
+                f"rank_{dimension}"
+            ]
+            .max()
+            .rename("rank")
+            .reset_index()
+            .groupby(["site_pk", "arm", "rank"], dropna=False, sort=False)
+            .size()
+            .rename("subjects")
+            .reset_index()
+        )
+        frames.append(
             _ae_rows(
-                terms.by_pt,
-                Measure.PT,
+                worst.assign(key1=worst["rank"].astype(str)),
+                Measure.WORST.of(dimension),
                 emergent,
                 arm="arm",
-                key1="soc",
-                key2="pt",
+                key1="key1",
                 subjects="subjects",
-                events="events",
-            ),
+            )
+        )
+        frames.append(
             _ae_rows(
-                terms.by_soc,
-                Measure.SOC,
+                _tally(members, ["site_pk", "arm", f"value_{dimension}"]),
+                Measure.VALUE.of(dimension),
                 emergent,
                 arm="arm",
-                key1="soc",
+                key1=f"value_{dimension}",
                 subjects="subjects",
                 events="events",
-            ),
-        ]
-        for dimension in WORST_DIMENSIONS:
-            worst = ae.subjects_by_worst_level(
-                session,
-                study_id=study_id,
-                scope=None,
-                dimension=dimension,
-                treatment_emergent=emergent,
-                per_site=True,
             )
-            frames.append(
-                _ae_rows(
-                    worst.assign(key1=worst["rank"].astype(str)),
-                    Measure.WORST.of(dimension),
-                    emergent,
-                    arm="arm",
-                    key1="key1",
-                    subjects="subjects",
-                )
-            )
-            values = ae.events_by_source_value(
-                session,
-                study_id=study_id,
-                scope=None,
-                dimension=dimension,
-                treatment_emergent=emergent,
-                per_site=True,
-            )
-            frames.append(
-                _ae_rows(
-                    values,
-                    Measure.VALUE.of(dimension),
-                    emergent,
-                    arm="arm",
-                    key1="value",
-                    subjects="subjects",
-                    events="events",
-                )
-            )
+        )
+    return frames
+
+
+def build_adverse_event_counts(session: Session, *, study_id: str) -> pd.DataFrame:
+    """Every safety table of the Adverse events and Overview pages, per site, as the pages' own
+    queries (``queries.adverse_events`` with ``per_site``) would count them, counted in pandas
+    from one read of the AEs' facts (``adverse_event_facts``: each rule the pages' SQL); then the
+    all-sites sums. Treatment-emergent variants only where they can be told: first-dose dates or
+    the sponsor's AETRTEM (else no switch)."""
+    facts = ae.adverse_event_facts(session, study_id=study_id)
+    # Discontinuation is read from DS where no AE of the study gives AEACN (``safety_summary``).
+    from_ds = not bool(facts["action_given"].any())
+    ds = ae.discontinued_from_ds_by_site(session, study_id=study_id) if from_ds else None
+    frames = [
+        # Study-wide, not per site: whether discontinuation is read from DS.
+        pd.DataFrame(
+            [
+                {
+                    "site_pk": None,
+                    "emergent": False,
+                    "measure": str(Measure.STUDY),
+                    "key1": str(StudyFlag.DISCONTINUATION_FROM_DS),
+                    "subjects": int(from_ds),
+                }
+            ]
+        ).reindex(columns=AE_COLUMNS)
+    ]
+    dated = ae.safety_population(session, study_id=study_id, scope=None).tells_emergent
+    for emergent in (False, True) if dated else (False,):
+        frames += _safety_frames(facts, emergent=emergent, from_ds=ds)
     frames += _change_rows(session, study_id=study_id)
-    by_soc = ae.incidence_by_soc(session, study_id=study_id, scope=None, per_site=True)
     frames.append(
         _ae_rows(
-            by_soc, Measure.SOC_ALL, False, key1="body_system", subjects="subjects", events="events"
+            _tally(facts, ["site_pk", "soc"]),
+            Measure.SOC_ALL,
+            False,
+            key1="soc",
+            subjects="subjects",
+            events="events",
         )
     )
     per_site = pd.concat(frames, ignore_index=True).assign(all_sites=False)
+    # Counts as nullable integers: the sums below stay vectorised (no per-group Python) and an
+    # events figure no table gives stays NULL.
+    per_site = per_site.astype({"subjects": "Int64", "events": "Int64"})
     study_wide = per_site["measure"] == str(Measure.STUDY)
     per_site.loc[study_wide, "all_sites"] = True
+    grouped = per_site[~study_wide].groupby(
+        ["emergent", "measure", "arm", "key1", "key2"], dropna=False
+    )
     summed = (
-        per_site[~study_wide]
-        .groupby(["emergent", "measure", "arm", "key1", "key2"], dropna=False)
-        .agg(subjects=("subjects", "sum"), events=("events", lambda e: e.sum(min_count=1)))
+        grouped["subjects"]
+        .sum()
+        .to_frame()
+        .assign(events=grouped["events"].sum(min_count=1))
         .reset_index()
         .assign(all_sites=True, site_pk=None)
     )
