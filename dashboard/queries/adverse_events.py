@@ -26,7 +26,7 @@ from dashboard.metrics.ae_rules import (
     SUMMARY_CATEGORIES,
 )
 from dashboard.models import AdverseEvent, Disposition, Exposure, Site, Subject
-from dashboard.queries.scope import SiteScope, rows, subject_in_scope
+from dashboard.queries.scope import SiteScope, driver_rows, rows, subject_in_scope
 from dashboard.results.adverse_events import (
     EMERGENT_DERIVED,
     EMERGENT_FLAGGED,
@@ -521,9 +521,8 @@ def adverse_event_facts(session: Session, *, study_id: str) -> pd.DataFrame:
         .join(Subject, col(Subject.id) == col(AdverseEvent.subject_pk))
         .where(subject_in_scope(study_id=study_id, scope=None))
     )
-    result = session.execute(stmt)
-    names = list(result.keys())
-    facts = pd.DataFrame([tuple(r) for r in result.all()], columns=names)
+    names, found = driver_rows(session, stmt)
+    facts = pd.DataFrame.from_records(found, columns=names)
     # Nullable integers: a subject without a site keeps a NULL site, never a float.
     return facts.astype({"site_pk": "Int64"})
 
