@@ -179,6 +179,14 @@ def test_changes_without_their_counts_come_from_the_raw_rows(tmp_path: Any) -> N
         assert with_period == counted and counted.new_adverse_events > 0
 
 
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{str(k): v for k, v in r.items()} for r in frame.astype(object).to_dict("records")]
+
+
+def _key(site_pk: Any) -> int | None:
+    return None if pd.isna(site_pk) else int(site_pk)
+
+
 def test_tally_counts_as_sql_group_by() -> None:
     """``_tally`` and ``_worst`` give what GROUP BY with COUNT(*) and COUNT(DISTINCT subject)
     gives: NULL keys a group of their own, a subject once per group, a flag's subjects those
@@ -193,15 +201,8 @@ def test_tally_counts_as_sql_group_by() -> None:
         }
     )
     found = _tally(events, ["site_pk", "arm"], ["serious"])
-    by_key = {
-        (None if pd.isna(r.site_pk) else int(r.site_pk), r.arm): (
-            r.events,
-            r.subjects,
-            r.serious_events,
-            r.serious_subjects,
-        )
-        for r in found.itertuples()
-    }
+    columns = ["events", "subjects", "serious_events", "serious_subjects"]
+    by_key = {(_key(r["site_pk"]), r["arm"]): tuple(r[c] for c in columns) for r in _records(found)}
     assert by_key == {
         (1, "A"): (2, 1, 1, 1),
         (1, "B"): (1, 1, 0, 0),
@@ -210,8 +211,7 @@ def test_tally_counts_as_sql_group_by() -> None:
     }
     worst = _worst(events, "rank")
     counted = {
-        (None if pd.isna(r.site_pk) else int(r.site_pk), r.arm, int(r.rank)): r.subjects
-        for r in worst.itertuples()
+        (_key(r["site_pk"]), r["arm"], int(r["rank"])): r["subjects"] for r in _records(worst)
     }
     # Subject 10 counts once, at rank 3 (its highest); the two site-less subjects at rank 1.
     assert counted == {(1, "A", 3): 1, (1, "B", 1): 1, (2, "A", 0): 1, (None, "A", 1): 2}
