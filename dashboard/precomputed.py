@@ -161,9 +161,16 @@ def _codes(values: pd.Series) -> tuple[np.ndarray, int]:
 
 
 def _dense(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Integer ids renumbered 0 .. n-1, and the first position of each."""
-    _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
-    return inverse.reshape(-1), first
+    """Integer ids renumbered 0 .. n-1 in order of first appearance, and the first position of
+    each (hashed, not sorted: a sort per group-by key was a second at 250,000 AEs)."""
+    codes, _ = pd.factorize(ids)
+    codes = codes.astype(np.int64)
+    if not len(codes):
+        return codes, codes
+    # A code appears first where it exceeds every code before it.
+    seen = np.maximum.accumulate(codes)
+    first = np.flatnonzero(np.concatenate(([True], codes[1:] > seen[:-1])))
+    return codes, first
 
 
 def _groups(frame: pd.DataFrame, by: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
