@@ -13,11 +13,12 @@ from collections.abc import Iterable, Sequence
 from itertools import islice
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Table, delete, func, insert, select
 from sqlmodel import Session, col
 
-from dashboard.metrics.ae_rules import WORST_DIMENSIONS
+from dashboard.metrics.ae_rules import SUMMARY_CATEGORIES, WORST_DIMENSIONS
 from dashboard.metrics.kri import qtl_by_cut
 from dashboard.metrics.kri_catalogue import QTLS
 from dashboard.metrics.table_one import Variable, counts_from_values
@@ -105,10 +106,14 @@ AE_COLUMNS = ["site_pk", "emergent", "measure", "arm", "key1", "key2", "subjects
 def _ae_rows(frame: pd.DataFrame, measure: str, emergent: bool, **columns: str) -> pd.DataFrame:
     """A per-site query frame as AdverseEventCount rows: ``columns`` maps a row field (arm, key1,
     key2, subjects, events) to the frame's column."""
-    out = pd.DataFrame({field: frame[source] for field, source in columns.items()})
-    out["site_pk"] = frame["site_pk"]
-    out["measure"], out["emergent"] = str(measure), emergent
-    return out.reindex(columns=AE_COLUMNS)
+    given = {"site_pk": "site_pk", **columns}
+    # One construction from arrays and constants (a column per assignment cost milliseconds a
+    # table, forty tables a load).
+    data: dict[str, Any] = {
+        field: frame[given[field]].array if field in given else None for field in AE_COLUMNS
+    }
+    data["measure"], data["emergent"] = str(measure), emergent
+    return pd.DataFrame(data, index=pd.RangeIndex(len(frame)))
 
 
 def _change_rows(session: Session, *, study_id: str) -> list[pd.DataFrame]:
@@ -149,41 +154,139 @@ def _change_rows(session: Session, *, study_id: str) -> list[pd.DataFrame]:
     return frames
 
 
-def build_adverse_event_counts(session: Session, *, study_id: str) -> pd.DataFrame:
-    """Every safety table of the Adverse events and Overview pages, per site, from the same SQL
-    the pages would run (``queries.adverse_events`` with ``per_site``); then the all-sites sums.
-    Treatment-emergent variants only where they can be told: first-dose dates or the sponsor's
-    AETRTEM (else no switch)."""
-    frames = []
-    dated = ae.safety_population(session, study_id=study_id, scope=None).tells_emergent
-    for emergent in (False, True) if dated else (False,):
-        headline = ae.count_adverse_events_by_site(
-            session, study_id=study_id, treatment_emergent=emergent
+CODE = ":code"  # suffix of a key column's codes, worked out once per load (``_with_codes``)
+# Combined group ids stay below this (int64), renumbered before they would not.
+ID_BOUND = 2**62
+
+
+def _codes(frame: pd.DataFrame, name: str) -> tuple[np.ndarray, int]:
+    """Each value's code in column ``name`` and a bound on the codes (NULL a value of its own,
+    as in SQL's GROUP BY): the column's codes from ``_with_codes`` where it has them."""
+    if name + CODE in frame.columns:
+        codes = frame[name + CODE].to_numpy()
+        return codes, int(codes.max()) + 1 if len(codes) else 0
+    found, uniques = pd.factorize(frame[name], use_na_sentinel=False)
+    return found.astype(np.int64), len(uniques)
+
+
+def _with_codes(frame: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
+    """``frame`` with the codes of its key columns ``names``, once for every tally of it (each
+    tally factorising its keys again was a second at 250,000 AEs)."""
+    return frame.assign(**{name + CODE: _codes(frame, name)[0] for name in names})
+
+
+def _dense(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Integer ids renumbered 0 .. n-1 in order of first appearance, and the first position of
+    each (hashed, not sorted: a sort per group-by key was a second at 250,000 AEs)."""
+    codes, _ = pd.factorize(ids)
+    codes = codes.astype(np.int64)
+    if not len(codes):
+        return codes, codes
+    # A code appears first where it exceeds every code before it.
+    seen = np.maximum.accumulate(codes)
+    first = np.flatnonzero(np.concatenate(([True], codes[1:] > seen[:-1])))
+    return codes, first
+
+
+def _groups(frame: pd.DataFrame, by: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's group of the ``by`` columns (0 .. n-1; NULL keys a group of their own, as in
+    SQL's GROUP BY) and the first row of each group."""
+    group, bound = np.zeros(len(frame), dtype=np.int64), 1
+    for name in by:
+        codes, distinct = _codes(frame, name)
+        if bound * max(distinct, 1) >= ID_BOUND:
+            group, first = _dense(group)
+            bound = len(first)
+        group, bound = group * distinct + codes, bound * max(distinct, 1)
+    return _dense(group)
+
+
+def _tally(events: pd.DataFrame, by: list[str], flags: Sequence[str] = ()) -> pd.DataFrame:
+    """Per group of ``by`` (NULL keys a group, as SQL's GROUP BY): ``events`` (rows) and
+    ``subjects`` (distinct subject_pk); for each of ``flags`` (1 or 0), ``<flag>_events`` and
+    ``<flag>_subjects`` counted among the rows where the flag is 1. Only groups with a row.
+
+    Counted with integer codes and bincounts: a pandas group-by per table cost more than the
+    table's SQL on a small study (twenty of them per load)."""
+    group, first = _groups(events, by)
+    size = len(first)
+    subject, subjects = _codes(events, "subject_pk")
+    # A (group, subject) pair once: a subject counts once in a group (subject_pk is never NULL).
+    pair, pair_first = _dense(group * subjects + subject)
+    pair_group = group[pair_first]
+    columns: dict[str, Any] = {name: events[name].array.take(first) for name in by}
+    columns["events"] = np.bincount(group, minlength=size)
+    columns["subjects"] = np.bincount(pair_group, minlength=size)
+    for flag in flags:
+        flagged = events[flag].to_numpy() == 1
+        columns[f"{flag}_events"] = np.bincount(group[flagged], minlength=size)
+        columns[f"{flag}_subjects"] = np.bincount(
+            pair_group[np.unique(pair[flagged])], minlength=size
         )
-        frames += [
-            _ae_rows(
-                headline.assign(key1="any"),
-                Measure.HEADLINE,
-                emergent,
-                key1="key1",
-                subjects="subjects",
-                events="events",
-            ),
-            _ae_rows(
-                headline.assign(key1="serious"),
-                Measure.HEADLINE,
-                emergent,
-                key1="key1",
-                subjects="serious_subjects",
-                events="serious_events",
-            ),
-        ]
-        summary = ae.safety_summary(
-            session, study_id=study_id, scope=None, treatment_emergent=emergent, per_site=True
+    return pd.DataFrame(columns)
+
+
+def _worst(events: pd.DataFrame, rank: str) -> pd.DataFrame:
+    """Subjects per site_pk, arm and their highest ``rank`` over their events (a subject counts
+    once, at that rank): site_pk, arm, rank, subjects."""
+    group, first = _groups(events, ["subject_pk", "site_pk", "arm"])
+    highest = np.full(len(first), np.iinfo(np.int64).min, dtype=np.int64)
+    np.maximum.at(highest, group, events[rank].to_numpy(dtype=np.int64))
+    per_subject = pd.DataFrame(
+        {name: events[name].array.take(first) for name in ("subject_pk", "site_pk", "arm")}
+    )
+    counted = _tally(per_subject.assign(rank=highest), ["site_pk", "arm", "rank"])
+    return counted[["site_pk", "arm", "rank", "subjects"]]
+
+
+def _safety_frames(
+    facts: pd.DataFrame, *, emergent: bool, from_ds: pd.DataFrame | None
+) -> list[pd.DataFrame]:
+    """The per-site safety tables of ``queries.adverse_events`` (their ``per_site`` forms) counted
+    from the AEs' facts (``adverse_event_facts``) as AdverseEventCount rows: the same filters and
+    groups as those queries, in pandas over one read. ``from_ds``: discontinuation read from DS
+    (``discontinued_from_ds_by_site``), else None."""
+    counted = facts[facts["emergent"] == 1] if emergent else facts
+    members = counted[counted["member"] == 1]
+    headline = _tally(counted, ["site_pk"], ["serious"])
+    frames = [
+        _ae_rows(
+            headline.assign(key1="any"),
+            Measure.HEADLINE,
+            emergent,
+            key1="key1",
+            subjects="subjects",
+            events="events",
+        ),
+        _ae_rows(
+            headline.assign(key1="serious"),
+            Measure.HEADLINE,
+            emergent,
+            key1="key1",
+            subjects="serious_subjects",
+            events="serious_events",
+        ),
+    ]
+    keys = [key for key, _label in SUMMARY_CATEGORIES]
+    if from_ds is not None:
+        keys.remove("discontinuation")
+    by_arm = _tally(members, ["site_pk", "arm"], keys)
+    frames += [
+        _ae_rows(
+            by_arm.assign(category=key),
+            Measure.CATEGORY,
+            emergent,
+            arm="arm",
+            key1="category",
+            subjects=f"{key}_subjects",
+            events=f"{key}_events",
         )
+        for key in keys
+    ]
+    if from_ds is not None:
         frames.append(
             _ae_rows(
-                summary.counts,
+                from_ds.assign(category="discontinuation", events=None),
                 Measure.CATEGORY,
                 emergent,
                 arm="arm",
@@ -192,115 +295,125 @@ def build_adverse_event_counts(session: Session, *, study_id: str) -> pd.DataFra
                 events="events",
             )
         )
-        outside = summary.outside_by_site
-        assert outside is not None
-        for key1, subjects, events in (
-            ("outside", "outside_subjects", "outside_events"),
-            ("graded", None, "graded"),
-            ("uncoded", None, "uncoded"),
-        ):
-            found = outside.assign(key1=key1, none=0)
-            frames.append(
-                _ae_rows(
-                    found,
-                    Measure.OUTSIDE,
-                    emergent,
-                    key1="key1",
-                    subjects=subjects or "none",
-                    events=events,
-                )
+    outside = _tally(
+        counted.assign(outside=1 - counted["member"]), ["site_pk"], ["outside", "graded", "uncoded"]
+    )
+    for key1, subjects, events in (
+        ("outside", "outside_subjects", "outside_events"),
+        ("graded", None, "graded_events"),
+        ("uncoded", None, "uncoded_events"),
+    ):
+        frames.append(
+            _ae_rows(
+                outside.assign(key1=key1, none=0),
+                Measure.OUTSIDE,
+                emergent,
+                key1="key1",
+                subjects=subjects or "none",
+                events=events,
             )
-        if not emergent:
-            # Study-wide, not per site: whether discontinuation is read from DS.
-            frames.append(
-                pd.DataFrame(
-                    [
-                        {
-                            "site_pk": None,
-                            "emergent": False,
-                            "measure": str(Measure.STUDY),
-                            "key1": str(StudyFlag.DISCONTINUATION_FROM_DS),
-                            "subjects": int(summary.discontinuation_from_ds),
-                        }
-                    ]
-                ).reindex(columns=AE_COLUMNS)
-            )
-        terms = ae.incidence_by_term(
-            session, study_id=study_id, scope=None, treatment_emergent=emergent, per_site=True
         )
-        frames += [
+    frames += [
+        _ae_rows(
+            _tally(members, ["site_pk", "arm", "soc", "pt"]),
+            Measure.PT,
+            emergent,
+            arm="arm",
+            key1="soc",
+            key2="pt",
+            subjects="subjects",
+            events="events",
+        ),
+        _ae_rows(
+            _tally(members, ["site_pk", "arm", "soc"]),
+            Measure.SOC,
+            emergent,
+            arm="arm",
+            key1="soc",
+            subjects="subjects",
+            events="events",
+        ),
+    ]
+    for dimension in WORST_DIMENSIONS:
+        worst = _worst(members, f"rank_{dimension}")
+        frames.append(
             _ae_rows(
-                terms.by_pt,
-                Measure.PT,
+                worst.assign(key1=worst["rank"].astype(str)),
+                Measure.WORST.of(dimension),
                 emergent,
                 arm="arm",
-                key1="soc",
-                key2="pt",
+                key1="key1",
                 subjects="subjects",
-                events="events",
-            ),
+            )
+        )
+        frames.append(
             _ae_rows(
-                terms.by_soc,
-                Measure.SOC,
+                _tally(members, ["site_pk", "arm", f"value_{dimension}"]),
+                Measure.VALUE.of(dimension),
                 emergent,
                 arm="arm",
-                key1="soc",
+                key1=f"value_{dimension}",
                 subjects="subjects",
                 events="events",
-            ),
-        ]
-        for dimension in WORST_DIMENSIONS:
-            worst = ae.subjects_by_worst_level(
-                session,
-                study_id=study_id,
-                scope=None,
-                dimension=dimension,
-                treatment_emergent=emergent,
-                per_site=True,
             )
-            frames.append(
-                _ae_rows(
-                    worst.assign(key1=worst["rank"].astype(str)),
-                    Measure.WORST.of(dimension),
-                    emergent,
-                    arm="arm",
-                    key1="key1",
-                    subjects="subjects",
-                )
-            )
-            values = ae.events_by_source_value(
-                session,
-                study_id=study_id,
-                scope=None,
-                dimension=dimension,
-                treatment_emergent=emergent,
-                per_site=True,
-            )
-            frames.append(
-                _ae_rows(
-                    values,
-                    Measure.VALUE.of(dimension),
-                    emergent,
-                    arm="arm",
-                    key1="value",
-                    subjects="subjects",
-                    events="events",
-                )
-            )
+        )
+    return frames
+
+
+def build_adverse_event_counts(session: Session, *, study_id: str) -> pd.DataFrame:
+    """Every safety table of the Adverse events and Overview pages, per site, as the pages' own
+    queries (``queries.adverse_events`` with ``per_site``) would count them, counted in pandas
+    from one read of the AEs' facts (``adverse_event_facts``: each rule the pages' SQL); then the
+    all-sites sums. Treatment-emergent variants only where they can be told: first-dose dates or
+    the sponsor's AETRTEM (else no switch)."""
+    facts = ae.adverse_event_facts(session, study_id=study_id)
+    keys = ["site_pk", "subject_pk", "arm", "soc", "pt"]
+    facts = _with_codes(facts, [*keys, *(f"value_{d}" for d in WORST_DIMENSIONS)])
+    # Discontinuation is read from DS where no AE of the study gives AEACN (``safety_summary``).
+    from_ds = not bool(facts["action_given"].any())
+    ds = ae.discontinued_from_ds_by_site(session, study_id=study_id) if from_ds else None
+    frames = [
+        # Study-wide, not per site: whether discontinuation is read from DS.
+        pd.DataFrame(
+            [
+                {
+                    "site_pk": None,
+                    "emergent": False,
+                    "measure": str(Measure.STUDY),
+                    "key1": str(StudyFlag.DISCONTINUATION_FROM_DS),
+                    "subjects": int(from_ds),
+                }
+            ]
+        ).reindex(columns=AE_COLUMNS)
+    ]
+    dated = ae.safety_population(session, study_id=study_id, scope=None).tells_emergent
+    for emergent in (False, True) if dated else (False,):
+        frames += _safety_frames(facts, emergent=emergent, from_ds=ds)
     frames += _change_rows(session, study_id=study_id)
-    by_soc = ae.incidence_by_soc(session, study_id=study_id, scope=None, per_site=True)
     frames.append(
         _ae_rows(
-            by_soc, Measure.SOC_ALL, False, key1="body_system", subjects="subjects", events="events"
+            _tally(facts, ["site_pk", "soc"]),
+            Measure.SOC_ALL,
+            False,
+            key1="soc",
+            subjects="subjects",
+            events="events",
         )
     )
     per_site = pd.concat(frames, ignore_index=True).assign(all_sites=False)
+    # Counts as nullable integers: the sums below stay vectorised (no per-group Python) and an
+    # events figure no table gives stays NULL.
+    per_site = per_site.astype({"subjects": "Int64", "events": "Int64"})
     study_wide = per_site["measure"] == str(Measure.STUDY)
     per_site.loc[study_wide, "all_sites"] = True
+    grouped = per_site[~study_wide].groupby(
+        ["emergent", "measure", "arm", "key1", "key2"], dropna=False
+    )
     summed = (
-        per_site[~study_wide]
-        .groupby(["emergent", "measure", "arm", "key1", "key2"], dropna=False)
-        .agg(subjects=("subjects", "sum"), events=("events", lambda e: e.sum(min_count=1)))
+        grouped["subjects"]
+        .sum()
+        .to_frame()
+        .assign(events=grouped["events"].sum(min_count=1))
         .reset_index()
         .assign(all_sites=True, site_pk=None)
     )
@@ -399,12 +512,12 @@ def _insert(session: Session, model: Any, frame: pd.DataFrame, study_id: str) ->
     """Bulk-insert a frame of counts with the study's id (NaN and pd.NA become NULL)."""
     if frame.empty:
         return 0
-    columns = [
+    values = [
         frame[name].astype(object).where(frame[name].notna(), None).tolist()
         for name in frame.columns
     ]
-    rows = zip(*columns, [study_id] * len(frame), strict=True)
-    insert_rows(session, model.__table__, [*map(str, frame.columns), "study_id"], rows)
+    values.append([study_id] * len(frame))
+    insert_columns(session, model.__table__, [*map(str, frame.columns), "study_id"], values)
     return len(frame)
 
 
@@ -418,34 +531,51 @@ def insert_rows(
     (dates as text, JSON) applied once per value: SQLAlchemy's building of a parameter dict per
     row was a third of a scale import (2.4 M findings). Elsewhere (or where a default is a
     function), a Core executemany."""
+    iterator = iter(rows)
+    for chunk in iter(lambda: list(islice(iterator, CHUNK_ROWS)), []):
+        _insert_chunk(session, table, columns, [*zip(*chunk, strict=True)])
+
+
+def insert_columns(
+    session: Session, table: Table, columns: Sequence[str], values: Sequence[Sequence[Any]]
+) -> None:
+    """``insert_rows`` with the values given column by column (one sequence per name of
+    ``columns``, all of a length): a frame's columns go in without being turned into rows and
+    back (at half a million counts, a second of a load)."""
+    total = len(values[0]) if values else 0
+    for start in range(0, total, CHUNK_ROWS):
+        _insert_chunk(
+            session, table, columns, [column[start : start + CHUNK_ROWS] for column in values]
+        )
+
+
+def _insert_chunk(
+    session: Session, table: Table, columns: Sequence[str], values: list[Sequence[Any]]
+) -> None:
+    """One executemany of ``values`` (a sequence per name of ``columns``, all of a length)."""
     connection = session.connection()
     dialect = connection.dialect
     missing = [c for c in table.columns if c.name not in columns and c.default is not None]
     scalar_defaults = all(getattr(c.default, "is_scalar", False) for c in missing)
-    iterator = iter(rows)
-    chunks = iter(lambda: list(islice(iterator, CHUNK_ROWS)), [])
     if dialect.name != "sqlite" or not scalar_defaults:
-        statement = insert(table)
-        for chunk in chunks:
-            connection.execute(statement, [dict(zip(columns, row, strict=True)) for row in chunk])
+        connection.execute(
+            insert(table),
+            [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)],
+        )
         return
     names = [*columns, *(c.name for c in missing)]
-    constants = tuple(getattr(c.default, "arg", None) for c in missing)
-    processors = [
-        table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
-    ]
+    size = len(values[0])
+    values = [*values, *([getattr(c.default, "arg", None)] * size for c in missing)]
+    for index, name in enumerate(names):
+        process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            values[index] = _processed(process, values[index])
     quote = dialect.identifier_preparer.quote
     sql = (
         f"INSERT INTO {dialect.identifier_preparer.format_table(table)} "
         f"({', '.join(quote(name) for name in names)}) VALUES ({', '.join('?' * len(names))})"
     )
-    for chunk in chunks:
-        values: list[Sequence[Any]] = [*zip(*chunk, strict=True)]
-        values += [[constant] * len(chunk) for constant in constants]
-        for index, process in enumerate(processors):
-            if process is not None:
-                values[index] = _processed(process, values[index])
-        connection.exec_driver_sql(sql, list(zip(*values, strict=True)))
+    connection.exec_driver_sql(sql, list(zip(*values, strict=True)))
 
 
 def _processed(process: Any, values: Sequence[Any]) -> list[Any]:

@@ -8,12 +8,13 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, select, update
 from sqlmodel import Session, col
 
 from dashboard.db import make_engine
 from dashboard.metrics.ae_rules import WORST_DIMENSIONS
-from dashboard.models import AdverseEventCount
+from dashboard.models import AdverseEvent, AdverseEventCount, Subject
+from dashboard.precomputed import _tally, _worst, rebuild_adverse_event_counts
 from dashboard.queries import adverse_events, changes, safety_counts, studies
 from dashboard.results.changes import AdverseEventChanges
 from tests.databases import new_database_url
@@ -176,3 +177,72 @@ def test_changes_without_their_counts_come_from_the_raw_rows(tmp_path: Any) -> N
         period = (dt.date(2000, 1, 1), dt.date(2100, 1, 1))
         with_period = safety_counts.adverse_event_changes_since(session, **kwargs, period=period)
         assert with_period == counted and counted.new_adverse_events > 0
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{str(k): v for k, v in r.items()} for r in frame.astype(object).to_dict("records")]
+
+
+def _key(site_pk: Any) -> int | None:
+    return None if pd.isna(site_pk) else int(site_pk)
+
+
+def test_tally_counts_as_sql_group_by() -> None:
+    """``_tally`` and ``_worst`` give what GROUP BY with COUNT(*) and COUNT(DISTINCT subject)
+    gives: NULL keys a group of their own, a subject once per group, a flag's subjects those
+    with a flagged event. Figures counted by hand from the rows below."""
+    events = pd.DataFrame(
+        {
+            "site_pk": pd.array([1, 1, 1, 2, None, None], dtype="Int64"),
+            "arm": ["A", "A", "B", "A", "A", "A"],
+            "subject_pk": [10, 10, 11, 20, 30, 31],
+            "serious": [1, 0, 0, 1, 0, 0],
+            "rank": [2, 3, 1, 0, 1, 1],
+        }
+    )
+    found = _tally(events, ["site_pk", "arm"], ["serious"])
+    columns = ["events", "subjects", "serious_events", "serious_subjects"]
+    by_key = {(_key(r["site_pk"]), r["arm"]): tuple(r[c] for c in columns) for r in _records(found)}
+    assert by_key == {
+        (1, "A"): (2, 1, 1, 1),
+        (1, "B"): (1, 1, 0, 0),
+        (2, "A"): (1, 1, 1, 1),
+        (None, "A"): (2, 2, 0, 0),
+    }
+    worst = _worst(events, "rank")
+    counted = {
+        (_key(r["site_pk"]), r["arm"], int(r["rank"])): r["subjects"] for r in _records(worst)
+    }
+    # Subject 10 counts once, at rank 3 (its highest); the two site-less subjects at rank 1.
+    assert counted == {(1, "A", 3): 1, (1, "B", 1): 1, (2, "A", 0): 1, (None, "A", 1): 2}
+    assert _tally(events.iloc[0:0], ["site_pk", "arm"], ["serious"]).empty
+
+
+@pytest.mark.parametrize("emergent", [False, True])
+def test_counts_with_blank_codes_and_a_subject_without_site(tmp_path: Any, emergent: bool) -> None:
+    """NULL keys (a subject without a site, AEs without a PT or SOC) are counted as the raw
+    queries' GROUP BY counts them, in the per-site rows and the all-sites sums alike."""
+    from dashboard.db import ensure_schema
+    from dashboard.demo import build_multisite_study
+
+    engine = make_engine(new_database_url(tmp_path, "blanks"))
+    ensure_schema(engine)
+    with Session(engine) as session:
+        build_multisite_study(session)
+        with_ae = select(col(AdverseEvent.subject_pk)).join(
+            Subject, col(Subject.id) == col(AdverseEvent.subject_pk)
+        )
+        subject = session.execute(
+            with_ae.where(col(Subject.study_id) == "DEMO-MULTI").limit(1)
+        ).scalar_one()
+        session.execute(update(Subject).where(col(Subject.id) == subject).values(site_pk=None))
+        events = select(col(AdverseEvent.id)).where(col(AdverseEvent.subject_pk) == subject)
+        session.execute(
+            update(AdverseEvent)
+            .where(col(AdverseEvent.id).in_(events))
+            .values(decoded_term=None, body_system=" ", grade=None)
+        )
+        rebuild_adverse_event_counts(session, "DEMO-MULTI")
+        session.commit()
+        assert _compare(session, "DEMO-MULTI", None, emergent) > 0
+        assert _compare(session, "DEMO-MULTI", ("101",), emergent) >= 0

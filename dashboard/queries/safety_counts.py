@@ -1,9 +1,10 @@
 """The safety tables read from the load-time AE counts (``dashboard.precomputed``).
 
 Same functions, arguments and results as their namesakes in ``queries.adverse_events``, which
-compute them from the raw AEs: the counts are those queries run per site at load time, so a
-scoped view sums its sites' rows and the unscoped view reads the all-sites rows. A study loaded
-before the counts existed is answered from the raw rows.
+compute them from the raw AEs: the counts are those queries' figures per site, counted at load
+time (from one read of the AEs with the same SQL rules, ``adverse_event_facts``), so a scoped view
+sums its sites' rows and the unscoped view reads the all-sites rows. A study loaded before the
+counts existed is answered from the raw rows.
 """
 
 import functools
