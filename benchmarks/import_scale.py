@@ -3,15 +3,14 @@
 1% of its records changed imported over it; and the CDISC pilot's import.
 
 Each import runs as ``study-monitor import sdtm`` in a process of its own, so its time is the whole
-command's (start-up included) and its peak RSS is that process's alone (``os.wait4`` hands back the
-child's resource usage). A benchmark prints figures; it does not pass or fail.
+command's (start-up included) and its peak RSS is that process's alone (``child.run_measured``: it
+is started by a small launcher, so that the benchmark's own size does not count). A benchmark
+prints figures; it does not pass or fail.
 
 Run: .venv/bin/python benchmarks/import_scale.py [--subjects N] [--db URL_OF_A_SCALE_STUDY]
 """
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,6 +20,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import Session
 
+from child import run_measured
 from dashboard.db import make_engine
 from dashboard.demo_export import export_sdtm, write_changed_cut
 from dashboard.demo_scale import CUTOFF, SCALE_STUDY_ID
@@ -39,14 +39,10 @@ def run_child(command: list[str], log: Path) -> tuple[float, float]:
     """Wall seconds and peak RSS (MB) of ``command`` run as a process of its own (it must
     succeed; its output goes to ``log``)."""
     with log.open("wb") as output:
-        start = time.perf_counter()
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
-        _pid, status, usage = os.wait4(process.pid, 0)
-        elapsed = time.perf_counter() - start
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode:
+        measured = run_measured(command, output)
+    if measured["code"]:
         raise RuntimeError(f"{' '.join(command)} failed:\n{log.read_text()[-2000:]}")
-    return elapsed, usage.ru_maxrss / 1024  # kilobytes on Linux
+    return measured["wall_s"], measured["rss_mb"]
 
 
 def import_figures(folder: Path, subjects: int, db_url: str | None = None) -> dict[str, Any]:

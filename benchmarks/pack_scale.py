@@ -4,17 +4,17 @@ Run: ``.venv/bin/python benchmarks/pack_scale.py --db sqlite:////tmp/scale-copy.
 holding DEMO-SCALE; `report` records the export in its audit table, so use a copy).
 The command runs in a process of its own, as a user runs it: the wall time is the whole process's
 (start-up, queries, PDF and workbook, files written) and the peak RSS is that process's only
-(``os.wait4`` returns the child's own resource usage). A benchmark prints figures; it does not
-pass or fail.
+(``child.run_measured``: started by a small launcher, so that the benchmark's own size does not
+count). A benchmark prints figures; it does not pass or fail.
 """
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from child import run_measured
 
 TARGET_S = 30.0
 TARGET_RSS_MB = 1024.0
@@ -27,17 +27,15 @@ def pack_figures(db_url: str, study_id: str, out: Path) -> dict[str, float]:
     time in seconds and its peak RSS in MB. Raises RuntimeError if the command fails."""
     args = [sys.executable, "-c", _COMMAND, "report", "--study", study_id, "--out", str(out)]
     with tempfile.TemporaryFile() as errors:
-        start = time.perf_counter()
-        child = subprocess.Popen([*args, "--db", db_url], stdout=subprocess.DEVNULL, stderr=errors)
-        _, status, usage = os.wait4(child.pid, 0)
-        wall = time.perf_counter() - start
-        child.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
-        if child.returncode != 0:
+        measured = run_measured([*args, "--db", db_url], errors)
+        if measured["code"] != 0:
             errors.seek(0)
             message = errors.read().decode(errors="replace").strip()
-            raise RuntimeError(f"study-monitor report exited {child.returncode}: {message}")
-    # Linux gives ru_maxrss in kilobytes.
-    return {"pack_scale_s": round(wall, 2), "pack_scale_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+            raise RuntimeError(f"study-monitor report exited {measured['code']}: {message}")
+    return {
+        "pack_scale_s": round(measured["wall_s"], 2),
+        "pack_scale_rss_mb": round(measured["rss_mb"], 1),
+    }
 
 
 def main() -> None:
