@@ -251,21 +251,17 @@ def _safety_frames(
     headline = _tally(counted, ["site_pk"], ["serious"])
     frames = [
         _ae_rows(
-            headline.assign(key1="any"),
+            headline.assign(key1=key),
             Measure.HEADLINE,
             emergent,
             key1="key1",
-            subjects="subjects",
-            events="events",
-        ),
-        _ae_rows(
-            headline.assign(key1="serious"),
-            Measure.HEADLINE,
-            emergent,
-            key1="key1",
-            subjects="serious_subjects",
-            events="serious_events",
-        ),
+            subjects=subjects,
+            events=events,
+        )
+        for key, subjects, events in (
+            ("any", "subjects", "events"),
+            ("serious", "serious_subjects", "serious_events"),
+        )
     ]
     keys = [key for key, _label in SUMMARY_CATEGORIES]
     if from_ds is not None:

@@ -338,10 +338,6 @@ def _check_xpt_complete(path: Path, rows: int, record_length: int) -> None:
     )
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
-    return next(_csv_parts(path, None))
-
-
 def _csv_parts(path: Path, records: int | None) -> Iterator[pd.DataFrame]:
     """A CSV file's records ``records`` at a time (all at once where None), every value as text;
     the first part even where it is empty. Checked as UTF-8 first, without holding the file."""
@@ -468,18 +464,23 @@ def _is_numeric_variable(column: str) -> bool:
 
 def read_dataset(domain: str, path: Path) -> Dataset:
     """Read and normalise one dataset file; fatal problems raise ImportFailure."""
+    frame = next(_frames(path, None))
+    dataset = Dataset(domain=domain, path=path, frame=frame, sha256=sha256_of(path))
+    _normalise(dataset)
+    return dataset
+
+
+def _frames(path: Path, records: int | None) -> Iterator[pd.DataFrame]:
+    """The file's records as frames of ``records`` records (the whole file as one frame where
+    None); Dataset-JSON is always one frame: JSON cannot be read in parts without another parser."""
     if path.stat().st_size == 0:
         raise fail("is empty (0 bytes)", file=path.name)
     suffix = path.suffix.lower()
     if suffix == ".xpt":
-        frame = _read_xpt(path)
-    elif suffix == ".csv":
-        frame = _read_csv(path)
-    else:
-        frame = _read_dataset_json(path)
-    dataset = Dataset(domain=domain, path=path, frame=frame, sha256=sha256_of(path))
-    _normalise(dataset)
-    return dataset
+        return _xpt_parts(path, records) if records else iter([_read_xpt(path)])
+    if suffix == ".csv":
+        return _csv_parts(path, records)
+    return iter([_read_dataset_json(path)])
 
 
 # A findings domain is read, checked and stored this many records at a time (``read_in_chunks``):
@@ -491,19 +492,8 @@ def read_in_chunks(domain: str, path: Path, records: int | None = None) -> Itera
     """The dataset ``records`` (``CHUNK_RECORDS``) records at a time, each chunk normalised and checked as
     ``read_dataset`` does a whole file: one Dataset, its frame each chunk in turn, its ``offset``
     the records before it (fatal problems and warnings name the record in the file), its warnings
-    counted over the chunks read so far. Dataset-JSON is read whole (one chunk): JSON cannot be
-    read in parts without another parser."""
-    if path.stat().st_size == 0:
-        raise fail("is empty (0 bytes)", file=path.name)
-    suffix = path.suffix.lower()
-    records = records or CHUNK_RECORDS
-    parts = (
-        _xpt_parts(path, records)
-        if suffix == ".xpt"
-        else _csv_parts(path, records)
-        if suffix == ".csv"
-        else iter([_read_dataset_json(path)])
-    )
+    counted over the chunks read so far. Dataset-JSON is read whole (one chunk)."""
+    parts = _frames(path, records or CHUNK_RECORDS)
     dataset = Dataset(domain=domain, path=path, frame=pd.DataFrame(), sha256=sha256_of(path))
     for frame in parts:
         size = len(frame)

@@ -176,12 +176,13 @@ class _SeenRecords:
         if repeated.any():
             numbers = np.flatnonzero(repeated) + 1
             self.repeats += len(numbers)
-            self.first_repeats += [dataset.record(int(n)) for n in numbers[:10]]
+            shown = numbers[: 10 - len(self.first_repeats)]
+            self.first_repeats += [dataset.record(int(n)) for n in shown]
             dataset.frame = frame[~repeated].reset_index(drop=True)
 
     def warn(self, dataset: Dataset, warnings: list[str]) -> None:
         if self.repeats:
-            shown = ", ".join(map(str, self.first_repeats[:10]))
+            shown = ", ".join(map(str, self.first_repeats))
             warnings.append(
                 f"{dataset.name}: {plural(self.repeats, 'exact duplicate record')} kept once "
                 f"(records {shown}{' ...' if self.repeats > 10 else ''})"

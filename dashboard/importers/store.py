@@ -434,7 +434,6 @@ def store_package(session: Session, package: Package, *, replace: bool = False) 
     cut.row_counts = dict(package.row_counts)
     cut.source = list(package.sources)
     cut.cutoff_date = package.cutoff_date
-    session.add(cut)
     session.flush()
     rebuild_precomputed_counts(session, study_id)
     cut_number = session.execute(
