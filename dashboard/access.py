@@ -46,7 +46,25 @@ EXPORT = "export"
 USER_ADD = "user-add"
 USER_CHANGE = "user-change"
 USER_REMOVE = "user-remove"
-ACTIONS = (SIGN_IN, SIGN_IN_REFUSED, IMPORT, EXPORT, USER_ADD, USER_CHANGE, USER_REMOVE)
+# Review marks and query messages (dashboard.review, one action per kind of log row).
+REVIEW_ACTIONS = (
+    "review-mark",
+    "review-unmark",
+    "query-open",
+    "query-answer",
+    "query-close",
+    "query-reopen",
+)
+ACTIONS = (
+    SIGN_IN,
+    SIGN_IN_REFUSED,
+    IMPORT,
+    EXPORT,
+    USER_ADD,
+    USER_CHANGE,
+    USER_REMOVE,
+    *REVIEW_ACTIONS,
+)
 
 # Page keys (the url_path of each page in dashboard/app.py; the Overview's is "").
 DATA_PAGES = (

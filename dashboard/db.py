@@ -502,6 +502,31 @@ def has_schema(engine: Engine) -> bool:
     return inspect(engine).has_table("study")
 
 
+# The natural keys the importer gives AE, IE and DS records (importers.sdtm; DESIGN.md History),
+# written in SQL for rows stored without one: the demo builders' and those stored before the column
+# existed (migration 0005). A key the importer made unique with a "#n" suffix cannot be rebuilt
+# here; such rows were all stored by an importer that wrote their key.
+_NATURAL_KEYS = {
+    "adverseevent": "s.usubjid || '/' || CASE WHEN t.seq IS NOT NULL THEN CAST(t.seq AS TEXT) "
+    "ELSE t.term || '/' || COALESCE(t.start_dtc, 'None') END",
+    "disposition": "s.usubjid || '/' || CASE WHEN t.seq IS NOT NULL THEN CAST(t.seq AS TEXT) "
+    "ELSE COALESCE(t.term, 'None') || '/' || COALESCE(t.dtc, 'None') END",
+    "eligibilityfinding": "s.usubjid || '/' || (SELECT c.code || '/' || c.protocol_version "
+    "FROM criterion c WHERE c.id = t.criterion_pk)",
+}
+
+
+def fill_natural_keys(connection: Connection) -> None:
+    """Give every AE, IE and DS row without a natural key the one the importer would have."""
+    for table, key in _NATURAL_KEYS.items():
+        connection.execute(
+            text(
+                f"UPDATE {table} AS t SET natural_key = (SELECT {key} FROM subject s "
+                "WHERE s.id = t.subject_pk) WHERE t.natural_key IS NULL"
+            )
+        )
+
+
 def delete_subject_rows(session: Session, study_id: str) -> None:
     """Remove a study's subjects and every row that hangs off them, children first (foreign keys
     are on): what an SDTM snapshot replaces, and the first step of deleting a study."""
@@ -543,3 +568,5 @@ def delete_study(session: Session, study_id: str) -> None:
     ):
         session.execute(delete(table).where(col(table.study_id) == study_id))
     session.execute(delete(models.Study).where(col(models.Study.study_id) == study_id))
+    # The review log's rows may go only once their study has (models.append_only_guards).
+    session.execute(delete(models.ReviewEvent).where(col(models.ReviewEvent.study_id) == study_id))

@@ -26,7 +26,7 @@ from sqlalchemy import select
 from sqlmodel import Session, col
 
 from dashboard import demo_scale
-from dashboard.db import delete_study
+from dashboard.db import delete_study, fill_natural_keys
 from dashboard.importers.ctgov import import_ctgov_record
 from dashboard.metrics.population import DispositionEvent, classify_subject, subject_status
 from dashboard.models import (
@@ -347,6 +347,8 @@ def _write_study(
     session.add_all(changes)
     session.add_all([interim, current])
     session.flush()
+    # The natural keys an SDTM import would give AE, IE and DS (review marks are keyed to them).
+    fill_natural_keys(session.connection())
     rebuild_precomputed_counts(session, study.study_id)
 
 

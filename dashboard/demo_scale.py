@@ -42,7 +42,7 @@ from numpy.typing import NDArray
 from sqlalchemy import Select, Table, insert, select
 from sqlmodel import Session, SQLModel, col
 
-from dashboard.db import delete_study
+from dashboard.db import delete_study, fill_natural_keys
 from dashboard.models import (
     AdverseEvent,
     Arm,
@@ -507,6 +507,8 @@ def build_scale_study(
     design.current.row_counts = counts.current
     session.add_all([design.interim, design.current])
     session.flush()
+    # The natural keys an SDTM import would give AE, IE and DS (review marks are keyed to them).
+    fill_natural_keys(session.connection())
     rebuild_precomputed_counts(session, study_id)
 
 

@@ -128,6 +128,7 @@ class EligibilityFinding(HistoryColumns, table=True):
     id: int | None = Field(default=None, primary_key=True)
     subject_pk: int = Field(foreign_key="subject.id", index=True)
     criterion_pk: int = Field(foreign_key="criterion.id", index=True)
+    natural_key: str | None = Field(default=None, index=True)  # USUBJID/IETESTCD/TIVERS
     result: str | None = None  # IEORRES: N for an inclusion not met, Y for an exclusion met
     assessed_dtc: str | None = None  # IEDTC
     assessed_date: dt.date | None = Field(default=None, index=True)
@@ -137,6 +138,7 @@ class EligibilityFinding(HistoryColumns, table=True):
 class Disposition(HistoryColumns, table=True):
     id: int | None = Field(default=None, primary_key=True)
     subject_pk: int = Field(foreign_key="subject.id", index=True)
+    natural_key: str | None = Field(default=None, index=True)  # USUBJID/DSSEQ (DESIGN.md History)
     seq: int | None = None  # DSSEQ
     category: str | None = Field(default=None, index=True)  # DSCAT
     term: str | None = Field(default=None, index=True)  # DSDECOD
@@ -292,6 +294,7 @@ class AdverseEventCount(SQLModel, table=True):
 class AdverseEvent(HistoryColumns, table=True):
     id: int | None = Field(default=None, primary_key=True)
     subject_pk: int = Field(foreign_key="subject.id", index=True)
+    natural_key: str | None = Field(default=None, index=True)  # USUBJID/AESEQ (DESIGN.md History)
     seq: int | None = None  # AESEQ
     term: str  # AETERM (verbatim)
     decoded_term: str | None = Field(default=None, index=True)  # AEDECOD (MedDRA PT)
@@ -481,28 +484,67 @@ class AuditEvent(SQLModel, table=True):
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
 
 
-# Append-only in the database too, not only by convention: a trigger refuses UPDATE and DELETE on
-# the audit table (created with the table by create_all; a migration that creates the table must
-# create the same trigger).
-_APPEND_ONLY = "the audit trail is append-only"
-AUDIT_GUARDS = {
-    "sqlite": [
-        f"CREATE TRIGGER auditevent_no_{verb.lower()} BEFORE {verb} ON auditevent "
-        f"BEGIN SELECT RAISE(ABORT, '{_APPEND_ONLY}'); END"
-        for verb in ("UPDATE", "DELETE")
-    ],
-    "postgresql": [
-        "CREATE OR REPLACE FUNCTION auditevent_append_only() RETURNS trigger AS $$ "
-        f"BEGIN RAISE EXCEPTION '{_APPEND_ONLY}'; END; $$ LANGUAGE plpgsql",
-        "CREATE TRIGGER auditevent_append_only BEFORE UPDATE OR DELETE ON auditevent "
-        "FOR EACH ROW EXECUTE FUNCTION auditevent_append_only()",
-    ],
-}
+# Review (issue #20): every review mark and every query message is one row of an append-only log;
+# the current state (is this AE reviewed by the medical monitor? is this query answered?) is read
+# from the latest rows, never stored apart. Appending only means two reviewers marking the same
+# record at once both land, and a record a later cut removes keeps its history (rows are keyed by
+# the record's natural key and SITEID, not by a row id the next import replaces).
+class ReviewEvent(SQLModel, table=True):
+    __table_args__ = (Index("ix_reviewevent_record", "study_id", "entity", "natural_key"),)
+    id: int | None = Field(default=None, primary_key=True)
+    at: dt.datetime = Field(index=True)  # UTC
+    email: str = Field(index=True)  # who
+    role: str  # the role written as: dashboard.review REVIEW_ROLES, or "site"
+    # No foreign keys: the log outlives the rows it names, and goes only with its study (below).
+    study_id: str  # indexed first in ix_reviewevent_record
+    site_id: str | None = Field(default=None, index=True)  # the record's SITEID when written
+    entity: str  # subject / ae / ie / ds
+    natural_key: str  # as CutChange.natural_key: USUBJID, USUBJID/AESEQ ...
+    kind: str = Field(index=True)  # reviewed / unreviewed / query / answer / close / reopen
+    # A mark: the cut the record was last changed in when it was reviewed; a later cut that
+    # changes the record makes the mark "changed since review".
+    record_cut_id: int | None = None
+    thread_id: int | None = Field(default=None, index=True)  # a message: its query's first row
+    audience: str | None = None  # a query: site / data-management / medical-monitor
+    text: str | None = None
+    # Written by a viewer who saw the arms of a blinded study: the text is shown to unblinded
+    # viewers only (it may name an arm).
+    by_unblinded: bool = False
 
 
-def _guard_audit_table(_table: Any, connection: Connection, **_kw: Any) -> None:
-    for statement in AUDIT_GUARDS.get(connection.dialect.name, []):
+# Append-only in the database too, not only by convention: triggers refuse UPDATE and DELETE on
+# the audit trail, and UPDATE on the review log, whose rows may be deleted only once their study
+# row is gone (``db.delete_study``: a study removed goes with its reviews). Created with the
+# tables by create_all; a migration that creates one of them runs the same statements.
+def append_only_guards(table: str, dialect: str) -> list[str]:
+    """The statements that make ``table`` (auditevent or reviewevent) append-only on ``dialect``."""
+    name = "audit trail" if table == "auditevent" else "review log"
+    refuse = f"the {name} is append-only"
+    # The review log: a row may go only after its study (SQLite: the trigger's WHEN).
+    study_kept = "EXISTS (SELECT 1 FROM study WHERE study.study_id = OLD.study_id)"
+    if dialect == "sqlite":
+        return [
+            f"CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table} "
+            + (f"WHEN {study_kept} " if table == "reviewevent" and verb == "DELETE" else "")
+            + f"BEGIN SELECT RAISE(ABORT, '{refuse}'); END"
+            for verb in ("UPDATE", "DELETE")
+        ]
+    if dialect == "postgresql":
+        condition = f"TG_OP = 'UPDATE' OR {study_kept}" if table == "reviewevent" else "TRUE"
+        return [
+            f"CREATE OR REPLACE FUNCTION {table}_append_only() RETURNS trigger AS $$ "
+            f"BEGIN IF {condition} THEN RAISE EXCEPTION '{refuse}'; END IF; RETURN OLD; END; "
+            "$$ LANGUAGE plpgsql",
+            f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+            f"FOR EACH ROW EXECUTE FUNCTION {table}_append_only()",
+        ]
+    return []
+
+
+def _guard(table: Any, connection: Connection, **_kw: Any) -> None:
+    for statement in append_only_guards(table.name, connection.dialect.name):
         connection.execute(text(statement))
 
 
-event.listen(AuditEvent.__table__, "after_create", _guard_audit_table)  # type: ignore[attr-defined]
+for _table in (AuditEvent.__table__, ReviewEvent.__table__):  # type: ignore[attr-defined]
+    event.listen(_table, "after_create", _guard)
