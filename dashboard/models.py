@@ -512,25 +512,33 @@ class ReviewEvent(SQLModel, table=True):
     by_unblinded: bool = False
 
 
+# A study whose review log is being removed with it (``db.delete_study``): the one case the
+# review log's trigger lets rows go. Empty between transactions.
+class ReviewPurge(SQLModel, table=True):
+    study_id: str = Field(primary_key=True)
+
+
 # Append-only in the database too, not only by convention: triggers refuse UPDATE and DELETE on
-# the audit trail, and UPDATE on the review log, whose rows may be deleted only once their study
-# row is gone (``db.delete_study``: a study removed goes with its reviews). Created with the
-# tables by create_all; a migration that creates one of them runs the same statements.
+# the audit trail, and UPDATE on the review log, whose rows may be deleted only with their whole
+# study (``db.delete_study`` writes the study in ``ReviewPurge`` first). Created with the tables
+# by create_all; a migration that creates one of them runs the same statements. (The condition
+# reads a table of its own: SQLite checks a trigger's tables when a migration copies a table it
+# names, and the study table is copied by migrations that change it.)
 def append_only_guards(table: str, dialect: str) -> list[str]:
     """The statements that make ``table`` (auditevent or reviewevent) append-only on ``dialect``."""
     name = "audit trail" if table == "auditevent" else "review log"
     refuse = f"the {name} is append-only"
-    # The review log: a row may go only after its study (SQLite: the trigger's WHEN).
-    study_kept = "EXISTS (SELECT 1 FROM study WHERE study.study_id = OLD.study_id)"
+    # The review log: a row may go only with its study (SQLite: the trigger's WHEN).
+    not_purged = "NOT EXISTS (SELECT 1 FROM reviewpurge WHERE reviewpurge.study_id = OLD.study_id)"
     if dialect == "sqlite":
         return [
             f"CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table} "
-            + (f"WHEN {study_kept} " if table == "reviewevent" and verb == "DELETE" else "")
+            + (f"WHEN {not_purged} " if table == "reviewevent" and verb == "DELETE" else "")
             + f"BEGIN SELECT RAISE(ABORT, '{refuse}'); END"
             for verb in ("UPDATE", "DELETE")
         ]
     if dialect == "postgresql":
-        condition = f"TG_OP = 'UPDATE' OR {study_kept}" if table == "reviewevent" else "TRUE"
+        condition = f"TG_OP = 'UPDATE' OR {not_purged}" if table == "reviewevent" else "TRUE"
         return [
             f"CREATE OR REPLACE FUNCTION {table}_append_only() RETURNS trigger AS $$ "
             f"BEGIN IF {condition} THEN RAISE EXCEPTION '{refuse}'; END IF; RETURN OLD; END; "

@@ -1,12 +1,13 @@
 """Review log and stored natural keys
 
-The review log (ReviewEvent, issue #20): append-only, as the audit trail, by triggers. AE, IE and
-DS rows keep their natural key (DESIGN.md History), which review marks and queries are keyed to;
-rows stored before have it filled in SQL as the importer writes it.
+The review log (ReviewEvent, issue #20): append-only, as the audit trail, by triggers (rows go
+only with their study, through ReviewPurge). AE, IE and DS rows keep their natural key (DESIGN.md
+History), which review marks and queries are keyed to; rows stored before have it filled in SQL as
+the importer writes it.
 
 Revision ID: 0005
 Revises: 0004
-Create Date: 2026-12-03 17:08:14.196270
+Create Date: 2026-12-03 17:13:58.405661
 """
 
 from collections.abc import Sequence
@@ -54,6 +55,11 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_reviewevent_site_id"), ["site_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_reviewevent_thread_id"), ["thread_id"], unique=False)
 
+    op.create_table(
+        "reviewpurge",
+        sa.Column("study_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.PrimaryKeyConstraint("study_id"),
+    )
     with op.batch_alter_table("adverseevent", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("natural_key", sqlmodel.sql.sqltypes.AutoString(), nullable=True)
@@ -99,6 +105,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_adverseevent_natural_key"))
         batch_op.drop_column("natural_key")
 
+    op.drop_table("reviewpurge")
     with op.batch_alter_table("reviewevent", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_reviewevent_thread_id"))
         batch_op.drop_index(batch_op.f("ix_reviewevent_site_id"))
