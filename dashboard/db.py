@@ -568,5 +568,8 @@ def delete_study(session: Session, study_id: str) -> None:
     ):
         session.execute(delete(table).where(col(table.study_id) == study_id))
     session.execute(delete(models.Study).where(col(models.Study.study_id) == study_id))
-    # The review log's rows may go only once their study has (models.append_only_guards).
+    # The review log's rows may go only with their study, said first (models.append_only_guards).
+    session.add(models.ReviewPurge(study_id=study_id))
+    session.flush()
     session.execute(delete(models.ReviewEvent).where(col(models.ReviewEvent.study_id) == study_id))
+    session.execute(delete(models.ReviewPurge).where(col(models.ReviewPurge.study_id) == study_id))

@@ -10,6 +10,7 @@ reviewer wrote in a blinded study is replaced for a viewer who sees no arms
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 from sqlmodel import Session
@@ -135,7 +136,7 @@ class ReviewStatus:
     # site_id, state, queries: a row per site and state.
     queries: pd.DataFrame
 
-    def as_json(self) -> dict[str, object]:
+    def as_json(self) -> dict[str, Any]:
         """{"pages": {page: {entity: {site: {role: {state: n}}}}}, "queries": {site: {state: n}}}
         (the Subject page lists two kinds of record: subjects and dispositions)."""
         by_page: dict[str, dict[str, dict[str, dict[str, dict[str, int]]]]] = {}
