@@ -237,9 +237,12 @@ def test_a_site_user_cannot_mark_raise_or_answer_at_another_site(multi: Engine) 
         assert set(views.status(session, scoped, today=dt.date.today()).records["site_id"]) == {
             "102"
         }
-    audit = read_sql("SELECT action FROM auditevent WHERE action LIKE 'query-%' OR action "
-                     "LIKE 'review-%' ORDER BY id", multi)  # fmt: skip
-    assert list(audit["action"]) == ["review-mark", "query-open", "query-answer"]
+    audit = read_sql("SELECT action FROM auditevent ORDER BY id", multi)
+    assert [a for a in audit["action"] if a.startswith(("review-", "query-"))] == [
+        "review-mark",
+        "query-open",
+        "query-answer",
+    ]
 
 
 def test_concurrent_marks_of_one_record_are_both_kept(multi: Engine) -> None:
