@@ -18,7 +18,9 @@ mark and message. The page and the command line call these; they share the rules
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import Any
 
+import pandas as pd
 from sqlmodel import Session
 
 from dashboard import access
@@ -88,6 +90,44 @@ def _scope(user: CurrentUser, study_id: str) -> SiteScope:
     return access.allowed_sites(user, study_id)
 
 
+def _records(
+    session: Session, user: CurrentUser, study_id: str, entity: str, keys: list[str]
+) -> tuple[SiteScope, pd.DataFrame]:
+    """The user's scope and the records of ``entity`` named by ``keys`` in it (``record_versions``);
+    ReviewRefused where one is not found there (a record at another site is "not found", as one
+    that does not exist)."""
+    if entity not in ENTITIES:
+        raise ReviewRefused(f"no such record type: {entity} (one of {', '.join(ENTITIES)})")
+    scope = _scope(user, study_id)
+    found = record_versions(session, study_id=study_id, scope=scope, entity=entity, keys=keys)
+    missing = sorted(set(keys) - set(found["natural_key"]))
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise ReviewRefused(
+            f"{ENTITIES[entity]} {', '.join(missing[:3])}{more} not found in {study_id}"
+            + (" at your sites" if scope is not None else "")
+        )
+    return scope, found
+
+
+def _audit(
+    session: Session,
+    user: CurrentUser,
+    kind: str,
+    study_id: str,
+    scope: SiteScope,
+    detail: dict[str, Any],
+) -> None:
+    access.record(
+        session,
+        email=user.email,
+        action=AUDIT_ACTIONS[kind],
+        study_id=study_id,
+        sites=scope,
+        detail=detail,
+    )
+
+
 def mark(
     session: Session,
     *,
@@ -102,24 +142,14 @@ def mark(
     marks, ``reviewed`` False), each with the cut it was last changed in. Returns how many rows
     were written; raises ReviewRefused, writing nothing, for a role the user may not mark in or a
     record not found at the user's sites."""
-    if entity not in ENTITIES:
-        raise ReviewRefused(f"no such record type: {entity} (one of {', '.join(ENTITIES)})")
     if role not in review_roles(user.role):
         allowed = ", ".join(ROLE_NAMES[r] for r in review_roles(user.role)) or "none"
         raise ReviewRefused(
             f"{user.email} ({user.role}) may not mark records as {ROLE_NAMES.get(role, role)}"
             f" (may as: {allowed})"
         )
-    scope = _scope(user, study_id)
     wanted = list(dict.fromkeys(keys))
-    found = record_versions(session, study_id=study_id, scope=scope, entity=entity, keys=wanted)
-    missing = sorted(set(wanted) - set(found["natural_key"]))
-    if missing:
-        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
-        raise ReviewRefused(
-            f"{ENTITIES[entity]} {', '.join(missing[:3])}{more} not found in {study_id}"
-            + (" at your sites" if scope is not None else "")
-        )
+    scope, found = _records(session, user, study_id, entity, wanted)
     at = _now()
     kind = REVIEWED if reviewed else UNREVIEWED
     session.add_all(
@@ -138,14 +168,8 @@ def mark(
             found["natural_key"], found["site_id"], found["version_cut"], strict=True
         )
     )
-    access.record(
-        session,
-        email=user.email,
-        action=AUDIT_ACTIONS[kind],
-        study_id=study_id,
-        sites=scope,
-        detail={"entity": entity, "role": role, "records": len(found), "keys": wanted[:100]},
-    )
+    detail = {"entity": entity, "role": role, "records": len(found), "keys": wanted[:100]}
+    _audit(session, user, kind, study_id, scope, detail)
     return len(found)
 
 
@@ -169,20 +193,12 @@ def open_query(
     text: str,
 ) -> int:
     """Raise a query on one record, addressed to ``audience``; returns its id (the thread)."""
-    if entity not in ENTITIES:
-        raise ReviewRefused(f"no such record type: {entity} (one of {', '.join(ENTITIES)})")
     if audience not in AUDIENCES:
         raise ReviewRefused(f"no such audience: {audience} (one of {', '.join(AUDIENCES)})")
     roles = review_roles(user.role)
     if not roles:
         raise ReviewRefused(f"{user.email} ({user.role}) may answer queries, not raise them")
-    scope = _scope(user, study_id)
-    found = record_versions(session, study_id=study_id, scope=scope, entity=entity, keys=[key])
-    if found.empty:
-        raise ReviewRefused(
-            f"{ENTITIES[entity]} {key} not found in {study_id}"
-            + (" at your sites" if scope is not None else "")
-        )
+    scope, found = _records(session, user, study_id, entity, [key])
     row = ReviewEvent(
         at=_now(),
         email=user.email,
@@ -200,14 +216,8 @@ def open_query(
     session.add(row)
     session.flush()
     assert row.id is not None
-    access.record(
-        session,
-        email=user.email,
-        action=AUDIT_ACTIONS[QUERY],
-        study_id=study_id,
-        sites=scope,
-        detail={"entity": entity, "key": key, "audience": audience, "query": row.id},
-    )
+    detail = {"entity": entity, "key": key, "audience": audience, "query": row.id}
+    _audit(session, user, QUERY, study_id, scope, detail)
     return row.id
 
 
@@ -244,11 +254,5 @@ def post(
             by_unblinded=_by_unblinded(session, user, study_id),
         )
     )
-    access.record(
-        session,
-        email=user.email,
-        action=AUDIT_ACTIONS[kind],
-        study_id=study_id,
-        sites=scope,
-        detail={"query": thread_id, "entity": thread["entity"], "key": thread["natural_key"]},
-    )
+    detail = {"query": thread_id, "entity": thread["entity"], "key": thread["natural_key"]}
+    _audit(session, user, kind, study_id, scope, detail)
