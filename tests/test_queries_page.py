@@ -86,7 +86,7 @@ def test_a_site_user_sees_and_answers_only_their_sites_queries(
     assert set(listed["site_id"]) == {INVESTIGATOR_SITE}
     # No form to raise a query: site users answer.
     assert not [b for b in at.button if b.label == "Raise the query"]
-    chosen = int(at.selectbox(key="queries_chosen").value)
+    chosen = int(str(at.selectbox(key="queries_chosen").value))
     assert threads.set_index("id").loc[chosen, "state"] == "open"
     at.text_area(key="queries_message").input("Source checked: dates confirmed.")
     [send] = [b for b in at.button if b.label == "Send"]

@@ -7,11 +7,12 @@ import io
 import json
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 from sqlalchemy import text
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from dashboard.cli import app
 from dashboard.db import make_engine
@@ -35,7 +36,7 @@ def db(demo_db_url: str, tmp_path: Path) -> str:
     return url
 
 
-def _sql(url: str, query: str, **params: object) -> pd.DataFrame:
+def _sql(url: str, query: str, **params: Any) -> pd.DataFrame:
     engine = make_engine(url)
     with engine.connect() as connection:
         found = pd.read_sql(text(query), connection, params=params)
@@ -47,7 +48,7 @@ def _log(url: str) -> pd.DataFrame:
     return _sql(url, "SELECT * FROM reviewevent WHERE study_id = :s ORDER BY id", s=MULTI)
 
 
-def _invoke(url: str, *args: str) -> object:
+def _invoke(url: str, *args: str) -> Result:
     return runner.invoke(app, [*args, "--db", url])
 
 
@@ -81,7 +82,7 @@ def _expected_ae_states(url: str, sites: tuple[str, ...] | None) -> Counter[tupl
     return found
 
 
-def _status_ae_states(figures: dict) -> Counter[tuple[str, str]]:
+def _status_ae_states(figures: dict[str, Any]) -> Counter[tuple[str, str]]:
     by_site = figures["pages"]["adverse-events"]["ae"]
     return Counter(
         {
@@ -108,7 +109,9 @@ def _expected_queries(url: str, sites: tuple[str, ...] | None) -> Counter[tuple[
 
 
 @pytest.mark.parametrize("as_email, sites", [(None, None), (MONITOR, MONITOR_SITES)])
-def test_status_counts_equal_plain_sql(db: str, as_email: str | None, sites: tuple | None) -> None:
+def test_status_counts_equal_plain_sql(
+    db: str, as_email: str | None, sites: tuple[str, ...] | None
+) -> None:
     # A mark made here first, so a reviewed record of the monitor's sites is counted too.
     key = _sql(
         db,
@@ -146,7 +149,7 @@ def test_status_counts_equal_plain_sql(db: str, as_email: str | None, sites: tup
 
 @pytest.mark.parametrize("as_email, sites", [(None, None), (MONITOR, MONITOR_SITES)])
 def test_export_rows_equal_the_log_in_scope(
-    db: str, tmp_path: Path, as_email: str | None, sites: tuple | None
+    db: str, tmp_path: Path, as_email: str | None, sites: tuple[str, ...] | None
 ) -> None:
     out = tmp_path / "log.csv"
     args = ["review", "export", "--study", MULTI, "--out", str(out)]

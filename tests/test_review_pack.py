@@ -5,6 +5,7 @@ changed since review and open queries."""
 
 import datetime as dt
 import io
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -31,7 +32,7 @@ def _pack(session: Session, study: str, scope: tuple[str, ...] | None) -> Monito
     return build_pack(session, ctx, generated_at=dt.datetime(2026, 1, 31, tzinfo=dt.UTC))
 
 
-def _sql(engine: Engine, query: str, **params: object) -> pd.DataFrame:
+def _sql(engine: Engine, query: str, **params: Any) -> pd.DataFrame:
     with engine.connect() as connection:
         return pd.read_sql(text(query), connection, params=params)
 
