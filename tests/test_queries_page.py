@@ -109,3 +109,39 @@ def test_a_refused_write_is_a_plain_message(db: str, monkeypatch: pytest.MonkeyP
     assert not at.exception, [e.value for e in at.exception]
     assert any("not found" in e.value for e in at.error)
     assert len(_threads(db)) == before
+
+
+def test_raising_a_query_on_a_subject_s_record(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = _open(db, monkeypatch, ADMIN)
+    before = _threads(db)
+    at.selectbox(key="queries_entity").set_value("ae").run()
+    at.text_input(key="queries_subject").input("DEMO-MULTI-101-0040").run()
+    picks = at.selectbox(key="queries_record").options
+    engine = make_engine(db)
+    with engine.connect() as connection:
+        aes = pd.read_sql(
+            text(
+                "SELECT a.natural_key FROM adverseevent a JOIN subject s ON s.id = a.subject_pk "
+                "WHERE s.usubjid = 'DEMO-MULTI-101-0040' ORDER BY 1"
+            ),
+            connection,
+        )["natural_key"].tolist()
+    engine.dispose()
+    assert picks == aes and len(aes) >= 2  # the subject's AEs
+    at.selectbox(key="queries_record").set_value("DEMO-MULTI-101-0040/2")
+    at.selectbox(key="queries_audience").set_value("data-management")
+    at.text_area(key="queries_question").input("Please check the end date.")
+    [raise_button] = [b for b in at.button if b.label == "Raise the query"]
+    raise_button.click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    after = _threads(db)
+    assert len(after) == len(before) + 1
+    new = after.iloc[-1]
+    assert (new["entity"], new["natural_key"], new["audience"], new["state"]) == (
+        "ae",
+        "DEMO-MULTI-101-0040/2",
+        "data-management",
+        "open",
+    )
+    assert new["id"] in _listed(at)["thread_id"].tolist()

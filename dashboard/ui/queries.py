@@ -106,40 +106,61 @@ def step_form(context: PageContext, thread: pd.Series) -> None:
         )
 
 
+def subject_records(context: PageContext, entity: str, usubjid: str) -> list[str]:
+    """The keys of ``usubjid``'s records of ``entity`` in the viewer's scope."""
+    with session_for(context.db_url) as session:
+        found = review.states(session, context.view, entity=entity, role=REVIEW_ROLES[0])
+    return sorted(found.loc[found["usubjid"] == usubjid, "natural_key"].astype(str))
+
+
 def raise_form(context: PageContext) -> None:
     """Raise a query on one record, addressed to the site, data management or the medical
-    monitor (reviewers only: site users answer queries)."""
+    monitor (reviewers only: site users answer queries). The record is picked from a subject's
+    records, or its key typed."""
     user = context.user
     if not review_roles(user.role):
         return
     st.subheader("Raise a query")
+    kind, subject, pick = st.columns([1, 1, 2])
+    entity = kind.selectbox(
+        "Record type", list(ENTITIES), format_func=ENTITIES.__getitem__, key="queries_entity"
+    )
+    usubjid = subject.text_input("Subject (USUBJID)", key="queries_subject").strip()
+    keys = subject_records(context, entity, usubjid) if usubjid else []
+    picked = pick.selectbox(
+        "Record",
+        keys,
+        index=0 if keys else None,
+        placeholder="Name a subject to list its records" if not usubjid else "None found",
+        key="queries_record",
+    )
+    typed = st.text_input(
+        "Or the record's key",
+        key="queries_key",
+        help="The key as the listings give it: a subject's USUBJID; an AE's USUBJID/AESEQ; an "
+        "eligibility finding's USUBJID/IETESTCD/version; a disposition's USUBJID/DSSEQ. Used "
+        "instead of the record picked above.",
+    ).strip()
+    key = typed or (picked or "")
     with st.form("queries_raise", clear_on_submit=True):
-        left, middle, right = st.columns([1, 2, 1])
-        entity = left.selectbox(
-            "Record type", list(ENTITIES), format_func=ENTITIES.__getitem__, key="queries_entity"
-        )
-        key = middle.text_input(
-            "Record",
-            key="queries_key",
-            help="The record's key as the listings give it: a subject's USUBJID; an AE's "
-            "USUBJID/AESEQ; an eligibility finding's USUBJID/IETESTCD/version; a disposition's "
-            "USUBJID/DSSEQ.",
-        )
-        audience = right.selectbox(
+        audience = st.selectbox(
             "To", list(AUDIENCES), format_func=AUDIENCES.__getitem__, key="queries_audience"
         )
         text = st.text_area("Question", key="queries_question", max_chars=4000)
         sent = st.form_submit_button("Raise the query")
     if sent:
+        if not key:
+            st.error("Pick a record, or type its key.")
+            return
         _write(
             context,
-            f"Query raised on {ENTITIES[entity]} {key.strip()}.",
+            f"Query raised on {ENTITIES[entity]} {key}.",
             lambda session: open_query(
                 session,
                 user=user,
                 study_id=context.study_id,
                 entity=entity,
-                key=key.strip(),
+                key=key,
                 audience=audience,
                 text=text,
             ),
