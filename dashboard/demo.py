@@ -11,6 +11,9 @@
 
 Every build is seeded, so the same command gives the same figures, and each study gets two DataCuts
 (an interim and the current cut) so "new since the previous cut" has something to show.
+NCT06466850 and DEMO-MULTI also carry a review log (``_write_reviews``): synthetic reviewers'
+marks made at the interim cut (some records since changed by the current cut: "changed since
+review") and at the current cut, and queries open, answered and closed.
 """
 
 import datetime as dt
