@@ -5,6 +5,7 @@ changed since review and open queries."""
 
 import datetime as dt
 import io
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -14,11 +15,16 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from dashboard.access import CurrentUser
+from dashboard.db import make_engine, session_scope
 from dashboard.queries.studies import study_info
 from dashboard.report.pack import MonitoringPack, build_pack
 from dashboard.report.pdf import pack_pdf
+from dashboard.results.review import HIDDEN_TEXT
+from dashboard.review import open_query
 from dashboard.views.context import ViewContext
 from dashboard.views.review import states
+from tests.databases import copy_database
 
 MULTI = "DEMO-MULTI"
 SEED = "NCT06466850"
@@ -147,3 +153,37 @@ def test_the_demo_shows_the_workflow(session: Session, demo_engine: Engine, stud
         s=study,
     )["n"].iloc[0]
     assert (found["review_state"] == "changed since review").sum() == changed
+
+
+def test_a_blinded_reader_of_the_pack_does_not_read_an_unblinded_reviewer_s_question(
+    demo_db_url: str, tmp_path: Path
+) -> None:
+    url = copy_database(demo_db_url, tmp_path, "review-pack-blinding")
+    engine = make_engine(url)
+    question = "Is the HIGH dose arm's event rate expected? (test)"
+    with session_scope(engine) as session:
+        # DEMO-MULTI made blinded, as a study whose TS TBLIND says so.
+        session.execute(
+            text("UPDATE study SET is_blinded = :b WHERE study_id = :s"), {"b": True, "s": MULTI}
+        )
+        info = study_info(session, study_id=MULTI)
+        assert info is not None and info.counts_as_blinded
+        key = _unreviewed_saes(engine, MULTI)["natural_key"].iloc[0]
+        thread = open_query(
+            session,
+            user=CurrentUser(email="unblinded@test.example", role="admin", unblinded=True),
+            study_id=MULTI,
+            entity="ae",
+            key=key,
+            audience="medical-monitor",
+            text=question,
+        )
+    with Session(engine) as session:
+        info = study_info(session, study_id=MULTI)
+        assert info is not None
+        for unblinded, shown in ((True, question), (False, HIDDEN_TEXT)):
+            ctx = ViewContext.for_viewer(info, unblinded=unblinded, scope=None, viewer_sites=None)
+            pack = build_pack(session, ctx)
+            listed = pack.review_queries.set_index("Query")["Question"]
+            assert listed[thread] == shown
+    engine.dispose()
