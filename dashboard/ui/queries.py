@@ -6,9 +6,11 @@ Not cached: the review log changes with every message, not with a data cut, and 
 queries are few."""
 
 import datetime as dt
+from collections.abc import Callable
 
 import pandas as pd
 import streamlit as st
+from sqlmodel import Session
 
 from dashboard.db import session_scope
 from dashboard.results.review import (
@@ -62,10 +64,11 @@ def flash() -> None:
         st.success(message)
 
 
-def _write(context: PageContext, done: str, write: "object") -> None:
+def _write(context: PageContext, done: str, write: Callable[[Session], object]) -> None:
+    """Run ``write`` in one transaction; a refusal is shown, success is said on the next run."""
     try:
         with session_scope(engine_for(context.db_url)) as session:
-            write(session)  # type: ignore[operator]
+            write(session)
     except ReviewRefused as refused:
         st.error(str(refused))
         return
