@@ -74,6 +74,7 @@ DATA_PAGES = (
     "baseline",
     "adverse-events",
     "site-risk",
+    "queries",
     "subject",
 )
 IMPORT_PAGE = "import"

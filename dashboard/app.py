@@ -67,6 +67,7 @@ PAGES = [
         icon=":material/crisis_alert:",
         url_path="site-risk",
     ),
+    st.Page("../pages/queries.py", title="Queries", icon=":material/forum:", url_path="queries"),
     # Opened from every subject code in a list (/subject?study=..&subject=..), or by its picker.
     st.Page("../pages/subject.py", title="Subject", icon=":material/person:", url_path="subject"),
     IMPORT_PAGE,

@@ -904,5 +904,236 @@ def qtl_evaluate(
     typer.echo(f"excursion {excursion} " + ("evaluated and closed" if close else "evaluated"))
 
 
+review_app = typer.Typer(
+    help="Review (issue #20): the review status and log of a study; marks and query messages, "
+    "written with --as EMAIL's rights. Every mark and message is audited.",
+    no_args_is_help=True,
+)
+app.add_typer(review_app, name="review")
+StudyOption = Annotated[str, typer.Option("--study", help="Study id.")]
+
+
+def _today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
+
+
+@review_app.command("status")
+def review_status(
+    study: StudyOption,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    as_email: AsOption = None,
+    db: DbOption = None,
+) -> None:
+    """Records per page, record type, site, review role and state, and queries per site and
+    state (with --as EMAIL, at that user's sites only)."""
+    from dashboard.views.review import status
+
+    engine = _existing_database(db or database_url())
+    with _reading(engine, study) as session:
+        user = _as_user(session, as_email)
+        found = status(session, _view_context(session, user, study), today=_today())
+    figures = {"study_id": study, **found.as_json()}
+    if as_json:
+        json.dump(figures, sys.stdout)
+        sys.stdout.write("\n")
+        return
+    needing = found.records[found.records["state"] != "reviewed"]
+    totals = needing.groupby(["page", "entity", "role", "state"], as_index=False)["records"].sum()
+    for page, entity, role, state, n in totals.itertuples(index=False):
+        typer.echo(f"{page:16} {entity:8} {role:16} {state:22} {n}")
+    queries = found.queries.groupby("state", as_index=False)["queries"].sum()
+    for state, n in queries.itertuples(index=False):
+        typer.echo(f"queries {state:10} {n}")
+
+
+@review_app.command("export")
+def review_export(
+    study: StudyOption,
+    out: Annotated[Path, typer.Option("--out", help="The CSV file to write.")],
+    as_email: AsOption = None,
+    db: DbOption = None,
+) -> None:
+    """Write the study's review log (marks and query messages, in the order written) as CSV
+    (with --as EMAIL, that user's sites only; texts as that user may read them)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from dashboard import access
+    from dashboard.db import session_scope, shown_url
+    from dashboard.report.cells import csv_text
+    from dashboard.report.files import check_writable, staged_files
+    from dashboard.views.review import export
+
+    engine = _existing_database(db or database_url())
+    try:
+        check_writable(out.parent)
+    except OSError as error:
+        _fail(f"cannot write to {out.parent}: {error.strerror or error}")
+    with _reading(engine, study) as session:
+        user = _as_user(session, as_email)
+        ctx = _view_context(session, user, study)
+        log = export(session, ctx)
+    contents = {out.name: csv_text(log).encode("utf-8")}
+    try:
+        with staged_files(out.parent, contents), session_scope(engine) as session:
+            access.record(
+                session,
+                email=access.CLI_EMAIL,
+                action=access.EXPORT,
+                study_id=study,
+                sites=ctx.scope,
+                detail={
+                    "kind": "review log",
+                    "files": [out.name],
+                    "rows": len(log),
+                    **({"as": user.email} if user else {}),
+                    **access.cli_detail(),
+                },
+            )
+    except OSError as error:
+        _fail(f"cannot write to {out}: {error.strerror or error}; nothing was written")
+    except SQLAlchemyError as error:
+        _fail(
+            f"cannot record the export in the audit trail of {shown_url(engine)}: "
+            f"{getattr(error, 'orig', error)}; nothing was written"
+        )
+    typer.echo(f"{out} ({len(log)} rows)")
+
+
+@contextmanager
+def _reviewing(
+    db: str | None, study: str, as_email: str | None
+) -> Iterator[tuple["Session", "CurrentUser"]]:
+    """A session that commits a review write, and the user it is written as: --as EMAIL, else
+    the command line as an admin (whoever runs it holds the database URL). A refusal or a
+    database error ends the command with exit 2, nothing written."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from dashboard import access
+    from dashboard.db import session_scope, shown_url
+    from dashboard.review import ReviewRefused
+
+    engine = _existing_database(db or database_url())
+    try:
+        _require_study_tables(engine)
+        with session_scope(engine) as session:
+            user = _as_user(session, as_email) or access.CurrentUser(
+                email=access.CLI_EMAIL, role=access.ADMIN, unblinded=True
+            )
+            yield session, user
+    except ReviewRefused as error:
+        _fail(f"{error}; nothing was written")
+    except SQLAlchemyError as error:
+        _fail(f"{shown_url(engine)} refused the change: {getattr(error, 'orig', error)}")
+
+
+@review_app.command("mark")
+def review_mark(
+    study: StudyOption,
+    entity: Annotated[str, typer.Option("--entity", help="subject, ae, ie or ds.")],
+    keys: Annotated[
+        list[str], typer.Option("--key", help="A record's natural key (repeat for several).")
+    ],
+    role: Annotated[str, typer.Option("--role", help="medical-monitor, cra or data-manager.")],
+    withdraw: Annotated[
+        bool, typer.Option("--withdraw", help="Withdraw the marks instead.")
+    ] = False,
+    as_email: AsOption = None,
+    db: DbOption = None,
+) -> None:
+    """Mark records reviewed in a review role (or withdraw the marks)."""
+    from dashboard.review import mark
+
+    with _reviewing(db, study, as_email) as (session, user):
+        written = mark(
+            session,
+            user=user,
+            study_id=study,
+            entity=entity,
+            keys=keys,
+            role=role,
+            reviewed=not withdraw,
+        )
+    typer.echo(f"{written} {'marks withdrawn' if withdraw else 'marked reviewed'} as {role}")
+
+
+@review_app.command("query")
+def review_query(
+    study: StudyOption,
+    entity: Annotated[str, typer.Option("--entity", help="subject, ae, ie or ds.")],
+    key: Annotated[str, typer.Option("--key", help="The record's natural key.")],
+    audience: Annotated[
+        str, typer.Option("--audience", help="site, data-management or medical-monitor.")
+    ],
+    text: Annotated[str, typer.Option("--text", help="The question.")],
+    as_email: AsOption = None,
+    db: DbOption = None,
+) -> None:
+    """Raise a query on one record; prints its number."""
+    from dashboard.review import open_query
+
+    with _reviewing(db, study, as_email) as (session, user):
+        number = open_query(
+            session,
+            user=user,
+            study_id=study,
+            entity=entity,
+            key=key,
+            audience=audience,
+            text=text,
+        )
+    typer.echo(f"query {number} opened")
+
+
+def _post(
+    kind: str, study: str, query: int, text: str, as_email: str | None, db: str | None
+) -> None:
+    from dashboard.review import post
+
+    with _reviewing(db, study, as_email) as (session, user):
+        post(session, user=user, study_id=study, thread_id=query, kind=kind, text=text)
+    done = {"answer": "answered", "close": "closed", "reopen": "reopened"}[kind]
+    typer.echo(f"query {query} {done}")
+
+
+QueryOption = Annotated[int, typer.Option("--query", help="The query's number.")]
+TextOption = Annotated[str, typer.Option("--text", help="The message.")]
+
+
+@review_app.command("answer")
+def review_answer(
+    study: StudyOption,
+    query: QueryOption,
+    text: TextOption,
+    as_email: AsOption = None,
+    db: DbOption = None,
+) -> None:
+    """Answer a query."""
+    _post("answer", study, query, text, as_email, db)
+
+
+@review_app.command("close")
+def review_close(
+    study: StudyOption,
+    query: QueryOption,
+    text: TextOption,
+    as_email: AsOption = None,
+    db: DbOption = None,
+) -> None:
+    """Close a query, with a message."""
+    _post("close", study, query, text, as_email, db)
+
+
+@review_app.command("reopen")
+def review_reopen(
+    study: StudyOption,
+    query: QueryOption,
+    text: TextOption,
+    as_email: AsOption = None,
+    db: DbOption = None,
+) -> None:
+    """Reopen a closed or answered query, with a message."""
+    _post("reopen", study, query, text, as_email, db)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

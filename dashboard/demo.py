@@ -11,6 +11,9 @@
 
 Every build is seeded, so the same command gives the same figures, and each study gets two DataCuts
 (an interim and the current cut) so "new since the previous cut" has something to show.
+NCT06466850 and DEMO-MULTI also carry a review log (``_write_reviews``): synthetic reviewers'
+marks made at the interim cut (some records since changed by the current cut: "changed since
+review") and at the current cut, and queries open, answered and closed.
 """
 
 import datetime as dt
@@ -41,6 +44,7 @@ from dashboard.models import (
     Finding,
     PlannedVisit,
     ProtocolDeviation,
+    ReviewEvent,
     Site,
     Study,
     Subject,
@@ -350,6 +354,188 @@ def _write_study(
     # The natural keys an SDTM import would give AE, IE and DS (review marks are keyed to them).
     fill_natural_keys(session.connection())
     rebuild_precomputed_counts(session, study.study_id)
+    _write_reviews(session, study_id=study.study_id, interim=interim, current=current)
+
+
+# Review (issue #20): synthetic reviewers, so a first visit shows marks and queries.
+DEMO_MEDICAL_MONITOR = "mm@demo.example"
+DEMO_CRA = "cra@demo.example"
+DEMO_DATA_MANAGER = "dm@demo.example"
+DEMO_SITE_USER = "site@demo.example"
+DEMO_MARKS = 3  # records of each kind marked (below)
+
+
+def _review_records(session: Session, study_id: str, entity: str) -> list[dict[str, Any]]:
+    """natural_key, site_id, first and updated cut, serious of the study's ``entity`` records,
+    by natural key (the demo's choice of records to review is then seeded by the data alone)."""
+    table: Any = {"ae": AdverseEvent, "ie": EligibilityFinding}.get(entity)
+    if table is None:
+        key, first, updated = (
+            col(Subject.usubjid),
+            col(Subject.first_cut_id),
+            col(Subject.updated_cut_id),
+        )
+        serious: Any = col(Subject.usubjid).is_(None)  # subjects: never serious
+        stmt = select(key, col(Site.site_id), first, updated, serious)
+    else:
+        key, first, updated = (
+            col(table.natural_key),
+            col(table.first_cut_id),
+            col(table.updated_cut_id),
+        )
+        serious = col(AdverseEvent.serious) == "Y" if entity == "ae" else col(table.id).is_(None)
+        stmt = select(key, col(Site.site_id), first, updated, serious).join(
+            Subject, col(Subject.id) == col(table.subject_pk)
+        )
+    stmt = (
+        stmt.outerjoin(Site, col(Site.id) == col(Subject.site_pk))
+        .where(col(Subject.study_id) == study_id)
+        .order_by(key)
+    )
+    return [
+        {"key": k, "site_id": site, "first": f, "updated": u or f, "serious": bool(sae)}
+        for k, site, f, u, sae in session.execute(stmt).all()
+    ]
+
+
+def _spread(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``DEMO_MARKS`` of ``records``, from as many sites as there are (the first record of each
+    site in turn), so each site's users find some of the demo's reviews."""
+    by_site: dict[str | None, list[dict[str, Any]]] = {}
+    for record in records:
+        by_site.setdefault(record["site_id"], []).append(record)
+    rounds = max((len(kept) for kept in by_site.values()), default=0)
+    spread = [kept[i] for i in range(rounds) for kept in by_site.values() if i < len(kept)]
+    return spread[:DEMO_MARKS]
+
+
+def _write_reviews(session: Session, *, study_id: str, interim: DataCut, current: DataCut) -> None:
+    """Review marks and queries of synthetic reviewers (``ReviewEvent`` rows, as
+    ``dashboard.review`` writes them): subjects a CRA reviewed at the interim cut, of which the
+    current cut changed some (now "changed since review") and not others (still reviewed); AEs
+    the medical monitor reviewed at either cut (the SAEs of the current cut left unreviewed, so
+    the pack lists some); and queries open, answered and closed."""
+    assert interim.id is not None and current.id is not None
+    after_interim = interim.loaded_at + dt.timedelta(days=2)
+    after_current = current.loaded_at + dt.timedelta(days=1)
+    subjects = _review_records(session, study_id, "subject")
+    aes = _review_records(session, study_id, "ae")
+    findings = _review_records(session, study_id, "ie")
+    at_interim = [s for s in subjects if s["first"] == interim.id]
+    changed = _spread([s for s in at_interim if s["updated"] == current.id])
+    unchanged = _spread([s for s in at_interim if s["updated"] == interim.id])
+    old_aes = _spread([a for a in aes if a["updated"] == interim.id])
+    new_aes = _spread([a for a in aes if a["updated"] == current.id and not a["serious"]])
+
+    def marked(record: dict[str, Any], *, entity: str, email: str, role: str, at: dt.datetime,
+               cut: int) -> ReviewEvent:  # fmt: skip
+        return ReviewEvent(
+            at=at, email=email, role=role, study_id=study_id, site_id=record["site_id"],
+            entity=entity, natural_key=record["key"], kind="reviewed", record_cut_id=cut,
+        )  # fmt: skip
+
+    session.add_all(
+        [
+            *(
+                marked(
+                    s,
+                    entity="subject",
+                    email=DEMO_CRA,
+                    role="cra",
+                    at=after_interim,
+                    cut=interim.id,
+                )
+                for s in [*changed, *unchanged]
+            ),
+            *(
+                marked(
+                    a,
+                    entity="ae",
+                    email=DEMO_MEDICAL_MONITOR,
+                    role="medical-monitor",
+                    at=after_interim,
+                    cut=interim.id,
+                )
+                for a in old_aes
+            ),
+            *(
+                marked(
+                    a,
+                    entity="ae",
+                    email=DEMO_MEDICAL_MONITOR,
+                    role="medical-monitor",
+                    at=after_current,
+                    cut=current.id,
+                )
+                for a in new_aes
+            ),
+        ]
+    )
+    session.flush()
+    # Queries: (record, entity, audience, asker, asker's role, question, replies), each reply
+    # (kind, e-mail, role, text) a day after the one before.
+    saes = [a for a in aes if a["serious"]]
+    on_sae = (saes or aes or subjects)[0]
+    on_subject = (changed or subjects)[-1]
+    on_finding = (findings or subjects)[len(findings) // 2]
+    on_ae = (aes or subjects)[-1]
+    threads: list[tuple[dict[str, Any], str, str, str, str, str, list[tuple[str, str, str, str]]]]
+    threads = [
+        (
+            on_sae, "ae" if saes or aes else "subject", "site", DEMO_MEDICAL_MONITOR,
+            "medical-monitor",
+            "Please confirm the onset date and the hospitalisation dates against the source "
+            "(synthetic demo query).",
+            [],
+        ),
+        (
+            on_subject, "subject", "site", DEMO_CRA, "cra",
+            "The consent date changed since the interim cut: please confirm it against the "
+            "signed consent form (synthetic demo query).",
+            [("answer", DEMO_SITE_USER, "site",
+              "Confirmed: the earlier entry was a transcription error (synthetic demo answer).")],
+        ),
+        (
+            on_finding, "ie" if findings else "subject", "data-management", DEMO_CRA, "cra",
+            "The result of this eligibility finding is blank in the listing: please check the "
+            "export (synthetic demo query).",
+            [],
+        ),
+        (
+            on_ae, "ae" if aes else "subject", "medical-monitor", DEMO_DATA_MANAGER, "data-manager",
+            "Is the coded term right for this verbatim term? (synthetic demo query)",
+            [
+                ("answer", DEMO_MEDICAL_MONITOR, "medical-monitor",
+                 "Yes, the coding is right (synthetic demo answer)."),
+                ("close", DEMO_DATA_MANAGER, "data-manager", "Thank you: closed."),
+            ],
+        ),
+    ]  # fmt: skip
+    for number, (record, entity, audience, email, role, text, replies) in enumerate(threads):
+        opened_at = after_current + dt.timedelta(hours=number)
+        query = ReviewEvent(
+            at=opened_at, email=email, role=role, study_id=study_id,
+            site_id=record["site_id"], entity=entity, natural_key=record["key"], kind="query",
+            record_cut_id=record["updated"], audience=audience, text=text,
+        )  # fmt: skip
+        session.add(query)
+        session.flush()
+        for step, (kind, by, by_role, reply) in enumerate(replies, start=1):
+            session.add(
+                ReviewEvent(
+                    at=opened_at + dt.timedelta(days=step),
+                    email=by,
+                    role=by_role,
+                    study_id=study_id,
+                    site_id=record["site_id"],
+                    entity=entity,
+                    natural_key=record["key"],
+                    kind=kind,
+                    thread_id=query.id,
+                    text=reply,
+                )
+            )
+    session.flush()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -52,6 +52,7 @@ PAGES = {
     "baseline": "../pages/baseline.py",
     "adverse-events": "../pages/adverse_events.py",
     "site-risk": "../pages/site_risk.py",
+    "queries": "../pages/queries.py",
     "subject": "../pages/subject.py",
 }
 ADMIN_PAGES = {"import": "../pages/data_import.py", "audit": "../pages/audit.py"}

@@ -54,6 +54,8 @@ SHEETS = [
     "AEs",
     SAE_SHEET,
     "Site risk",
+    "Unreviewed SAEs",
+    "Open queries",
 ]
 runner = CliRunner()
 

@@ -20,6 +20,7 @@ from dashboard.queries.scope import SiteScope
 from dashboard.results.changes import ChangesSince
 from dashboard.results.consort import ConsortFlow
 from dashboard.results.dates import as_date
+from dashboard.results.review import AUDIENCES, ENTITIES
 from dashboard.results.studies import CutInfo, StudyInfo
 from dashboard.views.adverse_events import (
     BLINDED_NOTE,
@@ -33,6 +34,7 @@ from dashboard.views.context import ViewContext
 from dashboard.views.enrollment import EnrollmentView, build_enrollment
 from dashboard.views.listings import Listings, build_listings
 from dashboard.views.overview import OverviewView, build_overview, changes_sentence
+from dashboard.views.review import open_queries, unreviewed_saes
 from dashboard.views.screen_failures import ScreenFailuresView, build_screen_failures
 from dashboard.views.site_risk import SiteRiskOptions, SiteRiskView, build_site_risk
 
@@ -147,6 +149,50 @@ def _event_table(derived: pd.DataFrame, since: CutInfo | None) -> pd.DataFrame:
     return table
 
 
+# The Review section (issue #20): the SAEs the medical monitor has not reviewed in their present
+# version, and the queries not closed, per site.
+REVIEW_SAE_LABELS = {
+    "site_id": "Site",
+    "usubjid": "USUBJID",
+    "natural_key": "Record",
+    "review_state": "Review state",
+    "version_cut": "Last changed in cut",
+    "reviewed_by": "Reviewed by",
+    "reviewed_in_cut": "Reviewed in cut",
+}
+OPEN_QUERY_LABELS = {
+    "site_id": "Site",
+    "thread_id": "Query",
+    "record": "Record",
+    "audience": "Audience",
+    "state": "State",
+    "age_days": "Age (days)",
+    "question": "Question",
+}
+
+
+def review_saes_table(saes: pd.DataFrame, cuts: tuple[CutInfo, ...]) -> pd.DataFrame:
+    """``views.review.unreviewed_saes`` with display headers, cuts by the study's own number."""
+    numbers = {c.id: c.number for c in cuts}
+    shown = saes.copy()
+    for column in ("version_cut", "reviewed_in_cut"):
+        shown[column] = [numbers.get(int(v), v) if pd.notna(v) else None for v in saes[column]]
+    return shown[list(REVIEW_SAE_LABELS)].rename(columns=REVIEW_SAE_LABELS).reset_index(drop=True)
+
+
+def open_queries_table(queries: pd.DataFrame) -> pd.DataFrame:
+    """``views.review.open_queries`` with display headers: the record as "<type> <key>", the
+    audience in words, the question as the viewer may read it."""
+    shown = queries.assign(
+        record=[
+            f"{ENTITIES.get(e, e)} {k}"
+            for e, k in zip(queries["entity"], queries["natural_key"], strict=True)
+        ],
+        audience=queries["audience"].map(lambda a: AUDIENCES.get(a, a)),
+    )
+    return shown[list(OPEN_QUERY_LABELS)].rename(columns=OPEN_QUERY_LABELS).reset_index(drop=True)
+
+
 def _listing(
     frame: pd.DataFrame,
     labels: dict[str, str],
@@ -189,6 +235,9 @@ class MonitoringPack:
     listings: Listings
     generated_at: dt.datetime
     site_risk: SiteRiskView  # gsm's default scoring, as the Site risk page opens
+    # Review (issue #20): views.review.unreviewed_saes and open_queries, as they are read.
+    review_saes_frame: pd.DataFrame
+    review_queries_frame: pd.DataFrame
 
     # -- the study and its cuts
     @property
@@ -363,6 +412,18 @@ class MonitoringPack:
         display headers, and the metric as the page shows it (per 1,000 days, per cent)."""
         return site_risk_sheet(self.site_risk)
 
+    # -- Review
+    @property
+    def review_saes(self) -> pd.DataFrame:
+        """The SAEs not reviewed by the medical monitor in their present version (display
+        headers), per site."""
+        return review_saes_table(self.review_saes_frame, self.overview.frame.cuts)
+
+    @property
+    def review_queries(self) -> pd.DataFrame:
+        """The queries not closed (display headers), per site then oldest first."""
+        return open_queries_table(self.review_queries_frame)
+
     @property
     def new_saes(self) -> int:
         return int(self.safety.sae_events["new"].sum()) if not self.safety.sae_events.empty else 0
@@ -388,6 +449,7 @@ def build_pack(
         shows_arms=ctx.shows_arms,
         viewer_sites=ctx.viewer_sites,
     )
+    generated_at = generated_at or dt.datetime.now(dt.UTC)
     return MonitoringPack(
         context=ctx,
         overview=overview,
@@ -396,8 +458,10 @@ def build_pack(
         baseline=build_baseline(session, ctx, TableOneOptions(with_tests=False)),
         safety=build_adverse_events(session, ctx, AdverseEventsOptions(sae_limit=None)),
         listings=build_listings(session, ctx, since_cut_id=since.id if since else None),
-        generated_at=generated_at or dt.datetime.now(dt.UTC),
+        generated_at=generated_at,
         site_risk=build_site_risk(session, ctx, SiteRiskOptions()),
+        review_saes_frame=unreviewed_saes(session, ctx),
+        review_queries_frame=open_queries(session, ctx, today=generated_at.date()),
     )
 
 

@@ -1109,6 +1109,41 @@ def _site_risk(pack: MonitoringPack) -> list[Flowable]:
     return out
 
 
+def _review(pack: MonitoringPack) -> list[Flowable]:
+    """Review (issue #20): the SAEs the medical monitor has not reviewed in their present
+    version, and the queries not closed, per site."""
+    saes, queries = pack.review_saes, pack.review_queries
+    where = "at these sites" if pack.scope is not None else "in this study"
+    out: list[Flowable] = []
+    heading = _heading("Review")
+    changed = int((saes["Review state"] == "changed since review").sum()) if len(saes) else 0
+    lead = _para(
+        f"Serious adverse events the medical monitor has not reviewed in their present version "
+        f"{where}: {plural(len(saes), 'SAE')}"
+        + (f", {changed} of them changed since review." if changed else ".")
+    )
+    sub = _subheading("Unreviewed serious adverse events")
+    if saes.empty:
+        out += _kept_with_next([heading, lead, sub, _para("None.")], need=0)
+    else:
+        tables = data_tables(saes, keys=1, right=["Last changed in cut", "Reviewed in cut"])
+        out += [*_kept_with_next([heading, lead, sub], need=_table_start(tables)), *tables]
+    sub = _subheading("Open queries")
+    intro = _para(
+        f"Queries not closed {where}: {plural(len(queries), 'query', 'queries')}, per site, "
+        "the oldest first; age in days since the query was raised."
+    )
+    if queries.empty:
+        out += _kept_with_next([Spacer(1, 3 * mm), sub, intro, _para("None.")], need=0)
+    else:
+        tables = data_tables(queries, keys=2, right=["Query", "Age (days)"])
+        out += [
+            *_kept_with_next([Spacer(1, 3 * mm), sub, intro], need=_table_start(tables)),
+            *tables,
+        ]
+    return out
+
+
 def pack_pdf(pack: MonitoringPack) -> bytes:
     """The pack as PDF bytes."""
     buffer = io.BytesIO()
@@ -1130,6 +1165,7 @@ def pack_pdf(pack: MonitoringPack) -> bytes:
             *_safety(pack),
             *_saes(pack),
             *_site_risk(pack),
+            *_review(pack),
         ]
     else:  # a registry record without data yet, or sites without subjects: nothing to draw
         where = "at these sites" if pack.scope is not None else "in this study"

@@ -29,6 +29,9 @@ EXCEL_MAX_ROWS = 1_048_576  # Excel's limit, header included
 DATE_FORMAT = "yyyy-mm-dd"
 DATETIME_FORMAT = "yyyy-mm-dd hh:mm"
 SITE_RISK_SHEET = "Site risk"  # each site in view and computed KRI: counts, metric, score, flag
+# Review (issue #20): the SAEs the medical monitor has not reviewed, and the queries not closed.
+UNREVIEWED_SAE_SHEET = "Unreviewed SAEs"
+OPEN_QUERY_SHEET = "Open queries"
 SAE_SHEET = "SAEs"  # contract: a sheet of this name, header on row 1, one row per serious AE
 _WIDTH_SAMPLE = 500  # rows read to size the columns
 _CHUNK = 20_000  # rows turned into XML at a time
@@ -403,6 +406,8 @@ def pack_workbook(pack: MonitoringPack) -> bytes:
         ("AEs", pack.adverse_events),
         (SAE_SHEET, pack.saes),
         (SITE_RISK_SHEET, pack.site_risk_scores),
+        (UNREVIEWED_SAE_SHEET, pack.review_saes),
+        (OPEN_QUERY_SHEET, pack.review_queries),
     ]
     return workbook_bytes(
         sheets, title=f"Monitoring pack: {pack.study.study_id}, data {pack.cut_label}"
