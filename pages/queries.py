@@ -75,7 +75,8 @@ else:
         for message in queries.load_thread(context, int(chosen)).itertuples(index=False):
             with st.chat_message("user" if message.role == "site" else "assistant"):
                 st.markdown(
-                    f"**{message.email}** ({queries.role_words(str(message.role))}), "
+                    # The address in code type: markdown would make it a mailto link.
+                    f"`{message.email}` ({queries.role_words(str(message.role))}), "
                     f"{message.kind}, {message.at:%d %b %Y %H:%M} UTC"
                 )
                 st.text(message.text or "")

@@ -38,10 +38,12 @@ def record_versions(
     entity: str,
     keys: Sequence[str] | None = None,
     serious_only: bool = False,
+    usubjid: str | None = None,
 ) -> pd.DataFrame:
     """The study's current records of ``entity`` (subject, ae, ie, ds) at the sites in scope:
     natural_key, usubjid, site_id and version_cut, the cut the record was last changed in
-    (``updated_cut_id``, else ``first_cut_id``). ``keys``: only these; ``serious_only``: SAEs."""
+    (``updated_cut_id``, else ``first_cut_id``). ``keys``: only these; ``serious_only``: SAEs;
+    ``usubjid``: one subject's."""
     table = _TABLES.get(entity)
     if entity == "subject":
         key: Any = col(Subject.usubjid)
@@ -62,6 +64,8 @@ def record_versions(
     )
     if keys is not None:
         stmt = stmt.where(key.in_(list(keys)))
+    if usubjid is not None:
+        stmt = stmt.where(col(Subject.usubjid) == usubjid)
     if serious_only and entity == "ae":
         stmt = stmt.where(is_serious())
     return pd.DataFrame(rows(session.execute(stmt)), columns=RECORD_COLUMNS)

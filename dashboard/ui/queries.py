@@ -112,8 +112,10 @@ def step_form(context: PageContext, thread: pd.Series) -> None:
 def subject_records(context: PageContext, entity: str, usubjid: str) -> list[str]:
     """The keys of ``usubjid``'s records of ``entity`` in the viewer's scope."""
     with session_for(context.db_url) as session:
-        found = review.states(session, context.view, entity=entity, role=REVIEW_ROLES[0])
-    return sorted(found.loc[found["usubjid"] == usubjid, "natural_key"].astype(str))
+        found = review.states(
+            session, context.view, entity=entity, role=REVIEW_ROLES[0], usubjid=usubjid
+        )
+    return sorted(found["natural_key"].astype(str))
 
 
 def raise_form(context: PageContext) -> None:

@@ -46,9 +46,10 @@ def states(
     role: str,
     keys: list[str] | None = None,
     serious_only: bool = False,
+    usubjid: str | None = None,
 ) -> pd.DataFrame:
-    """Every record of ``entity`` in the context's scope (or those of ``keys``) with its review
-    state for ``role`` (``STATE_FRAME``)."""
+    """Every record of ``entity`` in the context's scope (or those of ``keys``, or of one subject)
+    with its review state for ``role`` (``STATE_FRAME``)."""
     records = log.record_versions(
         session,
         study_id=ctx.study_id,
@@ -56,6 +57,7 @@ def states(
         entity=entity,
         keys=keys,
         serious_only=serious_only,
+        usubjid=usubjid,
     )
     marks = log.latest_marks(
         session, study_id=ctx.study_id, scope=ctx.scope, entity=entity, role=role
