@@ -188,8 +188,11 @@ def editor_key(name: str) -> str:
     return f"{EDITOR_PREFIX}_{name}_{st.session_state.get(_GENERATION_KEY, 0)}"
 
 
-def _write(ctx: PageContext, who: Reviewer, entity: str, name: str, ticks: dict[str, bool]) -> None:
-    """Mark (or unmark) the records named in ``ticks``, then run the page again."""
+def write_marks(
+    ctx: PageContext, who: Reviewer, entity: str, name: str, ticks: dict[str, bool]
+) -> None:
+    """Mark (or unmark: False) the records of ``entity`` named in ``ticks`` as ``who``, then
+    run the page again; what was done (or why not) is said by ``show_notice(name)``."""
     marked = [k for k, on in ticks.items() if on]
     withdrawn = [k for k, on in ticks.items() if not on]
     try:
@@ -224,7 +227,8 @@ def _write(ctx: PageContext, who: Reviewer, entity: str, name: str, ticks: dict[
     st.rerun()
 
 
-def _notice(name: str) -> None:
+def show_notice(name: str) -> None:
+    """What the last write of listing ``name`` did, or why it was refused (once)."""
     notice = st.session_state.get(_NOTICE_KEY)
     if isinstance(notice, tuple) and notice[0] == name:
         st.session_state.pop(_NOTICE_KEY)
@@ -247,7 +251,7 @@ def review_table(
     """Draw ``table`` (``with_review`` columns and the records' keys in ``key``, not shown) with
     a tick box per row where the user may mark; ``style`` dresses the frame drawn (a Styler).
     Returns the rows shown (after the filter), keys included."""
-    _notice(name)
+    show_notice(name)
     if offer_filter:
         only = st.toggle(
             "Only unreviewed / changed since review",
@@ -295,5 +299,5 @@ def review_table(
     ):
         ticks.update(dict.fromkeys(pending, True))
     if ticks:
-        _write(ctx, who, entity, name, ticks)
+        write_marks(ctx, who, entity, name, ticks)
     return table
