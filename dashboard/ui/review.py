@@ -168,7 +168,6 @@ def review_column_config(who: Reviewer) -> dict[str, Any]:
             help=f"Tick to mark the record reviewed as {who.name}; untick to withdraw the mark"
             if who.can_mark
             else f"Reviewed by the {who.name.lower()} in the version it has now",
-            width="small",
             pinned=True,
         ),
         STATE: st.column_config.TextColumn(
