@@ -64,7 +64,7 @@ def _open_ae_page(page: Any, base: str) -> Any:
     assert page.locator('[data-testid="stException"]').count() == 0
     grid = page.locator('[data-testid="stDataFrame"]').nth(SAE_GRID)
     grid.locator('[role="columnheader"]').first.wait_for(state="attached", timeout=30_000)
-    assert _column(grid, "Reviewed") == 0
+    assert _column(grid, "Subject") == 0 and _column(grid, "Reviewed") == 1
     return grid
 
 
@@ -81,8 +81,13 @@ def test_a_tick_marks_the_sae_and_a_reload_finds_it_reviewed(
     subjects = _cells(grid, subject_column)
     row = states.index("unreviewed")
     usubjid = subjects[row].rsplit("subject=", 1)[1]
+    # A click on the row's rightmost cell in view (not the subject link, which opens a tab),
+    # then the keyboard to its Reviewed box: the first column, the subject, then one right.
     box = grid.bounding_box()
-    page.mouse.click(box["x"] + 20, box["y"] + ROW + ROW * row + ROW // 2)
+    page.mouse.click(box["x"] + box["width"] - 40, box["y"] + ROW + ROW * row + ROW // 2)
+    for _ in range(30):
+        page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowRight")
     page.keyboard.press(" ")
     page.get_by_text("marked reviewed as Medical monitor").wait_for(timeout=30_000)
     settle(page, chart=True)

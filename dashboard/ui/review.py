@@ -263,9 +263,12 @@ def review_table(
     if table.empty:
         st.success(f"Every record here is reviewed by the {who.name.lower()}.")
         return table
-    front = [REVIEWED, STATE] if who.can_mark else [STATE]
+    marks = [REVIEWED, STATE] if who.can_mark else [STATE]
     others = [c for c in table.columns if c not in (*REVIEW_COLUMNS, key)]
-    shown = table[[*front, *others, BY, AT]]
+    # After the subject code where the listing has one (its key, pinned), else first.
+    lead = [c for c in others if str(c).lower() == "usubjid"][:1]
+    rest = [c for c in others if c not in lead]
+    shown = table[[*lead, *marks, *rest, BY, AT]]
     drawn = style(shown) if style is not None else shown
     config = {**(column_config or {}), **review_column_config(who)}
     if not who.can_mark:
