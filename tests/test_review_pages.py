@@ -286,3 +286,35 @@ def test_a_user_without_a_review_role_sees_states_without_tick_boxes(
     mine = [k for k in states.index if k.startswith(f"{MULTI}-{INVESTIGATOR_SITE}-")]
     assert len(listing) == len(mine)
     assert sorted(listing["Review"]) == sorted(states[mine])
+
+
+def test_a_refused_mark_is_said_in_words(
+    review_db: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record removed while the page was open (as a later import removes one): its tick is
+    refused with the writer's message, and nothing is written."""
+    at = open_study_page(review_db, MULTI, AE_PAGE, monkeypatch, timeout=60)
+    listed = _listing(at)
+    row = int(listed.index[listed["Review"] == "unreviewed"][0])
+    usubjid = str(listed["USUBJID"].iloc[row]).rsplit("subject=", 1)[1]
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "DELETE FROM adverseevent WHERE upper(serious) = 'Y' AND subject_pk = "
+                "(SELECT id FROM subject WHERE usubjid = :u)"
+            ),
+            {"u": usubjid},
+        )
+    before = pd.read_sql_query("SELECT COUNT(*) AS n FROM reviewevent", engine)["n"][0]
+    at.session_state[f"{review_ui.EDITOR_PREFIX}_saes_0"] = {
+        "edited_rows": {row: {"Reviewed": True}},
+        "added_rows": [],
+        "deleted_rows": [],
+    }
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and "not found in DEMO-MULTI" in errors[0], errors
+    assert usubjid in errors[0]
+    after = pd.read_sql_query("SELECT COUNT(*) AS n FROM reviewevent", engine)["n"][0]
+    assert after == before
