@@ -186,7 +186,7 @@ else:
         ),
     )
     since = (
-        f"new since cut {since_number} listed first (column New"
+        f"{new} new since cut {since_number}, listed first (column New"
         + (", highlighted)." if len(sae_table) <= HIGHLIGHT_ROWS else ").")
         if compare is not None
         else "one data cut only, nothing to mark as new."
