@@ -17,7 +17,7 @@ from dashboard.metrics.ae_rules import SOURCE_VARIABLES, WORST_DIMENSIONS
 from dashboard.metrics.ae_tables import soc_incidence, soc_label
 from dashboard.metrics.ae_timeline import EARLIEST_TIMELINE_DAY, timeline_frame
 from dashboard.results.adverse_events import UNCODED_SOC
-from dashboard.ui import views
+from dashboard.ui import review, views
 from dashboard.ui.ae_drilldown import (
     LISTING_COLUMNS,
     STUDY_DAY_NOTE,
@@ -58,6 +58,7 @@ TIMELINE_SUBJECTS = 10  # the timeline draws at most this many subjects (a cell 
 
 ctx = page_context()
 page_header("Adverse events", ctx)
+who = review.review_as(ctx)
 
 
 def _view(
@@ -148,27 +149,44 @@ if saes.empty:
 else:
     sae_table = view.saes
     new = int(saes["new"].sum())
+    # Each SAE's review state for the chosen role, a tick box to mark it (dashboard/ui/review.py).
+    found = review.states(ctx, who.role, "ae", keys=saes["natural_key"].tolist())
+    listed = review.with_review(sae_table.assign(natural_key=saes["natural_key"].to_numpy()), found)
+    counts = review.sae_counts(ctx, who.role)
+    unreviewed = f"{counts.needs_review:,} unreviewed" + (
+        f" ({counts.changed:,} changed since review)" if counts.changed else ""
+    )
+    since_number = view.frame.since_cut.number if view.frame.since_cut else None
+    st.markdown(
+        f"**{plural(new, 'SAE')} new since cut {since_number}, {unreviewed}**"
+        if compare is not None
+        else f"**{counts.sentence('SAEs')}**",
+        help=f"Unreviewed: every serious AE in view not reviewed by the {who.name.lower()} in "
+        "the version it has now (never reviewed, the mark withdrawn, or changed by a later cut).",
+    )
     # Row colours through a pandas Styler cost about a second per thousand rows at every rerun:
     # highlight only a listing short enough to read row by row; a long one keeps its "New" column.
     shown_saes, links = subject_links(
-        sae_table, study_id=ctx.study_id, column="USUBJID", label=SUBJECT_HEADER
+        listed, study_id=ctx.study_id, column="USUBJID", label=SUBJECT_HEADER
     )
-    st.dataframe(
-        dashed(  # an ongoing AE's end date: a dash, not "None"
-            shown_saes.style.apply(
+    review.review_table(
+        ctx,
+        who,
+        shown_saes,
+        entity="ae",
+        name="saes",
+        column_config={**LISTING_COLUMNS, **links},
+        style=lambda frame: dashed(  # an ongoing AE's end date: a dash, not "None"
+            frame.style.apply(
                 lambda row: ["background-color: #fff3b0" if row.get("New") else ""] * len(row),
                 axis=1,
             )
-            if len(sae_table) <= HIGHLIGHT_ROWS
-            else shown_saes
+            if len(frame) <= HIGHLIGHT_ROWS
+            else frame
         ),
-        hide_index=True,
-        width="stretch",
-        column_config={**LISTING_COLUMNS, **links},
     )
     since = (
-        f"{new} new since cut {view.frame.since_cut.number if view.frame.since_cut else ''}, "
-        "listed first (column New"
+        f"{new} new since cut {since_number}, listed first (column New"
         + (", highlighted)." if len(sae_table) <= HIGHLIGHT_ROWS else ").")
         if compare is not None
         else "one data cut only, nothing to mark as new."

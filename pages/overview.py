@@ -4,7 +4,7 @@ import streamlit as st
 
 from dashboard.charts.enrollment import accrual_chart
 from dashboard.markdown import plain
-from dashboard.ui import views
+from dashboard.ui import review, views
 from dashboard.ui.links import page_url
 from dashboard.ui.report import pack_downloads
 from dashboard.ui.shell import metric_row, no_subjects_message, page_context, page_header
@@ -20,6 +20,7 @@ ctx = page_context()
 view = views.overview_view(ctx.db_url, ctx.cut_id, ctx.view)
 study = view.frame.study
 page_header(study.title or study.study_id, ctx)
+who = review.review_as(ctx)
 
 # The page leads with what changed since the compared cut (the monitoring meeting's question).
 if view.changes_sentence:
@@ -85,8 +86,16 @@ if view.counts.screened:
         st.markdown(
             f"[Serious adverse events: {serious}]({page_url(ADVERSE_EVENTS_PAGE, ctx.url_params)})"
         )
-        if new_serious:
-            st.caption(new_serious)
+        # Beside "new": how many the chosen role has still to review (dashboard/ui/review.py).
+        unreviewed = review.sae_counts(ctx, who.role)
+        to_review = f"{unreviewed.needs_review:,} unreviewed" + (
+            f" ({unreviewed.changed:,} changed since review)" if unreviewed.changed else ""
+        )
+        st.caption(
+            f"{new_serious}, {to_review}" if new_serious else to_review,
+            help=f"Unreviewed: serious AEs in view not reviewed by the {who.name.lower()} in the "
+            "version they have now.",
+        )
 
 # Equal halves: at 1024 px beside the sidebar two fifths left the changes table too narrow for
 # its counts.

@@ -14,7 +14,7 @@ from dashboard.metrics.screen_failures import (
     criterion_label,
     mark_new_subjects,
 )
-from dashboard.ui import views
+from dashboard.ui import review, views
 from dashboard.ui.downloads import download_buttons
 from dashboard.ui.links import subject_links
 from dashboard.ui.selection import bring_into_view, criterion_drilldown, failed_heading
@@ -36,6 +36,7 @@ LIST_KEY = "screen_failures_list"  # its container, scrolled to when a criterion
 
 ctx = page_context()
 page_header("Screen failures", ctx)
+who = review.review_as(ctx)
 period = period_filter(ctx)  # "who failed the BMI criterion this month?"
 view = views.screen_failures_view(ctx.db_url, ctx.cut_id, ctx.view_for(period))
 counts = view.counts
@@ -130,11 +131,20 @@ else:
                 st.info("Nobody failed this criterion in the current selection.")
             else:
                 listed = mark_new_subjects(subjects, compare_cut_id=compare)
-                shown, links = subject_links(listed, study_id=ctx.study_id)
-                st.dataframe(
-                    dashed(shown),
-                    hide_index=True,
-                    width="stretch",
+                # Each subject's finding of this criterion, its review state and a tick box.
+                found = review.states(
+                    ctx, who.role, "ie", keys=listed["natural_key"].dropna().tolist()
+                )
+                shown, links = subject_links(
+                    review.with_review(listed, found), study_id=ctx.study_id
+                )
+                review.review_table(
+                    ctx,
+                    who,
+                    shown,
+                    entity="ie",
+                    name=f"ie_{code}_{version}",
+                    style=dashed,
                     column_config={
                         **links,
                         "new": st.column_config.CheckboxColumn(
@@ -145,7 +155,17 @@ else:
                         "failed_criteria": "Criteria failed",
                     },
                 )
-                download_buttons(listed, name=f"{ctx.study_id}-{code}-screen-failures", sheet=code)
+                st.caption(
+                    plain(
+                        f"Review: each subject's eligibility finding of {code}, "
+                        f"as {who.name.lower()}."
+                    )
+                )
+                download_buttons(
+                    listed.drop(columns="natural_key"),
+                    name=f"{ctx.study_id}-{code}-screen-failures",
+                    sheet=code,
+                )
             bring_into_view(LIST_KEY, picked)
     else:
         bring_into_view(LIST_KEY, None)  # the same criterion picked again is scrolled to again

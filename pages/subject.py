@@ -25,7 +25,7 @@ from dashboard.metrics.subject import (
 )
 from dashboard.metrics.visits import NEEDS_ACTION, OVERDUE, scheduled_visits
 from dashboard.results.population import SCREEN_FAILURE
-from dashboard.ui import views
+from dashboard.ui import review, views
 from dashboard.ui.shell import domain_missing, page_context, page_header
 from dashboard.ui.tables import dashed
 from dashboard.ui.visits import kept_window_days, visits_as_of, window_days_setting
@@ -36,6 +36,7 @@ AXIS_KEY = "subject_timeline_axis"
 
 ctx = page_context()
 page_header("Subject", ctx)
+who = review.review_as(ctx)
 
 requested = st.query_params.get("subject", "").strip()
 search_column, pick_column = st.columns([1, 2])
@@ -71,6 +72,27 @@ if record is None:
     st.stop()
 
 day_one = record.enrollment_date
+
+
+def reviewed_listing(
+    frame: pd.DataFrame, dates: dict[str, str], labels: dict[str, str], entity: str
+) -> None:
+    """One of the subject's listings with each record's review state for the chosen role, and a
+    tick box per record where the user may mark."""
+    shown = listing(with_study_days(frame, day_one=day_one, dates=dates), labels)
+    keys = frame["natural_key"].reset_index(drop=True)
+    found = review.states(ctx, who.role, entity, keys=keys.dropna().tolist())
+    review.review_table(
+        ctx,
+        who,
+        review.with_review(shown.assign(natural_key=keys.to_numpy()), found),
+        entity=entity,
+        name=f"subject_{entity}",
+        style=dashed,
+        offer_filter=False,
+    )
+
+
 facts = identity_facts(
     site_id=record.site_id,
     arm=record.arm,
@@ -82,6 +104,31 @@ facts = identity_facts(
     sex=record.sex,
 )
 st.subheader(plain(record.usubjid))
+# The subject's own review state for the chosen role, and a button to mark it.
+subject_review = review.with_review(
+    pd.DataFrame({"natural_key": [record.usubjid]}),
+    review.states(ctx, who.role, "subject", keys=[record.usubjid]),
+).iloc[0]
+review_line = st.container(horizontal=True, vertical_alignment="center")
+state_word = str(subject_review[review.STATE])
+review_line.badge(
+    f"Subject review ({who.name}): {state_word}",
+    color="green" if subject_review[review.REVIEWED] else "orange",
+    help=(
+        f"Reviewed by {subject_review[review.BY]} at {subject_review[review.AT]}"
+        if pd.notna(subject_review[review.BY])
+        else f"Not reviewed by the {who.name.lower()} yet"
+    ),
+)
+if who.can_mark:
+    reviewed_now = bool(subject_review[review.REVIEWED])
+    if review_line.button(
+        "Withdraw subject review" if reviewed_now else "Mark subject reviewed",
+        key="review_subject_button",
+        type="secondary",
+    ):
+        review.write_marks(ctx, who, "subject", "subject", {record.usubjid: not reviewed_now})
+review.show_notice("subject")
 # Columns as wide as their values, so an arm name is not cut short.
 widths = [max(len(value), len(label), 4) for label, value in facts.items()]
 for column, (label, value) in zip(st.columns(widths), facts.items(), strict=True):
@@ -165,11 +212,7 @@ if record.population == SCREEN_FAILURE or not record.eligibility.empty:
     st.subheader("Eligibility")
     if not record.eligibility.empty:
         st.markdown(f"Criteria **not met** ({len(record.eligibility)}):")
-        st.dataframe(
-            dashed(listing(record.eligibility, ELIGIBILITY_LABELS)),
-            hide_index=True,
-            width="stretch",
-        )
+        reviewed_listing(record.eligibility, {}, ELIGIBILITY_LABELS, "ie")
     elif not domain_missing(
         ctx, "IE", "which criteria this screen failure did not meet is unknown"
     ):
@@ -246,14 +289,14 @@ if not domain_missing(ctx, "AE", "adverse events are unknown"):
     if record.adverse_events.empty:
         st.info("No adverse event recorded for this subject.")
     else:
-        record_table(record.adverse_events, {"end_date": "end_day"}, ADVERSE_EVENT_LABELS)
+        reviewed_listing(record.adverse_events, {"end_date": "end_day"}, ADVERSE_EVENT_LABELS, "ae")
 
 st.subheader("Dispositions")
 if not domain_missing(ctx, "DS", "the subject's disposition is unknown"):
     if record.dispositions.empty:
         st.info("No disposition record for this subject.")
     else:
-        record_table(record.dispositions, {"date": "study_day"}, DISPOSITION_LABELS)
+        reviewed_listing(record.dispositions, {"date": "study_day"}, DISPOSITION_LABELS, "ds")
 
 st.subheader("Visits held")
 if not domain_missing(ctx, "SV", "the visits held are unknown"):

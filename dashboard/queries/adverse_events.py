@@ -75,6 +75,7 @@ LISTING_COLUMNS = [
     "observed_until",
     "updated_cut_id",
     "treatment_emergent_flag",
+    "natural_key",  # the record's key in the cuts' history and the review log
 ]
 
 
@@ -678,7 +679,8 @@ def adverse_event_listing(
     (serious_death ... serious_overdose), relationship, outcome, action, start_dtc, start_date,
     end_dtc, end_date, start_day (AESTDY), first_dose_dtc, first_dose_date, first_cut_id,
     observed_until (the subject's latest DS date other than a protocol milestone: where an
-    ongoing AE's timeline bar ends), updated_cut_id, treatment_emergent_flag (AETRTEM as kept).
+    ongoing AE's timeline bar ends), updated_cut_id, treatment_emergent_flag (AETRTEM as kept),
+    natural_key (the review log's key).
     """
     population = _population(session, study_id=study_id)
     where = _event_filter(study_id=study_id, scope=scope, treatment_emergent=treatment_emergent)
@@ -742,6 +744,7 @@ def adverse_event_listing(
         observed_until.label("observed_until"),
         col(AdverseEvent.updated_cut_id),
         col(AdverseEvent.treatment_emergent).label("treatment_emergent_flag"),
+        col(AdverseEvent.natural_key),
     ]
     stmt = (
         select(*fields)

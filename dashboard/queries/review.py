@@ -109,6 +109,13 @@ def latest_marks(
     )
 
 
+def last_event_id(session: Session, *, study_id: str) -> int:
+    """The id of the study's latest log row (0 for none): what tells a cached review state that
+    a mark was written since, in any session."""
+    stmt = select(func.max(col(ReviewEvent.id))).where(col(ReviewEvent.study_id) == study_id)
+    return int(session.execute(stmt).scalar_one() or 0)
+
+
 def review_log(
     session: Session,
     *,

@@ -101,10 +101,23 @@ def failed_subjects(
     Columns: usubjid, site_id, screening_date, failed_criteria (every criterion the subject
     failed, comma-separated; each with its protocol version where the study has several),
     first_cut_id (the cut that first held the subject: what "new since"
-    compares), then one column per screening value in ``value_codes`` that the data hold (a
+    compares), natural_key (the subject's finding of this criterion, as the review log names
+    it), then one column per screening value in ``value_codes`` that the data hold (a
     per-knee finding gives one column per location, e.g. "KLGRADE LEFT KNEE").
     """
     failed = _failed_findings(study_id=study_id, scope=scope, period=period)
+    # The finding of this criterion: its key in the review log (the first, where IE repeats it).
+    finding_key = (
+        select(func.min(col(EligibilityFinding.natural_key)))
+        .join(Criterion, col(Criterion.id) == col(EligibilityFinding.criterion_pk))
+        .where(
+            col(EligibilityFinding.subject_pk) == col(Subject.id),
+            col(Criterion.code) == code,
+            col(Criterion.protocol_version) == protocol_version,
+        )
+        .correlate(Subject)
+        .scalar_subquery()
+    )
     stmt = (
         select(
             col(Subject.id),
@@ -112,6 +125,7 @@ def failed_subjects(
             col(Site.site_id),
             col(Subject.screening_date),
             col(Subject.first_cut_id),
+            finding_key.label("natural_key"),
         )
         .outerjoin(Site, col(Site.id) == col(Subject.site_pk))
         .where(
@@ -129,9 +143,11 @@ def failed_subjects(
     )
     subjects = pd.DataFrame(
         rows(session.execute(stmt)),
-        columns=["id", "usubjid", "site_id", "screening_date", "first_cut_id"],
+        columns=["id", "usubjid", "site_id", "screening_date", "first_cut_id", "natural_key"],
     )
-    columns = ["usubjid", "site_id", "screening_date", "failed_criteria", "first_cut_id"]
+    columns = [
+        "usubjid", "site_id", "screening_date", "failed_criteria", "first_cut_id", "natural_key",
+    ]  # fmt: skip
     if subjects.empty:
         return pd.DataFrame(columns=columns)
     ids = subjects["id"].tolist()

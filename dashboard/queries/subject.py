@@ -99,6 +99,7 @@ def subject_record(
             col(EligibilityFinding.result),
             col(EligibilityFinding.assessed_dtc),
             col(EligibilityFinding.assessed_date),
+            col(EligibilityFinding.natural_key),
         )
         .join(Criterion, col(Criterion.id) == col(EligibilityFinding.criterion_pk))
         .where(col(EligibilityFinding.subject_pk) == pk)

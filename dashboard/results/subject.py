@@ -23,8 +23,11 @@ ELIGIBILITY_COLUMNS = [
     "result",
     "assessed_dtc",
     "assessed_date",
+    "natural_key",  # the record's key in the cuts' history and the review log
 ]
-DISPOSITION_COLUMNS = ["seq", "category", "term", "verbatim", "epoch", "dtc", "date"]
+DISPOSITION_COLUMNS = [
+    "seq", "category", "term", "verbatim", "epoch", "dtc", "date", "natural_key",
+]  # fmt: skip
 ADVERSE_EVENT_COLUMNS = [
     "seq",
     "term",
@@ -41,6 +44,7 @@ ADVERSE_EVENT_COLUMNS = [
     "start_day",
     "start_date",
     "end_date",
+    "natural_key",
 ]
 EXPOSURE_COLUMNS = [
     "treatment",

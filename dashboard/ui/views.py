@@ -18,6 +18,7 @@ from dashboard.views import (
     baseline,
     enrollment,
     overview,
+    review,
     screen_failures,
     site_risk,
     subject,
@@ -215,3 +216,35 @@ def schedule_grid(
         return visits.grid(
             session, ctx, as_of=as_of, window_days=window_days, needing_action=needing_action
         )
+
+
+# Review states: keyed by the review log's version too (``views.review.log_version``, the latest
+# log row's id), so a mark written in any session is read afresh by every other at its next run.
+@cached
+def review_states(
+    db_url: str,
+    cut_id: int | None,
+    log_version: int,
+    ctx: ViewContext,
+    entity: str,
+    role: str,
+    keys: tuple[str, ...] | None = None,
+    serious_only: bool = False,
+) -> pd.DataFrame:
+    with session_for(db_url) as session:
+        return review.states(
+            session,
+            ctx,
+            entity=entity,
+            role=role,
+            keys=None if keys is None else list(keys),
+            serious_only=serious_only,
+        )
+
+
+@cached
+def review_sae_counts(
+    db_url: str, cut_id: int | None, log_version: int, ctx: ViewContext, role: str
+) -> review.ReviewCounts:
+    with session_for(db_url) as session:
+        return review.sae_counts(session, ctx, role=role)

@@ -65,6 +65,12 @@ def states(
     return record_states(records, marks)[STATE_FRAME]
 
 
+def log_version(session: Session, *, study_id: str) -> int:
+    """The study's latest log row id (0: none yet): part of the pages' cache keys of review
+    states, so a mark written in any session shows in every other at its next run."""
+    return log.last_event_id(session, study_id=study_id)
+
+
 @dataclass(frozen=True)
 class ReviewCounts:
     """How many records need review in a role: never reviewed (or withdrawn), and reviewed but
