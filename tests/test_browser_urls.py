@@ -32,6 +32,7 @@ PATHS = {
     "Baseline": "/baseline",
     "Adverse events": "/adverse-events",
     "Site risk": "/site-risk",
+    "Queries": "/queries",
     "Subject": "/subject",
     "Import": "/import",
     "Audit trail": "/audit",

@@ -169,11 +169,14 @@ def review_column_config(who: Reviewer) -> dict[str, Any]:
             if who.can_mark
             else f"Reviewed by the {who.name.lower()} in the version it has now",
             pinned=True,
+            # Narrow, as the state beside it: the listing's own columns stay in view at 1024 px.
+            width="small",
         ),
         STATE: st.column_config.TextColumn(
             STATE,
             help=f"The {who.name.lower()}'s review: unreviewed, reviewed, or changed since "
             "review (a later data cut changed the record after it was reviewed)",
+            width="small",
         ),
         BY: st.column_config.TextColumn(
             BY, help="Who last marked the record reviewed in this role (e-mail)"
