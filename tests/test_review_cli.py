@@ -164,7 +164,10 @@ def test_export_rows_equal_the_log_in_scope(
     assert [r["kind"] for r in rows] == log["kind"].tolist()
     assert len(rows) > 0
     audit = _sql(db, "SELECT detail FROM auditevent WHERE action = 'export' ORDER BY id")
-    assert "review log" in audit["detail"].iloc[-1]
+    detail = audit["detail"].iloc[-1]
+    # SQLite hands the JSON column back as text, PostgreSQL as a dict.
+    detail = json.loads(detail) if isinstance(detail, str) else detail
+    assert detail["kind"] == "review log" and detail["rows"] == len(rows)
 
 
 def test_a_site_user_cannot_mark_or_answer_another_site(db: str) -> None:
