@@ -21,7 +21,6 @@ from dashboard.results.review import (
     ENTITIES,
     MEDICAL_MONITOR,
     NEEDS_REVIEW,
-    OPEN,
     PAGE_OF_ENTITY,
     QUERY_STATES,
     RECORD_STATES,
@@ -172,8 +171,15 @@ def status(session: Session, ctx: ViewContext, *, today: dt.date) -> ReviewStatu
     """Records per page, site, role and state (zeros included), and queries per site and state."""
     parts = []
     for entity in ENTITIES:
+        # The records once per entity; each role's marks read against them.
+        records = log.record_versions(
+            session, study_id=ctx.study_id, scope=ctx.scope, entity=entity
+        )
         for role in REVIEW_ROLES:
-            found = states(session, ctx, entity=entity, role=role)
+            marks = log.latest_marks(
+                session, study_id=ctx.study_id, scope=ctx.scope, entity=entity, role=role
+            )
+            found = record_states(records, marks)
             tally = _per_site(found["site_id"], found["review_state"], RECORD_STATES)
             parts.append(tally.assign(page=PAGE_OF_ENTITY[entity], entity=entity, role=role))
     records = pd.concat(parts, ignore_index=True).rename(columns={"n": "records"})
@@ -200,6 +206,3 @@ def unreviewed_saes(
     found = states(session, ctx, entity="ae", role=role, serious_only=True)
     kept = found[found["review_state"].isin(NEEDS_REVIEW)]
     return kept.sort_values(["site_id", "natural_key"], kind="stable").reset_index(drop=True)
-
-
-__all__ = ["OPEN", "ReviewCounts", "ReviewStatus", "counts", "states", "status"]
