@@ -156,12 +156,26 @@ class Finding(SQLModel, table=True):
     test_code: str = Field(index=True)  # --TESTCD
     test: str  # --TEST
     location: str | None = None  # --LOC, e.g. LEFT KNEE
+    # What tells two measurements of one test at one visit apart (supine and standing blood
+    # pressure, serum and urine glucose), never merged: with the location they name the
+    # measurement ("SUPINE, AFTER LYING DOWN FOR 5 MINUTES", queries.baseline.qualifier).
+    specimen: str | None = None  # --SPEC
+    position: str | None = None  # --POS
+    timepoint: str | None = None  # --TPT
+    category: str | None = None  # --CAT, e.g. CHEMISTRY
+    fasting: str | None = None  # --FAST (Y / N)
     value_num: float | None = None  # --STRESN
     value_text: str | None = None  # --STRESC / --ORRES
     unit: str | None = None  # --STRESU
+    # The normal range in standard units and the lab's own reading of the value against it.
+    normal_low: float | None = None  # --STNRLO
+    normal_high: float | None = None  # --STNRHI
+    normal_indicator: str | None = None  # --NRIND: LOW / NORMAL / HIGH / ABNORMAL
     visit: str | None = None  # VISIT
+    visit_number: float | None = None  # VISITNUM
     dtc: str | None = None  # --DTC
     date: dt.date | None = None
+    study_day: int | None = None  # --DY
     is_baseline: bool = Field(default=False, index=True)  # --BLFL = Y (or last value before dose)
     toxicity_grade: str | None = None  # --TOXGR (LBTOXGR) as given: CTCAE grade 0-5
 

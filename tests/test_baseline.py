@@ -1,8 +1,11 @@
 """Table 1: statistics against the known CDISC pilot figures and against tableone itself; the query
 behind it against pandas; the page through AppTest for the three studies."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+import pyreadstat  # type: ignore[import-untyped]
 import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -48,8 +51,46 @@ def pilot_values(pilot_db_url: str) -> pd.DataFrame:
             scope=None,
             population="enrolled",
             by="arm",
-            keys=("AGE", "SEX", "RACE", "VS.WEIGHT", "VS.SYSBP"),
+            keys=("AGE", "SEX", "RACE", "VS.WEIGHT", SUPINE_SYSBP, SUPINE_DIABP),
         )
+
+
+# The pilot measures blood pressure at baseline three times (VSPOS, VSTPT): each is a variable.
+SUPINE = "SUPINE, AFTER LYING DOWN FOR 5 MINUTES"
+SUPINE_SYSBP, SUPINE_DIABP = f"VS.SYSBP.{SUPINE}", f"VS.DIABP.{SUPINE}"
+
+
+def test_vital_signs_baseline_by_position_and_time_point(
+    pilot_values: pd.DataFrame, shared_data: Path, pilot_db_url: str
+) -> None:
+    # shared/data/README.md: supine diastolic BP at baseline, mean (SD) by arm, Placebo 75.7 (11.1),
+    # High 77.2 (9.8), Low 76.3 (9.8).
+    expected = {ARMS[0]: (75.7, 11.1), ARMS[1]: (77.2, 9.8), ARMS[2]: (76.3, 9.8)}
+    # Independently, from the file: VSBLFL = Y, VSPOS SUPINE, by DM's planned arm.
+    vs = pyreadstat.read_xport(str(shared_data / "sdtm/cdiscpilot01/vs.xpt"))[0]
+    dm = pyreadstat.read_xport(str(shared_data / "sdtm/cdiscpilot01/dm.xpt"))[0]
+    supine = vs[(vs.VSTESTCD == "DIABP") & (vs.VSBLFL == "Y") & (vs.VSPOS == "SUPINE")]
+    assert supine.groupby("USUBJID").size().max() == 1  # one supine record a subject
+    by_arm = supine.merge(dm[["USUBJID", "ARM"]], on="USUBJID").groupby("ARM")["VSSTRESN"]
+    for arm in ARMS:
+        group = pd.to_numeric(pilot_values.loc[pilot_values["column"] == arm, SUPINE_DIABP])
+        mine = describe_continuous(histogram(group), subjects=len(group))
+        assert mine.mean is not None and mine.sd is not None
+        assert (round(mine.mean, 1), round(mine.sd, 1)) == expected[arm]
+        assert mine.mean == pytest.approx(by_arm.mean()[arm])
+        assert mine.sd == pytest.approx(by_arm.std()[arm])
+    # The three measurements stay apart, each labelled; Table 1 opens with them, not with labs.
+    with Session(make_engine(pilot_db_url)) as session:
+        catalogue = baseline_catalogue(session, study_id="CDISCPILOT01")
+    diabp = catalogue[catalogue["key"].str.startswith("VS.DIABP.")]
+    assert sorted(diabp["label"]) == [
+        "Diastolic Blood Pressure, standing, after standing for 1 minute",
+        "Diastolic Blood Pressure, standing, after standing for 3 minutes",
+        "Diastolic Blood Pressure, supine, after lying down for 5 minutes",
+    ]
+    defaults = default_keys(catalogue)
+    assert SUPINE_DIABP in defaults
+    assert not [k for k in defaults if k.startswith("LB.")]
 
 
 def test_cdisc_pilot_known_figures(pilot_values: pd.DataFrame) -> None:
@@ -104,7 +145,7 @@ def _tableone(
 
 def test_smd_and_p_values_match_tableone(pilot_values: pd.DataFrame) -> None:
     values = pilot_values.assign(
-        **{k: pd.to_numeric(pilot_values[k]) for k in ("AGE", "VS.WEIGHT", "VS.SYSBP")}
+        **{k: pd.to_numeric(pilot_values[k]) for k in ("AGE", "VS.WEIGHT", SUPINE_SYSBP)}
     )
     reference = _tableone(values, ["AGE", "VS.WEIGHT", "SEX", "RACE"], ["SEX", "RACE"])
     groups = {

@@ -158,35 +158,49 @@ class Dataset:
         return self.offset + number
 
 
+# SDTMIG 3.x, 4.1.7: a large findings domain may ship split into datasets named by the domain code
+# and up to two more characters (lbch, lbhe, lbur; qscg), each with DOMAIN = LB; their SUPP--
+# datasets follow the file (supplbch).
+_SPLIT_FINDINGS = re.compile(rf"^({'|'.join(FINDINGS_DOMAINS)})[A-Z0-9]{{1,2}}$")
+
+
 def _domain_of(path: Path) -> str | None:
-    """``DM.xpt`` / ``dm.csv`` / ``suppdm.json`` -> ``DM`` / ``DM`` / ``SUPPDM``."""
-    if path.suffix.lower() not in SUFFIX_PREFERENCE:
-        return None
+    """``DM.xpt`` / ``dm.csv`` / ``suppdm.json`` / ``lbch.xpt`` -> ``DM`` / ``DM`` / ``SUPPDM`` /
+    ``LB``; None for a name that is no SDTM dataset's."""
     stem = path.stem.upper()
     if stem in MAPPED_DOMAINS or stem.startswith("SUPP") or re.fullmatch(r"[A-Z]{2}", stem):
         return stem
-    return None
+    split = _SPLIT_FINDINGS.fullmatch(stem)
+    return split.group(1) if split else None
 
 
-def find_datasets(folder: Path) -> tuple[dict[str, Path], list[str]]:
-    """The dataset file of each domain in ``folder`` (file names in any case), and notes on files
-    left aside (another format of the same domain, domains not mapped)."""
+def find_datasets(folder: Path) -> tuple[dict[str, list[Path]], list[str]]:
+    """The dataset files of each domain in ``folder`` (file names in any case): one file, or the
+    files of a split findings domain (``lbch``, ``lbhe`` ... for LB) in name order; and notes on
+    files left aside (another format of the same dataset, a data file whose name is no SDTM
+    dataset's: named, never skipped silently)."""
     if not folder.is_dir():
         raise fail("is not a folder of SDTM datasets", file=str(folder))
-    found: dict[str, list[Path]] = {}
-    for path in sorted(folder.iterdir()):
-        domain = _domain_of(path)
-        if domain:
-            _check_regular_file(path)
-            found.setdefault(domain, []).append(path)
-    chosen: dict[str, Path] = {}
+    by_stem: dict[str, list[Path]] = {}
     notes: list[str] = []
-    for domain, paths in found.items():
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() not in SUFFIX_PREFERENCE:
+            continue  # define.xml, a reviewer's guide: not datasets
+        if _domain_of(path) is None:
+            notes.append(f"{path.name}: not an SDTM dataset's name, not read")
+            continue
+        _check_regular_file(path)
+        by_stem.setdefault(path.stem.upper(), []).append(path)
+    chosen: dict[str, list[Path]] = {}
+    for paths in by_stem.values():
         paths.sort(key=lambda p: SUFFIX_PREFERENCE.index(p.suffix.lower()))
-        chosen[domain] = paths[0]
+        domain = _domain_of(paths[0])
+        assert domain is not None
+        chosen.setdefault(domain, []).append(paths[0])
         if len(paths) > 1:
             notes.append(
-                f"{domain} comes as {', '.join(p.name for p in paths)}: read {paths[0].name} only"
+                f"{paths[0].stem.upper()} comes as {', '.join(p.name for p in paths)}: "
+                f"read {paths[0].name} only"
             )
     return chosen, notes
 

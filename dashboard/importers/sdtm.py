@@ -108,7 +108,8 @@ class Package:
     dispositions: list[dict[str, Any]]  # with usubjid, natural_key
     # The findings domains' files, read while they are stored (``stream_findings``): an LB can
     # hold millions of records. Their warnings, row counts and sources join the package's then.
-    findings_files: dict[str, Path]
+    # A domain shipped split (lbch, lbhe, lbur) has several files, read in turn.
+    findings_files: dict[str, list[Path]]
     adverse_events: list[dict[str, Any]]  # with usubjid, natural_key
     deviations: list[dict[str, Any]]  # with usubjid
     exposures: list[dict[str, Any]]  # with usubjid
@@ -208,10 +209,12 @@ def read_package(
     if "DM" not in paths:
         raise fail("no DM dataset (dm.xpt, dm.csv or dm.json): DM is required", file=str(folder))
     datasets: dict[str, Dataset] = {}
-    findings_files = {d: path for d, path in paths.items() if d in FINDINGS_DOMAINS}
-    for domain, path in paths.items():
+    findings_files = {d: files for d, files in paths.items() if d in FINDINGS_DOMAINS}
+    for domain, files in paths.items():
         if domain in findings_files:
             continue
+        # Only a findings domain is split across files (``find_datasets``).
+        (path,) = files
         dataset = read_dataset(domain, path)
         warnings.extend(dataset.warnings)
         _check_required_columns(dataset)
@@ -291,37 +294,64 @@ def stream_findings(package: Package) -> Iterator[pd.DataFrame]:
     ImportFailure part-way: the caller writes in one transaction). Once every chunk is read, the
     package's warnings, row counts, sources and cut-off take in the findings domains."""
     latest: dt.date | None = None
-    for domain, path in package.findings_files.items():
-        seen = _SeenRecords()
-        records = 0
-        dataset = None
-        for dataset in read_in_chunks(domain, path):
-            if dataset.offset == 0:
-                _check_required_columns(dataset)
-                if domain != "SC" and not {f"{domain}BLFL", f"{domain}LOBXFL"} & set(
-                    dataset.frame.columns
-                ):
-                    package.unflagged_findings.add(domain)
-            seen.drop_repeats(dataset)
-            _check_subjects_known(dataset, package.subject_keys)
-            _check_same_study(dataset, package.study_ids)
-            if package.cutoff_from_data:
-                latest = _later(latest, _latest_date({domain: dataset}))
-            records += len(dataset.frame)
-            yield _findings(dataset)
-        assert dataset is not None  # read_in_chunks gives a file's first chunk, empty or not
-        package.warnings.extend(dataset.warnings)
-        seen.warn(dataset, package.warnings)
+    for domain, files in package.findings_files.items():
+        records = 0  # the domain's, over its files
+        for path in files:
+            seen = _SeenRecords()
+            in_file = 0
+            dataset = None
+            for dataset in read_in_chunks(domain, path):
+                if dataset.offset == 0:
+                    _check_required_columns(dataset)
+                    if domain != "SC" and not {f"{domain}BLFL", f"{domain}LOBXFL"} & set(
+                        dataset.frame.columns
+                    ):
+                        package.unflagged_findings.add(domain)
+                if path.stem.upper() != domain:
+                    _check_split_domain(dataset)
+                seen.drop_repeats(dataset)
+                _check_subjects_known(dataset, package.subject_keys)
+                _check_same_study(dataset, package.study_ids)
+                if package.cutoff_from_data:
+                    latest = _later(latest, _latest_date({domain: dataset}))
+                in_file += len(dataset.frame)
+                yield _findings(dataset)
+            assert dataset is not None  # read_in_chunks gives a file's first chunk, empty or not
+            package.warnings.extend(dataset.warnings)
+            seen.warn(dataset, package.warnings)
+            package.sources.append(
+                {
+                    "file": dataset.name,
+                    "domain": domain,
+                    "sha256": dataset.sha256,
+                    "records": in_file,
+                }
+            )
+            records += in_file
         package.row_counts[domain] = records
-        package.sources.append(
-            {"file": dataset.name, "domain": domain, "sha256": dataset.sha256, "records": records}
-        )
     # In the files' order, as a package read whole lists them.
     order = {domain: n for n, domain in enumerate(package.file_order)}
     package.row_counts = dict(sorted(package.row_counts.items(), key=lambda d: order[d[0]]))
     package.sources.sort(key=lambda source: order[source["domain"]])
     if package.cutoff_from_data:
         package.cutoff_date = _later(package.cutoff_date, latest)
+
+
+def _check_split_domain(dataset: Dataset) -> None:
+    """A file read as part of a split domain (``lbch.xpt`` as LB) must say so in DOMAIN: a file
+    merely named like one would otherwise add its records to LB."""
+    if "DOMAIN" not in dataset.frame.columns:
+        return
+    values = dataset.frame["DOMAIN"]
+    others = values[values.notna() & (values != "") & (values != dataset.domain)]
+    if len(others):
+        record = dataset.record(int(others.index[0]) + 1)
+        raise fail(
+            f"DOMAIN is {others.iloc[0]!r}, not {dataset.domain}: a file named as part of a "
+            f"split {dataset.domain} dataset must hold {dataset.domain} records",
+            file=dataset.name,
+            record=record,
+        )
 
 
 def _check_required_columns(dataset: Dataset) -> None:
@@ -737,12 +767,22 @@ FINDING_COLUMNS = (
     "test_code",
     "test",
     "location",
+    "specimen",
+    "position",
+    "timepoint",
+    "category",
+    "fasting",
     "value_num",
     "value_text",
     "unit",
+    "normal_low",
+    "normal_high",
+    "normal_indicator",
     "visit",
+    "visit_number",
     "dtc",
     "date",
+    "study_day",
     "is_baseline",
     "toxicity_grade",
 )
@@ -768,6 +808,11 @@ def _findings(dataset: Dataset) -> pd.DataFrame:
             "test_code": test_code.where(test_code.notna(), ""),
             "test": _first_of(_column(frame, f"{d}TEST"), test_code).fillna(""),
             "location": _column(frame, f"{d}LOC"),
+            "specimen": _column(frame, f"{d}SPEC"),
+            "position": _column(frame, f"{d}POS"),
+            "timepoint": _column(frame, f"{d}TPT"),
+            "category": _column(frame, f"{d}CAT"),
+            "fasting": _column(frame, f"{d}FAST"),
             "value_num": _column(frame, f"{d}STRESN", _float_or_none),
             "value_text": _first_of(
                 _column(frame, f"{d}STRESC"),
@@ -775,9 +820,14 @@ def _findings(dataset: Dataset) -> pd.DataFrame:
                 _column(frame, f"{d}STRESN", _text_or_none),  # a value that is no number: kept
             ),
             "unit": _first_of(_column(frame, f"{d}STRESU"), _column(frame, f"{d}ORRESU")),
+            "normal_low": _column(frame, f"{d}STNRLO", _number_or_none),
+            "normal_high": _column(frame, f"{d}STNRHI", _number_or_none),
+            "normal_indicator": _column(frame, f"{d}NRIND"),
             "visit": _column(frame, "VISIT"),
+            "visit_number": _column(frame, "VISITNUM", _float_or_none),
             "dtc": dtc,
             "date": _column(frame, f"{d}DTC", known_date),
+            "study_day": _column(frame, f"{d}DY", _int_or_none),
             "is_baseline": is_baseline.astype(bool),
             "toxicity_grade": _column(frame, f"{d}TOXGR"),
         },
@@ -787,6 +837,24 @@ def _findings(dataset: Dataset) -> pd.DataFrame:
 
 def _float_or_none(value: Any) -> float | None:
     return value if isinstance(value, float) else None
+
+
+def _number_or_none(value: Any) -> float | None:
+    """A normal-range limit: a number, or a number written as text (a CSV or Dataset-JSON file
+    may carry --STNRLO as text); anything else (``<5``) is no limit."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+        return number if math.isfinite(number) else None
+    return None
+
+
+def _int_or_none(value: Any) -> int | None:
+    return int(value) if isinstance(value, float) and value.is_integer() else None
 
 
 def _text_or_none(value: Any) -> str | None:

@@ -450,7 +450,8 @@ def store_package(session: Session, package: Package, *, replace: bool = False) 
 
 def _flag_baseline_without_flag(session: Session, study_id: str, domains: set[str]) -> None:
     """Where a findings domain has no baseline flag (--BLFL or --LOBXFL), the baseline is the last
-    value before first dose: per subject, domain, test and location, the latest record dated on or
+    value before first dose: per subject, domain, test and measurement (location, specimen,
+    position, time point: supine and standing blood pressure each get one), the latest record dated on or
     before the first dose (of records on the same latest day, the last one in the file, which is
     the last stored)."""
     if not domains:
@@ -463,6 +464,9 @@ def _flag_baseline_without_flag(session: Session, study_id: str, domains: set[st
                 col(Finding.domain),
                 col(Finding.test_code),
                 col(Finding.location),
+                col(Finding.specimen),
+                col(Finding.position),
+                col(Finding.timepoint),
             ],
             order_by=[col(Finding.date).desc(), col(Finding.id).desc()],
         )

@@ -187,6 +187,8 @@ def _anova(groups: Sequence[tuple[int, float, float]]) -> float:
     from scipy import stats
 
     total = sum(n for n, _, _ in groups)
+    if total <= len(groups):  # one value a group: no variance within groups to test against
+        return math.nan
     grand = sum(n * mean for n, mean, _ in groups) / total
     between = sum(n * (mean - grand) ** 2 for n, mean, _ in groups) / (len(groups) - 1)
     within = sum((n - 1) * var for n, _, var in groups if n > 1) / (total - len(groups))
@@ -497,15 +499,18 @@ BMI_PARTS = ("VS.HEIGHT", "VS.WEIGHT")
 def default_keys(catalogue: pd.DataFrame) -> list[str]:
     """The characteristics Table 1 opens with: age and sex, race and ethnicity where recorded, then
     the baseline findings (the first dozen by how many subjects have them; height and weight left
-    out where BMI is recorded)."""
+    out where BMI is recorded; laboratory tests after every other finding, as they have a page of
+    their own: a study with 40 baseline lab tests still opens on its vital signs)."""
     with_values = catalogue[catalogue["subjects"] > 0]
     present = set(with_values["key"])
     demographics = [k for k in ("AGE", "SEX", "RACE", "ETHNIC") if k in present]
     findings = with_values[with_values["key"].str.contains(".", regex=False)]
     if BMI_KEY in present:
         findings = findings[~findings["key"].isin(BMI_PARTS)]
-    top = findings.sort_values("subjects", ascending=False, kind="stable").head(
-        MAX_DEFAULT_FINDINGS
+    top = (
+        findings.assign(lab=findings["key"].str.startswith("LB."))
+        .sort_values(["lab", "subjects"], ascending=[True, False], kind="stable")
+        .head(MAX_DEFAULT_FINDINGS)
     )
     return demographics + [k for k in findings["key"] if k in set(top["key"])]
 

@@ -61,12 +61,33 @@ DEMOGRAPHICS = (
 )
 
 
-def finding_key(domain: str, test_code: str, location: str | None) -> str:
-    """The key of a baseline finding in the values frame: ``VS.BMI``, ``MK.KLGRADE.LEFT KNEE``."""
-    # pandas gives a missing location as NaN, which is truthy: only a real text counts.
-    return f"{domain}.{test_code}" + (
-        f".{location}" if isinstance(location, str) and location else ""
-    )
+# What tells two measurements of one test apart (the model's Finding): supine and standing blood
+# pressure at one visit are two baseline variables, never one.
+QUALIFIERS = ("location", "specimen", "position", "timepoint")
+
+
+def qualifier(*parts: object) -> str:
+    """The measurement's name from its location, specimen, position and time point, those given
+    joined by ", ": ``"SUPINE, AFTER LYING DOWN FOR 5 MINUTES"``, ``"LEFT KNEE"``, or ""."""
+    # pandas gives a missing text as NaN, which is truthy: only a real text counts.
+    return ", ".join(p for p in parts if isinstance(p, str) and p)
+
+
+def qualifier_sql() -> Any:
+    """``qualifier`` in SQL (SQLite and PostgreSQL): each part given as ", part", the first
+    ", " cut off."""
+    joined: Any = literal("")
+    for name in QUALIFIERS:
+        column = col(getattr(Finding, name))
+        joined = joined + case((and_(column.is_not(None), column != ""), ", " + column), else_="")
+    return func.substr(joined, 3)
+
+
+def finding_key(domain: str, test_code: str, *qualifiers: str | None) -> str:
+    """The key of a baseline finding in the values frame: ``VS.BMI``, ``MK.KLGRADE.LEFT KNEE``,
+    ``VS.DIABP.SUPINE, AFTER LYING DOWN FOR 5 MINUTES``."""
+    named = qualifier(*qualifiers)
+    return f"{domain}.{test_code}" + (f".{named}" if named else "")
 
 
 CATALOGUE_COLUMNS = ["key", "label", "unit", "categorical", "subjects"]
@@ -103,11 +124,12 @@ def catalogue_from_findings(session: Session, *, study_id: str) -> pd.DataFrame:
                 "subjects": int(n),
             }
         )
+    named = qualifier_sql().label("qualifier")
     stmt = (
         select(
             col(Finding.domain),
             col(Finding.test_code),
-            col(Finding.location),
+            named,
             func.max(col(Finding.test)).label("test"),
             func.max(col(Finding.unit)).label("unit"),
             func.count(col(Finding.value_num)).label("numeric"),
@@ -115,14 +137,13 @@ def catalogue_from_findings(session: Session, *, study_id: str) -> pd.DataFrame:
         )
         .join(Subject, col(Subject.id) == col(Finding.subject_pk))
         .where(col(Subject.study_id) == study_id, col(Finding.is_baseline))
-        .group_by(col(Finding.domain), col(Finding.test_code), col(Finding.location))
-        .order_by(col(Finding.domain), col(Finding.test_code), col(Finding.location))
+        .group_by(col(Finding.domain), col(Finding.test_code), named)
+        .order_by(col(Finding.domain), col(Finding.test_code), named)
     )
     findings = [
         {
-            "key": finding_key(r["domain"], r["test_code"], r["location"]),
-            "label": r["test"]
-            + (f", {r['location'].lower()}" if isinstance(r["location"], str) else ""),
+            "key": finding_key(r["domain"], r["test_code"], r["qualifier"]),
+            "label": r["test"] + (f", {r['qualifier'].lower()}" if r["qualifier"] else ""),
             "unit": r["unit"],
             "categorical": r["numeric"] == 0,
             "subjects": int(r["subjects"]),
@@ -221,13 +242,12 @@ def baseline_values(
         # seconds at a million findings. The date only orders the rows: not read (its parsing
         # per row on SQLite was a third of the read). The key (``finding_key``) is put together
         # in SQL: one text column to bring into pandas instead of three.
-        location = col(Finding.location)
-        has_location = and_(location.is_not(None), location != "")
+        named = qualifier_sql()
         joined_key = (
             col(Finding.domain)
             + "."
             + col(Finding.test_code)
-            + case((has_location, "." + location), else_="")
+            + case((named != "", "." + named), else_="")
         )
         stmt = (
             select(
