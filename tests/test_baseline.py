@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyreadstat  # type: ignore[import-untyped]
+import pyreadstat
 import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session

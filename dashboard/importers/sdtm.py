@@ -301,14 +301,14 @@ def stream_findings(package: Package) -> Iterator[pd.DataFrame]:
             in_file = 0
             dataset = None
             for dataset in read_in_chunks(domain, path):
+                if path.stem.upper() != domain:  # first: another domain lacks LB's columns
+                    _check_split_domain(dataset)
                 if dataset.offset == 0:
                     _check_required_columns(dataset)
                     if domain != "SC" and not {f"{domain}BLFL", f"{domain}LOBXFL"} & set(
                         dataset.frame.columns
                     ):
                         package.unflagged_findings.add(domain)
-                if path.stem.upper() != domain:
-                    _check_split_domain(dataset)
                 seen.drop_repeats(dataset)
                 _check_subjects_known(dataset, package.subject_keys)
                 _check_same_study(dataset, package.study_ids)

@@ -33,6 +33,7 @@ from dashboard.queries import (
     adverse_events,
     baseline,
     enrollment,
+    labs,
     listings,
     safety_counts,
     subject,
@@ -91,6 +92,8 @@ POOLING: dict[Callable[..., Any], Callable[[Any, Mapping[str, Any]], Any]] = {
     visits.planned_schedule: lambda found, _: found.assign(arm_code=""),
     visits.subject_visit_schedule: _listing,
     subject.subject_record: lambda found, _: found and blind_subject_record(found),
+    # A blinded viewer's lab figures are of the pooled safety population.
+    labs.lab_records: lambda found, _: found.assign(arm=POOLED),
     baseline.table_one_counts: _not_by_arm,
     baseline.subjects_with_value: _not_by_arm,
 }
