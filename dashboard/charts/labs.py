@@ -10,16 +10,16 @@ import pandas as pd
 
 from dashboard.charts.colours import PRIMARY_BLUE
 from dashboard.charts.labels import LABEL_LIMIT
-from dashboard.metrics.labs import (
-    BILIRUBIN_LIMIT,
-    HYPERBILIRUBINAEMIA,
-    HYS_LAW,
-    NORMAL_RANGE,
-    NOT_ASSESSABLE,
-    TEMPLE,
-    TRANSAMINASE_LIMIT,
-    visit_order,
-)
+
+# The eDISH rules and quadrant names of metrics.labs (which charts may not import: the layers
+# keep metrics and charts independent; tests/test_lab_metrics.py checks they agree).
+TRANSAMINASE_LIMIT = 3.0
+BILIRUBIN_LIMIT = 2.0
+HYS_LAW = "Potential Hy's law"
+TEMPLE = "Temple's corollary"
+HYPERBILIRUBINAEMIA = "Hyperbilirubinaemia"
+NORMAL_RANGE = "Normal range"
+NOT_ASSESSABLE = "Not assessable"
 
 # Log axes cannot show 0 (nor a negative): a peak below this multiple of the ULN is drawn at it.
 LOG_FLOOR = 0.05
@@ -178,6 +178,12 @@ def _date_text(dates: pd.Series) -> list[str]:
     """Dates as ISO text for a tooltip ("" where unknown)."""
     as_dates = pd.to_datetime(dates)
     return ["" if pd.isna(d) else d.strftime("%Y-%m-%d") for d in as_dates]
+
+
+def visit_order(values: pd.DataFrame) -> list[str]:
+    """The visits of ``values`` by their (lowest) visit number; unnumbered visits last."""
+    numbers = values.groupby("visit", dropna=True)["visit_number"].min()
+    return [str(v) for v in numbers.sort_values(kind="stable", na_position="last").index]
 
 
 def _value_title(values: pd.DataFrame) -> str:
