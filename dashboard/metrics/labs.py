@@ -105,7 +105,8 @@ def range_class(records: pd.DataFrame) -> pd.Series:
     classes[value > high] = HIGH
     classes[value < low] = LOW
     classes[given] = indicator[given]
-    return classes
+    # None, not NaN, where unknown (pandas fills an object Series' gaps with NaN).
+    return classes.where(classes.notna(), None)
 
 
 def _label_part(value: object) -> str | None:
@@ -642,7 +643,7 @@ def _quadrant(transaminase: pd.Series, bili: pd.Series) -> np.ndarray:
 def edish_points(records: pd.DataFrame, window_days: int | None = None) -> pd.DataFrame:
     """One row per subject with an on-treatment ALT, AST or total bilirubin record: usubjid,
     site_id, arm, ``peak_alt_uln``, ``peak_ast_uln``, ``peak_transaminase_uln`` (the larger of
-    the two known), ``peak_bili_uln`` (each the highest value / ULN; NaN without a ULN), the date
+    the two known), ``peak_bili_uln`` (each the highest value / ULN; NaN without a ULN or a value), the date
     of each peak (``peak_alt_date``, ...; the earliest at a tie) and ``quadrant`` (``HYS_LAW_RULE``;
     with ``window_days``, ``HYS_LAW_WINDOW_RULE``). Subjects whose transaminase or bilirubin peak
     is unknown are ``NOT_ASSESSABLE``."""
