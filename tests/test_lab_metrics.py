@@ -657,3 +657,16 @@ def test_box_and_subject_charts() -> None:
     both = lab_charts.subject_values(series, aes).to_dict()
     assert len(both["vconcat"]) == 2
     assert both["resolve"]["scale"]["x"] == "shared"
+
+
+def test_no_records_gives_empty_tables_not_errors() -> None:
+    empty = shift_records().iloc[0:0]
+    assert labs.measurements(empty).empty
+    table = labs.range_shift(empty, "ALT")
+    assert table.cells.empty
+    assert table.wide(None).loc["Total", "Total"] == "0"
+    assert labs.abnormal_incidence(empty, None).empty
+    points = labs.edish_points(empty)
+    assert points.empty and "quadrant" in points
+    spec = lab_charts.edish_chart(points, "S").to_dict()
+    assert all(len(data) <= 1 for data in datasets(spec))  # the rules and corner names only

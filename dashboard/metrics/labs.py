@@ -153,7 +153,7 @@ def measurements(records: pd.DataFrame) -> pd.DataFrame:
         parts = [_label_part(specimen) if several else None, _label_part(position)]
         parts.append(_label_part(timepoint))
         labels.append(", ".join([label, *[p for p in parts if p]]))
-    table["label"] = labels
+    table["label"] = pd.Series(labels, index=table.index, dtype=object)
     # Two keys with one label (same test name in two domains or codes): the code tells them apart.
     clash = table["label"].duplicated(keep=False)
     table.loc[clash, "label"] = (
