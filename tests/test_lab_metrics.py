@@ -670,3 +670,13 @@ def test_no_records_gives_empty_tables_not_errors() -> None:
     assert points.empty and "quadrant" in points
     spec = lab_charts.edish_chart(points, "S").to_dict()
     assert all(len(data) <= 1 for data in datasets(spec))  # the rules and corner names only
+
+
+def test_a_subject_without_an_arm_is_counted() -> None:
+    records = frame(
+        alt("N1", "2023-12-30", 20, baseline=True, arm=None),
+        alt("N1", "2024-01-10", 50, arm=None),
+    )
+    table = labs.range_shift(records, "ALT")
+    assert nonzero_cells(table) == {(labs.NO_ARM, "NORMAL", "HIGH"): (1, 1)}
+    assert list(labs.abnormal_incidence(records, None)["arm"]) == [labs.NO_ARM]

@@ -29,6 +29,8 @@ ABNORMAL = "ABNORMAL"  # an indicator without a numeric range (urinalysis text),
 LOW_AND_HIGH = "LOW AND HIGH"
 MISSING = "MISSING"  # a baseline without a value (or without a class): counted, not dropped
 TOTAL = "Total"
+# A subject without an arm (none recorded) is counted under this label, not dropped from the tables.
+NO_ARM = "No arm recorded"
 
 # The categories of a range shift table, in the order it is read (ABNORMAL only where present).
 BASELINE_CLASSES = [LOW, NORMAL, HIGH, ABNORMAL, MISSING]
@@ -174,11 +176,13 @@ def _measurement_ids(records: pd.DataFrame) -> pd.Series:
 
 
 def with_measurement(records: pd.DataFrame) -> pd.DataFrame:
-    """``records`` with a ``measurement`` column: the label of its measurement."""
+    """``records`` with a ``measurement`` column: the label of its measurement; a missing arm
+    reads ``NO_ARM``."""
     ids = _measurement_ids(records)
     table = measurements(records)
     labels = pd.Series(table["label"].to_numpy(), index=table["measurement_id"].to_numpy())
-    return records.assign(measurement=ids.map(labels))
+    arm = records["arm"].astype(object).where(records["arm"].notna(), NO_ARM)
+    return records.assign(measurement=ids.map(labels), arm=arm)
 
 
 def _pick(records: pd.DataFrame, test_code: str | None, measurement: str | None) -> pd.DataFrame:
