@@ -272,7 +272,8 @@ TERM = "Alanine aminotransferase increased"
 def graded() -> tuple[pd.DataFrame, pd.DataFrame]:
     """G1: baseline grade 0, post grades 1 and 3 (and a grade 4 of another term, ignored) ->
     Grade 0 -> Grade 3; G2: baseline not gradable -> MISSING -> Grade 2; G3: post-baseline
-    records without a grade (not counted). Arm B: G4 Grade 1 -> Grade 1."""
+    records without a grade (not counted). Arm B: G4 Grade 1 -> Grade 1; G5 without a baseline
+    record -> MISSING -> Grade 2."""
     records = frame(
         alt("G1", "2023-12-30", 30, baseline=True),  # 0
         alt("G1", "2024-01-10", 70),  # 1
@@ -283,14 +284,15 @@ def graded() -> tuple[pd.DataFrame, pd.DataFrame]:
         alt("G3", "2024-01-10", 35),  # 6
         alt("G4", "2023-12-30", 50, baseline=True, arm="B"),  # 7
         alt("G4", "2024-01-10", 60, arm="B"),  # 8
+        alt("G5", "2024-01-10", 130, arm="B"),  # 9: no baseline record
     )
     grades = pd.DataFrame(
         {
-            "record": [0, 1, 2, 2, 4, 6, 7, 8],
-            "term": [TERM, TERM, TERM, "Other term", TERM, TERM, TERM, TERM],
-            "direction": ["H"] * 8,
-            "grade": pd.array([0, 1, 3, 4, 2, None, 1, 1], dtype="Int64"),
-            "source": ["test"] * 8,
+            "record": [0, 1, 2, 2, 4, 6, 7, 8, 9],
+            "term": [TERM, TERM, TERM, "Other term", TERM, TERM, TERM, TERM, TERM],
+            "direction": ["H"] * 9,
+            "grade": pd.array([0, 1, 3, 4, 2, None, 1, 1, 2], dtype="Int64"),
+            "source": ["test"] * 9,
         }
     )
     return records, grades
@@ -302,7 +304,8 @@ def test_grade_shift_cells_and_subjects() -> None:
     assert nonzero_cells(table) == {
         ("A", "Grade 0", "Grade 3"): (1, 2),
         ("A", "MISSING", "Grade 2"): (1, 2),
-        ("B", "Grade 1", "Grade 1"): (1, 1),
+        ("B", "Grade 1", "Grade 1"): (1, 2),
+        ("B", "MISSING", "Grade 2"): (1, 2),
     }
     assert table.baseline_order[-1] == "MISSING"
     assert table.wide("A").loc["Grade 0", "Grade 3"] == "1 (50.0%)"
@@ -338,9 +341,9 @@ def test_abnormal_incidence_grade_3() -> None:
     table = labs.abnormal_incidence(pd.concat([records, vitals], ignore_index=True), grades)
     alt_rows = table[table["test_code"] == "ALT"].set_index("arm")
     # A: G1 (grade 3 on its own record; the grade 4 is another term of the same record, also
-    # counted as a grade >= 3 record), G2 grade 2, G3 ungraded: 1 of 3. B: G4 grade 1: 0 of 1.
+    # counted as a grade >= 3 record), G2 grade 2, G3 ungraded: 1 of 3. B: G4 grade 1, G5 grade 2: 0 of 2.
     assert list(alt_rows.loc["A", ["N", "grade3_n"]]) == [3, 1]
-    assert list(alt_rows.loc["B", ["N", "grade3_n"]]) == [1, 0]
+    assert list(alt_rows.loc["B", ["N", "grade3_n"]]) == [2, 0]
     assert alt_rows.loc["A", "grade3_pct"] == pytest.approx(100 / 3)
     assert table.loc[table["test_code"] == "DIABP", "grade3_n"].isna().all()
 

@@ -222,8 +222,8 @@ def baseline_and_post(records: pd.DataFrame) -> pd.DataFrame:
     frame["range_class"] = range_class(frame)
     flagged = frame[frame["is_baseline"].fillna(False).astype(bool)]
     # The last by date: undated first, then by date, then the record order; keep the last.
-    ordered = flagged.assign(_undated=flagged["date"].notna(), _row=np.arange(len(flagged)))
-    ordered = ordered.sort_values(["_undated", "date", "_row"], kind="stable")
+    ordered = flagged.assign(_dated=flagged["date"].notna(), _row=np.arange(len(flagged)))
+    ordered = ordered.sort_values(["_dated", "date", "_row"], kind="stable")
     chosen = ordered.groupby(SUBJECT_KEY, dropna=False, sort=False).tail(1)
     baseline = pd.DataFrame(
         {
