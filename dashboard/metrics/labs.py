@@ -1,0 +1,749 @@
+"""Laboratory and vital-sign findings: range classes, baseline and post-baseline records, shift
+tables (normal range and toxicity grade), abnormal-value incidence by arm, and the eDISH / Hy's
+law points. Pure pandas on the Labs frame contract (``records``: one row per LB or VS finding);
+every step is a groupby or a merge, since ``records`` reaches a million rows at scale.
+
+A *measurement* is (domain, test_code, unit, specimen, position, timepoint): supine and standing
+blood pressure are two measurements of one test and are never merged. ``measurements`` lists them
+with a label ("Diastolic Blood Pressure (mmHg), SUPINE, AFTER LYING DOWN FOR 5 MINUTES") that the
+other functions take to pick one.
+
+Grades come from elsewhere (``grades``: LONG rows ``record``, ``term``, ``direction``, ``grade``,
+``source``, ``record`` being the index label of the records row), so a grade joins its record by
+the index of ``records``, which every function here keeps.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+# -- the rules, as the page states them ------------------------------------------------------------
+
+MEASUREMENT_KEY = ["domain", "test_code", "unit", "specimen", "position", "timepoint"]
+
+LOW = "LOW"
+NORMAL = "NORMAL"
+HIGH = "HIGH"
+ABNORMAL = "ABNORMAL"  # an indicator without a numeric range (urinalysis text), kept as given
+LOW_AND_HIGH = "LOW AND HIGH"
+MISSING = "MISSING"  # a baseline without a value (or without a class): counted, not dropped
+TOTAL = "Total"
+# A subject without an arm (none recorded) is counted under this label, not dropped from the tables.
+NO_ARM = "No arm recorded"
+
+# The categories of a range shift table, in the order it is read (ABNORMAL only where present).
+BASELINE_CLASSES = [LOW, NORMAL, HIGH, ABNORMAL, MISSING]
+WORST_CLASSES = [LOW, NORMAL, HIGH, LOW_AND_HIGH, ABNORMAL]
+ALWAYS_SHOWN_BASELINE = [LOW, NORMAL, HIGH, MISSING]
+ALWAYS_SHOWN_WORST = [LOW, NORMAL, HIGH, LOW_AND_HIGH]
+
+# Grade categories of a grade shift table (CTCAE lab grades stop at 4).
+GRADE_LABELS = [f"Grade {g}" for g in range(5)]
+
+BASELINE_RULE = (
+    "Baseline: the subject's record of the measurement flagged as baseline (the last by date if "
+    "several)."
+)
+POST_BASELINE_RULE = (
+    "Post-baseline: a record not flagged as baseline, dated after the baseline record and, where "
+    "the subject has a first dose date, on or after it. A subject without a baseline record (or "
+    "with an undated one) counts records on or after the first dose; without either, none."
+)
+WORST_RULE = (
+    "Worst post-baseline: HIGH if any post-baseline value is high and none low, LOW if any is low "
+    "and none high, LOW AND HIGH if both, ABNORMAL if only an abnormal indicator without a range, "
+    "NORMAL otherwise; only subjects with at least one post-baseline value with a known class."
+)
+
+# eDISH (FDA): peaks of ALT, AST and total bilirubin on treatment, each as a multiple of its ULN.
+ALT_CODES = ("ALT", "SGPT")
+AST_CODES = ("AST", "SGOT")
+BILI_CODES = ("BILI", "TBILI")
+TRANSAMINASE_LIMIT = 3.0  # x ULN
+BILIRUBIN_LIMIT = 2.0  # x ULN
+
+HYS_LAW = "Potential Hy's law"
+TEMPLE = "Temple's corollary"
+HYPERBILIRUBINAEMIA = "Hyperbilirubinaemia"
+NORMAL_RANGE = "Normal range"
+NOT_ASSESSABLE = "Not assessable"
+# The window variant only: both peaks high, but no bilirubin in the window after a transaminase.
+OUTSIDE_WINDOW = "Both elevated, not within window"
+QUADRANTS = [HYS_LAW, TEMPLE, HYPERBILIRUBINAEMIA, NORMAL_RANGE, OUTSIDE_WINDOW, NOT_ASSESSABLE]
+
+HYS_LAW_RULE = (
+    "Potential Hy's law: peak ALT or AST at or above 3 x ULN and peak total bilirubin at or above "
+    "2 x ULN, both on treatment (on or after the first dose; post-baseline where the first dose "
+    "date is unknown), at any time. Temple's corollary: transaminase at or above 3 x ULN, "
+    "bilirubin below 2 x ULN. Hyperbilirubinaemia: bilirubin at or above 2 x ULN, transaminase "
+    "below 3 x ULN. A subject without an upper limit for the transaminases or for bilirubin is "
+    "not assessable."
+)
+HYS_LAW_WINDOW_RULE = (
+    "Potential Hy's law (window of {days} days): as above, and a total bilirubin at or above "
+    "2 x ULN dated on the day of, or within {days} days after, an ALT or AST at or above "
+    "3 x ULN. Subjects with both peaks high but no such pair are shown as '" + OUTSIDE_WINDOW + "'."
+)
+
+
+# -- range classes and measurements ----------------------------------------------------------------
+
+
+def range_class(records: pd.DataFrame) -> pd.Series:
+    """Each record's class against its normal range: the indicator where it says LOW, NORMAL,
+    HIGH or ABNORMAL (ABNORMAL kept for tests without a range, e.g. urinalysis text); else the
+    value against the limits (below the low: LOW, above the high: HIGH); else NORMAL where the
+    value and at least one limit are known; else None."""
+    indicator = records["indicator"].astype("object").where(records["indicator"].notna(), "")
+    indicator = indicator.astype(str).str.strip().str.upper()
+    value = pd.to_numeric(records["value"], errors="coerce")
+    low = pd.to_numeric(records["low"], errors="coerce")
+    high = pd.to_numeric(records["high"], errors="coerce")
+    given = indicator.isin([LOW, NORMAL, HIGH, ABNORMAL])
+    classes = pd.Series(None, index=records.index, dtype=object, name="range_class")
+    # Assigned from the weakest rule to the strongest, each overwriting the one before.
+    classes[value.notna() & (low.notna() | high.notna())] = NORMAL
+    classes[value > high] = HIGH
+    classes[value < low] = LOW
+    classes[given] = indicator[given]
+    # None, not NaN, where unknown (pandas fills an object Series' gaps with NaN).
+    return classes.where(classes.notna(), None)
+
+
+def _label_part(value: object) -> str | None:
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def measurements(records: pd.DataFrame) -> pd.DataFrame:
+    """The distinct measurements: the key columns, ``test``, ``label`` (unique; what the other
+    functions take as ``measurement``), ``records`` and ``subjects``; sorted by domain, test and
+    label. The label is "test (unit)", then the specimen where the test has several, the position
+    and the timepoint: "Diastolic Blood Pressure (mmHg), SUPINE, AFTER LYING DOWN FOR 5 MINUTES"."""
+    keyed = records.assign(_m=_measurement_ids(records))
+    table = keyed.groupby("_m", sort=True).agg(
+        **{k: (k, "first") for k in MEASUREMENT_KEY},
+        test=("test", "first"),
+        records=("usubjid", "size"),
+        subjects=("usubjid", "nunique"),
+    )
+    # first() skips missing values: a key part missing in the group is missing for all its rows.
+    for k in MEASUREMENT_KEY:
+        missing = keyed[k].isna().groupby(keyed["_m"]).all()
+        table[k] = table[k].astype(object).where(~missing.reindex(table.index), None)
+    specimens = table.groupby(["domain", "test_code"], dropna=False)["specimen"].transform(
+        lambda s: s.dropna().nunique()
+    )
+    labels = []
+    for test, code, unit, specimen, position, timepoint, several in zip(
+        table["test"],
+        table["test_code"],
+        table["unit"],
+        table["specimen"],
+        table["position"],
+        table["timepoint"],
+        specimens > 1,
+        strict=True,
+    ):
+        # One row per measurement (a handful), not per record: a loop is fine here.
+        name = _label_part(test) or _label_part(code) or "?"
+        unit_text = _label_part(unit)
+        label = f"{name} ({unit_text})" if unit_text else name
+        parts = [_label_part(specimen) if several else None, _label_part(position)]
+        parts.append(_label_part(timepoint))
+        labels.append(", ".join([label, *[p for p in parts if p]]))
+    table["label"] = pd.Series(labels, index=table.index, dtype=object)
+    # Two keys with one label (same test name in two domains or codes): the code tells them apart.
+    clash = table["label"].duplicated(keep=False)
+    table.loc[clash, "label"] = (
+        table.loc[clash, "label"]
+        + " ["
+        + table.loc[clash, "domain"].astype(str)
+        + " "
+        + table.loc[clash, "test_code"].astype(str)
+        + "]"
+    )
+    table = table.rename_axis("measurement_id").reset_index()
+    return table.sort_values(["domain", "test", "label"], kind="stable").reset_index(drop=True)
+
+
+def _measurement_ids(records: pd.DataFrame) -> pd.Series:
+    """An integer per measurement key (missing key parts equal to each other)."""
+    return records.groupby(MEASUREMENT_KEY, dropna=False, sort=True).ngroup()
+
+
+def with_measurement(records: pd.DataFrame) -> pd.DataFrame:
+    """``records`` with a ``measurement`` column: the label of its measurement; a missing arm
+    reads ``NO_ARM``."""
+    ids = _measurement_ids(records)
+    table = measurements(records)
+    labels = pd.Series(table["label"].to_numpy(), index=table["measurement_id"].to_numpy())
+    arm = records["arm"].astype(object).where(records["arm"].notna(), NO_ARM)
+    return records.assign(measurement=ids.map(labels), arm=arm)
+
+
+def _pick(records: pd.DataFrame, test_code: str | None, measurement: str | None) -> pd.DataFrame:
+    """The records of one measurement: ``measurement`` (a label) where given, else the only
+    measurement of ``test_code`` (an error naming them where the test has several)."""
+    labelled = with_measurement(records)
+    if measurement is not None:
+        chosen = labelled[labelled["measurement"] == measurement]
+        if test_code is not None:
+            chosen = chosen[chosen["test_code"] == test_code]
+        return chosen
+    chosen = labelled[labelled["test_code"] == test_code]
+    names = chosen["measurement"].drop_duplicates().tolist()
+    if len(names) > 1:
+        raise ValueError(f"{test_code} has several measurements, pick one: {sorted(names)}")
+    return chosen
+
+
+# -- baseline and post-baseline --------------------------------------------------------------------
+
+SUBJECT_KEY = ["usubjid", "arm", "measurement"]
+
+
+def baseline_and_post(records: pd.DataFrame) -> pd.DataFrame:
+    """``records`` (same index, every row) with the baseline and post-baseline marks of each
+    subject's measurement (``SUBJECT_KEY``: usubjid, arm, measurement label):
+
+    - ``measurement``: the measurement's label; ``range_class``: the record's class;
+    - ``is_baseline_record``: the record chosen as baseline (the last by date of those flagged);
+    - ``baseline_value``, ``baseline_low``, ``baseline_high``, ``baseline_date``,
+      ``baseline_class`` (``MISSING`` where there is no baseline record, no value or no class),
+      ``baseline_record`` (its index label): repeated on every record of the subject's measurement;
+    - ``is_post``: post-baseline under ``POST_BASELINE_RULE``.
+    """
+    # A frame already labelled (by ``_pick``) keeps its labels.
+    frame = records.copy() if "measurement" in records else with_measurement(records)
+    frame["range_class"] = range_class(frame)
+    flagged = frame[frame["is_baseline"].fillna(False).astype(bool)]
+    # The last by date: undated first, then by date, then the record order; keep the last.
+    ordered = flagged.assign(_dated=flagged["date"].notna(), _row=np.arange(len(flagged)))
+    ordered = ordered.sort_values(["_dated", "date", "_row"], kind="stable")
+    chosen = ordered.groupby(SUBJECT_KEY, dropna=False, sort=False).tail(1)
+    baseline = pd.DataFrame(
+        {
+            "usubjid": chosen["usubjid"],
+            "arm": chosen["arm"],
+            "measurement": chosen["measurement"],
+            "baseline_value": chosen["value"].astype(float),
+            "baseline_low": chosen["low"].astype(float),
+            "baseline_high": chosen["high"].astype(float),
+            "baseline_date": chosen["date"],
+            "baseline_class": chosen["range_class"],
+            "baseline_record": chosen.index.to_numpy(),
+        }
+    )
+    frame["is_baseline_record"] = frame.index.isin(chosen.index)
+    merged = frame.reset_index(names="_index").merge(baseline, on=SUBJECT_KEY, how="left")
+    merged = merged.set_index("_index")
+    merged.index.name = records.index.name
+    missing_class = merged["baseline_value"].isna() & merged["baseline_class"].ne(ABNORMAL)
+    merged["baseline_class"] = merged["baseline_class"].astype(object)
+    merged.loc[missing_class | merged["baseline_class"].isna(), "baseline_class"] = MISSING
+
+    date = merged["date"]
+    first_dose = merged["first_dose"]
+    after_baseline = date > merged["baseline_date"]  # False where either is NaT
+    on_treatment = date >= first_dose
+    has_baseline_date = merged["baseline_date"].notna()
+    has_dose = first_dose.notna()
+    not_flagged = ~merged["is_baseline"].fillna(False).astype(bool)
+    merged["is_post"] = (
+        not_flagged
+        & date.notna()
+        & (has_baseline_date | has_dose)
+        & (after_baseline | ~has_baseline_date)
+        & (on_treatment | ~has_dose)
+    )
+    marked: pd.DataFrame = merged.loc[records.index]
+    return marked
+
+
+def _worst_class(post: pd.DataFrame) -> pd.Series:
+    """Per ``SUBJECT_KEY``: the worst post-baseline class (``WORST_RULE``) of records with a
+    known class."""
+    known = post[post["range_class"].notna()]
+    keys = [known[k] for k in SUBJECT_KEY]
+    flags = pd.DataFrame(
+        {
+            "low": known["range_class"].eq(LOW).to_numpy(),
+            "high": known["range_class"].eq(HIGH).to_numpy(),
+            "abnormal": known["range_class"].eq(ABNORMAL).to_numpy(),
+        },
+        index=known.index,
+    )
+    any_flag = flags.groupby(keys, dropna=False).any()
+    worst = np.select(
+        [
+            any_flag["low"] & any_flag["high"],
+            any_flag["high"],
+            any_flag["low"],
+            any_flag["abnormal"],
+        ],
+        [LOW_AND_HIGH, HIGH, LOW, ABNORMAL],
+        default=NORMAL,
+    )
+    return pd.Series(worst, index=any_flag.index, name="worst", dtype=object)
+
+
+# -- shift tables ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShiftTable:
+    """A shift table: ``cells`` (long: arm, baseline, worst, n, N, pct; every category of
+    ``baseline_order`` x ``worst_order`` per arm, zeros included), and ``subjects`` (one row per
+    subject counted: usubjid, site_id, arm, baseline, worst, baseline_value, worst_value,
+    worst_date) behind the cells. N is the arm's subjects with a post-baseline value of known
+    class (or grade), baseline MISSING included."""
+
+    measurement: str
+    cells: pd.DataFrame
+    subjects: pd.DataFrame
+    baseline_order: list[str] = field(default_factory=list)
+    worst_order: list[str] = field(default_factory=list)
+
+    @property
+    def arms(self) -> list[str]:
+        return [str(a) for a in self.cells["arm"].drop_duplicates()]
+
+    def wide(self, arm: str | None) -> pd.DataFrame:
+        """The table as shown for ``arm`` (None: all arms together): rows the baseline category
+        then Total, columns the worst post-baseline category then Total, cells "n (pct%)" of
+        the arm's N."""
+        cells = self.cells if arm is None else self.cells[self.cells["arm"] == arm]
+        counts = cells.pivot_table(
+            index="baseline", columns="worst", values="n", aggfunc="sum", observed=False
+        )
+        counts = counts.reindex(index=self.baseline_order, columns=self.worst_order).fillna(0)
+        counts = counts.astype(int)
+        counts[TOTAL] = counts.sum(axis=1)
+        counts.loc[TOTAL] = counts.sum(axis=0)
+        whole = int(counts[TOTAL].iloc[-1])
+        shown = counts.map(lambda n: _n_pct(int(n), whole))
+        shown.index.name = "Baseline"
+        shown.columns.name = "Worst post-baseline"
+        return shown
+
+    def subjects_of(self, arm: str | None, baseline: str | None, post: str | None) -> pd.DataFrame:
+        """The subjects of one cell (None: any value of that part, e.g. a Total)."""
+        return _cell_subjects(self.subjects, arm, baseline, post)
+
+
+def _n_pct(n: int, whole: int) -> str:
+    return f"{n} ({100 * n / whole:.1f}%)" if whole else f"{n}"
+
+
+def _cell_subjects(
+    subjects: pd.DataFrame, arm: str | None, baseline: str | None, post: str | None
+) -> pd.DataFrame:
+    keep = pd.Series(True, index=subjects.index)
+    if arm is not None:
+        keep &= subjects["arm"] == arm
+    if baseline is not None and baseline != TOTAL:
+        keep &= subjects["baseline"] == baseline
+    if post is not None and post != TOTAL:
+        keep &= subjects["worst"] == post
+    return subjects[keep].sort_values("usubjid").reset_index(drop=True)
+
+
+def _cells(
+    subjects: pd.DataFrame, baseline_order: list[str], worst_order: list[str]
+) -> pd.DataFrame:
+    """The long cells of a shift table from its subjects: every arm x baseline x worst, zeros
+    included."""
+    arms = subjects["arm"].drop_duplicates().sort_values().tolist()
+    grid = pd.MultiIndex.from_product(
+        [arms, baseline_order, worst_order], names=["arm", "baseline", "worst"]
+    )
+    n = subjects.groupby(["arm", "baseline", "worst"]).size().reindex(grid, fill_value=0)
+    cells = n.rename("n").reset_index()
+    whole = subjects.groupby("arm").size()
+    cells["N"] = cells["arm"].map(whole).astype(int)
+    cells["pct"] = np.where(cells["N"] > 0, 100 * cells["n"] / cells["N"].clip(lower=1), np.nan)
+    return cells
+
+
+def _shown(present: pd.Series, always: list[str], order: list[str]) -> list[str]:
+    seen = set(present.dropna())
+    return [c for c in order if c in always or c in seen]
+
+
+def _range_subjects(chosen: pd.DataFrame) -> pd.DataFrame:
+    """One row per subject (``SUBJECT_KEY``) with a post-baseline value of known class: baseline
+    class and value, worst class, and the record that decides it (value and date): the highest
+    high value for HIGH and LOW AND HIGH, the lowest low value for LOW, the first abnormal one for
+    ABNORMAL, the highest value for NORMAL; the earliest at a tie."""
+    marked = baseline_and_post(chosen)
+    post = marked[marked["is_post"] & marked["range_class"].notna()]
+    worst = _worst_class(post).rename("worst").reset_index()
+    post = post.merge(worst, on=SUBJECT_KEY, how="left")
+    deciding_class = post["worst"].replace({LOW_AND_HIGH: HIGH})
+    decides = post["range_class"].eq(deciding_class)
+    extreme = np.where(post["worst"].eq(LOW), post["value"], -post["value"])
+    ordered = post.assign(_decides=~decides, _extreme=extreme).sort_values(
+        ["_decides", "_extreme", "date"], kind="stable", na_position="last"
+    )
+    first = ordered.groupby(SUBJECT_KEY, dropna=False, sort=False).head(1)
+    return pd.DataFrame(
+        {
+            "usubjid": first["usubjid"].to_numpy(),
+            "site_id": first["site_id"].to_numpy(),
+            "arm": first["arm"].to_numpy(),
+            "baseline": first["baseline_class"].to_numpy(),
+            "worst": first["worst"].to_numpy(),
+            "baseline_value": first["baseline_value"].to_numpy(),
+            "worst_value": first["value"].to_numpy(),
+            "worst_date": first["date"].to_numpy(),
+        }
+    ).sort_values(["arm", "usubjid"], kind="stable", ignore_index=True)
+
+
+def range_shift(
+    records: pd.DataFrame, test_code: str | None, measurement: str | None = None
+) -> ShiftTable:
+    """Baseline range class against the worst post-baseline class, by arm, for one measurement:
+    ``measurement`` (a label of ``measurements``) or the only measurement of ``test_code`` (a
+    ValueError listing them where the test has several, e.g. supine and standing DIABP)."""
+    chosen = _pick(records, test_code, measurement)
+    subjects = _range_subjects(chosen)
+    baseline_order = _shown(subjects["baseline"], ALWAYS_SHOWN_BASELINE, BASELINE_CLASSES)
+    worst_order = _shown(subjects["worst"], ALWAYS_SHOWN_WORST, WORST_CLASSES)
+    label = measurement or (str(chosen["measurement"].iloc[0]) if len(chosen) else str(test_code))
+    return ShiftTable(
+        label, _cells(subjects, baseline_order, worst_order), subjects, baseline_order, worst_order
+    )
+
+
+def shift_subjects(
+    records: pd.DataFrame,
+    test_code: str | None,
+    *,
+    measurement: str | None = None,
+    arm: str | None,
+    baseline: str | None,
+    post: str | None,
+) -> pd.DataFrame:
+    """The subjects of one cell of ``range_shift`` (None or "Total": any): usubjid, site_id, arm,
+    baseline, worst, baseline_value, worst_value, worst_date."""
+    return range_shift(records, test_code, measurement).subjects_of(arm, baseline, post)
+
+
+def _record_grades(grades: pd.DataFrame, term: str | None) -> pd.Series:
+    """The highest grade of each record (index: the record label), of ``term`` where given;
+    records without a grade are left out."""
+    chosen = grades if term is None else grades[grades["term"] == term]
+    chosen = chosen[chosen["grade"].notna()]
+    return chosen.groupby("record")["grade"].max().astype(int)
+
+
+def _grade_subjects(chosen: pd.DataFrame, grades: pd.DataFrame, term: str) -> pd.DataFrame:
+    marked = baseline_and_post(chosen)
+    graded = _record_grades(grades, term)
+    marked["grade"] = graded.reindex(marked.index).astype("Int64")
+    post = marked[marked["is_post"] & marked["grade"].notna()]
+    # Baseline grade: the grade of the baseline record (MISSING: no record, or not gradable).
+    base_grade = marked["baseline_record"].map(graded)
+    post = post.assign(_base=base_grade.loc[post.index])
+    ordered = post.assign(_neg=-post["grade"].astype(float)).sort_values(
+        ["_neg", "date"], kind="stable", na_position="last"
+    )
+    first = ordered.groupby(SUBJECT_KEY, dropna=False, sort=False).head(1)
+    baseline = [MISSING if pd.isna(g) else f"Grade {int(g)}" for g in first["_base"]]
+    return pd.DataFrame(
+        {
+            "usubjid": first["usubjid"].to_numpy(),
+            "site_id": first["site_id"].to_numpy(),
+            "arm": first["arm"].to_numpy(),
+            "baseline": baseline,
+            "worst": [f"Grade {int(g)}" for g in first["grade"]],
+            "baseline_value": first["baseline_value"].to_numpy(),
+            "worst_value": first["value"].to_numpy(),
+            "worst_date": first["date"].to_numpy(),
+        }
+    ).sort_values(["arm", "usubjid"], kind="stable", ignore_index=True)
+
+
+def grade_shift(
+    records: pd.DataFrame,
+    grades: pd.DataFrame,
+    test_code: str | None,
+    term: str,
+    measurement: str | None = None,
+) -> ShiftTable:
+    """Baseline grade (Grade 0-4, MISSING where the baseline record is absent or not gradable)
+    against the worst post-baseline grade of ``term``, by arm; subjects with at least one graded
+    post-baseline record. ``grades``: the long grade rows (record, term, direction, grade)."""
+    chosen = _pick(records, test_code, measurement)
+    subjects = _grade_subjects(chosen, grades, term)
+    present = set(subjects["worst"]) | set(subjects["baseline"])
+    extra = sorted(g for g in present if g not in GRADE_LABELS and g != MISSING)
+    baseline_order = [*GRADE_LABELS, *extra, MISSING]
+    worst_order = [*GRADE_LABELS, *extra]
+    label = measurement or (str(chosen["measurement"].iloc[0]) if len(chosen) else str(test_code))
+    return ShiftTable(
+        f"{label}: {term}",
+        _cells(subjects, baseline_order, worst_order),
+        subjects,
+        baseline_order,
+        worst_order,
+    )
+
+
+def grade_shift_subjects(
+    records: pd.DataFrame,
+    grades: pd.DataFrame,
+    test_code: str | None,
+    term: str,
+    *,
+    measurement: str | None = None,
+    arm: str | None,
+    baseline: str | None,
+    post: str | None,
+) -> pd.DataFrame:
+    """The subjects of one cell of ``grade_shift`` (None or "Total": any)."""
+    table = grade_shift(records, grades, test_code, term, measurement)
+    return table.subjects_of(arm, baseline, post)
+
+
+# -- abnormal values by arm ------------------------------------------------------------------------
+
+INCIDENCE_FLAGS = ("low", "high", "grade3")
+
+
+def _post_flags(records: pd.DataFrame, grades: pd.DataFrame | None) -> pd.DataFrame:
+    """The post-baseline records with a value or a class, flagged low, high, graded >= 3 (any
+    term of the record), with ``gradable`` (the record has a grade)."""
+    marked = baseline_and_post(records)
+    post = marked[marked["is_post"] & (marked["value"].notna() | marked["range_class"].notna())]
+    post = post.assign(low=post["range_class"].eq(LOW), high=post["range_class"].eq(HIGH))
+    if grades is None:
+        return post.assign(grade3=False, gradable=False)
+    graded = _record_grades(grades, None)
+    grade = graded.reindex(post.index).astype("Float64")
+    return post.assign(grade3=grade.ge(3).fillna(False).astype(bool), gradable=grade.notna())
+
+
+def abnormal_incidence(records: pd.DataFrame, grades: pd.DataFrame | None) -> pd.DataFrame:
+    """Per measurement and arm: ``N`` subjects with a post-baseline value, and of them those with
+    at least one post-baseline LOW (``low_n``, ``low_pct``), HIGH (``high_n``, ``high_pct``) and,
+    where ``grades`` are given, graded 3 or above (``grade3_n``, ``grade3_pct``; NA for a
+    measurement without any graded record). Also domain, test_code, test, unit."""
+    post = _post_flags(records, grades)
+    keys = ["measurement", "arm"]
+    per_subject = post.groupby([*keys, "usubjid"], dropna=False).agg(
+        domain=("domain", "first"),
+        test_code=("test_code", "first"),
+        test=("test", "first"),
+        unit=("unit", "first"),
+        low=("low", "any"),
+        high=("high", "any"),
+        grade3=("grade3", "any"),
+    )
+    table = per_subject.groupby(level=keys, dropna=False).agg(
+        domain=("domain", "first"),
+        test_code=("test_code", "first"),
+        test=("test", "first"),
+        unit=("unit", "first"),
+        N=("low", "size"),
+        low_n=("low", "sum"),
+        high_n=("high", "sum"),
+        grade3_n=("grade3", "sum"),
+    )
+    table = table.reset_index()
+    for flag in INCIDENCE_FLAGS:
+        table[f"{flag}_n"] = table[f"{flag}_n"].astype("Int64")
+    gradable = post.groupby("measurement")["gradable"].any()
+    if grades is None:
+        table["grade3_n"] = pd.NA
+    else:
+        table.loc[~table["measurement"].map(gradable).fillna(False).astype(bool), "grade3_n"] = (
+            pd.NA
+        )
+    table["grade3_n"] = table["grade3_n"].astype("Int64")
+    for flag in INCIDENCE_FLAGS:
+        table[f"{flag}_pct"] = (100 * table[f"{flag}_n"].astype("Float64") / table["N"]).astype(
+            "Float64"
+        )
+    columns = ["domain", "test_code", "test", "unit", "measurement", "arm", "N"]
+    columns += [f"{f}_{p}" for f in INCIDENCE_FLAGS for p in ("n", "pct")]
+    return table[columns].sort_values(["domain", "test", "measurement", "arm"], ignore_index=True)
+
+
+def incidence_subjects(
+    records: pd.DataFrame,
+    grades: pd.DataFrame | None,
+    measurement: str,
+    arm: str | None,
+    flag: str | None,
+) -> pd.DataFrame:
+    """The subjects of one cell of ``abnormal_incidence``: ``flag`` "low", "high", "grade3", or
+    None (the N: every subject with a post-baseline value); ``arm`` None: every arm. Columns
+    usubjid, site_id, arm, records (the flagged post-baseline records, or all where ``flag`` is
+    None), lowest, highest, first_date."""
+    if flag is not None and flag not in INCIDENCE_FLAGS:
+        raise ValueError(f"flag must be one of {INCIDENCE_FLAGS} or None, not {flag!r}")
+    post = _post_flags(records, grades)
+    post = post[post["measurement"] == measurement]
+    if arm is not None:
+        post = post[post["arm"] == arm]
+    if flag is not None:
+        post = post[post[flag]]
+    out = post.groupby(["usubjid", "site_id", "arm"], dropna=False).agg(
+        records=("value", "size"),
+        lowest=("value", "min"),
+        highest=("value", "max"),
+        first_date=("date", "min"),
+    )
+    return out.reset_index().sort_values("usubjid", ignore_index=True)
+
+
+# -- eDISH / Hy's law ------------------------------------------------------------------------------
+
+_PEAKS = {"alt": ALT_CODES, "ast": AST_CODES, "bili": BILI_CODES}
+
+
+def _liver_records(records: pd.DataFrame) -> pd.DataFrame:
+    """The on-treatment ALT, AST and bilirubin records with ``group`` (alt/ast/bili) and
+    ``ratio`` (value / ULN; NaN without a positive ULN). On treatment: not flagged as baseline and
+    on or after the first dose where the subject has one; post-baseline otherwise."""
+    codes = [c for group in _PEAKS.values() for c in group]
+    liver = records[records["test_code"].isin(codes)]
+    marked = baseline_and_post(liver)
+    not_flagged = ~marked["is_baseline"].fillna(False).astype(bool)
+    has_dose = marked["first_dose"].notna()
+    on_treatment = np.where(
+        has_dose, not_flagged & (marked["date"] >= marked["first_dose"]), marked["is_post"]
+    )
+    chosen = marked[on_treatment.astype(bool)]
+    group = pd.Series(None, index=chosen.index, dtype=object)
+    for name, group_codes in _PEAKS.items():
+        group[chosen["test_code"].isin(group_codes)] = name
+    high = chosen["high"].astype(float)
+    ratio = chosen["value"].astype(float) / high.where(high > 0)
+    return chosen.assign(group=group, ratio=ratio)
+
+
+def _quadrant(transaminase: pd.Series, bili: pd.Series) -> np.ndarray:
+    tx_high = transaminase >= TRANSAMINASE_LIMIT
+    bili_high = bili >= BILIRUBIN_LIMIT
+    return np.select(
+        [
+            transaminase.isna() | bili.isna(),
+            tx_high & bili_high,
+            tx_high,
+            bili_high,
+        ],
+        [NOT_ASSESSABLE, HYS_LAW, TEMPLE, HYPERBILIRUBINAEMIA],
+        default=NORMAL_RANGE,
+    )
+
+
+def edish_points(records: pd.DataFrame, window_days: int | None = None) -> pd.DataFrame:
+    """One row per subject with an on-treatment ALT, AST or total bilirubin record: usubjid,
+    site_id, arm, ``peak_alt_uln``, ``peak_ast_uln``, ``peak_transaminase_uln`` (the larger of
+    the two known), ``peak_bili_uln`` (each the highest value / ULN; NaN without a ULN or a value), the date
+    of each peak (``peak_alt_date``, ...; the earliest at a tie) and ``quadrant`` (``HYS_LAW_RULE``;
+    with ``window_days``, ``HYS_LAW_WINDOW_RULE``). Subjects whose transaminase or bilirubin peak
+    is unknown are ``NOT_ASSESSABLE``."""
+    liver = _liver_records(records)
+    subjects = liver.groupby("usubjid", sort=True).agg(
+        site_id=("site_id", "first"), arm=("arm", "first")
+    )
+    rated = liver[liver["ratio"].notna()]
+    # The peak record of each subject and group: highest ratio, then earliest date.
+    ordered = rated.assign(_neg=-rated["ratio"]).sort_values(
+        ["_neg", "date"], kind="stable", na_position="last"
+    )
+    peaks = ordered.groupby(["usubjid", "group"], sort=False).head(1)
+    ratio = peaks.pivot(index="usubjid", columns="group", values="ratio")
+    dates = peaks.pivot(index="usubjid", columns="group", values="date")
+    points = subjects.copy()
+    for name in _PEAKS:
+        points[f"peak_{name}_uln"] = ratio.get(name, np.nan)
+        points[f"peak_{name}_uln"] = points[f"peak_{name}_uln"].astype(float)
+        points[f"peak_{name}_date"] = (
+            dates[name] if name in dates else pd.Series(pd.NaT, index=points.index)
+        )
+        points[f"peak_{name}_date"] = pd.to_datetime(points[f"peak_{name}_date"])
+    points["peak_transaminase_uln"] = points[["peak_alt_uln", "peak_ast_uln"]].max(axis=1)
+    quadrant = pd.Series(
+        _quadrant(points["peak_transaminase_uln"], points["peak_bili_uln"]),
+        index=points.index,
+        dtype=object,
+    )
+    if window_days is not None:
+        paired = _paired_in_window(rated, window_days)
+        quadrant[(quadrant == HYS_LAW) & ~points.index.isin(paired)] = OUTSIDE_WINDOW
+    points["quadrant"] = quadrant
+    columns = ["site_id", "arm", "peak_alt_uln", "peak_ast_uln", "peak_transaminase_uln"]
+    columns += ["peak_bili_uln", "peak_alt_date", "peak_ast_date", "peak_bili_date", "quadrant"]
+    return points[columns].reset_index()
+
+
+def _paired_in_window(rated: pd.DataFrame, window_days: int) -> set[str]:
+    """Subjects with a bilirubin >= 2 x ULN dated 0..``window_days`` days after an ALT or AST
+    >= 3 x ULN (only the elevated records are paired, so the merge stays small)."""
+    dated = rated[rated["date"].notna()]
+    tx = dated[dated["group"].isin(["alt", "ast"]) & (dated["ratio"] >= TRANSAMINASE_LIMIT)]
+    bili = dated[dated["group"].eq("bili") & (dated["ratio"] >= BILIRUBIN_LIMIT)]
+    pairs = tx[["usubjid", "date"]].merge(
+        bili[["usubjid", "date"]], on="usubjid", suffixes=("_tx", "_bili")
+    )
+    gap = (pairs["date_bili"].dt.normalize() - pairs["date_tx"].dt.normalize()).dt.days
+    within = pairs[(gap >= 0) & (gap <= window_days)]
+    return set(within["usubjid"].astype(str))
+
+
+def hys_law_candidates(points: pd.DataFrame) -> list[str]:
+    """The subject codes in the Potential Hy's law quadrant, sorted."""
+    return sorted(points.loc[points["quadrant"] == HYS_LAW, "usubjid"].astype(str))
+
+
+# -- values over time ------------------------------------------------------------------------------
+
+VALUE_COLUMNS = [
+    "usubjid",
+    "site_id",
+    "arm",
+    "measurement",
+    "visit",
+    "visit_number",
+    "date",
+    "study_day",
+    "value",
+    "low",
+    "high",
+    "range_class",
+    "is_baseline",
+]
+
+
+def values_over_time(records: pd.DataFrame, measurement: str) -> pd.DataFrame:
+    """The values of one measurement (a label of ``measurements``), for box plots by visit and
+    arm: ``VALUE_COLUMNS``, records with a value, ordered by visit number, arm, subject and date."""
+    chosen = with_measurement(records)
+    chosen = chosen[(chosen["measurement"] == measurement) & chosen["value"].notna()]
+    chosen = chosen.assign(range_class=range_class(chosen))
+    ordered = chosen.sort_values(
+        ["visit_number", "arm", "usubjid", "date"], kind="stable", na_position="last"
+    )
+    return ordered[VALUE_COLUMNS].reset_index(drop=True)
+
+
+def visit_order(values: pd.DataFrame) -> list[str]:
+    """The visits of ``values`` by their (lowest) visit number; unnumbered visits last."""
+    numbers = values.groupby("visit", dropna=True)["visit_number"].min()
+    return [str(v) for v in numbers.sort_values(kind="stable", na_position="last").index]
+
+
+def subject_series(records: pd.DataFrame, measurement: str, usubjid: str) -> pd.DataFrame:
+    """One subject's values of one measurement over time (``VALUE_COLUMNS``, by date)."""
+    values = values_over_time(records, measurement)
+    mine = values[values["usubjid"] == usubjid]
+    return mine.sort_values(["date", "study_day"], kind="stable").reset_index(drop=True)
