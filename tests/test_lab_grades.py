@@ -399,16 +399,17 @@ def test_a_given_grade_is_used_in_the_direction_the_value_lies() -> None:
             {**k, "value": 4.0, "grade_given": "1"},  # inside: 0 both
             {"test_code": "K", "value": 3.2, "indicator": "LOW", "grade_given": "2"},  # by flag
             {"test_code": "K", "value": NAN, "grade_given": "2"},  # where? cannot be told
-            {**k, "value": 6.2, "grade_given": ""},  # not given: derived
+            {"test_code": "K", "value": 4.0, "indicator": "NORMAL", "grade_given": "1"},
+            {**k, "value": 6.2, "grade_given": ""},  # not given: derived (6.2 > 6.0: 3)
             {"test_code": "ALT", "unit": "U/L", "value": 30.0, "high": 40.0, "grade_given": "2"},
         ]
     )
     out = grade_records(frame)
-    assert grades_of(frame, "Hyperkalemia")[:6] == [1, 0, 0, 0, None, 3]
-    assert grades_of(frame, "Hypokalemia")[:6] == [0, 2, 0, 2, None, 0]
-    assert grades_of(frame, "Alanine aminotransferase increased")[6] == 2
+    assert grades_of(frame, "Hyperkalemia")[:7] == [1, 0, 0, 0, None, 0, 3]
+    assert grades_of(frame, "Hypokalemia")[:7] == [0, 2, 0, 2, None, 0, 0]
+    assert grades_of(frame, "Alanine aminotransferase increased")[7] == 2
     source = out.groupby("record")["source"].agg(set)
-    assert source.tolist() == [{"given"}] * 5 + [{"derived"}, {"given"}]
+    assert source.tolist() == [{"given"}] * 6 + [{"derived"}, {"given"}]
 
 
 # -- against admiral's grading code -----------------------------------------------------------------

@@ -361,13 +361,15 @@ def _term_grades(rows: list[Criterion], r: _Records, at: Ints) -> pd.arrays.Inte
 
 def _record_direction(r: _Records) -> Texts:
     """Where a value lies: "H" above the ULN, "L" below the LLN, "N" inside a known limit, else
-    the indicator's HIGH/LOW; "" when it cannot be told."""
+    the indicator's HIGH/LOW/NORMAL; "" when it cannot be told."""
     with np.errstate(invalid="ignore"):
         above = r.value > r.high
         below = r.value < r.low
     inside = ~np.isnan(r.value) & (~np.isnan(r.low) | ~np.isnan(r.high))
-    by_indicator = np.where(
-        r.indicator.isin({"HIGH"}), "H", np.where(r.indicator.isin({"LOW"}), "L", "")
+    by_indicator = np.select(
+        [r.indicator.isin({"HIGH"}), r.indicator.isin({"LOW"}), r.indicator.isin({"NORMAL"})],
+        ["H", "L", "N"],
+        "",
     )
     return np.where(above, "H", np.where(below, "L", np.where(inside, "N", by_indicator)))
 
