@@ -20,7 +20,13 @@ import pandas as pd
 
 # -- the rules, as the page states them ------------------------------------------------------------
 
-MEASUREMENT_KEY = ["domain", "test_code", "unit", "specimen", "position", "timepoint"]
+MEASUREMENT_KEY = ["domain", "test_code", "unit", "specimen", "location", "position", "timepoint"]
+
+
+def _key(records: pd.DataFrame) -> list[str]:
+    """The measurement key columns ``records`` has (a frame built without a location has none)."""
+    return [k for k in MEASUREMENT_KEY if k in records.columns]
+
 
 LOW = "LOW"
 NORMAL = "NORMAL"
@@ -87,6 +93,47 @@ HYS_LAW_WINDOW_RULE = (
 )
 
 
+# Vital signs come without a normal range in SDTM (VS has no --STNRLO / --STNRHI): their low /
+# normal / high is read against these adult reference limits (test code, unit, low, high), stated
+# on the page, wherever a record has no range of its own. Tests and units not listed get no class.
+VITAL_SIGN_LIMITS = (
+    ("SYSBP", "mmHg", 90.0, 140.0),
+    ("DIABP", "mmHg", 60.0, 90.0),
+    ("PULSE", "beats/min", 60.0, 100.0),
+    ("HR", "beats/min", 60.0, 100.0),
+    ("RESP", "breaths/min", 12.0, 20.0),
+    ("TEMP", "C", 36.0, 38.0),
+)
+VITAL_SIGN_RULE = (
+    "Vital signs have no normal range in SDTM: low / normal / high reads against reference limits "
+    + "; ".join(f"{code} {low:g}-{high:g} {unit}" for code, unit, low, high in VITAL_SIGN_LIMITS)
+    + "."
+)
+
+
+def with_vital_sign_limits(records: pd.DataFrame) -> pd.DataFrame:
+    """``records`` with ``VITAL_SIGN_LIMITS`` as the low and high of every VS record that has
+    neither of its own (a record with a range keeps it)."""
+    limits = pd.DataFrame(VITAL_SIGN_LIMITS, columns=["test_code", "unit", "_low", "_high"])
+    keyed = (
+        records[["test_code", "unit"]]
+        .astype(object)
+        .merge(limits, on=["test_code", "unit"], how="left")
+    )
+    without = (
+        records["domain"].eq("VS").to_numpy()
+        & records["low"].isna().to_numpy()
+        & records["high"].isna().to_numpy()
+    )
+    low = np.where(
+        without, keyed["_low"].to_numpy(dtype=float), records["low"].to_numpy(dtype=float)
+    )
+    high = np.where(
+        without, keyed["_high"].to_numpy(dtype=float), records["high"].to_numpy(dtype=float)
+    )
+    return records.assign(low=low, high=high)
+
+
 # -- range classes and measurements ----------------------------------------------------------------
 
 
@@ -125,24 +172,26 @@ def measurements(records: pd.DataFrame) -> pd.DataFrame:
     and the timepoint: "Diastolic Blood Pressure (mmHg), SUPINE, AFTER LYING DOWN FOR 5 MINUTES"."""
     keyed = records.assign(_m=_measurement_ids(records))
     table = keyed.groupby("_m", sort=True).agg(
-        **{k: (k, "first") for k in MEASUREMENT_KEY},
+        **{k: (k, "first") for k in _key(records)},
         test=("test", "first"),
         records=("usubjid", "size"),
         subjects=("usubjid", "nunique"),
     )
     # first() skips missing values: a key part missing in the group is missing for all its rows.
-    for k in MEASUREMENT_KEY:
+    for k in _key(records):
         missing = keyed[k].isna().groupby(keyed["_m"]).all()
         table[k] = table[k].astype(object).where(~missing.reindex(table.index), None)
     specimens = table.groupby(["domain", "test_code"], dropna=False)["specimen"].transform(
         lambda s: s.dropna().nunique()
     )
     labels = []
-    for test, code, unit, specimen, position, timepoint, several in zip(
+    locations = table["location"] if "location" in table else pd.Series(None, index=table.index)
+    for test, code, unit, specimen, location, position, timepoint, several in zip(
         table["test"],
         table["test_code"],
         table["unit"],
         table["specimen"],
+        locations,
         table["position"],
         table["timepoint"],
         specimens > 1,
@@ -152,7 +201,8 @@ def measurements(records: pd.DataFrame) -> pd.DataFrame:
         name = _label_part(test) or _label_part(code) or "?"
         unit_text = _label_part(unit)
         label = f"{name} ({unit_text})" if unit_text else name
-        parts = [_label_part(specimen) if several else None, _label_part(position)]
+        parts = [_label_part(specimen) if several else None, _label_part(location)]
+        parts.append(_label_part(position))
         parts.append(_label_part(timepoint))
         labels.append(", ".join([label, *[p for p in parts if p]]))
     table["label"] = pd.Series(labels, index=table.index, dtype=object)
@@ -172,7 +222,7 @@ def measurements(records: pd.DataFrame) -> pd.DataFrame:
 
 def _measurement_ids(records: pd.DataFrame) -> pd.Series:
     """An integer per measurement key (missing key parts equal to each other)."""
-    return records.groupby(MEASUREMENT_KEY, dropna=False, sort=True).ngroup()
+    return records.groupby(_key(records), dropna=False, sort=True).ngroup()
 
 
 def with_measurement(records: pd.DataFrame) -> pd.DataFrame:

@@ -1,0 +1,159 @@
+"""The Labs page's view (issue #21): for one domain (LB or VS) and one measurement, the shift of
+the range class and of the CTCAE grade from baseline to the worst post-baseline value by arm, the
+abnormal values by arm for every measurement, the eDISH plot's points with the potential Hy's law
+cases, and the values over time. The page, the pack's labs section and ``summary --json`` read
+these, so a figure is composed once.
+
+The records are the safety population's, by actual arm (``queries.labs``); a blinded viewer gets
+them pooled (``views.reader``), so every table here has one "arm" for them.
+"""
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+from sqlmodel import Session
+
+from dashboard.metrics import labs
+from dashboard.metrics.lab_grades import grade_records
+from dashboard.queries import labs as lab_queries
+from dashboard.views.adverse_events import _blinding_note
+from dashboard.views.common import StudyFrame, study_frame
+from dashboard.views.context import ViewContext
+from dashboard.views.reader import Reader
+
+# The measurement the page opens on: the first of these the study has (a liver test first: the
+# page's eDISH plot is about the liver), else the first measurement.
+DEFAULT_TESTS = {"LB": ("ALT", "AST", "BILI", "CREAT"), "VS": ("SYSBP", "DIABP")}
+LIVER_TESTS = (*labs.ALT_CODES, *labs.AST_CODES, *labs.BILI_CODES)
+DOMAIN_NAMES = {"LB": "Laboratory tests", "VS": "Vital signs"}
+# The shift tables the pack prints: the liver tests and creatinine.
+PACK_TESTS = ("ALT", "AST", "BILI", "CREAT")
+
+
+@dataclass(frozen=True)
+class LabsOptions:
+    domain: str = "LB"
+    measurement: str | None = None  # a label of ``labs.measurements``; None: the default
+    term: str | None = None  # the CTCAE term of the grade shift; None: the measurement's first
+    window_days: int | None = None  # Hy's law with bilirubin within this many days (None: any)
+
+
+@dataclass(frozen=True)
+class LabsView:
+    frame: StudyFrame
+    options: LabsOptions  # resolved: the measurement and term shown
+    domains: tuple[str, ...]  # the lab domains the study has records of (in scope)
+    measurements: pd.DataFrame  # ``labs.measurements`` of the domain
+    range_shift: labs.ShiftTable | None
+    terms: tuple[str, ...]  # the CTCAE terms the chosen measurement is graded by
+    grade_shift: labs.ShiftTable | None
+    incidence: pd.DataFrame  # ``labs.abnormal_incidence`` of the domain
+    edish: pd.DataFrame  # ``labs.edish_points`` (LB only; empty for VS)
+    hys_law: tuple[str, ...]  # subject codes in the potential Hy's law quadrant
+    values: pd.DataFrame  # ``labs.values_over_time`` of the chosen measurement
+    blinding_note: str | None
+    rules: tuple[str, ...] = field(default=())  # the rules the figures follow, as the page says
+
+    @property
+    def empty(self) -> bool:
+        return self.measurements.empty
+
+
+def _default_measurement(measurements: pd.DataFrame, domain: str) -> str | None:
+    if measurements.empty:
+        return None
+    for code in DEFAULT_TESTS.get(domain, ()):
+        found = measurements[measurements["test_code"] == code]
+        if not found.empty:
+            # Supine before standing: the resting measurement is the one read first.
+            supine = found[found["label"].str.contains("SUPINE", regex=False)]
+            return str((supine if not supine.empty else found)["label"].iloc[0])
+    return str(measurements["label"].iloc[0])
+
+
+def graded_records(records: pd.DataFrame) -> pd.DataFrame:
+    """CTCAE grades of the records (long: record, term, direction, grade, source); none for vital
+    signs, which CTCAE's laboratory terms do not cover."""
+    return grade_records(records[records["domain"] == "LB"])
+
+
+def build_labs(session: Session, ctx: ViewContext, options: LabsOptions | None = None) -> LabsView:
+    read = Reader(session, ctx)
+    frame = study_frame(read)
+    chosen = options or LabsOptions()
+    tests = read(lab_queries.lab_tests)
+    domains = tuple(d for d in lab_queries.LAB_DOMAINS if d in set(tests["domain"]))
+    domain = chosen.domain if chosen.domain in domains else (domains[0] if domains else "LB")
+    records = labs.with_vital_sign_limits(read(lab_queries.lab_records, domain=domain))
+    measurements = labs.measurements(records)
+    measurement = chosen.measurement
+    if measurement not in set(measurements["label"]):
+        measurement = _default_measurement(measurements, domain)
+    grades = graded_records(records)
+    range_shift = grade_shift = None
+    terms: tuple[str, ...] = ()
+    term = None
+    values = pd.DataFrame(columns=labs.VALUE_COLUMNS)
+    if measurement is not None:
+        range_shift = labs.range_shift(records, None, measurement)
+        picked = labs.with_measurement(records)
+        in_measurement = picked.index[picked["measurement"] == measurement]
+        terms = tuple(sorted(grades.loc[grades["record"].isin(in_measurement), "term"].unique()))
+        term = chosen.term if chosen.term in terms else (terms[0] if terms else None)
+        if term is not None:
+            grade_shift = labs.grade_shift(records, grades, None, term, measurement)
+        values = labs.values_over_time(records, measurement)
+    edish = (
+        labs.edish_points(records, chosen.window_days)
+        if domain == "LB"
+        else pd.DataFrame(columns=["usubjid", "quadrant"])
+    )
+    rules = [labs.BASELINE_RULE, labs.POST_BASELINE_RULE, labs.WORST_RULE]
+    if domain == "VS":
+        rules.append(labs.VITAL_SIGN_RULE)
+    if domain == "LB":
+        rules.append(
+            labs.HYS_LAW_WINDOW_RULE.format(days=chosen.window_days)
+            if chosen.window_days is not None
+            else labs.HYS_LAW_RULE
+        )
+    return LabsView(
+        frame=frame,
+        options=LabsOptions(domain, measurement, term, chosen.window_days),
+        domains=domains,
+        measurements=measurements,
+        range_shift=range_shift,
+        terms=terms,
+        grade_shift=grade_shift,
+        incidence=labs.abnormal_incidence(records, grades),
+        edish=edish,
+        hys_law=tuple(labs.hys_law_candidates(edish)) if domain == "LB" else (),
+        values=values,
+        blinding_note=_blinding_note(frame.study, shows_arms=ctx.shows_arms),
+        rules=tuple(rules),
+    )
+
+
+def hys_law_candidates(
+    session: Session, ctx: ViewContext, window_days: int | None = None
+) -> list[str]:
+    """The potential Hy's law cases (``labs.HYS_LAW_RULE``): the subject codes, sorted. Reads the
+    liver tests only (the command line's ``summary --json``)."""
+    records = Reader(session, ctx)(lab_queries.lab_records, domain="LB", test_codes=LIVER_TESTS)
+    return labs.hys_law_candidates(labs.edish_points(records, window_days))
+
+
+def incidence_subjects(
+    session: Session,
+    ctx: ViewContext,
+    *,
+    domain: str,
+    measurement: str,
+    arm: str | None,
+    flag: str | None,
+) -> pd.DataFrame:
+    """The subjects behind one cell of the abnormal-values table (``labs.incidence_subjects``)."""
+    records = Reader(session, ctx)(lab_queries.lab_records, domain=domain)
+    records = labs.with_vital_sign_limits(records)
+    grades = graded_records(records)
+    return labs.incidence_subjects(records, grades, measurement, arm, flag)
