@@ -17,6 +17,7 @@ from dashboard.views import (
     adverse_events,
     baseline,
     enrollment,
+    labs,
     overview,
     review,
     screen_failures,
@@ -158,6 +159,30 @@ def site_risk_view(
 ) -> site_risk.SiteRiskView:
     with session_for(db_url) as session:
         return site_risk.build_site_risk(session, ctx, options)
+
+
+@cached
+def labs_view(
+    db_url: str, cut_id: int | None, ctx: ViewContext, options: labs.LabsOptions
+) -> labs.LabsView:
+    with session_for(db_url) as session:
+        return labs.build_labs(session, ctx, options)
+
+
+@cached
+def lab_incidence_subjects(
+    db_url: str,
+    cut_id: int | None,
+    ctx: ViewContext,
+    domain: str,
+    measurement: str,
+    arm: str | None,
+    flag: str | None,
+) -> pd.DataFrame:
+    with session_for(db_url) as session:
+        return labs.incidence_subjects(
+            session, ctx, domain=domain, measurement=measurement, arm=arm, flag=flag
+        )
 
 
 @cached
