@@ -73,6 +73,7 @@ DATA_PAGES = (
     "screen-failures",
     "baseline",
     "adverse-events",
+    "labs",
     "site-risk",
     "queries",
     "subject",

@@ -61,6 +61,7 @@ PAGES = [
         icon=":material/warning:",
         url_path="adverse-events",
     ),
+    st.Page("../pages/labs.py", title="Labs", icon=":material/biotech:", url_path="labs"),
     st.Page(
         "../pages/site_risk.py",
         title="Site risk",

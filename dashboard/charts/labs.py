@@ -209,7 +209,8 @@ def box_by_visit(values: pd.DataFrame) -> alt.Chart:
                 "visit:N",
                 sort=order,
                 title="Visit",
-                axis=alt.Axis(labelAngle=-45, labelLimit=LABEL_LIMIT),
+                # Every visit named: overlapping names are angled, not dropped.
+                axis=alt.Axis(labelAngle=-45, labelLimit=LABEL_LIMIT, labelOverlap=False),
             ),
             xOffset=alt.XOffset("arm:N"),
             y=alt.Y("value:Q", title=_value_title(values)),

@@ -17,7 +17,7 @@ from dashboard.metrics import labs
 from dashboard.metrics.lab_grades import grade_records
 from dashboard.queries import labs as lab_queries
 from dashboard.views.adverse_events import _blinding_note
-from dashboard.views.common import StudyFrame, study_frame
+from dashboard.views.common import Metric, StudyFrame, study_frame
 from dashboard.views.context import ViewContext
 from dashboard.views.reader import Reader
 
@@ -52,6 +52,7 @@ class LabsView:
     hys_law: tuple[str, ...]  # subject codes in the potential Hy's law quadrant
     values: pd.DataFrame  # ``labs.values_over_time`` of the chosen measurement
     blinding_note: str | None
+    metrics: tuple[Metric, ...] = ()  # the page's headline
     rules: tuple[str, ...] = field(default=())  # the rules the figures follow, as the page says
 
     @property
@@ -117,6 +118,24 @@ def build_labs(session: Session, ctx: ViewContext, options: LabsOptions | None =
             if chosen.window_days is not None
             else labs.HYS_LAW_RULE
         )
+    hys_law = tuple(labs.hys_law_candidates(edish)) if domain == "LB" else ()
+    metrics = [
+        Metric(
+            "Subjects with values",
+            int(records["usubjid"].nunique()),
+            f"{DOMAIN_NAMES.get(domain, domain).lower()}, treated subjects",
+        ),
+        Metric("Measurements", len(measurements), f"{len(records):,} records"),
+    ]
+    if domain == "LB":
+        metrics.append(
+            Metric(
+                "Potential Hy's law cases",
+                len(hys_law),
+                "ALT or AST >= 3 x ULN and bilirubin >= 2 x ULN",
+                help=rules[-1],
+            )
+        )
     return LabsView(
         frame=frame,
         options=LabsOptions(domain, measurement, term, chosen.window_days),
@@ -127,11 +146,54 @@ def build_labs(session: Session, ctx: ViewContext, options: LabsOptions | None =
         grade_shift=grade_shift,
         incidence=labs.abnormal_incidence(records, grades),
         edish=edish,
-        hys_law=tuple(labs.hys_law_candidates(edish)) if domain == "LB" else (),
+        hys_law=hys_law,
         values=values,
         blinding_note=_blinding_note(frame.study, shows_arms=ctx.shows_arms),
+        metrics=tuple(metrics),
         rules=tuple(rules),
     )
+
+
+ALL_ARMS = "All arms"
+# The abnormal-values table's choices: the flag of ``labs.abnormal_incidence`` and its wording.
+INCIDENCE_FLAGS = {"high": "High", "low": "Low", "grade3": "CTCAE grade 3 or more"}
+
+
+def shift_display(table: labs.ShiftTable) -> pd.DataFrame:
+    """A shift table as one frame for the screen and the pack: per arm (then every arm together
+    where there are several) its rows of baseline categories and Total, columns Arm, Baseline,
+    the worst post-baseline categories and Total, cells "n (x%)" of the arm's subjects."""
+    arms: list[str | None] = [*table.arms]
+    if len(arms) > 1:
+        arms.append(None)
+    parts = []
+    for arm in arms:
+        wide = table.wide(arm).reset_index()
+        wide.columns = ["Baseline", *[str(c) for c in wide.columns[1:]]]
+        wide.insert(0, "Arm", ALL_ARMS if arm is None else arm)
+        parts.append(wide)
+    if not parts:
+        return pd.DataFrame(columns=["Arm", "Baseline"])
+    return pd.concat(parts, ignore_index=True)
+
+
+def incidence_display(incidence: pd.DataFrame, flag: str) -> pd.DataFrame:
+    """The abnormal-values table for one ``flag`` (``INCIDENCE_FLAGS``): a row per measurement,
+    a column per arm, cells "n/N (x%)" where N is the arm's subjects with a post-baseline value;
+    "-" where the measurement cannot show the flag (no grade for a test CTCAE does not grade)."""
+    if incidence.empty:
+        return pd.DataFrame(columns=["Measurement"])
+    counts = incidence[f"{flag}_n"]
+    cells = [
+        "-" if pd.isna(n) else f"{int(n)}/{int(whole)} ({100 * n / whole:.1f}%)" if whole else "0/0"
+        for n, whole in zip(counts, incidence["N"], strict=True)
+    ]
+    shown = incidence.assign(cell=cells).pivot_table(
+        index="measurement", columns="arm", values="cell", aggfunc="first", sort=False
+    )
+    shown = shown.reset_index().rename(columns={"measurement": "Measurement"})
+    shown.columns.name = None
+    return shown
 
 
 def hys_law_candidates(
