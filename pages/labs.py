@@ -10,7 +10,7 @@ from dashboard.charts.labs import box_by_visit, edish_chart
 from dashboard.metrics.labs import HYS_LAW, NOT_ASSESSABLE
 from dashboard.ui import labs, views
 from dashboard.ui.ae_drilldown import table_cell
-from dashboard.ui.shell import metric_row, page_context, page_header
+from dashboard.ui.shell import metric_row, no_subjects_message, page_context, page_header
 from dashboard.views.format import plural
 from dashboard.views.labs import DOMAIN_NAMES, INCIDENCE_FLAGS, incidence_display, shift_display
 
@@ -18,6 +18,9 @@ ctx = page_context()
 page_header("Labs", ctx)
 
 view = views.labs_view(ctx.db_url, ctx.cut_id, ctx.view, labs.options())
+if view.frame.cut is None:  # a registry record only: no data to show yet
+    no_subjects_message(ctx)
+    st.stop()
 if not view.domains:
     st.info(
         "No laboratory or vital-sign records for the treated subjects in this selection: the "

@@ -24,7 +24,16 @@ PILOT = "CDISCPILOT01"
 # One subject per study for the Subject page: a BMI screen failure, an enrolled subject with
 # overdue visits, a pilot subject with AEs.
 SUBJECTS = {SEED: "NCT06466850-01-017", "DEMO-MULTI": "DEMO-MULTI-104-0280", PILOT: "01-701-1023"}
-PAGES = ["", "enrollment", "screen-failures", "baseline", "adverse-events", "site-risk", "subject"]
+PAGES = [
+    "",
+    "enrollment",
+    "screen-failures",
+    "baseline",
+    "adverse-events",
+    "labs",
+    "site-risk",
+    "subject",
+]
 HEIGHT = 900
 
 # Collects, for every element whose text must never be cut, each box that clips text wider than

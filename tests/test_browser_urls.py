@@ -31,6 +31,7 @@ PATHS = {
     "Screen failures": "/screen-failures",
     "Baseline": "/baseline",
     "Adverse events": "/adverse-events",
+    "Labs": "/labs",
     "Site risk": "/site-risk",
     "Queries": "/queries",
     "Subject": "/subject",

@@ -32,6 +32,7 @@ PAGES = {
     "screen-failures": "../pages/screen_failures.py",
     "baseline": "../pages/baseline.py",
     "adverse-events": "../pages/adverse_events.py",
+    "labs": "../pages/labs.py",
     "site-risk": "../pages/site_risk.py",
 }
 
