@@ -977,16 +977,17 @@ def _labs(pack: MonitoringPack) -> list[Flowable]:
         "value (columns), of the N subjects with a post-baseline value, "
         + ("per actual arm and in total." if pack.shows_arms else "all arms pooled.")
     )
-    notes = [intro, *section.rules]
+    # The rules the shift tables follow, where there are tables to follow them.
+    notes = [intro, *section.rules] if section.tests else []
     if pack.safety.blinding_note:
         notes.append(pack.safety.blinding_note)
-    lead: list[Flowable] = [heading, _para(" ".join(notes), "note"), Spacer(1, 2 * mm)]
+    lead: list[Flowable] = [heading]
+    if notes:
+        lead += [_para(" ".join(notes), "note"), Spacer(1, 2 * mm)]
     out: list[Flowable] = []
     if not section.tests:
         lead.append(
-            _para(
-                f"None of {', '.join(section.missing_tests)} in this cut: no shift tables.",
-            )
+            _para(f"None of {', '.join(section.missing_tests)} in this cut: no shift tables.")
         )
         out += _kept_with_next(lead, need=0)
         lead = []
@@ -1020,21 +1021,20 @@ def _labs(pack: MonitoringPack) -> list[Flowable]:
     # eDISH: the page's chart, the rule it draws stated under it.
     edish = _subheading("eDISH: peak transaminase against peak total bilirubin")
     rule = _para(section.hys_law_rule, "note")
-    drawn = section.edish[section.edish["quadrant"] != NOT_ASSESSABLE]
-    if drawn.empty:
-        out += _kept_with_next(
-            [edish, _para("No ALT, AST or total bilirubin on treatment: nothing to draw."), rule],
-            need=0,
-        )
-    else:
-        image = _image(
-            chart_png(edish_chart(section.edish, pack.study.study_id), width=560),
-            max_height=FRAME_HEIGHT * 0.62,
-        )
-        out += _kept_with_next([edish], need=_height([image]))
-        out += [image, rule]
     cases = section.hys_law_cases
     sub = _subheading("Potential Hy's law cases")
+    drawn = section.edish[section.edish["quadrant"] != NOT_ASSESSABLE]
+    if drawn.empty:  # no plot, so no case: one short paragraph says both
+        none = (
+            "None: no ALT, AST or total bilirubin with an upper limit on treatment, no eDISH plot."
+        )
+        return [*out, *_kept_with_next([Spacer(1, 3 * mm), sub, _para(none)], need=0)]
+    image = _image(
+        chart_png(edish_chart(section.edish, pack.study.study_id), width=560),
+        max_height=FRAME_HEIGHT * 0.62,
+    )
+    out += _kept_with_next([edish], need=_height([image]))
+    out += [image, rule]
     if cases.empty:
         out += _kept_with_next([Spacer(1, 3 * mm), sub, _para("None.")], need=0)
     else:
