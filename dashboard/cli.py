@@ -219,8 +219,8 @@ def summary(
     as_email: AsOption = None,
     db: DbOption = None,
 ) -> None:
-    """The study's headline figures: screened, screen failures, enrolled, adverse events (with
-    --as EMAIL, at that user's sites only)."""
+    """The study's headline figures: screened, screen failures, enrolled, adverse events, the
+    potential Hy's law cases (with --as EMAIL, at that user's sites only)."""
     from dashboard import access
     from dashboard.queries.studies import list_studies
 
@@ -243,11 +243,16 @@ def summary(
         # The Overview view's figures (its ``summary_figures``), without the rest of the view
         # (the forecast, the accrual chart, what changed since the last cut) no one prints here.
         from dashboard.views.common import study_frame
+        from dashboard.views.labs import hys_law_candidates
         from dashboard.views.overview import summary_figures
         from dashboard.views.reader import Reader
 
-        read = Reader(session, _view_context(session, user, study))
+        ctx = _view_context(session, user, study)
+        read = Reader(session, ctx)
         figures = summary_figures(read, study_frame(read))
+        # The potential Hy's law cases (issue #21), through the same context: the user's sites,
+        # and the Labs page's rule (``labs.HYS_LAW_RULE``); an empty list without LB.
+        figures["hys_law_candidates"] = hys_law_candidates(session, ctx)
     if as_json:
         json.dump(figures, sys.stdout)
         sys.stdout.write("\n")

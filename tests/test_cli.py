@@ -28,6 +28,7 @@ CONTRACT_KEYS = [
     "sae_events",
     "sae_subjects",
     "data_cut",
+    "hys_law_candidates",  # issue #21: after the DESIGN.md contract's keys, which are kept
 ]
 
 
@@ -69,6 +70,7 @@ def test_demo_then_summary_json(tmp_path: Path) -> None:
     assert (summary["sae_events"], summary["sae_subjects"]) == (1, 1)
     # The contract's keys, and the study's own count of its cuts beside the id.
     assert set(summary["data_cut"]) == {"id", "number", "loaded_at"}
+    assert summary["hys_law_candidates"] == []  # the demo's LB is haemoglobin only
 
 
 def test_demo_refresh_is_idempotent(tmp_path: Path) -> None:

@@ -53,6 +53,8 @@ SHEETS = [
     "AEs by SOC and PT",
     "AEs",
     SAE_SHEET,
+    "Lab shifts",
+    "Hy's law",
     "Site risk",
     "Unreviewed SAEs",
     "Open queries",

@@ -17,6 +17,7 @@ from sqlmodel import Session
 from dashboard.metrics.ae_listing import listing_table
 from dashboard.metrics.forecast import AccrualForecast
 from dashboard.queries.scope import SiteScope
+from dashboard.report.labs import LabSafety, build_lab_safety
 from dashboard.results.changes import ChangesSince
 from dashboard.results.consort import ConsortFlow
 from dashboard.results.dates import as_date
@@ -219,7 +220,7 @@ def _listing(
 
 @dataclass(frozen=True)
 class MonitoringPack:
-    """The pack's content: the five pages' views for one context, and the listings.
+    """The pack's content: the pages' views for one context, and the listings.
 
     The fields the PDF and the workbook read are properties over the views (frames hold display
     column names and dates as ``datetime.date``; ``marker`` names the column that says "new" /
@@ -238,6 +239,8 @@ class MonitoringPack:
     # Review (issue #20): views.review.unreviewed_saes and open_queries, as they are read.
     review_saes_frame: pd.DataFrame
     review_queries_frame: pd.DataFrame
+    # Laboratory safety (issue #21): the Labs page's shift tables of the pack's tests, eDISH.
+    lab_safety: LabSafety
 
     # -- the study and its cuts
     @property
@@ -462,6 +465,7 @@ def build_pack(
         site_risk=build_site_risk(session, ctx, SiteRiskOptions()),
         review_saes_frame=unreviewed_saes(session, ctx),
         review_queries_frame=open_queries(session, ctx, today=generated_at.date()),
+        lab_safety=build_lab_safety(session, ctx),
     )
 
 

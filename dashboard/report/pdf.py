@@ -46,10 +46,20 @@ from reportlab.platypus.tableofcontents import TableOfContents
 
 from dashboard.charts.consort import svg_to_png
 from dashboard.charts.enrollment import accrual_chart, funnel_chart
+from dashboard.charts.labs import edish_chart
 from dashboard.charts.screen_failures import criteria_chart
 from dashboard.charts.site_risk import funnel_chart as kri_funnel_chart
 from dashboard.charts.site_risk import qtl_chart
 from dashboard.metrics.ae_listing import LISTING_HEADERS
+from dashboard.metrics.labs import NOT_ASSESSABLE
+from dashboard.report.labs import (
+    NO_LAB_DATA,
+    TOTAL_ARM,
+    arm_subjects,
+    date_text,
+    peak_text,
+    shift_arms,
+)
 from dashboard.report.pack import BLINDED_NOTE, NEW, MonitoringPack
 from dashboard.views.excursions import excursion_table
 from dashboard.views.format import plural, registry_enrollment
@@ -595,7 +605,7 @@ def _cover(pack: MonitoringPack) -> list[Flowable]:
 
 
 # The contents list's most entries: the sections a pack can have.
-CONTENTS_ENTRIES = 11
+CONTENTS_ENTRIES = 12
 
 
 def _contents() -> list[Flowable]:
@@ -923,6 +933,125 @@ def _saes(pack: MonitoringPack) -> list[Flowable]:
     ]
 
 
+def _shift_grid(table: Any, width: float = FRAME_WIDTH) -> list[Flowable]:
+    """A shift table per arm (``ShiftTable.wide``) and in total, two side by side, each titled
+    with its arm and N (a row of two is one flowable: it is never split over two pages)."""
+    half = width / 2
+    cells = []
+    for arm in shift_arms(table):
+        wide = table.wide(arm).reset_index()
+        name = TOTAL_ARM if arm is None else arm
+        grid = data_table(
+            wide, width=half - 4 * mm, right=[c for c in wide.columns if c != "Baseline"]
+        )
+        # The Total row shaded, not set in bold: bold figures outgrow the columns sized for them.
+        grid.setStyle(TableStyle([("BACKGROUND", (0, -1), (-1, -1), SOC_ROW_COLOUR)]))
+        cells.append([_para(f"{name} (N = {arm_subjects(table, arm)})", "body"), grid])
+    return [
+        Table(
+            [pair + [[]] * (2 - len(pair))],
+            colWidths=[half] * 2,
+            hAlign="LEFT",
+            style=TableStyle(
+                [
+                    ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                    ("LEFTPADDING", (0, 0), (-1, -1), 0),
+                    ("BOTTOMPADDING", (0, 0), (-1, -1), 4),
+                ]
+            ),
+        )
+        for pair in (cells[start : start + 2] for start in range(0, len(cells), 2))
+    ]
+
+
+def _labs(pack: MonitoringPack) -> list[Flowable]:
+    """Laboratory safety (issue #21): the range and CTCAE grade shift tables of ALT, AST,
+    bilirubin and creatinine by arm, the eDISH plot with its rule, and the potential Hy's law
+    cases; the Labs page's figures."""
+    section = pack.lab_safety
+    heading = _heading("Laboratory safety")
+    if not section.has_lab_data:
+        return _kept_with_next([heading, _para(NO_LAB_DATA)], need=0)
+    intro = (
+        "Shift tables: subjects n (%) by their baseline (rows) and their worst post-baseline "
+        "value (columns), of the N subjects with a post-baseline value, "
+        + ("per actual arm and in total." if pack.shows_arms else "all arms pooled.")
+    )
+    # The rules the shift tables follow, where there are tables to follow them.
+    notes = [intro, *section.rules] if section.tests else []
+    if pack.safety.blinding_note:
+        notes.append(pack.safety.blinding_note)
+    lead: list[Flowable] = [heading]
+    if notes:
+        lead += [_para(" ".join(notes), "note"), Spacer(1, 2 * mm)]
+    out: list[Flowable] = []
+    if not section.tests:
+        lead.append(
+            _para(f"None of {', '.join(section.missing_tests)} in this cut: no shift tables.")
+        )
+        out += _kept_with_next(lead, need=0)
+        lead = []
+    for test in section.tests:
+        title = _subheading(f"{test.test_code}: {test.measurement}")
+        grid = _shift_grid(test.range_shift)
+        first = [
+            title,
+            _para(
+                "Normal range (LOW / NORMAL / HIGH): baseline against worst post-baseline.", "note"
+            ),
+        ]
+        out += _kept_with_next([*lead, *first], need=_height(grid[:1]))
+        out += grid
+        lead = []
+        if test.grade_shift is not None and test.term is not None:
+            grades = _shift_grid(test.grade_shift)
+            out += _kept_with_next(
+                [
+                    _para(
+                        f"CTCAE v5 grade, {test.term}: baseline against worst post-baseline.",
+                        "note",
+                    )
+                ],
+                need=_height(grades[:1]),
+            )
+            out += grades
+        out.append(Spacer(1, 2 * mm))
+    if section.tests and section.missing_tests:
+        out.append(_para(f"Not in this cut: {', '.join(section.missing_tests)}.", "note"))
+    # eDISH: the page's chart, the rule it draws stated under it.
+    edish = _subheading("eDISH: peak transaminase against peak total bilirubin")
+    rule = _para(section.hys_law_rule, "note")
+    cases = section.hys_law_cases
+    sub = _subheading("Potential Hy's law cases")
+    drawn = section.edish[section.edish["quadrant"] != NOT_ASSESSABLE]
+    if drawn.empty:  # no plot, so no case: one short paragraph says both
+        none = (
+            "None: no ALT, AST or total bilirubin with an upper limit on treatment, no eDISH plot."
+        )
+        return [*out, *_kept_with_next([Spacer(1, 3 * mm), sub, _para(none)], need=0)]
+    image = _image(
+        chart_png(edish_chart(section.edish, pack.study.study_id), width=560),
+        max_height=FRAME_HEIGHT * 0.62,
+    )
+    out += _kept_with_next([edish], need=_height([image]))
+    out += [image, rule]
+    if cases.empty:
+        out += _kept_with_next([Spacer(1, 3 * mm), sub, _para("None.")], need=0)
+    else:
+        shown = cases.astype(object).copy()
+        for column in shown.columns:
+            if "(x ULN)" in column:
+                shown[column] = [peak_text(v) for v in cases[column]]
+            elif column.endswith("date"):
+                shown[column] = [date_text(v) for v in cases[column]]
+        tables = data_tables(shown, right=[c for c in shown.columns if "(x ULN)" in c])
+        out += [
+            *_kept_with_next([Spacer(1, 3 * mm), sub], need=_table_start(tables)),
+            *tables,
+        ]
+    return out
+
+
 FLAG_CELL_COLOURS = {
     2: colors.HexColor("#f4c7c3"),
     1: colors.HexColor("#fde2b8"),
@@ -1164,6 +1293,7 @@ def pack_pdf(pack: MonitoringPack) -> bytes:
             *_baseline(pack),
             *_safety(pack),
             *_saes(pack),
+            *_labs(pack),
             *_site_risk(pack),
             *_review(pack),
         ]

@@ -32,6 +32,9 @@ SITE_RISK_SHEET = "Site risk"  # each site in view and computed KRI: counts, met
 # Review (issue #20): the SAEs the medical monitor has not reviewed, and the queries not closed.
 UNREVIEWED_SAE_SHEET = "Unreviewed SAEs"
 OPEN_QUERY_SHEET = "Open queries"
+# Laboratory safety (issue #21): the shift tables' cells, long; the potential Hy's law cases.
+LAB_SHIFT_SHEET = "Lab shifts"
+HYS_LAW_SHEET = "Hy's law"
 SAE_SHEET = "SAEs"  # contract: a sheet of this name, header on row 1, one row per serious AE
 _WIDTH_SAMPLE = 500  # rows read to size the columns
 _CHUNK = 20_000  # rows turned into XML at a time
@@ -405,6 +408,8 @@ def pack_workbook(pack: MonitoringPack) -> bytes:
         ("AEs by SOC and PT", pack.ae_terms.rename(columns={"level": "Level"})),
         ("AEs", pack.adverse_events),
         (SAE_SHEET, pack.saes),
+        (LAB_SHIFT_SHEET, pack.lab_safety.shift_sheet),
+        (HYS_LAW_SHEET, pack.lab_safety.hys_law_cases),
         (SITE_RISK_SHEET, pack.site_risk_scores),
         (UNREVIEWED_SAE_SHEET, pack.review_saes),
         (OPEN_QUERY_SHEET, pack.review_queries),
