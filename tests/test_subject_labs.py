@@ -19,6 +19,7 @@ from dashboard import access
 from dashboard.db import make_engine, session_scope
 from dashboard.metrics.blinding import POOLED
 from dashboard.metrics.labs import VITAL_SIGN_LIMITS, with_measurement
+from dashboard.ui.subject_labs import COLUMN_WIDTH, plot_width
 from dashboard.views.context import ViewContext
 from dashboard.views.subject import (
     AE_SPAN_COLUMNS,
@@ -162,6 +163,9 @@ def test_page_states_the_high_values_and_draws_the_aes_beneath(
     assert aes["start_day"].tolist() == sorted(ae["AESTDY"].tolist())
     assert ae_panel["encoding"]["x"]["field"] == "start_day"
     assert values_panel["layer"][0]["encoding"]["x"]["field"] == "study_day"
+    # Drawn at its own width, the AE terms' room left of the plot (Streamlit's stretch would
+    # give each plot the whole column and push the last days past its edge).
+    assert values_panel["width"] == ae_panel["width"] == plot_width(aes["term"])
 
 
 def test_picking_a_vital_sign_redraws_the_section(
@@ -331,3 +335,12 @@ def test_out_of_range_sentence_hand_counted() -> None:
     assert out_of_range_sentence(_series([20.0, 30.0], None, None)) == (
         "2 values, none with a normal range: none can be called low or high."
     )
+
+
+def test_plot_width_leaves_room_for_the_ae_terms() -> None:
+    # 19 characters at 7 px, with 16 px of padding: 149 px left of the plot.
+    assert plot_width(pd.Series(["HYPERBILIRUBINAEMIA"])) == COLUMN_WIDTH - 149
+    # A term longer than the axis shows is cut at 240 px.
+    assert plot_width(pd.Series(["X" * 60, "Y"])) == COLUMN_WIDTH - 256
+    # Short terms: the values' own axis is the wider.
+    assert plot_width(pd.Series(["RASH"])) == COLUMN_WIDTH - 70
