@@ -316,12 +316,12 @@ with st.container(key=LABS_KEY):
             st.info(f"No numeric value of {plain(measurement)} for this subject: nothing to draw.")
         else:
             st.markdown(plain(out_of_range_sentence(series)))
-            draw_values(series, lab_values.adverse_events)
+            draw_values(series, lab_values.aes_beside(series))
             st.caption(
                 "The shaded band is the normal range of each record (vital signs: reference limits, "
                 "SDTM gives them none); a point's colour is its class (the lab's LOW/HIGH flag where "
                 "given). The subject's AEs are the bars beneath, on the same study days; an AE "
-                "without an end date runs to the last value."
+                "without an end date runs to the last value shown."
                 + (
                     f" {plural(lab_values.aes_not_placed, 'AE')} without an onset day "
                     f"{'is' if lab_values.aes_not_placed == 1 else 'are'} not drawn."

@@ -288,6 +288,12 @@ def test_the_ae_spans_of_a_pilot_subject_equal_ae_xpt(pilot_db_url: str, shared_
     assert spans["end_day"][ended].tolist() == ae["AEENDY"][ended].tolist()
     assert spans["ongoing"].tolist() == (~ended).tolist()
     assert (spans["end_day"][~ended] == labs.records["study_day"].max()).all()
+    # Beneath one measurement an ongoing AE runs to that measurement's last value instead.
+    alt_days = _alt_rows(shared_data, usubjid)["LBDY"]
+    assert alt_days.max() < labs.records["study_day"].max()  # VS goes on after the last ALT
+    beside = labs.aes_beside(labs.series(ALT_LABEL))
+    assert beside["end_day"][ended].tolist() == ae["AEENDY"][ended].tolist()
+    assert (beside["end_day"][~ended] == alt_days.max()).all()
 
 
 def _series(values: list[float], low: float | None, high: float | None) -> pd.DataFrame:

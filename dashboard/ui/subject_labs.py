@@ -21,6 +21,8 @@ COLUMN_WIDTH = 640
 VALUE_AXIS_WIDTH = 70
 CHARACTER_WIDTH = 7
 MIN_PLOT_WIDTH = 320
+# The height of an AE row, px.
+AE_ROW = 20
 
 
 def plot_width(terms: pd.Series) -> int:
@@ -39,5 +41,11 @@ def draw_values(series: pd.DataFrame, aes: pd.DataFrame) -> None:
         return
     width = plot_width(aes["term"])
     fitted = chart.copy()  # the chart's own settings (the shared x scale) kept
-    fitted.vconcat = [panel.properties(width=width) for panel in chart.vconcat]
+    values, bars = chart.vconcat
+    # Rows a little taller than the chart's: at its 16 px, under the app's font, Vega drops every
+    # other AE term as overlapping.
+    fitted.vconcat = [
+        values.properties(width=width),
+        bars.properties(width=width, height=alt.Step(AE_ROW)),
+    ]
     st.altair_chart(fitted, width="content")

@@ -63,8 +63,9 @@ class SubjectLabs:
       given the reference limits of ``metrics.labs.VITAL_SIGN_LIMITS`` where they have no range
       of their own, with a ``measurement`` label (``metrics.labs.with_measurement``);
     - ``measurements``: ``metrics.labs.measurements`` of them (label, domain, test code, records);
-    - ``adverse_events``: ``AE_SPAN_COLUMNS``, by onset; ``aes_not_placed``: AEs without an onset
-      day (not drawn);
+    - ``adverse_events``: ``AE_SPAN_COLUMNS``, by onset (an ongoing AE to the subject's last LB
+      or VS day; ``aes_beside`` ends it at one measurement's last value); ``aes_not_placed``: AEs
+      without an onset day (not drawn);
     - ``other_findings``: the subject's LB and VS findings in its record that are not read here
       (a subject outside the safety population has its screening values only in its listing).
     """
@@ -95,6 +96,19 @@ class SubjectLabs:
     def series(self, measurement: str) -> pd.DataFrame:
         """The subject's values of ``measurement`` over time (``metrics.labs.subject_series``)."""
         return labs.subject_series(self.records, measurement, self.usubjid)
+
+    def aes_beside(self, series: pd.DataFrame) -> pd.DataFrame:
+        """The AEs to draw beneath ``series`` (one measurement's values): an ongoing AE runs to
+        the last value of the series (or ends where it starts, if later), so that the axis is the
+        series' own and not stretched to the subject's last record of another measurement."""
+        days = series["study_day"] if "study_day" in series else pd.Series(dtype=float)
+        if days.notna().sum() == 0:
+            return self.adverse_events
+        last = float(days.max())
+        spans = self.adverse_events
+        ongoing = spans["ongoing"].astype(bool)
+        end = spans["end_day"].where(~ongoing, np.maximum(spans["start_day"], last))
+        return spans.assign(end_day=end.astype(float))
 
 
 def ae_spans(adverse_events: pd.DataFrame, day_one: object, last_day: float | None) -> pd.DataFrame:
