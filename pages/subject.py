@@ -8,6 +8,7 @@ import streamlit as st
 
 from dashboard.charts.subject import subject_timeline_chart
 from dashboard.markdown import plain
+from dashboard.metrics.labs import VITAL_SIGN_RULE
 from dashboard.metrics.subject import (
     ADVERSE_EVENT_LABELS,
     DISPOSITION_LABELS,
@@ -27,12 +28,16 @@ from dashboard.metrics.visits import NEEDS_ACTION, OVERDUE, scheduled_visits
 from dashboard.results.population import SCREEN_FAILURE
 from dashboard.ui import review, views
 from dashboard.ui.shell import domain_missing, page_context, page_header
+from dashboard.ui.subject_labs import draw_values
 from dashboard.ui.tables import dashed
 from dashboard.ui.visits import kept_window_days, visits_as_of, window_days_setting
 from dashboard.views.format import plural
+from dashboard.views.subject import out_of_range_sentence
 
 SEARCH_KEY = "subject_search"
 AXIS_KEY = "subject_timeline_axis"
+MEASUREMENT_KEY = "subject_lab_measurement"
+LABS_KEY = "subject_labs"
 
 ctx = page_context()
 page_header("Subject", ctx)
@@ -273,6 +278,58 @@ else:
         hide_index=True,
         width="stretch",
     )
+
+
+# In a keyed container (class st-key-subject_labs): the browser tests find the section by it.
+with st.container(key=LABS_KEY):
+    st.subheader("Lab and vital signs over time")
+    lab_values = views.subject_labs(ctx.db_url, ctx.cut_id, ctx.view, record.usubjid)
+    if lab_values.measurements.empty:
+        st.info(
+            "No laboratory (LB) or vital-sign (VS) value of this subject is read here: values over "
+            "time are shown for the safety population, as on the Labs page."
+            + (
+                f" Its {plural(lab_values.other_findings, 'LB or VS finding')} are under All "
+                "findings below."
+                if lab_values.other_findings
+                else ""
+            )
+        )
+    else:
+        labels = lab_values.measurements["label"].tolist()
+        counts = dict(zip(labels, lab_values.measurements["records"], strict=True))
+        domains = dict(zip(labels, lab_values.measurements["domain"], strict=True))
+        with st.columns([2, 1])[0]:
+            measurement = st.selectbox(
+                "Measurement",
+                labels,
+                index=labels.index(lab_values.default_measurement or labels[0]),
+                format_func=lambda label: (
+                    f"{'Vital sign' if domains[label] == 'VS' else 'Lab'}: {label} "
+                    f"({plural(int(counts[label]), 'record')})"
+                ),
+                # One key per subject: another subject's pick is not carried over.
+                key=f"{MEASUREMENT_KEY}_{record.usubjid}",
+            )
+        series = lab_values.series(measurement)
+        if series.empty:
+            st.info(f"No numeric value of {plain(measurement)} for this subject: nothing to draw.")
+        else:
+            st.markdown(plain(out_of_range_sentence(series)))
+            draw_values(series, lab_values.aes_beside(series))
+            st.caption(
+                "The shaded band is the normal range of each record (vital signs: reference limits, "
+                "SDTM gives them none); a point's colour is its class (the lab's LOW/HIGH flag where "
+                "given). The subject's AEs are the bars beneath, on the same study days; an AE "
+                "without an end date runs to the last value shown."
+                + (
+                    f" {plural(lab_values.aes_not_placed, 'AE')} without an onset day "
+                    f"{'is' if lab_values.aes_not_placed == 1 else 'are'} not drawn."
+                    if lab_values.aes_not_placed
+                    else ""
+                ),
+                help=VITAL_SIGN_RULE,
+            )
 
 
 def record_table(frame: pd.DataFrame, dates: dict[str, str], labels: dict[str, str]) -> None:

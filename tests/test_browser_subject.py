@@ -95,3 +95,29 @@ def test_pilot_subject_with_adverse_events(browser: Any, server: str) -> None:
     # Three AEs, each a lane of the timeline (Vega labels the axis in SVG text).
     page.get_by_text("AE 2 ERYTHEMA").first.wait_for(state="attached", timeout=30_000)
     page.close()
+
+
+@pytest.mark.parametrize("width", [1024, 1440])
+def test_pilot_subject_lab_values_over_time(browser: Any, server: str, width: int) -> None:
+    """The pilot's potential Hy's law case: its ALT over time is drawn in the lab section, with
+    its AE beneath (Vega draws the AE term as axis text), at a laptop's and a desktop's width."""
+    if not (SHARED_DATA / "sdtm" / "cdiscpilot01").is_dir():
+        reference_absent("reference data folder is absent: no CDISC pilot to show")
+    page = browser.new_page(viewport={"width": width, "height": 1000})
+    page.goto(f"{server}/subject?study=CDISCPILOT01&subject=01-705-1186")
+    _settle(page, chart=True)
+    section = page.locator(".st-key-subject_labs")
+    section.scroll_into_view_if_needed()
+    chart = section.locator('[data-testid="stVegaLiteChart"]').locator("canvas, svg").first
+    chart.wait_for(timeout=30_000)
+    page.wait_for_timeout(500)
+    section.screenshot(path=str(ARTIFACTS / f"subject-labs-{width}.png"))
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert "Outside the normal range: 6 of 6 values (6 high, 0 low)." in section.inner_text()
+    # Drawn, and within the section's width (nothing cut at the right edge).
+    box, outer = chart.bounding_box(), section.bounding_box()
+    assert box is not None and outer is not None
+    assert box["width"] > 300 and box["height"] > 200
+    assert box["x"] + box["width"] <= outer["x"] + outer["width"] + 1
+    page.get_by_text("HYPERBILIRUBINAEMIA").first.wait_for(state="attached", timeout=30_000)
+    page.close()

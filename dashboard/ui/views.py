@@ -273,3 +273,11 @@ def review_sae_counts(
 ) -> review.ReviewCounts:
     with session_for(db_url) as session:
         return review.sae_counts(session, ctx, role=role)
+
+
+@cached
+def subject_labs(
+    db_url: str, cut_id: int | None, ctx: ViewContext, usubjid: str
+) -> subject.SubjectLabs:
+    with session_for(db_url) as session:
+        return subject.lab_values(session, ctx, usubjid)
