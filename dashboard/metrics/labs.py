@@ -227,7 +227,10 @@ def _measurement_ids(records: pd.DataFrame) -> pd.Series:
 
 def with_measurement(records: pd.DataFrame) -> pd.DataFrame:
     """``records`` with a ``measurement`` column: the label of its measurement; a missing arm
-    reads ``NO_ARM``."""
+    reads ``NO_ARM``. A frame already labelled is returned as it is: a view labels its records
+    once and hands them to every function here."""
+    if "measurement" in records.columns:
+        return records
     ids = _measurement_ids(records)
     table = measurements(records)
     labels = pd.Series(table["label"].to_numpy(), index=table["measurement_id"].to_numpy())

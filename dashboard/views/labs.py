@@ -85,7 +85,11 @@ def build_labs(session: Session, ctx: ViewContext, options: LabsOptions | None =
     tests = read(lab_queries.lab_tests)
     domains = tuple(d for d in lab_queries.LAB_DOMAINS if d in set(tests["domain"]))
     domain = chosen.domain if chosen.domain in domains else (domains[0] if domains else "LB")
-    records = labs.with_vital_sign_limits(read(lab_queries.lab_records, domain=domain))
+    # Labelled once: every metric below keeps the labels (a million records relabelled per
+    # table cost seconds).
+    records = labs.with_measurement(
+        labs.with_vital_sign_limits(read(lab_queries.lab_records, domain=domain))
+    )
     measurements = labs.measurements(records)
     measurement = chosen.measurement
     if measurement not in set(measurements["label"]):
@@ -96,14 +100,14 @@ def build_labs(session: Session, ctx: ViewContext, options: LabsOptions | None =
     term = None
     values = pd.DataFrame(columns=labs.VALUE_COLUMNS)
     if measurement is not None:
-        range_shift = labs.range_shift(records, None, measurement)
-        picked = labs.with_measurement(records)
-        in_measurement = picked.index[picked["measurement"] == measurement]
-        terms = tuple(sorted(grades.loc[grades["record"].isin(in_measurement), "term"].unique()))
+        # The chosen measurement's records alone (their index labels kept: the grades' keys).
+        mine = records[records["measurement"] == measurement]
+        range_shift = labs.range_shift(mine, None, measurement)
+        terms = tuple(sorted(grades.loc[grades["record"].isin(mine.index), "term"].unique()))
         term = chosen.term if chosen.term in terms else (terms[0] if terms else None)
         if term is not None:
-            grade_shift = labs.grade_shift(records, grades, None, term, measurement)
-        values = labs.values_over_time(records, measurement)
+            grade_shift = labs.grade_shift(mine, grades, None, term, measurement)
+        values = labs.values_over_time(mine, measurement)
     edish = (
         labs.edish_points(records, chosen.window_days)
         if domain == "LB"
