@@ -212,5 +212,5 @@ def test_page_shows_the_view(pilot_db_url: str, monkeypatch: pytest.MonkeyPatch)
     # Vital signs: the same page, per measurement.
     at.segmented_control(key="labs_domain").set_value("VS").run()
     assert not at.exception, at.exception
-    assert at.selectbox(key="labs_measurement").value.startswith("Systolic Blood Pressure")
+    assert str(at.selectbox(key="labs_measurement").value).startswith("Systolic Blood Pressure")
     assert "Liver: eDISH and potential Hy's law" not in [h.value for h in at.subheader]
