@@ -9,6 +9,11 @@
   same visit schedule (one site lags: its overdue visits stand out).
 - ``DEMO-SCALE``: the same generator at 200 sites and a chosen number of subjects.
 
+Laboratory data (issue #21): a small LB panel (ALT, AST, BILI, CREAT, HGB) with normal ranges and
+indicators at screening and at weeks 4, 12 and 24; in DEMO-MULTI flagged baseline for the whole
+panel and one planted potential Hy's law case (``MULTI_HYS_LAW_CASE``) and one Temple's corollary
+case (``MULTI_TEMPLE_CASE``); in the seed mostly normal values, haemoglobin its only baseline test.
+
 Every build is seeded, so the same command gives the same figures, and each study gets two DataCuts
 (an interim and the current cut) so "new since the previous cut" has something to show.
 NCT06466850 and DEMO-MULTI also carry a review log (``_write_reviews``): synthetic reviewers'
