@@ -64,6 +64,9 @@ PAGES = {
     "adverse-events": "adverse-events",
     "site-risk": "site-risk",
 }
+# The Labs page (issue #21) once it exists, at ``labs?study=...`` like the others.
+if (PROJECT_ROOT / "pages" / "labs.py").is_file():
+    PAGES["labs"] = "labs"
 # Over the browser floor (issue #19).
 TARGETS = {"first_s": 1.5, "repeat_s": 0.5, "filter_s": 1.0, "server_first_visit_s": 5.0}
 VIEWPORT = {"width": 1440, "height": 1000}

@@ -25,6 +25,9 @@ Issue #19 adds what a user waits for, each part in processes of its own:
 - pack (``benchmarks/pack_scale.py``): ``study-monitor report`` for the scale study, wall and peak RSS;
 - import (``benchmarks/import_scale.py``): the scale study exported as SDTM with >= 1,000,000 LB
   records, imported into an empty database, then a second cut with 1% of records changed.
+Issue #21 adds the Labs page (in ``pages`` and ``browser`` once ``pages/labs.py`` exists) and:
+- labs (``benchmarks/labs_scale.py``): ``views.labs.build_labs`` for LB and VS and
+  ``hys_law_candidates`` on the scale study, without Streamlit, with that process's peak RSS.
 It prints tables and writes ``benchmarks/results.json`` (contract in issues #8 and #19). A benchmark
 prints figures; it does not pass or fail.
 """
@@ -59,6 +62,8 @@ from dashboard.queries import (
     safety_counts,
 )
 from import_scale import import_figures
+from labs_scale import labs_figures
+from labs_scale import print_figures as print_labs_figures
 from pack_scale import pack_figures
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -81,6 +86,9 @@ PAGES = {
     "adverse-events": "../pages/adverse_events.py",
     "site-risk": "../pages/site_risk.py",
 }
+# The Labs page (issue #21) once it exists: the benchmark measures every page there is.
+if (PROJECT_ROOT / "pages" / "labs.py").is_file():
+    PAGES["labs"] = "../pages/labs.py"
 PILOT = PROJECT_ROOT.parent / "shared" / "data" / "sdtm" / "cdiscpilot01"
 TARGETS = {"cold_s": 1.0, "warm_s": 0.25}
 
@@ -269,7 +277,7 @@ def print_table(title: str, pages: dict[str, dict[str, float]]) -> None:
         )
 
 
-PARTS = ("pages", "browser", "cli", "pack", "import")
+PARTS = ("pages", "browser", "cli", "pack", "import", "labs")
 # Issue #19's targets, beside the figures they judge (seconds; MB).
 BROWSER_TARGETS = {"first_s": 1.5, "repeat_s": 0.5, "filter_s": 1.0}  # over the floor
 OTHER_TARGETS = {
@@ -388,6 +396,10 @@ def main() -> None:
             results.update(
                 {k: None if v is None else round(v, 3) for k, v in cli_figures(pilot_url).items()}
             )
+        if "labs" in parts:
+            results["labs"] = labs_figures(scale_url, "DEMO-SCALE")
+            print()
+            print_labs_figures(results["labs"])
         if "pack" in parts:
             results.update(pack_figures(scale_url, "DEMO-SCALE", Path(folder) / "pack"))
         # The page renderer's peak, before the import part exports the study in this process.

@@ -9,6 +9,11 @@
   same visit schedule (one site lags: its overdue visits stand out).
 - ``DEMO-SCALE``: the same generator at 200 sites and a chosen number of subjects.
 
+Laboratory data (issue #21): a small LB panel (ALT, AST, BILI, CREAT, HGB) with normal ranges and
+indicators at screening and at weeks 4, 12 and 24; in DEMO-MULTI flagged baseline for the whole
+panel and one planted potential Hy's law case (``MULTI_HYS_LAW_CASE``) and one Temple's corollary
+case (``MULTI_TEMPLE_CASE``); in the seed mostly normal values, haemoglobin its only baseline test.
+
 Every build is seeded, so the same command gives the same figures, and each study gets two DataCuts
 (an interim and the current cut) so "new since the previous cut" has something to show.
 NCT06466850 and DEMO-MULTI also carry a review log (``_write_reviews``): synthetic reviewers'
@@ -19,10 +24,10 @@ review") and at the current cut, and queries open, answered and closed.
 import datetime as dt
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from sqlalchemy import select
@@ -657,6 +662,217 @@ def _held_visits(
     return held
 
 
+# ---------------------------------------------------------------------------------------------
+# Laboratory values (issue #21): a small panel with normal ranges, so the Labs page has shifts,
+# abnormal values and an eDISH plot to show. SYNTHETIC, like everything here.
+# ---------------------------------------------------------------------------------------------
+
+
+# test code: (name, category, SI unit, decimals, typical value, spread (lognormal sigma) and the
+# normal range (LLN, ULN) for women and for men). Reference ranges as commonly printed by adult
+# laboratories; the demo's own, not any laboratory's.
+# No specimen: it would enter the measurement's name, and the seed's baseline haemoglobin has none.
+class _LabTest(NamedTuple):
+    name: str
+    category: str
+    unit: str
+    decimals: int
+    typical: float  # the population's (women's; men's creatinine and haemoglobin are higher)
+    spread: float  # lognormal sigma
+    female: tuple[float, float]  # (LLN, ULN)
+    male: tuple[float, float]
+
+    def limits(self, sex: str) -> tuple[float, float]:
+        return self.female if sex == "F" else self.male
+
+
+_LAB_PANEL: dict[str, _LabTest] = {
+    "ALT": _LabTest("Alanine Aminotransferase", "CHEMISTRY", "U/L", 0, 21, 0.30, (7, 40), (7, 40)),
+    "AST": _LabTest(
+        "Aspartate Aminotransferase", "CHEMISTRY", "U/L", 0, 23, 0.25, (10, 40), (10, 40)
+    ),
+    "BILI": _LabTest("Bilirubin", "CHEMISTRY", "umol/L", 0, 9, 0.35, (3, 21), (3, 21)),
+    "CREAT": _LabTest("Creatinine", "CHEMISTRY", "umol/L", 0, 72, 0.15, (45, 90), (60, 110)),
+    "HGB": _LabTest("Hemoglobin", "HEMATOLOGY", "g/L", 0, 138, 0.07, (120, 160), (135, 175)),
+}
+# Hemoglobin in the seed study's own unit (its screening criterion reads g/dL): baseline and later
+# values of one measurement must share a unit.
+_SEED_LAB_PANEL: dict[str, _LabTest] = {
+    **_LAB_PANEL,
+    "HGB": _LabTest("Hemoglobin", "HEMATOLOGY", "g/dL", 1, 13.8, 0.07, (12.0, 16.0), (13.5, 17.5)),
+}
+# The chemistry's natural values stay below these multiples of the ULN, so that the liver cases
+# of the eDISH plot are exactly the planted ones (HYS_LAW_RULE: ALT or AST >= 3 x ULN, bilirubin
+# >= 2 x ULN).
+_NATURAL_CAP_ULN = {"ALT": 2.4, "AST": 2.4, "BILI": 1.6}
+# Laboratory draws at these visits after the injection (and at screening where baseline is kept).
+_LAB_VISITS = ("WEEK 4", "WEEK 12", "WEEK 24 (FOLLOW-UP)")
+_SEED_LAB_VISITS = ("WEEK 4", "WEEK 12")
+# DEMO-MULTI's planted liver cases (the subject must be treated and have the visit held by the
+# cut-off; with other build parameters a case that does not fit is left out): usubjid, visit,
+# ALT, AST and bilirubin as multiples of the ULN.
+MULTI_HYS_LAW_CASE = "DEMO-MULTI-102-0007"  # high dose, at week 12
+MULTI_TEMPLE_CASE = "DEMO-MULTI-109-0003"  # low dose, at week 4
+_MULTI_LIVER_CASES = (
+    (MULTI_HYS_LAW_CASE, "WEEK 12", 5.2, 4.1, 2.8),
+    (MULTI_TEMPLE_CASE, "WEEK 4", 3.6, 2.2, 1.1),
+)
+
+
+def _range_indicator(value: float, low: float | None, high: float | None) -> str:
+    """LBNRIND of a value against its normal range."""
+    if low is not None and value < low:
+        return "LOW"
+    if high is not None and value > high:
+        return "HIGH"
+    return "NORMAL"
+
+
+def _lab_row(
+    panel: Mapping[str, _LabTest],
+    code: str,
+    value: float,
+    *,
+    sex: str,
+    day: dt.date,
+    day_one: dt.date,
+    visit: str,
+    visit_number: float,
+    baseline: bool,
+) -> dict[str, Any]:
+    """One LB finding of the panel with its range, indicator, visit and study day."""
+    test = panel[code]
+    low, high = test.limits(sex)
+    return {
+        "domain": "LB",
+        "test_code": code,
+        "test": test.name,
+        "category": test.category,
+        "value_num": value,
+        "value_text": f"{value:g}",
+        "unit": test.unit,
+        "normal_low": float(low),
+        "normal_high": float(high),
+        "normal_indicator": _range_indicator(value, low, high),
+        "visit": visit,
+        "visit_number": visit_number,
+        "dtc": day.isoformat(),
+        "date": day,
+        "study_day": _study_day(day, day_one),
+        "is_baseline": baseline,
+    }
+
+
+def _study_day(day: dt.date, day_one: dt.date) -> int:
+    """--DY: day 1 is the first dose, the day before it day -1 (no day 0)."""
+    offset = (day - day_one).days
+    return offset + 1 if offset >= 0 else offset
+
+
+def _natural_value(
+    rng: random.Random,
+    panel: Mapping[str, _LabTest],
+    code: str,
+    sex: str,
+    typical: float | None = None,
+) -> float:
+    """A value of the panel around the subject's own ``typical`` (else the population's), kept
+    below ``_NATURAL_CAP_ULN``: a few above the ULN, none a liver case."""
+    test = panel[code]
+    centre = test.typical
+    if code == "CREAT" and sex == "M":
+        centre *= 1.2
+    if code == "HGB" and sex == "M":
+        centre *= 1.08
+    # At a visit, the subject's own level varied by about 8%; else a draw from the population.
+    value = (
+        typical * rng.gauss(1.0, 0.08)
+        if typical is not None
+        else rng.lognormvariate(np.log(centre), test.spread)
+    )
+    value = min(value, _NATURAL_CAP_ULN.get(code, np.inf) * test.limits(sex)[1])
+    return round(max(value, 10.0**-test.decimals), test.decimals)
+
+
+def _lab_findings(
+    rng: random.Random,
+    planned: PlannedSubject,
+    *,
+    panel: Mapping[str, _LabTest],
+    cutoff: dt.date,
+    tests: Sequence[str],
+    baseline_tests: Sequence[str],
+    visits: Sequence[str],
+    liver_case: tuple[str, float, float, float] | None = None,
+    typical: Mapping[str, float] | None = None,
+) -> list[dict[str, Any]]:
+    """An enrolled subject's LB panel: ``baseline_tests`` at screening (flagged baseline), every
+    test at each of ``visits`` held by the cut-off, each near the subject's own level. A
+    ``liver_case`` (visit, ALT, AST, bilirubin x ULN) replaces the liver values at that visit.
+    ``typical``: levels already recorded (the seed's screening haemoglobin)."""
+    day_one = planned.enrollment_date
+    if day_one is None:
+        return []
+    rows: list[dict[str, Any]] = []
+    level = {code: _natural_value(rng, panel, code, planned.sex) for code in tests}
+    level.update(typical or {})
+    for code in baseline_tests:
+        rows.append(
+            _lab_row(
+                panel,
+                code,
+                level[code],
+                sex=planned.sex,
+                day=planned.screening_date,
+                day_one=day_one,
+                visit="SCREENING",
+                visit_number=1.0,
+                baseline=True,
+            )
+        )
+    for number, name, _, held_on in planned.visits:
+        if name not in visits or held_on > cutoff:
+            continue
+        for code in tests:
+            value = _natural_value(rng, panel, code, planned.sex, level[code])
+            if liver_case is not None and liver_case[0] == name and code in ("ALT", "AST", "BILI"):
+                ratio = dict(zip(("ALT", "AST", "BILI"), liver_case[1:], strict=True))[code]
+                high = panel[code].limits(planned.sex)[1]
+                value = round(ratio * high, panel[code].decimals)
+            rows.append(
+                _lab_row(
+                    panel,
+                    code,
+                    value,
+                    sex=planned.sex,
+                    day=held_on,
+                    day_one=day_one,
+                    visit=name,
+                    visit_number=number,
+                    baseline=False,
+                )
+            )
+    return rows
+
+
+def _label_seed_haemoglobin(planned: PlannedSubject) -> float:
+    """Give the seed's screening haemoglobin (g/dL, read by EXCL07) its normal range, indicator,
+    VISITNUM and study day; returns the value (the subject's level for the later draws)."""
+    row = next(f for f in planned.findings if f["test_code"] == "HGB")
+    low, high = _SEED_LAB_PANEL["HGB"].limits(planned.sex)
+    row.update(
+        category="HEMATOLOGY",
+        normal_low=low,
+        normal_high=high,
+        normal_indicator=_range_indicator(row["value_num"], low, high),
+        visit_number=1.0,
+        study_day=_study_day(row["date"], planned.enrollment_date)
+        if planned.enrollment_date
+        else None,
+    )
+    return float(row["value_num"])
+
+
 def seed_record() -> dict[str, Any]:
     """The NCT06466850 registry record shipped as package data."""
     text = resources.files("dashboard.studies").joinpath("NCT06466850.json").read_text("utf-8")
@@ -915,6 +1131,22 @@ def build_seed_study(session: Session, *, seed: int = 6466850) -> None:
             bmi_override=SEED_DEVIATION_BMI if deviation else None,
         )
         subjects.append(planned)
+    # Laboratory values (issue #21) from a generator of their own: every earlier figure stays. The
+    # chemistry has no baseline flag here: a flagged baseline is a Table 1 characteristic, and the
+    # seed's Table 1 opens on the issue's list (haemoglobin its only laboratory test).
+    lab_rng = random.Random(seed + 21)
+    for planned in subjects:
+        hgb = _label_seed_haemoglobin(planned)
+        planned.findings += _lab_findings(
+            lab_rng,
+            planned,
+            panel=_SEED_LAB_PANEL,
+            cutoff=SEED_CUTOFF,
+            tests=tuple(_SEED_LAB_PANEL),
+            baseline_tests=(),
+            visits=_SEED_LAB_VISITS,
+            typical={"HGB": hgb},
+        )
     _write_study(
         session,
         study=study,
@@ -1288,6 +1520,21 @@ def build_multisite_study(
         planned.findings = _multi_findings(rng, planned)
         subjects.append(planned)
     _plant_kri_outliers(np.random.default_rng(seed + 2), subjects, sites, codes, cutoff)
+    # Laboratory values (issue #21) from a generator of their own, after every other draw: every
+    # earlier figure stays. Two planted liver cases for the eDISH plot.
+    lab_rng = random.Random(seed + 21)
+    liver_cases = {case[0]: case[1:] for case in _MULTI_LIVER_CASES}
+    for planned in subjects:
+        planned.findings += _lab_findings(
+            lab_rng,
+            planned,
+            panel=_LAB_PANEL,
+            cutoff=cutoff,
+            tests=tuple(_LAB_PANEL),
+            baseline_tests=tuple(_LAB_PANEL),
+            visits=_LAB_VISITS,
+            liver_case=liver_cases.get(planned.usubjid),
+        )
     delete_study(session, study_id)
     _write_study(
         session,

@@ -3,9 +3,11 @@
 SYNTHETIC DATA: no real patient is behind any row. For ``n_subjects`` = 50,000 (the default): 200
 sites, 3 arms, about 36% screen failures over 12 criteria, about 61% enrolled, a few % still in
 screening at the cut-off, about 250,000 adverse events over 25 MedDRA SOCs and 800 PTs, 20 baseline
-findings per screened subject (1,000,000), the 8 laboratory tests again at every visit a treated
-subject attended after screening (about 1,000,000 more LB records, never baseline: an LB domain of
-the size a 200-site study ships) and two data cuts. The same seed gives the same study.
+findings per screened subject (1,000,000), the 8 laboratory tests and total bilirubin at every
+visit a treated subject attended after screening (about 1,100,000 more LB records, never baseline:
+an LB domain of the size a 200-site study ships) and two data cuts. The same seed gives the same
+study. Laboratory values carry a normal range and indicator, VISITNUM and study day; a handful of
+subjects (``HYS_LAW_CASES``) are planted potential Hy's law cases for the eDISH plot.
 
 Everything is drawn as numpy arrays (one element per subject, event or finding) and written with
 SQLAlchemy Core ``insert(table)`` executemany of plain dicts, in chunks, inside the caller's
@@ -310,6 +312,28 @@ _TESTS = (
     ("SC", "PAINDUR", "Duration of Knee Pain", None, "months", 0),
 )
 
+# Laboratory normal ranges (issue #21), in the units of ``_TESTS``: (women, men) as (LLN, ULN),
+# NaN where the test has no limit on that side. The demo's own, as adult laboratories print them.
+_NO_LIMIT = float("nan")
+_LAB_RANGES: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
+    "HGB": ((12.0, 16.0), (13.5, 17.5)),
+    "ALT": ((7.0, 40.0), (7.0, 40.0)),
+    "AST": ((10.0, 40.0), (10.0, 40.0)),
+    "CREAT": ((0.5, 1.0), (0.7, 1.3)),
+    "EGFR": ((60.0, _NO_LIMIT), (60.0, _NO_LIMIT)),
+    "GLUC": ((70.0, 140.0), (70.0, 140.0)),  # not fasting
+    "WBC": ((4.0, 11.0), (4.0, 11.0)),
+    "PLAT": ((150.0, 400.0), (150.0, 400.0)),
+    "BILI": ((0.2, 1.2), (0.2, 1.2)),
+}
+# Total bilirubin at every visit after screening (not at screening: the 20 baseline findings per
+# subject and Table 1 stay as they were), so that the eDISH plot reads ALT and AST against it.
+_BILIRUBIN: tuple[str, str, str, None, str, int] = ("LB", "BILI", "Bilirubin", None, "mg/dL", 2)
+# Subjects' own bilirubin stays below this multiple of the ULN but for the planted cases: the
+# potential Hy's law cases (ALT or AST >= 3 x ULN and bilirubin >= 2 x ULN) are exactly those.
+_BILI_CAP_ULN = 1.9
+HYS_LAW_CASES = 5  # planted potential Hy's law cases (fewer where fewer subjects have two visits)
+
 
 # ---------------------------------------------------------------------------------------------
 # Array helpers
@@ -332,6 +356,44 @@ def _choice(rng: np.random.Generator, options: Sequence[tuple[str, float]], size
     names = np.array([name for name, _ in options], dtype=object)
     weights = np.array([weight for _, weight in options], dtype=float)
     return names[rng.choice(len(names), size=size, p=weights / weights.sum())]
+
+
+def _lab_limits(code: Array, female: Array) -> tuple[Array, Array]:
+    """Each row's (LLN, ULN) for its test code and the subject's sex; NaN for other tests."""
+    low, high = np.full(len(code), np.nan), np.full(len(code), np.nan)
+    for test, ((f_low, f_high), (m_low, m_high)) in _LAB_RANGES.items():
+        rows = code == test
+        low[rows] = np.where(female[rows], f_low, m_low)
+        high[rows] = np.where(female[rows], f_high, m_high)
+    return low, high
+
+
+def _range_columns(value: Array, low: Array, high: Array) -> dict[str, Array]:
+    """normal_low, normal_high (None where NaN) and normal_indicator (LOW / HIGH / NORMAL against
+    the limits known; None where the row has no limit at all)."""
+    indicator = np.where(value < low, "LOW", np.where(value > high, "HIGH", "NORMAL")).astype(
+        object
+    )
+    indicator[np.isnan(low) & np.isnan(high)] = None
+
+    def none_for_nan(limit: Array) -> Array:
+        values: Array = limit.astype(object)
+        values[np.isnan(limit)] = None
+        return values
+
+    return {
+        "normal_low": none_for_nan(low),
+        "normal_high": none_for_nan(high),
+        "normal_indicator": indicator,
+    }
+
+
+def _study_days(dates: Array, day_one: Array) -> Array:
+    """--DY (day 1 = the first dose, no day 0) as an object array; None without a first dose."""
+    offset = (dates - day_one).astype("timedelta64[D]").astype(np.int64)
+    days: Array = np.where(offset >= 0, offset + 1, offset).astype(object)
+    days[np.isnat(day_one) | np.isnat(dates)] = None
+    return days
 
 
 def _draw_rows(rng: np.random.Generator, weights: Array) -> Array:
@@ -497,7 +559,7 @@ def build_scale_study(
     _write_exposure(session, plan, subject_pk, counts)
     visits = _write_visits(session, rng, plan, subject_pk, counts)
     screening_values = _write_findings(session, rng, plan, subject_pk, counts)
-    _write_lab_visits(session, lab_rng, subject_pk, visits, screening_values, counts)
+    _write_lab_visits(session, lab_rng, plan, subject_pk, visits, screening_values, counts)
     ae_changes = _write_adverse_events(
         session, rng, kri_rng, design, plan, subject_pk, usubjid, counts
     )
@@ -1015,21 +1077,26 @@ def _write_findings(
         return np.tile(np.array([t[field] for t in _TESTS], dtype=object), n)
 
     domain = per_test(0)
+    code = per_test(1)
+    low, high = _lab_limits(code, plan.sex[subject] == "F")
     _insert(
         session,
         Finding,
         {
             "subject_pk": subject_pk[subject],
             "domain": domain,
-            "test_code": per_test(1),
+            "test_code": code,
             "test": per_test(2),
             "location": per_test(3),
             "value_num": value_num,
             "value_text": [f"{v:g}" for v in value_num.tolist()],
             "unit": per_test(4),
+            **_range_columns(value_num, low, high),
             "visit": "SCREENING",
+            "visit_number": 1.0,
             "dtc": _iso(plan.screening)[subject],
             "date": plan.screening[subject],
+            "study_day": _study_days(plan.screening[subject], plan.first_dose[subject]),
             "is_baseline": plan.is_enrolled[subject],
         },
         len(subject),
@@ -1042,6 +1109,7 @@ def _write_findings(
 def _write_lab_visits(
     session: Session,
     rng: np.random.Generator,
+    plan: _Plan,
     subject_pk: Array,
     visits: tuple[Array, Array, Array],
     screening_values: Array,
@@ -1049,7 +1117,10 @@ def _write_lab_visits(
 ) -> None:
     """LB at every visit a treated subject attended after screening: the 8 laboratory tests, each
     the subject's screening value varied by about 8% (no drift the safety pages would read as a
-    signal). Never baseline: the baseline is the screening value."""
+    signal), and total bilirubin around a level of the subject's own. Never baseline: the
+    baseline is the screening value. Every value with its normal range and indicator, VISITNUM
+    and study day. ``HYS_LAW_CASES`` subjects get ALT, AST and bilirubin of a potential Hy's law
+    case at their last visit (drawn after the rest: every other value stays as it was)."""
     subject, visit, dates = visits
     lab = [i for i, test in enumerate(_TESTS) if test[0] == "LB"]
     n_visits, n_tests = len(subject), len(lab)
@@ -1064,26 +1135,70 @@ def _write_lab_visits(
         values: Array = np.array([t[field] for t in _TESTS], dtype=object)[test]
         return values
 
+    code, name, unit = per_test(1), per_test(2), per_test(4)
+    # Bilirubin: a level per subject, varied by about 8% at each visit, below the cap.
+    bili_uln = _LAB_RANGES["BILI"][0][1]
+    level = np.minimum(rng.lognormal(np.log(0.55), 0.3, plan.n), 0.9 * _BILI_CAP_ULN * bili_uln)
+    bili = level[subject] * rng.normal(1.0, 0.08, n_visits)
+    bili = np.clip(bili, 0.1, _BILI_CAP_ULN * bili_uln).round(_BILIRUBIN[5])
+    rows = np.concatenate([rows, np.arange(n_visits)])
+    order = np.argsort(rows, kind="stable")  # bilirubin after the visit's other tests
+    rows = rows[order]
+    value_num = np.concatenate([value_num, bili])[order]
+    code = np.concatenate([code, np.full(n_visits, _BILIRUBIN[1], dtype=object)])[order]
+    name = np.concatenate([name, np.full(n_visits, _BILIRUBIN[2], dtype=object)])[order]
+    unit = np.concatenate([unit, np.full(n_visits, _BILIRUBIN[4], dtype=object)])[order]
+    female = plan.sex[subject[rows]] == "F"
+    low, high = _lab_limits(code, female)
+    _plant_hys_law(rng, subject, rows, code, value_num, high)
+    visit_number = {name: float(number) for number, (name, _, _) in enumerate(_VISITS, start=2)}
     _insert(
         session,
         Finding,
         {
             "subject_pk": subject_pk[subject[rows]],
             "domain": "LB",
-            "test_code": per_test(1),
-            "test": per_test(2),
+            "test_code": code,
+            "test": name,
             "location": None,
             "value_num": value_num,
             "value_text": [f"{v:g}" for v in value_num.tolist()],
-            "unit": per_test(4),
+            "unit": unit,
+            **_range_columns(value_num, low, high),
             "visit": visit[rows],
+            "visit_number": np.array([visit_number[v] for v in visit.tolist()])[rows],
             "dtc": _iso(dates)[rows],
             "date": dates[rows],
+            "study_day": _study_days(dates[rows], plan.first_dose[subject[rows]]),
             "is_baseline": False,
         },
         len(rows),
     )
     counts.add("LB", dates[rows])
+
+
+def _plant_hys_law(
+    rng: np.random.Generator,
+    subject: Array,
+    rows: Array,
+    code: Array,
+    value_num: Array,
+    high: Array,
+) -> None:
+    """Set (in place) ALT 3.5-8, AST 3-6 and bilirubin 2.2-4 times the ULN at the last visit of
+    ``HYS_LAW_CASES`` subjects drawn among those with two visits or more (``subject``: the
+    visits' subjects, sorted; ``rows``: each value's visit)."""
+    first = np.searchsorted(subject, subject, side="left")
+    last = np.searchsorted(subject, subject, side="right") - 1
+    eligible = np.flatnonzero((last - first >= 1) & (np.arange(len(subject)) == last))
+    k = min(HYS_LAW_CASES, len(eligible))
+    picked = rng.choice(eligible, size=k, replace=False)
+    factors = {"ALT": (3.5, 8.0), "AST": (3.0, 6.0), "BILI": (2.2, 4.0)}
+    at_visit = np.isin(rows, picked)
+    for test, (least, most) in factors.items():
+        where = np.flatnonzero(at_visit & (code == test))
+        decimals = 2 if test == "BILI" else 0
+        value_num[where] = np.round(high[where] * rng.uniform(least, most, len(where)), decimals)
 
 
 def _write_adverse_events(

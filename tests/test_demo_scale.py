@@ -14,6 +14,7 @@ from sqlmodel import Session
 from dashboard.db import ensure_schema, make_engine, session_scope
 from dashboard.demo_scale import (
     CUTOFF,
+    HYS_LAW_CASES,
     INTERIM_CUTOFF,
     PLANTED_KRI_SITES,
     SCALE_STUDY_ID,
@@ -24,6 +25,7 @@ from dashboard.metrics.eligibility import is_violation, parse_rule
 from dashboard.metrics.population import DispositionEvent, classify_subject, subject_status
 from dashboard.results.population import ENROLLED, IN_SCREENING, SCREEN_FAILURE
 from dashboard.views.context import ViewContext
+from dashboard.views.labs import hys_law_candidates
 from dashboard.views.site_risk import build_site_risk
 from tests.databases import new_database_url, read_sql
 
@@ -343,11 +345,12 @@ def test_two_cuts_date_the_rows(
     interim_counts = json.loads(cuts["row_counts"].iloc[0])
     assert interim_counts["DM"] == (subjects["first_cut_id"] == interim_id).sum()
     assert interim_counts["AE"] == (adverse_events["first_cut_id"] == interim_id).sum()
-    # 20 screening values per subject, and the 8 laboratory tests at every visit after screening.
+    # 20 screening values per subject, and the 8 laboratory tests and bilirubin at every visit
+    # after screening.
     visits = _of_study(engine, "visit")
     after_screening = (visits["visit"] != "SCREENING").sum()
     assert sum(counts[d] for d in ("VS", "LB", "QS", "MK", "SC")) == 20 * len(subjects) + (
-        8 * after_screening
+        9 * after_screening
     )
 
 
@@ -356,14 +359,76 @@ def test_laboratory_values_at_every_visit_after_screening(engine: Engine) -> Non
     visits = _of_study(engine, "visit")
     later = findings[findings["visit"] != "SCREENING"]
     assert set(later["domain"]) == {"LB"}
-    # The 8 tests at each visit held after screening, on the visit's date.
+    # The 8 tests and bilirubin at each visit held after screening, on the visit's date.
     held = visits[visits["visit"] != "SCREENING"][["subject_pk", "visit", "date"]]
     per_visit = later.groupby(["subject_pk", "visit", "date"]).size()
-    assert per_visit.eq(8).all()
+    assert per_visit.eq(9).all()
+    assert set(later["test_code"]) == {"HGB", "ALT", "AST", "CREAT", "EGFR", "GLUC", "WBC"} | {
+        "PLAT",
+        "BILI",
+    }
     assert len(per_visit) == len(held)
     assert set(per_visit.index) == set(held.itertuples(index=False, name=None))
     assert later["value_num"].notna().all() and (later["value_num"] >= 0).all()
     assert later["unit"].notna().all()
+
+
+def _lab_findings(engine: Engine) -> pd.DataFrame:
+    rows = _read(
+        engine,
+        "SELECT s.usubjid, s.sex, s.first_dose_date, t.* FROM finding t JOIN subject s "
+        f"ON s.id = t.subject_pk WHERE s.study_id = '{SCALE_STUDY_ID}' AND t.domain = 'LB'",
+    )
+    for column in ("date", "first_dose_date"):
+        rows[column] = pd.to_datetime(rows[column])
+    return rows
+
+
+def test_laboratory_ranges_indicators_visits_and_study_days(engine: Engine) -> None:
+    lab = _lab_findings(engine)
+    # Every LB value has an upper limit but eGFR (a lower one only), and an indicator that agrees.
+    assert lab["normal_low"].notna().all()
+    assert lab.loc[lab["test_code"] != "EGFR", "normal_high"].notna().all()
+    assert lab.loc[lab["test_code"] == "EGFR", "normal_high"].isna().all()
+    expected = pd.Series("NORMAL", index=lab.index)
+    expected[lab["value_num"] < lab["normal_low"]] = "LOW"
+    expected[lab["value_num"] > lab["normal_high"]] = "HIGH"
+    assert (lab["normal_indicator"] == expected).all()
+    assert 0.8 < (lab["normal_indicator"] == "NORMAL").mean() < 1.0
+    hgb_uln = lab[lab["test_code"] == "HGB"].groupby("sex")["normal_high"].unique().map(list)
+    assert hgb_uln.to_dict() == {"F": [16.0], "M": [17.5]}
+    # VISITNUM as SV has it; study day from the first dose (day 1, no day 0), none undosed.
+    visits = _of_study(engine, "visit")[["subject_pk", "visit", "visit_num"]].drop_duplicates()
+    numbered = lab.merge(visits, on=["subject_pk", "visit"], how="left")
+    # Screen failures have no SV row: their screening values are VISITNUM 1 all the same.
+    attended = numbered["visit_num"].notna()
+    assert attended[numbered["visit"] != "SCREENING"].all()
+    assert (numbered.loc[attended, "visit_num"] == numbered.loc[attended, "visit_number"]).all()
+    assert (numbered.loc[~attended, "visit_number"] == 1).all()
+    offset = (lab["date"] - lab["first_dose_date"]).dt.days
+    day = offset.where(offset < 0, offset + 1)
+    dosed = lab["first_dose_date"].notna()
+    assert (lab.loc[dosed, "study_day"] == day[dosed]).all()
+    assert lab.loc[~dosed, "study_day"].isna().all()
+    later = lab[lab["visit"] != "SCREENING"]
+    assert (later["study_day"] >= 1).all() and not later["is_baseline"].astype(bool).any()
+
+
+def test_planted_hys_law_cases(engine: Engine) -> None:
+    lab = _lab_findings(engine)
+    on_treatment = lab[
+        ~lab["is_baseline"].astype(bool) & (lab["date"] >= lab["first_dose_date"])
+    ].assign(ratio=lambda f: f["value_num"] / f["normal_high"])
+    peak = on_treatment.pivot_table(
+        index="usubjid", columns="test_code", values="ratio", aggfunc="max"
+    )
+    transaminase = peak[["ALT", "AST"]].max(axis=1)
+    cases = sorted(peak.index[(transaminase >= 3) & (peak["BILI"] >= 2)])
+    assert len(cases) == HYS_LAW_CASES
+    # Only the planted: nobody else's bilirubin reaches twice the ULN.
+    assert (peak.drop(cases)["BILI"] < 2).all()
+    with Session(engine) as session:
+        assert hys_law_candidates(session, ViewContext(SCALE_STUDY_ID)) == cases
 
 
 def test_study_row(engine: Engine) -> None:
