@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from dashboard import access
 from dashboard.cli import app
 from dashboard.db import make_engine, session_scope
+from dashboard.demo import MULTI_HYS_LAW_CASE
 from tests.databases import copy_database
 
 PILOT = "CDISCPILOT01"
@@ -95,9 +96,9 @@ def test_summary_for_some_sites_lists_their_cases_only(pilot_users_url: str) -> 
     assert at_701["screened"] != at_705["screened"]
 
 
-def test_summary_without_liver_tests_lists_none(demo_db_url: str) -> None:
-    # DEMO-MULTI has no LB at all, the seed demo's LB is haemoglobin only.
-    assert _summary(demo_db_url, "--study", MULTI)["hys_law_candidates"] == []
+def test_summary_lists_the_demos_cases(demo_db_url: str) -> None:
+    # DEMO-MULTI carries one planted synthetic case; the seed demo's labs have none.
+    assert _summary(demo_db_url, "--study", MULTI)["hys_law_candidates"] == [MULTI_HYS_LAW_CASE]
     assert _summary(demo_db_url, "--study", SEED)["hys_law_candidates"] == []
     # The plain listing prints it too.
     result = runner.invoke(app, ["summary", "--study", SEED, "--db", demo_db_url])

@@ -18,6 +18,7 @@ import pandas as pd
 import pyreadstat
 import pytest
 from pypdf import PdfReader
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -30,6 +31,7 @@ from dashboard.report.pdf import MARGIN, PAGE_SIZE, pack_pdf
 from dashboard.report.workbook import HYS_LAW_SHEET, LAB_SHIFT_SHEET, pack_workbook
 from dashboard.views.context import ViewContext
 from tests.conftest import PROJECT_ROOT
+from tests.databases import copy_database
 from tests.test_report_layout import orphan_headings, outline_headings
 
 PILOT, SEED, MULTI = "CDISCPILOT01", "NCT06466850", "DEMO-MULTI"
@@ -329,15 +331,10 @@ def test_a_one_site_pack_counts_that_sites_subjects(
 # -- studies without the pack's tests ------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def demo_engine_here(demo_db_url: str) -> Iterator[Engine]:
-    engine = make_engine(demo_db_url)
-    yield engine
+def test_a_study_without_laboratory_data_says_so(msg_db_url: str) -> None:
+    engine = make_engine(msg_db_url)  # the SDTM-MSG sample has no LB
+    rendered = _rendered(engine, "MSG")
     engine.dispose()
-
-
-def test_a_study_without_laboratory_data_says_so(demo_engine_here: Engine) -> None:
-    rendered = _rendered(demo_engine_here, MULTI)  # DEMO-MULTI has no LB
     assert not rendered.pack.lab_safety.has_lab_data
     text = _section_text(rendered)
     assert text.splitlines()[:2] == [LAB_HEADING, NO_LAB_DATA]
@@ -345,12 +342,26 @@ def test_a_study_without_laboratory_data_says_so(demo_engine_here: Engine) -> No
     assert orphan_headings(rendered.reader) == []
 
 
-def test_a_study_without_the_pack_tests_says_which_are_missing(demo_engine_here: Engine) -> None:
-    rendered = _rendered(demo_engine_here, SEED)  # its LB: haemoglobin only
+def test_a_study_without_the_pack_tests_says_which_are_missing(
+    demo_db_url: str, tmp_path: Path
+) -> None:
+    # The seed demo with its liver and kidney tests taken out: haemoglobin alone is left.
+    copy = copy_database(demo_db_url, tmp_path, "haemoglobin-only")
+    engine = make_engine(copy)
+    with Session(engine) as session:
+        session.execute(
+            text(
+                "DELETE FROM finding WHERE domain = 'LB' AND test_code IN "
+                "('ALT', 'AST', 'BILI', 'CREAT')"
+            )
+        )
+        session.commit()
+    rendered = _rendered(engine, SEED)
+    engine.dispose()
     section = rendered.pack.lab_safety
     assert section.has_lab_data and section.tests == ()
-    text = " ".join(_section_text(rendered).split())
-    assert "None of ALT, AST, BILI, CREAT in this cut: no shift tables." in text
-    assert "Potential Hy's law cases None: no ALT, AST or total bilirubin" in text
+    text_shown = " ".join(_section_text(rendered).split())
+    assert "None of ALT, AST, BILI, CREAT in this cut: no shift tables." in text_shown
+    assert "Potential Hy's law cases None: no ALT, AST or total bilirubin" in text_shown
     assert rendered.sheet(HYS_LAW_SHEET).empty
     assert orphan_headings(rendered.reader) == []
