@@ -203,8 +203,9 @@ def test_the_check_finds_a_heading_left_alone_at_a_page_foot(
 
 def test_sections_flow_on_and_no_page_is_blank(packs: dict[str, Rendered]) -> None:
     # Sections start where the one before ended if they fit: the seed demo's pack (one site, small
-    # tables) takes 10 pages, not 13 with a page per small table (main's layout).
-    assert len(packs[SEED].reader.pages) <= 10
+    # tables) took 10 pages, not 13 with a page per small table (an earlier layout); its laboratory
+    # section (issue #21: eight shift tables and the eDISH plot) adds four.
+    assert len(packs[SEED].reader.pages) <= 14
     for rendered in packs.values():
         reader = rendered.reader
         for index in range(len(reader.pages)):
