@@ -126,7 +126,7 @@ def test_removed_subjects_and_events_are_recorded(
     current = shutil.copytree(packages["current"], tmp_path / "withdrawn")
     ae = _read(current, "ae")
     gone = ae["USUBJID"].iloc[0]
-    for name in ("dm", "ae", "dv", "ds", "ie", "ex", "sv", "vs", "qs"):
+    for name in ("dm", "ae", "dv", "ds", "ie", "ex", "sv", "vs", "qs", "lb"):
         path = current / f"{name}.csv"
         if path.exists():
             frame = _read(current, name)
