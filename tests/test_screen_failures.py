@@ -542,8 +542,11 @@ def test_sql_check_on_the_boundaries_equals_the_python_evaluator(
                 .where(col(Finding.subject_pk) == pk, col(Finding.test_code) == "BMI")
                 .values(value_num=25.0)
             )
+        # The screening value the rule reads (the seed's haemoglobin has later visits too).
         changed = update(Finding).where(
-            col(Finding.subject_pk) == pk, col(Finding.test_code) == variable
+            col(Finding.subject_pk) == pk,
+            col(Finding.test_code) == variable,
+            col(Finding.visit) == "SCREENING",
         )
         if location is not None:
             changed = changed.where(col(Finding.location) == location)
