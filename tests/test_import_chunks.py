@@ -140,8 +140,9 @@ def test_a_fatal_problem_in_a_late_chunk_writes_nothing(pilot: Path, tmp_path: P
 
 
 def test_the_baseline_without_a_flag_is_found_across_chunks(pilot: Path, tmp_path: Path) -> None:
-    """Without VSBLFL, each subject's baseline per test and position is the last record dated on
-    or before the first dose (of one day's records, the last in the file)."""
+    """Without VSBLFL, each subject's baseline per measurement (test, location, position, time
+    point: supine and standing blood pressure each have one) is the last record dated on or before
+    the first dose (of one day's records, the last in the file)."""
     vs = _pilot_vs().drop(columns=["VSBLFL"])
     folder = _pilot_with_vs(tmp_path / "package", vs)
     chunked = _load(folder, tmp_path, "chunked", CHUNK)
@@ -153,7 +154,8 @@ def test_the_baseline_without_a_flag_is_found_across_chunks(pilot: Path, tmp_pat
     vs = vs[vs["day"] != ""]
     dose = vs["USUBJID"].map(first_dose).fillna("")
     before = vs[(dose != "") & (vs["day"] <= dose)]
-    last = before.sort_values(["day", "record"]).groupby(["USUBJID", "VSTESTCD", "VSLOC"]).tail(1)
+    measurement = ["USUBJID", "VSTESTCD", "VSLOC", "VSPOS", "VSTPT"]
+    last = before.sort_values(["day", "record"]).groupby(measurement, dropna=False).tail(1)
     expected = sorted(zip(last["USUBJID"], last["VSTESTCD"], last["VSDTC"], strict=True))
 
     stored = read_sql(
