@@ -12,7 +12,7 @@ from dashboard.ui import labs, views
 from dashboard.ui.ae_drilldown import table_cell
 from dashboard.ui.shell import metric_row, no_subjects_message, page_context, page_header
 from dashboard.views.format import plural
-from dashboard.views.labs import DOMAIN_NAMES, INCIDENCE_FLAGS, incidence_display, shift_display
+from dashboard.views.labs import DOMAIN_NAMES, INCIDENCE_FLAGS, incidence_display
 
 ctx = page_context()
 page_header("Labs", ctx)
@@ -68,25 +68,14 @@ with range_tab:
     if table is None or table.cells["n"].sum() == 0:
         st.info(f"No subject has both a post-baseline value and a range class for {measurement}.")
     else:
-        shown = shift_display(table)
-        event = st.dataframe(
-            shown,
-            hide_index=True,
-            width="stretch",
-            height=labs.table_height(shown),
-            on_select="rerun",
-            selection_mode="single-cell",
+        labs.shift_table(
+            ctx,
+            table,
             key=f"labs_range_shift_{measurement}",
-            column_config={"Arm": st.column_config.Column(pinned=True)},
+            caption=f"{measurement}: subjects n (% of the arm's subjects with a post-baseline "
+            "value) by baseline class (rows) and worst post-baseline class (columns). Click a "
+            "count to list its subjects.",
         )
-        st.caption(
-            f"{measurement}: subjects n (% of the arm's subjects with a post-baseline value) by "
-            "baseline class (rows) and worst post-baseline class (columns). Click a count to "
-            "list its subjects."
-        )
-        picked = labs.shift_cell_subjects(event, shown, table)
-        if picked is not None:
-            labs.list_subjects(ctx, picked, "Subjects in the cell")
 with grade_tab:
     if not view.terms:
         st.info(
@@ -100,25 +89,15 @@ with grade_tab:
         if grades is None or grades.cells["n"].sum() == 0:
             st.info(f"No subject has a graded post-baseline value of {measurement}.")
         else:
-            shown_grades = shift_display(grades)
-            grade_event = st.dataframe(
-                shown_grades,
-                hide_index=True,
-                width="stretch",
-                height=labs.table_height(shown_grades),
-                on_select="rerun",
-                selection_mode="single-cell",
+            labs.shift_table(
+                ctx,
+                grades,
                 key=f"labs_grade_shift_{measurement}_{view.options.term}",
-                column_config={"Arm": st.column_config.Column(pinned=True)},
+                caption=f"{view.options.term}: baseline grade (rows) against the worst "
+                "post-baseline grade (columns), as LBTOXGR gives it or derived from the value, the "
+                "normal range and the baseline after NCI CTCAE v5. Click a count to list its "
+                "subjects.",
             )
-            st.caption(
-                f"{view.options.term}: baseline grade (rows) against the worst post-baseline "
-                "grade (columns), as LBTOXGR gives it or derived from the value, the normal range "
-                "and the baseline after NCI CTCAE v5. Click a count to list its subjects."
-            )
-            picked = labs.shift_cell_subjects(grade_event, shown_grades, grades)
-            if picked is not None:
-                labs.list_subjects(ctx, picked, "Subjects in the cell")
 
 # -- 2. abnormal values by arm ---------------------------------------------------------------------
 st.subheader("Abnormal post-baseline values by arm")

@@ -9,7 +9,7 @@ from dashboard.ui.ae_drilldown import table_cell
 from dashboard.ui.links import subject_links
 from dashboard.ui.shell import PageContext
 from dashboard.views.format import plural
-from dashboard.views.labs import ALL_ARMS, LabsOptions
+from dashboard.views.labs import ALL_ARMS, LabsOptions, shift_display
 
 DOMAIN_KEY, MEASUREMENT_KEY, TERM_KEY = "labs_domain", "labs_measurement", "labs_term"
 WINDOW_KEY, WINDOW_DAYS_KEY = "labs_window", "labs_window_days"
@@ -57,6 +57,26 @@ def shift_cell_subjects(
     baseline = None if row["Baseline"] == TOTAL else str(row["Baseline"])
     worst = None if cell[1] == TOTAL else cell[1]
     return table.subjects_of(arm, baseline, worst)
+
+
+def shift_table(context: PageContext, table: ShiftTable, *, key: str, caption: str) -> None:
+    """A shift table as ``shift_display`` lays it out, every row in view, and under it the
+    subjects of the count clicked."""
+    shown = shift_display(table)
+    event = st.dataframe(
+        shown,
+        hide_index=True,
+        width="stretch",
+        height=table_height(shown),
+        on_select="rerun",
+        selection_mode="single-cell",
+        key=key,
+        column_config={"Arm": st.column_config.Column(pinned=True)},
+    )
+    st.caption(caption)
+    picked = shift_cell_subjects(event, shown, table)
+    if picked is not None:
+        list_subjects(context, picked, "Subjects in the cell")
 
 
 def list_subjects(context: PageContext, subjects: pd.DataFrame, what: str) -> None:
