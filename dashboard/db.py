@@ -553,6 +553,9 @@ def delete_study(session: Session, study_id: str) -> None:
         models.BaselineCount,
         models.BaselineVariable,
         models.SiteKriCount,
+        models.LabSubjectSummary,
+        models.LabGradeSummary,
+        models.LiverSummary,
         models.QtlExcursion,
         models.QualityToleranceLimit,
     ):

@@ -420,6 +420,86 @@ class PlannedVisit(SQLModel, table=True):
     is_conditional: bool = False
 
 
+# The Labs page's figures per load (issue #21; DESIGN.md performance rules): a shift table reads
+# every record of a test, and a large study's LB holds millions, so each load decides once per
+# subject and measurement what the tables count (``metrics.labs.subject_summaries``), and a view
+# sums these rows in SQL. A measurement is the key of ``metrics.labs.MEASUREMENT_KEY``. Rows are
+# kept for every subject with a finding; the safety population and the arm are joined when read.
+class LabSubjectSummary(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    study_id: str = Field(foreign_key="study.study_id")
+    subject_pk: int  # no foreign key: the rows are rebuilt with the study's subjects
+    domain: str  # LB / VS
+    test_code: str
+    test: str | None = None
+    unit: str | None = None
+    specimen: str | None = None
+    location: str | None = None
+    position: str | None = None
+    timepoint: str | None = None
+    category: str | None = None
+    records: int  # the subject's records of the measurement
+    with_range: int  # ... of them with a normal range
+    # The range shift (None where the subject has no post-baseline value of known class).
+    range_baseline: str | None = None  # LOW / NORMAL / HIGH / ABNORMAL / MISSING
+    range_worst: str | None = None
+    range_baseline_value: float | None = None
+    range_worst_value: float | None = None
+    range_worst_date: dt.date | None = None
+    # Abnormal values: a post-baseline value (or class) at all, and any low / high / graded >= 3.
+    post_value: bool = False
+    post_low: bool = False
+    post_high: bool = False
+    post_grade3: bool = False
+    post_gradable: bool = False  # a post-baseline record with a CTCAE grade
+
+    __table_args__ = (
+        Index("ix_labsubjectsummary_read", "study_id", "domain", "test_code", "subject_pk"),
+    )
+
+
+# The grade shift per subject, measurement and CTCAE term (a test may be graded by two terms:
+# hyper- and hypo-): baseline grade ("Grade 0" ... or MISSING) and the worst post-baseline one.
+class LabGradeSummary(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    study_id: str = Field(foreign_key="study.study_id")
+    subject_pk: int
+    domain: str
+    test_code: str
+    unit: str | None = None
+    specimen: str | None = None
+    location: str | None = None
+    position: str | None = None
+    timepoint: str | None = None
+    term: str
+    baseline: str
+    worst: str
+    baseline_value: float | None = None
+    worst_value: float | None = None
+    worst_date: dt.date | None = None
+
+    __table_args__ = (
+        Index("ix_labgradesummary_read", "study_id", "domain", "test_code", "subject_pk"),
+    )
+
+
+# eDISH per subject with an on-treatment ALT, AST or bilirubin record: each peak as a multiple of
+# the ULN and its date, and the shortest gap in days from an ALT or AST >= 3 x ULN to a bilirubin
+# >= 2 x ULN on or after it (None: no such pair), which answers the time-window variant of Hy's law
+# for any window.
+class LiverSummary(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    study_id: str = Field(foreign_key="study.study_id", index=True)
+    subject_pk: int
+    peak_alt_uln: float | None = None
+    peak_alt_date: dt.date | None = None
+    peak_ast_uln: float | None = None
+    peak_ast_date: dt.date | None = None
+    peak_bili_uln: float | None = None
+    peak_bili_date: dt.date | None = None
+    pair_gap_days: int | None = None
+
+
 # Key risk indicator counts per site, kept for every data cut at load time (dashboard.precomputed):
 # the rows are replaced by each load, so a flag's history across cuts (new since cut N, cuts flagged
 # in a row, a QTL plotted over cuts) can only be read from what each load counted. ``numerator`` and

@@ -18,22 +18,30 @@ import pandas as pd
 from sqlalchemy import Table, delete, func, insert, select
 from sqlmodel import Session, col
 
+from dashboard.metrics import labs
 from dashboard.metrics.ae_rules import SUMMARY_CATEGORIES, WORST_DIMENSIONS
 from dashboard.metrics.kri import qtl_by_cut
 from dashboard.metrics.kri_catalogue import QTLS
+from dashboard.metrics.lab_grades import grade_records
 from dashboard.metrics.table_one import Variable, counts_from_values
 from dashboard.models import (
     AdverseEventCount,
     BaselineCount,
     BaselineVariable,
     DataCut,
+    Finding,
+    LabGradeSummary,
+    LabSubjectSummary,
+    LiverSummary,
     QtlExcursion,
     SiteKriCount,
     StudyFlag,
+    Subject,
 )
 from dashboard.models import AdverseEventMeasure as Measure
 from dashboard.queries import adverse_events as ae
 from dashboard.queries import changes, site_risk
+from dashboard.queries import labs as lab_queries
 from dashboard.queries.baseline import (
     FAILED,
     NOT_ALLOCATED,
@@ -428,6 +436,98 @@ def rebuild_precomputed_counts(session: Session, study_id: str) -> None:
     rebuild_baseline_counts(session, study_id)
     rebuild_adverse_event_counts(session, study_id)
     rebuild_kri_counts(session, study_id)
+    rebuild_lab_summaries(session, study_id)
+
+
+# Subjects summarised at a time: their records of a domain are read and counted together (at a
+# few dozen records each, tens of thousands of rows: bounded memory whatever the study's size).
+LAB_BATCH_SUBJECTS = 2_000
+LAB_SUMMARY_TABLES = (LabSubjectSummary, LabGradeSummary, LiverSummary)
+
+
+def _subject_batches(session: Session, study_id: str) -> list[tuple[int, int]]:
+    """(first, last) subject keys of batches of ``LAB_BATCH_SUBJECTS`` subjects with a lab or
+    vital-sign record."""
+    found = session.execute(
+        select(col(Subject.id))
+        .where(
+            col(Subject.study_id) == study_id,
+            select(col(Finding.id))
+            .where(
+                col(Finding.subject_pk) == col(Subject.id),
+                col(Finding.domain).in_(lab_queries.LAB_DOMAINS),
+            )
+            .exists(),
+        )
+        .order_by(col(Subject.id))
+    ).scalars()
+    keys = [int(k) for k in found]
+    return [
+        (keys[i], keys[min(i + LAB_BATCH_SUBJECTS, len(keys)) - 1])
+        for i in range(0, len(keys), LAB_BATCH_SUBJECTS)
+    ]
+
+
+def rebuild_lab_summaries(session: Session, study_id: str) -> int:
+    """Replace the study's lab summaries (``models.LabSubjectSummary`` and its siblings: what
+    the Labs page counts, decided per subject by ``metrics.labs.subject_summaries``) with those of
+    its current findings; returns the subject-measurement rows written."""
+    for table in LAB_SUMMARY_TABLES:
+        session.execute(delete(table).where(col(table.study_id) == study_id))
+    pks = dict(
+        session.execute(
+            select(col(Subject.usubjid), col(Subject.id)).where(col(Subject.study_id) == study_id)
+        ).all()
+    )
+    written = 0
+    for batch in _subject_batches(session, study_id):
+        for domain in lab_queries.LAB_DOMAINS:
+            records = lab_queries.lab_records(
+                session, study_id=study_id, scope=None, domain=domain, subject_pks=batch
+            )
+            if records.empty:
+                continue
+            written += _insert_lab_summaries(session, study_id, records, pks)
+    return written
+
+
+def _insert_lab_summaries(
+    session: Session, study_id: str, records: pd.DataFrame, pks: dict[str, int]
+) -> int:
+    key = labs.MEASUREMENT_KEY
+    ids = records.groupby(key, dropna=False, sort=False).ngroup()
+    records = records.assign(measurement=ids)
+    names = records.groupby("measurement").agg(
+        **{k: (k, "first") for k in key},
+        test=("test", "first"),
+        category=("category", "first"),
+    )
+    lab = records[records["domain"] == "LB"]
+    summaries = labs.subject_summaries(records, grade_records(lab))
+
+    def keyed(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+        out = frame.merge(names[columns], left_on="measurement", right_index=True, how="left")
+        return out.assign(subject_pk=out["usubjid"].map(pks)).drop(
+            columns=["usubjid", "measurement"]
+        )
+
+    table = keyed(summaries.measurements, [*key, "test", "category"])
+    grades = keyed(summaries.grades, key)
+    liver = summaries.liver.assign(
+        subject_pk=summaries.liver["usubjid"].map(pks),
+        pair_gap_days=summaries.liver["pair_gap_days"].astype("Int64"),
+    ).drop(columns=["usubjid"])
+    for frame, columns in (
+        (table, ["range_worst_date"]),
+        (grades, ["worst_date"]),
+        (liver, ["peak_alt_date", "peak_ast_date", "peak_bili_date"]),
+    ):
+        for name in columns:
+            frame[name] = [as_date(v) for v in frame[name]]
+    written = _insert(session, LabSubjectSummary, table, study_id)
+    _insert(session, LabGradeSummary, grades, study_id)
+    _insert(session, LiverSummary, liver, study_id)
+    return written
 
 
 def rebuild_kri_counts(session: Session, study_id: str) -> int | None:

@@ -21,6 +21,13 @@ view = views.labs_view(ctx.db_url, ctx.cut_id, ctx.view, labs.options())
 if view.frame.cut is None:  # a registry record only: no data to show yet
     no_subjects_message(ctx)
     st.stop()
+if view.summary_missing:
+    st.warning(
+        "This study's laboratory and vital-sign figures are counted when a data cut is imported, "
+        "and its current cut was stored before they were: import the study again to fill in "
+        "this page."
+    )
+    st.stop()
 if not view.domains:
     st.info(
         "No laboratory or vital-sign records for the treated subjects in this selection: the "

@@ -181,6 +181,14 @@ def measurements(records: pd.DataFrame) -> pd.DataFrame:
     for k in _key(records):
         missing = keyed[k].isna().groupby(keyed["_m"]).all()
         table[k] = table[k].astype(object).where(~missing.reindex(table.index), None)
+    return labelled_measurements(table.rename_axis("measurement_id").reset_index())
+
+
+def labelled_measurements(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` (one row per measurement: its key columns, ``test``, ``measurement_id`` and any
+    counts) with ``label``, sorted as ``measurements`` sorts: what the load-time counts
+    (``queries.labs.lab_measurements``) are labelled by, so their labels equal the records'."""
+    table = table.reset_index(drop=True)
     specimens = table.groupby(["domain", "test_code"], dropna=False)["specimen"].transform(
         lambda s: s.dropna().nunique()
     )
@@ -216,7 +224,6 @@ def measurements(records: pd.DataFrame) -> pd.DataFrame:
         + table.loc[clash, "test_code"].astype(str)
         + "]"
     )
-    table = table.rename_axis("measurement_id").reset_index()
     return table.sort_values(["domain", "test", "label"], kind="stable").reset_index(drop=True)
 
 
@@ -269,7 +276,11 @@ def baseline_and_post(records: pd.DataFrame) -> pd.DataFrame:
       ``baseline_class`` (``MISSING`` where there is no baseline record, no value or no class),
       ``baseline_record`` (its index label): repeated on every record of the subject's measurement;
     - ``is_post``: post-baseline under ``POST_BASELINE_RULE``.
+
+    A frame already marked is returned as it is (the load-time summary marks a chunk once).
     """
+    if "is_post" in records.columns:
+        return records
     # A frame already labelled (by ``_pick``) keeps its labels.
     frame = records.copy() if "measurement" in records else with_measurement(records)
     frame["range_class"] = range_class(frame)
@@ -448,6 +459,7 @@ def _range_subjects(chosen: pd.DataFrame) -> pd.DataFrame:
             "usubjid": first["usubjid"].to_numpy(),
             "site_id": first["site_id"].to_numpy(),
             "arm": first["arm"].to_numpy(),
+            "measurement": first["measurement"].to_numpy(),
             "baseline": first["baseline_class"].to_numpy(),
             "worst": first["worst"].to_numpy(),
             "baseline_value": first["baseline_value"].to_numpy(),
@@ -464,13 +476,46 @@ def range_shift(
     ``measurement`` (a label of ``measurements``) or the only measurement of ``test_code`` (a
     ValueError listing them where the test has several, e.g. supine and standing DIABP)."""
     chosen = _pick(records, test_code, measurement)
-    subjects = _range_subjects(chosen)
+    label = measurement or (str(chosen["measurement"].iloc[0]) if len(chosen) else str(test_code))
+    return range_shift_table(label, _range_subjects(chosen))
+
+
+# The subjects behind a shift table's cells (``ShiftTable.subjects``).
+SHIFT_SUBJECT_COLUMNS = [
+    "usubjid",
+    "site_id",
+    "arm",
+    "baseline",
+    "worst",
+    "baseline_value",
+    "worst_value",
+    "worst_date",
+]
+
+
+def range_shift_table(label: str, subjects: pd.DataFrame) -> ShiftTable:
+    """The range shift table of one measurement from its subjects (one row per subject counted,
+    ``SHIFT_SUBJECT_COLUMNS``): computed from the records (``range_shift``) or read from the
+    load-time summary (``views.labs``)."""
+    subjects = _subject_rows(subjects)
     baseline_order = _shown(subjects["baseline"], ALWAYS_SHOWN_BASELINE, BASELINE_CLASSES)
     worst_order = _shown(subjects["worst"], ALWAYS_SHOWN_WORST, WORST_CLASSES)
-    label = measurement or (str(chosen["measurement"].iloc[0]) if len(chosen) else str(test_code))
     return ShiftTable(
         label, _cells(subjects, baseline_order, worst_order), subjects, baseline_order, worst_order
     )
+
+
+def _subject_rows(subjects: pd.DataFrame) -> pd.DataFrame:
+    """A shift table's subjects in one shape, whichever way they were counted: the columns, float
+    values, datetime dates, and subjects in arm then subject order."""
+    rows = subjects.reindex(columns=SHIFT_SUBJECT_COLUMNS)
+    rows = rows.assign(
+        arm=rows["arm"].astype(object).where(rows["arm"].notna(), NO_ARM),
+        baseline_value=rows["baseline_value"].astype(float),
+        worst_value=rows["worst_value"].astype(float),
+        worst_date=pd.to_datetime(rows["worst_date"]),
+    )
+    return rows.sort_values(["arm", "usubjid"], kind="stable", ignore_index=True)
 
 
 def shift_subjects(
@@ -496,9 +541,10 @@ def _record_grades(grades: pd.DataFrame, term: str | None) -> pd.Series:
 
 
 def _grade_subjects(chosen: pd.DataFrame, grades: pd.DataFrame, term: str) -> pd.DataFrame:
-    marked = baseline_and_post(chosen)
     graded = _record_grades(grades, term)
-    marked["grade"] = graded.reindex(marked.index).astype("Int64")
+    marked = baseline_and_post(chosen)
+    # assign, not a column set: a frame already marked is the caller's own.
+    marked = marked.assign(grade=graded.reindex(marked.index).astype("Int64"))
     post = marked[marked["is_post"] & marked["grade"].notna()]
     # Baseline grade: the grade of the baseline record (MISSING: no record, or not gradable).
     base_grade = marked["baseline_record"].map(graded)
@@ -513,6 +559,7 @@ def _grade_subjects(chosen: pd.DataFrame, grades: pd.DataFrame, term: str) -> pd
             "usubjid": first["usubjid"].to_numpy(),
             "site_id": first["site_id"].to_numpy(),
             "arm": first["arm"].to_numpy(),
+            "measurement": first["measurement"].to_numpy(),
             "baseline": baseline,
             "worst": [f"Grade {int(g)}" for g in first["grade"]],
             "baseline_value": first["baseline_value"].to_numpy(),
@@ -533,12 +580,18 @@ def grade_shift(
     against the worst post-baseline grade of ``term``, by arm; subjects with at least one graded
     post-baseline record. ``grades``: the long grade rows (record, term, direction, grade)."""
     chosen = _pick(records, test_code, measurement)
-    subjects = _grade_subjects(chosen, grades, term)
+    label = measurement or (str(chosen["measurement"].iloc[0]) if len(chosen) else str(test_code))
+    return grade_shift_table(label, term, _grade_subjects(chosen, grades, term))
+
+
+def grade_shift_table(label: str, term: str, subjects: pd.DataFrame) -> ShiftTable:
+    """The grade shift table of one measurement and CTCAE term from its subjects (as
+    ``range_shift_table``)."""
+    subjects = _subject_rows(subjects)
     present = set(subjects["worst"]) | set(subjects["baseline"])
     extra = sorted(g for g in present if g not in GRADE_LABELS and g != MISSING)
     baseline_order = [*GRADE_LABELS, *extra, MISSING]
     worst_order = [*GRADE_LABELS, *extra]
-    label = measurement or (str(chosen["measurement"].iloc[0]) if len(chosen) else str(test_code))
     return ShiftTable(
         f"{label}: {term}",
         _cells(subjects, baseline_order, worst_order),
@@ -582,42 +635,67 @@ def _post_flags(records: pd.DataFrame, grades: pd.DataFrame | None) -> pd.DataFr
     return post.assign(grade3=grade.ge(3).fillna(False).astype(bool), gradable=grade.notna())
 
 
+def _incidence_per_subject(post: pd.DataFrame) -> pd.DataFrame:
+    """Per measurement, arm and subject with a post-baseline value (``_post_flags``'s rows): any
+    low, high, graded >= 3, and gradable record."""
+    return (
+        post.groupby(["measurement", "arm", "usubjid"], dropna=False)
+        .agg(
+            low=("low", "any"),
+            high=("high", "any"),
+            grade3=("grade3", "any"),
+            gradable=("gradable", "any"),
+        )
+        .reset_index()
+    )
+
+
+# The counts of the abnormal-values table per measurement and arm (``incidence_from_counts``).
+INCIDENCE_COUNTS = ["N", "low_n", "high_n", "grade3_n", "gradable_n"]
+
+
 def abnormal_incidence(records: pd.DataFrame, grades: pd.DataFrame | None) -> pd.DataFrame:
     """Per measurement and arm: ``N`` subjects with a post-baseline value, and of them those with
     at least one post-baseline LOW (``low_n``, ``low_pct``), HIGH (``high_n``, ``high_pct``) and,
     where ``grades`` are given, graded 3 or above (``grade3_n``, ``grade3_pct``; NA for a
     measurement without any graded record). Also domain, test_code, test, unit."""
     post = _post_flags(records, grades)
-    keys = ["measurement", "arm"]
-    per_subject = post.groupby([*keys, "usubjid"], dropna=False).agg(
-        domain=("domain", "first"),
-        test_code=("test_code", "first"),
-        test=("test", "first"),
-        unit=("unit", "first"),
-        low=("low", "any"),
-        high=("high", "any"),
-        grade3=("grade3", "any"),
-    )
-    table = per_subject.groupby(level=keys, dropna=False).agg(
-        domain=("domain", "first"),
-        test_code=("test_code", "first"),
-        test=("test", "first"),
-        unit=("unit", "first"),
-        N=("low", "size"),
+    per_subject = _incidence_per_subject(post)
+    counts = per_subject.groupby(["measurement", "arm"], dropna=False).agg(
+        N=("usubjid", "size"),
         low_n=("low", "sum"),
         high_n=("high", "sum"),
         grade3_n=("grade3", "sum"),
+        gradable_n=("gradable", "sum"),
     )
-    table = table.reset_index()
+    names = post.groupby("measurement").agg(
+        domain=("domain", "first"),
+        test_code=("test_code", "first"),
+        test=("test", "first"),
+        unit=("unit", "first"),
+    )
+    counts = counts.reset_index().merge(names.reset_index(), on="measurement", how="left")
+    return incidence_from_counts(counts, graded=grades is not None)
+
+
+def incidence_from_counts(counts: pd.DataFrame, *, graded: bool = True) -> pd.DataFrame:
+    """``abnormal_incidence``'s table from its counts per measurement and arm (measurement, arm,
+    domain, test_code, test, unit and ``INCIDENCE_COUNTS``): computed from the records or read
+    from the load-time summary. ``grade3_n`` is NA for a measurement none of whose post-baseline
+    records has a grade, in any arm (and everywhere where ``graded`` is False)."""
+    table = counts.copy()
+    for name in INCIDENCE_COUNTS:
+        table[name] = pd.to_numeric(table[name]).fillna(0).astype(int)
+    table["arm"] = table["arm"].astype(object).where(table["arm"].notna(), NO_ARM)
     for flag in INCIDENCE_FLAGS:
         table[f"{flag}_n"] = table[f"{flag}_n"].astype("Int64")
-    gradable = post.groupby("measurement")["gradable"].any()
-    if grades is None:
-        table["grade3_n"] = pd.NA
-    else:
+    gradable = table.groupby("measurement")["gradable_n"].sum() > 0
+    if graded:
         table.loc[~table["measurement"].map(gradable).fillna(False).astype(bool), "grade3_n"] = (
             pd.NA
         )
+    else:
+        table["grade3_n"] = pd.NA
     table["grade3_n"] = table["grade3_n"].astype("Int64")
     for flag in INCIDENCE_FLAGS:
         table[f"{flag}_pct"] = (100 * table[f"{flag}_n"].astype("Float64") / table["N"]).astype(
@@ -697,15 +775,29 @@ def _quadrant(transaminase: pd.Series, bili: pd.Series) -> np.ndarray:
     )
 
 
-def edish_points(records: pd.DataFrame, window_days: int | None = None) -> pd.DataFrame:
-    """One row per subject with an on-treatment ALT, AST or total bilirubin record: usubjid,
-    site_id, arm, ``peak_alt_uln``, ``peak_ast_uln``, ``peak_transaminase_uln`` (the larger of
-    the two known), ``peak_bili_uln`` (each the highest value / ULN; NaN without a ULN or a value), the date
-    of each peak (``peak_alt_date``, ...; the earliest at a tie) and ``quadrant`` (``HYS_LAW_RULE``;
-    with ``window_days``, ``HYS_LAW_WINDOW_RULE``). Subjects whose transaminase or bilirubin peak
-    is unknown are ``NOT_ASSESSABLE``."""
+# One row per subject of ``liver_peaks`` (and of the load-time ``models.LiverSummary``).
+PEAK_COLUMNS = [
+    "usubjid",
+    "site_id",
+    "arm",
+    "peak_alt_uln",
+    "peak_alt_date",
+    "peak_ast_uln",
+    "peak_ast_date",
+    "peak_bili_uln",
+    "peak_bili_date",
+    "pair_gap_days",
+]
+
+
+def liver_peaks(records: pd.DataFrame) -> pd.DataFrame:
+    """One row per subject with an on-treatment ALT, AST or total bilirubin record
+    (``PEAK_COLUMNS``): each peak value / ULN (NaN without a ULN or a value) and its date (the
+    earliest at a tie), and ``pair_gap_days``: the fewest days from an ALT or AST >= 3 x ULN to a
+    bilirubin >= 2 x ULN dated on or after it (NaN: no such pair), so that any time window of
+    ``HYS_LAW_WINDOW_RULE`` is answered from this row."""
     liver = _liver_records(records)
-    subjects = liver.groupby("usubjid", sort=True).agg(
+    points = liver.groupby("usubjid", sort=True).agg(
         site_id=("site_id", "first"), arm=("arm", "first")
     )
     rated = liver[liver["ratio"].notna()]
@@ -716,13 +808,34 @@ def edish_points(records: pd.DataFrame, window_days: int | None = None) -> pd.Da
     peaks = ordered.groupby(["usubjid", "group"], sort=False).head(1)
     ratio = peaks.pivot(index="usubjid", columns="group", values="ratio")
     dates = peaks.pivot(index="usubjid", columns="group", values="date")
-    points = subjects.copy()
     for name in _PEAKS:
         points[f"peak_{name}_uln"] = ratio.get(name, np.nan)
         points[f"peak_{name}_uln"] = points[f"peak_{name}_uln"].astype(float)
         points[f"peak_{name}_date"] = (
             dates[name] if name in dates else pd.Series(pd.NaT, index=points.index)
         )
+        points[f"peak_{name}_date"] = pd.to_datetime(points[f"peak_{name}_date"])
+    points["pair_gap_days"] = _pair_gaps(rated).reindex(points.index).astype(float)
+    return points.reset_index()[PEAK_COLUMNS]
+
+
+def edish_points(records: pd.DataFrame, window_days: int | None = None) -> pd.DataFrame:
+    """One row per subject with an on-treatment ALT, AST or total bilirubin record: usubjid,
+    site_id, arm, ``peak_alt_uln``, ``peak_ast_uln``, ``peak_transaminase_uln`` (the larger of
+    the two known), ``peak_bili_uln`` (each the highest value / ULN; NaN without a ULN or a value),
+    the date of each peak (``peak_alt_date``, ...; the earliest at a tie) and ``quadrant``
+    (``HYS_LAW_RULE``; with ``window_days``, ``HYS_LAW_WINDOW_RULE``). Subjects whose
+    transaminase or bilirubin peak is unknown are ``NOT_ASSESSABLE``."""
+    return edish_from_peaks(liver_peaks(records), window_days)
+
+
+def edish_from_peaks(peaks: pd.DataFrame, window_days: int | None = None) -> pd.DataFrame:
+    """``edish_points`` from the subjects' peaks (``PEAK_COLUMNS``): computed from the records
+    (``liver_peaks``) or read from the load-time summary."""
+    points = peaks.reindex(columns=PEAK_COLUMNS).copy()
+    points["arm"] = points["arm"].astype(object).where(points["arm"].notna(), NO_ARM)
+    for name in _PEAKS:
+        points[f"peak_{name}_uln"] = pd.to_numeric(points[f"peak_{name}_uln"]).astype(float)
         points[f"peak_{name}_date"] = pd.to_datetime(points[f"peak_{name}_date"])
     points["peak_transaminase_uln"] = points[["peak_alt_uln", "peak_ast_uln"]].max(axis=1)
     quadrant = pd.Series(
@@ -731,26 +844,32 @@ def edish_points(records: pd.DataFrame, window_days: int | None = None) -> pd.Da
         dtype=object,
     )
     if window_days is not None:
-        paired = _paired_in_window(rated, window_days)
-        quadrant[(quadrant == HYS_LAW) & ~points.index.isin(paired)] = OUTSIDE_WINDOW
+        gap = pd.to_numeric(points["pair_gap_days"]).astype(float)
+        paired = gap.le(window_days).to_numpy()  # NaN (no pair) is not within any window
+        quadrant[(quadrant == HYS_LAW) & ~paired] = OUTSIDE_WINDOW
     points["quadrant"] = quadrant
-    columns = ["site_id", "arm", "peak_alt_uln", "peak_ast_uln", "peak_transaminase_uln"]
-    columns += ["peak_bili_uln", "peak_alt_date", "peak_ast_date", "peak_bili_date", "quadrant"]
-    return points[columns].reset_index()
+    columns = ["usubjid", "site_id", "arm", "peak_alt_uln", "peak_ast_uln"]
+    columns += ["peak_transaminase_uln", "peak_bili_uln", "peak_alt_date", "peak_ast_date"]
+    columns += ["peak_bili_date", "quadrant"]
+    return points.sort_values("usubjid", kind="stable", ignore_index=True)[columns]
 
 
-def _paired_in_window(rated: pd.DataFrame, window_days: int) -> set[str]:
-    """Subjects with a bilirubin >= 2 x ULN dated 0..``window_days`` days after an ALT or AST
-    >= 3 x ULN (only the elevated records are paired, so the merge stays small)."""
+def _pair_gaps(rated: pd.DataFrame) -> pd.Series:
+    """Per subject (index), the fewest days from an ALT or AST >= 3 x ULN to a bilirubin >= 2 x
+    ULN dated 0 or more days after it; subjects without such a pair are left out (only the
+    elevated records are paired, so the merge stays small)."""
     dated = rated[rated["date"].notna()]
     tx = dated[dated["group"].isin(["alt", "ast"]) & (dated["ratio"] >= TRANSAMINASE_LIMIT)]
     bili = dated[dated["group"].eq("bili") & (dated["ratio"] >= BILIRUBIN_LIMIT)]
+    if tx.empty or bili.empty:
+        return pd.Series(dtype=float)
     pairs = tx[["usubjid", "date"]].merge(
         bili[["usubjid", "date"]], on="usubjid", suffixes=("_tx", "_bili")
     )
     gap = (pairs["date_bili"].dt.normalize() - pairs["date_tx"].dt.normalize()).dt.days
-    within = pairs[(gap >= 0) & (gap <= window_days)]
-    return set(within["usubjid"].astype(str))
+    after = pairs.assign(gap=gap)[gap >= 0]
+    gaps: pd.Series = after.groupby("usubjid")["gap"].min().astype(float)
+    return gaps
 
 
 def hys_law_candidates(points: pd.DataFrame) -> list[str]:
@@ -800,3 +919,53 @@ def subject_series(records: pd.DataFrame, measurement: str, usubjid: str) -> pd.
     values = values_over_time(records, measurement)
     mine = values[values["usubjid"] == usubjid]
     return mine.sort_values(["date", "study_day"], kind="stable").reset_index(drop=True)
+
+
+# -- the load-time summary -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SubjectSummaries:
+    """What the Labs page counts, decided per subject (``subject_summaries``)."""
+
+    measurements: pd.DataFrame  # per usubjid and measurement: records, with_range, the range
+    # shift's baseline / worst / values / date (None where not counted) and the post_* flags
+    grades: pd.DataFrame  # per usubjid, measurement and term: the grade shift's row
+    liver: pd.DataFrame  # ``liver_peaks`` without site and arm
+
+
+def subject_summaries(records: pd.DataFrame, grades: pd.DataFrame) -> SubjectSummaries:
+    """Every subject's rows of the Labs page's tables, from ``records`` (some subjects' records
+    of a domain, with a ``measurement`` column naming each measurement) and their CTCAE
+    ``grades``: the same functions as the tables computed from the records, so the load-time
+    counts (``dashboard.precomputed``) cannot count otherwise. A subject's rows depend on that
+    subject's records alone, so the records can be summarised a batch of subjects at a time."""
+    has_range = records["low"].notna() | records["high"].notna()
+    counts = (
+        records.assign(_range=has_range)
+        .groupby(["usubjid", "measurement"], dropna=False)
+        .agg(records=("usubjid", "size"), with_range=("_range", "sum"))
+    )
+    marked = baseline_and_post(with_vital_sign_limits(records))
+    shift = _range_subjects(marked).set_index(["usubjid", "measurement"])
+    shift = shift.drop(columns=["site_id", "arm"]).add_prefix("range_")
+    flags = _incidence_per_subject(_post_flags(marked, grades))
+    flags = flags.drop(columns=["arm"]).groupby(["usubjid", "measurement"]).any()
+    flags = flags.add_prefix("post_").assign(post_value=True)
+    table = counts.join(shift, how="left").join(flags, how="left")
+    for name in ("post_value", "post_low", "post_high", "post_grade3", "post_gradable"):
+        table[name] = table[name].fillna(False).astype(bool)
+    graded = []
+    for term in sorted(grades["term"].dropna().unique()):
+        of_term = grades.loc[grades["term"] == term, "record"]
+        graded_measurements = marked.loc[marked.index.isin(of_term), "measurement"].unique()
+        chosen = marked[marked["measurement"].isin(graded_measurements)]
+        rows = _grade_subjects(chosen, grades, term).assign(term=term)
+        graded.append(rows.drop(columns=["site_id", "arm"]))
+    grade_rows = (
+        pd.concat(graded, ignore_index=True)
+        if graded
+        else pd.DataFrame(columns=["usubjid", "measurement", "term", *SHIFT_SUBJECT_COLUMNS[3:]])
+    )
+    liver = liver_peaks(marked).drop(columns=["site_id", "arm"])
+    return SubjectSummaries(table.reset_index(), grade_rows, liver)

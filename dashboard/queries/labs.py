@@ -10,10 +10,23 @@ safety figure. The values are the standard ones (--STRESN, --STRESU, --STNRLO, -
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import String, cast, func, select
+from sqlalchemy import String, case, cast, func, select
 from sqlmodel import Session, col
 
-from dashboard.models import Finding, Site, Subject
+from dashboard.metrics.labs import (
+    INCIDENCE_COUNTS,
+    MEASUREMENT_KEY,
+    PEAK_COLUMNS,
+    SHIFT_SUBJECT_COLUMNS,
+)
+from dashboard.models import (
+    Finding,
+    LabGradeSummary,
+    LabSubjectSummary,
+    LiverSummary,
+    Site,
+    Subject,
+)
 from dashboard.queries.adverse_events import _population
 from dashboard.queries.baseline import qualifier_sql
 from dashboard.queries.scope import SiteScope, driver_rows, subject_in_scope
@@ -104,10 +117,12 @@ def lab_records(
     domain: str = "LB",
     test_codes: tuple[str, ...] | None = None,
     usubjid: str | None = None,
+    subject_pks: tuple[int, int] | None = None,
 ) -> pd.DataFrame:
     """The ``domain``'s findings of the safety population in scope (``RECORD_COLUMNS``; only
-    ``test_codes`` where given, one subject's where ``usubjid`` is), with each subject's site,
-    arm (actual, as the safety tables) and first dose date. Dates as datetimes (NaT where
+    ``test_codes`` where given, one subject's where ``usubjid`` is, the subjects whose key is
+    within ``subject_pks`` (first, last) where given: the load's batches), with each subject's
+    site, arm (actual, as the safety tables) and first dose date. Dates as datetimes (NaT where
     unknown), in subject, test and date order."""
     population = _population(session, study_id=study_id)
     where: list[Any] = [
@@ -119,6 +134,8 @@ def lab_records(
         where.append(col(Finding.test_code).in_(sorted(test_codes)))
     if usubjid is not None:
         where.append(col(Subject.usubjid) == usubjid)
+    if subject_pks is not None:
+        where.append(col(Finding.subject_pk).between(*subject_pks))
     stmt = (
         select(
             col(Subject.usubjid),
@@ -160,3 +177,233 @@ def lab_records(
     for name in ("date", "first_dose"):
         records[name] = pd.to_datetime(records[name], errors="coerce")
     return records.reindex(columns=RECORD_COLUMNS)
+
+
+# -- the load-time summary (models.LabSubjectSummary, LabGradeSummary, LiverSummary) ---------------
+
+# A measurement as the summary queries take it: the values of ``MEASUREMENT_KEY`` (None for a
+# missing part), a tuple so that cached loaders can key on it.
+MeasurementKey = tuple[str | None, ...]
+
+MEASUREMENT_COLUMNS = [*MEASUREMENT_KEY, "test", "category", "records", "subjects", "with_range"]
+
+
+def _key_where(table: Any, key: MeasurementKey) -> list[Any]:
+    """The rows of one measurement: each key part equal, a missing part missing."""
+    where = []
+    for name, value in zip(MEASUREMENT_KEY, key, strict=True):
+        column = getattr(table, name)
+        where.append(column.is_(None) if value is None else column == value)
+    return where
+
+
+def lab_measurements(session: Session, *, study_id: str, scope: SiteScope) -> pd.DataFrame:
+    """The LB and VS measurements of the safety population in scope, from the load-time summary:
+    one row per measurement (``MEASUREMENT_COLUMNS``: its key, test, category, records, subjects
+    and records with a normal range), in domain and test order. Aggregated in SQL: a million
+    findings are a few hundred rows here."""
+    population = _population(session, study_id=study_id)
+    keys = [col(getattr(LabSubjectSummary, name)) for name in MEASUREMENT_KEY]
+    stmt = (
+        select(
+            *keys,
+            func.max(col(LabSubjectSummary.test)).label("test"),
+            func.max(col(LabSubjectSummary.category)).label("category"),
+            func.sum(col(LabSubjectSummary.records)).label("records"),
+            func.count(func.distinct(col(LabSubjectSummary.subject_pk))).label("subjects"),
+            func.sum(col(LabSubjectSummary.with_range)).label("with_range"),
+        )
+        .join(Subject, col(Subject.id) == col(LabSubjectSummary.subject_pk))
+        .where(
+            col(LabSubjectSummary.study_id) == study_id,
+            subject_in_scope(study_id=study_id, scope=scope),
+            population.members,
+        )
+        .group_by(*keys)
+        .order_by(*keys)
+    )
+    names, found = driver_rows(session, stmt)
+    table = pd.DataFrame.from_records(found, columns=names).reindex(columns=MEASUREMENT_COLUMNS)
+    for name in ("records", "subjects", "with_range"):
+        table[name] = pd.to_numeric(table[name]).fillna(0).astype(int)
+    return table
+
+
+def lab_subject_count(session: Session, *, study_id: str, scope: SiteScope, domain: str) -> int:
+    """Subjects of the safety population in scope with a record of ``domain``."""
+    population = _population(session, study_id=study_id)
+    stmt = (
+        select(func.count(func.distinct(col(LabSubjectSummary.subject_pk))))
+        .join(Subject, col(Subject.id) == col(LabSubjectSummary.subject_pk))
+        .where(
+            col(LabSubjectSummary.study_id) == study_id,
+            subject_in_scope(study_id=study_id, scope=scope),
+            population.members,
+            col(LabSubjectSummary.domain) == domain,
+        )
+    )
+    return int(session.execute(stmt).scalar_one())
+
+
+def _subject_columns(population: Any) -> list[Any]:
+    return [col(Subject.usubjid), col(Site.site_id), population.arm.label("arm")]
+
+
+def range_shift_subjects(
+    session: Session, *, study_id: str, scope: SiteScope, key: MeasurementKey
+) -> pd.DataFrame:
+    """The subjects a range shift table of one measurement counts (``SHIFT_SUBJECT_COLUMNS``):
+    those with a post-baseline value of known class, with their baseline and worst class."""
+    population = _population(session, study_id=study_id)
+    table = LabSubjectSummary
+    stmt = (
+        select(
+            *_subject_columns(population),
+            col(table.range_baseline).label("baseline"),
+            col(table.range_worst).label("worst"),
+            col(table.range_baseline_value).label("baseline_value"),
+            col(table.range_worst_value).label("worst_value"),
+            cast(col(table.range_worst_date), String).label("worst_date"),
+        )
+        .join(Subject, col(Subject.id) == col(table.subject_pk))
+        .outerjoin(Site, col(Site.id) == col(Subject.site_pk))
+        .where(
+            col(table.study_id) == study_id,
+            subject_in_scope(study_id=study_id, scope=scope),
+            population.members,
+            col(table.range_worst).is_not(None),
+            *_key_where(table, key),
+        )
+    )
+    names, found = driver_rows(session, stmt)
+    return pd.DataFrame.from_records(found, columns=names).reindex(columns=SHIFT_SUBJECT_COLUMNS)
+
+
+def grade_shift_subjects(
+    session: Session, *, study_id: str, scope: SiteScope, key: MeasurementKey
+) -> pd.DataFrame:
+    """The subjects the grade shift tables of one measurement count: ``term`` and
+    ``SHIFT_SUBJECT_COLUMNS``, a row per subject and CTCAE term with a graded post-baseline
+    value."""
+    population = _population(session, study_id=study_id)
+    table = LabGradeSummary
+    stmt = (
+        select(
+            *_subject_columns(population),
+            col(table.term),
+            col(table.baseline),
+            col(table.worst),
+            col(table.baseline_value),
+            col(table.worst_value),
+            cast(col(table.worst_date), String).label("worst_date"),
+        )
+        .join(Subject, col(Subject.id) == col(table.subject_pk))
+        .outerjoin(Site, col(Site.id) == col(Subject.site_pk))
+        .where(
+            col(table.study_id) == study_id,
+            subject_in_scope(study_id=study_id, scope=scope),
+            population.members,
+            *_key_where(table, key),
+        )
+    )
+    names, found = driver_rows(session, stmt)
+    return pd.DataFrame.from_records(found, columns=names).reindex(
+        columns=["term", *SHIFT_SUBJECT_COLUMNS]
+    )
+
+
+INCIDENCE_COLUMNS = [*MEASUREMENT_KEY, "test", "arm", *INCIDENCE_COUNTS]
+
+
+def abnormal_counts(
+    session: Session, *, study_id: str, scope: SiteScope, domain: str
+) -> pd.DataFrame:
+    """The abnormal-values table's counts of ``domain`` per measurement and arm
+    (``INCIDENCE_COLUMNS``): subjects with a post-baseline value (N), and of them with a low, a
+    high, a grade 3 or more, a graded value. Summed in SQL over the load-time summary."""
+    population = _population(session, study_id=study_id)
+    table = LabSubjectSummary
+    keys = [col(getattr(table, name)) for name in MEASUREMENT_KEY]
+    arm = population.arm.label("arm")
+
+    def counted(flag: Any) -> Any:
+        return func.sum(case((flag, 1), else_=0))
+
+    stmt = (
+        select(
+            *keys,
+            func.max(col(table.test)).label("test"),
+            arm,
+            func.count().label("N"),
+            counted(col(table.post_low)).label("low_n"),
+            counted(col(table.post_high)).label("high_n"),
+            counted(col(table.post_grade3)).label("grade3_n"),
+            counted(col(table.post_gradable)).label("gradable_n"),
+        )
+        .join(Subject, col(Subject.id) == col(table.subject_pk))
+        .where(
+            col(table.study_id) == study_id,
+            subject_in_scope(study_id=study_id, scope=scope),
+            population.members,
+            col(table.domain) == domain,
+            col(table.post_value),
+        )
+        .group_by(*keys, population.arm)
+    )
+    names, found = driver_rows(session, stmt)
+    counts = pd.DataFrame.from_records(found, columns=names).reindex(columns=INCIDENCE_COLUMNS)
+    for name in INCIDENCE_COUNTS:
+        counts[name] = pd.to_numeric(counts[name]).fillna(0).astype(int)
+    return counts
+
+
+def liver_peaks(session: Session, *, study_id: str, scope: SiteScope) -> pd.DataFrame:
+    """The eDISH peaks of the safety population in scope (``PEAK_COLUMNS``), a row per subject
+    with an on-treatment ALT, AST or bilirubin record, in subject order."""
+    population = _population(session, study_id=study_id)
+    table = LiverSummary
+    stmt = (
+        select(
+            *_subject_columns(population),
+            col(table.peak_alt_uln),
+            cast(col(table.peak_alt_date), String).label("peak_alt_date"),
+            col(table.peak_ast_uln),
+            cast(col(table.peak_ast_date), String).label("peak_ast_date"),
+            col(table.peak_bili_uln),
+            cast(col(table.peak_bili_date), String).label("peak_bili_date"),
+            col(table.pair_gap_days),
+        )
+        .join(Subject, col(Subject.id) == col(table.subject_pk))
+        .outerjoin(Site, col(Site.id) == col(Subject.site_pk))
+        .where(
+            col(table.study_id) == study_id,
+            subject_in_scope(study_id=study_id, scope=scope),
+            population.members,
+        )
+        .order_by(col(Subject.usubjid))
+    )
+    names, found = driver_rows(session, stmt)
+    peaks = pd.DataFrame.from_records(found, columns=names).reindex(columns=PEAK_COLUMNS)
+    for name in ("peak_alt_date", "peak_ast_date", "peak_bili_date"):
+        peaks[name] = pd.to_datetime(peaks[name], errors="coerce")
+    return peaks
+
+
+def summary_missing(session: Session, *, study_id: str) -> bool:
+    """True where the study has LB or VS findings and no load-time summary of them: a study
+    loaded before the summary existed (migration 0007), whose Labs figures wait for its next
+    import."""
+    has_summary = session.execute(
+        select(col(LabSubjectSummary.id))
+        .where(col(LabSubjectSummary.study_id) == study_id)
+        .limit(1)
+    ).first()
+    if has_summary is not None:
+        return False
+    has_findings = session.execute(
+        select(col(Finding.id))
+        .join(Subject, col(Subject.id) == col(Finding.subject_pk))
+        .where(col(Subject.study_id) == study_id, col(Finding.domain).in_(LAB_DOMAINS))
+        .limit(1)
+    ).first()
+    return has_findings is not None

@@ -4,9 +4,8 @@ worst post-baseline value by arm, the eDISH points and the potential Hy's law ca
 
 The figures are the Labs page's (``views.labs``): the same records read through the viewer's
 ``Reader`` (site scope, and arms pooled for a blinded viewer), the same shift tables and the same
-default CTCAE term per measurement. Only the pack's tests are read, once, rather than the whole LB
-domain once per test (a ``build_labs`` per test grades every LB record four times: seconds at the
-CDISC pilot's size for tables nobody prints).
+default CTCAE term per measurement, read from what the load counted per subject
+(``models.LabSubjectSummary``): no raw lab record is read.
 """
 
 import datetime as dt
@@ -16,10 +15,9 @@ import pandas as pd
 from sqlmodel import Session
 
 from dashboard.metrics import labs
-from dashboard.queries import labs as lab_queries
 from dashboard.results.dates import as_date
 from dashboard.views.context import ViewContext
-from dashboard.views.labs import LIVER_TESTS, PACK_TESTS, graded_records
+from dashboard.views.labs import PACK_TESTS, edish, lab_measurements, measurement_shifts
 from dashboard.views.reader import Reader
 
 NO_LAB_DATA = "No laboratory data in this cut."
@@ -145,45 +143,24 @@ def _long_cells(
 def build_lab_safety(session: Session, ctx: ViewContext) -> LabSafety:
     """The laboratory safety section of ``ctx``'s pack (see the module's docstring)."""
     read = Reader(session, ctx)
-    tests = read(lab_queries.lab_tests)
-    has_lab_data = bool((tests["domain"] == "LB").any())
-    codes = tuple(dict.fromkeys((*PACK_TESTS, *LIVER_TESTS)))
-    records = (
-        read(lab_queries.lab_records, domain="LB", test_codes=codes)
-        if has_lab_data
-        else pd.DataFrame(columns=lab_queries.RECORD_COLUMNS)
-    )
+    measurements = lab_measurements(read, "LB")
+    has_lab_data = not measurements.empty
     rules = (labs.BASELINE_RULE, labs.POST_BASELINE_RULE, labs.WORST_RULE)
-    if records.empty:
-        empty = labs.edish_points(records) if len(records.columns) else pd.DataFrame()
-        return LabSafety(has_lab_data, (), PACK_TESTS, empty, (), rules)
-    measurements = labs.measurements(records)
-    grades = graded_records(records)
-    picked = labs.with_measurement(records)
+    points = edish(read)
     shifts: list[LabTestShifts] = []
     for code in PACK_TESTS:
         for label in measurements.loc[measurements["test_code"] == code, "label"]:
-            label = str(label)
-            in_measurement = picked.index[picked["measurement"] == label]
-            terms = sorted(grades.loc[grades["record"].isin(in_measurement), "term"].unique())
-            term = str(terms[0]) if terms else None
+            found = measurement_shifts(read, measurements, str(label))
             shifts.append(
-                LabTestShifts(
-                    code,
-                    label,
-                    labs.range_shift(records, None, label),
-                    term,
-                    labs.grade_shift(records, grades, None, term, label) if term else None,
-                )
+                LabTestShifts(code, str(label), found.range_shift, found.term, found.grade_shift)
             )
     present = {s.test_code for s in shifts}
-    edish = labs.edish_points(records)
     return LabSafety(
-        has_lab_data=True,
+        has_lab_data=has_lab_data,
         tests=tuple(shifts),
         missing_tests=tuple(c for c in PACK_TESTS if c not in present),
-        edish=edish,
-        hys_law=tuple(labs.hys_law_candidates(edish)),
+        edish=points,
+        hys_law=tuple(labs.hys_law_candidates(points)),
         rules=rules,
     )
 

@@ -54,6 +54,9 @@ class LabsView:
     blinding_note: str | None
     metrics: tuple[Metric, ...] = ()  # the page's headline
     rules: tuple[str, ...] = field(default=())  # the rules the figures follow, as the page says
+    # The study has findings and no load-time summary (stored before it existed): its figures
+    # wait for its next import.
+    summary_missing: bool = False
 
     @property
     def empty(self) -> bool:
@@ -78,38 +81,112 @@ def graded_records(records: pd.DataFrame) -> pd.DataFrame:
     return grade_records(records[records["domain"] == "LB"])
 
 
+def lab_measurements(read: Reader, domain: str) -> pd.DataFrame:
+    """The measurements of ``domain`` in the viewer's scope, labelled (``labs.measurements``'s
+    columns, with category and records with a range), from the load-time summary."""
+    found = read(lab_queries.lab_measurements)
+    found = found[found["domain"] == domain].reset_index(drop=True)
+    return labs.labelled_measurements(found.assign(measurement_id=range(len(found))))
+
+
+def measurement_key(measurements: pd.DataFrame, label: str) -> lab_queries.MeasurementKey:
+    """The key of the measurement ``label`` (a label of ``measurements``), as the summary
+    queries take it."""
+    row = measurements.loc[measurements["label"] == label].iloc[0]
+    return tuple(None if pd.isna(row[k]) else str(row[k]) for k in labs.MEASUREMENT_KEY)
+
+
+def measurement_records(read: Reader, measurements: pd.DataFrame, label: str) -> pd.DataFrame:
+    """The records of one measurement (``queries.labs.lab_records``, labelled ``label``, vital
+    signs with their reference limits): its test's records, of its key alone."""
+    key = measurement_key(measurements, label)
+    domain, code = key[0], key[1]
+    records = read(lab_queries.lab_records, domain=str(domain), test_codes=(str(code),))
+    mine = pd.Series(True, index=records.index)
+    for name, value in zip(labs.MEASUREMENT_KEY, key, strict=True):
+        mine &= records[name].isna() if value is None else records[name].astype(str).eq(value)
+    chosen = records[mine].assign(measurement=label)
+    return labs.with_vital_sign_limits(chosen)
+
+
+@dataclass(frozen=True)
+class MeasurementShifts:
+    """The shift tables of one measurement: range, and CTCAE grade of ``term`` (one of
+    ``terms``, the terms it is graded by)."""
+
+    range_shift: labs.ShiftTable
+    terms: tuple[str, ...]
+    term: str | None
+    grade_shift: labs.ShiftTable | None
+
+
+def measurement_shifts(
+    read: Reader, measurements: pd.DataFrame, label: str, term: str | None = None
+) -> MeasurementShifts:
+    """The range and grade shift tables of the measurement ``label``, from the subjects the
+    load counted (``queries.labs``): ``term`` where it grades the measurement, else the first
+    term in alphabetical order."""
+    key = measurement_key(measurements, label)
+    range_shift = labs.range_shift_table(label, read(lab_queries.range_shift_subjects, key=key))
+    graded = read(lab_queries.grade_shift_subjects, key=key)
+    terms = tuple(sorted(str(t) for t in graded["term"].dropna().unique()))
+    chosen = term if term in terms else (terms[0] if terms else None)
+    grade_shift = (
+        labs.grade_shift_table(label, chosen, graded[graded["term"] == chosen])
+        if chosen is not None
+        else None
+    )
+    return MeasurementShifts(range_shift, terms, chosen, grade_shift)
+
+
+def abnormal_incidence(read: Reader, measurements: pd.DataFrame, domain: str) -> pd.DataFrame:
+    """``labs.abnormal_incidence`` of ``domain`` from the load's counts, labelled as
+    ``measurements``."""
+    counts = read(lab_queries.abnormal_counts, domain=domain)
+    labels = {
+        tuple(None if pd.isna(v) else str(v) for v in row): label
+        for row, label in zip(
+            measurements[labs.MEASUREMENT_KEY].itertuples(index=False, name=None),
+            measurements["label"],
+            strict=True,
+        )
+    }
+    counts["measurement"] = [
+        labels.get(tuple(None if pd.isna(v) else str(v) for v in row))
+        for row in counts[labs.MEASUREMENT_KEY].itertuples(index=False, name=None)
+    ]
+    return labs.incidence_from_counts(counts[counts["measurement"].notna()])
+
+
+def edish(read: Reader, window_days: int | None = None) -> pd.DataFrame:
+    """``labs.edish_points`` of the viewer's scope, from the peaks the load found."""
+    return labs.edish_from_peaks(read(lab_queries.liver_peaks), window_days)
+
+
 def build_labs(session: Session, ctx: ViewContext, options: LabsOptions | None = None) -> LabsView:
     read = Reader(session, ctx)
     frame = study_frame(read)
     chosen = options or LabsOptions()
-    tests = read(lab_queries.lab_tests)
-    domains = tuple(d for d in lab_queries.LAB_DOMAINS if d in set(tests["domain"]))
+    found = read(lab_queries.lab_measurements)
+    domains = tuple(d for d in lab_queries.LAB_DOMAINS if d in set(found["domain"]))
     domain = chosen.domain if chosen.domain in domains else (domains[0] if domains else "LB")
-    # Labelled once: every metric below keeps the labels (a million records relabelled per
-    # table cost seconds).
-    records = labs.with_measurement(
-        labs.with_vital_sign_limits(read(lab_queries.lab_records, domain=domain))
-    )
-    measurements = labs.measurements(records)
+    measurements = lab_measurements(read, domain)
     measurement = chosen.measurement
     if measurement not in set(measurements["label"]):
         measurement = _default_measurement(measurements, domain)
-    grades = graded_records(records)
     range_shift = grade_shift = None
     terms: tuple[str, ...] = ()
     term = None
     values = pd.DataFrame(columns=labs.VALUE_COLUMNS)
     if measurement is not None:
-        # The chosen measurement's records alone (their index labels kept: the grades' keys).
-        mine = records[records["measurement"] == measurement]
-        range_shift = labs.range_shift(mine, None, measurement)
-        terms = tuple(sorted(grades.loc[grades["record"].isin(mine.index), "term"].unique()))
-        term = chosen.term if chosen.term in terms else (terms[0] if terms else None)
-        if term is not None:
-            grade_shift = labs.grade_shift(mine, grades, None, term, measurement)
-        values = labs.values_over_time(mine, measurement)
-    edish = (
-        labs.edish_points(records, chosen.window_days)
+        shifts = measurement_shifts(read, measurements, measurement, chosen.term)
+        range_shift, terms, term = shifts.range_shift, shifts.terms, shifts.term
+        grade_shift = shifts.grade_shift
+        values = labs.values_over_time(
+            measurement_records(read, measurements, measurement), measurement
+        )
+    points = (
+        edish(read, chosen.window_days)
         if domain == "LB"
         else pd.DataFrame(columns=["usubjid", "quadrant"])
     )
@@ -122,14 +199,17 @@ def build_labs(session: Session, ctx: ViewContext, options: LabsOptions | None =
             if chosen.window_days is not None
             else labs.HYS_LAW_RULE
         )
-    hys_law = tuple(labs.hys_law_candidates(edish)) if domain == "LB" else ()
+    hys_law = tuple(labs.hys_law_candidates(points)) if domain == "LB" else ()
+    subjects = read(lab_queries.lab_subject_count, domain=domain) if domains else 0
     metrics = [
         Metric(
             "Subjects with values",
-            int(records["usubjid"].nunique()),
+            int(subjects),
             f"{DOMAIN_NAMES.get(domain, domain).lower()}, treated subjects",
         ),
-        Metric("Measurements", len(measurements), f"{len(records):,} records"),
+        Metric(
+            "Measurements", len(measurements), f"{int(measurements['records'].sum()):,} records"
+        ),
     ]
     if domain == "LB":
         metrics.append(
@@ -148,13 +228,14 @@ def build_labs(session: Session, ctx: ViewContext, options: LabsOptions | None =
         range_shift=range_shift,
         terms=terms,
         grade_shift=grade_shift,
-        incidence=labs.abnormal_incidence(records, grades),
-        edish=edish,
+        incidence=abnormal_incidence(read, measurements, domain),
+        edish=points,
         hys_law=hys_law,
         values=values,
         blinding_note=_blinding_note(frame.study, shows_arms=ctx.shows_arms),
         metrics=tuple(metrics),
         rules=tuple(rules),
+        summary_missing=read(lab_queries.summary_missing),
     )
 
 
@@ -203,10 +284,9 @@ def incidence_display(incidence: pd.DataFrame, flag: str) -> pd.DataFrame:
 def hys_law_candidates(
     session: Session, ctx: ViewContext, window_days: int | None = None
 ) -> list[str]:
-    """The potential Hy's law cases (``labs.HYS_LAW_RULE``): the subject codes, sorted. Reads the
-    liver tests only (the command line's ``summary --json``)."""
-    records = Reader(session, ctx)(lab_queries.lab_records, domain="LB", test_codes=LIVER_TESTS)
-    return labs.hys_law_candidates(labs.edish_points(records, window_days))
+    """The potential Hy's law cases (``labs.HYS_LAW_RULE``): the subject codes, sorted (the
+    command line's ``summary --json``)."""
+    return labs.hys_law_candidates(edish(Reader(session, ctx), window_days))
 
 
 def incidence_subjects(
@@ -218,8 +298,13 @@ def incidence_subjects(
     arm: str | None,
     flag: str | None,
 ) -> pd.DataFrame:
-    """The subjects behind one cell of the abnormal-values table (``labs.incidence_subjects``)."""
-    records = Reader(session, ctx)(lab_queries.lab_records, domain=domain)
-    records = labs.with_vital_sign_limits(records)
-    grades = graded_records(records)
-    return labs.incidence_subjects(records, grades, measurement, arm, flag)
+    """The subjects behind one cell of the abnormal-values table (``labs.incidence_subjects``):
+    the measurement's records alone are read."""
+    read = Reader(session, ctx)
+    measurements = lab_measurements(read, domain)
+    if measurement not in set(measurements["label"]):
+        return pd.DataFrame(
+            columns=["usubjid", "site_id", "arm", "records", "lowest", "highest", "first_date"]
+        )
+    records = measurement_records(read, measurements, measurement)
+    return labs.incidence_subjects(records, graded_records(records), measurement, arm, flag)
