@@ -554,6 +554,7 @@ def delete_study(session: Session, study_id: str) -> None:
         models.BaselineVariable,
         models.SiteKriCount,
         models.LabSubjectSummary,
+        models.LabCount,
         models.LabGradeSummary,
         models.LiverSummary,
         models.QtlExcursion,

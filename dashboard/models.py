@@ -458,6 +458,34 @@ class LabSubjectSummary(SQLModel, table=True):
     )
 
 
+# The Labs page's counts per measurement, site and arm (of the safety population, by actual arm),
+# summed from LabSubjectSummary at load time, and over all sites (``all_sites``, site_pk None):
+# the measurement list and the abnormal-values table read a few hundred rows, not half a million.
+class LabCount(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    study_id: str = Field(foreign_key="study.study_id", index=True)
+    all_sites: bool
+    site_pk: int | None = None  # no foreign key: the rows are rebuilt with the study's subjects
+    arm: str | None = None
+    domain: str
+    test_code: str
+    test: str | None = None
+    unit: str | None = None
+    specimen: str | None = None
+    location: str | None = None
+    position: str | None = None
+    timepoint: str | None = None
+    category: str | None = None
+    records: int
+    subjects: int
+    with_range: int
+    N: int  # subjects with a post-baseline value
+    low_n: int
+    high_n: int
+    grade3_n: int
+    gradable_n: int
+
+
 # The grade shift per subject, measurement and CTCAE term (a test may be graded by two terms:
 # hyper- and hypo-): baseline grade ("Grade 0" ... or MISSING) and the worst post-baseline one.
 class LabGradeSummary(SQLModel, table=True):

@@ -30,6 +30,7 @@ from dashboard.models import (
     BaselineVariable,
     DataCut,
     Finding,
+    LabCount,
     LabGradeSummary,
     LabSubjectSummary,
     LiverSummary,
@@ -442,7 +443,7 @@ def rebuild_precomputed_counts(session: Session, study_id: str) -> None:
 # Subjects summarised at a time: their records of a domain are read and counted together (at a
 # few dozen records each, tens of thousands of rows: bounded memory whatever the study's size).
 LAB_BATCH_SUBJECTS = 2_000
-LAB_SUMMARY_TABLES = (LabSubjectSummary, LabGradeSummary, LiverSummary)
+LAB_SUMMARY_TABLES = (LabSubjectSummary, LabGradeSummary, LiverSummary, LabCount)
 
 
 def _subject_batches(session: Session, study_id: str) -> list[tuple[int, int]]:
@@ -488,6 +489,15 @@ def rebuild_lab_summaries(session: Session, study_id: str) -> int:
             if records.empty:
                 continue
             written += _insert_lab_summaries(session, study_id, records, pks)
+    per_site = lab_queries.site_lab_counts(session, study_id=study_id)
+    keys = [*labs.MEASUREMENT_KEY, "arm"]
+    all_sites = per_site.groupby(keys, dropna=False, sort=False).agg(
+        test=("test", "max"),
+        category=("category", "max"),
+        **{name: (name, "sum") for name in lab_queries.COUNTS},
+    )
+    _insert(session, LabCount, per_site.assign(all_sites=False), study_id)
+    _insert(session, LabCount, all_sites.reset_index().assign(all_sites=True), study_id)
     return written
 
 

@@ -21,6 +21,7 @@ from dashboard.metrics.labs import (
 )
 from dashboard.models import (
     Finding,
+    LabCount,
     LabGradeSummary,
     LabSubjectSummary,
     LiverSummary,
@@ -33,6 +34,10 @@ from dashboard.queries.scope import SiteScope, driver_rows, subject_in_scope
 
 # The domains the Labs page reads: laboratory tests and vital signs.
 LAB_DOMAINS = ("LB", "VS")
+
+# A measurement as the queries take it: the values of ``MEASUREMENT_KEY`` (None for a missing
+# part), a tuple so that cached loaders can key on it.
+MeasurementKey = tuple[str | None, ...]
 
 TEST_COLUMNS = [
     "domain",
@@ -118,12 +123,16 @@ def lab_records(
     test_codes: tuple[str, ...] | None = None,
     usubjid: str | None = None,
     subject_pks: tuple[int, int] | None = None,
+    key: MeasurementKey | None = None,
+    ordered: bool = True,
 ) -> pd.DataFrame:
     """The ``domain``'s findings of the safety population in scope (``RECORD_COLUMNS``; only
     ``test_codes`` where given, one subject's where ``usubjid`` is, the subjects whose key is
-    within ``subject_pks`` (first, last) where given: the load's batches), with each subject's
+    within ``subject_pks`` (first, last) where given: the load's batches; one measurement's
+    where ``key`` is), with each subject's
     site, arm (actual, as the safety tables) and first dose date. Dates as datetimes (NaT where
-    unknown), in subject, test and date order."""
+    unknown), in subject, test and date order (in no order where not ``ordered``: sorting a
+    test's records of a large study in SQL cost a second, and a box plot needs none)."""
     population = _population(session, study_id=study_id)
     where: list[Any] = [
         subject_in_scope(study_id=study_id, scope=scope),
@@ -136,6 +145,8 @@ def lab_records(
         where.append(col(Subject.usubjid) == usubjid)
     if subject_pks is not None:
         where.append(col(Finding.subject_pk).between(*subject_pks))
+    if key is not None:
+        where.extend(_key_where(Finding, key))
     stmt = (
         select(
             col(Subject.usubjid),
@@ -167,8 +178,11 @@ def lab_records(
         .join(Subject, col(Subject.id) == col(Finding.subject_pk))
         .outerjoin(Site, col(Site.id) == col(Subject.site_pk))
         .where(*where)
-        .order_by(col(Subject.usubjid), col(Finding.test_code), col(Finding.date), col(Finding.id))
     )
+    if ordered:
+        stmt = stmt.order_by(
+            col(Subject.usubjid), col(Finding.test_code), col(Finding.date), col(Finding.id)
+        )
     names, found = driver_rows(session, stmt)
     records = pd.DataFrame.from_records(found, columns=names)
     for name in ("value", "low", "high", "study_day", "visit_number"):
@@ -179,11 +193,70 @@ def lab_records(
     return records.reindex(columns=RECORD_COLUMNS)
 
 
+# What a box plot by visit needs of a measurement's records (``lab_values``).
+VALUE_SOURCE_COLUMNS = [
+    "usubjid",
+    "site_id",
+    "arm",
+    "domain",
+    "test_code",
+    "unit",
+    "visit",
+    "visit_number",
+    "date",
+    "study_day",
+    "value",
+    "low",
+    "high",
+    "indicator",
+    "is_baseline",
+]
+
+
+def lab_values(
+    session: Session, *, study_id: str, scope: SiteScope, key: MeasurementKey
+) -> pd.DataFrame:
+    """One measurement's records of the safety population in scope, with only what the values by
+    visit need (``VALUE_SOURCE_COLUMNS``), in no order: at a large study's size a test has a
+    couple of hundred thousand records, and each column read costs."""
+    population = _population(session, study_id=study_id)
+    stmt = (
+        select(
+            col(Subject.usubjid),
+            col(Site.site_id),
+            population.arm.label("arm"),
+            col(Finding.domain),
+            col(Finding.test_code),
+            col(Finding.unit),
+            col(Finding.visit),
+            col(Finding.visit_number),
+            cast(col(Finding.date), String).label("date"),
+            col(Finding.study_day),
+            col(Finding.value_num).label("value"),
+            col(Finding.normal_low).label("low"),
+            col(Finding.normal_high).label("high"),
+            col(Finding.normal_indicator).label("indicator"),
+            col(Finding.is_baseline),
+        )
+        .join(Subject, col(Subject.id) == col(Finding.subject_pk))
+        .outerjoin(Site, col(Site.id) == col(Subject.site_pk))
+        .where(
+            subject_in_scope(study_id=study_id, scope=scope),
+            population.members,
+            *_key_where(Finding, key),
+        )
+    )
+    names, found = driver_rows(session, stmt)
+    values = pd.DataFrame.from_records(found, columns=names)
+    for name in ("value", "low", "high", "study_day", "visit_number"):
+        values[name] = pd.to_numeric(values[name], errors="coerce").astype(float)
+    values["is_baseline"] = values["is_baseline"].astype(bool)
+    values["date"] = pd.to_datetime(values["date"], errors="coerce")
+    return values.reindex(columns=VALUE_SOURCE_COLUMNS)
+
+
 # -- the load-time summary (models.LabSubjectSummary, LabGradeSummary, LiverSummary) ---------------
 
-# A measurement as the summary queries take it: the values of ``MEASUREMENT_KEY`` (None for a
-# missing part), a tuple so that cached loaders can key on it.
-MeasurementKey = tuple[str | None, ...]
 
 MEASUREMENT_COLUMNS = [*MEASUREMENT_KEY, "test", "category", "records", "subjects", "with_range"]
 
@@ -197,36 +270,90 @@ def _key_where(table: Any, key: MeasurementKey) -> list[Any]:
     return where
 
 
-def lab_measurements(session: Session, *, study_id: str, scope: SiteScope) -> pd.DataFrame:
-    """The LB and VS measurements of the safety population in scope, from the load-time summary:
-    one row per measurement (``MEASUREMENT_COLUMNS``: its key, test, category, records, subjects
-    and records with a normal range), in domain and test order. Aggregated in SQL: a million
-    findings are a few hundred rows here."""
-    population = _population(session, study_id=study_id)
-    keys = [col(getattr(LabSubjectSummary, name)) for name in MEASUREMENT_KEY]
+# ``lab_counts``: per measurement and arm, the records and subjects, and the abnormal-values
+# table's counts.
+COUNT_COLUMNS = [*MEASUREMENT_KEY, "test", "category", "arm", "records", "subjects", "with_range"]
+COUNT_COLUMNS += INCIDENCE_COUNTS
+COUNTS = ["records", "subjects", "with_range", *INCIDENCE_COUNTS]
+
+
+def lab_counts(session: Session, *, study_id: str, scope: SiteScope) -> pd.DataFrame:
+    """The LB and VS measurements of the safety population in scope per arm (``COUNT_COLUMNS``):
+    records, subjects, records with a normal range, and the abnormal-values table's counts (N
+    subjects with a post-baseline value; of them with a low, a high, a grade 3 or more, a graded
+    value). Read from the load's counts (``models.LabCount``): the all-sites rows unscoped, the
+    sites' rows summed otherwise."""
+    keys = [col(getattr(LabCount, name)) for name in MEASUREMENT_KEY]
+    where: list[Any] = [col(LabCount.study_id) == study_id]
+    if scope is None:
+        where.append(col(LabCount.all_sites))
+    else:
+        where += [~col(LabCount.all_sites), col(LabCount.site_pk).in_(_site_pks(study_id, scope))]
     stmt = (
         select(
             *keys,
-            func.max(col(LabSubjectSummary.test)).label("test"),
-            func.max(col(LabSubjectSummary.category)).label("category"),
-            func.sum(col(LabSubjectSummary.records)).label("records"),
-            func.count(func.distinct(col(LabSubjectSummary.subject_pk))).label("subjects"),
-            func.sum(col(LabSubjectSummary.with_range)).label("with_range"),
+            func.max(col(LabCount.test)).label("test"),
+            func.max(col(LabCount.category)).label("category"),
+            col(LabCount.arm),
+            *[func.sum(getattr(LabCount, name)).label(name) for name in COUNTS],
         )
-        .join(Subject, col(Subject.id) == col(LabSubjectSummary.subject_pk))
-        .where(
-            col(LabSubjectSummary.study_id) == study_id,
-            subject_in_scope(study_id=study_id, scope=scope),
-            population.members,
-        )
-        .group_by(*keys)
-        .order_by(*keys)
+        .where(*where)
+        .group_by(*keys, col(LabCount.arm))
+        .order_by(*keys, col(LabCount.arm))
     )
     names, found = driver_rows(session, stmt)
-    table = pd.DataFrame.from_records(found, columns=names).reindex(columns=MEASUREMENT_COLUMNS)
-    for name in ("records", "subjects", "with_range"):
-        table[name] = pd.to_numeric(table[name]).fillna(0).astype(int)
-    return table
+    counts = pd.DataFrame.from_records(found, columns=names).reindex(columns=COUNT_COLUMNS)
+    for name in COUNTS:
+        counts[name] = pd.to_numeric(counts[name]).fillna(0).astype(int)
+    return counts
+
+
+def _site_pks(study_id: str, scope: tuple[str, ...]) -> Any:
+    return select(col(Site.id)).where(col(Site.study_id) == study_id, col(Site.site_id).in_(scope))
+
+
+def site_lab_counts(session: Session, *, study_id: str) -> pd.DataFrame:
+    """``lab_counts`` per site (``site_pk``, then ``COUNT_COLUMNS``), summed from the load-time
+    summary: what ``dashboard.precomputed`` stores as ``models.LabCount``."""
+    population = _population(session, study_id=study_id)
+    table = LabSubjectSummary
+    keys = [col(getattr(table, name)) for name in MEASUREMENT_KEY]
+
+    def counted(flag: Any) -> Any:
+        return func.sum(case((flag, 1), else_=0))
+
+    stmt = (
+        select(
+            col(Subject.site_pk),
+            *keys,
+            func.max(col(table.test)).label("test"),
+            func.max(col(table.category)).label("category"),
+            population.arm.label("arm"),
+            func.sum(col(table.records)).label("records"),
+            # A row per subject and measurement: its rows are its subjects.
+            func.count().label("subjects"),
+            func.sum(col(table.with_range)).label("with_range"),
+            counted(col(table.post_value)).label("N"),
+            counted(col(table.post_value) & col(table.post_low)).label("low_n"),
+            counted(col(table.post_value) & col(table.post_high)).label("high_n"),
+            counted(col(table.post_value) & col(table.post_grade3)).label("grade3_n"),
+            counted(col(table.post_value) & col(table.post_gradable)).label("gradable_n"),
+        )
+        .join(Subject, col(Subject.id) == col(table.subject_pk))
+        .where(
+            col(table.study_id) == study_id,
+            subject_in_scope(study_id=study_id, scope=None),
+            population.members,
+        )
+        .group_by(col(Subject.site_pk), *keys, population.arm)
+    )
+    names, found = driver_rows(session, stmt)
+    counts = pd.DataFrame.from_records(found, columns=names)
+    counts = counts.reindex(columns=["site_pk", *COUNT_COLUMNS])
+    counts["site_pk"] = pd.to_numeric(counts["site_pk"]).astype("Int64")
+    for name in COUNTS:
+        counts[name] = pd.to_numeric(counts[name]).fillna(0).astype(int)
+    return counts
 
 
 def lab_subject_count(session: Session, *, study_id: str, scope: SiteScope, domain: str) -> int:
@@ -310,51 +437,6 @@ def grade_shift_subjects(
     return pd.DataFrame.from_records(found, columns=names).reindex(
         columns=["term", *SHIFT_SUBJECT_COLUMNS]
     )
-
-
-INCIDENCE_COLUMNS = [*MEASUREMENT_KEY, "test", "arm", *INCIDENCE_COUNTS]
-
-
-def abnormal_counts(
-    session: Session, *, study_id: str, scope: SiteScope, domain: str
-) -> pd.DataFrame:
-    """The abnormal-values table's counts of ``domain`` per measurement and arm
-    (``INCIDENCE_COLUMNS``): subjects with a post-baseline value (N), and of them with a low, a
-    high, a grade 3 or more, a graded value. Summed in SQL over the load-time summary."""
-    population = _population(session, study_id=study_id)
-    table = LabSubjectSummary
-    keys = [col(getattr(table, name)) for name in MEASUREMENT_KEY]
-    arm = population.arm.label("arm")
-
-    def counted(flag: Any) -> Any:
-        return func.sum(case((flag, 1), else_=0))
-
-    stmt = (
-        select(
-            *keys,
-            func.max(col(table.test)).label("test"),
-            arm,
-            func.count().label("N"),
-            counted(col(table.post_low)).label("low_n"),
-            counted(col(table.post_high)).label("high_n"),
-            counted(col(table.post_grade3)).label("grade3_n"),
-            counted(col(table.post_gradable)).label("gradable_n"),
-        )
-        .join(Subject, col(Subject.id) == col(table.subject_pk))
-        .where(
-            col(table.study_id) == study_id,
-            subject_in_scope(study_id=study_id, scope=scope),
-            population.members,
-            col(table.domain) == domain,
-            col(table.post_value),
-        )
-        .group_by(*keys, population.arm)
-    )
-    names, found = driver_rows(session, stmt)
-    counts = pd.DataFrame.from_records(found, columns=names).reindex(columns=INCIDENCE_COLUMNS)
-    for name in INCIDENCE_COUNTS:
-        counts[name] = pd.to_numeric(counts[name]).fillna(0).astype(int)
-    return counts
 
 
 def liver_peaks(session: Session, *, study_id: str, scope: SiteScope) -> pd.DataFrame:

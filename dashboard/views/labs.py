@@ -81,11 +81,22 @@ def graded_records(records: pd.DataFrame) -> pd.DataFrame:
     return grade_records(records[records["domain"] == "LB"])
 
 
-def lab_measurements(read: Reader, domain: str) -> pd.DataFrame:
+def lab_measurements(read: Reader, domain: str, counts: pd.DataFrame | None = None) -> pd.DataFrame:
     """The measurements of ``domain`` in the viewer's scope, labelled (``labs.measurements``'s
-    columns, with category and records with a range), from the load-time summary."""
-    found = read(lab_queries.lab_measurements)
-    found = found[found["domain"] == domain].reset_index(drop=True)
+    columns, with category and records with a range), from the load's counts (``counts``:
+    ``queries.labs.lab_counts`` where already read)."""
+    if counts is None:
+        counts = read(lab_queries.lab_counts)
+    mine = counts[counts["domain"] == domain]
+    keys = labs.MEASUREMENT_KEY
+    found = mine.groupby(keys, dropna=False, sort=True).agg(
+        test=("test", "max"),
+        category=("category", "max"),
+        records=("records", "sum"),
+        subjects=("subjects", "sum"),
+        with_range=("with_range", "sum"),
+    )
+    found = found.reset_index()
     return labs.labelled_measurements(found.assign(measurement_id=range(len(found))))
 
 
@@ -98,15 +109,20 @@ def measurement_key(measurements: pd.DataFrame, label: str) -> lab_queries.Measu
 
 def measurement_records(read: Reader, measurements: pd.DataFrame, label: str) -> pd.DataFrame:
     """The records of one measurement (``queries.labs.lab_records``, labelled ``label``, vital
-    signs with their reference limits): its test's records, of its key alone."""
+    signs with their reference limits)."""
     key = measurement_key(measurements, label)
-    domain, code = key[0], key[1]
-    records = read(lab_queries.lab_records, domain=str(domain), test_codes=(str(code),))
-    mine = pd.Series(True, index=records.index)
-    for name, value in zip(labs.MEASUREMENT_KEY, key, strict=True):
-        mine &= records[name].isna() if value is None else records[name].astype(str).eq(value)
-    chosen = records[mine].assign(measurement=label)
+    records = read(lab_queries.lab_records, domain=str(key[0]), key=key, ordered=False)
+    chosen = records.assign(measurement=label)
     return labs.with_vital_sign_limits(chosen)
+
+
+def measurement_values(read: Reader, measurements: pd.DataFrame, label: str) -> pd.DataFrame:
+    """``labs.values_over_time`` of the measurement ``label``: its values by visit, read with
+    only the columns they need."""
+    found = read(lab_queries.lab_values, key=measurement_key(measurements, label))
+    return labs.values_over_time(
+        labs.with_vital_sign_limits(found.assign(measurement=label)), label
+    )
 
 
 @dataclass(frozen=True)
@@ -139,10 +155,10 @@ def measurement_shifts(
     return MeasurementShifts(range_shift, terms, chosen, grade_shift)
 
 
-def abnormal_incidence(read: Reader, measurements: pd.DataFrame, domain: str) -> pd.DataFrame:
-    """``labs.abnormal_incidence`` of ``domain`` from the load's counts, labelled as
-    ``measurements``."""
-    counts = read(lab_queries.abnormal_counts, domain=domain)
+def abnormal_incidence(counts: pd.DataFrame, measurements: pd.DataFrame) -> pd.DataFrame:
+    """``labs.abnormal_incidence`` from the load's counts (``queries.labs.lab_counts``) of the
+    ``measurements``, labelled as they are; arms without a post-baseline value are left out."""
+    counts = counts[counts["N"] > 0].copy()
     labels = {
         tuple(None if pd.isna(v) else str(v) for v in row): label
         for row, label in zip(
@@ -167,10 +183,10 @@ def build_labs(session: Session, ctx: ViewContext, options: LabsOptions | None =
     read = Reader(session, ctx)
     frame = study_frame(read)
     chosen = options or LabsOptions()
-    found = read(lab_queries.lab_measurements)
+    found = read(lab_queries.lab_counts)
     domains = tuple(d for d in lab_queries.LAB_DOMAINS if d in set(found["domain"]))
     domain = chosen.domain if chosen.domain in domains else (domains[0] if domains else "LB")
-    measurements = lab_measurements(read, domain)
+    measurements = lab_measurements(read, domain, found)
     measurement = chosen.measurement
     if measurement not in set(measurements["label"]):
         measurement = _default_measurement(measurements, domain)
@@ -182,9 +198,7 @@ def build_labs(session: Session, ctx: ViewContext, options: LabsOptions | None =
         shifts = measurement_shifts(read, measurements, measurement, chosen.term)
         range_shift, terms, term = shifts.range_shift, shifts.terms, shifts.term
         grade_shift = shifts.grade_shift
-        values = labs.values_over_time(
-            measurement_records(read, measurements, measurement), measurement
-        )
+        values = measurement_values(read, measurements, measurement)
     points = (
         edish(read, chosen.window_days)
         if domain == "LB"
@@ -228,7 +242,7 @@ def build_labs(session: Session, ctx: ViewContext, options: LabsOptions | None =
         range_shift=range_shift,
         terms=terms,
         grade_shift=grade_shift,
-        incidence=abnormal_incidence(read, measurements, domain),
+        incidence=abnormal_incidence(found, measurements),
         edish=points,
         hys_law=hys_law,
         values=values,

@@ -29,7 +29,6 @@ from dashboard.metrics.blinding import (
     pool_safety_summary,
     pool_term_incidence,
 )
-from dashboard.metrics.labs import INCIDENCE_COUNTS
 from dashboard.queries import (
     adverse_events,
     baseline,
@@ -95,10 +94,11 @@ POOLING: dict[Callable[..., Any], Callable[[Any, Mapping[str, Any]], Any]] = {
     subject.subject_record: lambda found, _: found and blind_subject_record(found),
     # A blinded viewer's lab figures are of the pooled safety population.
     labs.lab_records: lambda found, _: found.assign(arm=POOLED),
+    labs.lab_values: lambda found, _: found.assign(arm=POOLED),
     labs.range_shift_subjects: lambda found, _: found.assign(arm=POOLED),
     labs.grade_shift_subjects: lambda found, _: found.assign(arm=POOLED),
     labs.liver_peaks: lambda found, _: found.assign(arm=POOLED),
-    labs.abnormal_counts: lambda found, _: pool_arms(found, counts=INCIDENCE_COUNTS),
+    labs.lab_counts: lambda found, _: pool_arms(found, counts=labs.COUNTS),
     baseline.table_one_counts: _not_by_arm,
     baseline.subjects_with_value: _not_by_arm,
 }
