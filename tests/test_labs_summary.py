@@ -1,0 +1,128 @@
+"""The Labs page's load-time counts (issue #21 at scale): what a load stores per subject
+(``models.LabSubjectSummary``, ``LabGradeSummary``, ``LiverSummary``) and per site and arm
+(``LabCount``) gives every figure the metric functions give from the raw records, on the CDISC
+pilot: each LB and VS measurement's range shift, every CTCAE term's grade shift, the abnormal
+values, the eDISH points (with and without a time window), for the whole study, one site, and a
+blinded viewer. And a study stored before the counts existed says so instead of showing none.
+"""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sqlalchemy import delete
+from sqlmodel import Session
+
+from dashboard.db import make_engine
+from dashboard.metrics import labs
+from dashboard.models import LabCount, LabGradeSummary, LabSubjectSummary, LiverSummary
+from dashboard.queries import labs as lab_queries
+from dashboard.views.context import ViewContext
+from dashboard.views.labs import (
+    LabsOptions,
+    build_labs,
+    graded_records,
+    incidence_subjects,
+    measurement_shifts,
+)
+from dashboard.views.reader import Reader
+from tests.databases import copy_database
+
+STUDY = "CDISCPILOT01"
+CONTEXTS = {
+    "every site": ViewContext(study_id=STUDY),
+    "site 701": ViewContext(study_id=STUDY, scope=("701",)),
+    "blinded": ViewContext(study_id=STUDY, shows_arms=False),
+}
+
+
+def _raw(session: Session, ctx: ViewContext, domain: str) -> pd.DataFrame:
+    """The domain's records as the metric functions take them, read raw (no load-time count)."""
+    records = Reader(session, ctx)(lab_queries.lab_records, domain=domain)
+    return labs.with_measurement(labs.with_vital_sign_limits(records))
+
+
+def _same_subjects(got: pd.DataFrame, expected: pd.DataFrame) -> None:
+    columns = labs.SHIFT_SUBJECT_COLUMNS
+    left = got[columns].sort_values(["arm", "usubjid"], ignore_index=True)
+    right = expected[columns].sort_values(["arm", "usubjid"], ignore_index=True)
+    pd.testing.assert_frame_equal(left, right, check_dtype=False)
+
+
+@pytest.mark.parametrize("context", list(CONTEXTS))
+@pytest.mark.parametrize("domain", ["LB", "VS"])
+def test_every_shift_table_equals_the_one_counted_from_the_records(
+    pilot_db_url: str, context: str, domain: str
+) -> None:
+    ctx = CONTEXTS[context]
+    engine = make_engine(pilot_db_url)
+    with Session(engine) as session:
+        view = build_labs(session, ctx, LabsOptions(domain=domain))
+        records = _raw(session, ctx, domain)
+        grades = graded_records(records)
+        assert set(view.measurements["label"]) == set(records["measurement"])
+        read = Reader(session, ctx)
+        compared = 0
+        for label in view.measurements["label"]:
+            shifts = measurement_shifts(read, view.measurements, label)
+            expected = labs.range_shift(records, None, label)
+            pd.testing.assert_frame_equal(shifts.range_shift.cells, expected.cells)
+            _same_subjects(shifts.range_shift.subjects, expected.subjects)
+            mine = records[records["measurement"] == label]
+            terms = sorted(grades.loc[grades["record"].isin(mine.index), "term"].unique())
+            for term in terms:
+                table = measurement_shifts(read, view.measurements, label, term).grade_shift
+                expected_grades = labs.grade_shift(records, grades, None, term, label)
+                if expected_grades.subjects.empty:  # graded only at baseline: no table
+                    assert table is None or table.subjects.empty
+                    continue
+                assert table is not None
+                pd.testing.assert_frame_equal(table.cells, expected_grades.cells)
+                _same_subjects(table.subjects, expected_grades.subjects)
+            compared += 1
+    engine.dispose()
+    assert compared == len(view.measurements) > 0
+
+
+@pytest.mark.parametrize("context", list(CONTEXTS))
+def test_abnormal_values_and_edish_equal_those_counted_from_the_records(
+    pilot_db_url: str, context: str
+) -> None:
+    ctx = CONTEXTS[context]
+    engine = make_engine(pilot_db_url)
+    with Session(engine) as session:
+        for domain in ("LB", "VS"):
+            view = build_labs(session, ctx, LabsOptions(domain=domain))
+            records = _raw(session, ctx, domain)
+            expected = labs.abnormal_incidence(records, graded_records(records))
+            pd.testing.assert_frame_equal(view.incidence, expected, check_dtype=False)
+        lb = _raw(session, ctx, "LB")
+        for window in (None, 0, 30):
+            view = build_labs(session, ctx, LabsOptions(window_days=window))
+            pd.testing.assert_frame_equal(view.edish, labs.edish_points(lb, window))
+        if ctx.scope is None and ctx.shows_arms:
+            # The pilot's one case: the figure the Done-when names.
+            assert view.hys_law == ("01-705-1186",)
+        # A click on an abnormal-values cell lists what the records list.
+        label = str(view.incidence["measurement"].iloc[0])
+        listed = incidence_subjects(
+            session, ctx, domain="LB", measurement=label, arm=None, flag="high"
+        )
+        direct = labs.incidence_subjects(lb, graded_records(lb), label, None, "high")
+        pd.testing.assert_frame_equal(listed, direct, check_dtype=False)
+    engine.dispose()
+
+
+def test_a_study_stored_before_the_counts_says_to_import_again(
+    pilot_db_url: str, tmp_path: Path
+) -> None:
+    # What a database upgraded to migration 0007 holds: findings, and no lab counts yet.
+    copy = copy_database(pilot_db_url, tmp_path, "before-0007")
+    engine = make_engine(copy)
+    with Session(engine) as session:
+        for table in (LabSubjectSummary, LabGradeSummary, LiverSummary, LabCount):
+            session.execute(delete(table))
+        session.commit()
+        view = build_labs(session, ViewContext(study_id=STUDY))
+    engine.dispose()
+    assert view.summary_missing and view.domains == ()
