@@ -177,14 +177,11 @@ if view.options.domain == "LB":
 
 # -- 4. values over time -------------------------------------------------------------------------------
 st.subheader("Values by visit")
-if view.values.empty:
-    st.info(f"No values of {measurement} in this selection.")
+if view.boxes.empty:
+    st.info(f"No values of {measurement} at a scheduled visit in this selection.")
 else:
-    scheduled = view.values[
-        view.values["visit_number"].isna() | (view.values["visit_number"] % 1 == 0)
-    ]
-    st.altair_chart(box_by_visit(scheduled), width="stretch")
-    left_out = len(view.values) - len(scheduled)
+    st.altair_chart(box_by_visit(view.boxes, measurement), width="stretch")
+    left_out = view.unscheduled
     st.caption(
         f"{measurement}: the values at each scheduled visit by arm (box: quartiles, whiskers: "
         "lowest and highest)"

@@ -459,7 +459,15 @@ def test_values_over_time_by_visit_number() -> None:
     values = labs.values_over_time(records, label)
     assert values["value"].tolist() == [20.0, 25.0, 30.0]  # S2's empty record left out
     assert labs.visit_order(values) == ["SCREENING", "UNSCHEDULED 1.1", "WEEK 2"]
-    assert lab_charts.visit_order(values) == labs.visit_order(values)
+    # The boxes: scheduled visits only (UNSCHEDULED 1.1 left out), by visit number.
+    scheduled = labs.scheduled_values(values)
+    assert scheduled["visit"].tolist() == ["SCREENING", "WEEK 2"]
+    boxes = labs.box_stats(scheduled)
+    assert boxes["visit"].tolist() == ["SCREENING", "WEEK 2"]
+    assert boxes[["n", "lowest", "median", "highest"]].values.tolist() == [
+        [1, 20.0, 20.0, 20.0],
+        [1, 30.0, 30.0, 30.0],
+    ]
     series = labs.subject_series(records, label, "S1")
     assert series["date"].tolist() == sorted(series["date"].tolist())
 
@@ -647,10 +655,13 @@ def test_box_and_subject_charts() -> None:
     )
     label = "Alanine Aminotransferase (U/L)"
     values = labs.values_over_time(records, label)
-    box = lab_charts.box_by_visit(values).to_dict()
-    assert box["mark"]["type"] == "boxplot"
-    assert box["encoding"]["x"]["sort"] == ["BASELINE", "WEEK 1"]
-    assert box["encoding"]["xOffset"]["field"] == "arm"
+    boxes = labs.box_stats(values)
+    box = lab_charts.box_by_visit(boxes, label).to_dict()
+    assert [layer["mark"]["type"] for layer in box["layer"]] == ["rule", "bar", "tick"]
+    assert box["layer"][0]["encoding"]["x"]["sort"] == ["BASELINE", "WEEK 1"]
+    assert box["layer"][0]["encoding"]["xOffset"]["field"] == "arm"
+    # The browser gets a row per visit and arm, not a row per value.
+    assert len(datasets(box)[0]) == len(boxes) < len(values)
     series = labs.subject_series(records, label, "S1")
     alone = lab_charts.subject_values(series).to_dict()
     assert [layer["mark"]["type"] for layer in alone["layer"]] == ["area", "line", "point"]
@@ -683,3 +694,26 @@ def test_a_subject_without_an_arm_is_counted() -> None:
     table = labs.range_shift(records, "ALT")
     assert nonzero_cells(table) == {(labs.NO_ARM, "NORMAL", "HIGH"): (1, 1)}
     assert list(labs.abnormal_incidence(records, None)["arm"]) == [labs.NO_ARM]
+
+
+def test_box_stats_are_pandas_quartiles_per_visit_and_arm() -> None:
+    rng = np.random.default_rng(7)
+    values = pd.DataFrame(
+        {
+            "visit": rng.choice(["WEEK 2", "BASELINE", "WEEK 4"], 300),
+            "arm": rng.choice(["A", "B"], 300),
+            "value": rng.normal(30, 8, 300),
+        }
+    )
+    values["visit_number"] = values["visit"].map({"BASELINE": 1.0, "WEEK 2": 2.0, "WEEK 4": 3.0})
+    boxes = labs.box_stats(values)
+    assert boxes["visit"].drop_duplicates().tolist() == ["BASELINE", "WEEK 2", "WEEK 4"]
+    for row in boxes.to_dict("records"):
+        mine = values.loc[
+            (values["visit"] == row["visit"]) & (values["arm"] == row["arm"]), "value"
+        ]
+        assert row["n"] == len(mine)
+        assert row["lowest"] == mine.min() and row["highest"] == mine.max()
+        assert np.isclose(row["q1"], np.percentile(mine, 25))
+        assert np.isclose(row["median"], np.percentile(mine, 50))
+        assert np.isclose(row["q3"], np.percentile(mine, 75))

@@ -214,3 +214,28 @@ def test_page_shows_the_view(pilot_db_url: str, monkeypatch: pytest.MonkeyPatch)
     assert not at.exception, at.exception
     assert str(at.selectbox(key="labs_measurement").value).startswith("Systolic Blood Pressure")
     assert "Liver: eDISH and potential Hy's law" not in [h.value for h in at.subheader]
+
+
+def test_alt_boxes_by_visit_equal_pandas(pilot_db_url: str, pilot_lb: pd.DataFrame) -> None:
+    # The values by visit: ALT's scheduled visits (VISITNUM a whole number) by actual arm.
+    alt = pilot_lb[(pilot_lb["LBTESTCD"] == "ALT") & pilot_lb["LBSTRESN"].notna()]
+    scheduled = alt[alt["VISITNUM"] % 1 == 0]
+    expected = scheduled.groupby(["VISIT", "ACTARM"])["LBSTRESN"].agg(
+        n="size",
+        lowest="min",
+        q1=lambda v: np.percentile(v, 25),
+        median="median",
+        q3=lambda v: np.percentile(v, 75),
+        highest="max",
+    )
+    with Session(make_engine(pilot_db_url)) as session:
+        view = build_labs(session, ViewContext(study_id=STUDY))  # opens on ALT
+    boxes = view.boxes.set_index(["visit", "arm"])[list(expected.columns)]
+    expected.index.names = ["visit", "arm"]
+    pd.testing.assert_frame_equal(
+        boxes.sort_index(), expected.sort_index(), check_dtype=False, check_exact=False
+    )
+    assert view.unscheduled == len(alt) - len(scheduled) > 0
+    # In visit number order, as the chart's x axis.
+    numbers = view.boxes.groupby("visit", sort=False)["visit_number"].first()
+    assert numbers.is_monotonic_increasing

@@ -180,45 +180,45 @@ def _date_text(dates: pd.Series) -> list[str]:
     return ["" if pd.isna(d) else d.strftime("%Y-%m-%d") for d in as_dates]
 
 
-def visit_order(values: pd.DataFrame) -> list[str]:
-    """The visits of ``values`` by their (lowest) visit number; unnumbered visits last."""
-    numbers = values.groupby("visit", dropna=True)["visit_number"].min()
-    return [str(v) for v in numbers.sort_values(kind="stable", na_position="last").index]
-
-
 def _value_title(values: pd.DataFrame) -> str:
     measurement = values["measurement"].dropna()
     return str(measurement.iloc[0]) if len(measurement) else "Value"
 
 
-def box_by_visit(values: pd.DataFrame) -> alt.Chart:
-    """Box plots of one measurement's values by visit (x, by visit number) and arm (side by side,
-    coloured); whiskers to the extremes (min to max), so no value hides as an "outlier".
+def box_by_visit(boxes: pd.DataFrame, title: str) -> alt.LayerChart:
+    """Box plots of one measurement's values by visit (x, in the order given: by visit number)
+    and arm (side by side, coloured): box from the first to the third quartile, a tick at the
+    median, whiskers to the lowest and highest value, so no value hides as an "outlier".
 
-    ``values``: the output of ``metrics.labs.values_over_time``.
+    ``boxes``: ``metrics.labs.box_stats`` (a row per visit and arm, counted before drawing: the
+    browser gets the boxes, not every value); ``title``: the measurement, the y axis's title.
     """
-    order = visit_order(values)
-    data = values[["usubjid", "arm", "visit", "value"]].assign(
-        arm=values["arm"].astype(str), visit=values["visit"].astype(str)
+    order = [str(v) for v in boxes["visit"].drop_duplicates()]
+    data = boxes.assign(arm=boxes["arm"].astype(str), visit=boxes["visit"].astype(str))
+    x = alt.X(
+        "visit:N",
+        sort=order,
+        title="Visit",
+        # Every visit named: overlapping names are angled, not dropped.
+        axis=alt.Axis(labelAngle=-45, labelLimit=LABEL_LIMIT, labelOverlap=False),
     )
-    chart: alt.Chart = (
-        alt.Chart(data)
-        .mark_boxplot(extent="min-max", size=14)
-        .encode(
-            x=alt.X(
-                "visit:N",
-                sort=order,
-                title="Visit",
-                # Every visit named: overlapping names are angled, not dropped.
-                axis=alt.Axis(labelAngle=-45, labelLimit=LABEL_LIMIT, labelOverlap=False),
-            ),
-            xOffset=alt.XOffset("arm:N"),
-            y=alt.Y("value:Q", title=_value_title(values)),
-            color=_arm_colour(),
-        )
-        .properties(height=360)
+    tooltip = [
+        alt.Tooltip("visit:N", title="Visit"),
+        alt.Tooltip("arm:N", title="Arm"),
+        alt.Tooltip("n:Q", title="Values"),
+        alt.Tooltip("lowest:Q", title="Lowest"),
+        alt.Tooltip("q1:Q", title="First quartile"),
+        alt.Tooltip("median:Q", title="Median"),
+        alt.Tooltip("q3:Q", title="Third quartile"),
+        alt.Tooltip("highest:Q", title="Highest"),
+    ]
+    base = alt.Chart(data).encode(x=x, xOffset=alt.XOffset("arm:N"), tooltip=tooltip)
+    whiskers = base.mark_rule().encode(
+        y=alt.Y("lowest:Q", title=title), y2="highest:Q", color=_arm_colour()
     )
-    return chart
+    box = base.mark_bar(size=14).encode(y="q1:Q", y2="q3:Q", color=_arm_colour())
+    median = base.mark_tick(color="white", size=14, thickness=2).encode(y="median:Q")
+    return alt.LayerChart(layer=[whiskers, box, median], height=360)
 
 
 def _day_field(frame: pd.DataFrame) -> tuple[str, str]:

@@ -908,6 +908,41 @@ def values_over_time(records: pd.DataFrame, measurement: str) -> pd.DataFrame:
     return ordered[VALUE_COLUMNS].reset_index(drop=True)
 
 
+# One box of the values by visit: the visit (and its number), the arm, the values' count and
+# their lowest, quartiles (linear interpolation, as pandas and Vega compute them) and highest.
+BOX_COLUMNS = ["visit", "visit_number", "arm", "n", "lowest", "q1", "median", "q3", "highest"]
+
+
+def scheduled_values(values: pd.DataFrame) -> pd.DataFrame:
+    """The values of scheduled visits: VISITNUM a whole number, or no VISITNUM at all (an
+    unscheduled visit is numbered between two scheduled ones, e.g. 4.1)."""
+    number = values["visit_number"]
+    return values[number.isna() | (number % 1 == 0)]
+
+
+def box_stats(values: pd.DataFrame) -> pd.DataFrame:
+    """A box per visit and arm of ``values`` (``values_over_time``'s rows): ``BOX_COLUMNS``, in
+    visit number then arm order. Counted here, so a chart of a couple of hundred thousand values
+    sends the browser a few dozen boxes."""
+    known = values[values["value"].notna() & values["visit"].notna()]
+    if known.empty:
+        return pd.DataFrame(columns=BOX_COLUMNS)
+    groups = known.assign(arm=known["arm"].astype(str), visit=known["visit"].astype(str))
+    grouped = groups.groupby(["visit", "arm"], sort=False)["value"]
+    boxes = grouped.agg(
+        n="size",
+        lowest="min",
+        q1=lambda v: v.quantile(0.25),
+        median="median",
+        q3=lambda v: v.quantile(0.75),
+        highest="max",
+    ).reset_index()
+    numbers = groups.groupby("visit")["visit_number"].min()
+    boxes["visit_number"] = boxes["visit"].map(numbers).astype(float)
+    boxes = boxes.sort_values(["visit_number", "arm"], kind="stable", na_position="last")
+    return boxes[BOX_COLUMNS].reset_index(drop=True)
+
+
 def visit_order(values: pd.DataFrame) -> list[str]:
     """The visits of ``values`` by their (lowest) visit number; unnumbered visits last."""
     numbers = values.groupby("visit", dropna=True)["visit_number"].min()

@@ -50,7 +50,8 @@ class LabsView:
     incidence: pd.DataFrame  # ``labs.abnormal_incidence`` of the domain
     edish: pd.DataFrame  # ``labs.edish_points`` (LB only; empty for VS)
     hys_law: tuple[str, ...]  # subject codes in the potential Hy's law quadrant
-    values: pd.DataFrame  # ``labs.values_over_time`` of the chosen measurement
+    boxes: pd.DataFrame  # ``labs.box_stats`` of the chosen measurement's scheduled visits
+    unscheduled: int  # its values at unscheduled visits, left out of the boxes
     blinding_note: str | None
     metrics: tuple[Metric, ...] = ()  # the page's headline
     rules: tuple[str, ...] = field(default=())  # the rules the figures follow, as the page says
@@ -194,11 +195,13 @@ def build_labs(session: Session, ctx: ViewContext, options: LabsOptions | None =
     terms: tuple[str, ...] = ()
     term = None
     values = pd.DataFrame(columns=labs.VALUE_COLUMNS)
+    scheduled = values
     if measurement is not None:
         shifts = measurement_shifts(read, measurements, measurement, chosen.term)
         range_shift, terms, term = shifts.range_shift, shifts.terms, shifts.term
         grade_shift = shifts.grade_shift
         values = measurement_values(read, measurements, measurement)
+        scheduled = labs.scheduled_values(values)
     points = (
         edish(read, chosen.window_days)
         if domain == "LB"
@@ -245,7 +248,8 @@ def build_labs(session: Session, ctx: ViewContext, options: LabsOptions | None =
         incidence=abnormal_incidence(found, measurements),
         edish=points,
         hys_law=hys_law,
-        values=values,
+        boxes=labs.box_stats(scheduled),
+        unscheduled=len(values) - len(scheduled),
         blinding_note=_blinding_note(frame.study, shows_arms=ctx.shows_arms),
         metrics=tuple(metrics),
         rules=tuple(rules),
