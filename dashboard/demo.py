@@ -12,7 +12,7 @@
 Laboratory data (issue #21): a small LB panel (ALT, AST, BILI, CREAT, HGB) with normal ranges and
 indicators at screening and at weeks 4, 12 and 24; in DEMO-MULTI flagged baseline for the whole
 panel and one planted potential Hy's law case (``MULTI_HYS_LAW_CASE``) and one Temple's corollary
-case (``MULTI_TEMPLE_CASE``); in the seed mostly normal values, haemoglobin its only baseline test.
+case (``MULTI_TEMPLE_CASE``); in the seed mostly normal values, every test flagged at screening.
 
 Every build is seeded, so the same command gives the same figures, and each study gets two DataCuts
 (an interim and the current cut) so "new since the previous cut" has something to show.
@@ -1132,8 +1132,9 @@ def build_seed_study(session: Session, *, seed: int = 6466850) -> None:
         )
         subjects.append(planned)
     # Laboratory values (issue #21) from a generator of their own: every earlier figure stays. The
-    # chemistry has no baseline flag here: a flagged baseline is a Table 1 characteristic, and the
-    # seed's Table 1 opens on the issue's list (haemoglobin its only laboratory test).
+    # chemistry has a flagged baseline at screening, so its shift tables read from it; Table 1 still
+    # opens on the issue's list (it takes a lab test only where an eligibility rule reads it:
+    # haemoglobin, EXCL07).
     lab_rng = random.Random(seed + 21)
     for planned in subjects:
         hgb = _label_seed_haemoglobin(planned)
@@ -1143,7 +1144,8 @@ def build_seed_study(session: Session, *, seed: int = 6466850) -> None:
             panel=_SEED_LAB_PANEL,
             cutoff=SEED_CUTOFF,
             tests=tuple(_SEED_LAB_PANEL),
-            baseline_tests=(),
+            # Haemoglobin's baseline is the screening value already recorded.
+            baseline_tests=tuple(code for code in _SEED_LAB_PANEL if code != "HGB"),
             visits=_SEED_LAB_VISITS,
             typical={"HGB": hgb},
         )

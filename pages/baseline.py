@@ -16,7 +16,6 @@ from dashboard.metrics.table_one import (
     MISSING_LEVEL,
     STATISTIC,
     column_summaries,
-    default_keys,
     level_counts,
 )
 from dashboard.ui import views
@@ -78,7 +77,7 @@ by = str(
 right.multiselect(
     "Characteristics",
     list(labels),
-    default=default_keys(view.catalogue),
+    default=list(view.default_keys),
     format_func=lambda k: labels.get(k, k),
     key="baseline_keys",
 )

@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 from tableone import TableOne  # type: ignore[import-untyped]
 
 from dashboard.db import make_engine
+from dashboard.metrics.eligibility import rule_variables
 from dashboard.metrics.table_one import (
     CHARACTERISTIC,
     DENOMINATOR_ROW,
@@ -35,6 +36,7 @@ from dashboard.metrics.table_one import (
     table_one,
 )
 from dashboard.queries.baseline import baseline_catalogue, baseline_values, table_one_counts
+from dashboard.queries.screen_failures import criteria_with_rules
 from dashboard.results.baseline import SCREEN_FAILURE_COLUMN
 from tests.conftest import PROJECT_ROOT
 
@@ -423,7 +425,13 @@ def test_catalogue_and_default_selection(session: Session) -> None:
     # Exactly the list for this study: age, sex, BMI, K-L grade (each knee), knee-pain
     # duration, pain VAS, WOMAC, haemoglobin. Height and weight are recorded but BMI summarises
     # them: they stay in the picker, out of the default. Race and ethnicity are not recorded.
-    assert sorted(default_keys(catalogue)) == sorted(
+    # Haemoglobin the only laboratory test: EXCL07 ("HGB < 10 g/dL") reads it. The seed's liver
+    # and kidney tests have flagged baselines too, and stay in the picker (they have the Labs page).
+    rules = criteria_with_rules(session, study_id="NCT06466850")["rule"]
+    tests = rule_variables(rules)
+    assert "HGB" in tests and {"LB.ALT", "LB.CREAT"} <= set(catalogue["key"])
+    assert "LB.HGB" not in default_keys(catalogue)  # no rule given: no lab test
+    assert sorted(default_keys(catalogue, tests)) == sorted(
         [
             "AGE",
             "SEX",
@@ -436,7 +444,7 @@ def test_catalogue_and_default_selection(session: Session) -> None:
             "LB.HGB",
         ]
     )
-    assert default_keys(catalogue)[:2] == ["AGE", "SEX"]
+    assert default_keys(catalogue, tests)[:2] == ["AGE", "SEX"]
     assert {"VS.HEIGHT", "VS.WEIGHT"} <= set(catalogue["key"])
     # Without a BMI, height and weight are defaults like any finding.
     no_bmi = catalogue[catalogue["key"] != "VS.BMI"]

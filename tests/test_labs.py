@@ -220,7 +220,7 @@ def test_alt_boxes_by_visit_equal_pandas(pilot_db_url: str, pilot_lb: pd.DataFra
     # The values by visit: ALT's scheduled visits (VISITNUM a whole number) by actual arm.
     alt = pilot_lb[(pilot_lb["LBTESTCD"] == "ALT") & pilot_lb["LBSTRESN"].notna()]
     scheduled = alt[alt["VISITNUM"] % 1 == 0]
-    expected = scheduled.groupby(["VISIT", "ACTARM"])["LBSTRESN"].agg(
+    expected: pd.DataFrame = scheduled.groupby(["VISIT", "ACTARM"])["LBSTRESN"].agg(  # type: ignore[assignment]
         n="size",
         lowest="min",
         q1=lambda v: np.percentile(v, 25),

@@ -87,15 +87,24 @@ def test_baseline_and_post_baseline_visits(lab_rows: pd.DataFrame, demo_engine: 
     held = post.merge(visits, on=["subject_pk", "visit", "date"], how="left")
     assert (held["visit_num"] == held["visit_number"]).all()
     assert set(post["visit"]) == {"WEEK 4", "WEEK 12", "WEEK 24 (FOLLOW-UP)"}
-    # DEMO-MULTI: the whole panel flagged at baseline for every treated subject. The seed: only
-    # its screening haemoglobin (Table 1's list stays the issue's), for every screened subject.
+    # DEMO-MULTI: the whole panel flagged at baseline for every treated subject. The seed: its
+    # screening haemoglobin for every screened subject (36), and the rest of the panel, flagged,
+    # for the 20 enrolled (Table 1's list stays the issue's: it takes haemoglobin alone).
     multi = baseline[baseline["study_id"] == MULTISITE_STUDY_ID]
     treated = lab_rows.loc[lab_rows["study_id"] == MULTISITE_STUDY_ID, "usubjid"].nunique()
     assert multi.groupby("test_code")["usubjid"].nunique().to_dict() == dict.fromkeys(
         sorted(PANEL), treated
     )
     seed = lab_rows[(lab_rows["study_id"] == SEED_STUDY_ID) & (lab_rows["visit"] == "SCREENING")]
-    assert set(seed["test_code"]) == {"HGB"} and len(seed) == 36
+    assert seed.groupby("test_code")["usubjid"].nunique().to_dict() == {
+        "ALT": 20,
+        "AST": 20,
+        "BILI": 20,
+        "CREAT": 20,
+        "HGB": 36,
+    }
+    chemistry = seed[seed["test_code"] != "HGB"]
+    assert chemistry["is_baseline"].all() and len(chemistry) == 4 * 20
 
 
 def _liver_peaks(lab_rows: pd.DataFrame, study_id: str) -> pd.DataFrame:

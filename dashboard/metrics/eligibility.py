@@ -55,6 +55,17 @@ def parse_rule(text: str) -> Rule:
     )
 
 
+def rule_variables(rules: Iterable[str]) -> set[str]:
+    """The variables (test codes, AGE) the readable rules among ``rules`` check."""
+    found = set()
+    for text in rules:
+        try:
+            found.add(parse_rule(text).variable)
+        except RuleError:
+            continue  # a rule the grammar does not read checks nothing (the page says so)
+    return found
+
+
 def age_rule(min_age: float | None, max_age: float | None) -> Rule | None:
     """The registry's (or TS's) age limits as a rule, where either is known."""
     if min_age is not None and max_age is not None:

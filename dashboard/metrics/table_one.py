@@ -26,7 +26,7 @@ The formatted table carries its display headers ("Characteristic", "Statistic", 
 import itertools
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -496,15 +496,20 @@ BMI_KEY = "VS.BMI"
 BMI_PARTS = ("VS.HEIGHT", "VS.WEIGHT")
 
 
-def default_keys(catalogue: pd.DataFrame) -> list[str]:
+def default_keys(catalogue: pd.DataFrame, eligibility_tests: Collection[str] = ()) -> list[str]:
     """The characteristics Table 1 opens with: age and sex, race and ethnicity where recorded, then
     the baseline findings (the first dozen by how many subjects have them; height and weight left
-    out where BMI is recorded; laboratory tests after every other finding, as they have a page of
-    their own: a study with 40 baseline lab tests still opens on its vital signs)."""
+    out where BMI is recorded). A laboratory test only where an eligibility rule reads it
+    (``eligibility_tests``: test codes, e.g. HGB for "HGB < 10 g/dL"), after every other finding:
+    the lab tests have a page of their own, so a study with 40 baseline lab tests still opens on
+    its vital signs and its eligibility measures."""
     with_values = catalogue[catalogue["subjects"] > 0]
     present = set(with_values["key"])
     demographics = [k for k in ("AGE", "SEX", "RACE", "ETHNIC") if k in present]
     findings = with_values[with_values["key"].str.contains(".", regex=False)]
+    lab = findings["key"].str.startswith("LB.")
+    named = findings["key"].str.split(".").str[1].isin({t.upper() for t in eligibility_tests})
+    findings = findings[~lab | named]
     if BMI_KEY in present:
         findings = findings[~findings["key"].isin(BMI_PARTS)]
     top = (

@@ -9,6 +9,7 @@ import pandas as pd
 from sqlmodel import Session
 
 from dashboard.metrics.baseline import format_mean_sd, weighted_mean_sd
+from dashboard.metrics.eligibility import rule_variables
 from dashboard.metrics.table_one import (
     CHARACTERISTIC,
     DENOMINATOR_ROW,
@@ -22,7 +23,7 @@ from dashboard.metrics.table_one import (
     is_ordinal,
     table_one,
 )
-from dashboard.queries import baseline, enrollment, studies
+from dashboard.queries import baseline, enrollment, screen_failures, studies
 from dashboard.queries.changes import new_subjects_by_column
 from dashboard.results.baseline import NOT_ALLOCATED_COLUMN, SCREEN_FAILURE_COLUMN
 from dashboard.results.enrollment import PopulationCounts
@@ -63,6 +64,7 @@ class BaselineView:
     metrics: tuple[Metric, ...]
     catalogue: pd.DataFrame  # key, label, unit, categorical, ...: what can be tabulated
     labels: dict[str, str]  # key -> "label (unit)"
+    default_keys: tuple[str, ...]  # what Table 1 opens with (``table_one.default_keys``)
     by_options: tuple[str, ...]  # the column choices this viewer has
     options: TableOneOptions  # the choices resolved (defaults filled in)
     value_counts: pd.DataFrame  # subjects per (column, key, value): the distributions' input
@@ -129,7 +131,9 @@ def build_baseline(
     if not ctx.shows_arms:
         by_options = ("site",)
     by = chosen.by if chosen.by in by_options else by_options[0]
-    keys = tuple(default_keys(catalogue)) if chosen.keys is None else chosen.keys
+    rules = read(screen_failures.criteria_with_rules)["rule"]
+    defaults = tuple(default_keys(catalogue, rule_variables(str(r) for r in rules)))
+    keys = defaults if chosen.keys is None else chosen.keys
     keys = tuple(k for k in keys if k in labels)
     population = chosen.population
 
@@ -164,6 +168,7 @@ def build_baseline(
             metrics=metrics,
             catalogue=catalogue,
             labels=labels,
+            default_keys=defaults,
             by_options=by_options,
             options=resolved(False),
             value_counts=value_counts,
@@ -264,6 +269,7 @@ def build_baseline(
         metrics=metrics,
         catalogue=catalogue,
         labels=labels,
+        default_keys=defaults,
         by_options=by_options,
         options=resolved(smd),
         value_counts=value_counts,
