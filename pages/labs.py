@@ -6,7 +6,7 @@ click on any count lists its subjects, each a link to the Subject page."""
 
 import streamlit as st
 
-from dashboard.charts.labs import box_by_visit, edish_chart
+from dashboard.charts.labs import EDISH_DOT_LIMIT, box_by_visit, edish_chart
 from dashboard.metrics.labs import HYS_LAW, NOT_ASSESSABLE
 from dashboard.ui import labs, views
 from dashboard.ui.ae_drilldown import table_cell
@@ -158,7 +158,13 @@ if view.options.domain == "LB":
         )
     else:
         st.altair_chart(edish_chart(points, ctx.study_id), width="stretch")
-        st.caption(view.rules[-1] + " A click on a point opens the subject's page.")
+        shaded = (
+            f" With more than {EDISH_DOT_LIMIT:,} subjects, those in the normal range are shaded "
+            "cells (darker: more subjects; hover for the count) and the others are points."
+            if len(assessable) > EDISH_DOT_LIMIT
+            else ""
+        )
+        st.caption(view.rules[-1] + " A click on a point opens the subject's page." + shaded)
         cases = points[points["quadrant"] == HYS_LAW]
         if cases.empty:
             st.markdown("**Potential Hy's law**: no subject.")

@@ -630,6 +630,28 @@ def test_edish_chart_spec() -> None:
     assert names == {labs.HYS_LAW, labs.TEMPLE, labs.HYPERBILIRUBINAEMIA, labs.NORMAL_RANGE}
 
 
+def test_edish_chart_shades_the_normal_range_above_the_dot_limit() -> None:
+    points = labs.edish_points(liver_records())
+    normal = points[points["quadrant"] == labs.NORMAL_RANGE]
+    outside = points[~points["quadrant"].isin([labs.NORMAL_RANGE, labs.NOT_ASSESSABLE])]
+    assert len(normal) >= 1 and len(outside) >= 1
+    # Under the limit: every assessable subject a dot, no cells.
+    spec = lab_charts.edish_chart(points, "S").to_dict()
+    assert "rect" not in {layer["mark"]["type"] for layer in spec["layer"]}
+    # Over it (a limit of 2 here): the normal-range subjects counted in cells, the others dots.
+    spec = lab_charts.edish_chart(points, "S", dot_limit=2).to_dict()
+    dots = next(layer for layer in spec["layer"] if layer["mark"]["type"] == "circle")
+    shade = next(layer for layer in spec["layer"] if layer["mark"]["type"] == "rect")
+    dotted = {r["usubjid"] for r in spec["datasets"][dots["data"]["name"]]}
+    assert dotted == set(outside["usubjid"])
+    cells = spec["datasets"][shade["data"]["name"]]
+    assert sum(c["subjects"] for c in cells) == len(normal)
+    # Each normal-range subject lies in a cell that counts it.
+    for _, row in normal.iterrows():
+        x, y = row["peak_transaminase_uln"], row["peak_bili_uln"]
+        assert any(c["x"] <= x < c["x2"] and c["y"] <= y < c["y2"] for c in cells)
+
+
 def test_edish_chart_clips_zero_at_the_floor() -> None:
     points = labs.edish_points(
         frame(liver("Z1", "ALT", "2024-01-10", 0.0), liver("Z1", "BILI", "2024-01-10", 10))

@@ -6,6 +6,7 @@ from typing import Literal
 from urllib.parse import quote, urlencode
 
 import altair as alt
+import numpy as np
 import pandas as pd
 
 from dashboard.charts.colours import PRIMARY_BLUE
@@ -26,6 +27,13 @@ LOG_FLOOR = 0.05
 # The Subject page's url_path (the same relative link as ui.links.subject_url, which the charts
 # may not import: links from a chart carry the study alone).
 SUBJECT_PAGE = "subject"
+
+# Above this many subjects on the eDISH plot, those in the normal-range quadrant are drawn as
+# shaded cells (a count per cell) and only the others as dots: 30,000 dots, each with a link and
+# a tooltip, took the browser seconds to draw, and a monitor looks for the few outside the lines.
+EDISH_DOT_LIMIT = 2_000
+# The cells' size on the log axes, in decades (0.05: about 12% of a value).
+DENSITY_CELL_DECADES = 0.05
 
 # The x fields the eDISH plot can use, with their axis titles.
 EDISH_X = {
@@ -56,6 +64,8 @@ def edish_chart(
     study_id: str,
     rule_lines: tuple[float, float] = (TRANSAMINASE_LIMIT, BILIRUBIN_LIMIT),
     x: str = "peak_transaminase_uln",
+    *,
+    dot_limit: int = EDISH_DOT_LIMIT,
 ) -> alt.LayerChart:
     """The eDISH plot (FDA): a dot per subject at its peak transaminase (``x``: ALT or AST, or
     either) and peak total bilirubin, each as a multiple of the ULN, on log-log axes, coloured by
@@ -65,13 +75,19 @@ def edish_chart(
 
     Log axes cannot show 0: a peak below ``LOG_FLOOR`` x ULN is drawn at the floor (the tooltip
     keeps the real value). Subjects ``NOT_ASSESSABLE`` (no ULN) have no place on the axes and
-    are left out.
+    are left out. With more than ``dot_limit`` subjects, those in the normal-range quadrant are
+    shaded cells with their count (``edish_density``), the others dots.
 
     ``points``: the output of ``metrics.labs.edish_points``.
     """
     title = EDISH_X[x]
     shown = points[(points["quadrant"] != NOT_ASSESSABLE) & points[x].notna()]
     shown = shown[shown["peak_bili_uln"].notna()]
+    dense = len(shown) > dot_limit
+    if dense:
+        normal = shown[shown["quadrant"] == NORMAL_RANGE]
+        cells = edish_density(normal[x], normal["peak_bili_uln"])
+        shown = shown[shown["quadrant"] != NORMAL_RANGE]
     data = pd.DataFrame(
         {
             "usubjid": shown["usubjid"].astype(str),
@@ -148,8 +164,52 @@ def edish_chart(
         _corner_name(corners.iloc[[2]], x_scale, y_scale, "right", "bottom"),
         _corner_name(corners.iloc[[3]], x_scale, y_scale, "left", "bottom"),
     ]
-    chart: alt.LayerChart = alt.LayerChart(layer=[vertical, horizontal, *names, dots], height=420)
+    layers: list[alt.Chart] = [vertical, horizontal, *names, dots]
+    if dense:
+        shade = (
+            alt.Chart(cells)
+            .mark_rect(opacity=0.8)
+            .encode(
+                x=alt.X("x:Q", scale=x_scale),
+                x2="x2:Q",
+                y=alt.Y("y:Q", scale=y_scale),
+                y2="y2:Q",
+                color=alt.Color(
+                    "subjects:Q",
+                    scale=alt.Scale(scheme="greys", type="log"),
+                    legend=alt.Legend(title="Normal range: subjects per cell", orient="top"),
+                ),
+                tooltip=[alt.Tooltip("subjects:Q", title="Subjects in the normal range here")],
+            )
+        )
+        layers.insert(0, shade)
+    chart: alt.LayerChart = alt.LayerChart(layer=layers, height=420).resolve_scale(
+        color="independent"
+    )
     return chart
+
+
+def edish_density(x: pd.Series, y: pd.Series) -> pd.DataFrame:
+    """Subjects per cell of the log-log eDISH plane (``DENSITY_CELL_DECADES`` a side): x, x2,
+    y, y2 (the cell's corners, multiples of the ULN) and ``subjects``; peaks below ``LOG_FLOOR``
+    counted in the floor's cell, as the dots are drawn at it."""
+    size = DENSITY_CELL_DECADES
+    logs = pd.DataFrame(
+        {
+            "i": np.floor(np.log10(x.astype(float).clip(lower=LOG_FLOOR)) / size),
+            "j": np.floor(np.log10(y.astype(float).clip(lower=LOG_FLOOR)) / size),
+        }
+    )
+    counts = logs.groupby(["i", "j"]).size().rename("subjects").reset_index()
+    return pd.DataFrame(
+        {
+            "x": 10 ** (counts["i"] * size),
+            "x2": 10 ** ((counts["i"] + 1) * size),
+            "y": 10 ** (counts["j"] * size),
+            "y2": 10 ** ((counts["j"] + 1) * size),
+            "subjects": counts["subjects"].astype(int),
+        }
+    )
 
 
 def _corner_name(
