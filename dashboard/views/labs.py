@@ -118,12 +118,9 @@ def measurement_records(read: Reader, measurements: pd.DataFrame, label: str) ->
 
 
 def measurement_values(read: Reader, measurements: pd.DataFrame, label: str) -> pd.DataFrame:
-    """``labs.values_over_time`` of the measurement ``label``: its values by visit, read with
-    only the columns they need."""
-    found = read(lab_queries.lab_values, key=measurement_key(measurements, label))
-    return labs.values_over_time(
-        labs.with_vital_sign_limits(found.assign(measurement=label)), label
-    )
+    """The values of the measurement ``label`` (arm, visit, visit number, value), read with only
+    the columns the boxes by visit need."""
+    return read(lab_queries.lab_values, key=measurement_key(measurements, label))
 
 
 @dataclass(frozen=True)
@@ -194,7 +191,7 @@ def build_labs(session: Session, ctx: ViewContext, options: LabsOptions | None =
     range_shift = grade_shift = None
     terms: tuple[str, ...] = ()
     term = None
-    values = pd.DataFrame(columns=labs.VALUE_COLUMNS)
+    values = pd.DataFrame(columns=lab_queries.VALUE_SOURCE_COLUMNS)
     scheduled = values
     if measurement is not None:
         shifts = measurement_shifts(read, measurements, measurement, chosen.term)
