@@ -78,6 +78,9 @@ with range_tab:
         labs.shift_table(
             ctx,
             table,
+            domain=view.options.domain,
+            measurement=measurement,
+            term=None,
             key=f"labs_range_shift_{measurement}",
             caption=f"{measurement}: subjects n (% of the arm's subjects with a post-baseline "
             "value) by baseline class (rows) and worst post-baseline class (columns). Click a "
@@ -99,6 +102,9 @@ with grade_tab:
             labs.shift_table(
                 ctx,
                 grades,
+                domain=view.options.domain,
+                measurement=measurement,
+                term=view.options.term,
                 key=f"labs_grade_shift_{measurement}_{view.options.term}",
                 caption=f"{view.options.term}: baseline grade (rows) against the worst "
                 "post-baseline grade (columns), as LBTOXGR gives it or derived from the value, the "

@@ -24,6 +24,7 @@ from dashboard.views.labs import (
     graded_records,
     incidence_subjects,
     measurement_shifts,
+    shift_subjects,
 )
 from dashboard.views.reader import Reader
 from tests.databases import copy_database
@@ -40,6 +41,28 @@ def _raw(session: Session, ctx: ViewContext, domain: str) -> pd.DataFrame:
     """The domain's records as the metric functions take them, read raw (no load-time count)."""
     records = Reader(session, ctx)(lab_queries.lab_records, domain=domain)
     return labs.with_measurement(labs.with_vital_sign_limits(records))
+
+
+def _listed(
+    session: Session,
+    ctx: ViewContext,
+    domain: str,
+    label: str,
+    term: str | None,
+    cell: tuple[str | None, str | None, str | None] = (None, None, None),
+) -> pd.DataFrame:
+    """The subjects a click on a shift-table cell lists (None: any arm, baseline or worst)."""
+    arm, baseline, worst = cell
+    return shift_subjects(
+        session,
+        ctx,
+        domain=domain,
+        measurement=label,
+        term=term,
+        arm=arm,
+        baseline=baseline,
+        worst=worst,
+    )
 
 
 def _same_subjects(got: pd.DataFrame, expected: pd.DataFrame) -> None:
@@ -67,18 +90,27 @@ def test_every_shift_table_equals_the_one_counted_from_the_records(
             shifts = measurement_shifts(read, view.measurements, label)
             expected = labs.range_shift(records, None, label)
             pd.testing.assert_frame_equal(shifts.range_shift.cells, expected.cells)
-            _same_subjects(shifts.range_shift.subjects, expected.subjects)
+
+            _same_subjects(_listed(session, ctx, domain, label, None), expected.subjects)
+            # One cell's subjects, as a click lists them: the largest cell off the diagonal.
+            off = expected.cells[expected.cells["baseline"] != expected.cells["worst"]]
+            if off["n"].sum() > 0:
+                top = off.sort_values("n", ascending=False).iloc[0]
+                cell = (str(top["arm"]), str(top["baseline"]), str(top["worst"]))
+                listed = _listed(session, ctx, domain, label, None, cell)
+                assert len(listed) == int(top["n"])
+                _same_subjects(listed, expected.subjects_of(*cell))
             mine = records[records["measurement"] == label]
             terms = sorted(grades.loc[grades["record"].isin(mine.index), "term"].unique())
             for term in terms:
                 table = measurement_shifts(read, view.measurements, label, term).grade_shift
                 expected_grades = labs.grade_shift(records, grades, None, term, label)
                 if expected_grades.subjects.empty:  # graded only at baseline: no table
-                    assert table is None or table.subjects.empty
+                    assert table is None or table.cells["n"].sum() == 0
                     continue
                 assert table is not None
                 pd.testing.assert_frame_equal(table.cells, expected_grades.cells)
-                _same_subjects(table.subjects, expected_grades.subjects)
+                _same_subjects(_listed(session, ctx, domain, label, term), expected_grades.subjects)
             compared += 1
     engine.dispose()
     assert compared == len(view.measurements) > 0

@@ -416,18 +416,22 @@ def _cell_subjects(
     return subjects[keep].sort_values("usubjid").reset_index(drop=True)
 
 
-def _cells(
-    subjects: pd.DataFrame, baseline_order: list[str], worst_order: list[str]
-) -> pd.DataFrame:
-    """The long cells of a shift table from its subjects: every arm x baseline x worst, zeros
-    included."""
-    arms = subjects["arm"].drop_duplicates().sort_values().tolist()
+def _counts(subjects: pd.DataFrame) -> pd.DataFrame:
+    """Subjects per arm, baseline and worst category (``n``): a shift table's counts."""
+    return subjects.groupby(["arm", "baseline", "worst"]).size().rename("n").reset_index()
+
+
+def _cells(counts: pd.DataFrame, baseline_order: list[str], worst_order: list[str]) -> pd.DataFrame:
+    """The long cells of a shift table from its counts (arm, baseline, worst, n): every arm with
+    a subject x baseline x worst, zeros included."""
+    counts = counts[counts["n"] > 0]
+    arms = counts["arm"].drop_duplicates().sort_values().tolist()
     grid = pd.MultiIndex.from_product(
         [arms, baseline_order, worst_order], names=["arm", "baseline", "worst"]
     )
-    n = subjects.groupby(["arm", "baseline", "worst"]).size().reindex(grid, fill_value=0)
-    cells = n.rename("n").reset_index()
-    whole = subjects.groupby("arm").size()
+    summed = counts.groupby(["arm", "baseline", "worst"])["n"].sum()
+    cells = summed.reindex(grid, fill_value=0).astype(int).rename("n").reset_index()
+    whole = counts.groupby("arm")["n"].sum()
     cells["N"] = cells["arm"].map(whole).astype(int)
     cells["pct"] = np.where(cells["N"] > 0, 100 * cells["n"] / cells["N"].clip(lower=1), np.nan)
     return cells
@@ -493,16 +497,35 @@ SHIFT_SUBJECT_COLUMNS = [
 ]
 
 
-def range_shift_table(label: str, subjects: pd.DataFrame) -> ShiftTable:
-    """The range shift table of one measurement from its subjects (one row per subject counted,
-    ``SHIFT_SUBJECT_COLUMNS``): computed from the records (``range_shift``) or read from the
-    load-time summary (``views.labs``)."""
-    subjects = _subject_rows(subjects)
-    baseline_order = _shown(subjects["baseline"], ALWAYS_SHOWN_BASELINE, BASELINE_CLASSES)
-    worst_order = _shown(subjects["worst"], ALWAYS_SHOWN_WORST, WORST_CLASSES)
+def range_shift_table(
+    label: str, subjects: pd.DataFrame | None = None, *, counts: pd.DataFrame | None = None
+) -> ShiftTable:
+    """The range shift table of one measurement, from its subjects (one row per subject counted,
+    ``SHIFT_SUBJECT_COLUMNS``: computed from the records, ``range_shift``) or from its counts
+    per arm, baseline and worst class (arm, baseline, worst, n: summed in SQL from the load-time
+    summary, ``views.labs``; the table's ``subjects`` are then empty, read per cell on a click)."""
+    subjects, counts = _subjects_and_counts(subjects, counts)
+    present = counts[counts["n"] > 0]
+    baseline_order = _shown(present["baseline"], ALWAYS_SHOWN_BASELINE, BASELINE_CLASSES)
+    worst_order = _shown(present["worst"], ALWAYS_SHOWN_WORST, WORST_CLASSES)
     return ShiftTable(
-        label, _cells(subjects, baseline_order, worst_order), subjects, baseline_order, worst_order
+        label, _cells(counts, baseline_order, worst_order), subjects, baseline_order, worst_order
     )
+
+
+def _subjects_and_counts(
+    subjects: pd.DataFrame | None, counts: pd.DataFrame | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    if counts is None:
+        if subjects is None:
+            raise ValueError("a shift table needs its subjects or its counts")
+        rows = _subject_rows(subjects)
+        return rows, _counts(rows)
+    counts = counts.assign(
+        arm=counts["arm"].astype(object).where(counts["arm"].notna(), NO_ARM),
+        n=pd.to_numeric(counts["n"]).astype(int),
+    )
+    return _subject_rows(pd.DataFrame(columns=SHIFT_SUBJECT_COLUMNS)), counts
 
 
 def _subject_rows(subjects: pd.DataFrame) -> pd.DataFrame:
@@ -584,17 +607,24 @@ def grade_shift(
     return grade_shift_table(label, term, _grade_subjects(chosen, grades, term))
 
 
-def grade_shift_table(label: str, term: str, subjects: pd.DataFrame) -> ShiftTable:
-    """The grade shift table of one measurement and CTCAE term from its subjects (as
-    ``range_shift_table``)."""
-    subjects = _subject_rows(subjects)
-    present = set(subjects["worst"]) | set(subjects["baseline"])
+def grade_shift_table(
+    label: str,
+    term: str,
+    subjects: pd.DataFrame | None = None,
+    *,
+    counts: pd.DataFrame | None = None,
+) -> ShiftTable:
+    """The grade shift table of one measurement and CTCAE term, from its subjects or its counts
+    (as ``range_shift_table``)."""
+    subjects, counts = _subjects_and_counts(subjects, counts)
+    shown = counts[counts["n"] > 0]
+    present = set(shown["worst"]) | set(shown["baseline"])
     extra = sorted(g for g in present if g not in GRADE_LABELS and g != MISSING)
     baseline_order = [*GRADE_LABELS, *extra, MISSING]
     worst_order = [*GRADE_LABELS, *extra]
     return ShiftTable(
         f"{label}: {term}",
-        _cells(subjects, baseline_order, worst_order),
+        _cells(counts, baseline_order, worst_order),
         subjects,
         baseline_order,
         worst_order,

@@ -347,21 +347,96 @@ def _subject_columns(population: Any) -> list[Any]:
     return [col(Subject.usubjid), col(Site.site_id), population.arm.label("arm")]
 
 
-def range_shift_subjects(
-    session: Session, *, study_id: str, scope: SiteScope, key: MeasurementKey
+def _shift_source(term: str | None) -> tuple[Any, dict[str, Any], list[Any]]:
+    """Where a shift table's subjects are kept: the range shift (``term`` None) in
+    LabSubjectSummary, a CTCAE term's grade shift in LabGradeSummary; the columns by
+    ``SHIFT_SUBJECT_COLUMNS`` name, and the rows' condition."""
+    if term is None:
+        table: Any = LabSubjectSummary
+        columns = {
+            "baseline": col(table.range_baseline),
+            "worst": col(table.range_worst),
+            "baseline_value": col(table.range_baseline_value),
+            "worst_value": col(table.range_worst_value),
+            "worst_date": col(table.range_worst_date),
+        }
+        return table, columns, [col(table.range_worst).is_not(None)]
+    table = LabGradeSummary
+    columns = {
+        name: col(getattr(table, name))
+        for name in ("baseline", "worst", "baseline_value", "worst_value", "worst_date")
+    }
+    return table, columns, [col(table.term) == term]
+
+
+def shift_counts(
+    session: Session,
+    *,
+    study_id: str,
+    scope: SiteScope,
+    key: MeasurementKey,
+    term: str | None = None,
 ) -> pd.DataFrame:
-    """The subjects a range shift table of one measurement counts (``SHIFT_SUBJECT_COLUMNS``):
-    those with a post-baseline value of known class, with their baseline and worst class."""
+    """A shift table's counts for one measurement (the range shift; with ``term``, that CTCAE
+    term's grade shift): subjects per arm, baseline and worst category (arm, baseline, worst,
+    n), counted in SQL over the load-time summary."""
     population = _population(session, study_id=study_id)
-    table = LabSubjectSummary
-    stmt = (
+    table, columns, where = _shift_source(term)
+    arm = population.arm.label("arm")
+    stmt: Any = (
+        select(
+            arm,
+            columns["baseline"].label("baseline"),
+            columns["worst"].label("worst"),
+            func.count().label("n"),
+        )
+        .join(Subject, col(Subject.id) == col(table.subject_pk))
+        .where(
+            col(table.study_id) == study_id,
+            subject_in_scope(study_id=study_id, scope=scope),
+            population.members,
+            *where,
+            *_key_where(table, key),
+        )
+        .group_by(population.arm, columns["baseline"], columns["worst"])
+    )
+    names, found = driver_rows(session, stmt)
+    counts = pd.DataFrame.from_records(found, columns=names)
+    counts = counts.reindex(columns=["arm", "baseline", "worst", "n"])
+    counts["n"] = pd.to_numeric(counts["n"]).fillna(0).astype(int)
+    return counts
+
+
+def shift_subjects(
+    session: Session,
+    *,
+    study_id: str,
+    scope: SiteScope,
+    key: MeasurementKey,
+    term: str | None = None,
+    arm: str | None = None,
+    baseline: str | None = None,
+    worst: str | None = None,
+) -> pd.DataFrame:
+    """The subjects of a shift table of one measurement (``shift_counts``'s table), of one cell
+    where ``arm``, ``baseline`` or ``worst`` are given (None: any): ``SHIFT_SUBJECT_COLUMNS``, in
+    arm and subject order."""
+    population = _population(session, study_id=study_id)
+    table, columns, where = _shift_source(term)
+    if arm is not None:
+        where.append(population.arm == arm)
+    if baseline is not None:
+        where.append(columns["baseline"] == baseline)
+    if worst is not None:
+        where.append(columns["worst"] == worst)
+    stmt: Any = (
         select(
             *_subject_columns(population),
-            col(table.range_baseline).label("baseline"),
-            col(table.range_worst).label("worst"),
-            col(table.range_baseline_value).label("baseline_value"),
-            col(table.range_worst_value).label("worst_value"),
-            cast(col(table.range_worst_date), String).label("worst_date"),
+            columns["baseline"].label("baseline"),
+            columns["worst"].label("worst"),
+            columns["baseline_value"].label("baseline_value"),
+            columns["worst_value"].label("worst_value"),
+            cast(columns["worst_date"], String).label("worst_date"),
         )
         .join(Subject, col(Subject.id) == col(table.subject_pk))
         .outerjoin(Site, col(Site.id) == col(Subject.site_pk))
@@ -369,45 +444,33 @@ def range_shift_subjects(
             col(table.study_id) == study_id,
             subject_in_scope(study_id=study_id, scope=scope),
             population.members,
-            col(table.range_worst).is_not(None),
+            *where,
             *_key_where(table, key),
         )
+        .order_by(population.arm, col(Subject.usubjid))
     )
     names, found = driver_rows(session, stmt)
     return pd.DataFrame.from_records(found, columns=names).reindex(columns=SHIFT_SUBJECT_COLUMNS)
 
 
-def grade_shift_subjects(
+def graded_terms(
     session: Session, *, study_id: str, scope: SiteScope, key: MeasurementKey
-) -> pd.DataFrame:
-    """The subjects the grade shift tables of one measurement count: ``term`` and
-    ``SHIFT_SUBJECT_COLUMNS``, a row per subject and CTCAE term with a graded post-baseline
-    value."""
+) -> list[str]:
+    """The CTCAE terms that grade a post-baseline value of one measurement in scope, sorted."""
     population = _population(session, study_id=study_id)
-    table = LabGradeSummary
     stmt = (
-        select(
-            *_subject_columns(population),
-            col(table.term),
-            col(table.baseline),
-            col(table.worst),
-            col(table.baseline_value),
-            col(table.worst_value),
-            cast(col(table.worst_date), String).label("worst_date"),
-        )
-        .join(Subject, col(Subject.id) == col(table.subject_pk))
-        .outerjoin(Site, col(Site.id) == col(Subject.site_pk))
+        select(col(LabGradeSummary.term))
+        .distinct()
+        .join(Subject, col(Subject.id) == col(LabGradeSummary.subject_pk))
         .where(
-            col(table.study_id) == study_id,
+            col(LabGradeSummary.study_id) == study_id,
             subject_in_scope(study_id=study_id, scope=scope),
             population.members,
-            *_key_where(table, key),
+            *_key_where(LabGradeSummary, key),
         )
+        .order_by(col(LabGradeSummary.term))
     )
-    names, found = driver_rows(session, stmt)
-    return pd.DataFrame.from_records(found, columns=names).reindex(
-        columns=["term", *SHIFT_SUBJECT_COLUMNS]
-    )
+    return [str(term) for term in session.execute(stmt).scalars()]
 
 
 def liver_peaks(session: Session, *, study_id: str, scope: SiteScope) -> pd.DataFrame:

@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.metrics.labs import TOTAL, ShiftTable
+from dashboard.ui import views
 from dashboard.ui.ae_drilldown import table_cell
 from dashboard.ui.links import subject_links
 from dashboard.ui.shell import PageContext
@@ -44,11 +45,11 @@ def forget_choices(*keys: str) -> None:
         st.session_state.pop(key, None)
 
 
-def shift_cell_subjects(
-    event: object, shown: pd.DataFrame, table: ShiftTable
-) -> pd.DataFrame | None:
-    """The subjects behind the clicked cell of a shift table as ``views.labs.shift_display``
-    shows it (None: no count cell clicked)."""
+def shift_cell(
+    event: object, shown: pd.DataFrame
+) -> tuple[str | None, str | None, str | None] | None:
+    """The clicked cell of a shift table as ``views.labs.shift_display`` shows it: (arm,
+    baseline, worst), None for "All arms" or a Total; None where no count cell was clicked."""
     cell = table_cell(event)
     if cell is None or cell[1] in ("Arm", "Baseline") or cell[0] >= len(shown):
         return None
@@ -56,12 +57,22 @@ def shift_cell_subjects(
     arm = None if row["Arm"] == ALL_ARMS else str(row["Arm"])
     baseline = None if row["Baseline"] == TOTAL else str(row["Baseline"])
     worst = None if cell[1] == TOTAL else cell[1]
-    return table.subjects_of(arm, baseline, worst)
+    return arm, baseline, worst
 
 
-def shift_table(context: PageContext, table: ShiftTable, *, key: str, caption: str) -> None:
+def shift_table(
+    context: PageContext,
+    table: ShiftTable,
+    *,
+    domain: str,
+    measurement: str,
+    term: str | None,
+    key: str,
+    caption: str,
+) -> None:
     """A shift table as ``shift_display`` lays it out, every row in view, and under it the
-    subjects of the count clicked."""
+    subjects of the count clicked (read for that cell: ``views.labs.shift_subjects``; ``term``
+    None for the range shift, else the CTCAE term of the grade shift)."""
     shown = shift_display(table)
     event = st.dataframe(
         shown,
@@ -74,8 +85,11 @@ def shift_table(context: PageContext, table: ShiftTable, *, key: str, caption: s
         column_config={"Arm": st.column_config.Column(pinned=True)},
     )
     st.caption(caption)
-    picked = shift_cell_subjects(event, shown, table)
-    if picked is not None:
+    cell = shift_cell(event, shown)
+    if cell is not None:
+        picked = views.lab_shift_subjects(
+            context.db_url, context.cut_id, context.view, domain, measurement, term, cell
+        )
         list_subjects(context, picked, "Subjects in the cell")
 
 

@@ -186,6 +186,30 @@ def lab_incidence_subjects(
 
 
 @cached
+def lab_shift_subjects(
+    db_url: str,
+    cut_id: int | None,
+    ctx: ViewContext,
+    domain: str,
+    measurement: str,
+    term: str | None,
+    cell: tuple[str | None, str | None, str | None],
+) -> pd.DataFrame:
+    arm, baseline, worst = cell
+    with session_for(db_url) as session:
+        return labs.shift_subjects(
+            session,
+            ctx,
+            domain=domain,
+            measurement=measurement,
+            term=term,
+            arm=arm,
+            baseline=baseline,
+            worst=worst,
+        )
+
+
+@cached
 def subject_record(
     db_url: str, cut_id: int | None, ctx: ViewContext, usubjid: str
 ) -> subject.SubjectRecord | None:

@@ -137,20 +137,54 @@ class MeasurementShifts:
 def measurement_shifts(
     read: Reader, measurements: pd.DataFrame, label: str, term: str | None = None
 ) -> MeasurementShifts:
-    """The range and grade shift tables of the measurement ``label``, from the subjects the
-    load counted (``queries.labs``): ``term`` where it grades the measurement, else the first
-    term in alphabetical order."""
+    """The range and grade shift tables of the measurement ``label``, counted in SQL from what
+    the load decided per subject (``queries.labs.shift_counts``; a cell's subjects are read on a
+    click, ``shift_subjects``): ``term`` where it grades the measurement, else the first term in
+    alphabetical order."""
     key = measurement_key(measurements, label)
-    range_shift = labs.range_shift_table(label, read(lab_queries.range_shift_subjects, key=key))
-    graded = read(lab_queries.grade_shift_subjects, key=key)
-    terms = tuple(sorted(str(t) for t in graded["term"].dropna().unique()))
+    range_shift = labs.range_shift_table(
+        label, counts=read(lab_queries.shift_counts, key=key, term=None)
+    )
+    terms = tuple(read(lab_queries.graded_terms, key=key))
     chosen = term if term in terms else (terms[0] if terms else None)
     grade_shift = (
-        labs.grade_shift_table(label, chosen, graded[graded["term"] == chosen])
+        labs.grade_shift_table(
+            label, chosen, counts=read(lab_queries.shift_counts, key=key, term=chosen)
+        )
         if chosen is not None
         else None
     )
     return MeasurementShifts(range_shift, terms, chosen, grade_shift)
+
+
+def shift_subjects(
+    session: Session,
+    ctx: ViewContext,
+    *,
+    domain: str,
+    measurement: str,
+    term: str | None,
+    arm: str | None,
+    baseline: str | None,
+    worst: str | None,
+) -> pd.DataFrame:
+    """The subjects of one cell of a shift table (``term`` None: the range shift; None or
+    "Total" for arm, baseline or worst: any): ``labs.SHIFT_SUBJECT_COLUMNS``, as
+    ``ShiftTable.subjects_of`` gives them from subjects computed from the records."""
+    read = Reader(session, ctx)
+    measurements = lab_measurements(read, domain)
+    if measurement not in set(measurements["label"]):
+        return pd.DataFrame(columns=labs.SHIFT_SUBJECT_COLUMNS)
+    found = read(
+        lab_queries.shift_subjects,
+        key=measurement_key(measurements, measurement),
+        term=term,
+        arm=arm,
+        baseline=None if baseline == labs.TOTAL else baseline,
+        worst=None if worst == labs.TOTAL else worst,
+    )
+    rows = labs.range_shift_table(measurement, found).subjects
+    return rows.sort_values("usubjid", kind="stable", ignore_index=True)
 
 
 def abnormal_incidence(counts: pd.DataFrame, measurements: pd.DataFrame) -> pd.DataFrame:

@@ -95,8 +95,8 @@ POOLING: dict[Callable[..., Any], Callable[[Any, Mapping[str, Any]], Any]] = {
     # A blinded viewer's lab figures are of the pooled safety population.
     labs.lab_records: lambda found, _: found.assign(arm=POOLED),
     labs.lab_values: lambda found, _: found.assign(arm=POOLED),
-    labs.range_shift_subjects: lambda found, _: found.assign(arm=POOLED),
-    labs.grade_shift_subjects: lambda found, _: found.assign(arm=POOLED),
+    labs.shift_subjects: lambda found, _: found.assign(arm=POOLED),
+    labs.shift_counts: lambda found, _: pool_arms(found, counts=["n"]),
     labs.liver_peaks: lambda found, _: found.assign(arm=POOLED),
     labs.lab_counts: lambda found, _: pool_arms(found, counts=labs.COUNTS),
     baseline.table_one_counts: _not_by_arm,
