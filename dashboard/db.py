@@ -555,6 +555,7 @@ def delete_study(session: Session, study_id: str) -> None:
         models.SiteKriCount,
         models.LabSubjectSummary,
         models.LabCount,
+        models.LabBoxStats,
         models.LabGradeSummary,
         models.LiverSummary,
         models.QtlExcursion,

@@ -486,6 +486,32 @@ class LabCount(SQLModel, table=True):
     gradable_n: int
 
 
+# The values-by-visit boxes of every measurement for all sites (quartiles do not add up over
+# sites, so a site-scoped view counts its own from its values): per arm, and with ``arm`` None for
+# all arms pooled (what a blinded viewer sees). ``unscheduled``: the measurement's values at
+# unscheduled visits (all arms), left out of the boxes.
+class LabBoxStats(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    study_id: str = Field(foreign_key="study.study_id", index=True)
+    domain: str
+    test_code: str
+    unit: str | None = None
+    specimen: str | None = None
+    location: str | None = None
+    position: str | None = None
+    timepoint: str | None = None
+    arm: str | None = None
+    visit: str
+    visit_number: float | None = None
+    n: int
+    lowest: float
+    q1: float
+    median: float
+    q3: float
+    highest: float
+    unscheduled: int
+
+
 # The grade shift per subject, measurement and CTCAE term (a test may be graded by two terms:
 # hyper- and hypo-): baseline grade ("Grade 0" ... or MISSING) and the worst post-baseline one.
 class LabGradeSummary(SQLModel, table=True):

@@ -30,6 +30,7 @@ from dashboard.models import (
     BaselineVariable,
     DataCut,
     Finding,
+    LabBoxStats,
     LabCount,
     LabGradeSummary,
     LabSubjectSummary,
@@ -443,7 +444,7 @@ def rebuild_precomputed_counts(session: Session, study_id: str) -> None:
 # Subjects summarised at a time: their records of a domain are read and counted together (at a
 # few dozen records each, tens of thousands of rows: bounded memory whatever the study's size).
 LAB_BATCH_SUBJECTS = 2_000
-LAB_SUMMARY_TABLES = (LabSubjectSummary, LabGradeSummary, LiverSummary, LabCount)
+LAB_SUMMARY_TABLES = (LabSubjectSummary, LabGradeSummary, LiverSummary, LabCount, LabBoxStats)
 
 
 def _subject_batches(session: Session, study_id: str) -> list[tuple[int, int]]:
@@ -481,6 +482,10 @@ def rebuild_lab_summaries(session: Session, study_id: str) -> int:
         ).all()
     )
     written = 0
+    # The values for the boxes by visit, kept compact across batches (a measurement as a number,
+    # arm and visit as categories): quartiles need every value of a measurement at once.
+    numbers: dict[tuple[Any, ...], int] = {}
+    values: list[pd.DataFrame] = []
     for batch in _subject_batches(session, study_id):
         for domain in lab_queries.LAB_DOMAINS:
             records = lab_queries.lab_records(
@@ -489,6 +494,8 @@ def rebuild_lab_summaries(session: Session, study_id: str) -> int:
             if records.empty:
                 continue
             written += _insert_lab_summaries(session, study_id, records, pks)
+            values.append(_box_values(records, numbers))
+    _insert(session, LabBoxStats, _boxes(values, numbers), study_id)
     per_site = lab_queries.site_lab_counts(session, study_id=study_id)
     keys = [*labs.MEASUREMENT_KEY, "arm"]
     all_sites = per_site.groupby(keys, dropna=False, sort=False).agg(
@@ -499,6 +506,64 @@ def rebuild_lab_summaries(session: Session, study_id: str) -> int:
     _insert(session, LabCount, per_site.assign(all_sites=False), study_id)
     _insert(session, LabCount, all_sites.reset_index().assign(all_sites=True), study_id)
     return written
+
+
+def _box_values(records: pd.DataFrame, numbers: dict[tuple[Any, ...], int]) -> pd.DataFrame:
+    """The records' values (those with one) as the boxes need them, every text as a number of
+    ``numbers`` (a measurement's key, an arm, a visit: a million values stay a few arrays):
+    measurement, arm, visit, visit number, value."""
+    known = records[records["value"].notna()]
+
+    def numbered(columns: list[str]) -> np.ndarray:
+        groups = known.groupby(columns, dropna=False, sort=False)
+        firsts = groups.head(1)[columns].astype(object)
+        local = [
+            numbers.setdefault((*columns, *key), len(numbers))
+            for key in firsts.where(firsts.notna(), None).itertuples(index=False, name=None)
+        ]
+        return np.asarray(local, dtype=np.int32)[groups.ngroup().to_numpy()]
+
+    return pd.DataFrame(
+        {
+            "measurement": numbered(labs.MEASUREMENT_KEY),
+            "arm": numbered(["arm"]),
+            "visit": numbered(["visit"]),
+            "visit_number": known["visit_number"].to_numpy(dtype=float),
+            "value": known["value"].to_numpy(dtype=float),
+        }
+    )
+
+
+def _boxes(values: list[pd.DataFrame], numbers: dict[tuple[Any, ...], int]) -> pd.DataFrame:
+    """``labs.box_stats`` of every measurement over all sites, per arm and all arms pooled (arm
+    None), with its key and ``unscheduled`` (its values at unscheduled visits)."""
+    if not values:
+        return pd.DataFrame()
+    every = pd.concat(values, ignore_index=True)
+    # Each number's text again: the key parts after the column names it was numbered with.
+    texts = {number: key[-1] for key, number in numbers.items()}
+    keys = {
+        number: key[len(labs.MEASUREMENT_KEY) :]
+        for key, number in numbers.items()
+        if key[: len(labs.MEASUREMENT_KEY)] == tuple(labs.MEASUREMENT_KEY)
+    }
+    parts = []
+    for number, found in every.groupby("measurement", sort=True):
+        found = found.assign(
+            arm=found["arm"].map(texts).astype(object),
+            visit=found["visit"].map(texts).astype(object),
+        )
+        scheduled = labs.scheduled_values(found)
+        per_arm = labs.box_stats(scheduled)
+        pooled = labs.box_stats(scheduled.assign(arm="")).assign(arm=None)
+        both = pd.concat([per_arm, pooled], ignore_index=True)
+        if both.empty:
+            continue
+        both = both.assign(unscheduled=len(found) - len(scheduled))
+        for name, part in zip(labs.MEASUREMENT_KEY, keys[int(str(number))], strict=True):
+            both[name] = part
+        parts.append(both)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
 def _insert_lab_summaries(

@@ -15,7 +15,13 @@ from sqlmodel import Session
 
 from dashboard.db import make_engine
 from dashboard.metrics import labs
-from dashboard.models import LabCount, LabGradeSummary, LabSubjectSummary, LiverSummary
+from dashboard.models import (
+    LabBoxStats,
+    LabCount,
+    LabGradeSummary,
+    LabSubjectSummary,
+    LiverSummary,
+)
 from dashboard.queries import labs as lab_queries
 from dashboard.views.context import ViewContext
 from dashboard.views.labs import (
@@ -23,6 +29,9 @@ from dashboard.views.labs import (
     build_labs,
     graded_records,
     incidence_subjects,
+    lab_measurements,
+    measurement_boxes,
+    measurement_key,
     measurement_shifts,
     shift_subjects,
 )
@@ -145,6 +154,34 @@ def test_abnormal_values_and_edish_equal_those_counted_from_the_records(
     engine.dispose()
 
 
+@pytest.mark.parametrize("context", ["every site", "blinded"])
+def test_the_stored_boxes_equal_those_counted_from_the_values(
+    pilot_db_url: str, context: str
+) -> None:
+    # Every site's boxes are the load's (quartiles do not add over sites); they must equal the
+    # boxes of the values read raw, per arm and pooled, with the unscheduled values left out.
+    ctx = CONTEXTS[context]
+    engine = make_engine(pilot_db_url)
+    compared = 0
+    with Session(engine) as session:
+        read = Reader(session, ctx)
+        for domain in ("LB", "VS"):
+            measurements = lab_measurements(read, domain)
+            for label in measurements["label"]:
+                key = measurement_key(measurements, label)
+                stored = read(lab_queries.stored_boxes, key=key, pooled=not ctx.shows_arms)
+                values = read(lab_queries.lab_values, key=key)
+                scheduled = labs.scheduled_values(values)
+                expected = labs.box_stats(scheduled)
+                boxes, unscheduled = measurement_boxes(read, measurements, label)
+                assert not stored.empty or expected.empty
+                pd.testing.assert_frame_equal(boxes, expected, check_dtype=False)
+                assert unscheduled == len(values) - len(scheduled)
+                compared += int(not expected.empty)
+    engine.dispose()
+    assert compared > 50  # most of the pilot's 64 LB and VS measurements have boxes
+
+
 def test_a_study_stored_before_the_counts_says_to_import_again(
     pilot_db_url: str, tmp_path: Path
 ) -> None:
@@ -152,7 +189,7 @@ def test_a_study_stored_before_the_counts_says_to_import_again(
     copy = copy_database(pilot_db_url, tmp_path, "before-0007")
     engine = make_engine(copy)
     with Session(engine) as session:
-        for table in (LabSubjectSummary, LabGradeSummary, LiverSummary, LabCount):
+        for table in (LabSubjectSummary, LabGradeSummary, LiverSummary, LabCount, LabBoxStats):
             session.execute(delete(table))
         session.commit()
         view = build_labs(session, ViewContext(study_id=STUDY))

@@ -14,6 +14,7 @@ from sqlalchemy import String, case, cast, func, select
 from sqlmodel import Session, col
 
 from dashboard.metrics.labs import (
+    BOX_COLUMNS,
     INCIDENCE_COUNTS,
     MEASUREMENT_KEY,
     PEAK_COLUMNS,
@@ -21,6 +22,7 @@ from dashboard.metrics.labs import (
 )
 from dashboard.models import (
     Finding,
+    LabBoxStats,
     LabCount,
     LabGradeSummary,
     LabSubjectSummary,
@@ -224,6 +226,39 @@ def lab_values(
     for name in ("value", "visit_number"):
         values[name] = pd.to_numeric(values[name], errors="coerce").astype(float)
     return values.reindex(columns=VALUE_SOURCE_COLUMNS)
+
+
+def stored_boxes(
+    session: Session, *, study_id: str, key: MeasurementKey, pooled: bool
+) -> pd.DataFrame:
+    """The all-sites boxes of one measurement the load counted (``models.LabBoxStats``): per arm,
+    or all arms pooled (``pooled``): ``BOX_COLUMNS`` and ``unscheduled``, in visit number and arm
+    order. Empty where the load counted none (a study stored before they were)."""
+    table = LabBoxStats
+    arm = col(table.arm)
+    stmt: Any = (
+        select(
+            arm,
+            col(table.visit),
+            col(table.visit_number),
+            col(table.n),
+            col(table.lowest),
+            col(table.q1),
+            col(table.median),
+            col(table.q3),
+            col(table.highest),
+            col(table.unscheduled),
+        )
+        .where(
+            col(table.study_id) == study_id,
+            arm.is_(None) if pooled else arm.is_not(None),
+            *_key_where(table, key),
+        )
+        .order_by(col(table.visit_number), arm)
+    )
+    names, found = driver_rows(session, stmt)
+    boxes = pd.DataFrame.from_records(found, columns=names)
+    return boxes.reindex(columns=[*BOX_COLUMNS, "unscheduled"])
 
 
 # -- the load-time summary (models.LabSubjectSummary, LabGradeSummary, LiverSummary) ---------------

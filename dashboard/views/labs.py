@@ -117,10 +117,23 @@ def measurement_records(read: Reader, measurements: pd.DataFrame, label: str) ->
     return labs.with_vital_sign_limits(chosen)
 
 
-def measurement_values(read: Reader, measurements: pd.DataFrame, label: str) -> pd.DataFrame:
-    """The values of the measurement ``label`` (arm, visit, visit number, value), read with only
-    the columns the boxes by visit need."""
-    return read(lab_queries.lab_values, key=measurement_key(measurements, label))
+def measurement_boxes(
+    read: Reader, measurements: pd.DataFrame, label: str
+) -> tuple[pd.DataFrame, int]:
+    """The values-by-visit boxes of the measurement ``label`` (``labs.box_stats``) and its values
+    at unscheduled visits, left out of them. Every site's are the load's (``stored_boxes``,
+    pooled for a viewer who sees no arms); a site scope's are counted from its values, read with
+    only the columns the boxes need."""
+    key = measurement_key(measurements, label)
+    if read.ctx.scope is None:
+        pooled = not read.ctx.shows_arms
+        stored = read(lab_queries.stored_boxes, key=key, pooled=pooled)
+        if not stored.empty:
+            unscheduled = int(stored["unscheduled"].iloc[0])  # the measurement's, every arm
+            return stored[labs.BOX_COLUMNS].reset_index(drop=True), unscheduled
+    values = read(lab_queries.lab_values, key=key)
+    scheduled = labs.scheduled_values(values)
+    return labs.box_stats(scheduled), len(values) - len(scheduled)
 
 
 @dataclass(frozen=True)
@@ -225,14 +238,12 @@ def build_labs(session: Session, ctx: ViewContext, options: LabsOptions | None =
     range_shift = grade_shift = None
     terms: tuple[str, ...] = ()
     term = None
-    values = pd.DataFrame(columns=lab_queries.VALUE_SOURCE_COLUMNS)
-    scheduled = values
+    boxes, unscheduled = pd.DataFrame(columns=labs.BOX_COLUMNS), 0
     if measurement is not None:
         shifts = measurement_shifts(read, measurements, measurement, chosen.term)
         range_shift, terms, term = shifts.range_shift, shifts.terms, shifts.term
         grade_shift = shifts.grade_shift
-        values = measurement_values(read, measurements, measurement)
-        scheduled = labs.scheduled_values(values)
+        boxes, unscheduled = measurement_boxes(read, measurements, measurement)
     points = (
         edish(read, chosen.window_days)
         if domain == "LB"
@@ -279,8 +290,8 @@ def build_labs(session: Session, ctx: ViewContext, options: LabsOptions | None =
         incidence=abnormal_incidence(found, measurements),
         edish=points,
         hys_law=hys_law,
-        boxes=labs.box_stats(scheduled),
-        unscheduled=len(values) - len(scheduled),
+        boxes=boxes,
+        unscheduled=unscheduled,
         blinding_note=_blinding_note(frame.study, shows_arms=ctx.shows_arms),
         metrics=tuple(metrics),
         rules=tuple(rules),

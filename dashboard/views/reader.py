@@ -71,6 +71,14 @@ def _enrolled_by_arm(found: pd.DataFrame, _: Mapping[str, Any]) -> pd.DataFrame:
     )
 
 
+def _pooled_boxes(found: pd.DataFrame, kwargs: Mapping[str, Any]) -> pd.DataFrame:
+    """Quartiles do not add up over arms: a viewer who sees no arms gets the boxes the load
+    counted over all arms together, or none."""
+    if not kwargs.get("pooled"):
+        raise BlindingError("boxes by arm were asked for a viewer who sees no arms")
+    return found.assign(arm=POOLED)
+
+
 # The answer of each query that names arms, as a viewer who may not see them gets it.
 POOLING: dict[Callable[..., Any], Callable[[Any, Mapping[str, Any]], Any]] = {
     enrollment.discontinuation_reasons: lambda found, _: pool_reasons(found),
@@ -96,6 +104,7 @@ POOLING: dict[Callable[..., Any], Callable[[Any, Mapping[str, Any]], Any]] = {
     labs.lab_records: lambda found, _: found.assign(arm=POOLED),
     labs.lab_values: lambda found, _: found.assign(arm=POOLED),
     labs.shift_subjects: lambda found, _: found.assign(arm=POOLED),
+    labs.stored_boxes: _pooled_boxes,
     labs.shift_counts: lambda found, _: pool_arms(found, counts=["n"]),
     labs.liver_peaks: lambda found, _: found.assign(arm=POOLED),
     labs.lab_counts: lambda found, _: pool_arms(found, counts=labs.COUNTS),
