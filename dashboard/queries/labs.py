@@ -41,18 +41,6 @@ LAB_DOMAINS = ("LB", "VS")
 # part), a tuple so that cached loaders can key on it.
 MeasurementKey = tuple[str | None, ...]
 
-TEST_COLUMNS = [
-    "domain",
-    "test_code",
-    "test",
-    "unit",
-    "qualifier",
-    "category",
-    "records",
-    "subjects",
-    "with_range",
-]
-
 RECORD_COLUMNS = [
     "usubjid",
     "site_id",
@@ -79,41 +67,6 @@ RECORD_COLUMNS = [
     "visit_number",
     "first_dose",
 ]
-
-
-def lab_tests(session: Session, *, study_id: str, scope: SiteScope) -> pd.DataFrame:
-    """The LB and VS measurements of the safety population in scope, one row per (domain, test,
-    unit, measurement: ``qualifier``): records, subjects, and records with a normal range
-    (``TEST_COLUMNS``), in domain and test order. Aggregated in SQL: a million findings are a few
-    hundred rows here."""
-    population = _population(session, study_id=study_id)
-    named = qualifier_sql().label("qualifier")
-    with_range = func.count(func.coalesce(col(Finding.normal_low), col(Finding.normal_high))).label(
-        "with_range"
-    )
-    stmt = (
-        select(
-            col(Finding.domain),
-            col(Finding.test_code),
-            func.max(col(Finding.test)).label("test"),
-            col(Finding.unit),
-            named,
-            func.max(col(Finding.category)).label("category"),
-            func.count().label("records"),
-            func.count(func.distinct(col(Finding.subject_pk))).label("subjects"),
-            with_range,
-        )
-        .join(Subject, col(Subject.id) == col(Finding.subject_pk))
-        .where(
-            subject_in_scope(study_id=study_id, scope=scope),
-            population.members,
-            col(Finding.domain).in_(LAB_DOMAINS),
-        )
-        .group_by(col(Finding.domain), col(Finding.test_code), col(Finding.unit), named)
-        .order_by(col(Finding.domain), col(Finding.test_code), col(Finding.unit), named)
-    )
-    names, found = driver_rows(session, stmt)
-    return pd.DataFrame.from_records(found, columns=names).reindex(columns=TEST_COLUMNS)
 
 
 def lab_records(
