@@ -6,8 +6,8 @@ click on any count lists its subjects, each a link to the Subject page."""
 
 import streamlit as st
 
-from dashboard.charts.labs import EDISH_DOT_LIMIT, box_by_visit, edish_chart
-from dashboard.metrics.labs import HYS_LAW, NOT_ASSESSABLE
+from dashboard.charts.labs import EDISH_DOT_LIMIT
+from dashboard.metrics.labs import HYS_LAW
 from dashboard.ui import labs, views
 from dashboard.ui.ae_drilldown import table_cell
 from dashboard.ui.shell import metric_row, no_subjects_message, page_context, page_header
@@ -17,7 +17,8 @@ from dashboard.views.labs import DOMAIN_NAMES, INCIDENCE_FLAGS, incidence_displa
 ctx = page_context()
 page_header("Labs", ctx)
 
-view = views.labs_view(ctx.db_url, ctx.cut_id, ctx.view, labs.options())
+choices = labs.options()
+view = views.labs_view(ctx.db_url, ctx.cut_id, ctx.view, choices)
 if view.frame.cut is None:  # a registry record only: no data to show yet
     no_subjects_message(ctx)
     st.stop()
@@ -58,6 +59,8 @@ st.selectbox(
 )
 measurement = view.options.measurement or ""
 metric_row(view.metrics)
+# The tables as shown and the charts' specs, composed once per view (not on every rerun).
+shown = views.labs_display(ctx.db_url, ctx.cut_id, ctx.view, choices)
 
 st.caption(
     "Treated subjects by actual arm (as the safety tables count them); values in standard units."
@@ -71,13 +74,12 @@ with st.expander("How these figures are counted"):
 st.subheader("Shift from baseline")
 range_tab, grade_tab = st.tabs(["Low / normal / high", "CTCAE grade"])
 with range_tab:
-    table = view.range_shift
-    if table is None or table.cells["n"].sum() == 0:
+    if shown.range_shift is None:
         st.info(f"No subject has both a post-baseline value and a range class for {measurement}.")
     else:
         labs.shift_table(
             ctx,
-            table,
+            shown.range_shift,
             domain=view.options.domain,
             measurement=measurement,
             term=None,
@@ -95,13 +97,12 @@ with grade_tab:
     else:
         if len(view.terms) > 1:
             st.radio("CTCAE term", list(view.terms), key=labs.TERM_KEY, horizontal=True)
-        grades = view.grade_shift
-        if grades is None or grades.cells["n"].sum() == 0:
+        if shown.grade_shift is None:
             st.info(f"No subject has a graded post-baseline value of {measurement}.")
         else:
             labs.shift_table(
                 ctx,
-                grades,
+                shown.grade_shift,
                 domain=view.options.domain,
                 measurement=measurement,
                 term=view.options.term,
@@ -156,22 +157,20 @@ if view.options.domain == "LB":
             "Days", min_value=0, max_value=365, step=1, key=labs.WINDOW_DAYS_KEY,
             value=labs.DEFAULT_WINDOW_DAYS,
         )  # fmt: skip
-    points = view.edish
-    assessable = points[points["quadrant"] != NOT_ASSESSABLE] if len(points) else points
-    if assessable.empty:
+    if shown.edish is None:
         st.info(
             "No treated subject has an on-treatment ALT or AST and a total bilirubin with a ULN."
         )
     else:
-        st.altair_chart(edish_chart(points, ctx.study_id), width="stretch")
+        st.vega_lite_chart(shown.edish, width="stretch")
         shaded = (
             f" With more than {EDISH_DOT_LIMIT:,} subjects, those in the normal range are shaded "
             "cells (darker: more subjects; hover for the count) and the others are points."
-            if len(assessable) > EDISH_DOT_LIMIT
+            if shown.edish_shaded
             else ""
         )
         st.caption(view.rules[-1] + " A click on a point opens the subject's page." + shaded)
-        cases = points[points["quadrant"] == HYS_LAW]
+        cases = view.edish[view.edish["quadrant"] == HYS_LAW]
         if cases.empty:
             st.markdown("**Potential Hy's law**: no subject.")
         else:
@@ -189,10 +188,10 @@ if view.options.domain == "LB":
 
 # -- 4. values over time -------------------------------------------------------------------------------
 st.subheader("Values by visit")
-if view.boxes.empty:
+if shown.boxes is None:
     st.info(f"No values of {measurement} at a scheduled visit in this selection.")
 else:
-    st.altair_chart(box_by_visit(view.boxes, measurement), width="stretch")
+    st.vega_lite_chart(shown.boxes, width="stretch")
     left_out = view.unscheduled
     st.caption(
         f"{measurement}: the values at each scheduled visit by arm (box: quartiles, whiskers: "

@@ -15,10 +15,17 @@ import pytest
 from sqlmodel import Session
 from streamlit.testing.v1 import AppTest
 
+from dashboard.charts.labs import box_by_visit, edish_chart
 from dashboard.db import make_engine
 from dashboard.metrics.blinding import POOLED
 from dashboard.views.context import ViewContext
-from dashboard.views.labs import LabsOptions, build_labs, hys_law_candidates, shift_display
+from dashboard.views.labs import (
+    LabsOptions,
+    build_labs,
+    hys_law_candidates,
+    labs_display,
+    shift_display,
+)
 from tests.conftest import PROJECT_ROOT, SHARED_DATA
 
 STUDY = "CDISCPILOT01"
@@ -219,8 +226,22 @@ def test_page_shows_the_view(pilot_db_url: str, monkeypatch: pytest.MonkeyPatch)
 def test_alt_boxes_by_visit_equal_pandas(pilot_db_url: str, pilot_lb: pd.DataFrame) -> None:
     # The values by visit: ALT's scheduled visits (VISITNUM a whole number) by actual arm.
     alt = pilot_lb[(pilot_lb["LBTESTCD"] == "ALT") & pilot_lb["LBSTRESN"].notna()]
-    scheduled = alt[alt["VISITNUM"] % 1 == 0]
-    expected: pd.DataFrame = scheduled.groupby(["VISIT", "ACTARM"])["LBSTRESN"].agg(  # type: ignore[assignment]
+    expected = _box_stats_of(alt)
+    with Session(make_engine(pilot_db_url)) as session:
+        view = build_labs(session, ViewContext(study_id=STUDY))  # opens on ALT
+    boxes = view.boxes.set_index(["visit", "arm"])[list(expected.columns)]
+    pd.testing.assert_frame_equal(
+        boxes.sort_index(), expected, check_dtype=False, check_exact=False
+    )
+    assert view.unscheduled == len(alt) - int((alt["VISITNUM"] % 1 == 0).sum()) > 0
+    # In visit number order, as the chart's x axis.
+    numbers = view.boxes.groupby("visit", sort=False)["visit_number"].first()
+    assert numbers.is_monotonic_increasing
+
+
+def _box_stats_of(values: pd.DataFrame) -> pd.DataFrame:
+    scheduled = values[values["VISITNUM"] % 1 == 0]
+    found: pd.DataFrame = scheduled.groupby(["VISIT", "ACTARM"])["LBSTRESN"].agg(  # type: ignore[assignment]
         n="size",
         lowest="min",
         q1=lambda v: np.percentile(v, 25),
@@ -228,14 +249,52 @@ def test_alt_boxes_by_visit_equal_pandas(pilot_db_url: str, pilot_lb: pd.DataFra
         q3=lambda v: np.percentile(v, 75),
         highest="max",
     )
+    found.index.names = ["visit", "arm"]
+    return found.sort_index()
+
+
+@pytest.mark.parametrize("site", ["701", "710"])
+def test_a_site_scope_equals_pandas_on_that_site(
+    pilot_db_url: str, pilot_lb: pd.DataFrame, site: str
+) -> None:
+    """A site's view reads its subjects' rows by key (``queries.labs._in_population``): its ALT
+    shift, its subjects with values and its ALT boxes equal pandas on that site's records."""
+    mine = pilot_lb[pilot_lb["SITEID"] == site]
     with Session(make_engine(pilot_db_url)) as session:
-        view = build_labs(session, ViewContext(study_id=STUDY))  # opens on ALT
-    boxes = view.boxes.set_index(["visit", "arm"])[list(expected.columns)]
-    expected.index.names = ["visit", "arm"]
+        view = build_labs(session, ViewContext(study_id=STUDY, scope=(site,)))  # opens on ALT
+    assert view.options.measurement is not None and view.options.measurement.startswith("Alanine")
+    assert view.range_shift is not None
+    cells = view.range_shift.cells
+    shift = {
+        (str(a), str(b), str(w)): int(n)
+        for a, b, w, n in cells[["arm", "baseline", "worst", "n"]].itertuples(index=False)
+        if n
+    }
+    assert shift == _expected_shift(mine, "ALT") != {}
+    subjects = {m.label: m.value for m in view.metrics}["Subjects with values"]
+    assert subjects == mine["USUBJID"].nunique() > 0
+    alt = mine[(mine["LBTESTCD"] == "ALT") & mine["LBSTRESN"].notna()]
+    boxes = view.boxes.set_index(["visit", "arm"])
+    expected = _box_stats_of(alt)
     pd.testing.assert_frame_equal(
-        boxes.sort_index(), expected.sort_index(), check_dtype=False, check_exact=False
+        boxes[list(expected.columns)].sort_index(), expected, check_dtype=False, check_exact=False
     )
-    assert view.unscheduled == len(alt) - len(scheduled) > 0
-    # In visit number order, as the chart's x axis.
-    numbers = view.boxes.groupby("visit", sort=False)["visit_number"].first()
-    assert numbers.is_monotonic_increasing
+
+
+def test_the_display_is_the_views_tables_and_charts(pilot_db_url: str) -> None:
+    """What the page draws (``labs_display``, cached with the view) is the view's shift tables as
+    ``shift_display`` lays them out and its charts' specs; None where there is nothing to draw."""
+    with Session(make_engine(pilot_db_url)) as session:
+        view = build_labs(session, ViewContext(study_id=STUDY))
+        vitals = build_labs(session, ViewContext(study_id=STUDY), LabsOptions(domain="VS"))
+    shown = labs_display(view)
+    assert view.range_shift is not None and view.grade_shift is not None
+    assert shown.range_shift is not None and shown.grade_shift is not None
+    pd.testing.assert_frame_equal(shown.range_shift, shift_display(view.range_shift))
+    pd.testing.assert_frame_equal(shown.grade_shift, shift_display(view.grade_shift))
+    assert shown.edish == edish_chart(view.edish, STUDY).to_dict()
+    assert shown.boxes == box_by_visit(view.boxes, str(view.options.measurement)).to_dict()
+    assert not shown.edish_shaded  # 254 subjects: every one a dot
+    vital = labs_display(vitals)
+    assert vital.edish is None and not vital.edish_shaded  # no eDISH for vital signs
+    assert vital.boxes is not None

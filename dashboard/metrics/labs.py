@@ -381,17 +381,18 @@ class ShiftTable:
         then Total, columns the worst post-baseline category then Total, cells "n (pct%)" of
         the arm's N."""
         cells = self.cells if arm is None else self.cells[self.cells["arm"] == arm]
-        counts = cells.pivot_table(
-            index="baseline", columns="worst", values="n", aggfunc="sum", observed=False
-        )
+        summed = cells.groupby(["baseline", "worst"], observed=True)["n"].sum()
+        counts = summed.unstack("worst")
         counts = counts.reindex(index=self.baseline_order, columns=self.worst_order).fillna(0)
         counts = counts.astype(int)
         counts[TOTAL] = counts.sum(axis=1)
         counts.loc[TOTAL] = counts.sum(axis=0)
         whole = int(counts[TOTAL].iloc[-1])
-        shown = counts.map(lambda n: _n_pct(int(n), whole))
-        shown.index.name = "Baseline"
-        shown.columns.name = "Worst post-baseline"
+        shown = pd.DataFrame(
+            [[_n_pct(int(n), whole) for n in row] for row in counts.to_numpy()],
+            index=pd.Index(counts.index, name="Baseline"),
+            columns=pd.Index(counts.columns, name="Worst post-baseline"),
+        )
         return shown
 
     def subjects_of(self, arm: str | None, baseline: str | None, post: str | None) -> pd.DataFrame:

@@ -69,6 +69,24 @@ RECORD_COLUMNS = [
 ]
 
 
+def _in_population(
+    table: Any, population: Any, *, study_id: str, scope: SiteScope, own_study: bool = True
+) -> list[Any]:
+    """The WHERE clause of a query of ``table`` (a finding or a load-time summary, joined to its
+    Subject): the study's safety population in ``scope``. A site scope also names its subjects'
+    keys on ``table`` itself: the planner then keeps or drops each row by the index it reads,
+    rather than looking up the row's subject for each of a test's records at every site (at
+    200 sites, 0.45 s against 0.05 s for one site's values of a test on SQLite). ``own_study``:
+    ``table`` has a ``study_id`` of its own (the summaries; a Finding has its subject's)."""
+    where: list[Any] = [subject_in_scope(study_id=study_id, scope=scope), population.members]
+    if own_study:
+        where.insert(0, col(table.study_id) == study_id)
+    if scope is not None:
+        in_scope = select(col(Subject.id)).where(subject_in_scope(study_id=study_id, scope=scope))
+        where.append(col(table.subject_pk).in_(in_scope))
+    return where
+
+
 def lab_records(
     session: Session,
     *,
@@ -89,11 +107,8 @@ def lab_records(
     unknown), in subject, test and date order (in no order where not ``ordered``: sorting a
     test's records of a large study in SQL cost a second, and a box plot needs none)."""
     population = _population(session, study_id=study_id)
-    where: list[Any] = [
-        subject_in_scope(study_id=study_id, scope=scope),
-        population.members,
-        col(Finding.domain) == domain,
-    ]
+    where = _in_population(Finding, population, study_id=study_id, scope=scope, own_study=False)
+    where.append(col(Finding.domain) == domain)
     if test_codes is not None:
         where.append(col(Finding.test_code).in_(sorted(test_codes)))
     if usubjid is not None:
@@ -168,8 +183,7 @@ def lab_values(
         )
         .join(Subject, col(Subject.id) == col(Finding.subject_pk))
         .where(
-            subject_in_scope(study_id=study_id, scope=scope),
-            population.members,
+            *_in_population(Finding, population, study_id=study_id, scope=scope, own_study=False),
             col(Finding.value_num).is_not(None),
             *_key_where(Finding, key),
         )
@@ -299,11 +313,7 @@ def site_lab_counts(session: Session, *, study_id: str) -> pd.DataFrame:
             counted(col(table.post_value) & col(table.post_gradable)).label("gradable_n"),
         )
         .join(Subject, col(Subject.id) == col(table.subject_pk))
-        .where(
-            col(table.study_id) == study_id,
-            subject_in_scope(study_id=study_id, scope=None),
-            population.members,
-        )
+        .where(*_in_population(table, population, study_id=study_id, scope=None))
         .group_by(col(Subject.site_pk), *keys, population.arm)
     )
     names, found = driver_rows(session, stmt)
@@ -318,14 +328,18 @@ def site_lab_counts(session: Session, *, study_id: str) -> pd.DataFrame:
 def lab_subject_count(session: Session, *, study_id: str, scope: SiteScope, domain: str) -> int:
     """Subjects of the safety population in scope with a record of ``domain``."""
     population = _population(session, study_id=study_id)
+    # Subjects counted among the summary's subjects, not distinct summary rows counted: no
+    # sort of a row per subject and test (0.09 s against 0.18 s at 50,000 subjects).
+    measured = select(col(LabSubjectSummary.subject_pk)).where(
+        col(LabSubjectSummary.study_id) == study_id, col(LabSubjectSummary.domain) == domain
+    )
     stmt = (
-        select(func.count(func.distinct(col(LabSubjectSummary.subject_pk))))
-        .join(Subject, col(Subject.id) == col(LabSubjectSummary.subject_pk))
+        select(func.count())
+        .select_from(Subject)
         .where(
-            col(LabSubjectSummary.study_id) == study_id,
             subject_in_scope(study_id=study_id, scope=scope),
             population.members,
-            col(LabSubjectSummary.domain) == domain,
+            col(Subject.id).in_(measured),
         )
     )
     return int(session.execute(stmt).scalar_one())
@@ -380,9 +394,7 @@ def shift_counts(
         )
         .join(Subject, col(Subject.id) == col(table.subject_pk))
         .where(
-            col(table.study_id) == study_id,
-            subject_in_scope(study_id=study_id, scope=scope),
-            population.members,
+            *_in_population(table, population, study_id=study_id, scope=scope),
             *where,
             *_key_where(table, key),
         )
@@ -429,9 +441,7 @@ def shift_subjects(
         .join(Subject, col(Subject.id) == col(table.subject_pk))
         .outerjoin(Site, col(Site.id) == col(Subject.site_pk))
         .where(
-            col(table.study_id) == study_id,
-            subject_in_scope(study_id=study_id, scope=scope),
-            population.members,
+            *_in_population(table, population, study_id=study_id, scope=scope),
             *where,
             *_key_where(table, key),
         )
@@ -451,9 +461,7 @@ def graded_terms(
         .distinct()
         .join(Subject, col(Subject.id) == col(LabGradeSummary.subject_pk))
         .where(
-            col(LabGradeSummary.study_id) == study_id,
-            subject_in_scope(study_id=study_id, scope=scope),
-            population.members,
+            *_in_population(LabGradeSummary, population, study_id=study_id, scope=scope),
             *_key_where(LabGradeSummary, key),
         )
         .order_by(col(LabGradeSummary.term))
@@ -480,9 +488,7 @@ def liver_peaks(session: Session, *, study_id: str, scope: SiteScope) -> pd.Data
         .join(Subject, col(Subject.id) == col(table.subject_pk))
         .outerjoin(Site, col(Site.id) == col(Subject.site_pk))
         .where(
-            col(table.study_id) == study_id,
-            subject_in_scope(study_id=study_id, scope=scope),
-            population.members,
+            *_in_population(table, population, study_id=study_id, scope=scope),
         )
         .order_by(col(Subject.usubjid))
     )

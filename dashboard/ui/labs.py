@@ -4,13 +4,13 @@ and what a click on a table cell lists."""
 import pandas as pd
 import streamlit as st
 
-from dashboard.metrics.labs import TOTAL, ShiftTable
+from dashboard.metrics.labs import TOTAL
 from dashboard.ui import views
 from dashboard.ui.ae_drilldown import table_cell
 from dashboard.ui.links import subject_links
 from dashboard.ui.shell import PageContext
 from dashboard.views.format import plural
-from dashboard.views.labs import ALL_ARMS, LabsOptions, shift_display
+from dashboard.views.labs import ALL_ARMS, LabsOptions
 
 DOMAIN_KEY, MEASUREMENT_KEY, TERM_KEY = "labs_domain", "labs_measurement", "labs_term"
 WINDOW_KEY, WINDOW_DAYS_KEY = "labs_window", "labs_window_days"
@@ -62,7 +62,7 @@ def shift_cell(
 
 def shift_table(
     context: PageContext,
-    table: ShiftTable,
+    shown: pd.DataFrame,
     *,
     domain: str,
     measurement: str,
@@ -70,10 +70,10 @@ def shift_table(
     key: str,
     caption: str,
 ) -> None:
-    """A shift table as ``shift_display`` lays it out, every row in view, and under it the
-    subjects of the count clicked (read for that cell: ``views.labs.shift_subjects``; ``term``
-    None for the range shift, else the CTCAE term of the grade shift)."""
-    shown = shift_display(table)
+    """A shift table as ``views.labs.shift_display`` lays it out (``shown``), every row in view,
+    and under it the subjects of the count clicked (read for that cell:
+    ``views.labs.shift_subjects``; ``term`` None for the range shift, else the CTCAE term of the
+    grade shift)."""
     event = st.dataframe(
         shown,
         hide_index=True,

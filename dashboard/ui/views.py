@@ -170,6 +170,15 @@ def labs_view(
 
 
 @cached
+def labs_display(
+    db_url: str, cut_id: int | None, ctx: ViewContext, options: labs.LabsOptions
+) -> labs.LabsDisplay:
+    """The Labs view's tables as shown and its charts' specs, kept with the view: a rerun (a
+    click on a count, a toggle) sends them as they are."""
+    return labs.labs_display(labs_view(db_url, cut_id, ctx, options))
+
+
+@cached
 def lab_incidence_subjects(
     db_url: str,
     cut_id: int | None,
