@@ -57,7 +57,7 @@ def measure(db_url: str, study_id: str, runs: int, *, profile: bool = False) -> 
         with Session(engine) as session:
             return build_labs(session, ctx, LabsOptions(domain=domain))
 
-    def hys_law() -> list[str]:
+    def hys_law() -> list[str] | None:
         with Session(engine) as session:
             return hys_law_candidates(session, ctx)
 

@@ -253,6 +253,13 @@ def summary(
         # The potential Hy's law cases (issue #21), through the same context: the user's sites,
         # and the Labs page's rule (``labs.HYS_LAW_RULE``); an empty list without LB.
         figures["hys_law_candidates"] = hys_law_candidates(session, ctx)
+        if figures["hys_law_candidates"] is None:
+            typer.echo(
+                f"warning: {study}'s laboratory figures are counted when a data cut is imported "
+                "and its current cut was stored before they were: hys_law_candidates is null "
+                "until the study is imported again",
+                err=True,
+            )
     if as_json:
         json.dump(figures, sys.stdout)
         sys.stdout.write("\n")

@@ -26,7 +26,7 @@ from dashboard.db import make_engine
 from dashboard.metrics.blinding import POOLED
 from dashboard.precomputed import rebuild_lab_summaries
 from dashboard.queries import studies
-from dashboard.report.labs import NO_LAB_DATA, build_lab_safety
+from dashboard.report.labs import NO_LAB_DATA, SUMMARY_MISSING, build_lab_safety
 from dashboard.report.pack import MonitoringPack, build_pack
 from dashboard.report.pdf import MARGIN, PAGE_SIZE, pack_pdf
 from dashboard.report.workbook import HYS_LAW_SHEET, LAB_SHIFT_SHEET, pack_workbook
@@ -367,4 +367,26 @@ def test_a_study_without_the_pack_tests_says_which_are_missing(
     assert "None of ALT, AST, BILI, CREAT in this cut: no shift tables." in text_shown
     assert "Potential Hy's law cases None: no ALT, AST or total bilirubin" in text_shown
     assert rendered.sheet(HYS_LAW_SHEET).empty
+    assert orphan_headings(rendered.reader) == []
+
+
+def test_a_study_stored_before_the_lab_counts_says_to_import_again(
+    demo_db_url: str, tmp_path: Path
+) -> None:
+    # What a database upgraded to migration 0007 holds: findings, and no load-time lab counts.
+    copy = copy_database(demo_db_url, tmp_path, "before-0007")
+    engine = make_engine(copy)
+    with Session(engine) as session:
+        for table in ("labsubjectsummary", "labgradesummary", "liversummary", "labcount"):
+            session.execute(text(f"DELETE FROM {table}"))
+        session.execute(text("DELETE FROM labboxstats"))  # the all-sites boxes
+        session.commit()
+    rendered = _rendered(engine, SEED)
+    engine.dispose()
+    section = rendered.pack.lab_safety
+    assert section.summary_missing
+    # Not "No laboratory data": the study has some, counted at its next import.
+    shown = " ".join(_section_text(rendered).split())
+    assert shown.startswith(f"{LAB_HEADING} {SUMMARY_MISSING}")
+    assert NO_LAB_DATA not in shown
     assert orphan_headings(rendered.reader) == []

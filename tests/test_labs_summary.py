@@ -6,13 +6,16 @@ values, the eDISH points (with and without a time window), for the whole study, 
 blinded viewer. And a study stored before the counts existed says so instead of showing none.
 """
 
+import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from sqlalchemy import delete
 from sqlmodel import Session
+from typer.testing import CliRunner
 
+from dashboard.cli import app
 from dashboard.db import make_engine
 from dashboard.metrics import labs
 from dashboard.models import (
@@ -23,11 +26,13 @@ from dashboard.models import (
     LiverSummary,
 )
 from dashboard.queries import labs as lab_queries
+from dashboard.report.labs import build_lab_safety
 from dashboard.views.context import ViewContext
 from dashboard.views.labs import (
     LabsOptions,
     build_labs,
     graded_records,
+    hys_law_candidates,
     incidence_subjects,
     lab_measurements,
     measurement_boxes,
@@ -193,5 +198,13 @@ def test_a_study_stored_before_the_counts_says_to_import_again(
             session.execute(delete(table))
         session.commit()
         view = build_labs(session, ViewContext(study_id=STUDY))
+        section = build_lab_safety(session, ViewContext(study_id=STUDY))
+        cases = hys_law_candidates(session, ViewContext(study_id=STUDY))
     engine.dispose()
     assert view.summary_missing and view.domains == ()
+    # The pack and the command line say so too, rather than "no laboratory data" or no case.
+    assert section.summary_missing and cases is None
+    result = CliRunner().invoke(app, ["summary", "--json", "--study", STUDY, "--db", copy])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["hys_law_candidates"] is None
+    assert "import" in result.stderr and "hys_law_candidates is null" in result.stderr

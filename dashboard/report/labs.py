@@ -15,12 +15,18 @@ import pandas as pd
 from sqlmodel import Session
 
 from dashboard.metrics import labs
+from dashboard.queries import labs as lab_queries
 from dashboard.results.dates import as_date
 from dashboard.views.context import ViewContext
 from dashboard.views.labs import PACK_TESTS, edish, lab_measurements, measurement_shifts
 from dashboard.views.reader import Reader
 
 NO_LAB_DATA = "No laboratory data in this cut."
+# A study stored before the load counted its lab figures (migration 0007), as the page says it.
+SUMMARY_MISSING = (
+    "This study's laboratory figures are counted when a data cut is imported, and its current "
+    "cut was stored before they were: import the study again to fill in this section."
+)
 TOTAL_ARM = "Total"  # the all-arms column of a shift table, where there are several arms
 RANGE = "Range"
 GRADE = "CTCAE grade"
@@ -71,6 +77,8 @@ class LabSafety:
     hys_law: tuple[str, ...]  # ``labs.hys_law_candidates``: subject codes, sorted
     rules: tuple[str, ...]  # baseline, post-baseline and worst rules, as the page states them
     hys_law_rule: str = labs.HYS_LAW_RULE
+    # The study has findings and no load-time summary (``views.labs.LabsView.summary_missing``).
+    summary_missing: bool = False
 
     @property
     def hys_law_cases(self) -> pd.DataFrame:
@@ -162,6 +170,7 @@ def build_lab_safety(session: Session, ctx: ViewContext) -> LabSafety:
         edish=points,
         hys_law=tuple(labs.hys_law_candidates(points)),
         rules=rules,
+        summary_missing=read(lab_queries.summary_missing),
     )
 
 

@@ -54,6 +54,7 @@ from dashboard.metrics.ae_listing import LISTING_HEADERS
 from dashboard.metrics.labs import NOT_ASSESSABLE
 from dashboard.report.labs import (
     NO_LAB_DATA,
+    SUMMARY_MISSING,
     TOTAL_ARM,
     arm_subjects,
     date_text,
@@ -970,6 +971,8 @@ def _labs(pack: MonitoringPack) -> list[Flowable]:
     cases; the Labs page's figures."""
     section = pack.lab_safety
     heading = _heading("Laboratory safety")
+    if section.summary_missing:
+        return _kept_with_next([heading, _para(SUMMARY_MISSING)], need=0)
     if not section.has_lab_data:
         return _kept_with_next([heading, _para(NO_LAB_DATA)], need=0)
     intro = (

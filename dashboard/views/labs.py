@@ -383,10 +383,14 @@ def labs_display(view: LabsView) -> LabsDisplay:
 
 def hys_law_candidates(
     session: Session, ctx: ViewContext, window_days: int | None = None
-) -> list[str]:
+) -> list[str] | None:
     """The potential Hy's law cases (``labs.HYS_LAW_RULE``): the subject codes, sorted (the
-    command line's ``summary --json``)."""
-    return labs.hys_law_candidates(edish(Reader(session, ctx), window_days))
+    command line's ``summary --json``); None, not an empty list, for a study whose lab figures
+    wait for its next import (``LabsView.summary_missing``)."""
+    read = Reader(session, ctx)
+    if read(lab_queries.summary_missing):
+        return None
+    return labs.hys_law_candidates(edish(read, window_days))
 
 
 def incidence_subjects(

@@ -55,6 +55,12 @@ def _listing(found: Any, _: Mapping[str, Any]) -> Any:
     return drop_arm_columns(found)
 
 
+def _pooled_rows(found: pd.DataFrame, _: Mapping[str, Any]) -> pd.DataFrame:
+    """Rows of the safety population each kept, their arm the pooled one: the lab figures are
+    counted from them as from one arm."""
+    return found.assign(arm=POOLED)
+
+
 def _not_by_arm(found: Any, kwargs: Mapping[str, Any]) -> Any:
     """Table 1 and its drilldowns have a column per arm when ``by="arm"``: for a viewer who sees
     no arms they are by site (the Overall column is the pooled one)."""
@@ -101,12 +107,12 @@ POOLING: dict[Callable[..., Any], Callable[[Any, Mapping[str, Any]], Any]] = {
     visits.subject_visit_schedule: _listing,
     subject.subject_record: lambda found, _: found and blind_subject_record(found),
     # A blinded viewer's lab figures are of the pooled safety population.
-    labs.lab_records: lambda found, _: found.assign(arm=POOLED),
-    labs.lab_values: lambda found, _: found.assign(arm=POOLED),
-    labs.shift_subjects: lambda found, _: found.assign(arm=POOLED),
+    labs.lab_records: _pooled_rows,
+    labs.lab_values: _pooled_rows,
+    labs.shift_subjects: _pooled_rows,
     labs.stored_boxes: _pooled_boxes,
     labs.shift_counts: lambda found, _: pool_arms(found, counts=["n"]),
-    labs.liver_peaks: lambda found, _: found.assign(arm=POOLED),
+    labs.liver_peaks: _pooled_rows,
     labs.lab_counts: lambda found, _: pool_arms(found, counts=labs.COUNTS),
     baseline.table_one_counts: _not_by_arm,
     baseline.subjects_with_value: _not_by_arm,
