@@ -60,7 +60,7 @@ st.selectbox(
 measurement = view.options.measurement or ""
 metric_row(view.metrics)
 # The tables as shown and the charts' specs, composed once per view (not on every rerun).
-shown = views.labs_display(ctx.db_url, ctx.cut_id, ctx.view, choices)
+shown = views.labs_page_display(ctx.db_url, ctx.cut_id, ctx.view, choices)
 
 st.caption(
     "Treated subjects by actual arm (as the safety tables count them); values in standard units."

@@ -19,13 +19,8 @@ from dashboard.charts.labs import box_by_visit, edish_chart
 from dashboard.db import make_engine
 from dashboard.metrics.blinding import POOLED
 from dashboard.views.context import ViewContext
-from dashboard.views.labs import (
-    LabsOptions,
-    build_labs,
-    hys_law_candidates,
-    labs_display,
-    shift_display,
-)
+from dashboard.views.labs import LabsOptions, build_labs, hys_law_candidates, shift_display
+from dashboard.views.labs_display import labs_display
 from tests.conftest import PROJECT_ROOT, SHARED_DATA
 
 STUDY = "CDISCPILOT01"

@@ -18,6 +18,7 @@ from dashboard.views import (
     baseline,
     enrollment,
     labs,
+    labs_display,
     overview,
     review,
     screen_failures,
@@ -170,12 +171,12 @@ def labs_view(
 
 
 @cached
-def labs_display(
+def labs_page_display(
     db_url: str, cut_id: int | None, ctx: ViewContext, options: labs.LabsOptions
-) -> labs.LabsDisplay:
+) -> labs_display.LabsDisplay:
     """The Labs view's tables as shown and its charts' specs, kept with the view: a rerun (a
     click on a count, a toggle) sends them as they are."""
-    return labs.labs_display(labs_view(db_url, cut_id, ctx, options))
+    return labs_display.labs_display(labs_view(db_url, cut_id, ctx, options))
 
 
 @cached
