@@ -38,7 +38,8 @@ app = typer.Typer(
 )
 
 import_app = typer.Typer(
-    help="Load study data: SDTM packages and ClinicalTrials.gov records.", no_args_is_help=True
+    help="Load study data: SDTM packages, ClinicalTrials.gov records and CTMS site tables.",
+    no_args_is_help=True,
 )
 app.add_typer(import_app, name="import")
 
@@ -428,6 +429,51 @@ def import_ctgov_command(
         f"{result.inclusion} inclusion and {result.exclusion} exclusion criteria, "
         f"{plural(result.sites, 'site')}"
     )
+
+
+@import_app.command("sites")
+def import_sites_command(
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="CTMS site table (.csv): SITEID and at least one of ACTIVATED, PLANNED, TARGET; "
+            "NAME and COUNTRY optional.",
+            show_default=False,
+        ),
+    ],
+    study: Annotated[
+        str | None,
+        typer.Option("--study", help="Study id (default: the only study in the database)."),
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Set the sites' activation dates and enrollment targets from a CTMS site table (CSV), one
+    row per site, headers in any case: SITEID, ACTIVATED (the date the site actually opened,
+    YYYY-MM-DD), PLANNED (the date it is planned to open, YYYY-MM-DD), TARGET (the site's
+    enrollment target, a whole number), optionally NAME and COUNTRY. An empty cell keeps the
+    stored value; sites the study does not have yet are added (planned, not yet open); sites not
+    in the file are left as they are. The planned dates feed the site-level recruitment forecast;
+    without an activation date a site counts from its first screening. All or nothing: a bad row
+    (named by its row, the header being row 1, its column and value) writes nothing."""
+    from dashboard import access
+    from dashboard.importers.errors import ImportFailure
+    from dashboard.importers.run import import_sites_path
+
+    engine = _existing_database(db or database_url())
+    try:
+        result = import_sites_path(engine, path, study_id=study, audit_detail=access.cli_detail())
+    except ImportFailure as failure:
+        _fail(f"{failure}; nothing was written")
+    except Exception as error:  # a bug, not bad input: still say plainly that nothing was written
+        typer.echo(
+            f"error: the import stopped unexpectedly ({error.__class__.__name__}: {error}); "
+            "nothing was written. Please report this with the file.",
+            err=True,
+        )
+        raise typer.Exit(code=1) from None
+    for warning in result.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    typer.echo(result.summary_line())
 
 
 @db_app.command("upgrade")

@@ -54,7 +54,9 @@ class Study(SQLModel, table=True):
     is_synthetic: bool = False  # demo data: every page says so
 
 
-# A site (SITEID); planned_enrollment is the site's own target where known.
+# A site (SITEID); planned_enrollment is the site's own target where known. activated_on is the
+# date the site actually opened, planned_activation_on the date it is planned to open (both from
+# the CTMS: `study-monitor import sites`); a site with neither counts from its first screening.
 class Site(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("study_id", "site_id"),)
     id: int | None = Field(default=None, primary_key=True)
@@ -63,7 +65,8 @@ class Site(SQLModel, table=True):
     name: str | None = None
     city: str | None = None
     country: str | None = Field(default=None, index=True)
-    activated_on: dt.date | None = None
+    activated_on: dt.date | None = None  # actual activation
+    planned_activation_on: dt.date | None = None
     planned_enrollment: int | None = None
 
 

@@ -11,6 +11,7 @@ class Problem:
     file: str | None = None
     record: int | None = None  # 1-based record number within the file (the header is not counted)
     column: str | None = None
+    row: int | None = None  # 1-based row of a table file as a spreadsheet shows it: the header is 1
 
     def __str__(self) -> str:
         where = ", ".join(
@@ -18,6 +19,7 @@ class Problem:
             for part in (
                 self.file,
                 f"record {self.record}" if self.record is not None else None,
+                f"row {self.row}" if self.row is not None else None,
                 f"column {self.column}" if self.column else None,
             )
             if part
@@ -34,7 +36,12 @@ class ImportFailure(Exception):
 
 
 def fail(
-    message: str, *, file: str | None = None, record: int | None = None, column: str | None = None
+    message: str,
+    *,
+    file: str | None = None,
+    record: int | None = None,
+    column: str | None = None,
+    row: int | None = None,
 ) -> ImportFailure:
     """An ImportFailure to raise: ``raise fail("...", file=..., record=..., column=...)``."""
-    return ImportFailure(Problem(message, file, record, column))
+    return ImportFailure(Problem(message, file, record, column, row))

@@ -12,11 +12,20 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from dashboard.access import CLI_EMAIL, IMPORT, record
-from dashboard.db import BUSY_MESSAGE, SchemaError, ensure_schema, is_busy, session_scope
+from dashboard.db import (
+    BUSY_MESSAGE,
+    SchemaError,
+    ensure_schema,
+    has_schema,
+    is_busy,
+    session_scope,
+    shown_url,
+)
 from dashboard.importers.ctgov import CtgovImportResult, RegistryRecordError, import_ctgov_file
 from dashboard.importers.errors import ImportFailure, fail
 from dashboard.importers.readers import SUFFIX_PREFERENCE
 from dashboard.importers.sdtm import Package, read_package
+from dashboard.importers.sites import SitesImportResult, apply_site_table, read_site_table
 from dashboard.importers.store import StoreResult, store_package
 
 
@@ -191,4 +200,50 @@ def import_ctgov_path(
             study_id=result.study_id,
             detail={"kind": "ctgov", "file": path.name, "created": result.created},
         )
+    return result
+
+
+def import_sites_path(
+    engine: Engine,
+    path: Path,
+    *,
+    study_id: str | None = None,
+    actor: str = CLI_EMAIL,
+    audit_detail: dict[str, Any] | None = None,
+) -> SitesImportResult:
+    """Import a CTMS site table (``importers.sites``) with its audit event, in one transaction:
+    the file is read and checked first, then written all or nothing. Raises ImportFailure
+    (nothing written) on a problem in the file, an unknown study or a database that refuses."""
+    table = read_site_table(path)
+    try:
+        if not has_schema(engine):
+            raise fail(
+                f"{shown_url(engine)} holds no study: import the study's data or registry record "
+                "first"
+            )
+        ensure_schema(engine)
+        with session_scope(engine) as session:
+            result = apply_site_table(session, table, study_id=study_id)
+            record(
+                session,
+                email=actor,
+                action=IMPORT,
+                study_id=result.study_id,
+                detail={
+                    "kind": "sites",
+                    "file": path.name,
+                    "rows": len(table.rows),
+                    "updated": result.updated,
+                    "unchanged": result.unchanged,
+                    "added": result.added,
+                    "warnings": len(result.warnings),
+                    **(audit_detail or {}),
+                },
+            )
+    except SchemaError as error:
+        raise fail(str(error)) from None
+    except SQLAlchemyError as error:
+        if is_busy(error):
+            raise fail(BUSY_MESSAGE) from None
+        raise fail(f"the database refused the import: {getattr(error, 'orig', error)}") from None
     return result
