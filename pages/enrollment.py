@@ -1,9 +1,12 @@
 """Enrollment: progress against the target, the screening funnel, sites, the forecast, the flow."""
 
+import datetime as dt
+
 import streamlit as st
 
-from dashboard.charts.enrollment import accrual_chart, funnel_chart
+from dashboard.charts.enrollment import accrual_chart, forecast_bands_chart, funnel_chart
 from dashboard.markdown import plain
+from dashboard.metrics.site_forecast import BELOW_EXPECTED
 from dashboard.metrics.visits import (
     schedule_text,
     scheduled_visits,
@@ -25,6 +28,7 @@ from dashboard.ui.shell import (
 )
 from dashboard.ui.tables import dashed
 from dashboard.ui.visits import visits_as_of, window_days_setting
+from dashboard.views.enrollment import what_if_sentence
 from dashboard.views.format import (
     WHOLE_PERCENT,
     nobody_screened,
@@ -36,6 +40,8 @@ from dashboard.views.format import (
 SITE_ROWS_KEY = "enrollment_site_rows"
 SITE_LIST_KEY = "enrollment_site_subjects"  # the picked site's list, scrolled to
 NEEDING_ACTION_KEY = "enrollment_visits_needing_action"
+WHAT_IF_SITES_KEY = "enrollment_what_if_sites"
+WHAT_IF_DATE_KEY = "enrollment_what_if_date"
 
 ctx = page_context()
 page_header("Enrollment", ctx)
@@ -68,12 +74,51 @@ if view.filtered or view.forecast is None:
     st.info(view.forecast_sentence)
 elif view.forecast_method:
     st.markdown(view.forecast_sentence)
-    st.caption(view.forecast_method)
+    st.caption(view.model_note or "", help=view.forecast_method)
 else:
     message, _, needed = view.forecast_sentence.partition("\n\n")
     st.info(message)
     if needed:
         st.markdown(needed)
+site_model = view.site_forecast
+if site_model is not None:
+    st.altair_chart(
+        forecast_bands_chart(
+            view.accrual, site_model.bands, target=site_model.target, cutoff=site_model.cutoff
+        ),
+        width="stretch",
+    )
+    st.caption(
+        "After the cut-off: the median of the predicted enrollment (dashed) with its 50% and 80% "
+        "bands, planned sites included from their dates."
+    )
+    st.markdown("**What if more sites open?**")
+    sites_column, date_column = st.columns([1, 1, 2])[:2]
+    extra_sites = sites_column.number_input(
+        "More sites", min_value=1, max_value=1000, value=5, step=1, key=WHAT_IF_SITES_KEY
+    )
+    opening_on = date_column.date_input(
+        "Opening on",
+        value=site_model.cutoff + dt.timedelta(days=30),
+        min_value=site_model.cutoff + dt.timedelta(days=1),
+        key=WHAT_IF_DATE_KEY,
+    )
+    dates = views.what_if(
+        ctx.db_url, ctx.cut_id, ctx.view_for(period), int(extra_sites), opening_on
+    )
+    if dates is not None:
+        st.markdown(what_if_sentence(site_model, int(extra_sites), opening_on, dates))
+    if view.calibration_shown is not None and not view.calibration_shown.empty:
+        st.markdown("**How the forecast did at earlier cuts**")
+        st.dataframe(view.calibration_shown, hide_index=True, width="stretch")
+        if view.calibration_sentence:
+            st.caption(
+                view.calibration_sentence,
+                help="Each row cuts the data at an earlier month-end, fits the model on what was "
+                "known then (sites that opened later count as planned for the day they opened) "
+                "and forecasts: the 80% interval of the subjects enrolled by today's cut-off, "
+                "and of the target date where the target has been reached.",
+            )
 
 st.subheader("Screening funnel")
 left, right = st.columns([3, 2])
@@ -116,12 +161,17 @@ if view.sites is not None:
             "days_since_last_enrollment": "Days since last enrollment",
             "planned_enrollment": "Site target",
             "share_of_target": st.column_config.NumberColumn("Of target", format=WHOLE_PERCENT),
+            "expected": st.column_config.NumberColumn("Expected", format="%.1f"),
+            "p_at_most": st.column_config.NumberColumn("P(≤ enrolled)", format="%.2f"),
         },
     )
     st.caption(
         "Select a row to list the site's subjects.",
         help="Active since: the activation date, else the first screening. Rates run to the "
-        "cut-off.",
+        "cut-off. Expected: the subjects a site of this study recruits on average in the time "
+        "the site has been open (the multicentre model); P(≤ enrolled): the probability of a "
+        f"site recruiting this few or fewer: under {BELOW_EXPECTED} the site recruits below "
+        "what the model expects.",
     )
     picked = selection.selection.rows if selection else []
     site_id = str(sites.iloc[picked[0]]["site_id"]) if picked else None

@@ -187,8 +187,10 @@ def test_the_calibration_table_equals_a_forecast_at_each_cut() -> None:
     target = 600
     truth = every[target - 1]
     cuts = [100.0, 250.0, 400.0, float(truth) + 1]
-    table = calibrate(openings, enrollments, target, cuts, draws=1_000, seed=5)
+    horizon = float(truth) + 30
+    table = calibrate(openings, enrollments, target, cuts, horizon=horizon, draws=1_000, seed=5)
     assert list(table["cut"]) == cuts and set(table["truth"]) == {truth}
+    by_horizon = sum(int(np.sum(e <= horizon)) for e in enrollments)
     for index, row in table.iterrows():
         cut = float(row["cut"])
         is_open = openings <= cut
@@ -213,6 +215,18 @@ def test_the_calibration_table_equals_a_forecast_at_each_cut() -> None:
         assert (row["low"], row["median"], row["high"]) == pytest.approx((low, median, high))
         assert row["covered"] == float(low <= truth <= high)
         assert row["error_days"] == pytest.approx(median - truth)
+        # Enrolled by the horizon: the draws' Poisson counts from the cut on, with the cut's seed.
+        counts = np.random.default_rng(5 + int(index)).poisson(  # type: ignore[call-overload]
+            np.maximum(again.expected_by(horizon - cut), 0.0)
+        )
+        low_n, median_n, high_n = (enrolled.sum() + np.quantile(counts, q) for q in (0.1, 0.5, 0.9))
+        assert (
+            row["by_horizon_low"],
+            row["by_horizon_median"],
+            row["by_horizon_high"],
+        ) == pytest.approx((low_n, median_n, high_n))
+        assert row["by_horizon_truth"] == by_horizon
+        assert row["by_horizon_covered"] == float(low_n <= by_horizon <= high_n)
     assessed, coverage, error = calibration_summary(table)
     forecasts = table[table["covered"].notna()]
     assert assessed == 3 == len(forecasts)

@@ -150,3 +150,71 @@ def funnel_chart(steps: pd.DataFrame) -> alt.LayerChart:
         .encode(y=y, x=alt.X("subjects:Q"), text="label:N")
     )
     return alt.LayerChart(layer=[bars, labels]).properties(height=alt.Step(28))
+
+
+FORECAST_COLOUR = "#1f77b4"
+
+
+def forecast_bands_chart(
+    accrual: pd.DataFrame, bands: pd.DataFrame, *, target: int | None, cutoff: dt.date
+) -> alt.LayerChart:
+    """Enrolled so far (a step line) and the predicted enrollment after the cut-off: the 80% and
+    50% bands and the median, with the target.
+
+    ``accrual``: ``metrics.enrollment.cumulative_accrual``; ``bands``: ``SiteForecast.bands``
+    (date, q10, q25, q50, q75, q90)."""
+    observed = accrual[["period_start", "cumulative_enrolled"]].rename(
+        columns={"period_start": "date", "cumulative_enrolled": "subjects"}
+    )
+    if not bands.empty:  # the line runs on to the cut-off, where the bands start
+        start = bands.iloc[0]
+        observed = pd.concat(
+            [
+                observed,
+                pd.DataFrame({"date": [pd.Timestamp(start["date"])], "subjects": [start["q50"]]}),
+            ],
+            ignore_index=True,
+        )
+    predicted = bands.assign(date=pd.to_datetime(bands["date"]))
+    dates = [*observed["date"], *predicted["date"], cutoff]
+    x = alt.X("date:T", title=None, axis=date_axis(dates))
+    y_title = "Subjects enrolled (cumulative)"
+    tooltip = [
+        alt.Tooltip("date:T", title="Date"),
+        alt.Tooltip("q50:Q", title="Median", format=".0f"),
+        alt.Tooltip("q25:Q", title="50% from", format=".0f"),
+        alt.Tooltip("q75:Q", title="50% to", format=".0f"),
+        alt.Tooltip("q10:Q", title="80% from", format=".0f"),
+        alt.Tooltip("q90:Q", title="80% to", format=".0f"),
+    ]
+    base = alt.Chart(predicted).encode(x=x)
+    layers: list[alt.Chart] = [
+        base.mark_area(opacity=0.18, color=FORECAST_COLOUR).encode(
+            y=alt.Y("q10:Q", title=y_title, axis=count_axis()), y2="q90:Q"
+        ),
+        base.mark_area(opacity=0.3, color=FORECAST_COLOUR).encode(y="q25:Q", y2="q75:Q"),
+        base.mark_line(color=FORECAST_COLOUR, strokeDash=[6, 3]).encode(y="q50:Q", tooltip=tooltip),
+        alt.Chart(observed)
+        .mark_line(interpolate="step-after", color=FORECAST_COLOUR)
+        .encode(
+            x=x,
+            y="subjects:Q",
+            tooltip=[
+                alt.Tooltip("date:T", title="Period from"),
+                alt.Tooltip("subjects:Q", title="Enrolled"),
+            ],
+        ),
+    ]
+    if target:
+        target_frame = pd.DataFrame({"subjects": [target], "label": [f"Target {target}"]})
+        layers.append(
+            alt.Chart(target_frame)
+            .mark_rule(color="#d62728", strokeDash=[4, 4])
+            .encode(y="subjects:Q")
+        )
+        layers.append(
+            alt.Chart(target_frame)
+            .mark_text(align="left", dx=4, dy=-6, color="#d62728")
+            .encode(y="subjects:Q", x=alt.value(0), text="label:N")
+        )
+    return alt.LayerChart(layer=layers).properties(height=300)

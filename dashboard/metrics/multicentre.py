@@ -281,6 +281,11 @@ CALIBRATION_COLUMNS = [
     "truth",
     "covered",
     "error_days",
+    "by_horizon_low",
+    "by_horizon_median",
+    "by_horizon_high",
+    "by_horizon_truth",
+    "by_horizon_covered",
 ]
 
 
@@ -290,6 +295,7 @@ def calibrate(
     target: int,
     cuts: npt.ArrayLike,
     *,
+    horizon: float | None = None,
     draws: int = DEFAULT_DRAWS,
     seed: int = 0,
 ) -> pd.DataFrame:
@@ -300,7 +306,12 @@ def calibrate(
     true day where it was reached, whether the interval held it, and the median's error (days,
     positive: too late). A cut with the target already reached, fewer than two sites open or
     none recruiting has no forecast (NaN); sites that opened after a cut count as planned on
-    the day they opened."""
+    the day they opened.
+
+    ``horizon`` (a day after every cut, e.g. the latest cut-off) also judges a study that has
+    not reached its target: the ``by_horizon_*`` columns are the 10th, 50th and 90th percentiles
+    of the subjects enrolled by then (``recruitment_bands`` with the cut's seed), the subjects
+    actually enrolled by then, and whether the interval held them."""
     opened = np.asarray(openings, dtype=float)
     days = [np.sort(np.asarray(e, dtype=float)) for e in enrollments]
     every = np.sort(np.concatenate(days)) if days else np.array([])
@@ -328,6 +339,20 @@ def calibrate(
             row |= {"low": low, "median": median, "high": high}
             if not math.isnan(truth):
                 row |= {"covered": float(low <= truth <= high), "error_days": median - truth}
+            if horizon is not None and horizon > cut:
+                band = recruitment_bands(
+                    prediction, [horizon - cut], probabilities=(0.1, 0.5, 0.9), seed=seed + index
+                ).iloc[0]
+                happened = float(np.sum(every <= horizon))
+                row |= {
+                    "by_horizon_low": done + band["q10"],
+                    "by_horizon_median": done + band["q50"],
+                    "by_horizon_high": done + band["q90"],
+                    "by_horizon_truth": happened,
+                    "by_horizon_covered": float(
+                        done + band["q10"] <= happened <= done + band["q90"]
+                    ),
+                }
         row["truth"] = truth
         rows.append(row)
     return pd.DataFrame(rows).reindex(columns=CALIBRATION_COLUMNS)

@@ -85,6 +85,30 @@ def daily_accrual(
     return daily.rename_axis("date").reset_index()
 
 
+def site_enrollment_days(session: Session, *, study_id: str, scope: SiteScope) -> pd.DataFrame:
+    """Enrolled subjects per site and enrollment day (the multicentre forecast's records).
+
+    Columns: site_id, date, enrolled. Subjects without an enrollment date are left out."""
+    stmt: Any = (
+        select(
+            col(Site.site_id),
+            col(Subject.enrollment_date).label("date"),
+            func.count().label("enrolled"),
+        )
+        .join(Site, col(Site.id) == col(Subject.site_pk))
+        .where(
+            subject_in_scope(study_id=study_id, scope=scope),
+            col(Subject.population) == ENROLLED,
+            col(Subject.enrollment_date).is_not(None),
+        )
+        .group_by(col(Site.site_id), col(Subject.enrollment_date))
+        .order_by(col(Site.site_id), col(Subject.enrollment_date))
+    )
+    frame = pd.DataFrame(rows(session.execute(stmt)), columns=["site_id", "date", "enrolled"])
+    frame["date"] = date_series(frame["date"])
+    return frame
+
+
 def undated_subjects(
     session: Session, *, study_id: str, scope: SiteScope, period: Period = None
 ) -> dict[str, int]:
@@ -198,8 +222,8 @@ def enrollment_by_site(
 ) -> pd.DataFrame:
     """Screening and enrollment per site, every site in scope listed (zeros included).
 
-    Columns: site_id, name, country, activated_on, planned_enrollment, first_screening, screened,
-    screen_failures, enrolled, last_enrollment.
+    Columns: site_id, name, country, activated_on, planned_activation_on, planned_enrollment,
+    first_screening, screened, screen_failures, enrolled, last_enrollment.
     """
     where = subject_in_scope(study_id=study_id, scope=scope, period=period)
     per_site = (
@@ -225,6 +249,7 @@ def enrollment_by_site(
             col(Site.name),
             col(Site.country),
             col(Site.activated_on),
+            col(Site.planned_activation_on),
             col(Site.planned_enrollment),
             per_site.c.first_screening,
             func.coalesce(per_site.c.screened, 0).label("screened"),
@@ -241,6 +266,7 @@ def enrollment_by_site(
         "name",
         "country",
         "activated_on",
+        "planned_activation_on",
         "planned_enrollment",
         "first_screening",
         "screened",
@@ -249,7 +275,7 @@ def enrollment_by_site(
         "last_enrollment",
     ]
     frame = pd.DataFrame(rows(session.execute(stmt)), columns=columns)
-    for column in ("activated_on", "first_screening", "last_enrollment"):
+    for column in ("activated_on", "planned_activation_on", "first_screening", "last_enrollment"):
         # Plain dates or None (SQLite returns text; NaT would not compare with a date).
         frame[column] = date_series(frame[column])
     return frame

@@ -94,6 +94,8 @@ SITE_LABELS = {
     "days_since_last_enrollment": "Days since last enrollment",
     "planned_enrollment": "Site target",
     "share_of_target": "Of target",
+    "expected": "Expected",
+    "p_at_most": "P(≤ enrolled)",
 }
 SCREEN_FAILURE_LABELS = {
     "usubjid": "USUBJID",

@@ -45,13 +45,14 @@ from reportlab.platypus import (
 from reportlab.platypus.tableofcontents import TableOfContents
 
 from dashboard.charts.consort import svg_to_png
-from dashboard.charts.enrollment import accrual_chart, funnel_chart
+from dashboard.charts.enrollment import accrual_chart, forecast_bands_chart, funnel_chart
 from dashboard.charts.labs import edish_chart
 from dashboard.charts.screen_failures import criteria_chart
 from dashboard.charts.site_risk import funnel_chart as kri_funnel_chart
 from dashboard.charts.site_risk import qtl_chart
 from dashboard.metrics.ae_listing import LISTING_HEADERS
 from dashboard.metrics.labs import NOT_ASSESSABLE
+from dashboard.metrics.site_forecast import BELOW_EXPECTED
 from dashboard.report.labs import (
     NO_LAB_DATA,
     SUMMARY_MISSING,
@@ -667,8 +668,11 @@ def _enrollment(pack: MonitoringPack) -> list[Flowable]:
     )
     out += _kept_with_next([_subheading("Forecast")], need=_height([forecast]))
     out.append(forecast)
+    if pack.enrollment.model_note:
+        out.append(_para(plain(pack.enrollment.model_note), "note"))
     if pack.enrollment.forecast_method:
         out.append(_para(pack.enrollment.forecast_method, "note"))
+    out += _site_forecast(pack)
     funnel = _image(chart_png(funnel_chart(pack.funnel)), max_height=FRAME_HEIGHT * 0.4)
     out += _kept_with_next([_heading("Screening funnel")], need=_height([funnel]))
     out.append(funnel)
@@ -676,6 +680,39 @@ def _enrollment(pack: MonitoringPack) -> list[Flowable]:
         out.append(
             _para("No exposure data: who was treated is unknown, so that step is left out.", "note")
         )
+    return out
+
+
+def _site_forecast(pack: MonitoringPack) -> list[Flowable]:
+    """The multicentre forecast's bands and its calibration at earlier cuts, as on the page."""
+    view = pack.enrollment
+    model = view.site_forecast
+    if model is None:
+        return []
+    chart = _image(
+        chart_png(
+            forecast_bands_chart(
+                view.accrual, model.bands, target=model.target, cutoff=model.cutoff
+            )
+        ),
+        max_height=FRAME_HEIGHT * 0.5,
+    )
+    out: list[Flowable] = [
+        chart,
+        _para(
+            "After the cut-off: the median of the predicted enrollment (dashed) with its 50% "
+            "and 80% bands, planned sites included from their dates.",
+            "note",
+        ),
+    ]
+    shown = view.calibration_shown
+    if shown is not None and not shown.empty:
+        tables = data_tables(shown, right=["Sites", "Enrolled", "Actual"])
+        heading = _subheading("How the forecast did at earlier cuts")
+        out += _kept_with_next([heading], need=_table_start(tables))
+        out += tables
+        if view.calibration_sentence:
+            out.append(_para(view.calibration_sentence, "note"))
     return out
 
 
@@ -693,6 +730,8 @@ def site_table_shown(sites: pd.DataFrame) -> pd.DataFrame:
         "Enrolled / month": lambda v: f"{float(v):.2f}",
         "Site target": lambda v: str(int(v)),
         "Days since last enrollment": lambda v: str(int(v)),
+        "Expected": lambda v: f"{float(v):.1f}",
+        "P(≤ enrolled)": lambda v: f"{float(v):.2f}",
     }
     for column, shown_as in formats.items():
         if column in shown:
@@ -709,7 +748,10 @@ def _sites(pack: MonitoringPack) -> list[Flowable]:
     tables = data_tables(shown, right=figures)
     note = _para(
         "Active since: the activation date, else the first screening. Rates run to the cut-off. "
-        "Site target: the site's own (blank where it has none), as on the Enrollment page.",
+        "Site target: the site's own (blank where it has none), as on the Enrollment page. "
+        "Expected: what a site of this study recruits on average in the time it has been open "
+        "(the multicentre model); P(≤ enrolled): the chance of recruiting this few or fewer, "
+        f"under {BELOW_EXPECTED}: below what the model expects.",
         "note",
     )
     return [*_kept_with_next([_heading("Sites"), note], need=_table_start(tables)), *tables]

@@ -44,6 +44,16 @@ def enrollment_view(db_url: str, cut_id: int | None, ctx: ViewContext) -> enroll
 
 
 @cached
+def what_if(
+    db_url: str, cut_id: int | None, ctx: ViewContext, extra_sites: int, opening_on: dt.date
+) -> tuple[dt.date, dt.date, dt.date] | None:
+    """The multicentre forecast's dates with ``extra_sites`` more sites opening on
+    ``opening_on`` (None: the page's view has no multicentre forecast)."""
+    model = enrollment_view(db_url, cut_id, ctx).site_forecast
+    return None if model is None else model.what_if(extra_sites, opening_on)
+
+
+@cached
 def site_subjects(db_url: str, cut_id: int | None, ctx: ViewContext, site_id: str) -> pd.DataFrame:
     with session_for(db_url) as session:
         return enrollment.site_subjects(session, ctx, site_id)

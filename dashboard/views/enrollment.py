@@ -3,7 +3,7 @@ the sites and the flow of subjects. The visit schedule, which depends on the pag
 setting, is read through ``views.visits``."""
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
@@ -21,7 +21,17 @@ from dashboard.metrics.enrollment import (
     study_forecast,
     target_in_scope,
 )
-from dashboard.metrics.forecast import AccrualForecast
+from dashboard.metrics.forecast import DAYS_PER_MONTH, OK, AccrualForecast
+from dashboard.metrics.site_forecast import (
+    FIRST_SCREENING,
+    MODEL_METHOD,
+    SiteForecast,
+    calibration_cuts,
+    calibration_table,
+    multicentre_reason,
+    site_forecast,
+    site_openings,
+)
 from dashboard.queries import enrollment, screen_failures, studies, visits
 from dashboard.queries.changes import subject_changes_since
 from dashboard.results.changes import SubjectChanges
@@ -113,6 +123,10 @@ class EnrollmentView:
     forecast: AccrualForecast | None  # None under a filter (the forecast is the study's)
     forecast_sentence: str  # markdown: the projection, or why there is none
     forecast_method: str | None  # the caption naming the model (a projection only)
+    model_note: str | None  # which model was used and why (none under a filter)
+    site_forecast: SiteForecast | None  # the multicentre model, where it is used
+    calibration: pd.DataFrame | None  # ``calibration_table`` at earlier cuts (multicentre only)
+    calibration_sentence: str | None
     funnel: pd.DataFrame  # ``funnel_steps``
     treated_known: bool  # the data hold exposure (else no "Treated" step)
     reasons: pd.DataFrame  # discontinuation reasons: arm, reason, subjects
@@ -128,6 +142,11 @@ class EnrollmentView:
     @property
     def accrual(self) -> pd.DataFrame:
         return self.accrual_chart.accrual
+
+    @property
+    def calibration_shown(self) -> pd.DataFrame | None:
+        """The calibration table as the page and the pack print it."""
+        return None if self.calibration is None else calibration_display(self.calibration)
 
     @property
     def chart_target(self) -> int | None:
@@ -230,6 +249,11 @@ def build_enrollment(
             planned_end=study.planned_end,
         )
     )
+    by_site = read(enrollment.enrollment_by_site)
+    by_model = _forecast_by_site(read, forecast, by_site, frame)
+    site_model = by_model.forecast
+    if site_model is not None and forecast is not None:
+        forecast = _as_accrual_forecast(site_model, forecast)
     recent_rate, overall_rate = (
         recent_and_overall_rate(daily, cutoff=cutoff, start=study.planned_start)
         if cutoff
@@ -283,12 +307,24 @@ def build_enrollment(
             else None
         ),
         forecast=forecast,
-        forecast_sentence=_forecast_sentence(
-            forecast, frame, filtered=filtered, target=study.planned_enrollment
+        forecast_sentence=(
+            _site_forecast_sentence(site_model, frame)
+            if site_model is not None
+            else _forecast_sentence(
+                forecast, frame, filtered=filtered, target=study.planned_enrollment
+            )
         ),
-        forecast_method=FORECAST_METHOD
-        if forecast is not None and forecast.status == "ok"
-        else None,
+        forecast_method=(
+            MODEL_METHOD
+            if site_model is not None
+            else FORECAST_METHOD
+            if forecast is not None and forecast.status == OK
+            else None
+        ),
+        model_note=by_model.note,
+        site_forecast=site_model,
+        calibration=by_model.calibration,
+        calibration_sentence=by_model.calibration_sentence,
         funnel=funnel_steps(
             screened=counts.screened,
             screen_failures=counts.screen_failures,
@@ -310,7 +346,7 @@ def build_enrollment(
         flow_svg=consort_svg(flow, title=study.registry_id or study.study_id),
         sites=(
             _named_countries(
-                site_table(read(enrollment.enrollment_by_site), cutoff=cutoff).dropna(
+                _with_expectation(site_table(by_site, cutoff=cutoff), site_model).dropna(
                     axis="columns",
                     how="all",  # e.g. SDTM gives no site names or site targets
                 )
@@ -320,6 +356,197 @@ def build_enrollment(
         ),
         filtered=filtered,
         planned_schedule=read(visits.planned_schedule),
+    )
+
+
+@dataclass(frozen=True)
+class _ByModel:
+    forecast: SiteForecast | None
+    note: str | None
+    calibration: pd.DataFrame | None
+    calibration_sentence: str | None
+
+
+def _forecast_by_site(
+    read: Reader, pooled: AccrualForecast | None, by_site: pd.DataFrame, frame: StudyFrame
+) -> _ByModel:
+    """The multicentre forecast where the study has what it needs, else why the pooled one is
+    used (None under a filter or without a projection: the forecast sentence says why)."""
+    study, cutoff = frame.study, frame.cutoff
+    if pooled is None or pooled.status != OK or cutoff is None or not study.planned_enrollment:
+        return _ByModel(None, None, None, None)
+    openings = site_openings(by_site, cutoff=cutoff, registry_start=study.planned_start)
+    reason = multicentre_reason(openings, pooled.enrolled)
+    if reason is not None:
+        return _ByModel(
+            None,
+            f"Pooled model: {reason}. All enrollments are taken as one stream with one rate.",
+            None,
+            None,
+        )
+    days = read(enrollment.site_enrollment_days)
+    model = site_forecast(openings, days, cutoff=cutoff, target=study.planned_enrollment)
+    cuts = calibration_cuts(min(d for d in openings["opened_on"] if d is not None), cutoff)
+    table = calibration_table(
+        openings, days, cutoff=cutoff, target=study.planned_enrollment, cuts=cuts
+    )
+    return _ByModel(model, _model_note(model), table, _calibration_sentence(table, cutoff))
+
+
+def _model_note(model: SiteForecast) -> str:
+    fit = model.fit
+    sources = ", ".join(f"{n} from the {source}" for source, n in sorted(model.sources.items()))
+    spread = (
+        "the sites differ no more than chance would make them, so they share one rate"
+        if fit.common_rate
+        else f"site rates vary with a coefficient of variation of {1 / fit.shape**0.5:.0%}"
+    )
+    note = (
+        f"Multicentre model: {len(model.sites)} sites open, {len(model.planned)} planned; "
+        f"a site recruits {fit.mean_rate * DAYS_PER_MONTH:.2f} a month on average and {spread}. "
+        f"Opening dates: {sources}."
+    )
+    if FIRST_SCREENING in model.sources:
+        note += (
+            " A site without an activation date is taken as open from its first screening, "
+            "which makes it look quicker than it is: `study-monitor import sites` loads the "
+            "site table."
+        )
+    if model.undated_sites:
+        note += f" {plural(model.undated_sites, 'site')} with no date at all left out."
+    return note
+
+
+def _calibration_sentence(table: pd.DataFrame, cutoff: dt.date) -> str | None:
+    judged = table[table["by_cutoff_covered"].notna()]
+    if judged.empty:
+        return None
+    held = int(judged["by_cutoff_covered"].sum())
+    sentence = (
+        f"Forecast at {plural(len(judged), 'earlier cut')}, the 80% interval of the subjects "
+        f"enrolled by the cut-off ({cutoff:%d %b %Y}) held the true count {held} "
+        f"{'time' if held == 1 else 'times'} of {len(judged)}."
+    )
+    reached = table[table["covered"].notna()]
+    if not reached.empty:
+        sentence += (
+            f" The target date's 80% interval held the day it was reached "
+            f"{int(reached['covered'].sum())} of {len(reached)} times; the median was off by "
+            f"{float(reached['error_days'].abs().median()):.0f} days (median)."
+        )
+    return sentence
+
+
+def what_if_sentence(
+    model: SiteForecast,
+    extra_sites: int,
+    opening_on: dt.date,
+    dates: tuple[dt.date, dt.date, dt.date],
+) -> str:
+    """The "what if" answer in words, against the forecast without the extra sites."""
+    low, median, high = dates
+    sentence = (
+        f"With {plural(extra_sites, 'more site')} opening on {opening_on:%d %b %Y}, the target "
+        f"of {model.target} is projected for **{median:%d %b %Y}** (80% interval "
+        f"{low:%d %b %Y} to {high:%d %b %Y})"
+    )
+    if model.headline is not None:
+        sentence += f", against {model.headline[1]:%d %b %Y} without them"
+    return sentence + "."
+
+
+def calibration_display(table: pd.DataFrame) -> pd.DataFrame:
+    """``calibration_table`` in words: the cut and projected dates as "09 Dec 2013", the
+    intervals as "Nov 2013 – Jan 2014" and "120 – 140", held as yes / no; the target date's
+    truth columns only where some cut's target was reached by the cut-off."""
+
+    def day(d: object) -> str:
+        return f"{d:%d %b %Y}" if isinstance(d, dt.date) else ""
+
+    def held(v: float) -> str:
+        return "" if pd.isna(v) else "yes" if v else "no"
+
+    def month(d: object) -> str:
+        return f"{d:%b %Y}" if isinstance(d, dt.date) else ""
+
+    shown = pd.DataFrame(
+        {
+            "Cut": [day(d) for d in table["cut"]],
+            "Sites": table["sites_open"],
+            "Enrolled": table["enrolled"],
+            "Projected": [day(d) for d in table["median"]],
+            "80% interval": [
+                f"{month(lo)} – {month(hi)}" if isinstance(lo, dt.date) else ""
+                for lo, hi in zip(table["low"], table["high"], strict=True)
+            ],
+            "By cut-off, 80%": [
+                "" if pd.isna(lo) else f"{lo:.0f} – {hi:.0f}"
+                for lo, hi in zip(table["by_cutoff_low"], table["by_cutoff_high"], strict=True)
+            ],
+            "Actual": ["" if pd.isna(v) else f"{v:.0f}" for v in table["by_cutoff"]],
+            "Held": [held(v) for v in table["by_cutoff_covered"]],
+        }
+    )
+    if table["covered"].notna().any():
+        shown["Reached on"] = [day(d) for d in table["reached_on"]]
+        shown["Date held"] = [held(v) for v in table["covered"]]
+        shown["Off by (days)"] = ["" if pd.isna(v) else f"{v:+.0f}" for v in table["error_days"]]
+    return shown
+
+
+def _as_accrual_forecast(model: SiteForecast, pooled: AccrualForecast) -> AccrualForecast:
+    """The headline's forecast from the multicentre model (the pooled one's other fields)."""
+    dates = model.headline
+    if dates is None:
+        return pooled
+    low, median, high = dates
+    return replace(
+        pooled,
+        message=f"The target of {model.target} is expected around {median:%d %b %Y}.",
+        rate_per_month=model.rate_per_month,
+        median_date=median,
+        lower_date=low,
+        upper_date=high,
+    )
+
+
+def _site_forecast_sentence(model: SiteForecast, frame: StudyFrame) -> str:
+    study = frame.study
+
+    def dates(d: tuple[dt.date, dt.date, dt.date]) -> str:
+        return f"**{d[1]:%d %b %Y}** (80% interval {d[0]:%d %b %Y} to {d[2]:%d %b %Y})"
+
+    sentence = (
+        f"With the {len(model.sites)} sites open recruiting about **{model.rate_per_month:.1f} "
+        f"enrollments a month** together, the target of {model.target} is projected for "
+        + (dates(model.open_now) if model.open_now else "no date (no open site recruits)")
+        + "."
+    )
+    if model.with_planned is not None:
+        sentence += (
+            f" With the {plural(len(model.planned), 'planned site')} opening on "
+            f"{'its date' if len(model.planned) == 1 else 'their dates'}: "
+            f"{dates(model.with_planned)}."
+        )
+    needed = model.target - model.enrolled
+    if study.planned_end and study.planned_end > model.cutoff:
+        months = (study.planned_end - model.cutoff).days / DAYS_PER_MONTH
+        sentence += (
+            f" Finishing by the planned end ({study.planned_end:%d %b %Y}) needs "
+            f"**{needed / months:.1f} a month** from the cut-off."
+        )
+    return sentence
+
+
+def _with_expectation(sites: pd.DataFrame, model: SiteForecast | None) -> pd.DataFrame:
+    """The site table with what the multicentre model expects of each open site and the
+    probability of recruiting at most what it did (blank without the model)."""
+    if model is None:
+        return sites
+    known = model.sites.set_index("site_id")
+    return sites.assign(
+        expected=sites["site_id"].map(known["expected"]),
+        p_at_most=sites["site_id"].map(known["p_at_most"]),
     )
 
 
