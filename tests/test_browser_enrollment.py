@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-from dashboard.metrics.forecast import forecast_completion
 from tests.browser_support import ARTIFACTS, settle, streamlit_server
 from tests.conftest import SHARED_DATA, reference_absent
 from tests.test_enrollment_figures import (
     PILOT,
     TRUNCATED_CUTOFF,
     TRUNCATED_TARGET,
+    _expected_site_forecast,
     _sdtm_raw,
     build_truncated_pilot,
 )
@@ -42,44 +42,37 @@ def test_enrollment_page_renders(browser: Any, server: str, study: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def truncated_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def truncated_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     if not PILOT.is_dir():
         reference_absent(f"reference data folder {PILOT} is absent")
-    url, _ = build_truncated_pilot(tmp_path_factory.mktemp("pilot-2013-browser"))
+    url, package = build_truncated_pilot(tmp_path_factory.mktemp("pilot-2013-browser"))
     ARTIFACTS.mkdir(exist_ok=True)
     with streamlit_server(
         env={**os.environ, "DATABASE_URL": url}, log=ARTIFACTS / "server-pilot-truncated.log"
     ) as base:
-        yield base
+        yield base, package
 
 
 def test_truncated_pilot_forecast_in_the_browser(
-    browser: Any, truncated_server: str, tmp_path: Path
+    browser: Any, truncated_server: tuple[str, Path], tmp_path: Path
 ) -> None:
-    raw = _sdtm_raw(PILOT)
-    dates = sorted(
-        d.date()
-        for d in raw.subjects.loc[raw.subjects["population"] == "ENROLLED", "enrollment_date"]
-        if d.date() <= TRUNCATED_CUTOFF
-    )
-    assert raw.planned_start is not None
-    expected = forecast_completion(
-        dates,
-        target=TRUNCATED_TARGET,
-        cutoff=TRUNCATED_CUTOFF,
-        start=raw.planned_start,
-        planned_end=raw.planned_end,
-    )
-    assert expected.median_date and expected.lower_date and expected.upper_date
+    base, package = truncated_server
+    truncated = _sdtm_raw(package)  # the pilot as it stood on 2013-06-30
+    assert (truncated.cutoff, truncated.target) == (TRUNCATED_CUTOFF, TRUNCATED_TARGET)
+    expected = _expected_site_forecast(truncated)
+    assert expected is not None
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(f"{truncated_server}/enrollment?study=CDISCPILOT01")
+    page.goto(f"{base}/enrollment?study=CDISCPILOT01")
     settle(page, chart=True)
-    page.get_by_text("At the fitted rate").first.scroll_into_view_if_needed()
+    page.get_by_text("How the forecast did at earlier cuts").first.scroll_into_view_if_needed()
     page.screenshot(path=str(ARTIFACTS / "enrollment-pilot-truncated.png"), full_page=True)
     assert page.locator('[data-testid="stException"]').count() == 0
     text = page.locator('[data-testid="stMain"]').inner_text()
     assert "131 / 200" in text
-    assert f"{expected.median_date:%d %b %Y}" in text
-    assert f"80% interval {expected.lower_date:%d %b %Y} to {expected.upper_date:%d %b %Y}" in text
-    assert expected.lower_date <= dt.date(2013, 12, 9) <= expected.upper_date
+    assert f"{expected.median:%d %b %Y}" in text
+    assert f"80% interval {expected.low:%d %b %Y} to {expected.high:%d %b %Y}" in text
+    assert expected.low <= dt.date(2013, 12, 9) <= expected.high
+    # The bands chart beside the accrual and funnel charts, and the calibration table.
+    assert page.locator('[data-testid="stVegaLiteChart"]').count() >= 3
+    assert "Multicentre model: 16 sites open" in text
     page.close()

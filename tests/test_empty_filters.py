@@ -172,7 +172,7 @@ def test_a_screening_period_with_nobody(
     at = open_study(filters_db_url, monkeypatch)
     go_to(at, page)
     assert not any(NOBODY_IN_PERIOD in text for text in infos(at))
-    (period,) = at.date_input  # "Screened between", the only date input of the page
+    (period,) = at.sidebar.date_input  # "Screened between", the sidebar's only date input
     span = period.value
     assert isinstance(span, tuple) and len(span) == 2
     first, last = span
@@ -193,7 +193,7 @@ def test_the_overview_ignores_a_period_set_elsewhere(
     its figures whole (they are the study's, not zeros)."""
     at = open_study(filters_db_url, monkeypatch)
     go_to(at, "enrollment")
-    at.date_input[0].set_value((empty_day, empty_day)).run()
+    at.sidebar.date_input[0].set_value((empty_day, empty_day)).run()
     assert any(NOBODY_IN_PERIOD in text for text in infos(at))
     at.switch_page("../pages/overview.py").run()
     assert not at.exception, [e.value for e in at.exception]
@@ -228,7 +228,7 @@ def test_a_screening_period_without_screen_failures(
     at = open_study(filters_db_url, monkeypatch)
     go_to(at, "screen-failures")
     charts_before = len(at.get("vega_lite_chart"))
-    at.date_input[0].set_value((day, day)).run()
+    at.sidebar.date_input[0].set_value((day, day)).run()
     assert not at.exception, [e.value for e in at.exception]
     expected = f"No screen failures among the {plural(screened, 'subject')} screened "
     assert expected + f"{period_words((day, day))}." in infos(at), infos(at)

@@ -279,7 +279,10 @@ def test_enrollment_page_figures(
         assert table.set_index("site_id")["screened"].to_dict() == expected.to_dict()
     else:
         assert site_tables == []  # single site: nothing new to say
-    assert len(at.get("vega_lite_chart")) == 2  # accrual and funnel
+    # Accrual and funnel, and the multicentre forecast's bands where more than one site is open
+    # and recruiting (the pilot's recruitment has stalled: no projection, no bands).
+    multicentre = subjects["siteid"].nunique() > 1 and study_id != "CDISCPILOT01"
+    assert len(at.get("vega_lite_chart")) == (3 if multicentre else 2)
 
 
 def test_enrollment_page_site_filter_hides_the_study_target(
@@ -344,7 +347,7 @@ def test_screening_period_filter_applies_to_the_page(
 ) -> None:
     at = _page(demo_db_url, "DEMO-MULTI", monkeypatch)
     period = (dt.date(2025, 1, 1), dt.date(2025, 6, 30))
-    at.date_input[0].set_value(period).run()
+    at.sidebar.date_input[0].set_value(period).run()
     assert not at.exception
     subjects = _subjects(demo_engine, "DEMO-MULTI")
     inside = subjects[

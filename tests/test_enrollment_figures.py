@@ -10,11 +10,13 @@ tests/test_forecast.py checks against known answers) fed with the independent en
 
 import datetime as dt
 import json
+import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyreadstat
@@ -31,6 +33,7 @@ from dashboard.metrics.consort import consort_flow
 from dashboard.metrics.countries import country_label
 from dashboard.metrics.enrollment import STALLED_AFTER_DAYS
 from dashboard.metrics.forecast import AccrualForecast, forecast_completion
+from dashboard.metrics.multicentre import fit_rates, predict
 from dashboard.queries.enrollment import discontinuation_reasons, funnel, outcome_by_arm
 from dashboard.queries.screen_failures import failed_subject_counts, failures_by_criterion
 from dashboard.views.format import plural
@@ -283,6 +286,57 @@ def _expected_forecast(raw: Raw) -> AccrualForecast:
     )
 
 
+@dataclass(frozen=True)
+class SiteExpectation:
+    """The multicentre forecast computed here from the raw records: each site open from its
+    activation date, else its first screening (the registry start for a one-site study); the
+    model's own fit and simulation (``fit_rates``, ``predict``, seed 0), as ``forecast_completion``
+    is used above."""
+
+    sites_open: int
+    rate_per_month: float
+    low: dt.date
+    median: dt.date
+    high: dt.date
+
+
+def _expected_site_forecast(raw: Raw) -> SiteExpectation | None:
+    """None where the page falls back on the pooled model: fewer than two sites open or fewer
+    than five enrolled by the cut-off."""
+    subjects = raw.subjects
+    first_screening = subjects.groupby("site_id")["screening_date"].min()
+    openings = {}
+    for site in raw.sites.itertuples(index=False):
+        activated = _date_or_none(site.activated_on)
+        first = first_screening.get(site.site_id)
+        first_day = first.date() if isinstance(first, pd.Timestamp) and pd.notna(first) else None
+        if activated is None and len(raw.sites) == 1 and raw.planned_start is not None:
+            activated = (
+                raw.planned_start if first_day is None or raw.planned_start <= first_day else None
+            )
+        opened = activated or first_day
+        if opened is not None and opened <= raw.cutoff:
+            openings[site.site_id] = opened
+    enrolled_dates = _enrolled(raw).dropna(subset=["enrollment_date"])
+    enrolled_dates = enrolled_dates[enrolled_dates["enrollment_date"].dt.date <= raw.cutoff]
+    per_site = enrolled_dates.groupby("site_id").size()
+    k = np.array([int(per_site.get(s, 0)) for s in openings], dtype=float)
+    tau = np.array([(raw.cutoff - d).days + 1 for d in openings.values()], dtype=float)
+    if len(openings) < 2 or k.sum() < 5 or raw.target is None or k.sum() >= raw.target:
+        return None
+    fit = fit_rates(k, tau)
+    prediction = predict(fit, k, tau, raw.target - int(k.sum()))
+    quantiles = np.quantile(prediction.completion_days, [0.1, 0.5, 0.9])
+    low, median, high = (raw.cutoff + dt.timedelta(days=max(1, math.ceil(q))) for q in quantiles)
+    return SiteExpectation(
+        sites_open=len(openings),
+        rate_per_month=float(np.sum((fit.shape + k) / (fit.rate + tau))) * MONTH,
+        low=low,
+        median=median,
+        high=high,
+    )
+
+
 # --- the page ----------------------------------------------------------------------------------
 
 
@@ -480,8 +534,22 @@ def _check_page(at: AppTest, raw: Raw) -> None:
             f"No enrollment since {last:%d %b %Y}, {(raw.cutoff - last).days} days" in i
             for i in infos
         )
+    elif expected.status == "ok" and (by_site := _expected_site_forecast(raw)) is not None:
+        assert value == f"{by_site.median:%d %b %Y}"
+        passed = "projected date passed · " if by_site.median < dt.date.today() else ""
+        assert delta == f"{passed}80% interval {by_site.low:%b %Y} – {by_site.high:%b %Y}"
+        sentence = next(m for m in markdown if m.startswith("With the "))
+        assert sentence.startswith(
+            f"With the {by_site.sites_open} sites open recruiting about "
+            f"**{by_site.rate_per_month:.1f} enrollments a month** together, the target of "
+            f"{raw.target} is projected for **{by_site.median:%d %b %Y}** (80% interval "
+            f"{by_site.low:%d %b %Y} to {by_site.high:%d %b %Y})."
+        )
+        assert any(c.value.startswith("Multicentre model: ") for c in at.caption)
     elif expected.status == "ok":
         assert expected.median_date and expected.lower_date and expected.upper_date
+        if raw.target is not None:  # one site or too few: the pooled model, and the page says so
+            assert any(c.value.startswith("Pooled model: ") for c in at.caption)
         assert value == f"{expected.median_date:%d %b %Y}"
         interval = f"80% interval {expected.lower_date:%b %Y} – {expected.upper_date:%b %Y}"
         passed = "projected date passed · " if expected.median_date < dt.date.today() else ""
@@ -509,8 +577,8 @@ def _check_page(at: AppTest, raw: Raw) -> None:
         )
         assert f"The target of {raw.target} was reached on {reached.isoformat()}." in infos
 
-    # Funnel chart: its data as sent to the browser.
-    steps: Any = _chart_data(at, 1).set_index("step").to_dict("index")
+    # Funnel chart (the last chart of the page): its data as sent to the browser.
+    steps: Any = _chart_data(at, -1).set_index("step").to_dict("index")
     treated = int(enrolled["treated"].sum())
     base = treated if subjects["treated"].any() else len(enrolled)
     eligible = subjects["population"].isin(["ENROLLED", "NOT ASSIGNED"]).sum()
@@ -723,32 +791,40 @@ def test_truncated_pilot_page_forecasts_the_200th_enrollment(
     assert len(by_cut) == 131
     actual_200th = all_dates[TRUNCATED_TARGET - 1]
     assert actual_200th == dt.date(2013, 12, 9)
-    expected = forecast_completion(
+    raw = _sdtm_raw(package)
+    assert (raw.cutoff, raw.target) == (TRUNCATED_CUTOFF, TRUNCATED_TARGET)
+    expected = _expected_site_forecast(raw)
+    assert expected is not None and expected.sites_open == 16
+    # The multicentre forecast of the 200th enrollment from the 131 by mid-2013, against what
+    # happened: the 80% interval holds the true date.
+    assert expected.low <= actual_200th <= expected.high
+    # The pooled model (the fallback) on the same dates, for the record in the closing note.
+    pooled = forecast_completion(
         by_cut,
         target=TRUNCATED_TARGET,
         cutoff=TRUNCATED_CUTOFF,
         start=dt.date.fromisoformat(ts_value["SSTDTC"]),
         planned_end=dt.date.fromisoformat(ts_value["SENDTC"]),
     )
-    assert expected.status == "ok"
-    assert expected.median_date and expected.lower_date and expected.upper_date
-    assert expected.lower_date <= actual_200th <= expected.upper_date
+    assert pooled.lower_date and pooled.upper_date
+    assert pooled.lower_date <= actual_200th <= pooled.upper_date
 
     at = _page(url, "CDISCPILOT01", monkeypatch)
     shown = _metrics(at)
     assert shown["Enrolled / target"][0] == "131 / 200"
-    # The pilot's cut-off is in 2014: its projected date has passed, and the metric says so.
-    assert expected.median_date < dt.date.today()
+    # The pilot's cut-off is in 2013: its projected date has passed, and the metric says so.
+    assert expected.median < dt.date.today()
     assert shown["Projected completion"] == (
-        f"{expected.median_date:%d %b %Y}",
-        "projected date passed · "
-        f"80% interval {expected.lower_date:%b %Y} – {expected.upper_date:%b %Y}",
+        f"{expected.median:%d %b %Y}",
+        f"projected date passed · 80% interval {expected.low:%b %Y} – {expected.high:%b %Y}",
     )
-    sentence = next(m.value for m in at.markdown if m.value.startswith("At the fitted rate"))
+    sentence = next(m.value for m in at.markdown if m.value.startswith("With the 16 sites open"))
     assert (
-        f"projected for **{expected.median_date:%d %b %Y}** (80% interval "
-        f"{expected.lower_date:%d %b %Y} to {expected.upper_date:%d %b %Y})"
+        f"projected for **{expected.median:%d %b %Y}** (80% interval "
+        f"{expected.low:%d %b %Y} to {expected.high:%d %b %Y})"
     ) in sentence
+    notes = [c.value for c in at.caption if c.value.startswith("Multicentre model: ")]
+    assert notes and "16 from the first screening" in notes[0]
     # Every other figure of the page too, from the truncated files.
     _check_page(at, _sdtm_raw(package))
 

@@ -318,7 +318,7 @@ def calibrate(
     truth = float(every[target - 1]) if len(every) >= target else math.nan
     rows = []
     for index, cut in enumerate(np.asarray(cuts, dtype=float)):
-        is_open = opened <= cut
+        is_open = opened < cut  # a site opening at the cut has had no day open
         enrolled = np.array([np.sum(d <= cut) for d, o in zip(days, is_open, strict=True) if o])
         open_days = cut - opened[is_open]
         done = int(enrolled.sum()) if len(enrolled) else 0
