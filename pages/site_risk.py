@@ -16,7 +16,7 @@ from dashboard.ui.quality import excursion_form, may_evaluate
 from dashboard.ui.selection import bring_into_view, chart_points, widget_key
 from dashboard.ui.shell import metric_row, no_subjects_message, page_context, page_header
 from dashboard.ui.site_risk import excursion_table, flag_styler
-from dashboard.views.site_risk import SiteRiskOptions, SiteRiskView
+from dashboard.views.site_risk import SiteRiskOptions, SiteRiskView, recruitment_sentence
 
 METHOD_KEY = "site_risk_method"
 KRI_KEY = "site_risk_kri"
@@ -140,6 +140,24 @@ else:
         help="−2/+2 red, −1/+1 amber (below / above the study), 0 green, – not scored (too little "
         "exposure or too few subjects).",
     )
+
+    recruitment = recruitment_sentence(view)
+    if recruitment is not None and view.recruitment_below is not None:
+        st.subheader("Recruitment against the model")
+        if view.recruitment_below.empty:
+            st.success(recruitment)
+        else:
+            st.markdown(recruitment)
+            st.dataframe(
+                view.recruitment_below,
+                hide_index=True,
+                width="stretch",
+                column_config={"Open since": st.column_config.DateColumn("Open since")},
+            )
+        st.caption(
+            "The Enrollment page's forecast model: site rates from one gamma distribution fitted "
+            "to every site's enrollments; Expected is its mean rate times the days open.",
+        )
 
     st.subheader("Funnel plot")
     with_funnel = {f.definition.id: f for f in view.funnels}

@@ -8,6 +8,7 @@ computation here from the stored records (the model's own fit and simulation, ``
 import datetime as dt
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -46,9 +47,9 @@ def _view(url: str) -> EnrollmentView:
         engine.dispose()
 
 
-def _records(url: str) -> tuple[pd.DataFrame, pd.DataFrame, dt.date, int]:
+def _records(url: str, study: str = STUDY) -> tuple[pd.DataFrame, pd.DataFrame, dt.date, int]:
     """The sites (id, activation, planned activation, first screening) and the enrolled
-    subjects (site, date) of DEMO-MULTI, with its cut-off and target, read with SQL here."""
+    subjects (site, date) of ``study``, with its cut-off and target, read with SQL here."""
     engine = make_engine(url)
     try:
         sites = pd.read_sql(
@@ -60,7 +61,7 @@ def _records(url: str) -> tuple[pd.DataFrame, pd.DataFrame, dt.date, int]:
                 "site.planned_activation_on ORDER BY site.site_id"
             ),
             engine,
-            params={"study": STUDY},
+            params={"study": study},
         )
         enrolled = pd.read_sql(
             text(
@@ -69,17 +70,17 @@ def _records(url: str) -> tuple[pd.DataFrame, pd.DataFrame, dt.date, int]:
                 "AND s.enrollment_date IS NOT NULL"
             ),
             engine,
-            params={"study": STUDY},
+            params={"study": study},
         )
         cutoff = pd.read_sql(
             text("SELECT max(cutoff_date) AS c FROM datacut WHERE study_id = :study"),
             engine,
-            params={"study": STUDY},
+            params={"study": study},
         ).iloc[0]["c"]
         target = pd.read_sql(
             text("SELECT planned_enrollment FROM study WHERE study_id = :study"),
             engine,
-            params={"study": STUDY},
+            params={"study": study},
         ).iloc[0]["planned_enrollment"]
     finally:
         engine.dispose()
@@ -171,7 +172,7 @@ def test_the_calibration_table_equals_a_forecast_made_at_each_cut(demo_db_url: s
     table = view.calibration
     assert table is not None and len(table) == 8
     origin = min(sites["activated_on"])
-    total_by_cutoff = int((enrolled["enrollment_date"] <= cutoff).sum())
+    total_by_cutoff = min(int((enrolled["enrollment_date"] <= cutoff).sum()), target)
     for index, row in table.reset_index(drop=True).iterrows():
         cut: dt.date = row["cut"]
         is_open = [d <= cut for d in sites["activated_on"]]
@@ -202,7 +203,8 @@ def test_the_calibration_table_equals_a_forecast_made_at_each_cut(demo_db_url: s
         counts = np.random.default_rng(seed).poisson(
             np.maximum(prediction.expected_by(float(horizon)), 0.0)
         )
-        low_n, high_n = (k.sum() + np.quantile(counts, q) for q in (0.1, 0.9))
+        # Up to the target: recruitment stops there.
+        low_n, high_n = (min(k.sum() + np.quantile(counts, q), target) for q in (0.1, 0.9))
         assert (row["by_cutoff_low"], row["by_cutoff_high"]) == pytest.approx((low_n, high_n))
         assert row["by_cutoff"] == total_by_cutoff
         assert row["by_cutoff_covered"] == float(low_n <= total_by_cutoff <= high_n)
@@ -285,8 +287,73 @@ def test_the_bands_chart_draws_the_view_s_bands(
     first = bands.iloc[0]
     assert first["date"] == model.cutoff
     assert first[["q10", "q25", "q50", "q75", "q90"]].tolist() == [model.enrolled] * 5
-    widths = (bands["q90"] - bands["q10"]).to_numpy()
-    assert widths[-1] > widths[len(widths) // 2] > 0
+    # Wider with time until the target, where recruitment stops (the last point is beyond the
+    # 90th percentile of the completion date: every band has reached the target).
+    short = bands[bands["q90"] < model.target]
+    widths = (short["q90"] - short["q10"]).to_numpy()
+    assert len(widths) > 10 and widths[-1] > widths[5] > 0
+    assert bands.iloc[-1][["q10", "q50", "q90"]].tolist() == [model.target] * 3
     assert (bands["q10"] <= bands["q25"]).all() and (bands["q75"] <= bands["q90"]).all()
     reaching = bands[bands["q50"] >= model.target]["date"].iloc[0]
     assert abs((reaching - model.headline[1]).days) <= 10  # the bands' steps are ~a week
+
+
+def _site_risk(url: str, study: str) -> Any:
+    from dashboard.views.site_risk import build_site_risk
+
+    engine = make_engine(url)
+    try:
+        with Session(engine) as session:
+            return build_site_risk(session, ViewContext(study))
+    finally:
+        engine.dispose()
+
+
+def _below(url: str, study: str) -> pd.DataFrame:
+    """Here: the sites whose negative-binomial probability of recruiting at most what they did,
+    under the gamma fitted to every site, is under 0.05; opened on the activation date, else the
+    first screening."""
+    sites, enrolled, cutoff, _ = _records(url, study)
+    opened = [a or f for a, f in zip(sites["activated_on"], sites["first_screening"], strict=True)]
+    tau = np.array([(cutoff - d).days + 1 for d in opened], dtype=float)
+    counts = enrolled[enrolled["enrollment_date"] <= cutoff].groupby("site_id").size()
+    k = np.array([counts.get(s, 0) for s in sites["site_id"]], dtype=float)
+    fit = fit_rates(k, tau)
+    p = nbinom.cdf(k, fit.shape, fit.rate / (fit.rate + tau))
+    return sites.assign(p=p, k=k, tau=tau)[p < 0.05].sort_values(["p", "site_id"])
+
+
+def test_site_risk_lists_the_sites_recruiting_below_the_model(
+    demo_db_url: str, pilot_db_url: str, tmp_path: Path
+) -> None:
+    from dashboard.views.site_risk import recruitment_sentence
+
+    # DEMO-MULTI, its site 103 (9 enrolled) activated in mid-2023 by a site table: open that
+    # long, its enrollments are too few for the study's sites.
+    url = copy_database(demo_db_url, tmp_path, "below")
+    table_file = tmp_path / "sites.csv"
+    table_file.write_text("SITEID,ACTIVATED\n103,2023-06-01\n")
+    result = CliRunner().invoke(
+        app, ["import", "sites", str(table_file), "--db", url, "--study", STUDY]
+    )
+    assert result.exit_code == 0, result.output
+    below = _below(url, STUDY)
+    assert list(below["site_id"]) == ["103"]
+    view = _site_risk(url, STUDY)
+    table = view.recruitment_below
+    assert table is not None
+    assert list(table["Site"]) == list(below["site_id"])
+    assert list(table["Open since"]) == [dt.date(2023, 6, 1)]
+    assert list(table["Enrolled"]) == [int(v) for v in below["k"]]
+    assert list(table["Days open"]) == [int(v) for v in below["tau"]]
+    assert list(table["P(≤ enrolled)"]) == [f"{v:.3f}" for v in below["p"]]
+    assert recruitment_sentence(view) == (
+        "1 site recruits below what the multicentre model expects of the study's sites: the "
+        "chance of a site like the others, open as long, recruiting this few or fewer is under "
+        "0.05."
+    )
+    # The CDISC pilot (no site table: each site open from its first screening): none below.
+    assert _below(pilot_db_url, "CDISCPILOT01").empty
+    pilot = _site_risk(pilot_db_url, "CDISCPILOT01")
+    assert pilot.recruitment_below is not None and pilot.recruitment_below.empty
+    assert (recruitment_sentence(pilot) or "").startswith("No site recruits below")

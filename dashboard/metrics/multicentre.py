@@ -311,7 +311,8 @@ def calibrate(
     ``horizon`` (a day after every cut, e.g. the latest cut-off) also judges a study that has
     not reached its target: the ``by_horizon_*`` columns are the 10th, 50th and 90th percentiles
     of the subjects enrolled by then (``recruitment_bands`` with the cut's seed), the subjects
-    actually enrolled by then, and whether the interval held them."""
+    actually enrolled by then, and whether the interval held them; all counted up to the target
+    (recruitment stops there)."""
     opened = np.asarray(openings, dtype=float)
     days = [np.sort(np.asarray(e, dtype=float)) for e in enrollments]
     every = np.sort(np.concatenate(days)) if days else np.array([])
@@ -343,15 +344,17 @@ def calibrate(
                 band = recruitment_bands(
                     prediction, [horizon - cut], probabilities=(0.1, 0.5, 0.9), seed=seed + index
                 ).iloc[0]
-                happened = float(np.sum(every <= horizon))
+                # Recruitment stops at the target: counts beyond it are not forecast or judged.
+                happened = float(min(int(np.sum(every <= horizon)), target))
+                low_n, median_n, high_n = (
+                    min(done + band[q], target) for q in ("q10", "q50", "q90")
+                )
                 row |= {
-                    "by_horizon_low": done + band["q10"],
-                    "by_horizon_median": done + band["q50"],
-                    "by_horizon_high": done + band["q90"],
+                    "by_horizon_low": low_n,
+                    "by_horizon_median": median_n,
+                    "by_horizon_high": high_n,
                     "by_horizon_truth": happened,
-                    "by_horizon_covered": float(
-                        done + band["q10"] <= happened <= done + band["q90"]
-                    ),
+                    "by_horizon_covered": float(low_n <= happened <= high_n),
                 }
         row["truth"] = truth
         rows.append(row)

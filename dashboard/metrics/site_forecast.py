@@ -179,16 +179,14 @@ def multicentre_reason(openings: pd.DataFrame, enrolled: int) -> str | None:
     return None
 
 
-def site_forecast(
-    openings: pd.DataFrame,
-    enrollment_days: pd.DataFrame,
-    *,
-    cutoff: dt.date,
-    target: int,
-) -> SiteForecast:
-    """The multicentre forecast from ``site_openings`` and ``queries.enrollment
-    .site_enrollment_days``; the caller has checked ``multicentre_reason`` is None and that
-    fewer than ``target`` are enrolled."""
+def site_expectations(
+    openings: pd.DataFrame, enrollment_days: pd.DataFrame, *, cutoff: dt.date
+) -> tuple[RateFit, pd.DataFrame]:
+    """The fitted gamma of the site rates and the open sites of ``site_openings`` with their
+    days open, subjects enrolled by the cut-off, what the fitted population's mean rate gives
+    in that time (``expected``), the probability of a site of that population recruiting at
+    most what it did (``p_at_most``) and whether that is under ``BELOW_EXPECTED`` (``below``).
+    The caller has checked ``multicentre_reason`` is None."""
     counted = enrollment_days[enrollment_days["date"] <= cutoff]
     per_site = counted.groupby("site_id")["enrolled"].sum()
     open_sites = openings[openings["is_open"]].copy()
@@ -201,6 +199,20 @@ def site_forecast(
         for k, t in zip(open_sites["enrolled"], open_sites["open_days"], strict=True)
     ]
     open_sites["below"] = open_sites["p_at_most"] < BELOW_EXPECTED
+    return fit, open_sites.reset_index(drop=True)
+
+
+def site_forecast(
+    openings: pd.DataFrame,
+    enrollment_days: pd.DataFrame,
+    *,
+    cutoff: dt.date,
+    target: int,
+) -> SiteForecast:
+    """The multicentre forecast from ``site_openings`` and ``queries.enrollment
+    .site_enrollment_days``; the caller has checked ``multicentre_reason`` is None and that
+    fewer than ``target`` are enrolled."""
+    fit, open_sites = site_expectations(openings, enrollment_days, cutoff=cutoff)
     planned = openings[~openings["is_open"] & openings["opened_on"].notna()][
         ["site_id", "opened_on"]
     ].reset_index(drop=True)
@@ -220,8 +232,8 @@ def site_forecast(
     days = np.linspace(0.0, math.ceil(horizon * 1.1), BAND_POINTS)
     bands = recruitment_bands(with_planned, days)
     bands.insert(0, "date", [cutoff + dt.timedelta(days=round(d)) for d in bands.pop("day")])
-    for column in bands.columns[1:]:
-        bands[column] = bands[column] + enrolled
+    for column in bands.columns[1:]:  # recruitment stops at the target
+        bands[column] = np.minimum(bands[column] + enrolled, target)
     return SiteForecast(
         fit=fit,
         cutoff=cutoff,

@@ -65,6 +65,7 @@ from dashboard.report.labs import (
 from dashboard.report.pack import BLINDED_NOTE, NEW, MonitoringPack
 from dashboard.views.excursions import excursion_table
 from dashboard.views.format import plural, registry_enrollment
+from dashboard.views.site_risk import SiteRiskView, recruitment_sentence
 
 PAGE_SIZE = landscape(A4)
 MARGIN = 12 * mm
@@ -716,6 +717,21 @@ def _site_forecast(pack: MonitoringPack) -> list[Flowable]:
     return out
 
 
+def _recruitment_below(view: SiteRiskView) -> list[Flowable]:
+    """The Site risk page's sites recruiting below the multicentre model's expectation."""
+    sentence = recruitment_sentence(view)
+    table = view.recruitment_below
+    if sentence is None or table is None:
+        return []
+    heading = [Spacer(1, 2 * mm), _subheading("Recruitment against the model"), _para(sentence)]
+    if table.empty:
+        return _kept_with_next(heading, need=0)
+    shown = table.astype(object).copy()
+    shown["Open since"] = [f"{d:%d %b %Y}" for d in table["Open since"]]
+    grid = data_table(shown, right=["Days open", "Enrolled", "Expected", "P(≤ enrolled)"])
+    return [*_kept_with_next(heading, need=_table_start([grid])), grid]
+
+
 def _blank(value: object) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
@@ -1171,6 +1187,7 @@ def _site_risk(pack: MonitoringPack) -> list[Flowable]:
         grid.setStyle(TableStyle(cell_colours))
         lead += [Spacer(1, 2 * mm), _subheading("Flags by site and KRI")]
         out += [*_kept_with_next(lead, need=_table_start([grid])), grid]
+        out += _recruitment_below(view)
         # Two funnels side by side, a row kept together: eight KRIs take two pages, not eight.
         cells = []
         for funnel in site_risk_funnels(pack):

@@ -28,7 +28,13 @@ from dashboard.metrics.kri import (
     site_risk_scores,
 )
 from dashboard.metrics.kri_catalogue import KriDefinition, QtlDefinition
-from dashboard.queries import site_risk, studies
+from dashboard.metrics.site_forecast import (
+    BELOW_EXPECTED,
+    multicentre_reason,
+    site_expectations,
+    site_openings,
+)
+from dashboard.queries import enrollment, site_risk, studies
 from dashboard.results.studies import CutInfo
 from dashboard.views.common import Metric, StudyFrame, study_frame
 from dashboard.views.context import ViewContext
@@ -113,6 +119,9 @@ class SiteRiskView:
     qtls: tuple[QtlStatus, ...]
     excursions: pd.DataFrame  # ``queries.site_risk.EXCURSION_COLUMNS``
     sites_in_study: int
+    # Sites in view recruiting below what the multicentre model expects of the study's sites
+    # (``RECRUITMENT_COLUMNS``); None where the model cannot be fitted (one site, too few).
+    recruitment_below: pd.DataFrame | None = None
     metrics: tuple[Metric, ...] = field(default=())
 
     @property
@@ -314,6 +323,58 @@ def _qtls(
     return tuple(found)
 
 
+RECRUITMENT_COLUMNS = ["Site", "Open since", "Days open", "Enrolled", "Expected", "P(≤ enrolled)"]
+
+
+def _recruitment_below(
+    read: Reader, frame: StudyFrame, visible: set[str] | None
+) -> pd.DataFrame | None:
+    """The sites in view whose enrollment is below what the multicentre model expects: the
+    study's sites all fitted (a site is judged against every site), the viewer's listed."""
+    cutoff = frame.cutoff
+    if cutoff is None:
+        return None
+    by_site = read(enrollment.enrollment_by_site, scope=None)
+    openings = site_openings(by_site, cutoff=cutoff, registry_start=frame.study.planned_start)
+    days = read(enrollment.site_enrollment_days, scope=None)
+    enrolled = int(days.loc[days["date"] <= cutoff, "enrolled"].sum()) if not days.empty else 0
+    if multicentre_reason(openings, enrolled) is not None:
+        return None
+    _, sites = site_expectations(openings, days, cutoff=cutoff)
+    sites = sites.sort_values(["p_at_most", "site_id"])
+    below = sites[
+        sites["below"] & sites["site_id"].isin(visible if visible is not None else sites["site_id"])
+    ]
+    return pd.DataFrame(
+        {
+            "Site": below["site_id"],
+            "Open since": below["opened_on"],
+            "Days open": below["open_days"],
+            "Enrolled": below["enrolled"],
+            "Expected": [f"{v:.1f}" for v in below["expected"]],
+            "P(≤ enrolled)": [f"{v:.3f}" for v in below["p_at_most"]],
+        },
+        columns=RECRUITMENT_COLUMNS,
+    ).reset_index(drop=True)
+
+
+def recruitment_sentence(view: "SiteRiskView") -> str | None:
+    """What the recruitment table says, for the page and the pack (None: no model)."""
+    table = view.recruitment_below
+    if table is None:
+        return None
+    if table.empty:
+        return (
+            "No site recruits below what the multicentre model expects of the study's sites "
+            f"(P(≤ enrolled) of {BELOW_EXPECTED} or more everywhere)."
+        )
+    return (
+        f"{len(table)} {'site recruits' if len(table) == 1 else 'sites recruit'} below what the "
+        "multicentre model expects of the study's sites: the chance of a site like the others, "
+        f"open as long, recruiting this few or fewer is under {BELOW_EXPECTED}."
+    )
+
+
 def build_site_risk(
     session: Session, ctx: ViewContext, options: SiteRiskOptions | None = None
 ) -> SiteRiskView:
@@ -398,6 +459,7 @@ def build_site_risk(
         qtls=qtls,
         excursions=read(site_risk.qtl_excursions),
         sites_in_study=sites_in_study,
+        recruitment_below=_recruitment_below(read, frame, visible),
     )
     return _with_metrics(view)
 
