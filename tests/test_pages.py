@@ -119,7 +119,7 @@ def test_enrollment_figures(
     shown = metrics(at)
     assert shown["Enrolled / target"] == f"{counts.enrolled} / 304"
     assert shown["Screen-failure rate"] == f"{100 * counts.screen_failures / counts.screened:.0f}%"
-    assert len(at.get("vega_lite_chart")) == 2  # accrual and funnel
+    assert len(at.get("vega_lite_chart")) == 3  # accrual, the forecast bands (10 sites), funnel
 
 
 def test_screen_failure_figures(

@@ -294,8 +294,10 @@ def calibration_table(
     target date's 80% interval and median (and, where the target was reached by the cut-off,
     the day it was, whether the interval held it and the median's error in days), and the 80%
     interval of the subjects enrolled by the cut-off against how many were
-    (``CALIBRATION_TABLE_COLUMNS``). Sites are placed by ``site_openings``; a site that opened
-    after a cut counts as planned for its opening date."""
+    (``CALIBRATION_TABLE_COLUMNS``). Cuts where the model could not be fitted yet (fewer than
+    two sites open or none recruiting) or the target was already reached are left out. Sites
+    are placed by ``site_openings``; a site that opened after a cut counts as planned for its
+    opening date."""
     dated = openings[openings["opened_on"].notna()].reset_index(drop=True)
     if dated.empty or not cuts:
         return pd.DataFrame(columns=CALIBRATION_TABLE_COLUMNS)
@@ -321,9 +323,11 @@ def calibration_table(
     def as_date(value: float) -> dt.date | None:
         return None if pd.isna(value) else origin + dt.timedelta(days=math.floor(value))
 
+    made = table["low"].notna().to_numpy()  # a cut with too little data then forecast nothing
+    table = table[made].reset_index(drop=True)
     return pd.DataFrame(
         {
-            "cut": cuts,
+            "cut": [c for c, m in zip(cuts, made, strict=True) if m],
             "sites_open": table["sites_open"].astype(int),
             "enrolled": table["enrolled"].astype(int),
             "low": [as_date(v) for v in table["low"]],
