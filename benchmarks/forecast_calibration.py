@@ -81,7 +81,7 @@ def calibrate_study(url: str, study_id: str, *, target: int | None = None) -> No
     started = time.perf_counter()
     table = calibration_table(openings, days, cutoff=cutoff, target=target, cuts=cuts)
     took = time.perf_counter() - started
-    table["pooled"] = [_pooled(daily, c, target, study.planned_start) for c in cuts]
+    table["pooled"] = [_pooled(daily, c, target, study.planned_start) for c in table["cut"]]
     print(f"\n## {study_id}: target {target}, cut-off {cutoff}, {len(openings)} sites")
     print(f"   opening dates: {openings['source'].value_counts().to_dict()}")
     print(table.to_string(index=False))

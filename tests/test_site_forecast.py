@@ -320,7 +320,8 @@ def _below(url: str, study: str) -> pd.DataFrame:
     k = np.array([counts.get(s, 0) for s in sites["site_id"]], dtype=float)
     fit = fit_rates(k, tau)
     p = nbinom.cdf(k, fit.shape, fit.rate / (fit.rate + tau))
-    return sites.assign(p=p, k=k, tau=tau)[p < 0.05].sort_values(["p", "site_id"])
+    found: pd.DataFrame = sites.assign(p=p, k=k, tau=tau)[p < 0.05]
+    return found.sort_values(["p", "site_id"])
 
 
 def test_site_risk_lists_the_sites_recruiting_below_the_model(

@@ -74,14 +74,7 @@ def accrual_chart(
             .encode(x=x, y=y, color=colour, tooltip=tooltip)
         )
     if target:
-        target_frame = pd.DataFrame({"subjects": [target], "label": [f"Target {target}"]})
-        rule = alt.Chart(target_frame).mark_rule(color="#d62728", strokeDash=[4, 4])
-        layers.append(rule.encode(y="subjects:Q"))
-        layers.append(
-            alt.Chart(target_frame)
-            .mark_text(align="left", dx=4, dy=-6, color="#d62728")
-            .encode(y="subjects:Q", x=alt.value(0), text="label:N")
-        )
+        layers += _target_layers(target)
     if cutoff:
         cut_frame = pd.DataFrame({"date": pd.to_datetime([cutoff]), "label": ["Data cut-off"]})
         # Every layer on x names the one axis, so none falls back to Vega-Lite's year-less labels.
@@ -95,6 +88,17 @@ def accrual_chart(
             .encode(x=cut_x, text="label:N")
         )
     return alt.LayerChart(layer=layers).properties(height=340)
+
+
+def _target_layers(target: int) -> list[alt.Chart]:
+    """The target as a dashed red rule, labelled at its left end."""
+    frame = pd.DataFrame({"subjects": [target], "label": [f"Target {target}"]})
+    return [
+        alt.Chart(frame).mark_rule(color="#d62728", strokeDash=[4, 4]).encode(y="subjects:Q"),
+        alt.Chart(frame)
+        .mark_text(align="left", dx=4, dy=-6, color="#d62728")
+        .encode(y="subjects:Q", x=alt.value(0), text="label:N"),
+    ]
 
 
 FUNNEL_COLOURS = {
@@ -206,15 +210,5 @@ def forecast_bands_chart(
         ),
     ]
     if target:
-        target_frame = pd.DataFrame({"subjects": [target], "label": [f"Target {target}"]})
-        layers.append(
-            alt.Chart(target_frame)
-            .mark_rule(color="#d62728", strokeDash=[4, 4])
-            .encode(y="subjects:Q")
-        )
-        layers.append(
-            alt.Chart(target_frame)
-            .mark_text(align="left", dx=4, dy=-6, color="#d62728")
-            .encode(y="subjects:Q", x=alt.value(0), text="label:N")
-        )
+        layers += _target_layers(target)
     return alt.LayerChart(layer=layers).properties(height=300)
