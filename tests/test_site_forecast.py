@@ -189,7 +189,13 @@ def test_the_calibration_table_equals_a_forecast_made_at_each_cut(demo_db_url: s
         ]
         seed = int(index)  # type: ignore[call-overload]
         prediction = predict(
-            fit_rates(k, tau), k, tau, target - int(k.sum()), opening_days=later, seed=seed
+            fit_rates(k, tau),
+            k,
+            tau,
+            target - int(k.sum()),
+            opening_days=later,
+            draws=1_000,  # CALIBRATION_DRAWS
+            seed=seed,
         )
         # Completion days from the cut's end, as dates from the first opening.
         end_of_cut = (cut - origin).days + 1
