@@ -127,13 +127,35 @@ def test_each_site_opens_on_the_first_date_known_in_order() -> None:
 
 
 def test_the_pooled_model_is_kept_for_one_site_or_too_few() -> None:
+    cutoff = dt.date(2025, 6, 30)
     openings = pd.DataFrame({"site_id": ["A", "B"], "is_open": [True, False]})
-    assert multicentre_reason(openings, 40) == (
+    days = pd.DataFrame(
+        {
+            "site_id": ["A", "A", "B", "B"],
+            "date": [
+                dt.date(2025, 3, 1),
+                dt.date(2025, 7, 1),
+                dt.date(2025, 3, 1),
+                dt.date(2025, 4, 1),
+            ],
+            "enrolled": [3, 9, 30, 1],
+        }
+    )
+    assert multicentre_reason(openings, days, cutoff=cutoff) == (
         "one site open: there is no spread of site rates to fit"
     )
     both = openings.assign(is_open=True)
-    assert multicentre_reason(both, 4) == ("4 enrolled: at least 5 are needed to fit site rates")
-    assert multicentre_reason(both, 5) is None
+    # A's enrollment after the cut-off does not count: 3 + 30 + 1.
+    assert multicentre_reason(both, days, cutoff=cutoff) is None
+    few = days.assign(enrolled=[1, 9, 2, 1])  # 4 by the cut-off
+    assert multicentre_reason(both, few, cutoff=cutoff) == (
+        "4 enrolled: at least 5 are needed to fit site rates"
+    )
+    # Enrollments at a site not open (a site table dating it after them) do not count.
+    b_later = pd.DataFrame({"site_id": ["A", "B", "C"], "is_open": [True, False, True]})
+    assert multicentre_reason(b_later, days, cutoff=cutoff) == (
+        "3 enrolled: at least 5 are needed to fit site rates"
+    )
 
 
 def test_calibration_cuts_are_month_ends_spread_over_the_study() -> None:

@@ -168,10 +168,18 @@ def _after(cutoff: dt.date, days: float) -> dt.date:
     return cutoff + dt.timedelta(days=max(1, math.ceil(days)))
 
 
-def multicentre_reason(openings: pd.DataFrame, enrolled: int) -> str | None:
+def multicentre_reason(
+    openings: pd.DataFrame, enrollment_days: pd.DataFrame, *, cutoff: dt.date
+) -> str | None:
     """Why the multicentre model cannot be fitted (None: it can): one site open, or too few
-    enrolled."""
-    open_sites = int(openings["is_open"].sum())
+    enrolled at the open sites by the cut-off (a site table may date a site's opening after its
+    enrollments: those do not count for a site not open)."""
+    open_ids = set(openings.loc[openings["is_open"], "site_id"])
+    counted = enrollment_days[
+        (enrollment_days["date"] <= cutoff) & enrollment_days["site_id"].isin(open_ids)
+    ]
+    enrolled = int(counted["enrolled"].sum())
+    open_sites = len(open_ids)
     if open_sites < 2:
         return (
             "one site open: there is no spread of site rates to fit"

@@ -376,7 +376,8 @@ def _forecast_by_site(
     if pooled is None or pooled.status != OK or cutoff is None or not study.planned_enrollment:
         return _ByModel(None, None, None, None)
     openings = site_openings(by_site, cutoff=cutoff, registry_start=study.planned_start)
-    reason = multicentre_reason(openings, pooled.enrolled)
+    days = read(enrollment.site_enrollment_days)
+    reason = multicentre_reason(openings, days, cutoff=cutoff)
     if reason is not None:
         return _ByModel(
             None,
@@ -384,7 +385,6 @@ def _forecast_by_site(
             None,
             None,
         )
-    days = read(enrollment.site_enrollment_days)
     model = site_forecast(openings, days, cutoff=cutoff, target=study.planned_enrollment)
     cuts = calibration_cuts(min(d for d in openings["opened_on"] if d is not None), cutoff)
     table = calibration_table(

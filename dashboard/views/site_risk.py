@@ -337,8 +337,7 @@ def _recruitment_below(
     by_site = read(enrollment.enrollment_by_site, scope=None)
     openings = site_openings(by_site, cutoff=cutoff, registry_start=frame.study.planned_start)
     days = read(enrollment.site_enrollment_days, scope=None)
-    enrolled = int(days.loc[days["date"] <= cutoff, "enrolled"].sum()) if not days.empty else 0
-    if multicentre_reason(openings, enrolled) is not None:
+    if multicentre_reason(openings, days, cutoff=cutoff) is not None:
         return None
     _, sites = site_expectations(openings, days, cutoff=cutoff)
     sites = sites.sort_values(["p_at_most", "site_id"])
