@@ -231,9 +231,12 @@ def test_every_site_is_in_the_site_table_with_the_apps_target(
     for site, target, share in zip(
         shown["Site"], shown["Site target"], shown["Of target"], strict=True
     ):
-        # Each site's row, whole: its id, its own target and the share of it (the page's).
+        # Each site's row, whole: its id, its own target and the share of it (the page's), then
+        # what the multicentre model expects of it and the chance of recruiting that few.
         row = next(line for line in page.splitlines() if line.split()[:1] == [site])
-        assert row.split()[-2:] == [target, share], row
+        assert row.split()[-4:-2] == [target, share], row
+        expected, p_at_most = shown.set_index("Site").loc[site, ["Expected", "P(≤ enrolled)"]]
+        assert row.split()[-2:] == [expected, p_at_most], row
     assert set(app.sites["site_id"].astype(str)) <= set(text.split())
 
 
