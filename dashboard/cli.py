@@ -397,6 +397,101 @@ def import_sdtm_command(
         typer.echo(line)
 
 
+def _import_edc(
+    kind: str, files: dict[str, Path], mapping: Path, *, replace: bool, db: str | None
+) -> None:
+    """An EDC export through its mapping file (issue #23): the shared body of the three imports."""
+    from dashboard import access
+    from dashboard.importers.errors import ImportFailure
+    from dashboard.importers.mapping import read_mapping
+    from dashboard.importers.run import import_edc
+
+    try:
+        read = read_mapping(mapping)
+        engine = _open(db)
+        report = import_edc(
+            engine, kind, files, read, replace=replace, audit_detail=access.cli_detail()
+        )
+    except ImportFailure as failure:
+        _fail(f"{failure}; nothing was written")
+    except Exception as error:  # a bug, not bad input: still say plainly that nothing was written
+        typer.echo(
+            f"error: the import stopped unexpectedly ({error.__class__.__name__}: {error}); "
+            "nothing was written. Please report this with the files.",
+            err=True,
+        )
+        raise typer.Exit(code=1) from None
+    for warning in report.warnings:
+        typer.echo(f"warning: {warning}")
+    for line in report.summary_lines():
+        typer.echo(line)
+
+
+MappingOption = Annotated[
+    Path,
+    typer.Option(
+        "--mapping",
+        help="Mapping file (TOML): which fields are which (see `study-monitor mapping draft`).",
+        show_default=False,
+    ),
+]
+ReplaceOption = Annotated[
+    bool, typer.Option("--replace", help="Replace the study's data even if few subjects match.")
+]
+
+
+@import_app.command("redcap")
+def import_redcap_command(
+    records: Annotated[
+        Path,
+        typer.Option("--records", help="Records export (CSV, raw data).", show_default=False),
+    ],
+    dictionary: Annotated[
+        Path,
+        typer.Option(
+            "--dictionary", help="The project's data dictionary (CSV).", show_default=False
+        ),
+    ],
+    mapping: MappingOption,
+    replace: ReplaceOption = False,
+    db: DbOption = None,
+) -> None:
+    """Import a REDCap project's records as a new data cut, through a mapping file: all or
+    nothing. Fields marked "Identifier? y" (and fields named for a name, birth date, address,
+    phone or e-mail) are dropped unread."""
+    _import_edc(
+        "redcap", {"records": records, "dictionary": dictionary}, mapping, replace=replace, db=db
+    )
+
+
+@import_app.command("odm")
+def import_odm_command(
+    path: Annotated[
+        Path, typer.Argument(help="CDISC ODM 1.3 XML with metadata and data (REDCap, OpenClinica).")
+    ],
+    mapping: MappingOption,
+    replace: ReplaceOption = False,
+    db: DbOption = None,
+) -> None:
+    """Import a CDISC ODM 1.3 export as a new data cut, through a mapping file: all or nothing."""
+    _import_edc("odm", {"odm": path}, mapping, replace=replace, db=db)
+
+
+@import_app.command("table")
+def import_table_command(
+    path: Annotated[
+        Path,
+        typer.Argument(help="Spreadsheet (.csv or .xlsx, first sheet) in REDCap's records layout."),
+    ],
+    mapping: MappingOption,
+    replace: ReplaceOption = False,
+    db: DbOption = None,
+) -> None:
+    """Import a spreadsheet of records as a new data cut, through a mapping file: all or nothing.
+    Answers are taken as written (labels)."""
+    _import_edc("table", {"table": path}, mapping, replace=replace, db=db)
+
+
 @import_app.command("ctgov")
 def import_ctgov_command(
     path: Annotated[Path, typer.Argument(help="A ClinicalTrials.gov API v2 study record (.json).")],

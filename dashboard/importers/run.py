@@ -22,11 +22,16 @@ from dashboard.db import (
     shown_url,
 )
 from dashboard.importers.ctgov import CtgovImportResult, RegistryRecordError, import_ctgov_file
+from dashboard.importers.edc import Export, read_redcap
+from dashboard.importers.edc_package import MappingEffect, build_package, mapping_effect
 from dashboard.importers.errors import ImportFailure, fail
+from dashboard.importers.mapping import Mapping
 from dashboard.importers.readers import SUFFIX_PREFERENCE
 from dashboard.importers.sdtm import Package, read_package
 from dashboard.importers.sites import SitesImportResult, apply_site_table, read_site_table
 from dashboard.importers.store import StoreResult, store_package
+from dashboard.importers.table import read_table
+from dashboard.models import DataCut
 
 
 @dataclass(frozen=True)
@@ -65,22 +70,46 @@ def import_sdtm(
     """Import the SDTM package in ``folder`` as a new DataCut. Raises ImportFailure (nothing written)
     on a fatal problem in the input. ``actor`` is who the audit event names."""
     package: Package = read_package(folder, study_id=study_id, cutoff=cutoff)
+    return _store(
+        engine,
+        package,
+        replace=replace,
+        actor=actor,
+        detail={"kind": "sdtm", **(audit_detail or {})},
+    )
+
+
+def _store(
+    engine: Engine,
+    package: Package,
+    *,
+    replace: bool,
+    actor: str,
+    detail: dict[str, Any],
+    sources: list[dict[str, Any]] | None = None,
+) -> SdtmImportReport:
+    """Store a read package as a new data cut with its audit event, in one transaction.
+    ``sources``: the files the cut names where they are not the package's (an EDC export)."""
     try:
         ensure_schema(engine)
         with session_scope(engine) as session:
             result = store_package(session, package, replace=replace)
+            if sources is not None:
+                cut = session.get(DataCut, result.cut_id)
+                assert cut is not None
+                cut.source = sources
             record(
                 session,
                 email=actor,
                 action=IMPORT,
                 study_id=result.study_id,
                 detail={
-                    "kind": "sdtm",
+                    "kind": detail.get("kind", "sdtm"),
                     "cut_id": result.cut_id,
                     "domains": list(package.domains),
                     "replace": replace,
                     "warnings": len(package.warnings),
-                    **(audit_detail or {}),
+                    **detail,
                 },
             )
     except SchemaError as error:
@@ -96,6 +125,82 @@ def import_sdtm(
         warnings=tuple(package.warnings),
         cutoff_date=package.cutoff_date,
     )
+
+
+# An EDC export's formats (issue #23): what the CLI and the Import page offer.
+EDC_FORMATS = {
+    "redcap": "REDCap export (records CSV + data dictionary CSV)",
+    "odm": "CDISC ODM 1.3 XML (REDCap, OpenClinica)",
+    "table": "Spreadsheet (.csv or .xlsx)",
+}
+
+
+def read_edc_export(
+    kind: str,
+    files: dict[str, Path],
+    *,
+    labels: dict[str, str] | None = None,
+    record_id_field: str | None = None,
+) -> Export:
+    """Read an EDC export: ``files`` by role (redcap: records, dictionary; odm: odm; table:
+    table). Raises ImportFailure; touches no database."""
+    labels = labels or {}
+    if kind == "redcap":
+        return read_redcap(
+            files["records"],
+            files["dictionary"],
+            records_label=labels.get("records"),
+            dictionary_label=labels.get("dictionary"),
+        )
+    if kind == "odm":
+        from dashboard.importers.odm import read_odm
+
+        return read_odm(files["odm"], label=labels.get("odm"))
+    if kind == "table":
+        return read_table(
+            files["table"], record_id_field=record_id_field, label=labels.get("table")
+        )
+    raise fail(f"unknown export format {kind!r} (one of {', '.join(EDC_FORMATS)})")
+
+
+def preview_edc(
+    kind: str, files: dict[str, Path], mapping: Mapping, *, labels: dict[str, str] | None = None
+) -> MappingEffect:
+    """What the mapping does with the export, nothing written (the Import page shows it)."""
+    export = read_edc_export(kind, files, labels=labels, record_id_field=mapping.record_id)
+    return mapping_effect(export, mapping)
+
+
+def import_edc(
+    engine: Engine,
+    kind: str,
+    files: dict[str, Path],
+    mapping: Mapping,
+    *,
+    labels: dict[str, str] | None = None,
+    replace: bool = False,
+    actor: str = CLI_EMAIL,
+    audit_detail: dict[str, Any] | None = None,
+) -> SdtmImportReport:
+    """Import an EDC export through its mapping as a new data cut of the mapping's study: read,
+    checked and mapped first, then stored all or nothing. Raises ImportFailure (nothing written)."""
+    export = read_edc_export(kind, files, labels=labels, record_id_field=mapping.record_id)
+    with tempfile.TemporaryDirectory(prefix="edc-sdtm-") as folder:
+        package = build_package(export, mapping, Path(folder))
+        return _store(
+            engine,
+            package,
+            replace=replace,
+            actor=actor,
+            sources=list(export.sources),
+            detail={
+                "kind": kind,
+                "files": [str(s["file"]) for s in export.sources],
+                "mapping": mapping.file,
+                "identifying_fields_dropped": list(export.dropped),
+                **(audit_detail or {}),
+            },
+        )
 
 
 def import_sdtm_files(

@@ -18,9 +18,7 @@ they are. The planned dates feed the site-level recruitment forecast; a site wit
 date counts from its first screening.
 """
 
-import csv
 import datetime as dt
-import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +26,7 @@ from pathlib import Path
 from sqlmodel import Session, col, func, select
 
 from dashboard.db import lock_study_for_writing
+from dashboard.importers.csvfile import csv_records, read_text
 from dashboard.importers.errors import fail
 from dashboard.models import DataCut, Site, Study
 
@@ -97,37 +96,6 @@ class SitesImportResult:
 
 
 # -- reading ---------------------------------------------------------------------------------------
-
-
-def _text(path: Path, label: str) -> str:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise fail("no such file", file=label) from None
-    except IsADirectoryError:
-        raise fail("is a folder, not a CSV file", file=label) from None
-    except OSError as error:
-        raise fail(f"cannot be read ({error.strerror or error})", file=label) from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = 1 + data[: error.start].count(b"\n")
-        raise fail(
-            f"is not UTF-8 text (byte 0x{data[error.start]:02x} on line {line}); save it as "
-            "UTF-8 CSV",
-            file=label,
-        ) from None
-
-
-def _records(text: str, label: str) -> list[list[str]]:
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    records: list[list[str]] = []
-    try:
-        for record in reader:
-            records.append(record)
-    except csv.Error as error:
-        raise fail(f"cannot be read as CSV: {error}", file=label, row=len(records) + 1) from None
-    return records
 
 
 def _header(record: list[str], label: str, row: int) -> dict[str, int]:
@@ -213,7 +181,7 @@ def read_site_table(path: Path, *, label: str | None = None) -> SiteTable:
     """Read and check the site table at ``path`` (messages name it ``label``, else the path as
     given). Raises ImportFailure on the first fatal problem; touches no database."""
     label = label or str(path)
-    records = _records(_text(path, label), label)
+    records = csv_records(read_text(path, label), label)
     numbered = [
         (row, record)
         for row, record in enumerate(records, start=1)

@@ -1,0 +1,484 @@
+"""An EDC export, through its mapping file, as an SDTM package: one set of import rules (#23).
+
+The export's records are laid out as the SDTM datasets the SDTM importer reads (DM, TS, TA, TI,
+TV, IE, DS, AE, EX, SV and the findings domains), written as CSV files into a folder the import
+owns, and read by ``sdtm.read_package``: who is screened, screen-failed and enrolled, the cut-off,
+the history of changes and every check stay the SDTM importer's. What only an EDC export can get
+wrong is checked here, before, and named by the export's own files, rows and fields: a mapping
+naming a field the project does not have, an answer a mapping does not translate, a repeating
+instrument the records do not hold as one.
+"""
+
+import difflib
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from dashboard.importers.edc import Export, FieldDef, Record, iso_date_text
+from dashboard.importers.errors import fail
+from dashboard.importers.mapping import Coded, Mapping
+from dashboard.importers.sdtm import Package, read_package
+
+
+@dataclass(frozen=True)
+class MappingEffect:
+    """What a mapping does with an export, shown before anything is written (the Import page)."""
+
+    used: tuple[tuple[str, str], ...]  # (field, what it becomes)
+    ignored: tuple[str, ...]  # fields of the project the mapping does not use
+    decoded: tuple[tuple[str, str, str], ...]  # (field, code, label) of the choice fields used
+    dropped: tuple[str, ...]  # identifying fields, never read
+    subjects: int
+    records: int
+
+
+def _field_names(export: Export) -> set[str]:
+    return set(export.fields)
+
+
+def check_fields(export: Export, mapping: Mapping) -> None:
+    """Fatal: a field the mapping names that the project does not have (a typo, or another
+    version of the project), or one that identifies a person."""
+    known = _field_names(export) | {"redcap_data_access_group"}
+    where = ", ".join(str(s["file"]) for s in export.sources)
+    for name, use in mapping.fields_named():
+        if name in export.dropped:
+            raise fail(
+                f"the {use} is field {name!r}, which identifies a person: it is never read "
+                "(map another field, or none)",
+                file=mapping.file,
+            )
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise fail(
+                f"the {use} is field {name!r}, which is not in the project ({where}){hint}",
+                file=mapping.file,
+            )
+    if mapping.adverse_events and mapping.adverse_events.instrument:
+        instrument = mapping.adverse_events.instrument
+        forms = {f.form for f in export.fields.values()}
+        if export.has_dictionary and instrument not in forms:
+            raise fail(
+                f"[adverse_events] instrument {instrument!r} is not an instrument of the project "
+                f"(its instruments are {', '.join(sorted(forms))})",
+                file=mapping.file,
+            )
+        term_form = export.fields[mapping.adverse_events.term].form
+        if export.has_dictionary and term_form != instrument:
+            raise fail(
+                f"[adverse_events] term {mapping.adverse_events.term!r} is on instrument "
+                f"{term_form!r}, not on {instrument!r}",
+                file=mapping.file,
+            )
+        # The AE instrument's rows must be its repeat instances: an AE row without one is the
+        # record's own row, and would be read as a subject's answer.
+        for record in export.records:
+            if record.instrument is None and mapping.adverse_events.term in record.values:
+                raise fail(
+                    f"a row holds the repeating instrument {instrument!r} (field "
+                    f"{mapping.adverse_events.term!r}) without its instance number: export the "
+                    "records with redcap_repeat_instrument and redcap_repeat_instance",
+                    file=record.where,
+                )
+
+
+class _Subject:
+    """One record's rows: its own values (first non-empty over its events, in file order) and
+    its repeating instruments' instances."""
+
+    def __init__(self, record_id: str) -> None:
+        self.record_id = record_id
+        self.values: dict[str, str] = {}
+        self.value_event: dict[str, str | None] = {}
+        self.by_event: dict[str | None, dict[str, str]] = {}
+        self.repeats: list[Record] = []
+        self.group: str | None = None
+        self.where = ""
+
+    def add(self, record: Record) -> None:
+        if not self.where:
+            self.where = record.where
+        self.group = self.group or record.group
+        if record.instrument is not None:
+            self.repeats.append(record)
+            return
+        self.by_event.setdefault(record.event, {}).update(record.values)
+        for name, value in record.values.items():
+            if name not in self.values:
+                self.values[name] = value
+                self.value_event[name] = record.event
+
+
+class _Decoder:
+    def __init__(self, export: Export, mapping: Mapping) -> None:
+        self.export, self.mapping = export, mapping
+
+    def label(self, name: str, value: str) -> str:
+        definition: FieldDef | None = self.export.fields.get(name)
+        return definition.decode(value) if definition else value
+
+    def coded(self, coded: Coded, value: str, where: str, use: str) -> str:
+        label = self.label(coded.field, value)
+        translated = coded.translate(label, value)
+        if translated is None:
+            known = ", ".join(sorted(coded.values))
+            raise fail(
+                f"the {use} field {coded.field!r} holds {label!r}, which the mapping's values do "
+                f"not translate (they name {known}): add it to the mapping",
+                file=where,
+            )
+        return translated
+
+
+def _subjects(export: Export) -> list[_Subject]:
+    subjects: dict[str, _Subject] = {}
+    for record in export.records:
+        subjects.setdefault(record.record_id, _Subject(record.record_id)).add(record)
+    return list(subjects.values())
+
+
+def _date(value: str | None) -> str:
+    return iso_date_text(value) if value else ""
+
+
+def sdtm_tables(export: Export, mapping: Mapping) -> dict[str, pd.DataFrame]:
+    """The export as SDTM datasets (by domain), as the SDTM importer reads them."""
+    check_fields(export, mapping)
+    decoder = _Decoder(export, mapping)
+    study_id = mapping.study_id
+    dm, ds, ie, ae, ex, sv = [], [], [], [], [], []
+    findings: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    arms: dict[str, str] = {}
+    if mapping.arm_code and mapping.arm_name:
+        arms[mapping.arm_code] = mapping.arm_name
+    for subject in _subjects(export):
+        usubjid = f"{mapping.usubjid_prefix}{subject.record_id}"
+        v = subject.values
+
+        def value(name: str | None, v: dict[str, str] = v) -> str:
+            return v.get(name, "") if name else ""
+
+        where = subject.where
+        site = mapping.site_id or ""
+        if mapping.site_field:
+            raw = (
+                subject.group or ""
+                if mapping.site_field == "redcap_data_access_group"
+                else value(mapping.site_field)
+            )
+            label = decoder.label(mapping.site_field, raw) if raw else ""
+            site = mapping.site_names.get(label, mapping.site_names.get(raw, label))
+        consent = _date(value(mapping.consent_date) or value(mapping.screening_date))
+        enrolled_on = _date(value(mapping.enrollment_date))
+        dosed_on = _date(value(mapping.first_dose_date))
+        arm_code = arm_name = ""
+        if mapping.arm and value(mapping.arm.field):
+            raw = value(mapping.arm.field)
+            arm_code = decoder.coded(mapping.arm, raw, where, "arm")
+            arm_name = mapping.arm_names.get(arm_code) or decoder.label(mapping.arm.field, raw)
+            arms.setdefault(arm_code, arm_name)
+        elif mapping.arm_code and enrolled_on:
+            arm_code, arm_name = mapping.arm_code, mapping.arm_name or mapping.arm_code
+        dispositions: list[dict[str, Any]] = []
+        if consent:
+            dispositions.append(
+                {
+                    "DSTERM": "INFORMED CONSENT OBTAINED",
+                    "DSDECOD": "INFORMED CONSENT OBTAINED",
+                    "DSCAT": "PROTOCOL MILESTONE",
+                    "EPOCH": "SCREENING",
+                    "DSSTDTC": consent,
+                }
+            )
+        failed = False
+        if mapping.disposition and value(mapping.disposition.field):
+            term = decoder.coded(
+                mapping.disposition, value(mapping.disposition.field), where, "disposition"
+            ).upper()
+            failed = term == "SCREEN FAILURE"
+            dispositions.append(
+                {
+                    "DSTERM": term,
+                    "DSDECOD": term,
+                    "DSCAT": "DISPOSITION EVENT",
+                    "EPOCH": mapping.disposition_epochs.get(term, mapping.disposition_epoch),
+                    "DSSTDTC": _date(value(mapping.disposition_date)),
+                }
+            )
+        for seq, record in enumerate(dispositions, start=1):
+            ds.append({"STUDYID": study_id, "USUBJID": usubjid, "DSSEQ": seq, **record})
+        sex = ""
+        if mapping.sex and value(mapping.sex.field):
+            sex = decoder.coded(mapping.sex, value(mapping.sex.field), where, "sex")
+        age = value(mapping.age)
+        dm.append(
+            {
+                "STUDYID": study_id,
+                "DOMAIN": "DM",
+                "USUBJID": usubjid,
+                "SUBJID": subject.record_id,
+                "SITEID": site,
+                "RFICDTC": consent,
+                "RFSTDTC": enrolled_on if arm_code else "",
+                "RFXSTDTC": dosed_on,
+                "AGE": age,
+                "AGEU": "YEARS" if age else "",
+                "SEX": sex,
+                "ARMCD": arm_code if enrolled_on else "",
+                "ARM": arm_name if enrolled_on else "",
+                "ACTARMCD": arm_code if dosed_on else "",
+                "ACTARM": arm_name if dosed_on else "",
+                "ARMNRS": "SCREEN FAILURE" if failed else "",
+                "COUNTRY": mapping.country or "",
+            }
+        )
+        for criterion in mapping.criteria:
+            raw = value(criterion.field)
+            if raw and criterion.is_not_met(decoder.label(criterion.field, raw), raw):
+                ie.append(
+                    {
+                        "STUDYID": study_id,
+                        "USUBJID": usubjid,
+                        "IESEQ": len(ie) + 1,
+                        "IETESTCD": criterion.code,
+                        "IETEST": criterion.text,
+                        "IECAT": criterion.category,
+                        "IEORRES": "N" if criterion.category == "INCLUSION" else "Y",
+                        "IEDTC": consent,
+                    }
+                )
+        if mapping.adverse_events:
+            ae += _adverse_events(subject, usubjid, mapping, decoder)
+        if mapping.exposure and value(mapping.exposure.date):
+            day = _date(value(mapping.exposure.date))
+            ex.append(
+                {
+                    "STUDYID": study_id,
+                    "USUBJID": usubjid,
+                    "EXTRT": mapping.exposure.treatment,
+                    "EXDOSE": value(mapping.exposure.dose),
+                    "EXDOSU": mapping.exposure.unit or "",
+                    "EXROUTE": mapping.exposure.route or "",
+                    "EXSTDTC": day,
+                    "EXENDTC": day,
+                }
+            )
+        visit_dates: dict[str | None, str] = {}
+        if mapping.visits:
+            for event, planned in mapping.visits.events.items():
+                day = _date(subject.by_event.get(event, {}).get(mapping.visits.date))
+                if day:
+                    visit_dates[event] = day
+                    sv.append(
+                        {
+                            "STUDYID": study_id,
+                            "USUBJID": usubjid,
+                            "VISITNUM": planned.number,
+                            "VISIT": planned.name,
+                            "VISITDY": planned.day,
+                            "SVSTDTC": day,
+                        }
+                    )
+        for item in mapping.baseline:
+            event = item.event if item.event else subject.value_event.get(item.field)
+            raw = subject.by_event.get(event, {}).get(item.field, "")
+            if not raw:
+                continue
+            d = item.domain
+            visit = (
+                mapping.visits.events[event].name
+                if mapping.visits and event in (mapping.visits.events)
+                else ""
+            )
+            findings[d].append(
+                {
+                    "STUDYID": study_id,
+                    "USUBJID": usubjid,
+                    f"{d}TESTCD": item.code,
+                    f"{d}TEST": item.test,
+                    f"{d}LOC": item.location or "",
+                    f"{d}ORRES": decoder.label(item.field, raw),
+                    f"{d}STRESC": decoder.label(item.field, raw),
+                    f"{d}STRESU": item.unit or "",
+                    "VISIT": visit,
+                    f"{d}DTC": visit_dates.get(event) or consent,
+                }
+            )
+    tables = {
+        "DM": pd.DataFrame(dm),
+        "TS": _trial_summary(mapping),
+        "TA": pd.DataFrame(
+            [{"STUDYID": study_id, "ARMCD": c, "ARM": n} for c, n in arms.items()],
+            columns=["STUDYID", "ARMCD", "ARM"],
+        ),
+        "TI": pd.DataFrame(
+            [
+                {
+                    "STUDYID": study_id,
+                    "IETESTCD": c.code,
+                    "IETEST": c.text,
+                    "IECAT": c.category,
+                }
+                for c in mapping.criteria
+            ],
+            columns=["STUDYID", "IETESTCD", "IETEST", "IECAT"],
+        ),
+        "IE": pd.DataFrame(
+            ie,
+            columns=[
+                "STUDYID",
+                "USUBJID",
+                "IESEQ",
+                "IETESTCD",
+                "IETEST",
+                "IECAT",
+                "IEORRES",
+                "IEDTC",
+            ],
+        ),
+        "DS": pd.DataFrame(ds),
+    }
+    if mapping.adverse_events:
+        tables["AE"] = pd.DataFrame(
+            ae,
+            columns=[
+                "STUDYID",
+                "USUBJID",
+                "AESEQ",
+                "AETERM",
+                "AEDECOD",
+                "AEBODSYS",
+                "AESEV",
+                "AETOXGR",
+                "AESER",
+                "AEREL",
+                "AEOUT",
+                "AESTDTC",
+                "AEENDTC",
+            ],
+        )
+    if mapping.exposure:
+        tables["EX"] = pd.DataFrame(ex)
+    if mapping.visits:
+        tables["SV"] = pd.DataFrame(sv)
+        tables["TV"] = pd.DataFrame(
+            [
+                {"STUDYID": study_id, "VISITNUM": p.number, "VISIT": p.name, "VISITDY": p.day}
+                for p in mapping.visits.events.values()
+            ]
+        )
+    for domain, rows in findings.items():
+        frame = pd.DataFrame(rows)
+        frame[f"{domain}STRESN"] = pd.to_numeric(frame[f"{domain}STRESC"], errors="coerce")
+        tables[domain] = frame
+    return {name: frame for name, frame in tables.items() if not frame.empty or name == "IE"}
+
+
+def _adverse_events(
+    subject: _Subject, usubjid: str, mapping: Mapping, decoder: _Decoder
+) -> list[dict[str, Any]]:
+    spec = mapping.adverse_events
+    assert spec is not None
+    rows = []
+    for record in subject.repeats:
+        if spec.instrument is not None and record.instrument != spec.instrument:
+            continue
+        values = record.values
+
+        def answer(name: str | None, values: dict[str, str] = values) -> str:
+            return decoder.label(name, values[name]) if name and values.get(name) else ""
+
+        term = answer(spec.term)
+        if not term:
+            raise fail(
+                f"adverse event {record.instance} has no term (field {spec.term!r})",
+                file=record.where,
+            )
+        serious = answer(spec.serious).strip().upper()
+        rows.append(
+            {
+                "STUDYID": mapping.study_id,
+                "USUBJID": usubjid,
+                "AESEQ": record.instance,
+                "AETERM": term,
+                "AEDECOD": answer(spec.decoded_term),
+                "AEBODSYS": answer(spec.body_system),
+                "AESEV": answer(spec.severity).upper(),
+                "AETOXGR": answer(spec.grade),
+                "AESER": {"YES": "Y", "NO": "N", "TRUE": "Y", "FALSE": "N"}.get(serious, serious),
+                "AEREL": answer(spec.related).upper(),
+                "AEOUT": answer(spec.outcome).upper(),
+                "AESTDTC": _date(values.get(spec.start_date or "")),
+                "AEENDTC": _date(values.get(spec.end_date or "")),
+            }
+        )
+    return rows
+
+
+def _trial_summary(mapping: Mapping) -> pd.DataFrame:
+    study = mapping.study
+    blinding = study.get("blinding")
+    parameters = [
+        ("TITLE", study.get("title")),
+        ("REGID", study.get("registry_id")),
+        ("PLANSUB", study.get("planned_enrollment")),
+        ("TBLIND", blinding),
+        ("DCUTDTC", mapping.cutoff.isoformat() if mapping.cutoff else None),
+    ]
+    return pd.DataFrame(
+        [
+            {"STUDYID": mapping.study_id, "TSPARMCD": code, "TSVAL": value}
+            for code, value in parameters
+            if value is not None
+        ],
+        columns=["STUDYID", "TSPARMCD", "TSVAL"],
+    )
+
+
+def build_package(export: Export, mapping: Mapping, folder: Path) -> Package:
+    """The export as a checked ``Package`` of ``mapping.study_id``. ``folder`` holds the SDTM files
+    it is read from until the package is stored (its findings are read then). Raises
+    ImportFailure on a fatal problem."""
+    tables = sdtm_tables(export, mapping)
+    folder.mkdir(parents=True, exist_ok=True)
+    for domain, frame in tables.items():
+        frame.to_csv(folder / f"{domain.lower()}.csv", index=False)
+    package = read_package(folder, study_id=mapping.study_id, cutoff=mapping.cutoff)
+    package.warnings[:0] = export.warnings
+    return package
+
+
+def mapping_effect(export: Export, mapping: Mapping) -> MappingEffect:
+    """What the mapping reads from the export and how (checked first: a missing field is fatal)."""
+    check_fields(export, mapping)
+    named = mapping.fields_named()
+    used_names = {name for name, _ in named}
+    decoded = tuple(
+        (name, code, label)
+        for name, _use in named
+        if name in export.fields
+        for code, label in export.fields[name].choices.items()
+    )
+    bookkeeping = {export.record_id_field}
+    ignored = tuple(
+        name
+        for name, definition in export.fields.items()
+        if name not in used_names
+        and name not in bookkeeping
+        and not definition.identifier
+        and name not in export.dropped
+        and not name.endswith("_complete")
+        and definition.field_type not in ("descriptive",)
+    )
+    return MappingEffect(
+        used=tuple(dict.fromkeys(named)),
+        ignored=ignored,
+        decoded=tuple(dict.fromkeys(decoded)),
+        dropped=export.dropped,
+        subjects=len({r.record_id for r in export.records}),
+        records=len(export.records),
+    )
