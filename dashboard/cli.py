@@ -43,6 +43,11 @@ import_app = typer.Typer(
 )
 app.add_typer(import_app, name="import")
 
+mapping_app = typer.Typer(
+    help="Mapping files for REDCap, ODM and spreadsheet imports: draft one.", no_args_is_help=True
+)
+app.add_typer(mapping_app, name="mapping")
+
 db_app = typer.Typer(help="The database schema: upgrade it, add a migration.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
@@ -105,6 +110,15 @@ def demo(
     subjects: Annotated[
         int, typer.Option("--subjects", min=1, help="Subjects of the scale study.")
     ] = 50_000,
+    redcap_export: Annotated[
+        Path | None,
+        typer.Option(
+            "--redcap-export",
+            help="NCT06466850 only: also write it as a REDCap project's export (dictionary, "
+            "records, ODM XML, spreadsheet, mapping) into this folder.",
+            show_default=False,
+        ),
+    ] = None,
     db: DbOption = None,
 ) -> None:
     """Create or refresh a synthetic demo study (NCT06466850, DEMO-MULTI or DEMO-SCALE)."""
@@ -127,6 +141,11 @@ def demo(
             if study is DemoStudy.NCT06466850:
                 build_seed_study(session)
                 study_id = SEED_STUDY_ID
+                if redcap_export is not None:
+                    from dashboard.demo_redcap import export_seed_redcap
+
+                    session.flush()
+                    export_seed_redcap(session, redcap_export)
             elif study is DemoStudy.multisite:
                 build_multisite_study(session)
                 study_id = MULTISITE_STUDY_ID
@@ -145,7 +164,11 @@ def demo(
             f"could not write the demo study to {engine.url!r}: {error.__class__.__name__}: "
             f"{getattr(error, 'orig', error)}"
         )
+    except OSError as error:
+        _fail(f"cannot write the REDCap export to {redcap_export}: {error.strerror or error}")
     typer.echo(f"demo study {study_id} written to {shown_url(engine)} (synthetic data)")
+    if redcap_export is not None:
+        typer.echo(f"its REDCap-style export written to {redcap_export} (synthetic data)")
 
 
 def _existing_database(url: str) -> "Engine":
@@ -490,6 +513,37 @@ def import_table_command(
     """Import a spreadsheet of records as a new data cut, through a mapping file: all or nothing.
     Answers are taken as written (labels)."""
     _import_edc("table", {"table": path}, mapping, replace=replace, db=db)
+
+
+@mapping_app.command("draft")
+def mapping_draft_command(
+    dictionary: Annotated[Path, typer.Argument(help="A REDCap data dictionary (CSV).")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write the draft here (default: print it).", show_default=False),
+    ] = None,
+) -> None:
+    """Propose a first mapping file (TOML) from a REDCap data dictionary's field names, types and
+    choices: criteria, dates, adverse events, visits, baseline fields. Check every line."""
+    from dashboard.importers.edc import read_dictionary
+    from dashboard.importers.errors import ImportFailure
+    from dashboard.importers.mapping_draft import draft_mapping
+
+    try:
+        fields, _record_id = read_dictionary(dictionary)
+    except ImportFailure as failure:
+        _fail(str(failure))
+    text = draft_mapping(fields, dictionary=dictionary.name)
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    if out.exists():
+        _fail(f"{out} exists: give another --out, or remove it first")
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as error:
+        _fail(f"cannot write {out}: {error.strerror or error}")
+    typer.echo(f"mapping drafted in {out}: check every line before importing with it")
 
 
 @import_app.command("ctgov")

@@ -25,7 +25,7 @@ from dashboard.importers.ctgov import CtgovImportResult, RegistryRecordError, im
 from dashboard.importers.edc import Export, read_redcap
 from dashboard.importers.edc_package import MappingEffect, build_package, mapping_effect
 from dashboard.importers.errors import ImportFailure, fail
-from dashboard.importers.mapping import Mapping
+from dashboard.importers.mapping import Mapping, parse_mapping
 from dashboard.importers.readers import SUFFIX_PREFERENCE
 from dashboard.importers.sdtm import Package, read_package
 from dashboard.importers.sites import SitesImportResult, apply_site_table, read_site_table
@@ -352,3 +352,68 @@ def import_sites_path(
             raise fail(BUSY_MESSAGE) from None
         raise fail(f"the database refused the import: {getattr(error, 'orig', error)}") from None
     return result
+
+
+def _saved_uploads(
+    folder: Path, kind: str, uploads: dict[str, tuple[str, bytes]]
+) -> tuple[dict[str, Path], dict[str, str]]:
+    """Uploaded export files (role -> (name, content)) written into ``folder``: their paths and
+    the names messages give them."""
+    needed = {"redcap": ("records", "dictionary"), "odm": ("odm",), "table": ("table",)}
+    if kind not in needed:
+        raise fail(f"unknown export format {kind!r} (one of {', '.join(EDC_FORMATS)})")
+    missing = [role for role in needed[kind] if role not in uploads]
+    if missing:
+        raise fail(f"no {' and no '.join(missing)} file was uploaded: {EDC_FORMATS[kind]} needs it")
+    paths, labels = {}, {}
+    for role in needed[kind]:
+        name, content = uploads[role]
+        base = PurePath(name.replace("\\", "/")).name
+        base = base if base not in ("", ".", "..") and "\0" not in base else f"{role}.upload"
+        path = Path(folder) / f"{role}-{base}"
+        path.write_bytes(content)
+        paths[role], labels[role] = path, base
+    return paths, labels
+
+
+def preview_edc_uploads(
+    kind: str, uploads: dict[str, tuple[str, bytes]], mapping: tuple[str, bytes]
+) -> MappingEffect:
+    """The Import page's preview of an upload: what the mapping reads, nothing written."""
+    with tempfile.TemporaryDirectory(prefix="edc-upload-") as folder:
+        paths, labels = _saved_uploads(Path(folder), kind, uploads)
+        return preview_edc(kind, paths, _uploaded_mapping(mapping), labels=labels)
+
+
+def import_edc_uploads(
+    engine: Engine,
+    kind: str,
+    uploads: dict[str, tuple[str, bytes]],
+    mapping: tuple[str, bytes],
+    *,
+    replace: bool = False,
+    actor: str = CLI_EMAIL,
+) -> SdtmImportReport:
+    """The Import page's entry for an EDC export: the uploads live in a temporary folder for the
+    length of the import only (the app keeps no local state)."""
+    with tempfile.TemporaryDirectory(prefix="edc-upload-") as folder:
+        paths, labels = _saved_uploads(Path(folder), kind, uploads)
+        return import_edc(
+            engine,
+            kind,
+            paths,
+            _uploaded_mapping(mapping),
+            labels=labels,
+            replace=replace,
+            actor=actor,
+        )
+
+
+def _uploaded_mapping(mapping: tuple[str, bytes]) -> Mapping:
+    name, content = mapping
+    label = PurePath(name.replace("\\", "/")).name or "mapping"
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise fail("is not UTF-8 text", file=label) from None
+    return parse_mapping(text, file=label)
