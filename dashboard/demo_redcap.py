@@ -500,7 +500,13 @@ def export_seed_redcap(session: Session, folder: Path) -> Path:
     export = seed_export(session)
     (folder / "dictionary.csv").write_text(dictionary_csv(export.fields), encoding="utf-8")
     (folder / "records.csv").write_text(records_csv(export), encoding="utf-8")
-    write_odm(export, folder / "project.xml", study_oid=f"Project.{STUDY_ID}", study_name=STUDY_ID)
+    write_odm(
+        export,
+        folder / "project.xml",
+        study_oid=f"Project.{STUDY_ID}",
+        study_name=STUDY_ID,
+        created=dt.datetime.combine(CUTOFF, dt.time(9, 0)),  # the export of the cut-off
+    )
     write_records_xlsx(export, folder / "records.xlsx")
     (folder / "mapping.toml").write_text(mapping_toml(session), encoding="utf-8")
     return folder

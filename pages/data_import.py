@@ -1,4 +1,5 @@
-"""Import: upload an SDTM package or a registry record, and see the study's data cuts."""
+"""Import: upload an SDTM package, an EDC export (REDCap, ODM, spreadsheet) with its mapping file,
+or a registry record, and see the study's data cuts."""
 
 import datetime as dt
 
@@ -7,7 +8,15 @@ import streamlit as st
 
 from dashboard.access import IMPORT_PAGE
 from dashboard.config import database_url
-from dashboard.importers.run import describe_failure, import_ctgov_upload, import_sdtm_files
+from dashboard.importers.edc_package import MappingEffect
+from dashboard.importers.run import (
+    EDC_FORMATS,
+    describe_failure,
+    import_ctgov_upload,
+    import_edc_uploads,
+    import_sdtm_files,
+    preview_edc_uploads,
+)
 from dashboard.markdown import plain
 from dashboard.ui import loaders
 from dashboard.ui.auth import require_page
@@ -23,6 +32,20 @@ st.caption(
 ctx = optional_context()
 db_url = ctx.db_url if ctx else database_url()
 RESULT_KEY = "import_result"
+REPLACE_HELP = (
+    "Needed when fewer than half of the study's current subjects are in the package, "
+    "or when it would remove more than half of a domain's records."
+)
+# The files each export format is read from (role -> uploader label), as run.preview_edc_uploads
+# and run.import_edc_uploads take them. No type= on the uploaders, as for the SDTM package: the
+# importer refuses a wrong file with a plain message rather than Streamlit with its own.
+EDC_UPLOADS = {
+    "redcap": {"records": "Records (.csv)", "dictionary": "Data dictionary (.csv)"},
+    "odm": {"odm": "ODM 1.3 file (.xml)"},
+    "table": {"table": "Spreadsheet (.csv or .xlsx)"},
+}
+# Above this many ignored fields, their list folds into an expander.
+SHORT_LIST = 12
 
 with st.form("sdtm_import", clear_on_submit=False):
     st.subheader("SDTM package")
@@ -39,11 +62,7 @@ with st.form("sdtm_import", clear_on_submit=False):
     cutoff: dt.date | None = middle.date_input(
         "Cut-off date", value=None, help="Used where TS has no DCUTDTC."
     )
-    replace = right.checkbox(
-        "Replace the study's data",
-        help="Needed when fewer than half of the study's current subjects are in the package, "
-        "or when it would remove more than half of a domain's records.",
-    )
+    replace = right.checkbox("Replace the study's data", help=REPLACE_HELP)
     submitted = st.form_submit_button("Import package", type="primary")
 
 if submitted:
@@ -70,6 +89,113 @@ if submitted:
         )
         show_study(report.result.study_id)
         st.rerun()
+
+
+def show_effect(effect: MappingEffect) -> None:
+    """What the mapping would do with the export (field names come from the files: plain text)."""
+    st.markdown(
+        f"**Preview, nothing written:** {plural(effect.subjects, 'subject')} in "
+        f"{plural(effect.records, 'record')}"
+    )
+    if effect.dropped:
+        st.warning("Identifying fields, never read: " + ", ".join(plain(f) for f in effect.dropped))
+    st.markdown("**Fields used**")
+    st.dataframe(
+        pd.DataFrame(
+            {"Field": [f for f, _ in effect.used], "Becomes": [b for _, b in effect.used]}
+        ),
+        hide_index=True,
+        width="stretch",
+    )
+    if effect.decoded:
+        st.markdown("**Decoded choices**")
+        st.dataframe(
+            pd.DataFrame(effect.decoded, columns=["Field", "Code", "Label"]),
+            hide_index=True,
+            width="stretch",
+        )
+    ignored = ", ".join(plain(f) for f in effect.ignored)
+    if not effect.ignored:
+        st.markdown("**Fields ignored:** none")
+    elif len(effect.ignored) <= SHORT_LIST:
+        st.markdown(f"**Fields ignored:** {ignored}")
+    else:
+        with st.expander(f"Fields ignored ({len(effect.ignored)})"):
+            st.markdown(ignored)
+
+
+# Plain widgets, not a form: the format radio changes the uploaders shown.
+with st.container(border=True):
+    st.subheader("REDCap, ODM or spreadsheet export")
+    st.caption(
+        "The mapping file (TOML) says which fields of the project are which parts of the data "
+        "model; `study-monitor mapping draft DICTIONARY.csv` drafts one."
+    )
+    edc_kind = st.radio(
+        "Export format",
+        list(EDC_FORMATS),
+        format_func=EDC_FORMATS.__getitem__,
+        horizontal=True,
+        key="edc_format",
+    )
+    roles = EDC_UPLOADS[edc_kind]
+    columns = st.columns(len(roles) + 1)
+    edc_files = {
+        role: column.file_uploader(label, key=f"edc_{edc_kind}_{role}")
+        for column, (role, label) in zip(columns[:-1], roles.items(), strict=True)
+    }
+    mapping_file = columns[-1].file_uploader("Mapping file (.toml)", key="edc_mapping")
+    edc_replace = st.checkbox("Replace the study's data", help=REPLACE_HELP, key="edc_replace")
+    with st.container(horizontal=True):
+        preview_clicked = st.button("Preview mapping", key="edc_preview")
+        edc_clicked = st.button("Import export", type="primary", key="edc_import")
+
+    edc_uploads = {role: (f.name, f.getvalue()) for role, f in edc_files.items() if f is not None}
+    mapping = (mapping_file.name, mapping_file.getvalue()) if mapping_file is not None else None
+    if preview_clicked:
+        if mapping is None:
+            st.error("No mapping file was uploaded: add the .toml that says which field is which.")
+        else:
+            try:
+                with st.spinner("Reading the export..."):
+                    effect = preview_edc_uploads(edc_kind, edc_uploads, mapping)
+            except Exception as error:  # every failure is a plain message, no traceback
+                st.error(plain(f"{describe_failure(error)}."))
+            else:
+                show_effect(effect)
+
+if edc_clicked:
+    if mapping is None:
+        st.session_state[RESULT_KEY] = (
+            "error",
+            [
+                "No mapping file was uploaded: add the .toml that says which field is which. "
+                "Nothing was written."
+            ],
+        )
+    else:
+        try:
+            with st.spinner("Importing..."):
+                report = import_edc_uploads(
+                    loaders.engine_for(db_url),
+                    edc_kind,
+                    edc_uploads,
+                    mapping,
+                    replace=edc_replace,
+                    actor=user.email,
+                )
+        except Exception as error:  # every failure is a plain message, no traceback
+            st.session_state[RESULT_KEY] = (
+                "error",
+                [f"{describe_failure(error)}. Nothing was written."],
+            )
+        else:
+            st.session_state[RESULT_KEY] = (
+                "success",
+                report.summary_lines() + [f"warning: {w}" for w in report.warnings],
+            )
+            show_study(report.result.study_id)
+            st.rerun()
 
 with st.form("ctgov_import"):
     st.subheader("Registry record")

@@ -323,12 +323,17 @@ def drop_identifying(
 ) -> tuple[list[Record], tuple[str, ...]]:
     """Drop the fields marked or named as identifying from the records, with one warning that
     names them (never their values)."""
+
+    # A checkbox's options are columns of their own (``field___1``): judged by their field.
+    def base(name: str) -> str:
+        return _CHECKBOX.sub(r"\1", name)
+
     dropped = sorted(
         {
-            name
+            base(name)
             for name in columns
-            if (name in fields and fields[name].identifier)
-            or looks_identifying(_CHECKBOX.sub(r"\1", name))
+            if (base(name) in fields and fields[base(name)].identifier)
+            or looks_identifying(base(name))
         }
     )
     if not dropped:
@@ -338,7 +343,10 @@ def drop_identifying(
         f"identifying field{'s' if len(dropped) > 1 else ''} {', '.join(dropped)} dropped: "
         "not read, not stored"
     )
-    kept = [replace(r, values={k: v for k, v in r.values.items() if k not in gone}) for r in records]
+    kept = [
+        replace(r, values={k: v for k, v in r.values.items() if base(k) not in gone})
+        for r in records
+    ]
     return kept, tuple(dropped)
 
 

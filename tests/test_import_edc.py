@@ -1,0 +1,409 @@
+"""Imports from REDCap, CDISC ODM and spreadsheets through a mapping file (issue #23).
+
+The seed demo ships as a REDCap project's export (``dashboard/studies/NCT06466850-redcap``, written
+by ``demo_redcap.export_seed_redcap``): importing its records + dictionary, its ODM XML or its
+spreadsheet copy into an empty database must give the figures ``study-monitor demo`` gives, page by
+page. Identifying fields never reach the database; bad input gets a plain message naming the file
+and place, exit status 2, and nothing written. On SQLite, or PostgreSQL where TEST_POSTGRES_URL is
+set."""
+
+import datetime as dt
+import shutil
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from openpyxl import load_workbook
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, SQLModel
+from typer.testing import CliRunner
+
+from dashboard.cli import app
+from dashboard.db import make_engine
+from dashboard.demo import SEED_STUDY_ID
+from dashboard.demo_redcap import export_seed_redcap
+from dashboard.importers.edc import read_dictionary
+from dashboard.importers.mapping import parse_mapping
+from dashboard.importers.mapping_draft import draft_mapping
+from dashboard.models import AuditEvent, DataCut
+from dashboard.views import visits
+from dashboard.views.adverse_events import build_adverse_events
+from dashboard.views.baseline import build_baseline
+from dashboard.views.context import ViewContext
+from dashboard.views.enrollment import build_enrollment
+from dashboard.views.overview import study_summary
+from dashboard.views.screen_failures import build_screen_failures
+from tests.databases import new_database_url
+
+runner = CliRunner()
+SHIPPED = Path(str(resources.files("dashboard") / "studies" / "NCT06466850-redcap"))
+# The distinctive made-up identity the identifier test writes into every identifying field.
+NAME, BIRTH = "Quillon Zebrowski", "1931-02-17"
+
+
+def _import(kind: str, folder: Path, url: str, mapping: Path | None = None) -> Any:
+    mapping = mapping or folder / "mapping.toml"
+    files = {
+        "redcap": [
+            "--records",
+            str(folder / "records.csv"),
+            "--dictionary",
+            str(folder / "dictionary.csv"),
+        ],
+        "odm": [str(folder / "project.xml")],
+        "table": [str(folder / "records.xlsx")],
+    }[kind]
+    return runner.invoke(
+        app,
+        ["import", kind, *files, "--mapping", str(mapping), "--db", url],
+        catch_exceptions=False,
+    )
+
+
+def _dump(url: str) -> dict[str, list[str]]:
+    """Every row of every table, as text: what an import may write."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            return {
+                table.name: sorted(repr(tuple(row)) for row in connection.execute(select(table)))
+                for table in SQLModel.metadata.sorted_tables
+            }
+    finally:
+        engine.dispose()
+
+
+def _figures(engine: Engine) -> dict[str, Any]:
+    """The figures of the Overview, Enrollment, Screen failures, Baseline and Adverse events pages,
+    without comparing cuts (the demo has two, an import one)."""
+    with Session(engine) as session:
+        ctx = ViewContext(study_id=SEED_STUDY_ID)
+        summary = study_summary(session, study_id=SEED_STUDY_ID)
+        summary.pop("data_cut")
+        enrollment = build_enrollment(session, ctx)
+        failures = build_screen_failures(session, ctx)
+        baseline = build_baseline(session, ctx)
+        events = build_adverse_events(session, ctx)
+        planned = visits.planned(session, ctx)
+        cutoff = dt.date(2025, 11, 30)
+        visits_by_site = visits.by_site(session, ctx, as_of=cutoff, window_days=7)
+        visit_grid = visits.grid(session, ctx, as_of=cutoff, window_days=7, needing_action=False)
+    return {
+        "planned visits": planned,
+        "visits by site": visits_by_site[0],
+        "without day 1": visits_by_site[1],
+        "visit grid": visit_grid[0],
+        "summary": summary,
+        "funnel": enrollment.funnel,
+        "accrual": enrollment.accrual,
+        "reasons": enrollment.reasons,
+        "by_arm": enrollment.by_arm,
+        "criteria": failures.criteria_table,
+        "monthly failures": failures.monthly,
+        "cooccurrence": failures.cooccurrence,
+        "dispositions": failures.dispositions,
+        "table one": baseline.table,
+        "baseline metrics": baseline.metrics,
+        "ae summary": events.summary_table,
+        "ae terms": events.terms_shown,
+        "ae worst": events.worst_table,
+        "ae metrics": events.metrics,
+    }
+
+
+def _same(loaded: dict[str, Any], demo: dict[str, Any]) -> None:
+    for key, expected in demo.items():
+        got = loaded[key]
+        if isinstance(expected, pd.DataFrame):
+            pd.testing.assert_frame_equal(
+                got.reset_index(drop=True), expected.reset_index(drop=True), obj=key
+            )
+        else:
+            assert got == expected, key
+
+
+@pytest.fixture(scope="module")
+def demo_figures(demo_engine: Engine) -> dict[str, Any]:
+    return _figures(demo_engine)
+
+
+def test_the_shipped_export_is_what_the_demo_generator_writes(
+    demo_engine: Engine, tmp_path: Path
+) -> None:
+    with Session(demo_engine) as session:
+        written = export_seed_redcap(session, tmp_path / "export")
+    for name in ("dictionary.csv", "records.csv", "mapping.toml", "project.xml"):
+        assert (written / name).read_bytes() == (SHIPPED / name).read_bytes(), name
+
+    def cells(path: Path) -> list[tuple[Any, ...]]:
+        book = load_workbook(path, read_only=True)
+        rows = list(book.worksheets[0].iter_rows(values_only=True))
+        book.close()
+        return rows
+
+    assert cells(written / "records.xlsx") == cells(SHIPPED / "records.xlsx")
+
+
+@pytest.mark.parametrize("kind", ["redcap", "odm", "table"])
+def test_each_export_gives_the_seed_demos_figures(
+    kind: str, demo_figures: dict[str, Any], tmp_path: Path
+) -> None:
+    url = new_database_url(tmp_path, f"edc-{kind}")
+    result = _import(kind, SHIPPED, url)
+    assert result.exit_code == 0, result.output
+    assert "data cut 1 loaded (cut-off 2025-11-30)" in result.output
+    engine = make_engine(url)
+    try:
+        _same(_figures(engine), demo_figures)
+        with Session(engine) as session:
+            (cut,) = session.execute(select(DataCut)).scalars()
+            # The cut names the files given, not the SDTM files made from them on the way.
+            assert [s["file"] for s in cut.source] == {
+                "redcap": ["dictionary.csv", "records.csv"],
+                "odm": ["project.xml"],
+                "table": ["records.xlsx"],
+            }[kind]
+            (event,) = session.execute(select(AuditEvent)).scalars()
+            assert event.detail["kind"] == kind
+            assert event.detail["identifying_fields_dropped"] == ["dob", "initials"]
+    finally:
+        engine.dispose()
+
+
+def _with_identities(folder: Path) -> Path:
+    """A copy of the shipped export whose identifying fields hold a distinctive identity."""
+    copy = folder.parent / "identities"
+    shutil.copytree(SHIPPED, copy)
+    for name in ("records.csv", "project.xml"):
+        text = (copy / name).read_text(encoding="utf-8")
+        text = text.replace(",XX,", f",{NAME},").replace('"XX"', f'"{NAME}"')
+        text = _replace_births(text)
+        (copy / name).write_text(text, encoding="utf-8")
+    book = load_workbook(copy / "records.xlsx")
+    sheet = book.worksheets[0]
+    header = [c.value for c in sheet[1]]
+    for row in sheet.iter_rows(min_row=2):
+        if row[header.index("initials")].value:
+            row[header.index("initials")].value = NAME
+            row[header.index("dob")].value = BIRTH
+    book.save(copy / "records.xlsx")
+    return copy
+
+
+def _replace_births(text: str) -> str:
+    import re
+
+    return re.sub(r"(?<=[,\"])\d{4}-07-01(?=[,\"])", BIRTH, text)
+
+
+@pytest.mark.parametrize("kind", ["redcap", "odm", "table"])
+def test_identifying_fields_never_reach_the_database(kind: str, tmp_path: Path) -> None:
+    folder = _with_identities(tmp_path / "given")
+    assert (
+        NAME in (folder / "records.csv").read_text()
+        and BIRTH in (folder / "project.xml").read_text()
+    )
+    url = new_database_url(tmp_path, f"ident-{kind}")
+    result = _import(kind, folder, url)
+    assert result.exit_code == 0, result.output
+    assert "identifying fields dob, initials dropped" in result.output
+    assert NAME not in result.output and BIRTH not in result.output
+    stored = "\n".join(row for rows in _dump(url).values() for row in rows)
+    assert "Quillon" not in stored and "Zebrowski" not in stored and BIRTH not in stored
+    # The subjects are there, by their codes only.
+    assert f"{SEED_STUDY_ID}-01-001" in stored
+
+
+@pytest.fixture
+def loaded_url(tmp_path: Path) -> str:
+    """A database holding the seed study imported from its REDCap export."""
+    url = new_database_url(tmp_path, "loaded")
+    assert _import("redcap", SHIPPED, url).exit_code == 0
+    return url
+
+
+def _edited(tmp_path: Path, name: str, old: str, new: str, count: int = 1) -> Path:
+    folder = tmp_path / "edited"
+    if not folder.exists():
+        shutil.copytree(SHIPPED, folder)
+    text = (folder / name).read_text(encoding="utf-8")
+    assert old in text, old
+    (folder / name).write_text(text.replace(old, new, count), encoding="utf-8")
+    return folder
+
+
+def _refused(kind: str, folder: Path, url: str, *expected: str) -> str:
+    before = _dump(url)
+    result = _import(kind, folder, url)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert "nothing was written" in result.output
+    for part in expected:
+        assert part in result.output, (part, result.output)
+    assert _dump(url) == before
+    return str(result.output)
+
+
+def _row_of(folder: Path, record_id: str, event: str) -> int:
+    """The spreadsheet row (header = 1) of a record's event in records.csv."""
+    lines = (folder / "records.csv").read_text(encoding="utf-8").splitlines()
+    return next(
+        n for n, line in enumerate(lines, start=1) if line.startswith(f"{record_id},{event},")
+    )
+
+
+def test_a_choice_code_the_dictionary_does_not_have_is_refused(
+    loaded_url: str, tmp_path: Path
+) -> None:
+    line = next(
+        row
+        for row in (SHIPPED / "records.csv").read_text(encoding="utf-8").splitlines()
+        if row.startswith("01-002,screening_arm_1,")
+    )
+    cells = line.split(",")
+    header = (SHIPPED / "records.csv").read_text(encoding="utf-8").splitlines()[0].split(",")
+    cells[header.index("sex")] = "7"
+    folder = _edited(tmp_path, "records.csv", line, ",".join(cells))
+    row = _row_of(folder, "01-002", "screening_arm_1")
+    _refused(
+        "redcap",
+        folder,
+        loaded_url,
+        f"records.csv, row {row}, column sex: '7' is not a choice of field 'sex'",
+        "1 (Female), 2 (Male)",
+    )
+
+
+def test_a_mapping_naming_a_field_the_project_lacks_is_refused(
+    loaded_url: str, tmp_path: Path
+) -> None:
+    folder = _edited(tmp_path, "mapping.toml", 'term = "ae_term"', 'term = "ae_trem"')
+    for kind in ("redcap", "odm", "table"):
+        _refused(
+            kind,
+            folder,
+            loaded_url,
+            "mapping.toml: the adverse event term is field 'ae_trem', which is not in the project",
+            "did you mean 'ae_term'?",
+        )
+
+
+def test_a_repeating_instrument_without_its_instance_number_is_refused(
+    loaded_url: str, tmp_path: Path
+) -> None:
+    text = (SHIPPED / "records.csv").read_text(encoding="utf-8")
+    line = next(row for row in text.splitlines() if ",adverse_event,1," in row)
+    folder = _edited(
+        tmp_path, "records.csv", line, line.replace(",adverse_event,1,", ",adverse_event,,")
+    )
+    row = text.splitlines().index(line) + 1
+    _refused(
+        "redcap",
+        folder,
+        loaded_url,
+        f"records.csv, row {row}, column redcap_repeat_instance: a row of the repeating "
+        "instrument 'adverse_event' without its instance number",
+    )
+    # The AE rows exported without the repeat columns at all: read as the record's own rows.
+    stripped = tmp_path / "stripped"
+    shutil.copytree(SHIPPED, stripped)
+    frame = pd.read_csv(SHIPPED / "records.csv", dtype=str, keep_default_na=False)
+    frame = frame.drop(columns=["redcap_repeat_instrument", "redcap_repeat_instance"])
+    frame = frame.drop_duplicates(subset=["record_id", "redcap_event_name"])
+    frame.to_csv(stripped / "records.csv", index=False)
+    _refused(
+        "redcap",
+        stripped,
+        loaded_url,
+        "without its instance number",
+        "redcap_repeat_instance",
+    )
+
+
+def test_other_bad_input_is_named_plainly(loaded_url: str, tmp_path: Path) -> None:
+    broken = _edited(tmp_path, "mapping.toml", "[subject]", "[subject")
+    _refused("redcap", broken, loaded_url, "mapping.toml: is not valid TOML")
+    shutil.rmtree(broken)
+    typo = _edited(tmp_path, "mapping.toml", 'age = "age"', 'agee = "age"')
+    _refused("redcap", typo, loaded_url, "[subject]: unknown key 'agee'")
+    shutil.rmtree(typo)
+    untranslated = _edited(
+        tmp_path,
+        "mapping.toml",
+        'values = { Female = "F", Male = "M" }',
+        'values = { Female = "F" }',
+    )
+    _refused("redcap", untranslated, loaded_url, "the sex field 'sex' holds 'Male'")
+    shutil.rmtree(untranslated)
+    missing = tmp_path / "nothing"
+    missing.mkdir()
+    shutil.copy(SHIPPED / "mapping.toml", missing / "mapping.toml")
+    _refused("odm", missing, loaded_url, "project.xml: no such file")
+
+
+def test_a_later_export_is_a_second_cut_with_its_changes(loaded_url: str, tmp_path: Path) -> None:
+    # One more adverse event for 01-003... as a later export would have it: cut 2 records it.
+    text = (SHIPPED / "records.csv").read_text(encoding="utf-8")
+    line = next(row for row in text.splitlines() if ",adverse_event,1," in row)
+    added = line.replace(",adverse_event,1,", ",adverse_event,9,")
+    folder = _edited(tmp_path, "records.csv", line, f"{line}\n{added}")
+    result = _import("redcap", folder, loaded_url)
+    assert result.exit_code == 0, result.output
+    assert "data cut 2 loaded" in result.output
+    assert "ae: 1 added, 0 changed, 0 removed" in result.output
+
+
+def test_the_drafted_mapping_reads_the_seed_project(tmp_path: Path) -> None:
+    fields, record_id = read_dictionary(SHIPPED / "dictionary.csv")
+    draft = draft_mapping(fields, dictionary="dictionary.csv")
+    mapping = parse_mapping(draft.replace("CHANGE-ME", SEED_STUDY_ID), file="draft.toml")
+    assert record_id == "record_id" and mapping.record_id == "record_id"
+    assert "dob" not in draft.replace("identifying fields, never read: initials, dob", "")
+    assert [(c.code, c.category, c.not_met) for c in mapping.criteria] == [
+        (
+            f.name.upper(),
+            "INCLUSION" if f.name.startswith("incl") else "EXCLUSION",
+            ("No",) if f.name.startswith("incl") else ("Yes",),
+        )
+        for f in fields.values()
+        if f.field_type == "yesno" and f.name.startswith(("incl", "excl"))
+    ]
+    assert mapping.sex is not None and mapping.sex.values == {"Female": "F", "Male": "M"}
+    assert mapping.adverse_events is not None
+    assert (mapping.adverse_events.instrument, mapping.adverse_events.term) == (
+        "adverse_event",
+        "ae_term",
+    )
+    assert (mapping.consent_date, mapping.enrollment_date) == ("consent_date", "inj_date")
+    # Imported as drafted, it already gives the seed's screening figures.
+    (tmp_path / "draft.toml").write_text(draft.replace("CHANGE-ME", SEED_STUDY_ID))
+    url = new_database_url(tmp_path, "draft")
+    result = _import("redcap", SHIPPED, url, mapping=tmp_path / "draft.toml")
+    assert result.exit_code == 0, result.output
+    engine = make_engine(url)
+    with Session(engine) as session:
+        summary = study_summary(session, study_id=SEED_STUDY_ID)
+    engine.dispose()
+    assert (summary["screened"], summary["screen_failures"], summary["enrolled"]) == (36, 16, 20)
+
+
+def test_mapping_draft_command_writes_a_file_once(tmp_path: Path) -> None:
+    out = tmp_path / "mapping.toml"
+    args = ["mapping", "draft", str(SHIPPED / "dictionary.csv"), "--out", str(out)]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0 and out.exists(), first.output
+    second = runner.invoke(app, args)
+    assert second.exit_code == 2 and "exists" in second.output
+    bad = tmp_path / "bad.csv"
+    bad.write_text("name,type\nx,text\n")
+    refused = runner.invoke(app, ["mapping", "draft", str(bad)])
+    assert refused.exit_code == 2
+    assert "bad.csv, row 1: has no column 'Variable / Field Name'" in refused.output
+
+
+def test_cut_off_is_the_mappings(tmp_path: Path) -> None:
+    mapping = parse_mapping((SHIPPED / "mapping.toml").read_text(), file="mapping.toml")
+    assert mapping.cutoff == dt.date(2025, 11, 30)
