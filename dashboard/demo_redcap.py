@@ -92,6 +92,7 @@ RELATIONSHIPS = (
     "Probably related",
     "Related",
 )
+ACTIONS = ("Dose not changed", "Drug interrupted", "Drug withdrawn", "Not applicable")
 OUTCOMES = ("Recovered/resolved", "Not recovered/not resolved", "Recovering/resolving", "Fatal")
 
 
@@ -146,6 +147,7 @@ def seed_fields(criteria: list[Criterion]) -> dict[str, FieldDef]:
         FieldDef("ae_serious", "adverse_event", "yesno", "Serious", {"1": "Yes", "0": "No"}),
         FieldDef("ae_related", "adverse_event", "radio", "Relationship", _choices(RELATIONSHIPS)),
         FieldDef("ae_outcome", "adverse_event", "radio", "Outcome", _choices(OUTCOMES)),
+        FieldDef("ae_action", "adverse_event", "radio", "Action taken", _choices(ACTIONS)),
         FieldDef("ds_status", "study_completion", "radio", "Status", _choices(DISPOSITIONS)),
         FieldDef("ds_date", "study_completion", "text", "Date", validation="date_ymd"),
     ]
@@ -233,19 +235,22 @@ def seed_export(session: Session) -> Export:
                 for ae in events[subject.id]:
                     if not _on_or_before(ae.start_date):
                         continue
-                    ended = _on_or_before(ae.end_date)
-                    outcome = ae.outcome if ended else "NOT RECOVERED/NOT RESOLVED"
+                    resolved = _on_or_before(ae.end_date)
+                    outcome = ae.outcome if resolved else "NOT RECOVERED/NOT RESOLVED"
                     answers = {
                         "ae_term": ae.term,
                         "ae_pt": ae.decoded_term or "",
                         "ae_soc": ae.body_system or "",
                         "ae_start": ae.start_dtc or "",
-                        "ae_end": (ae.end_dtc or "") if ended else "",
+                        "ae_end": (ae.end_dtc or "") if resolved else "",
                         "ae_severity": _code(fields["ae_severity"].choices, ae.severity or ""),
                         "ae_grade": ae.grade or "",
                         "ae_serious": "1" if ae.serious == "Y" else "0",
                         "ae_related": _code(fields["ae_related"].choices, ae.relationship or ""),
                         "ae_outcome": _code(fields["ae_outcome"].choices, outcome or ""),
+                        "ae_action": (
+                            _code(fields["ae_action"].choices, ae.action) if ae.action else ""
+                        ),
                     }
                     records.append(
                         Record(
@@ -439,6 +444,11 @@ def mapping_toml(session: Session) -> str:
             f'category = "{c.category}"',
             f'field = "{c.code.lower()}"',
             f"text = {_toml_text(c.text)}",
+            *(
+                [f"rule = {_toml_text(c.rule)}       # checked against the baseline values"]
+                if c.rule
+                else []
+            ),
             f'not_met = "{"No" if c.category == "INCLUSION" else "Yes"}"',
             "",
         ]
@@ -456,6 +466,7 @@ def mapping_toml(session: Session) -> str:
         'serious = "ae_serious"              # Yes / No',
         'related = "ae_related"',
         'outcome = "ae_outcome"',
+        'action = "ae_action"                # the action taken with the treatment',
         "",
         "[exposure]",
         'date = "inj_date"',

@@ -288,7 +288,13 @@ def records_from_rows(
                 f"record {record_id!r}"
                 + (f", event {event!r}" if event else "")
                 + (f", {instrument} instance {instance}" if instrument else "")
-                + f" is repeated (row {seen[key]} has it too)",
+                + f" is repeated (row {seen[key]} has it too)"
+                + (
+                    ""
+                    if REPEAT_INSTANCE in position
+                    else f"; rows of a repeating instrument need their instance number: export "
+                    f"the records with {REPEAT_INSTRUMENT} and {REPEAT_INSTANCE}"
+                ),
                 file=label,
                 row=row,
             )

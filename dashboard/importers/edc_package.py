@@ -150,7 +150,12 @@ def sdtm_tables(export: Export, mapping: Mapping) -> dict[str, pd.DataFrame]:
     check_fields(export, mapping)
     decoder = _Decoder(export, mapping)
     study_id = mapping.study_id
-    dm, ds, ie, ae, ex, sv = [], [], [], [], [], []
+    dm: list[dict[str, Any]] = []
+    ds: list[dict[str, Any]] = []
+    ie: list[dict[str, Any]] = []
+    ae: list[dict[str, Any]] = []
+    ex: list[dict[str, Any]] = []
+    sv: list[dict[str, Any]] = []
     findings: dict[str, list[dict[str, Any]]] = defaultdict(list)
     arms: dict[str, str] = {}
     if mapping.arm_code and mapping.arm_name:
@@ -284,14 +289,14 @@ def sdtm_tables(export: Export, mapping: Mapping) -> dict[str, pd.DataFrame]:
                         }
                     )
         for item in mapping.baseline:
-            event = item.event if item.event else subject.value_event.get(item.field)
-            raw = subject.by_event.get(event, {}).get(item.field, "")
+            asked_at = item.event if item.event else subject.value_event.get(item.field)
+            raw = subject.by_event.get(asked_at, {}).get(item.field, "")
             if not raw:
                 continue
             d = item.domain
             visit = (
-                mapping.visits.events[event].name
-                if mapping.visits and event in (mapping.visits.events)
+                mapping.visits.events[asked_at].name
+                if mapping.visits and asked_at in mapping.visits.events
                 else ""
             )
             findings[d].append(
@@ -305,7 +310,7 @@ def sdtm_tables(export: Export, mapping: Mapping) -> dict[str, pd.DataFrame]:
                     f"{d}STRESC": decoder.label(item.field, raw),
                     f"{d}STRESU": item.unit or "",
                     "VISIT": visit,
-                    f"{d}DTC": visit_dates.get(event) or consent,
+                    f"{d}DTC": visit_dates.get(asked_at) or consent,
                 }
             )
     tables = {
@@ -322,10 +327,11 @@ def sdtm_tables(export: Export, mapping: Mapping) -> dict[str, pd.DataFrame]:
                     "IETESTCD": c.code,
                     "IETEST": c.text,
                     "IECAT": c.category,
+                    "TIRL": c.rule or "",
                 }
                 for c in mapping.criteria
             ],
-            columns=["STUDYID", "IETESTCD", "IETEST", "IECAT"],
+            columns=["STUDYID", "IETESTCD", "IETEST", "IECAT", "TIRL"],
         ),
         "IE": pd.DataFrame(
             ie,
@@ -357,6 +363,7 @@ def sdtm_tables(export: Export, mapping: Mapping) -> dict[str, pd.DataFrame]:
                 "AESER",
                 "AEREL",
                 "AEOUT",
+                "AEACN",
                 "AESTDTC",
                 "AEENDTC",
             ],
@@ -412,6 +419,7 @@ def _adverse_events(
                 "AESER": {"YES": "Y", "NO": "N", "TRUE": "Y", "FALSE": "N"}.get(serious, serious),
                 "AEREL": answer(spec.related).upper(),
                 "AEOUT": answer(spec.outcome).upper(),
+                "AEACN": answer(spec.action).upper(),
                 "AESTDTC": _date(values.get(spec.start_date or "")),
                 "AEENDTC": _date(values.get(spec.end_date or "")),
             }

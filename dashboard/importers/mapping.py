@@ -11,10 +11,11 @@ Values of choice fields are matched on their labels as the data dictionary decod
 holds the labels themselves.
 """
 
+import dataclasses
 import datetime as dt
 import tomllib
 from collections.abc import Mapping as MappingType
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ class Coded:
     Without ``values`` the label is stored as it is."""
 
     field: str
-    values: dict[str, str] = field(default_factory=dict)
+    values: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def translate(self, label: str, code: str) -> str | None:
         """The stored value of an answer given as its label and code; None where ``values`` is
@@ -53,6 +54,7 @@ class Criterion:
     field: str
     text: str
     not_met: tuple[str, ...]  # the answers (labels or codes) that mean "not met"
+    rule: str | None = None  # a machine-checkable rule (TIRL), e.g. "BMI between 18 and 35 kg/m2"
 
     def is_not_met(self, label: str, code: str) -> bool:
         answers = {a.strip().casefold() for a in self.not_met}
@@ -72,6 +74,7 @@ class AdverseEvents:
     serious: str | None = None
     related: str | None = None
     outcome: str | None = None
+    action: str | None = None
 
 
 @dataclass(frozen=True)
@@ -170,6 +173,7 @@ class Mapping:
                     "serious",
                     "related",
                     "outcome",
+                    "action",
                 )
             ]
         if self.exposure:
@@ -200,7 +204,7 @@ _KEYS = {
     },
     "arm": {"field", "values", "code", "name", "names"},
     "disposition": {"field", "values", "date", "epochs", "epoch"},
-    "criteria": {"code", "category", "field", "text", "not_met"},
+    "criteria": {"code", "category", "field", "text", "not_met", "rule"},
     "adverse_events": {
         "instrument",
         "term",
@@ -213,6 +217,7 @@ _KEYS = {
         "serious",
         "related",
         "outcome",
+        "action",
     },
     "exposure": {"date", "treatment", "dose", "unit", "route"},
     "visits": {"date", "events"},
@@ -356,6 +361,7 @@ def parse_mapping(text: str, *, file: str) -> Mapping:
                 field=reader.required("field"),
                 text=reader.text("text") or reader.required("code"),
                 not_met=tuple(not_met),
+                rule=reader.text("rule"),
             )
         )
     codes = [c.code for c in criteria]
@@ -400,14 +406,17 @@ def parse_mapping(text: str, *, file: str) -> Mapping:
                 raise vs.problem(
                     f"events.{event}", "must be { number = ..., name = ..., day = ... }"
                 )
-            number, name, day = visit.get("number"), visit.get("name"), visit.get("day")
-            if not isinstance(number, int | float) or isinstance(number, bool):
+            visit_number, name = visit.get("number"), visit.get("name")
+            planned_day = visit.get("day")
+            if not isinstance(visit_number, int | float) or isinstance(visit_number, bool):
                 raise vs.problem(f"events.{event}", "needs a number (the visit number)")
             if not isinstance(name, str) or not name.strip():
                 raise vs.problem(f"events.{event}", "needs a name (the visit's name)")
-            if day is not None and (not isinstance(day, int) or isinstance(day, bool)):
+            if planned_day is not None and (
+                not isinstance(planned_day, int) or isinstance(planned_day, bool)
+            ):
                 raise vs.problem(f"events.{event}", "day must be a whole number (the study day)")
-            events[event] = PlannedEvent(float(number), name.strip(), day)
+            events[event] = PlannedEvent(float(visit_number), name.strip(), planned_day)
         visits = Visits(date=vs.required("date"), events=events)
 
     baseline = []

@@ -174,6 +174,7 @@ def draft_mapping(fields: dict[str, FieldDef], *, dictionary: str) -> str:
             ("serious", _first(ae_fields, _named("serious", "sae"))),
             ("related", _first(ae_fields, _named("rel", "causal"))),
             ("outcome", _first(ae_fields, _named("outcome", "out"))),
+            ("action", _first(ae_fields, _named("action", "acn"))),
         ):
             if found is not None and found.name not in used:
                 used.add(found.name)
