@@ -341,6 +341,29 @@ def test_other_bad_input_is_named_plainly(loaded_url: str, tmp_path: Path) -> No
     )
     _refused("redcap", untranslated, loaded_url, "the sex field 'sex' holds 'Male'")
     shutil.rmtree(untranslated)
+    identity = _edited(tmp_path, "mapping.toml", 'age = "age"', 'age = "dob"')
+    _refused("redcap", identity, loaded_url, "the age is field 'dob', which identifies a person")
+    shutil.rmtree(identity)
+    first = (SHIPPED / "records.csv").read_text(encoding="utf-8").splitlines()[1]
+    assert first.startswith("01-001,screening_arm_1,") and ",2024-10-11," in first
+    impossible = _edited(
+        tmp_path, "records.csv", first, first.replace(",2024-10-11,", ",2024-02-30,")
+    )
+    _refused(
+        "redcap",
+        impossible,
+        loaded_url,
+        "records.csv, row 2, column consent_date: '2024-02-30' is not a real date",
+    )
+    shutil.rmtree(impossible)
+    ageless = _edited(tmp_path, "records.csv", first, first.replace(",1,70,", ",1,seventy,"))
+    _refused("redcap", ageless, loaded_url, "row 2, column age: age 'seventy' is not a number")
+    shutil.rmtree(ageless)
+    empty = tmp_path / "empty"
+    shutil.copytree(SHIPPED, empty)
+    header = (SHIPPED / "records.csv").read_text(encoding="utf-8").splitlines()[0]
+    (empty / "records.csv").write_text(header + "\n", encoding="utf-8")
+    _refused("redcap", empty, loaded_url, "records.csv: holds no records")
     missing = tmp_path / "nothing"
     missing.mkdir()
     shutil.copy(SHIPPED / "mapping.toml", missing / "mapping.toml")

@@ -9,6 +9,7 @@ naming a field the project does not have, an answer a mapping does not translate
 instrument the records do not hold as one.
 """
 
+import dataclasses
 import difflib
 from collections import defaultdict
 from dataclasses import dataclass
@@ -18,9 +19,10 @@ from typing import Any
 import pandas as pd
 
 from dashboard.importers.edc import Export, FieldDef, Record, iso_date_text
-from dashboard.importers.errors import fail
+from dashboard.importers.errors import ImportFailure, fail
 from dashboard.importers.mapping import Coded, Mapping
 from dashboard.importers.sdtm import Package, read_package
+from dashboard.results.dates import InvalidDateError, parse_dtc
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ def check_fields(export: Export, mapping: Mapping) -> None:
                     f"a row holds the repeating instrument {instrument!r} (field "
                     f"{mapping.adverse_events.term!r}) without its instance number: export the "
                     "records with redcap_repeat_instrument and redcap_repeat_instance",
-                    file=record.where,
+                    **place(record, mapping.adverse_events.term),
                 )
 
 
@@ -98,6 +100,8 @@ class _Subject:
         self.repeats: list[Record] = []
         self.group: str | None = None
         self.where = ""
+        self.value_record: dict[str, Record] = {}  # the row each value was taken from
+        self.event_record: dict[str | None, Record] = {}
 
     def add(self, record: Record) -> None:
         if not self.where:
@@ -107,10 +111,37 @@ class _Subject:
             self.repeats.append(record)
             return
         self.by_event.setdefault(record.event, {}).update(record.values)
+        self.event_record.setdefault(record.event, record)
         for name, value in record.values.items():
             if name not in self.values:
                 self.values[name] = value
                 self.value_event[name] = record.event
+                self.value_record[name] = record
+
+    def place(self, name: str) -> dict[str, Any]:
+        """Where a value of this subject's was read, for a message."""
+        record = self.value_record.get(name)
+        return place(record, name) if record else {"file": self.where}
+
+
+def place(record: Record, name: str | None = None) -> dict[str, Any]:
+    """A record's place for ``fail``: file, row and column of a table; file and subject of ODM."""
+    if record.row is not None:
+        return {"file": record.file, "row": record.row, "column": name}
+    return {"file": record.where, "column": name}
+
+
+def checked_date(value: str | None, where: dict[str, Any]) -> str:
+    """An export's date as ISO 8601 text, "" where empty; fatal where it is not a date on the
+    calendar (the SDTM rules would refuse it too, but naming the SDTM file made on the way)."""
+    if not value:
+        return ""
+    text = iso_date_text(value)
+    try:
+        parse_dtc(text)
+    except InvalidDateError as error:
+        raise fail(f"{error}: write dates as YYYY-MM-DD", **where) from None
+    return text
 
 
 class _Decoder:
@@ -121,15 +152,15 @@ class _Decoder:
         definition: FieldDef | None = self.export.fields.get(name)
         return definition.decode(value) if definition else value
 
-    def coded(self, coded: Coded, value: str, where: str, use: str) -> str:
+    def coded(self, coded: Coded, value: str, where: dict[str, Any], use: str) -> str:
         label = self.label(coded.field, value)
         translated = coded.translate(label, value)
         if translated is None:
             known = ", ".join(sorted(coded.values))
             raise fail(
                 f"the {use} field {coded.field!r} holds {label!r}, which the mapping's values do "
-                f"not translate (they name {known}): add it to the mapping",
-                file=where,
+                f"not translate (they name {known}): add it to the mapping ({self.mapping.file})",
+                **where,
             )
         return translated
 
@@ -141,13 +172,14 @@ def _subjects(export: Export) -> list[_Subject]:
     return list(subjects.values())
 
 
-def _date(value: str | None) -> str:
-    return iso_date_text(value) if value else ""
-
-
 def sdtm_tables(export: Export, mapping: Mapping) -> dict[str, pd.DataFrame]:
     """The export as SDTM datasets (by domain), as the SDTM importer reads them."""
     check_fields(export, mapping)
+    if not export.records:
+        raise fail(
+            "holds no records: an export of a project without records cannot be a data cut",
+            file=str(export.sources[-1]["file"]) if export.sources else None,
+        )
     decoder = _Decoder(export, mapping)
     study_id = mapping.study_id
     dm: list[dict[str, Any]] = []
@@ -167,7 +199,9 @@ def sdtm_tables(export: Export, mapping: Mapping) -> dict[str, pd.DataFrame]:
         def value(name: str | None, v: dict[str, str] = v) -> str:
             return v.get(name, "") if name else ""
 
-        where = subject.where
+        def date(name: str | None, subject: _Subject = subject) -> str:
+            return checked_date(value(name), subject.place(name or ""))
+
         site = mapping.site_id or ""
         if mapping.site_field:
             raw = (
@@ -177,13 +211,13 @@ def sdtm_tables(export: Export, mapping: Mapping) -> dict[str, pd.DataFrame]:
             )
             label = decoder.label(mapping.site_field, raw) if raw else ""
             site = mapping.site_names.get(label, mapping.site_names.get(raw, label))
-        consent = _date(value(mapping.consent_date) or value(mapping.screening_date))
-        enrolled_on = _date(value(mapping.enrollment_date))
-        dosed_on = _date(value(mapping.first_dose_date))
+        consent = date(mapping.consent_date) or date(mapping.screening_date)
+        enrolled_on = date(mapping.enrollment_date)
+        dosed_on = date(mapping.first_dose_date)
         arm_code = arm_name = ""
         if mapping.arm and value(mapping.arm.field):
             raw = value(mapping.arm.field)
-            arm_code = decoder.coded(mapping.arm, raw, where, "arm")
+            arm_code = decoder.coded(mapping.arm, raw, subject.place(mapping.arm.field), "arm")
             arm_name = mapping.arm_names.get(arm_code) or decoder.label(mapping.arm.field, raw)
             arms.setdefault(arm_code, arm_name)
         elif mapping.arm_code and enrolled_on:
@@ -202,7 +236,10 @@ def sdtm_tables(export: Export, mapping: Mapping) -> dict[str, pd.DataFrame]:
         failed = False
         if mapping.disposition and value(mapping.disposition.field):
             term = decoder.coded(
-                mapping.disposition, value(mapping.disposition.field), where, "disposition"
+                mapping.disposition,
+                value(mapping.disposition.field),
+                subject.place(mapping.disposition.field),
+                "disposition",
             ).upper()
             failed = term == "SCREEN FAILURE"
             dispositions.append(
@@ -211,15 +248,19 @@ def sdtm_tables(export: Export, mapping: Mapping) -> dict[str, pd.DataFrame]:
                     "DSDECOD": term,
                     "DSCAT": "DISPOSITION EVENT",
                     "EPOCH": mapping.disposition_epochs.get(term, mapping.disposition_epoch),
-                    "DSSTDTC": _date(value(mapping.disposition_date)),
+                    "DSSTDTC": date(mapping.disposition_date),
                 }
             )
         for seq, record in enumerate(dispositions, start=1):
             ds.append({"STUDYID": study_id, "USUBJID": usubjid, "DSSEQ": seq, **record})
         sex = ""
         if mapping.sex and value(mapping.sex.field):
-            sex = decoder.coded(mapping.sex, value(mapping.sex.field), where, "sex")
+            sex = decoder.coded(
+                mapping.sex, value(mapping.sex.field), subject.place(mapping.sex.field), "sex"
+            )
         age = value(mapping.age)
+        if age and not _is_number(age):
+            raise fail(f"age {age!r} is not a number of years", **subject.place(mapping.age or ""))
         dm.append(
             {
                 "STUDYID": study_id,
@@ -259,7 +300,7 @@ def sdtm_tables(export: Export, mapping: Mapping) -> dict[str, pd.DataFrame]:
         if mapping.adverse_events:
             ae += _adverse_events(subject, usubjid, mapping, decoder)
         if mapping.exposure and value(mapping.exposure.date):
-            day = _date(value(mapping.exposure.date))
+            day = date(mapping.exposure.date)
             ex.append(
                 {
                     "STUDYID": study_id,
@@ -275,7 +316,12 @@ def sdtm_tables(export: Export, mapping: Mapping) -> dict[str, pd.DataFrame]:
         visit_dates: dict[str | None, str] = {}
         if mapping.visits:
             for event, planned in mapping.visits.events.items():
-                day = _date(subject.by_event.get(event, {}).get(mapping.visits.date))
+                day = checked_date(
+                    subject.by_event.get(event, {}).get(mapping.visits.date),
+                    place(subject.event_record[event], mapping.visits.date)
+                    if event in subject.event_record
+                    else {},
+                )
                 if day:
                     visit_dates[event] = day
                     sv.append(
@@ -403,7 +449,7 @@ def _adverse_events(
         if not term:
             raise fail(
                 f"adverse event {record.instance} has no term (field {spec.term!r})",
-                file=record.where,
+                **place(record, spec.term),
             )
         serious = answer(spec.serious).strip().upper()
         rows.append(
@@ -420,11 +466,23 @@ def _adverse_events(
                 "AEREL": answer(spec.related).upper(),
                 "AEOUT": answer(spec.outcome).upper(),
                 "AEACN": answer(spec.action).upper(),
-                "AESTDTC": _date(values.get(spec.start_date or "")),
-                "AEENDTC": _date(values.get(spec.end_date or "")),
+                "AESTDTC": checked_date(
+                    values.get(spec.start_date or ""), place(record, spec.start_date)
+                ),
+                "AEENDTC": checked_date(
+                    values.get(spec.end_date or ""), place(record, spec.end_date)
+                ),
             }
         )
     return rows
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _trial_summary(mapping: Mapping) -> pd.DataFrame:
@@ -455,7 +513,17 @@ def build_package(export: Export, mapping: Mapping, folder: Path) -> Package:
     folder.mkdir(parents=True, exist_ok=True)
     for domain, frame in tables.items():
         frame.to_csv(folder / f"{domain.lower()}.csv", index=False)
-    package = read_package(folder, study_id=mapping.study_id, cutoff=mapping.cutoff)
+    try:
+        package = read_package(folder, study_id=mapping.study_id, cutoff=mapping.cutoff)
+    except ImportFailure as failure:
+        # A rule of the SDTM import the checks above do not repeat: say which dataset the
+        # export became, so the message can be traced back to the fields mapped to it.
+        problem = failure.problem
+        if problem.file:  # the SDTM file's name, not the temporary folder it is in
+            problem = dataclasses.replace(problem, file=Path(problem.file).name)
+        raise fail(
+            f"the export, laid out as SDTM datasets through {mapping.file}, is refused: {problem}"
+        ) from None
     package.warnings[:0] = export.warnings
     return package
 
