@@ -5,7 +5,7 @@ import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # named in annotations only
     from sqlmodel import Session
 
     from dashboard.access import CurrentUser
+    from dashboard.importers.run import SdtmImportReport
     from dashboard.queries.scope import SiteScope
     from dashboard.views.context import ViewContext
 
@@ -386,7 +387,6 @@ def import_sdtm_command(
 ) -> None:
     """Import an SDTM package as a new data cut: all or nothing."""
     from dashboard import access
-    from dashboard.importers.errors import ImportFailure
     from dashboard.importers.run import import_sdtm
 
     cutoff_date = None
@@ -396,8 +396,8 @@ def import_sdtm_command(
         except ValueError:
             _fail(f"--cutoff {cutoff!r} is not a date (YYYY-MM-DD)")
     engine = _open(db)
-    try:
-        report = import_sdtm(
+    _report_import(
+        lambda: import_sdtm(
             engine,
             path,
             study_id=study_id,
@@ -405,6 +405,16 @@ def import_sdtm_command(
             replace=replace,
             audit_detail=access.cli_detail(),
         )
+    )
+
+
+def _report_import(run: Callable[[], "SdtmImportReport"]) -> None:
+    """Run an import that makes a data cut and print its warnings and summary; bad input is one
+    message and exit status 2, a bug one message and status 1: nothing written either way."""
+    from dashboard.importers.errors import ImportFailure
+
+    try:
+        report = run()
     except ImportFailure as failure:
         _fail(f"{failure}; nothing was written")
     except Exception as error:  # a bug, not bad input: still say plainly that nothing was written
@@ -425,29 +435,19 @@ def _import_edc(
 ) -> None:
     """An EDC export through its mapping file (issue #23): the shared body of the three imports."""
     from dashboard import access
-    from dashboard.importers.errors import ImportFailure
     from dashboard.importers.mapping import read_mapping
     from dashboard.importers.run import import_edc
 
-    try:
-        read = read_mapping(mapping)
-        engine = _open(db)
-        report = import_edc(
-            engine, kind, files, read, replace=replace, audit_detail=access.cli_detail()
+    _report_import(
+        lambda: import_edc(
+            _open(db),
+            kind,
+            files,
+            read_mapping(mapping),
+            replace=replace,
+            audit_detail=access.cli_detail(),
         )
-    except ImportFailure as failure:
-        _fail(f"{failure}; nothing was written")
-    except Exception as error:  # a bug, not bad input: still say plainly that nothing was written
-        typer.echo(
-            f"error: the import stopped unexpectedly ({error.__class__.__name__}: {error}); "
-            "nothing was written. Please report this with the files.",
-            err=True,
-        )
-        raise typer.Exit(code=1) from None
-    for warning in report.warnings:
-        typer.echo(f"warning: {warning}")
-    for line in report.summary_lines():
-        typer.echo(line)
+    )
 
 
 MappingOption = Annotated[

@@ -167,15 +167,19 @@ def _on_or_before(day: dt.date | None) -> bool:
     return day is not None and day <= CUTOFF
 
 
-def seed_export(session: Session) -> Export:
-    """The seed study in the database, at its cut-off, as the REDCap project's records."""
-    criteria = list(
+def _criteria(session: Session) -> list[Criterion]:
+    return list(
         session.execute(
             select(Criterion)
             .where(col(Criterion.study_id) == STUDY_ID)
             .order_by(col(Criterion.seq))
         ).scalars()
     )
+
+
+def seed_export(session: Session) -> Export:
+    """The seed study in the database, at its cut-off, as the REDCap project's records."""
+    criteria = _criteria(session)
     fields = seed_fields(criteria)
     code_of = {c.id: c.code.lower() for c in criteria}
     subjects = list(
@@ -380,13 +384,7 @@ def mapping_toml(session: Session) -> str:
     """The commented mapping of this project (the documented example of a mapping file)."""
     study = session.get(Study, STUDY_ID)
     assert study is not None
-    criteria = list(
-        session.execute(
-            select(Criterion)
-            .where(col(Criterion.study_id) == STUDY_ID)
-            .order_by(col(Criterion.seq))
-        ).scalars()
-    )
+    criteria = _criteria(session)
     lines = [
         "# How the REDCap project of NCT06466850 (SYNTHETIC DEMO DATA) maps onto study-monitor's",
         "# data model. Import with:",

@@ -8,15 +8,20 @@ from pathlib import Path
 from dashboard.importers.errors import fail
 
 
-def read_text(path: Path, label: str) -> str:
+def read_file(path: Path, label: str, *, kind: str = "a CSV file") -> bytes:
+    """A file's bytes; fatal, plainly, where it is missing, a folder or unreadable."""
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise fail("no such file", file=label) from None
     except IsADirectoryError:
-        raise fail("is a folder, not a CSV file", file=label) from None
+        raise fail(f"is a folder, not {kind}", file=label) from None
     except OSError as error:
         raise fail(f"cannot be read ({error.strerror or error})", file=label) from None
+
+
+def read_text(path: Path, label: str) -> str:
+    data = read_file(path, label)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:

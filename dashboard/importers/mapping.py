@@ -61,6 +61,22 @@ class Criterion:
         return label.strip().casefold() in answers or code.strip().casefold() in answers
 
 
+# The adverse-event keys besides the instrument, in the order a mapping file lists them.
+AE_KEYS = (
+    "term",
+    "decoded_term",
+    "body_system",
+    "start_date",
+    "end_date",
+    "severity",
+    "grade",
+    "serious",
+    "related",
+    "outcome",
+    "action",
+)
+
+
 @dataclass(frozen=True)
 class AdverseEvents:
     instrument: str | None  # the repeating instrument; None: one event per record row (a table)
@@ -162,19 +178,7 @@ class Mapping:
             ae = self.adverse_events
             named += [
                 (getattr(ae, key) or "", f"adverse event {key.replace('_', ' ')}")
-                for key in (
-                    "term",
-                    "decoded_term",
-                    "body_system",
-                    "start_date",
-                    "end_date",
-                    "severity",
-                    "grade",
-                    "serious",
-                    "related",
-                    "outcome",
-                    "action",
-                )
+                for key in AE_KEYS
             ]
         if self.exposure:
             named += [(self.exposure.date, "dose date"), (self.exposure.dose or "", "dose")]
@@ -205,20 +209,7 @@ _KEYS = {
     "arm": {"field", "values", "code", "name", "names"},
     "disposition": {"field", "values", "date", "epochs", "epoch"},
     "criteria": {"code", "category", "field", "text", "not_met", "rule"},
-    "adverse_events": {
-        "instrument",
-        "term",
-        "decoded_term",
-        "body_system",
-        "start_date",
-        "end_date",
-        "severity",
-        "grade",
-        "serious",
-        "related",
-        "outcome",
-        "action",
-    },
+    "adverse_events": {"instrument", *AE_KEYS},
     "exposure": {"date", "treatment", "dose", "unit", "route"},
     "visits": {"date", "events"},
     "baseline": {"field", "domain", "code", "test", "unit", "location", "event"},
@@ -376,7 +367,7 @@ def parse_mapping(text: str, *, file: str) -> Mapping:
         adverse_events = AdverseEvents(
             instrument=ae.text("instrument"),
             term=ae.required("term"),
-            **{k: ae.text(k) for k in sorted(_KEYS["adverse_events"] - {"instrument", "term"})},
+            **{k: ae.text(k) for k in AE_KEYS if k != "term"},
         )
     exposure_table = _table(document, "exposure", file)
     exposure = None

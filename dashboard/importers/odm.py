@@ -37,6 +37,7 @@ from typing import Any
 
 from lxml import etree  # type: ignore[import-untyped]
 
+from dashboard.importers.csvfile import read_file
 from dashboard.importers.edc import (
     _CHECKBOX,
     _COMPLETE,
@@ -109,14 +110,7 @@ def _text(element: Element | None) -> str:
 
 
 def _parse(path: Path, label: str) -> Element:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise fail("no such file", file=label) from None
-    except IsADirectoryError:
-        raise fail("is a folder, not an ODM XML file", file=label) from None
-    except OSError as error:
-        raise fail(f"cannot be read ({error.strerror or error})", file=label) from None
+    data = read_file(path, label, kind="an ODM XML file")
     parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
     try:
         root = etree.fromstring(data, parser)
