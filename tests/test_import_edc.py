@@ -24,7 +24,6 @@ from typer.testing import CliRunner
 from dashboard.cli import app
 from dashboard.db import make_engine
 from dashboard.demo import SEED_STUDY_ID
-from dashboard.demo_redcap import export_seed_redcap
 from dashboard.importers.edc import read_dictionary
 from dashboard.importers.mapping import parse_mapping
 from dashboard.importers.mapping_draft import draft_mapping
@@ -134,11 +133,20 @@ def demo_figures(demo_engine: Engine) -> dict[str, Any]:
     return _figures(demo_engine)
 
 
-def test_the_shipped_export_is_what_the_demo_generator_writes(
-    demo_engine: Engine, tmp_path: Path
-) -> None:
-    with Session(demo_engine) as session:
-        written = export_seed_redcap(session, tmp_path / "export")
+def test_the_shipped_export_is_what_the_demo_generator_writes(tmp_path: Path) -> None:
+    written = tmp_path / "export"
+    result = runner.invoke(
+        app,
+        [
+            "demo",
+            "--redcap-export",
+            str(written),
+            "--db",
+            new_database_url(tmp_path, "demo"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert f"its REDCap-style export written to {written} (synthetic data)" in result.output
     for name in ("dictionary.csv", "records.csv", "mapping.toml", "project.xml"):
         assert (written / name).read_bytes() == (SHIPPED / name).read_bytes(), name
 
@@ -341,6 +349,9 @@ def test_other_bad_input_is_named_plainly(loaded_url: str, tmp_path: Path) -> No
     )
     _refused("redcap", untranslated, loaded_url, "the sex field 'sex' holds 'Male'")
     shutil.rmtree(untranslated)
+    rekeyed = _edited(tmp_path, "mapping.toml", 'id = "record_id"', 'id = "age"')
+    _refused("redcap", rekeyed, loaded_url, "[subject] id is 'age', but the records are keyed by")
+    shutil.rmtree(rekeyed)
     identity = _edited(tmp_path, "mapping.toml", 'age = "age"', 'age = "dob"')
     _refused("redcap", identity, loaded_url, "the age is field 'dob', which identifies a person")
     shutil.rmtree(identity)

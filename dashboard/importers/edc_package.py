@@ -37,15 +37,17 @@ class MappingEffect:
     records: int
 
 
-def _field_names(export: Export) -> set[str]:
-    return set(export.fields)
-
-
 def check_fields(export: Export, mapping: Mapping) -> None:
     """Fatal: a field the mapping names that the project does not have (a typo, or another
     version of the project), or one that identifies a person."""
-    known = _field_names(export) | {"redcap_data_access_group"}
+    known = set(export.fields) | {"redcap_data_access_group"}
     where = ", ".join(str(s["file"]) for s in export.sources)
+    if mapping.record_id and mapping.record_id != export.record_id_field:
+        raise fail(
+            f"[subject] id is {mapping.record_id!r}, but the records are keyed by "
+            f"{export.record_id_field!r} (the project's first field): name that one",
+            file=mapping.file,
+        )
     for name, use in mapping.fields_named():
         if name in export.dropped:
             raise fail(
@@ -212,8 +214,10 @@ def sdtm_tables(export: Export, mapping: Mapping) -> dict[str, pd.DataFrame]:
             label = decoder.label(mapping.site_field, raw) if raw else ""
             site = mapping.site_names.get(label, mapping.site_names.get(raw, label))
         consent = date(mapping.consent_date) or date(mapping.screening_date)
-        enrolled_on = date(mapping.enrollment_date)
         dosed_on = date(mapping.first_dose_date)
+        # Without an enrollment date field, the first dose is the enrollment (a single-arm
+        # study often records only the day of treatment).
+        enrolled_on = date(mapping.enrollment_date) if mapping.enrollment_date else dosed_on
         arm_code = arm_name = ""
         if mapping.arm and value(mapping.arm.field):
             raw = value(mapping.arm.field)

@@ -79,7 +79,7 @@ AE_KEYS = (
 
 @dataclass(frozen=True)
 class AdverseEvents:
-    instrument: str | None  # the repeating instrument; None: one event per record row (a table)
+    instrument: str | None  # the repeating instrument; None: the rows of any repeating one
     term: str
     decoded_term: str | None = None
     body_system: str | None = None
