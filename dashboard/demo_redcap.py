@@ -496,7 +496,15 @@ def mapping_toml(session: Session) -> str:
         if location:
             lines.append(f'location = "{location}"')
         lines.append("")
-    return "\n".join(lines)
+    return "\n".join(_aligned(line) for line in lines)
+
+
+def _aligned(line: str) -> str:
+    """A key line's comment at column 38, where the key leaves room (the file reads as a table)."""
+    code, marker, comment = line.partition("  # ")
+    if not marker or line.startswith("#"):
+        return line
+    return f"{code.rstrip():<37} # {comment.strip()}"
 
 
 def _toml_text(text: str) -> str:
