@@ -114,7 +114,10 @@ def test_upload_a_registry_record(browser: Any, server: str, tmp_path: Path) -> 
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{server}/import?study=NCT06466850")
     page.wait_for_selector("h1", timeout=30_000)
-    page.locator('[data-testid="stFileUploaderDropzoneInput"]').nth(1).set_input_files(str(record))
+    # The uploader by its label: the page has others (the SDTM package, an EDC export's files).
+    page.locator('[data-testid="stFileUploader"]').filter(
+        has_text="ClinicalTrials.gov API v2 study record"
+    ).locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(record))
     page.get_by_role("button", name="Import record", exact=True).click()
     success = page.locator('[data-testid="stAlertContentSuccess"]')
     success.wait_for(timeout=30_000)
@@ -125,6 +128,40 @@ def test_upload_a_registry_record(browser: Any, server: str, tmp_path: Path) -> 
     page.wait_for_selector("h1", timeout=30_000)
     assert "A registered study" in page.locator("h1").first.inner_text()
     page.get_by_text("has no subjects yet").wait_for(timeout=30_000)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.close()
+
+
+def test_upload_a_redcap_export(browser: Any, server: str, tmp_path: Path) -> None:
+    # The seed demo's REDCap export, under another study id (the server's seed study stays).
+    shipped = Path("dashboard/studies/NCT06466850-redcap")
+    mapping = tmp_path / "mapping.toml"
+    mapping.write_text(
+        (shipped / "mapping.toml")
+        .read_text(encoding="utf-8")
+        .replace('id = "NCT06466850"', 'id = "REDCAP-SEED"'),
+        encoding="utf-8",
+    )
+    page = browser.new_page(viewport={"width": 1024, "height": 1000})
+    page.goto(f"{server}/import?study=NCT06466850")
+    page.wait_for_selector("h1", timeout=30_000)
+    for label, path in (
+        ("Records (.csv)", shipped / "records.csv"),
+        ("Data dictionary", shipped / "dictionary.csv"),
+        ("Mapping file", mapping),
+    ):
+        uploader = page.locator('[data-testid="stFileUploader"]').filter(has_text=label)
+        uploader.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(path))
+        uploader.get_by_text(path.name).wait_for(timeout=30_000)
+    page.get_by_role("button", name="Preview mapping", exact=True).click()
+    page.get_by_text("36 subjects in 172 records").wait_for(timeout=30_000)
+    assert "dob, initials" in page.locator('[data-testid="stAlertContentWarning"]').inner_text()
+    page.screenshot(path=str(ARTIFACTS / "import-redcap-preview.png"))
+    page.get_by_role("button", name="Import export", exact=True).click()
+    success = page.locator('[data-testid="stAlertContentSuccess"]')
+    success.wait_for(timeout=60_000)
+    assert "study REDCAP-SEED: data cut 1 loaded (cut-off 2025-11-30)" in success.inner_text()
+    page.wait_for_url("**/import?study=REDCAP-SEED", timeout=30_000)
     assert page.locator('[data-testid="stException"]').count() == 0
     page.close()
 
