@@ -148,10 +148,29 @@ def settle(page: Any, *, chart: bool = False) -> None:
         "() => document.querySelectorAll('[data-testid=\"stSkeleton\"]').length === 0",
         timeout=30_000,
     )
-    # A rerun still going (a widget just changed) replaces what is drawn, download buttons' files
-    # with it: its running indicator must be gone too.
+    idle(page)
+
+
+def idle(page: Any) -> None:
+    """Wait until no run is going: a rerun still going (a widget just changed) replaces what is
+    drawn, download buttons' files with it."""
     page.wait_for_function(
         "() => document.querySelectorAll('[data-testid^=\"stStatusWidgetRunning\"]').length === 0",
         timeout=60_000,
     )
     page.wait_for_timeout(300)
+
+
+def upload(uploader: Any, *paths: Path) -> None:
+    """Put ``paths`` in a file uploader and wait until they are uploaded and the app has rerun:
+    a file's chip shows before its upload ends, and a button clicked before then runs the page
+    without the file."""
+    uploader.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
+        [str(path) for path in paths]
+    )
+    for path in paths:
+        uploader.get_by_text(path.name).first.wait_for(timeout=30_000)
+    uploader.locator('[data-testid="stFileChipIconSpinner"]').first.wait_for(
+        state="detached", timeout=60_000
+    )
+    idle(uploader.page)

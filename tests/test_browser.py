@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser_support import ARTIFACTS
+from tests.browser_support import ARTIFACTS, upload
 from tests.browser_support import settle as _settle
 from tests.conftest import SHARED_DATA, reference_absent
 
@@ -85,9 +85,7 @@ def test_upload_an_sdtm_package(browser: Any, server: str, tmp_path: Path) -> No
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{server}/import?study=NCT06466850")
     page.wait_for_selector("h1", timeout=30_000)
-    page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(
-        sorted(str(p) for p in folder.iterdir())
-    )
+    upload(page.locator('[data-testid="stFileUploader"]').first, *sorted(folder.iterdir()))
     page.get_by_role("button", name="Import package", exact=True).click()
     success = page.locator('[data-testid="stAlertContentSuccess"]')
     success.wait_for(timeout=30_000)
@@ -115,9 +113,12 @@ def test_upload_a_registry_record(browser: Any, server: str, tmp_path: Path) -> 
     page.goto(f"{server}/import?study=NCT06466850")
     page.wait_for_selector("h1", timeout=30_000)
     # The uploader by its label: the page has others (the SDTM package, an EDC export's files).
-    page.locator('[data-testid="stFileUploader"]').filter(
-        has_text="ClinicalTrials.gov API v2 study record"
-    ).locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(record))
+    upload(
+        page.locator('[data-testid="stFileUploader"]').filter(
+            has_text="ClinicalTrials.gov API v2 study record"
+        ),
+        record,
+    )
     page.get_by_role("button", name="Import record", exact=True).click()
     success = page.locator('[data-testid="stAlertContentSuccess"]')
     success.wait_for(timeout=30_000)
@@ -150,11 +151,15 @@ def test_upload_a_redcap_export(browser: Any, server: str, tmp_path: Path) -> No
         ("Data dictionary", shipped / "dictionary.csv"),
         ("Mapping file", mapping),
     ):
-        uploader = page.locator('[data-testid="stFileUploader"]').filter(has_text=label)
-        uploader.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(path))
-        uploader.get_by_text(path.name).wait_for(timeout=30_000)
+        upload(page.locator('[data-testid="stFileUploader"]').filter(has_text=label), path)
     page.get_by_role("button", name="Preview mapping", exact=True).click()
-    page.get_by_text("36 subjects in 172 records").wait_for(timeout=30_000)
+    answer = page.get_by_text("36 subjects in 172 records").or_(
+        page.locator('[data-testid="stAlertContentError"]')
+    )
+    answer.first.wait_for(timeout=60_000)
+    assert page.locator('[data-testid="stAlertContentError"]').count() == 0, page.locator(
+        '[data-testid="stAlertContentError"]'
+    ).first.inner_text()
     assert "dob, initials" in page.locator('[data-testid="stAlertContentWarning"]').inner_text()
     page.screenshot(path=str(ARTIFACTS / "import-redcap-preview.png"))
     page.get_by_role("button", name="Import export", exact=True).click()
