@@ -2,6 +2,7 @@
 
 import datetime as dt
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -465,25 +466,65 @@ ReplaceOption = Annotated[
 
 @import_app.command("redcap")
 def import_redcap_command(
+    mapping: MappingOption,
     records: Annotated[
-        Path,
+        Path | None,
         typer.Option("--records", help="Records export (CSV, raw data).", show_default=False),
-    ],
+    ] = None,
     dictionary: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             "--dictionary", help="The project's data dictionary (CSV).", show_default=False
         ),
-    ],
-    mapping: MappingOption,
+    ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            help="Pull both from the project's API instead (https://.../api/); the token is read "
+            "from the environment variable --token-env names.",
+            show_default=False,
+        ),
+    ] = None,
+    token_env: Annotated[
+        str, typer.Option("--token-env", help="Environment variable holding the API token.")
+    ] = "REDCAP_API_TOKEN",
     replace: ReplaceOption = False,
     db: DbOption = None,
 ) -> None:
     """Import a REDCap project's records as a new data cut, through a mapping file: all or
     nothing. Fields marked "Identifier? y" (and fields named for a name, birth date, address,
-    phone or e-mail) are dropped unread."""
-    _import_edc(
-        "redcap", {"records": records, "dictionary": dictionary}, mapping, replace=replace, db=db
+    phone or e-mail) are dropped unread. Give the two downloaded files, or --url to pull them."""
+    if url is None:
+        if records is None or dictionary is None:
+            _fail("give --records and --dictionary (the two downloaded files), or --url")
+        _import_edc(
+            "redcap",
+            {"records": records, "dictionary": dictionary},
+            mapping,
+            replace=replace,
+            db=db,
+        )
+        return
+    if records is not None or dictionary is not None:
+        _fail("--url pulls the records and the dictionary: give it without --records/--dictionary")
+    token = os.environ.get(token_env, "")
+    if not token.strip():
+        # Never an option: a token on the command line is kept in the shell's history.
+        _fail(f"{token_env} is not set: put the project's API token in it")
+    from dashboard import access
+    from dashboard.importers.mapping import read_mapping
+    from dashboard.importers.run import import_redcap_api
+
+    _report_import(
+        lambda: import_redcap_api(
+            _open(db),
+            url,
+            token,
+            read_mapping(mapping),
+            replace=replace,
+            audit_detail=access.cli_detail(),
+        )
     )
 
 

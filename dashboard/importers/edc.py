@@ -32,6 +32,16 @@ DICTIONARY_COLUMNS = {
     "validation": "Text Validation Type OR Show Slider Number",
     "identifier": "Identifier?",
 }
+# The same columns as the API's metadata export and PyCap name them.
+API_DICTIONARY_COLUMNS = {
+    "name": "field_name",
+    "form": "form_name",
+    "type": "field_type",
+    "label": "field_label",
+    "choices": "select_choices_or_calculations",
+    "validation": "text_validation_type_or_show_slider_number",
+    "identifier": "identifier",
+}
 # Field types whose values are choice codes, and the codes REDCap gives the fixed ones.
 CHOICE_TYPES = {"radio", "dropdown", "yesno", "truefalse", "checkbox"}
 _FIXED_CHOICES = {"yesno": {"1": "Yes", "0": "No"}, "truefalse": {"1": "True", "0": "False"}}
@@ -153,6 +163,8 @@ def _dictionary_header(header: list[str], label: str) -> dict[str, int]:
     for key, heading in DICTIONARY_COLUMNS.items():
         if heading in positions:
             found[key] = positions[heading]
+        elif API_DICTIONARY_COLUMNS[key] in positions:
+            found[key] = positions[API_DICTIONARY_COLUMNS[key]]
     for key in ("name", "form", "type"):
         if key not in found:
             raise fail(
@@ -172,6 +184,8 @@ def read_dictionary(path: Path, *, label: str | None = None) -> tuple[dict[str, 
     if not rows:
         raise fail("is empty: a data dictionary starts with REDCap's header row", file=label)
     columns = _dictionary_header(rows[0], label)
+    # Messages name a column as the file heads it (the download's or the API's heading).
+    heading = {key: rows[0][position].strip() for key, position in columns.items()}
     fields: dict[str, FieldDef] = {}
     for row, record in enumerate(rows[1:], start=2):
 
@@ -183,15 +197,13 @@ def read_dictionary(path: Path, *, label: str | None = None) -> tuple[dict[str, 
 
         name = cell("name")
         if not name:
-            raise fail(
-                "the field has no name", file=label, row=row, column=DICTIONARY_COLUMNS["name"]
-            )
+            raise fail("the field has no name", file=label, row=row, column=heading["name"])
         if name in fields:
             raise fail(
                 f"field {name!r} is defined twice",
                 file=label,
                 row=row,
-                column=DICTIONARY_COLUMNS["name"],
+                column=heading["name"],
             )
         field_type = cell("type").lower()
         choices: dict[str, str] = {}
@@ -199,7 +211,10 @@ def read_dictionary(path: Path, *, label: str | None = None) -> tuple[dict[str, 
             choices = dict(_FIXED_CHOICES[field_type])
         elif field_type in CHOICE_TYPES:
             choices = parse_choices(
-                cell("choices"), label=label, row=row, column=DICTIONARY_COLUMNS["choices"]
+                cell("choices"),
+                label=label,
+                row=row,
+                column=heading.get("choices", DICTIONARY_COLUMNS["choices"]),
             )
         fields[name] = FieldDef(
             name=name,

@@ -163,6 +163,35 @@ def read_edc_export(
     raise fail(f"unknown export format {kind!r} (one of {', '.join(EDC_FORMATS)})")
 
 
+def import_redcap_api(
+    engine: Engine,
+    url: str,
+    token: str,
+    mapping: Mapping,
+    *,
+    replace: bool = False,
+    actor: str = CLI_EMAIL,
+    audit_detail: dict[str, Any] | None = None,
+) -> SdtmImportReport:
+    """Pull a REDCap project's data dictionary and records from its API and import them as a
+    download of the two would be. The token is used for the two requests and kept nowhere: the
+    data cut and the audit trail name the address only."""
+    from dashboard.importers.redcap_api import pull_project
+
+    with tempfile.TemporaryDirectory(prefix="redcap-api-") as folder:
+        pulled = pull_project(url, token, Path(folder))
+        return import_edc(
+            engine,
+            "redcap",
+            pulled.files,
+            mapping,
+            labels=pulled.labels,
+            replace=replace,
+            actor=actor,
+            audit_detail={"api": pulled.url, **(audit_detail or {})},
+        )
+
+
 def preview_edc(
     kind: str, files: dict[str, Path], mapping: Mapping, *, labels: dict[str, str] | None = None
 ) -> MappingEffect:
