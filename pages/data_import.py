@@ -2,6 +2,8 @@
 or a registry record, and see the study's data cuts."""
 
 import datetime as dt
+from collections.abc import Callable
+from typing import TypeVar
 
 import pandas as pd
 import streamlit as st
@@ -11,6 +13,8 @@ from dashboard.config import database_url
 from dashboard.importers.edc_package import MappingEffect
 from dashboard.importers.run import (
     EDC_FORMATS,
+    EDC_ROLES,
+    SdtmImportReport,
     describe_failure,
     import_ctgov_upload,
     import_edc_uploads,
@@ -36,16 +40,50 @@ REPLACE_HELP = (
     "Needed when fewer than half of the study's current subjects are in the package, "
     "or when it would remove more than half of a domain's records."
 )
-# The files each export format is read from (role -> uploader label), as run.preview_edc_uploads
-# and run.import_edc_uploads take them. No type= on the uploaders, as for the SDTM package: the
-# importer refuses a wrong file with a plain message rather than Streamlit with its own.
-EDC_UPLOADS = {
-    "redcap": {"records": "Records (.csv)", "dictionary": "Data dictionary (.csv)"},
-    "odm": {"odm": "ODM 1.3 file (.xml)"},
-    "table": {"table": "Spreadsheet (.csv or .xlsx)"},
+# Each EDC export file's uploader, by its role (run.EDC_ROLES). No type= on the uploaders, as for
+# the SDTM package: the importer refuses a wrong file with a plain message rather than Streamlit
+# with its own.
+EDC_UPLOAD_LABELS = {
+    "records": "Records (.csv)",
+    "dictionary": "Data dictionary (.csv)",
+    "odm": "ODM 1.3 file (.xml)",
+    "table": "Spreadsheet (.csv or .xlsx)",
 }
 # Above this many ignored fields, their list folds into an expander.
 SHORT_LIST = 12
+
+Imported = TypeVar("Imported")
+
+
+def run_import(
+    run: Callable[[], Imported],
+    lines: Callable[[Imported], list[str]],
+    study_of: Callable[[Imported], str],
+) -> None:
+    """Run one of the page's imports and keep its outcome for the next run to show (the page
+    reruns on the imported study); every failure is a plain message (STYLE.md 6), no traceback."""
+    try:
+        with st.spinner("Importing..."):
+            result = run()
+    except Exception as error:
+        refuse(f"{describe_failure(error)}.")
+        return
+    st.session_state[RESULT_KEY] = ("success", lines(result))
+    show_study(study_of(result))
+    st.rerun()
+
+
+def refuse(message: str) -> None:
+    st.session_state[RESULT_KEY] = ("error", [f"{message} Nothing was written."])
+
+
+def report_lines(report: SdtmImportReport) -> list[str]:
+    return report.summary_lines() + [f"warning: {w}" for w in report.warnings]
+
+
+def study_of_report(report: SdtmImportReport) -> str:
+    return report.result.study_id
+
 
 with st.form("sdtm_import", clear_on_submit=False):
     st.subheader("SDTM package")
@@ -67,28 +105,18 @@ with st.form("sdtm_import", clear_on_submit=False):
 
 if submitted:
     uploads = [(f.name, f.getvalue()) for f in files or []]
-    try:
-        with st.spinner("Importing..."):
-            report = import_sdtm_files(
-                loaders.engine_for(db_url),
-                uploads,
-                study_id=study_id.strip() or None,
-                cutoff=cutoff,
-                replace=replace,
-                actor=user.email,
-            )
-    except Exception as error:  # every failure is a plain message (STYLE.md 6), no traceback
-        st.session_state[RESULT_KEY] = (
-            "error",
-            [f"{describe_failure(error)}. Nothing was written."],
-        )
-    else:
-        st.session_state[RESULT_KEY] = (
-            "success",
-            report.summary_lines() + [f"warning: {w}" for w in report.warnings],
-        )
-        show_study(report.result.study_id)
-        st.rerun()
+    run_import(
+        lambda: import_sdtm_files(
+            loaders.engine_for(db_url),
+            uploads,
+            study_id=study_id.strip() or None,
+            cutoff=cutoff,
+            replace=replace,
+            actor=user.email,
+        ),
+        report_lines,
+        study_of_report,
+    )
 
 
 def show_effect(effect: MappingEffect) -> None:
@@ -138,11 +166,11 @@ with st.container(border=True):
         horizontal=True,
         key="edc_format",
     )
-    roles = EDC_UPLOADS[edc_kind]
+    roles = EDC_ROLES[edc_kind]
     columns = st.columns(len(roles) + 1)
     edc_files = {
-        role: column.file_uploader(label, key=f"edc_{edc_kind}_{role}")
-        for column, (role, label) in zip(columns[:-1], roles.items(), strict=True)
+        role: column.file_uploader(EDC_UPLOAD_LABELS[role], key=f"edc_{edc_kind}_{role}")
+        for column, role in zip(columns[:-1], roles, strict=True)
     }
     mapping_file = columns[-1].file_uploader("Mapping file (.toml)", key="edc_mapping")
     edc_replace = st.checkbox("Replace the study's data", help=REPLACE_HELP, key="edc_replace")
@@ -166,36 +194,21 @@ with st.container(border=True):
 
 if edc_clicked:
     if mapping is None:
-        st.session_state[RESULT_KEY] = (
-            "error",
-            [
-                "No mapping file was uploaded: add the .toml that says which field is which. "
-                "Nothing was written."
-            ],
-        )
+        refuse("No mapping file was uploaded: add the .toml that says which field is which.")
     else:
-        try:
-            with st.spinner("Importing..."):
-                report = import_edc_uploads(
-                    loaders.engine_for(db_url),
-                    edc_kind,
-                    edc_uploads,
-                    mapping,
-                    replace=edc_replace,
-                    actor=user.email,
-                )
-        except Exception as error:  # every failure is a plain message, no traceback
-            st.session_state[RESULT_KEY] = (
-                "error",
-                [f"{describe_failure(error)}. Nothing was written."],
-            )
-        else:
-            st.session_state[RESULT_KEY] = (
-                "success",
-                report.summary_lines() + [f"warning: {w}" for w in report.warnings],
-            )
-            show_study(report.result.study_id)
-            st.rerun()
+        edc_mapping = mapping
+        run_import(
+            lambda: import_edc_uploads(
+                loaders.engine_for(db_url),
+                edc_kind,
+                edc_uploads,
+                edc_mapping,
+                replace=edc_replace,
+                actor=user.email,
+            ),
+            report_lines,
+            study_of_report,
+        )
 
 with st.form("ctgov_import"):
     st.subheader("Registry record")
@@ -209,34 +222,26 @@ with st.form("ctgov_import"):
 
 if registry_submitted:
     if record is None:
-        st.session_state[RESULT_KEY] = ("error", ["No record was uploaded. Nothing was written."])
+        refuse("No record was uploaded.")
     else:
-        try:
-            registered = import_ctgov_upload(
+        name, content = record.name, record.getvalue()
+        run_import(
+            lambda: import_ctgov_upload(
                 loaders.engine_for(db_url),
-                record.name,
-                record.getvalue(),
+                name,
+                content,
                 study_id=enrich.strip() or None,
                 actor=user.email,
-            )
-        except Exception as error:  # every failure is a plain message, no traceback
-            st.session_state[RESULT_KEY] = (
-                "error",
-                [f"{describe_failure(error)}. Nothing was written."],
-            )
-        else:
-            st.session_state[RESULT_KEY] = (
-                "success",
-                [
-                    f"study {registered.study_id} "
-                    f"{'created' if registered.created else 'updated'} from {record.name}",
-                    f"{registered.inclusion} inclusion and {registered.exclusion} exclusion "
-                    f"criteria, {plural(registered.sites, 'site')}",
-                    *(f"warning: {w}" for w in registered.warnings),
-                ],
-            )
-            show_study(registered.study_id)
-            st.rerun()
+            ),
+            lambda registered: [
+                f"study {registered.study_id} "
+                f"{'created' if registered.created else 'updated'} from {name}",
+                f"{registered.inclusion} inclusion and {registered.exclusion} exclusion "
+                f"criteria, {plural(registered.sites, 'site')}",
+                *(f"warning: {w}" for w in registered.warnings),
+            ],
+            lambda registered: registered.study_id,
+        )
 
 if RESULT_KEY in st.session_state:
     kind, lines = st.session_state[RESULT_KEY]

@@ -133,6 +133,8 @@ EDC_FORMATS = {
     "odm": "CDISC ODM 1.3 XML (REDCap, OpenClinica)",
     "table": "Spreadsheet (.csv or .xlsx)",
 }
+# The files each format is read from, by role: read_edc_export's ``files`` keys.
+EDC_ROLES = {"redcap": ("records", "dictionary"), "odm": ("odm",), "table": ("table",)}
 
 
 def read_edc_export(
@@ -388,14 +390,13 @@ def _saved_uploads(
 ) -> tuple[dict[str, Path], dict[str, str]]:
     """Uploaded export files (role -> (name, content)) written into ``folder``: their paths and
     the names messages give them."""
-    needed = {"redcap": ("records", "dictionary"), "odm": ("odm",), "table": ("table",)}
-    if kind not in needed:
+    if kind not in EDC_ROLES:
         raise fail(f"unknown export format {kind!r} (one of {', '.join(EDC_FORMATS)})")
-    missing = [role for role in needed[kind] if role not in uploads]
+    missing = [role for role in EDC_ROLES[kind] if role not in uploads]
     if missing:
         raise fail(f"no {' and no '.join(missing)} file was uploaded: {EDC_FORMATS[kind]} needs it")
     paths, labels = {}, {}
-    for role in needed[kind]:
+    for role in EDC_ROLES[kind]:
         name, content = uploads[role]
         base = PurePath(name.replace("\\", "/")).name
         base = base if base not in ("", ".", "..") and "\0" not in base else f"{role}.upload"

@@ -88,7 +88,7 @@ def waiting_time_quantile(q: float, *, remaining: int, alpha: float, beta: float
     return beta * b / (1.0 - b)
 
 
-def _date_quantile(cutoff: dt.date, waiting_days: float) -> dt.date:
+def date_after(cutoff: dt.date, waiting_days: float) -> dt.date:
     """The date of an enrollment ``waiting_days`` after the end of the cut-off day.
 
     The end of day ``cutoff`` is the start of day ``cutoff + 1``, so the enrollment falls on
@@ -267,9 +267,7 @@ def forecast_completion(
 
     tail = (1.0 - interval) / 2.0
     median, lower, upper = (
-        _date_quantile(
-            cutoff, waiting_time_quantile(q, remaining=remaining, alpha=alpha, beta=beta)
-        )
+        date_after(cutoff, waiting_time_quantile(q, remaining=remaining, alpha=alpha, beta=beta))
         for q in (0.5, tail, 1.0 - tail)
     )
     rate = alpha / beta * DAYS_PER_MONTH

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from dashboard.metrics.forecast import DAYS_PER_MONTH
+from dashboard.metrics.forecast import DAYS_PER_MONTH, date_after
 from dashboard.metrics.multicentre import (
     Prediction,
     RateFit,
@@ -158,14 +158,10 @@ def _dates(prediction: Prediction, cutoff: dt.date) -> tuple[dt.date, dt.date, d
     if not math.isfinite(high):
         return None
     return (
-        _after(cutoff, low),
-        _after(cutoff, median),
-        _after(cutoff, high),
+        date_after(cutoff, low),
+        date_after(cutoff, median),
+        date_after(cutoff, high),
     )
-
-
-def _after(cutoff: dt.date, days: float) -> dt.date:
-    return cutoff + dt.timedelta(days=max(1, math.ceil(days)))
 
 
 def multicentre_reason(

@@ -21,7 +21,12 @@ from dashboard.metrics.enrollment import (
     study_forecast,
     target_in_scope,
 )
-from dashboard.metrics.forecast import DAYS_PER_MONTH, OK, AccrualForecast
+from dashboard.metrics.forecast import (
+    DAYS_PER_MONTH,
+    OK,
+    AccrualForecast,
+    required_rate_per_month,
+)
 from dashboard.metrics.site_forecast import (
     FIRST_SCREENING,
     MODEL_METHOD,
@@ -528,12 +533,15 @@ def _site_forecast_sentence(model: SiteForecast, frame: StudyFrame) -> str:
             f"{'its date' if len(model.planned) == 1 else 'their dates'}: "
             f"{dates(model.with_planned)}."
         )
-    needed = model.target - model.enrolled
-    if study.planned_end and study.planned_end > model.cutoff:
-        months = (study.planned_end - model.cutoff).days / DAYS_PER_MONTH
+    needed = required_rate_per_month(
+        remaining=model.target - model.enrolled,
+        cutoff=model.cutoff,
+        planned_end=study.planned_end,
+    )
+    if needed is not None and study.planned_end is not None:
         sentence += (
             f" Finishing by the planned end ({study.planned_end:%d %b %Y}) needs "
-            f"**{needed / months:.1f} a month** from the cut-off."
+            f"**{needed:.1f} a month** from the cut-off."
         )
     return sentence
 
