@@ -5,7 +5,8 @@
 - ``dictionary.csv``: the project's data dictionary (REDCap's columns), with two identifying fields
   (``initials``, ``dob``, "Identifier? y") that the importers must drop;
 - ``records.csv``: the records, one row per record and event, the adverse events as instances of
-  the repeating instrument ``adverse_event``, subjects in data access group ``isfahan``;
+  the repeating instrument ``adverse_event``, the laboratory results on instrument ``laboratory``
+  at screening, week 4 and week 12, subjects in data access group ``isfahan``;
 - ``project.xml``: the same project as a CDISC ODM 1.3 file (metadata and data);
 - ``records.xlsx``: a spreadsheet copy: the records with every answer written as its label;
 - ``mapping.toml``: the mapping file onto the data model, commented: the documented example.
@@ -20,6 +21,7 @@ import csv
 import datetime as dt
 import io
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +70,6 @@ BASELINE = (
     ("height", "VS", "HEIGHT", "Height", "cm", None, "Height (cm)"),
     ("weight", "VS", "WEIGHT", "Weight", "kg", None, "Weight (kg)"),
     ("bmi", "VS", "BMI", "Body Mass Index", "kg/m2", None, "Body mass index (kg/m2)"),
-    ("hgb", "LB", "HGB", "Hemoglobin", "g/dL", None, "Haemoglobin (g/dL)"),
     ("pain_months", "SC", "PAINDUR", "Duration of Knee Pain", "months", None, "Knee pain (months)"),
     ("vas_pain", "QS", "VASPAIN", "Pain VAS (0-100)", "mm", None, "Pain VAS (mm)"),
     ("womac_total", "QS", "WOMACTOT", "WOMAC Total Score (0-96)", None, None, "WOMAC total"),
@@ -83,6 +84,10 @@ BASELINE = (
         "K-L grade, right",
     ),
 )
+# The laboratory instrument, filled at these events: the sample's date and one field per test
+# (field = the test code, lower-cased). The tests, names, units and normal ranges are the seed's.
+LAB_EVENTS = ("screening_arm_1", "week_4_arm_1", "week_12_arm_1")
+LAB_FORM = "laboratory"
 DISPOSITIONS = ("Completed", "Screen failure", "Lost to follow-up", "Withdrawal by subject")
 SEVERITIES = ("Mild", "Moderate", "Severe")
 RELATIONSHIPS = (
@@ -105,7 +110,46 @@ def _code(choices: dict[str, str], label: str) -> str:
     return next(code for code, name in choices.items() if name.casefold() == wanted)
 
 
-def seed_fields(criteria: list[Criterion]) -> dict[str, FieldDef]:
+@dataclass(frozen=True)
+class LabTest:
+    """One test of the seed's laboratory panel, as its findings hold it."""
+
+    code: str
+    name: str
+    category: str
+    unit: str
+    ranges: dict[str, tuple[float, float]]  # sex -> (normal low, normal high)
+
+    @property
+    def field(self) -> str:
+        return self.code.lower()
+
+
+def seed_lab_tests(session: Session) -> list[LabTest]:
+    """The seed's laboratory tests with their normal ranges by sex, read from its findings."""
+    rows = session.execute(
+        select(
+            col(Finding.test_code),
+            col(Finding.test),
+            col(Finding.category),
+            col(Finding.unit),
+            col(Subject.sex),
+            col(Finding.normal_low),
+            col(Finding.normal_high),
+        )
+        .join(Subject, col(Subject.id) == col(Finding.subject_pk))
+        .where(col(Subject.study_id) == STUDY_ID, col(Finding.domain) == "LB")
+        .distinct()
+    ).all()
+    tests: dict[str, LabTest] = {}
+    for code, name, category, unit, sex, low, high in sorted(rows, key=lambda r: (r[0], r[4])):
+        test = tests.setdefault(code, LabTest(code, name, category or "", unit or "", {}))
+        assert low is not None and high is not None, f"{code} has no normal range"
+        test.ranges[sex or ""] = (low, high)
+    return list(tests.values())
+
+
+def seed_fields(criteria: list[Criterion], lab_tests: list[LabTest]) -> dict[str, FieldDef]:
     """The project's data dictionary, in REDCap's order (record id first)."""
     fields = [
         FieldDef("record_id", "screening", "text", "Record ID"),
@@ -137,6 +181,11 @@ def seed_fields(criteria: list[Criterion]) -> dict[str, FieldDef]:
         FieldDef("inj_date", "injection", "text", "Injection date", validation="date_ymd"),
         FieldDef("inj_volume", "injection", "text", "Volume injected (mL)", validation="number"),
         FieldDef("visit_date", "visit", "text", "Visit date", validation="date_ymd"),
+        FieldDef("lab_date", LAB_FORM, "text", "Sample date", validation="date_ymd"),
+        *(
+            FieldDef(t.field, LAB_FORM, "text", f"{t.name} ({t.unit})", validation="number")
+            for t in lab_tests
+        ),
         FieldDef("ae_term", "adverse_event", "text", "Adverse event (verbatim)"),
         FieldDef("ae_pt", "adverse_event", "text", "MedDRA preferred term"),
         FieldDef("ae_soc", "adverse_event", "text", "MedDRA system organ class"),
@@ -180,7 +229,9 @@ def _criteria(session: Session) -> list[Criterion]:
 def seed_export(session: Session) -> Export:
     """The seed study in the database, at its cut-off, as the REDCap project's records."""
     criteria = _criteria(session)
-    fields = seed_fields(criteria)
+    lab_tests = seed_lab_tests(session)
+    fields = seed_fields(criteria, lab_tests)
+    lab_visits = {event: visit for event, _n, visit, _d in EVENTS if event in LAB_EVENTS}
     code_of = {c.id: c.code.lower() for c in criteria}
     subjects = list(
         session.execute(
@@ -227,6 +278,8 @@ def seed_export(session: Session) -> Export:
                 values.update(screening)
             if visit in held:
                 values["visit_date"] = held[visit] or ""
+            if event in lab_visits:
+                values.update(_lab_values(findings[subject.id], lab_visits[event]))
             if event == "day_1_arm_1":
                 for dose in doses[subject.id]:
                     if _on_or_before(dose.start_date):
@@ -292,6 +345,17 @@ def seed_export(session: Session) -> Export:
         sources=[],
         record_id_field="record_id",
     )
+
+
+def _lab_values(findings: list[Finding], visit: str) -> dict[str, str]:
+    """The laboratory instrument's answers at one visit: the sample date and each result."""
+    drawn = [f for f in findings if f.domain == "LB" and f.visit == visit and _on_or_before(f.date)]
+    if not drawn:
+        return {}
+    return {
+        "lab_date": drawn[0].dtc or "",
+        **{f.test_code.lower(): f.value_text or "" for f in drawn},
+    }
 
 
 # REDCap's data dictionary, every column in its order (the importer reads some of them).
@@ -482,6 +546,24 @@ def mapping_toml(session: Session) -> str:
         f'{event} = {{ number = {number}, name = "{name}", day = {day} }}'
         for event, number, name, day in EVENTS
     ]
+    lines += [
+        "",
+        "# Laboratory results: one field per test on an instrument filled at several events. Each",
+        "# result's visit is its event's; the last result on or before the first dose is the",
+        "# baseline. The normal range is one number, or a number by sex (the mapped sex).",
+        "[labs]",
+        'date = "lab_date"                    # the sample date (default: the visit date)',
+    ]
+    for lab in seed_lab_tests(session):
+        lines += [
+            "[[labs.tests]]",
+            f'field = "{lab.field}"',
+            f'code = "{lab.code}"',
+            f'test = "{lab.name}"',
+            f'category = "{lab.category}"',
+            f'unit = "{lab.unit}"',
+            *_limit_lines(lab.ranges),
+        ]
     lines += ["", "# Baseline characteristics: screening fields as findings (VS, LB, QS, SC, MK)."]
     for name, domain, code, test, unit, location, _label in BASELINE:
         lines += [
@@ -497,6 +579,19 @@ def mapping_toml(session: Session) -> str:
             lines.append(f'location = "{location}"')
         lines.append("")
     return "\n".join(_aligned(line) for line in lines)
+
+
+def _limit_lines(ranges: dict[str, tuple[float, float]]) -> list[str]:
+    """low = and high = of a test: one number where the sexes share it, else one by sex."""
+    lines = []
+    for key, side in (("low", 0), ("high", 1)):
+        limits = {sex: limits[side] for sex, limits in ranges.items()}
+        if len(set(limits.values())) == 1:
+            lines.append(f"{key} = {next(iter(limits.values())):g}")
+        else:
+            by_sex = ", ".join(f"{sex} = {limit:g}" for sex, limit in limits.items())
+            lines.append(f"{key} = {{ {by_sex} }}")
+    return lines
 
 
 def _aligned(line: str) -> str:

@@ -7,7 +7,9 @@ page. Identifying fields never reach the database; bad input gets a plain messag
 and place, exit status 2, and nothing written. On SQLite, or PostgreSQL where TEST_POSTGRES_URL is
 set."""
 
+import csv
 import datetime as dt
+import io
 import shutil
 from importlib import resources
 from pathlib import Path
@@ -18,7 +20,7 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session, SQLModel, col
 from typer.testing import CliRunner
 
 from dashboard.cli import app
@@ -27,12 +29,13 @@ from dashboard.demo import SEED_STUDY_ID
 from dashboard.importers.edc import read_dictionary
 from dashboard.importers.mapping import parse_mapping
 from dashboard.importers.mapping_draft import draft_mapping
-from dashboard.models import AuditEvent, DataCut
+from dashboard.models import AuditEvent, DataCut, Finding, Subject
 from dashboard.views import visits
 from dashboard.views.adverse_events import build_adverse_events
 from dashboard.views.baseline import build_baseline
 from dashboard.views.context import ViewContext
 from dashboard.views.enrollment import build_enrollment
+from dashboard.views.labs import LabsOptions, build_labs, shift_subjects
 from dashboard.views.overview import study_summary
 from dashboard.views.screen_failures import build_screen_failures
 from tests.databases import new_database_url
@@ -90,7 +93,9 @@ def _figures(engine: Engine) -> dict[str, Any]:
         cutoff = dt.date(2025, 11, 30)
         visits_by_site = visits.by_site(session, ctx, as_of=cutoff, window_days=7)
         visit_grid = visits.grid(session, ctx, as_of=cutoff, window_days=7, needing_action=False)
+        labs = _lab_figures(session, ctx)
     return {
+        **labs,
         "planned visits": planned,
         "visits by site": visits_by_site[0],
         "without day 1": visits_by_site[1],
@@ -111,6 +116,41 @@ def _figures(engine: Engine) -> dict[str, Any]:
         "ae worst": events.worst_table,
         "ae metrics": events.metrics,
     }
+
+
+def _lab_figures(session: Session, ctx: ViewContext) -> dict[str, Any]:
+    """The Labs page's figures: its headline, every measurement's shifts (range and each CTCAE
+    term's grade), values by visit, the abnormal values, and the eDISH points."""
+    first = build_labs(session, ctx)
+    figures: dict[str, Any] = {
+        "lab measurements": first.measurements,
+        "lab incidence": first.incidence,
+        "lab edish": first.edish,
+        "lab hys law": first.hys_law,
+        "lab metrics": first.metrics,
+    }
+    for label in first.measurements["label"]:
+        view = build_labs(session, ctx, LabsOptions(measurement=label))
+        assert view.range_shift is not None, label
+        figures[f"lab {label} range shift"] = view.range_shift.cells
+        figures[f"lab {label} boxes"] = view.boxes
+        figures[f"lab {label} unscheduled"] = view.unscheduled
+        for term in (None, *view.terms):
+            figures[f"lab {label} {term or 'range'} shift subjects"] = shift_subjects(
+                session,
+                ctx,
+                domain="LB",
+                measurement=label,
+                term=term,
+                arm=None,
+                baseline=None,
+                worst=None,
+            )
+            if term is not None:
+                graded = build_labs(session, ctx, LabsOptions(measurement=label, term=term))
+                assert graded.grade_shift is not None, (label, term)
+                figures[f"lab {label} {term} grade shift"] = graded.grade_shift.cells
+    return figures
 
 
 def _same(loaded: dict[str, Any], demo: dict[str, Any]) -> None:
@@ -444,3 +484,73 @@ def test_mapping_draft_command_writes_a_file_once(tmp_path: Path) -> None:
 def test_cut_off_is_the_mappings(tmp_path: Path) -> None:
     mapping = parse_mapping((SHIPPED / "mapping.toml").read_text(), file="mapping.toml")
     assert mapping.cutoff == dt.date(2025, 11, 30)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "said"),
+    [
+        (
+            "low = 7\n",
+            'low = "seven"\n',
+            "[[labs.tests]] 1 low: must be a number, or numbers by sex",
+        ),
+        ('code = "AST"', 'code = "ALT"', "[[labs.tests]]: code 'ALT' is given twice"),
+        ('unit = "U/L"', 'units = "U/L"', "[[labs.tests]] 1: unknown key 'units'"),
+        ("[[labs.tests]]", "[[labs.test]]", "[labs]: unknown key 'test'"),
+    ],
+    ids=["limit", "twice", "key", "no tests"],
+)
+def test_a_laboratory_mapping_problem_is_named(old: str, new: str, said: str) -> None:
+    from dashboard.importers.errors import ImportFailure
+
+    text = (SHIPPED / "mapping.toml").read_text(encoding="utf-8")
+    assert old in text
+    with pytest.raises(ImportFailure) as failure:
+        parse_mapping(text.replace(old, new, 1), file="mapping.toml")
+    assert said in str(failure.value)
+
+
+def test_a_laboratory_field_the_project_lacks_is_refused(loaded_url: str, tmp_path: Path) -> None:
+    folder = _edited(tmp_path, "mapping.toml", 'field = "alt"', 'field = "altt"')
+    _refused(
+        "redcap",
+        folder,
+        loaded_url,
+        "mapping.toml: the laboratory test ALT is field 'altt', which is not in the project",
+        "did you mean 'alt'?",
+    )
+
+
+def test_the_laboratory_baseline_is_the_last_result_before_the_first_dose(
+    loaded_url: str,
+) -> None:
+    """Counted again from the export: per enrolled subject and test, the baseline flag sits on
+    the screening result (the seed draws none between screening and the injection), and no
+    screen failure has one."""
+    engine = make_engine(loaded_url)
+    try:
+        with Session(engine) as session:
+            rows = session.execute(
+                select(
+                    col(Subject.usubjid),
+                    col(Subject.first_dose_date),
+                    col(Finding.test_code),
+                    col(Finding.visit),
+                )
+                .join(Finding, col(Finding.subject_pk) == col(Subject.id))
+                .where(col(Finding.domain) == "LB", col(Finding.is_baseline))
+            ).all()
+    finally:
+        engine.dispose()
+    records = list(csv.DictReader(io.StringIO((SHIPPED / "records.csv").read_text("utf-8"))))
+    dosed = {r["record_id"] for r in records if r["inj_date"]}
+    expected = {
+        (f"{SEED_STUDY_ID}-{r['record_id']}", code.upper())
+        for r in records
+        if r["redcap_event_name"] == "screening_arm_1" and r["record_id"] in dosed
+        for code in ("alt", "ast", "bili", "creat", "hgb")
+        if r[code]
+    }
+    assert {(u, code) for u, _first, code, _visit in rows} == expected
+    assert {visit for *_rest, visit in rows} == {"SCREENING"}
+    assert all(first is not None for _u, first, _c, _v in rows)

@@ -10,6 +10,7 @@ instrument the records do not hold as one.
 """
 
 import dataclasses
+import datetime as dt
 import difflib
 from collections import defaultdict
 from dataclasses import dataclass
@@ -363,6 +364,10 @@ def sdtm_tables(export: Export, mapping: Mapping) -> dict[str, pd.DataFrame]:
                     f"{d}DTC": visit_dates.get(asked_at) or consent,
                 }
             )
+        if mapping.labs:
+            findings["LB"] += _lab_results(
+                subject, usubjid, mapping, decoder, sex=sex, dosed_on=dosed_on, visits=visit_dates
+            )
     tables = {
         "DM": pd.DataFrame(dm),
         "TS": _trial_summary(mapping),
@@ -479,6 +484,95 @@ def _adverse_events(
             }
         )
     return rows
+
+
+def _lab_results(
+    subject: _Subject,
+    usubjid: str,
+    mapping: Mapping,
+    decoder: _Decoder,
+    *,
+    sex: str,
+    dosed_on: str,
+    visits: dict[str | None, str],
+) -> list[dict[str, Any]]:
+    """The subject's laboratory results: each test's field at every event it was answered at,
+    with its visit, normal range and indicator, study day, and baseline flag (the last result on
+    or before the first dose, as SDTM's LBBLFL)."""
+    labs = mapping.labs
+    assert labs is not None
+    rows: list[dict[str, Any]] = []
+    for event, values in subject.by_event.items():
+        record = subject.event_record[event]
+        day = (
+            checked_date(values.get(labs.date), place(record, labs.date))
+            if labs.date
+            else visits.get(event, "")
+        )
+        planned = mapping.visits.events.get(event or "") if mapping.visits else None
+        for test in labs.tests:
+            raw = values.get(test.field, "")
+            if not raw:
+                continue
+            text = decoder.label(test.field, raw)
+            number = float(text) if _is_number(text) else None
+            low, high = test.limits(sex)
+            rows.append(
+                {
+                    "STUDYID": mapping.study_id,
+                    "USUBJID": usubjid,
+                    "LBTESTCD": test.code,
+                    "LBTEST": test.test,
+                    "LBCAT": test.category or "",
+                    "LBORRES": text,
+                    "LBORRESU": test.unit or "",
+                    "LBSTRESC": text,
+                    "LBSTRESU": test.unit or "",
+                    "LBSTNRLO": low,
+                    "LBSTNRHI": high,
+                    "LBNRIND": _range_indicator(number, low, high),
+                    "VISITNUM": planned.number if planned else None,
+                    "VISIT": planned.name if planned else (event or ""),
+                    "LBDTC": day,
+                    "LBDY": _study_day(day, dosed_on),
+                    "LBBLFL": "",
+                }
+            )
+    # The baseline: per test, the last result dated on or before the first dose.
+    for code in {r["LBTESTCD"] for r in rows}:
+        before = [
+            r
+            for r in rows
+            if r["LBTESTCD"] == code and _full(r["LBDTC"]) and _full(dosed_on)
+            if r["LBDTC"] <= dosed_on
+        ]
+        if before:
+            max(before, key=lambda r: r["LBDTC"])["LBBLFL"] = "Y"
+    return rows
+
+
+def _full(day: str) -> bool:
+    """A complete date (YYYY-MM-DD): a partial one cannot be placed before or after a dose."""
+    return len(day) == 10
+
+
+def _study_day(day: str, first_dose: str) -> int | None:
+    """--DY: day 1 is the first dose, the day before it day -1 (no day 0)."""
+    if not (_full(day) and _full(first_dose)):
+        return None
+    offset = (dt.date.fromisoformat(day) - dt.date.fromisoformat(first_dose)).days
+    return offset + 1 if offset >= 0 else offset
+
+
+def _range_indicator(value: float | None, low: float | None, high: float | None) -> str:
+    """LBNRIND of a value against its normal range ("" without a number or a range)."""
+    if value is None or (low is None and high is None):
+        return ""
+    if low is not None and value < low:
+        return "LOW"
+    if high is not None and value > high:
+        return "HIGH"
+    return "NORMAL"
 
 
 def _is_number(text: str) -> bool:

@@ -127,6 +127,29 @@ class Baseline:
 
 
 @dataclass(frozen=True)
+class LabTest:
+    """One laboratory test: a field asked at every event its instrument is filled at."""
+
+    field: str
+    code: str  # LBTESTCD
+    test: str  # LBTEST
+    category: str | None = None  # LBCAT: HEMATOLOGY, CHEMISTRY ...
+    unit: str | None = None
+    # The normal range: one limit for everyone, or a limit by sex (the mapped sex, "F" / "M").
+    low: dict[str, float] = dataclasses.field(default_factory=dict)  # sex ("" all) -> limit
+    high: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    def limits(self, sex: str) -> tuple[float | None, float | None]:
+        return (self.low.get(sex, self.low.get("")), self.high.get(sex, self.high.get("")))
+
+
+@dataclass(frozen=True)
+class Labs:
+    date: str | None  # the sample's date field; None: the event's visit date
+    tests: tuple[LabTest, ...]
+
+
+@dataclass(frozen=True)
 class Mapping:
     file: str
     study_id: str
@@ -157,6 +180,7 @@ class Mapping:
     exposure: Exposure | None
     visits: Visits | None
     baseline: tuple[Baseline, ...]
+    labs: Labs | None = None
 
     def fields_named(self) -> list[tuple[str, str]]:
         """Every (field, what it is for) the mapping names, in the file's order."""
@@ -185,6 +209,9 @@ class Mapping:
         if self.visits:
             named.append((self.visits.date, "visit date"))
         named += [(b.field, f"baseline {b.domain} {b.code}") for b in self.baseline]
+        if self.labs:
+            named.append((self.labs.date or "", "laboratory sample date"))
+            named += [(t.field, f"laboratory test {t.code}") for t in self.labs.tests]
         return [(name, use or "") for name, use in named if name]
 
 
@@ -213,6 +240,8 @@ _KEYS = {
     "exposure": {"date", "treatment", "dose", "unit", "route"},
     "visits": {"date", "events"},
     "baseline": {"field", "domain", "code", "test", "unit", "location", "event"},
+    "labs": {"date", "tests"},
+    "labs.tests": {"field", "code", "test", "category", "unit", "low", "high"},
 }
 
 
@@ -294,11 +323,10 @@ def parse_mapping(text: str, *, file: str) -> Mapping:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise fail(f"is not valid TOML: {error}", file=file) from None
-    unknown = sorted(set(document) - set(_KEYS))
+    tables = sorted(k for k in _KEYS if "." not in k)  # labs.tests is inside [labs]
+    unknown = sorted(set(document) - set(tables))
     if unknown:
-        raise fail(
-            f"unknown table [{unknown[0]}] (the tables are {', '.join(sorted(_KEYS))})", file=file
-        )
+        raise fail(f"unknown table [{unknown[0]}] (the tables are {', '.join(tables)})", file=file)
     study_table = _table(document, "study", file)
     if study_table is None:
         raise fail('has no [study] table: it names the study, id = "..."', file=file)
@@ -427,6 +455,7 @@ def parse_mapping(text: str, *, file: str) -> Mapping:
                 event=reader.text("event"),
             )
         )
+    labs_table = _table(document, "labs", file)
     arm_code, arm_name = arm.text("code"), arm.text("name")
     return Mapping(
         file=file,
@@ -470,7 +499,53 @@ def parse_mapping(text: str, *, file: str) -> Mapping:
         exposure=exposure,
         visits=visits,
         baseline=tuple(baseline),
+        labs=_labs(labs_table, file) if labs_table is not None else None,
     )
+
+
+def _labs(table: dict[str, Any], file: str) -> Labs:
+    reader = _Reader(file, "[labs]", table)
+    tests = table.get("tests")
+    if not isinstance(tests, list) or not tests or not all(isinstance(t, dict) for t in tests):
+        raise reader.problem(
+            "tests",
+            'is required: one [[labs.tests]] per test, with field = "..." and code = "..."',
+        )
+    read = []
+    for number, test in enumerate(tests, start=1):
+        item = _Reader(file, f"[[labs.tests]] {number}", test)
+        read.append(
+            LabTest(
+                field=item.required("field"),
+                code=item.required("code").upper(),
+                test=item.text("test") or item.required("code"),
+                category=item.text("category"),
+                unit=item.text("unit"),
+                low=_limit(item, "low"),
+                high=_limit(item, "high"),
+            )
+        )
+    codes = [t.code for t in read]
+    repeated = sorted({c for c in codes if codes.count(c) > 1})
+    if repeated:
+        raise fail(f"[[labs.tests]]: code {repeated[0]!r} is given twice", file=file)
+    return Labs(date=reader.text("date"), tests=tuple(read))
+
+
+def _limit(reader: "_Reader", key: str) -> dict[str, float]:
+    """A normal-range limit: a number for everyone, or a table of numbers by sex."""
+    value = reader.table.get(key)
+    if value is None:
+        return {}
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return {"": float(value)}
+    if (
+        isinstance(value, dict)
+        and value
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value.values())
+    ):
+        return {k.strip().upper(): float(v) for k, v in value.items()}
+    raise reader.problem(key, "must be a number, or numbers by sex, e.g. { F = 12.0, M = 13.5 }")
 
 
 def read_mapping(path: Path, *, label: str | None = None) -> Mapping:
