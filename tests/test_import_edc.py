@@ -26,10 +26,12 @@ from typer.testing import CliRunner
 from dashboard.cli import app
 from dashboard.db import make_engine
 from dashboard.demo import SEED_STUDY_ID
-from dashboard.importers.edc import read_dictionary
+from dashboard.importers.edc import read_dictionary, read_redcap
+from dashboard.importers.errors import ImportFailure
 from dashboard.importers.mapping import parse_mapping
 from dashboard.importers.mapping_draft import draft_mapping
-from dashboard.models import AuditEvent, DataCut, Finding, Subject
+from dashboard.importers.odm import write_odm
+from dashboard.models import AuditEvent, DataCut, Finding, ProtocolDeviation, Subject
 from dashboard.views import visits
 from dashboard.views.adverse_events import build_adverse_events
 from dashboard.views.baseline import build_baseline
@@ -501,8 +503,6 @@ def test_cut_off_is_the_mappings(tmp_path: Path) -> None:
     ids=["limit", "twice", "key", "no tests"],
 )
 def test_a_laboratory_mapping_problem_is_named(old: str, new: str, said: str) -> None:
-    from dashboard.importers.errors import ImportFailure
-
     text = (SHIPPED / "mapping.toml").read_text(encoding="utf-8")
     assert old in text
     with pytest.raises(ImportFailure) as failure:
@@ -554,3 +554,114 @@ def test_the_laboratory_baseline_is_the_last_result_before_the_first_dose(
     assert {(u, code) for u, _first, code, _visit in rows} == expected
     assert {visit for *_rest, visit in rows} == {"SCREENING"}
     assert all(first is not None for _u, first, _c, _v in rows)
+
+
+# Three deviations on a repeating instrument (field, form, type, choices) added to the seed's
+# export: two for the first enrolled subject, one for the second.
+DEVIATION_FIELDS = (
+    ("dv_term", "text", ""),
+    ("dv_date", "text", ""),
+    ("dv_category", "radio", "1, Major | 2, Minor"),
+)
+
+
+def _with_deviations(folder: Path) -> tuple[Path, list[tuple[str, int, str, str, bool, str]]]:
+    """A copy of the shipped export with a protocol-deviation instrument, and the deviations it
+    holds as the database must: (usubjid, seq, term, category, important, date)."""
+    copy = folder / "deviations"
+    shutil.copytree(SHIPPED, copy)
+    dictionary = list(csv.reader(io.StringIO((copy / "dictionary.csv").read_text("utf-8"))))
+    heading = dictionary[0]
+    for name, kind, choices in DEVIATION_FIELDS:
+        row = dict.fromkeys(heading, "")
+        row |= {
+            "Variable / Field Name": name,
+            "Form Name": "protocol_deviation",
+            "Field Type": kind,
+            "Field Label": name,
+            "Choices, Calculations, OR Slider Labels": choices,
+        }
+        dictionary.append([row[h] for h in heading])
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(dictionary)
+    (copy / "dictionary.csv").write_text(out.getvalue(), encoding="utf-8")
+    records = list(csv.reader(io.StringIO((copy / "records.csv").read_text("utf-8"))))
+    header = records[0] + [name for name, _kind, _choices in DEVIATION_FIELDS]
+    rows = [[*row, "", "", ""] for row in records[1:]]
+    dosed = list(dict.fromkeys(r[0] for r in rows if r[header.index("inj_date")]))
+    planted = [
+        (dosed[0], 1, "Week 4 visit out of window", "1", "2024-12-20"),
+        (dosed[0], 2, "Sample not drawn", "2", "2025-01-29"),
+        (dosed[1], 1, "Informed consent form outdated", "1", "2024-11-15"),
+    ]
+    for record_id, instance, term, category, day in planted:
+        row = dict.fromkeys(header, "")
+        row |= {
+            "record_id": record_id,
+            "redcap_event_name": "day_1_arm_1",
+            "redcap_repeat_instrument": "protocol_deviation",
+            "redcap_repeat_instance": str(instance),
+            "redcap_data_access_group": "isfahan",
+            "dv_term": term,
+            "dv_date": day,
+            "dv_category": category,
+        }
+        rows.append([row[h] for h in header])
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows([header, *rows])
+    (copy / "records.csv").write_text(out.getvalue(), encoding="utf-8")
+    with (copy / "mapping.toml").open("a", encoding="utf-8") as mapping:
+        mapping.write(
+            '\n[deviations]\ninstrument = "protocol_deviation"\nterm = "dv_term"\n'
+            'category = "dv_category"\ndate = "dv_date"\n'
+        )
+    expected = [
+        (f"{SEED_STUDY_ID}-{r}", n, term, {"1": "MAJOR", "2": "MINOR"}[c], c == "1", day)
+        for r, n, term, c, day in planted
+    ]
+    return copy, expected
+
+
+@pytest.mark.parametrize("kind", ["redcap", "odm"])
+def test_protocol_deviations_come_from_a_repeating_instrument(kind: str, tmp_path: Path) -> None:
+    folder, expected = _with_deviations(tmp_path)
+    if kind == "odm":
+        export = read_redcap(folder / "records.csv", folder / "dictionary.csv")
+        write_odm(export, folder / "project.xml", study_oid="Project.X", study_name="X")
+    url = new_database_url(tmp_path, f"dv-{kind}")
+    result = _import(kind, folder, url)
+    assert result.exit_code == 0, result.output
+    assert "protocol deviations unknown" not in result.output
+    engine = make_engine(url)
+    try:
+        with Session(engine) as session:
+            rows = session.execute(
+                select(
+                    col(Subject.usubjid),
+                    col(ProtocolDeviation.seq),
+                    col(ProtocolDeviation.term),
+                    col(ProtocolDeviation.category),
+                    col(ProtocolDeviation.important),
+                    col(ProtocolDeviation.start_dtc),
+                )
+                .join(Subject, col(Subject.id) == col(ProtocolDeviation.subject_pk))
+                .order_by(col(Subject.usubjid), col(ProtocolDeviation.seq))
+            ).all()
+    finally:
+        engine.dispose()
+    assert [tuple(r) for r in rows] == expected
+
+
+def test_deviations_and_adverse_events_each_name_their_instrument(tmp_path: Path) -> None:
+    folder, _expected = _with_deviations(tmp_path)
+    text = (folder / "mapping.toml").read_text(encoding="utf-8")
+    with pytest.raises(ImportFailure, match=r"\[adverse_events\] and \[deviations\] each need"):
+        parse_mapping(text.replace('instrument = "adverse_event"\n', ""), file="mapping.toml")
+    misplaced = text.replace('term = "dv_term"', 'term = "ae_term"')
+    (folder / "mapping.toml").write_text(misplaced, encoding="utf-8")
+    url = new_database_url(tmp_path, "misplaced")
+    result = _import("redcap", folder, url)
+    assert result.exit_code == 2
+    assert (
+        "[deviations] term 'ae_term' is on instrument 'adverse_event', not on 'protocol_deviation'"
+    ) in result.output

@@ -21,7 +21,7 @@ import pandas as pd
 
 from dashboard.importers.edc import Export, FieldDef, Record, iso_date_text
 from dashboard.importers.errors import ImportFailure, fail
-from dashboard.importers.mapping import Coded, Mapping
+from dashboard.importers.mapping import AdverseEvents, Coded, Deviations, Mapping
 from dashboard.importers.sdtm import Package, read_package
 from dashboard.results.dates import InvalidDateError, parse_dtc
 
@@ -63,32 +63,46 @@ def check_fields(export: Export, mapping: Mapping) -> None:
                 f"the {use} is field {name!r}, which is not in the project ({where}){hint}",
                 file=mapping.file,
             )
-    if mapping.adverse_events and mapping.adverse_events.instrument:
-        instrument = mapping.adverse_events.instrument
-        forms = {f.form for f in export.fields.values()}
-        if export.has_dictionary and instrument not in forms:
+    for table, instrument, term in (
+        ("adverse_events", *_instrument_of(mapping.adverse_events)),
+        ("deviations", *_instrument_of(mapping.deviations)),
+    ):
+        if instrument and term:
+            _check_instrument(export, mapping, table, instrument, term)
+
+
+def _instrument_of(spec: AdverseEvents | Deviations | None) -> tuple[str | None, str | None]:
+    return (spec.instrument, spec.term) if spec else (None, None)
+
+
+def _check_instrument(
+    export: Export, mapping: Mapping, table: str, instrument: str, term: str
+) -> None:
+    """A repeating instrument the mapping reads rows of: the project's, holding the term field,
+    and exported with its instance numbers."""
+    forms = {f.form for f in export.fields.values()}
+    if export.has_dictionary and instrument not in forms:
+        raise fail(
+            f"[{table}] instrument {instrument!r} is not an instrument of the project "
+            f"(its instruments are {', '.join(sorted(forms))})",
+            file=mapping.file,
+        )
+    term_form = export.fields[term].form
+    if export.has_dictionary and term_form != instrument:
+        raise fail(
+            f"[{table}] term {term!r} is on instrument {term_form!r}, not on {instrument!r}",
+            file=mapping.file,
+        )
+    # The instrument's rows must be its repeat instances: a row without one is the record's
+    # own row, and would be read as a subject's answer.
+    for record in export.records:
+        if record.instrument is None and term in record.values:
             raise fail(
-                f"[adverse_events] instrument {instrument!r} is not an instrument of the project "
-                f"(its instruments are {', '.join(sorted(forms))})",
-                file=mapping.file,
+                f"a row holds the repeating instrument {instrument!r} (field {term!r}) without "
+                "its instance number: export the records with redcap_repeat_instrument and "
+                "redcap_repeat_instance",
+                **place(record, term),
             )
-        term_form = export.fields[mapping.adverse_events.term].form
-        if export.has_dictionary and term_form != instrument:
-            raise fail(
-                f"[adverse_events] term {mapping.adverse_events.term!r} is on instrument "
-                f"{term_form!r}, not on {instrument!r}",
-                file=mapping.file,
-            )
-        # The AE instrument's rows must be its repeat instances: an AE row without one is the
-        # record's own row, and would be read as a subject's answer.
-        for record in export.records:
-            if record.instrument is None and mapping.adverse_events.term in record.values:
-                raise fail(
-                    f"a row holds the repeating instrument {instrument!r} (field "
-                    f"{mapping.adverse_events.term!r}) without its instance number: export the "
-                    "records with redcap_repeat_instrument and redcap_repeat_instance",
-                    **place(record, mapping.adverse_events.term),
-                )
 
 
 class _Subject:
@@ -189,6 +203,7 @@ def sdtm_tables(export: Export, mapping: Mapping) -> dict[str, pd.DataFrame]:
     ds: list[dict[str, Any]] = []
     ie: list[dict[str, Any]] = []
     ae: list[dict[str, Any]] = []
+    dv: list[dict[str, Any]] = []
     ex: list[dict[str, Any]] = []
     sv: list[dict[str, Any]] = []
     findings: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -364,6 +379,8 @@ def sdtm_tables(export: Export, mapping: Mapping) -> dict[str, pd.DataFrame]:
                     f"{d}DTC": visit_dates.get(asked_at) or consent,
                 }
             )
+        if mapping.deviations:
+            dv += _deviations(subject, usubjid, mapping, decoder)
         if mapping.labs:
             findings["LB"] += _lab_results(
                 subject, usubjid, mapping, decoder, sex=sex, dosed_on=dosed_on, visits=visit_dates
@@ -421,6 +438,20 @@ def sdtm_tables(export: Export, mapping: Mapping) -> dict[str, pd.DataFrame]:
                 "AEACN",
                 "AESTDTC",
                 "AEENDTC",
+            ],
+        )
+    if mapping.deviations:
+        tables["DV"] = pd.DataFrame(
+            dv,
+            columns=[
+                "STUDYID",
+                "USUBJID",
+                "DVSEQ",
+                "DVTERM",
+                "DVDECOD",
+                "DVCAT",
+                "DVSCAT",
+                "DVSTDTC",
             ],
         )
     if mapping.exposure:
@@ -481,6 +512,41 @@ def _adverse_events(
                 "AEENDTC": checked_date(
                     values.get(spec.end_date or ""), place(record, spec.end_date)
                 ),
+            }
+        )
+    return rows
+
+
+def _deviations(
+    subject: _Subject, usubjid: str, mapping: Mapping, decoder: _Decoder
+) -> list[dict[str, Any]]:
+    spec = mapping.deviations
+    assert spec is not None
+    rows = []
+    for record in subject.repeats:
+        if spec.instrument is not None and record.instrument != spec.instrument:
+            continue
+        values = record.values
+
+        def answer(name: str | None, values: dict[str, str] = values) -> str:
+            return decoder.label(name, values[name]) if name and values.get(name) else ""
+
+        term = answer(spec.term)
+        if not term:
+            raise fail(
+                f"protocol deviation {record.instance} has no term (field {spec.term!r})",
+                **place(record, spec.term),
+            )
+        rows.append(
+            {
+                "STUDYID": mapping.study_id,
+                "USUBJID": usubjid,
+                "DVSEQ": record.instance,
+                "DVTERM": term,
+                "DVDECOD": answer(spec.decoded_term),
+                "DVCAT": answer(spec.category).upper(),
+                "DVSCAT": answer(spec.subcategory).upper(),
+                "DVSTDTC": checked_date(values.get(spec.date or ""), place(record, spec.date)),
             }
         )
     return rows

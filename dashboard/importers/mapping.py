@@ -93,6 +93,23 @@ class AdverseEvents:
     action: str | None = None
 
 
+# The protocol-deviation keys besides the instrument, in the order a mapping file lists them.
+DEVIATION_KEYS = ("term", "decoded_term", "category", "subcategory", "date")
+
+
+@dataclass(frozen=True)
+class Deviations:
+    """Protocol deviations: the rows of a repeating instrument, one deviation per instance. Their
+    category or subcategory answer says whether one is important ("Major", "Minor" ...)."""
+
+    instrument: str | None
+    term: str
+    decoded_term: str | None = None
+    category: str | None = None
+    subcategory: str | None = None
+    date: str | None = None
+
+
 @dataclass(frozen=True)
 class Exposure:
     date: str
@@ -181,6 +198,7 @@ class Mapping:
     visits: Visits | None
     baseline: tuple[Baseline, ...]
     labs: Labs | None = None
+    deviations: Deviations | None = None
 
     def fields_named(self) -> list[tuple[str, str]]:
         """Every (field, what it is for) the mapping names, in the file's order."""
@@ -209,6 +227,12 @@ class Mapping:
         if self.visits:
             named.append((self.visits.date, "visit date"))
         named += [(b.field, f"baseline {b.domain} {b.code}") for b in self.baseline]
+        if self.deviations:
+            dv = self.deviations
+            named += [
+                (getattr(dv, key) or "", f"protocol deviation {key.replace('_', ' ')}")
+                for key in DEVIATION_KEYS
+            ]
         if self.labs:
             named.append((self.labs.date or "", "laboratory sample date"))
             named += [(t.field, f"laboratory test {t.code}") for t in self.labs.tests]
@@ -240,6 +264,7 @@ _KEYS = {
     "exposure": {"date", "treatment", "dose", "unit", "route"},
     "visits": {"date", "events"},
     "baseline": {"field", "domain", "code", "test", "unit", "location", "event"},
+    "deviations": {"instrument", *DEVIATION_KEYS},
     "labs": {"date", "tests"},
     "labs.tests": {"field", "code", "test", "category", "unit", "low", "high"},
 }
@@ -456,6 +481,22 @@ def parse_mapping(text: str, *, file: str) -> Mapping:
             )
         )
     labs_table = _table(document, "labs", file)
+    deviations_table = _table(document, "deviations", file)
+    deviations = None
+    if deviations_table is not None:
+        dv = _Reader(file, "[deviations]", deviations_table)
+        deviations = Deviations(
+            instrument=dv.text("instrument"),
+            term=dv.required("term"),
+            **{k: dv.text(k) for k in DEVIATION_KEYS if k != "term"},
+        )
+        if adverse_events and not (adverse_events.instrument and deviations.instrument):
+            # Without it, each would read the other's rows as its own.
+            raise fail(
+                '[adverse_events] and [deviations] each need instrument = "...": both read '
+                "the rows of a repeating instrument",
+                file=file,
+            )
     arm_code, arm_name = arm.text("code"), arm.text("name")
     return Mapping(
         file=file,
@@ -500,6 +541,7 @@ def parse_mapping(text: str, *, file: str) -> Mapping:
         visits=visits,
         baseline=tuple(baseline),
         labs=_labs(labs_table, file) if labs_table is not None else None,
+        deviations=deviations,
     )
 
 
