@@ -10,6 +10,7 @@ set."""
 import csv
 import datetime as dt
 import io
+import re
 import shutil
 from importlib import resources
 from pathlib import Path
@@ -28,9 +29,10 @@ from dashboard.db import make_engine
 from dashboard.demo import SEED_STUDY_ID
 from dashboard.importers.edc import read_dictionary, read_redcap
 from dashboard.importers.errors import ImportFailure
-from dashboard.importers.mapping import parse_mapping
+from dashboard.importers.mapping import parse_mapping, read_mapping
 from dashboard.importers.mapping_draft import draft_mapping
 from dashboard.importers.odm import write_odm
+from dashboard.importers.run import preview_edc
 from dashboard.models import AuditEvent, DataCut, Finding, ProtocolDeviation, Subject
 from dashboard.views import visits
 from dashboard.views.adverse_events import build_adverse_events
@@ -665,3 +667,83 @@ def test_deviations_and_adverse_events_each_name_their_instrument(tmp_path: Path
     assert (
         "[deviations] term 'ae_term' is on instrument 'adverse_event', not on 'protocol_deviation'"
     ) in result.output
+
+
+def _with_checkbox_criteria(folder: Path) -> Path:
+    """A copy of the shipped export that also records the criteria not met as one checkbox
+    field, ``sf_criteria`` (option n checked: the n-th criterion is not met), and a mapping that
+    reads the criteria from its options instead of the yes/no fields."""
+    copy = folder / "checkbox"
+    shutil.copytree(SHIPPED, copy)
+    mapping_text = (copy / "mapping.toml").read_text(encoding="utf-8")
+    criteria = parse_mapping(mapping_text, file="mapping.toml").criteria
+    dictionary = list(csv.reader(io.StringIO((copy / "dictionary.csv").read_text("utf-8"))))
+    heading = dictionary[0]
+    row = dict.fromkeys(heading, "") | {
+        "Variable / Field Name": "sf_criteria",
+        "Form Name": "screening",
+        "Field Type": "checkbox",
+        "Field Label": "Criteria not met",
+        "Choices, Calculations, OR Slider Labels": " | ".join(
+            f"{n}, {c.code}" for n, c in enumerate(criteria, start=1)
+        ),
+    }
+    dictionary.append([row[h] for h in heading])
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(dictionary)
+    (copy / "dictionary.csv").write_text(out.getvalue(), encoding="utf-8")
+    records = list(csv.reader(io.StringIO((copy / "records.csv").read_text("utf-8"))))
+    header = records[0]
+    options = [f"sf_criteria___{n}" for n in range(1, len(criteria) + 1)]
+    rows = []
+    for values in records[1:]:
+        cells = dict(zip(header, values, strict=True))
+        answered = [cells[c.field] for c in criteria]
+        if any(answered):
+            yes_no = [{"1": "Yes", "0": "No"}[a] for a in answered]
+            checked = [
+                "1" if c.is_not_met(label, raw) else "0"
+                for c, label, raw in zip(criteria, yes_no, answered, strict=True)
+            ]
+        else:
+            checked = [""] * len(criteria)
+        rows.append([*values, *checked])
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows([[*header, *options], *rows])
+    (copy / "records.csv").write_text(out.getvalue(), encoding="utf-8")
+    blocks = mapping_text.split("[[criteria]]")
+    for n, criterion in enumerate(criteria, start=1):
+        block = blocks[n].replace(f'field = "{criterion.field}"', f'field = "sf_criteria___{n}"')
+        blocks[n] = re.sub(r'not_met = "(Yes|No)"', 'not_met = "Checked"', block)
+    (copy / "mapping.toml").write_text("[[criteria]]".join(blocks), encoding="utf-8")
+    return copy
+
+
+@pytest.mark.parametrize("kind", ["redcap", "odm"])
+def test_criteria_from_a_checkbox_give_the_seed_demos_figures(
+    kind: str, demo_figures: dict[str, Any], tmp_path: Path
+) -> None:
+    folder = _with_checkbox_criteria(tmp_path)
+    assert 'field = "sf_criteria___2"' in (folder / "mapping.toml").read_text(encoding="utf-8")
+    if kind == "odm":
+        export = read_redcap(folder / "records.csv", folder / "dictionary.csv")
+        write_odm(export, folder / "project.xml", study_oid="Project.X", study_name="X")
+    url = new_database_url(tmp_path, f"checkbox-{kind}")
+    result = _import(kind, folder, url)
+    assert result.exit_code == 0, result.output
+    engine = make_engine(url)
+    try:
+        _same(_figures(engine), demo_figures)
+    finally:
+        engine.dispose()
+    effect = preview_edc(
+        kind,
+        {
+            "redcap": {"records": folder / "records.csv", "dictionary": folder / "dictionary.csv"}
+        }.get(kind, {"odm": folder / "project.xml"}),
+        read_mapping(folder / "mapping.toml"),
+    )
+    assert ("sf_criteria___2", "criterion INCL02") in effect.used
+    assert ("sf_criteria___2", "1", "Checked") in effect.decoded
+    assert "sf_criteria" not in effect.ignored
+    assert "incl02" in effect.ignored  # the yes/no field the mapping no longer reads

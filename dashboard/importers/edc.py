@@ -87,6 +87,26 @@ class FieldDef:
         return self.choices.get(value, value)
 
 
+# What a checkbox option's column holds, as REDCap's labelled export writes it.
+CHECKBOX_LABELS = {"1": "Checked", "0": "Unchecked"}
+
+
+def checkbox_column(name: str, code: str) -> str:
+    """The column of a checkbox option, as REDCap names it (``symptoms___1``; a code lower-cased,
+    other characters than letters, digits and "_" as "_")."""
+    return f"{name}___{re.sub(r'[^a-z0-9_]', '_', code.lower())}"
+
+
+def checkbox_options(fields: dict[str, "FieldDef"]) -> dict[str, str]:
+    """Every checkbox option's column, and the checkbox field it is an option of."""
+    return {
+        checkbox_column(f.name, code): f.name
+        for f in fields.values()
+        if f.field_type == "checkbox"
+        for code in f.choices
+    }
+
+
 @dataclass(frozen=True)
 class Record:
     """One row of the records: a record at one event and, for a repeating instrument, one

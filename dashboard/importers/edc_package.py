@@ -19,7 +19,14 @@ from typing import Any
 
 import pandas as pd
 
-from dashboard.importers.edc import Export, FieldDef, Record, iso_date_text
+from dashboard.importers.edc import (
+    CHECKBOX_LABELS,
+    Export,
+    FieldDef,
+    Record,
+    checkbox_options,
+    iso_date_text,
+)
 from dashboard.importers.errors import ImportFailure, fail
 from dashboard.importers.mapping import AdverseEvents, Coded, Deviations, Mapping
 from dashboard.importers.sdtm import Package, read_package
@@ -41,7 +48,8 @@ class MappingEffect:
 def check_fields(export: Export, mapping: Mapping) -> None:
     """Fatal: a field the mapping names that the project does not have (a typo, or another
     version of the project), or one that identifies a person."""
-    known = set(export.fields) | {"redcap_data_access_group"}
+    # A checkbox's options are mapped by their columns (``reasons___2``), as exports name them.
+    known = set(export.fields) | set(checkbox_options(export.fields)) | {"redcap_data_access_group"}
     where = ", ".join(str(s["file"]) for s in export.sources)
     if mapping.record_id and mapping.record_id != export.record_id_field:
         raise fail(
@@ -164,9 +172,12 @@ def checked_date(value: str | None, where: dict[str, Any]) -> str:
 class _Decoder:
     def __init__(self, export: Export, mapping: Mapping) -> None:
         self.export, self.mapping = export, mapping
+        self.options = checkbox_options(export.fields)
 
     def label(self, name: str, value: str) -> str:
         definition: FieldDef | None = self.export.fields.get(name)
+        if definition is None and name in self.options:
+            return CHECKBOX_LABELS.get(value, value)  # an option's column: 1 checked, 0 not
         return definition.decode(value) if definition else value
 
     def coded(self, coded: Coded, value: str, where: dict[str, Any], use: str) -> str:
@@ -696,12 +707,16 @@ def mapping_effect(export: Export, mapping: Mapping) -> MappingEffect:
     """What the mapping reads from the export and how (checked first: a missing field is fatal)."""
     check_fields(export, mapping)
     named = mapping.fields_named()
-    used_names = {name for name, _ in named}
+    options = checkbox_options(export.fields)
+    # A checkbox whose options are mapped is used, not ignored.
+    used_names = {options.get(name, name) for name, _ in named}
     decoded = tuple(
         (name, code, label)
         for name, _use in named
-        if name in export.fields
-        for code, label in export.fields[name].choices.items()
+        if name in export.fields or name in options
+        for code, label in (
+            export.fields[name].choices if name in export.fields else CHECKBOX_LABELS
+        ).items()
     )
     bookkeeping = {export.record_id_field}
     ignored = tuple(

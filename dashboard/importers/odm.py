@@ -47,6 +47,7 @@ from dashboard.importers.edc import (
     FieldDef,
     Record,
     check_choices,
+    checkbox_column,
     drop_identifying,
     source,
 )
@@ -682,12 +683,6 @@ def read_odm(path: Path, *, label: str | None = None) -> Export:
 # -- writing ---------------------------------------------------------------------------------------
 
 
-def _checkbox_column(name: str, code: str) -> str:
-    """The column of a checkbox option, as REDCap names it (``symptoms___1``; a code lower-cased,
-    other characters than letters, digits and "_" as "_")."""
-    return f"{name}___{re.sub(r'[^a-z0-9_]', '_', code.lower())}"
-
-
 def _data_type(definition: FieldDef) -> str:
     """The ODM DataType of a field, as REDCap gives it."""
     if definition.field_type in ("yesno", "truefalse", "checkbox"):
@@ -735,7 +730,7 @@ def _items(export: Export) -> tuple[dict[str, _Item], dict[str, list[str]]]:
             listed = " | ".join(f"{code}, {label}" for code, label in definition.choices.items())
             for code in definition.choices or {definition.name: ""}:
                 column = (
-                    _checkbox_column(definition.name, code)
+                    checkbox_column(definition.name, code)
                     if definition.choices
                     else definition.name
                 )
