@@ -747,3 +747,21 @@ def test_criteria_from_a_checkbox_give_the_seed_demos_figures(
     assert ("sf_criteria___2", "1", "Checked") in effect.decoded
     assert "sf_criteria" not in effect.ignored
     assert "incl02" in effect.ignored  # the yes/no field the mapping no longer reads
+
+
+def test_what_the_mapping_lacks_is_warned_in_its_own_words(tmp_path: Path) -> None:
+    # The shipped mapping has no [deviations]; without blinding the study is treated as blinded.
+    folder = _edited(tmp_path, "mapping.toml", 'blinding = "NONE"', "")
+    url = new_database_url(tmp_path, "unsaid")
+    result = _import("redcap", folder, url)
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning: ")]
+    assert warnings == [
+        "warning: identifying fields dob, initials dropped: not read, not stored",
+        "warning: mapping.toml has no [deviations]: protocol deviations unknown "
+        "(protocol-deviation KRIs are not computed)",
+        'warning: mapping.toml: [study] has no blinding (e.g. blinding = "NONE" for open '
+        "label): blinding unknown, treated as blinded (figures by arm only for unblinded users) "
+        "until the registry record or an admin says the study is open label",
+    ]
+    assert "TBLIND" not in result.output and "domain" not in result.output

@@ -12,6 +12,7 @@ instrument the records do not hold as one.
 import dataclasses
 import datetime as dt
 import difflib
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -699,8 +700,40 @@ def build_package(export: Export, mapping: Mapping, folder: Path) -> Package:
         raise fail(
             f"the export, laid out as SDTM datasets through {mapping.file}, is refused: {problem}"
         ) from None
-    package.warnings[:0] = export.warnings
+    package.warnings[:] = [
+        *export.warnings,
+        *(_in_mapping_words(w, mapping) for w in package.warnings),
+    ]
     return package
+
+
+# The mapping table an SDTM domain comes from: a warning about a missing domain names it.
+_TABLE_OF_DOMAIN = {
+    "IE": "[[criteria]]",
+    "TI": "[[criteria]]",
+    "DS": "[disposition]",
+    "AE": "[adverse_events]",
+    "DV": "[deviations]",
+    "EX": "[exposure]",
+    "SV": "[visits]",
+}
+_NO_DOMAIN = re.compile(r"^no (\w+) domain: (.*)$", re.DOTALL)
+_NO_BLINDING = re.compile(r"^ts\.csv: no TBLIND parameter: (.*)$", re.DOTALL)
+
+
+def _in_mapping_words(warning: str, mapping: Mapping) -> str:
+    """An SDTM import warning said as what the mapping file lacks: the person who wrote the
+    mapping never saw the SDTM datasets it became."""
+    missing = _NO_DOMAIN.match(warning)
+    if missing and missing[1] in _TABLE_OF_DOMAIN:
+        return f"{mapping.file} has no {_TABLE_OF_DOMAIN[missing[1]]}: {missing[2]}"
+    unblinded = _NO_BLINDING.match(warning)
+    if unblinded:
+        return (
+            f'{mapping.file}: [study] has no blinding (e.g. blinding = "NONE" for open label): '
+            f"{unblinded[1]}"
+        )
+    return warning
 
 
 def mapping_effect(export: Export, mapping: Mapping) -> MappingEffect:
