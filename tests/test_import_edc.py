@@ -459,6 +459,14 @@ def test_the_drafted_mapping_reads_the_seed_project(tmp_path: Path) -> None:
         "ae_term",
     )
     assert (mapping.consent_date, mapping.enrollment_date) == ("consent_date", "inj_date")
+    assert mapping.labs is not None and mapping.labs.date == "lab_date"
+    assert [(t.field, t.code, t.unit) for t in mapping.labs.tests] == [
+        ("alt", "ALT", "U/L"),
+        ("ast", "AST", "U/L"),
+        ("bili", "BILI", "umol/L"),
+        ("creat", "CREAT", "umol/L"),
+        ("hgb", "HGB", "g/dL"),
+    ]
     # Imported as drafted, it already gives the seed's screening figures.
     (tmp_path / "draft.toml").write_text(draft.replace("CHANGE-ME", SEED_STUDY_ID))
     url = new_database_url(tmp_path, "draft")
@@ -765,3 +773,31 @@ def test_what_the_mapping_lacks_is_warned_in_its_own_words(tmp_path: Path) -> No
         "until the registry record or an admin says the study is open label",
     ]
     assert "TBLIND" not in result.output and "domain" not in result.output
+
+
+def test_the_draft_proposes_deviations_and_criteria_from_a_checkbox(tmp_path: Path) -> None:
+    fields, _record_id = read_dictionary(_with_deviations(tmp_path)[0] / "dictionary.csv")
+    mapping = parse_mapping(
+        draft_mapping(fields, dictionary="dictionary.csv").replace("CHANGE-ME", "X"), file="d"
+    )
+    assert mapping.deviations is not None
+    assert (
+        mapping.deviations.instrument,
+        mapping.deviations.term,
+        mapping.deviations.category,
+    ) == ("protocol_deviation", "dv_term", "dv_category")
+    fields, _record_id = read_dictionary(_with_checkbox_criteria(tmp_path) / "dictionary.csv")
+    yes_no = [name for name, f in fields.items() if f.field_type == "yesno"]
+    without = {name: f for name, f in fields.items() if name not in yes_no}
+    mapping = parse_mapping(
+        draft_mapping(without, dictionary="dictionary.csv").replace("CHANGE-ME", "X"), file="d"
+    )
+    assert [(c.code, c.category, c.field, c.not_met) for c in mapping.criteria] == [
+        (
+            code,
+            "INCLUSION" if code.startswith("INCL") else "EXCLUSION",
+            f"sf_criteria___{n}",
+            ("Checked",),
+        )
+        for n, code in fields["sf_criteria"].choices.items()
+    ]

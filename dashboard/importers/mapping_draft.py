@@ -10,7 +10,7 @@ text that ``mapping.parse_mapping`` reads as it is: a draft to check, not a gues
 import re
 from collections.abc import Callable
 
-from dashboard.importers.edc import FieldDef
+from dashboard.importers.edc import FieldDef, checkbox_column
 
 _DATE_VALIDATIONS = re.compile(r"^date(time)?(_seconds)?_(ymd|mdy|dmy)$|^date$")
 _NUMBER_VALIDATIONS = {"integer", "number", "number_1dp", "number_2dp", "float"}
@@ -22,6 +22,10 @@ _VITALS = (
     (re.compile(r"^(sbp|sysbp|systolic.*)$"), "SYSBP", "Systolic Blood Pressure", "mmHg"),
     (re.compile(r"^(dbp|diabp|diastolic.*)$"), "DIABP", "Diastolic Blood Pressure", "mmHg"),
 )
+
+
+# A unit at the end of a field's label: "Alanine aminotransferase (U/L)".
+_UNIT_IN_LABEL = re.compile(r"\s*\(([^()]+)\)\s*$")
 
 
 def _is_date(f: FieldDef) -> bool:
@@ -153,6 +157,31 @@ def draft_mapping(fields: dict[str, FieldDef], *, dictionary: str) -> str:
             "",
         ]
 
+    # A checkbox of the criteria not met: each option is a criterion, not met when checked.
+    checklist = _first(
+        usable,
+        lambda f: (
+            f.field_type == "checkbox" and _named("crit", "elig", r"^ie_", r"^sf_", "fail")(f)
+        ),
+    )
+    if checklist is not None and not criteria:
+        used.add(checklist.name)
+        lines += [
+            "",
+            f"# Eligibility: the options of {checklist.name!r}, the criteria not met.",
+        ]
+        for code, label in checklist.choices.items():
+            exclusion = bool(re.match(r"\s*(ex|excl)", label, re.IGNORECASE))
+            lines += [
+                "[[criteria]]",
+                f"code = {_toml(re.sub(r'[^A-Z0-9]', '', label.upper())[:8] or code)}",
+                f'category = "{"EXCLUSION" if exclusion else "INCLUSION"}"   # CHECK',
+                f'field = "{checkbox_column(checklist.name, code)}"',
+                f"text = {_toml(label)}",
+                'not_met = "Checked"',
+                "",
+            ]
+
     ae_form = next((f.form for f in usable if re.search(r"adverse|^ae(_|$)", f.form.lower())), None)
     if ae_form is not None:
         ae_fields = [f for f in usable if f.form == ae_form]
@@ -183,6 +212,61 @@ def draft_mapping(fields: dict[str, FieldDef], *, dictionary: str) -> str:
                 lines.append('term = "CHANGE-ME"              # the field naming the event')
             else:
                 lines.append(f'# {key} = ""')
+
+    dv_form = next(
+        (f.form for f in usable if re.search(r"deviat|^pd(_|$)|^dv(_|$)", f.form.lower())), None
+    )
+    if dv_form is not None:
+        dv_fields = [f for f in usable if f.form == dv_form]
+        lines += [
+            "",
+            "# Protocol deviations: a repeating instrument, one deviation per instance; a category",
+            "# answer such as Major / Minor says whether one is important.",
+            "[deviations]",
+            f'instrument = "{dv_form}"',
+        ]
+        for key, found in (
+            ("term", _first(dv_fields, _named("term", "desc", "deviat"))),
+            ("category", _first(dv_fields, _named("cat", "class", "major", "sever"))),
+            ("date", _first([f for f in dv_fields if _is_date(f)], _named("date", "dt"))),
+        ):
+            if found is not None and found.name not in used:
+                used.add(found.name)
+                lines.append(f'{key} = "{found.name}"')
+            elif key == "term":
+                lines.append('term = "CHANGE-ME"              # the field naming the deviation')
+            else:
+                lines.append(f'# {key} = ""')
+
+    lab_form = next((f.form for f in usable if re.search(r"^lab|_lab", f.form.lower())), None)
+    if lab_form is not None:
+        lab_fields = [f for f in usable if f.form == lab_form and f.name not in used]
+        lab_date = _first([f for f in lab_fields if _is_date(f)], lambda f: True)
+        lines += [
+            "",
+            "# Laboratory results: a field per test, at every event the instrument is filled at.",
+            "# CHECK each test's code (CDISC LBTESTCD: ALT, AST, BILI, CREAT, HGB ...), unit and",
+            "# normal range (a number, or by sex: low = { F = 12.0, M = 13.5 }).",
+            "[labs]",
+            f'date = "{lab_date.name}"' if lab_date else '# date = ""   # default: the visit date',
+        ]
+        if lab_date is not None:
+            used.add(lab_date.name)
+        for f in lab_fields:
+            if f.validation not in _NUMBER_VALIDATIONS:
+                continue
+            used.add(f.name)
+            stated = _UNIT_IN_LABEL.search(f.label or "")
+            name = _UNIT_IN_LABEL.sub("", f.label or "") or f.name
+            lines += [
+                "[[labs.tests]]",
+                f'field = "{f.name}"',
+                f"code = {_toml(re.sub(r'[^A-Z0-9]', '', f.name.upper())[:8] or f.name)}",
+                f"test = {_toml(name)}",
+                f"unit = {_toml(stated[1])}" if stated else '# unit = ""',
+                "# low = 0",
+                "# high = 0",
+            ]
 
     visit_date = _first(dates, _named("visit"))
     lines += [
