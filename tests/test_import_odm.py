@@ -918,19 +918,20 @@ def test_reads_an_openclinica_export(tmp_path: Path) -> None:
     assert read.fields["WEIGHT"].validation == "number"
     assert read.fields["CMTRT"].form == "Concomitant medications - v1"
     conmed = "Concomitant medications - v1"
+    # Subjects by OpenClinica's study subject id, not the SubjectKey OID (SS_101001).
     assert [_key(r) for r in read.records] == [
         (
-            "SS_101001",
+            "101-001",
             "Screening",
             None,
             None,
             "S_SITE101",
             {"ENROLDATE": "2025-01-02", "SEX": "1", "AGE": "64"},
         ),
-        ("SS_101001", "Screening", conmed, 1, "S_SITE101", {"CMTRT": "Aspirin"}),
-        ("SS_101001", "Screening", conmed, 2, "S_SITE101", {"CMTRT": "Lisinopril"}),
-        ("SS_101001", "Visit", None, 1, "S_SITE101", {"SBP": "150", "WEIGHT": "81.5"}),
-        ("SS_101001", "Visit", None, 2, "S_SITE101", {"SBP": "138"}),
+        ("101-001", "Screening", conmed, 1, "S_SITE101", {"CMTRT": "Aspirin"}),
+        ("101-001", "Screening", conmed, 2, "S_SITE101", {"CMTRT": "Lisinopril"}),
+        ("101-001", "Visit", None, 1, "S_SITE101", {"SBP": "150", "WEIGHT": "81.5"}),
+        ("101-001", "Visit", None, 2, "S_SITE101", {"SBP": "138"}),
     ]
     assert "1960-05-14" not in repr(read)
     assert read.dropped == ()

@@ -439,7 +439,9 @@ class _Reader:
         key = subject.get("SubjectKey")
         if key is None or not str(key).strip():
             raise fail(f"a SubjectData has no SubjectKey{_line(subject)}", file=self.label)
-        key = str(key).strip()
+        # OpenClinica's SubjectKey is an OID (SS_101001); the study subject id people use and
+        # see (101-001) is its own attribute.
+        key = _openclinica_subject_id(subject) or str(key).strip()
         group = subject.get(_redcap("DataAccessGroup"))
         if group is None:
             site = subject.find(_odm("SiteRef"))
@@ -678,6 +680,19 @@ def read_odm(path: Path, *, label: str | None = None) -> Export:
         unknown_columns=tuple(unknown),
         format_name="ODM",
     )
+
+
+def _openclinica_subject_id(subject: Element) -> str | None:
+    """OpenClinica's ``StudySubjectID`` attribute (any version of its extension namespace)."""
+    for name, value in subject.attrib.items():
+        if (
+            isinstance(name, str)
+            and name.endswith("}StudySubjectID")
+            and "openclinica" in name.lower()
+            and str(value).strip()
+        ):
+            return str(value).strip()
+    return None
 
 
 # -- writing ---------------------------------------------------------------------------------------
