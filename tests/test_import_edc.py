@@ -801,3 +801,27 @@ def test_the_draft_proposes_deviations_and_criteria_from_a_checkbox(tmp_path: Pa
         )
         for n, code in fields["sf_criteria"].choices.items()
     ]
+
+
+def test_an_instance_without_its_term_is_refused(loaded_url: str, tmp_path: Path) -> None:
+    records = list(csv.reader(io.StringIO((SHIPPED / "records.csv").read_text("utf-8"))))
+    header = records[0]
+    row = next(
+        n
+        for n, values in enumerate(records)
+        if values[header.index("redcap_repeat_instrument")] == "adverse_event"
+    )
+    records[row][header.index("ae_term")] = ""
+    folder = tmp_path / "termless"
+    shutil.copytree(SHIPPED, folder)
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(records)
+    (folder / "records.csv").write_text(out.getvalue(), encoding="utf-8")
+    instance = records[row][header.index("redcap_repeat_instance")]
+    _refused(
+        "redcap",
+        folder,
+        loaded_url,
+        f"records.csv, row {row + 1}, column ae_term: adverse event {instance} has no term "
+        "(field 'ae_term')",
+    )

@@ -14,6 +14,7 @@ import datetime as dt
 import difflib
 import re
 from collections import defaultdict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -483,26 +484,35 @@ def sdtm_tables(export: Export, mapping: Mapping) -> dict[str, pd.DataFrame]:
     return {name: frame for name, frame in tables.items() if not frame.empty or name == "IE"}
 
 
+def _instances(
+    subject: _Subject, spec: AdverseEvents | Deviations, decoder: _Decoder, what: str
+) -> Iterator[tuple[Record, Callable[[str | None], str], str]]:
+    """The subject's instances of the repeating instrument ``spec`` reads, each with its answers
+    (decoded: a field's label, "" where unanswered) and its term, which it must have."""
+    for record in subject.repeats:
+        if spec.instrument is not None and record.instrument != spec.instrument:
+            continue
+
+        def answer(name: str | None, values: dict[str, str] = record.values) -> str:
+            return decoder.label(name, values[name]) if name and values.get(name) else ""
+
+        term = answer(spec.term)
+        if not term:
+            raise fail(
+                f"{what} {record.instance} has no term (field {spec.term!r})",
+                **place(record, spec.term),
+            )
+        yield record, answer, term
+
+
 def _adverse_events(
     subject: _Subject, usubjid: str, mapping: Mapping, decoder: _Decoder
 ) -> list[dict[str, Any]]:
     spec = mapping.adverse_events
     assert spec is not None
     rows = []
-    for record in subject.repeats:
-        if spec.instrument is not None and record.instrument != spec.instrument:
-            continue
+    for record, answer, term in _instances(subject, spec, decoder, "adverse event"):
         values = record.values
-
-        def answer(name: str | None, values: dict[str, str] = values) -> str:
-            return decoder.label(name, values[name]) if name and values.get(name) else ""
-
-        term = answer(spec.term)
-        if not term:
-            raise fail(
-                f"adverse event {record.instance} has no term (field {spec.term!r})",
-                **place(record, spec.term),
-            )
         serious = answer(spec.serious).strip().upper()
         rows.append(
             {
@@ -535,20 +545,8 @@ def _deviations(
     spec = mapping.deviations
     assert spec is not None
     rows = []
-    for record in subject.repeats:
-        if spec.instrument is not None and record.instrument != spec.instrument:
-            continue
+    for record, answer, term in _instances(subject, spec, decoder, "protocol deviation"):
         values = record.values
-
-        def answer(name: str | None, values: dict[str, str] = values) -> str:
-            return decoder.label(name, values[name]) if name and values.get(name) else ""
-
-        term = answer(spec.term)
-        if not term:
-            raise fail(
-                f"protocol deviation {record.instance} has no term (field {spec.term!r})",
-                **place(record, spec.term),
-            )
         rows.append(
             {
                 "STUDYID": mapping.study_id,
