@@ -26,7 +26,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 from dashboard.db import session_scope
-from dashboard.models import ROLES, AuditEvent, Site, User, UserSite
+from dashboard.models import IMPORT_ACTION, ROLES, AuditEvent, Site, User, UserSite
 from dashboard.queries.scope import SiteScope
 
 ADMIN = "admin"
@@ -41,7 +41,7 @@ CLI_EMAIL = "cli"
 # Audit actions (AuditEvent.action).
 SIGN_IN = "sign-in"
 SIGN_IN_REFUSED = "sign-in-refused"  # a signed-in e-mail that is not in the user table
-IMPORT = "import"
+IMPORT = IMPORT_ACTION
 EXPORT = "export"
 USER_ADD = "user-add"
 USER_CHANGE = "user-change"

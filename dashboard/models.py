@@ -625,6 +625,11 @@ class UserSite(SQLModel, table=True):
 
 
 # The audit trail: append only (nothing in the app updates or deletes it).
+# The audit action of every import (a data cut, a registry record, a site table): the app reads
+# the latest one to know that a study changed (``queries.studies.latest_import``).
+IMPORT_ACTION = "import"
+
+
 class AuditEvent(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     at: dt.datetime = Field(index=True)  # UTC

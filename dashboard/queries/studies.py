@@ -4,7 +4,7 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
-from dashboard.models import DataCut, Site, Study
+from dashboard.models import IMPORT_ACTION, AuditEvent, DataCut, Site, Study
 from dashboard.queries.scope import SiteScope, rows, site_in_scope
 from dashboard.results.studies import CutInfo, StudyInfo
 
@@ -85,3 +85,13 @@ def site_countries(session: Session, *, study_id: str) -> pd.DataFrame:
         .order_by(col(Site.site_id))
     )
     return pd.DataFrame(rows(session.execute(stmt)), columns=["site_id", "country"])
+
+
+def latest_import(session: Session, *, study_id: str) -> int | None:
+    """The id of the study's latest import in the audit trail (None: none recorded). A registry
+    record or a site table changes a study without a data cut; this changes with them too."""
+    stmt = select(func.max(col(AuditEvent.id))).where(
+        col(AuditEvent.study_id) == study_id, col(AuditEvent.action) == IMPORT_ACTION
+    )
+    found = session.execute(stmt).scalar_one_or_none()
+    return int(found) if found is not None else None

@@ -3,8 +3,9 @@ URL, the studies, a study's cuts, identity and sites, and the screening span the
 offers. Everything a page shows comes from its view (``dashboard.ui.views``).
 
 Keyed by primitives only: the database URL, the study and the latest DataCut id (so a new import
-invalidates every cached answer in every session). Engines are cached once per URL; sessions and
-ORM objects are never cached.
+invalidates every cached answer in every session); an import that makes no cut (a registry
+record, a site table) clears the caches (``forget_if_imported``). Engines are cached once per
+URL; sessions and ORM objects are never cached.
 """
 
 import datetime as dt
@@ -58,6 +59,26 @@ def load_study_ids(db_url: str) -> list[str]:
 def load_cuts(db_url: str, study_id: str) -> list[CutInfo]:
     with session_for(db_url) as session:
         return studies.data_cuts(session, study_id=study_id)
+
+
+@st.cache_resource(show_spinner=False)
+def _imports_seen() -> dict[tuple[str, str], int | None]:
+    """The latest import of each (database, study) this process has served: shared by sessions."""
+    return {}
+
+
+def forget_if_imported(db_url: str, study_id: str) -> None:
+    """Clear every cached answer when the study was imported into since this process last looked.
+    A data cut changes the cut id every cache key holds, but a registry record or a site table
+    (from the command line, say) changes a study without one: without this the app would show
+    the old sites or facts until the cache expired. Not cached: one indexed query a run."""
+    with session_for(db_url) as session:
+        latest = studies.latest_import(session, study_id=study_id)
+    seen = _imports_seen()
+    key = (db_url, study_id)
+    if key in seen and seen[key] != latest:
+        st.cache_data.clear()  # every study's: imports are rare, a stale answer is wrong
+    seen[key] = latest
 
 
 @st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)

@@ -180,6 +180,7 @@ def build_context(user: CurrentUser) -> PageContext | None:
     st.query_params[url_state.STUDY] = study_id
     link = st.session_state.pop(LINK_KEY, None) or {}
 
+    loaders.forget_if_imported(db_url, study_id)
     cuts = tuple(loaders.load_cuts(db_url, study_id))
     cut_id = cuts[-1].id if cuts else None
     study = loaders.load_study(db_url, study_id, cut_id)
