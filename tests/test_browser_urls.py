@@ -155,6 +155,11 @@ def _assert_view(
     assert study_box.input_value() == study
     assert _shown_sites(page) == sites
     if path in PERIOD_PAGES:
+        # The page draws its period picker after its title, and a busy machine can show the
+        # title before the running indicator: wait for the picker itself.
+        page.wait_for_selector(
+            '[data-testid="stSidebar"] [data-testid="stDateInput"]', timeout=60_000
+        )
         assert _shown_period(page) == period
     if path not in ("/import", "/audit"):  # the data pages' header names the study and sites
         header = _header(page)
