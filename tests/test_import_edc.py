@@ -509,8 +509,14 @@ def test_cut_off_is_the_mappings(tmp_path: Path) -> None:
         ('code = "AST"', 'code = "ALT"', "[[labs.tests]]: code 'ALT' is given twice"),
         ('unit = "U/L"', 'units = "U/L"', "[[labs.tests]] 1: unknown key 'units'"),
         ("[[labs.tests]]", "[[labs.test]]", "[labs]: unknown key 'test'"),
+        (
+            '[[baseline]]\nfield = "height"',
+            '[[baseline]]\nfield = "hgb"\ndomain = "LB"\ncode = "HGB"\n\n'
+            '[[baseline]]\nfield = "height"',
+            "LB HGB is both a [[baseline]] and a [[labs.tests]]",
+        ),
     ],
-    ids=["limit", "twice", "key", "no tests"],
+    ids=["limit", "twice", "key", "no tests", "baseline too"],
 )
 def test_a_laboratory_mapping_problem_is_named(old: str, new: str, said: str) -> None:
     text = (SHIPPED / "mapping.toml").read_text(encoding="utf-8")
@@ -825,3 +831,30 @@ def test_an_instance_without_its_term_is_refused(loaded_url: str, tmp_path: Path
         f"records.csv, row {row + 1}, column ae_term: adverse event {instance} has no term "
         "(field 'ae_term')",
     )
+
+
+def _lab_baselines(url: str) -> list[tuple[str, str, str | None]]:
+    engine = make_engine(url)
+    try:
+        with Session(engine) as session:
+            rows = session.execute(
+                select(col(Subject.usubjid), col(Finding.test_code), col(Finding.dtc))
+                .join(Finding, col(Finding.subject_pk) == col(Subject.id))
+                .where(col(Finding.domain) == "LB", col(Finding.is_baseline))
+                .order_by(col(Subject.usubjid), col(Finding.test_code))
+            ).all()
+    finally:
+        engine.dispose()
+    return [tuple(r) for r in rows]
+
+
+def test_without_a_first_dose_date_the_enrollment_is_day_one(
+    loaded_url: str, tmp_path: Path
+) -> None:
+    folder = _edited(tmp_path, "mapping.toml", 'first_dose_date = "inj_date"\n', "")
+    url = new_database_url(tmp_path, "no-dose-date")
+    result = _import("redcap", folder, url)
+    assert result.exit_code == 0, result.output
+    with_dose = _lab_baselines(loaded_url)
+    assert len(with_dose) == 100  # 20 enrolled x 5 tests, each with its screening result
+    assert _lab_baselines(url) == with_dose

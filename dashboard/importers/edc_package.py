@@ -396,7 +396,13 @@ def sdtm_tables(export: Export, mapping: Mapping) -> dict[str, pd.DataFrame]:
             dv += _deviations(subject, usubjid, mapping, decoder)
         if mapping.labs:
             findings["LB"] += _lab_results(
-                subject, usubjid, mapping, decoder, sex=sex, dosed_on=dosed_on, visits=visit_dates
+                subject,
+                usubjid,
+                mapping,
+                decoder,
+                sex=sex,
+                day_one=dosed_on or enrolled_on,
+                visits=visit_dates,
             )
     tables = {
         "DM": pd.DataFrame(dm),
@@ -569,12 +575,13 @@ def _lab_results(
     decoder: _Decoder,
     *,
     sex: str,
-    dosed_on: str,
+    day_one: str,
     visits: dict[str | None, str],
 ) -> list[dict[str, Any]]:
     """The subject's laboratory results: each test's field at every event it was answered at,
-    with its visit, normal range and indicator, study day, and baseline flag (the last result on
-    or before the first dose, as SDTM's LBBLFL)."""
+    with its visit, normal range and indicator, study day, and baseline flag. ``day_one`` is the
+    first dose (else the enrollment): study day 1, and the baseline is the last result on or
+    before it, as SDTM's LBBLFL."""
     labs = mapping.labs
     assert labs is not None
     rows: list[dict[str, Any]] = []
@@ -610,17 +617,20 @@ def _lab_results(
                     "VISITNUM": planned.number if planned else None,
                     "VISIT": planned.name if planned else (event or ""),
                     "LBDTC": day,
-                    "LBDY": _study_day(day, dosed_on),
+                    "LBDY": _study_day(day, day_one),
                     "LBBLFL": "",
                 }
             )
-    # The baseline: per test, the last result dated on or before the first dose.
+    # The baseline: per test, the last result dated on or before day one (ISO dates compare as
+    # text; a partial date cannot be placed).
     for code in {r["LBTESTCD"] for r in rows}:
         before = [
             r
             for r in rows
-            if r["LBTESTCD"] == code and _full(r["LBDTC"]) and _full(dosed_on)
-            if r["LBDTC"] <= dosed_on
+            if r["LBTESTCD"] == code
+            and _full(r["LBDTC"])
+            and _full(day_one)
+            and r["LBDTC"] <= day_one
         ]
         if before:
             max(before, key=lambda r: r["LBDTC"])["LBBLFL"] = "Y"

@@ -540,12 +540,12 @@ def parse_mapping(text: str, *, file: str) -> Mapping:
         exposure=exposure,
         visits=visits,
         baseline=tuple(baseline),
-        labs=_labs(labs_table, file) if labs_table is not None else None,
+        labs=_labs(labs_table, file, baseline) if labs_table is not None else None,
         deviations=deviations,
     )
 
 
-def _labs(table: dict[str, Any], file: str) -> Labs:
+def _labs(table: dict[str, Any], file: str, baseline: list[Baseline]) -> Labs:
     reader = _Reader(file, "[labs]", table)
     tests = table.get("tests")
     if not isinstance(tests, list) or not tests or not all(isinstance(t, dict) for t in tests):
@@ -571,6 +571,14 @@ def _labs(table: dict[str, Any], file: str) -> Labs:
     repeated = sorted({c for c in codes if codes.count(c) > 1})
     if repeated:
         raise fail(f"[[labs.tests]]: code {repeated[0]!r} is given twice", file=file)
+    twice = [b for b in baseline if b.domain == "LB" and b.code in codes]
+    if twice:
+        # Both would store the test's results: every count of it would double.
+        raise fail(
+            f"LB {twice[0].code} is both a [[baseline]] and a [[labs.tests]]: keep the "
+            "[[labs.tests]] one (its screening result is the baseline)",
+            file=file,
+        )
     return Labs(date=reader.text("date"), tests=tuple(read))
 
 
