@@ -508,15 +508,17 @@ def test_cut_off_is_the_mappings(tmp_path: Path) -> None:
         ),
         ('code = "AST"', 'code = "ALT"', "[[labs.tests]]: code 'ALT' is given twice"),
         ('unit = "U/L"', 'units = "U/L"', "[[labs.tests]] 1: unknown key 'units'"),
-        ("[[labs.tests]]", "[[labs.test]]", "[labs]: unknown key 'test'"),
+        ("[[labs.tests]]", "[[labs.test]]", "the tests are [[labs.tests]] tables"),
         (
             '[[baseline]]\nfield = "height"',
             '[[baseline]]\nfield = "hgb"\ndomain = "LB"\ncode = "HGB"\n\n'
             '[[baseline]]\nfield = "height"',
             "LB HGB is both a [[baseline]] and a [[labs.tests]]",
         ),
+        ("[labs]\n", '[labs]\nvalue = "alt"\n', "[labs] value: is for a repeating instrument"),
+        ("[labs]\n", '[labs]\ninstrument = "laboratory"\n', "[labs] test: is required"),
     ],
-    ids=["limit", "twice", "key", "no tests", "baseline too"],
+    ids=["limit", "twice", "key", "no tests", "baseline too", "value alone", "no test field"],
 )
 def test_a_laboratory_mapping_problem_is_named(old: str, new: str, said: str) -> None:
     text = (SHIPPED / "mapping.toml").read_text(encoding="utf-8")
@@ -858,3 +860,116 @@ def test_without_a_first_dose_date_the_enrollment_is_day_one(
     with_dose = _lab_baselines(loaded_url)
     assert len(with_dose) == 100  # 20 enrolled x 5 tests, each with its screening result
     assert _lab_baselines(url) == with_dose
+
+
+def _with_lab_instances(folder: Path) -> Path:
+    """A copy of the shipped export whose laboratory results are also kept the other common way:
+    a repeating instrument ``lab_result``, one result per instance, naming its test by a choice
+    and carrying its own unit and normal range, and a mapping that reads them from there."""
+    copy = folder / "instances"
+    shutil.copytree(SHIPPED, copy)
+    mapping_text = (copy / "mapping.toml").read_text(encoding="utf-8")
+    labs = parse_mapping(mapping_text, file="mapping.toml").labs
+    assert labs is not None
+    choices = {str(n): t for n, t in enumerate(labs.tests, start=1)}
+    dictionary = list(csv.reader(io.StringIO((copy / "dictionary.csv").read_text("utf-8"))))
+    heading = dictionary[0]
+    added = {
+        "lab_test": ("radio", " | ".join(f"{n}, {t.test}" for n, t in choices.items())),
+        "lab_value": ("text", ""),
+        "lab_unit": ("text", ""),
+        "lab_low": ("text", ""),
+        "lab_high": ("text", ""),
+        "lab_sample_date": ("text", ""),
+    }
+    for name, (kind, listed) in added.items():
+        row = dict.fromkeys(heading, "") | {
+            "Variable / Field Name": name,
+            "Form Name": "lab_result",
+            "Field Type": kind,
+            "Field Label": name,
+            "Choices, Calculations, OR Slider Labels": listed,
+        }
+        dictionary.append([row[h] for h in heading])
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(dictionary)
+    (copy / "dictionary.csv").write_text(out.getvalue(), encoding="utf-8")
+    records = list(csv.DictReader(io.StringIO((copy / "records.csv").read_text("utf-8"))))
+    header = [*records[0].keys(), *added]
+    sexes = {r["record_id"]: {"1": "F", "2": "M"}[r["sex"]] for r in records if r["sex"]}
+    rows = [dict(r, **dict.fromkeys(added, "")) for r in records]
+    for record in records:
+        instance = 0
+        for n, test in choices.items():
+            value = record[test.field or ""]
+            if not value:
+                continue
+            instance += 1
+            low, high = test.limits(sexes[record["record_id"]])
+            rows.append(
+                dict.fromkeys(header, "")
+                | {
+                    "record_id": record["record_id"],
+                    "redcap_event_name": record["redcap_event_name"],
+                    "redcap_repeat_instrument": "lab_result",
+                    "redcap_repeat_instance": str(instance),
+                    "redcap_data_access_group": record["redcap_data_access_group"],
+                    "lab_test": n,
+                    "lab_value": value,
+                    "lab_unit": test.unit or "",
+                    "lab_low": f"{low:g}",
+                    "lab_high": f"{high:g}",
+                    "lab_sample_date": record["lab_date"],
+                }
+            )
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=header, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    (copy / "records.csv").write_text(out.getvalue(), encoding="utf-8")
+    start = mapping_text.index("[labs]")
+    end = mapping_text.index("# Baseline characteristics")
+    tests = "".join(
+        f'[[labs.tests]]\nanswer = "{t.test}"\ncode = "{t.code}"\ntest = "{t.test}"\n'
+        f'category = "{t.category}"\n'
+        for t in labs.tests
+    )
+    long_labs = (
+        '[labs]\ninstrument = "lab_result"\ntest = "lab_test"\nvalue = "lab_value"\n'
+        'unit = "lab_unit"\nlow = "lab_low"\nhigh = "lab_high"\ndate = "lab_sample_date"\n'
+        f"{tests}\n"
+    )
+    (copy / "mapping.toml").write_text(
+        mapping_text[:start] + long_labs + mapping_text[end:], encoding="utf-8"
+    )
+    return copy
+
+
+@pytest.mark.parametrize("kind", ["redcap", "odm"])
+def test_lab_results_on_a_repeating_instrument_give_the_seed_demos_figures(
+    kind: str, demo_figures: dict[str, Any], tmp_path: Path
+) -> None:
+    folder = _with_lab_instances(tmp_path)
+    if kind == "odm":
+        export = read_redcap(folder / "records.csv", folder / "dictionary.csv")
+        write_odm(export, folder / "project.xml", study_oid="Project.X", study_name="X")
+    url = new_database_url(tmp_path, f"lab-instances-{kind}")
+    result = _import(kind, folder, url)
+    assert result.exit_code == 0, result.output
+    engine = make_engine(url)
+    try:
+        _same(_figures(engine), demo_figures)
+    finally:
+        engine.dispose()
+
+
+def test_a_lab_result_of_a_test_the_mapping_does_not_name_is_refused(
+    loaded_url: str, tmp_path: Path
+) -> None:
+    folder = _with_lab_instances(tmp_path)
+    text = (folder / "mapping.toml").read_text(encoding="utf-8")
+    text = text.replace('answer = "Bilirubin"', 'answer = "Total bilirubin"')
+    (folder / "mapping.toml").write_text(text, encoding="utf-8")
+    output = _refused("redcap", folder, loaded_url, "is of test 'Bilirubin', which no")
+    assert "column lab_test: laboratory result" in output
+    assert "[[labs.tests]] answer names (they name " in output

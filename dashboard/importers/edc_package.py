@@ -30,7 +30,7 @@ from dashboard.importers.edc import (
     iso_date_text,
 )
 from dashboard.importers.errors import ImportFailure, fail
-from dashboard.importers.mapping import AdverseEvents, Coded, Deviations, Mapping
+from dashboard.importers.mapping import AdverseEvents, Coded, Deviations, Labs, LabTest, Mapping
 from dashboard.importers.sdtm import Package, read_package
 from dashboard.results.dates import InvalidDateError, parse_dtc
 
@@ -76,6 +76,10 @@ def check_fields(export: Export, mapping: Mapping) -> None:
     for table, instrument, term in (
         ("adverse_events", *_instrument_of(mapping.adverse_events)),
         ("deviations", *_instrument_of(mapping.deviations)),
+        (
+            "labs",
+            *((mapping.labs.instrument, mapping.labs.value) if mapping.labs else (None, None)),
+        ),
     ):
         if instrument and term:
             _check_instrument(export, mapping, table, instrument, term)
@@ -568,6 +572,19 @@ def _deviations(
     return rows
 
 
+@dataclass(frozen=True)
+class _Result:
+    """One laboratory result as read, before it becomes an LB row."""
+
+    test: LabTest
+    text: str  # the result as written (a choice decoded)
+    event: str | None
+    day: str  # the sample date, ISO ("" unknown)
+    unit: str | None
+    low: float | None
+    high: float | None
+
+
 def _lab_results(
     subject: _Subject,
     usubjid: str,
@@ -578,49 +595,42 @@ def _lab_results(
     day_one: str,
     visits: dict[str | None, str],
 ) -> list[dict[str, Any]]:
-    """The subject's laboratory results: each test's field at every event it was answered at,
-    with its visit, normal range and indicator, study day, and baseline flag. ``day_one`` is the
-    first dose (else the enrollment): study day 1, and the baseline is the last result on or
-    before it, as SDTM's LBBLFL."""
+    """The subject's laboratory results (one field per test at each event, or one result per
+    instance of a repeating instrument) with their visit, normal range and indicator, study day
+    and baseline flag. ``day_one`` is the first dose (else the enrollment): study day 1, and the
+    baseline is the last result on or before it, as SDTM's LBBLFL."""
     labs = mapping.labs
     assert labs is not None
+    read = (
+        _results_per_instance(subject, labs, decoder, sex=sex, visits=visits)
+        if labs.instrument
+        else _results_per_field(subject, labs, decoder, sex=sex, visits=visits)
+    )
     rows: list[dict[str, Any]] = []
-    for event, values in subject.by_event.items():
-        record = subject.event_record[event]
-        day = (
-            checked_date(values.get(labs.date), place(record, labs.date))
-            if labs.date
-            else visits.get(event, "")
+    for result in read:
+        planned = mapping.visits.events.get(result.event or "") if mapping.visits else None
+        number = float(result.text) if _is_number(result.text) else None
+        rows.append(
+            {
+                "STUDYID": mapping.study_id,
+                "USUBJID": usubjid,
+                "LBTESTCD": result.test.code,
+                "LBTEST": result.test.test,
+                "LBCAT": result.test.category or "",
+                "LBORRES": result.text,
+                "LBORRESU": result.unit or "",
+                "LBSTRESC": result.text,
+                "LBSTRESU": result.unit or "",
+                "LBSTNRLO": result.low,
+                "LBSTNRHI": result.high,
+                "LBNRIND": _range_indicator(number, result.low, result.high),
+                "VISITNUM": planned.number if planned else None,
+                "VISIT": planned.name if planned else (result.event or ""),
+                "LBDTC": result.day,
+                "LBDY": _study_day(result.day, day_one),
+                "LBBLFL": "",
+            }
         )
-        planned = mapping.visits.events.get(event or "") if mapping.visits else None
-        for test in labs.tests:
-            raw = values.get(test.field, "")
-            if not raw:
-                continue
-            text = decoder.label(test.field, raw)
-            number = float(text) if _is_number(text) else None
-            low, high = test.limits(sex)
-            rows.append(
-                {
-                    "STUDYID": mapping.study_id,
-                    "USUBJID": usubjid,
-                    "LBTESTCD": test.code,
-                    "LBTEST": test.test,
-                    "LBCAT": test.category or "",
-                    "LBORRES": text,
-                    "LBORRESU": test.unit or "",
-                    "LBSTRESC": text,
-                    "LBSTRESU": test.unit or "",
-                    "LBSTNRLO": low,
-                    "LBSTNRHI": high,
-                    "LBNRIND": _range_indicator(number, low, high),
-                    "VISITNUM": planned.number if planned else None,
-                    "VISIT": planned.name if planned else (event or ""),
-                    "LBDTC": day,
-                    "LBDY": _study_day(day, day_one),
-                    "LBBLFL": "",
-                }
-            )
     # The baseline: per test, the last result dated on or before day one (ISO dates compare as
     # text; a partial date cannot be placed).
     for code in {r["LBTESTCD"] for r in rows}:
@@ -635,6 +645,82 @@ def _lab_results(
         if before:
             max(before, key=lambda r: r["LBDTC"])["LBBLFL"] = "Y"
     return rows
+
+
+def _sample_day(
+    labs: Labs,
+    values: dict[str, str],
+    record: Record,
+    event: str | None,
+    visits: dict[str | None, str],
+) -> str:
+    """A result's date: the sample date field where mapped, else its event's visit date."""
+    if labs.date:
+        return checked_date(values.get(labs.date), place(record, labs.date))
+    return visits.get(event, "")
+
+
+def _results_per_field(
+    subject: _Subject, labs: Labs, decoder: _Decoder, *, sex: str, visits: dict[str | None, str]
+) -> Iterator[_Result]:
+    """One field per test, answered at each event the instrument is filled at."""
+    for event, values in subject.by_event.items():
+        record = subject.event_record[event]
+        day = _sample_day(labs, values, record, event, visits)
+        for test in labs.tests:
+            raw = values.get(test.field or "", "")
+            if raw:
+                low, high = test.limits(sex)
+                text = decoder.label(test.field or "", raw)
+                yield _Result(test, text, event, day, test.unit, low, high)
+
+
+def _results_per_instance(
+    subject: _Subject, labs: Labs, decoder: _Decoder, *, sex: str, visits: dict[str | None, str]
+) -> Iterator[_Result]:
+    """A repeating instrument of results: each instance names its test (an answer a
+    [[labs.tests]] names, else fatal) and holds its result, and may hold its unit and range."""
+    assert labs.test and labs.value
+    for record in subject.repeats:
+        if record.instrument != labs.instrument:
+            continue
+        values = record.values
+        raw_test = values.get(labs.test, "")
+        label = decoder.label(labs.test, raw_test)
+        test = labs.test_named(label, raw_test)
+        if test is None:
+            named = ", ".join(t.answer or t.code for t in labs.tests)
+            raise fail(
+                f"laboratory result {record.instance} is of test {label!r}, which no "
+                f"[[labs.tests]] answer names (they name {named}): add it to the mapping",
+                **place(record, labs.test),
+            )
+        raw = values.get(labs.value, "")
+        if not raw:
+            continue
+        low, high = test.limits(sex)
+        yield _Result(
+            test,
+            decoder.label(labs.value, raw),
+            record.event,
+            _sample_day(labs, values, record, record.event, visits),
+            (
+                decoder.label(labs.unit, values[labs.unit])
+                if labs.unit and values.get(labs.unit)
+                else test.unit
+            ),
+            _range_limit(values, labs.low, record) if labs.low and values.get(labs.low) else low,
+            _range_limit(values, labs.high, record)
+            if labs.high and values.get(labs.high)
+            else high,
+        )
+
+
+def _range_limit(values: dict[str, str], name: str, record: Record) -> float:
+    text = values[name]
+    if not _is_number(text):
+        raise fail(f"normal-range limit {text!r} is not a number", **place(record, name))
+    return float(text)
 
 
 def _full(day: str) -> bool:

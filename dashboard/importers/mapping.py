@@ -145,9 +145,11 @@ class Baseline:
 
 @dataclass(frozen=True)
 class LabTest:
-    """One laboratory test: a field asked at every event its instrument is filled at."""
+    """One laboratory test: a field asked at every event its instrument is filled at, or (on a
+    repeating instrument of results) an answer of the field naming the test."""
 
-    field: str
+    field: str | None  # the test's own field (one field per test)
+    answer: str | None  # the test field's answer naming it (one result per instance)
     code: str  # LBTESTCD
     test: str  # LBTEST
     category: str | None = None  # LBCAT: HEMATOLOGY, CHEMISTRY ...
@@ -164,6 +166,22 @@ class LabTest:
 class Labs:
     date: str | None  # the sample's date field; None: the event's visit date
     tests: tuple[LabTest, ...]
+    # A repeating instrument of results, one per instance (None: one field per test). Its fields:
+    # the test's name, the result, and optionally the unit and the normal range of each result.
+    instrument: str | None = None
+    test: str | None = None
+    value: str | None = None
+    unit: str | None = None
+    low: str | None = None
+    high: str | None = None
+
+    def test_named(self, label: str, code: str) -> LabTest | None:
+        """The test a result's test answer (its label or code, case ignored) names."""
+        for test in self.tests:
+            wanted = (test.answer or test.code).strip().casefold()
+            if wanted in (label.strip().casefold(), code.strip().casefold()):
+                return test
+        return None
 
 
 @dataclass(frozen=True)
@@ -234,8 +252,16 @@ class Mapping:
                 for key in DEVIATION_KEYS
             ]
         if self.labs:
-            named.append((self.labs.date or "", "laboratory sample date"))
-            named += [(t.field, f"laboratory test {t.code}") for t in self.labs.tests]
+            labs = self.labs
+            named.append((labs.date or "", "laboratory sample date"))
+            named += [
+                (labs.test or "", "laboratory test name"),
+                (labs.value or "", "laboratory result"),
+                (labs.unit or "", "laboratory unit"),
+                (labs.low or "", "laboratory normal low"),
+                (labs.high or "", "laboratory normal high"),
+            ]
+            named += [(t.field or "", f"laboratory test {t.code}") for t in labs.tests]
         return [(name, use or "") for name, use in named if name]
 
 
@@ -265,8 +291,8 @@ _KEYS = {
     "visits": {"date", "events"},
     "baseline": {"field", "domain", "code", "test", "unit", "location", "event"},
     "deviations": {"instrument", *DEVIATION_KEYS},
-    "labs": {"date", "tests"},
-    "labs.tests": {"field", "code", "test", "category", "unit", "low", "high"},
+    "labs": {"date", "tests", "instrument", "test", "value", "unit", "low", "high"},
+    "labs.tests": {"field", "answer", "code", "test", "category", "unit", "low", "high"},
 }
 
 
@@ -490,13 +516,23 @@ def parse_mapping(text: str, *, file: str) -> Mapping:
             term=dv.required("term"),
             **{k: dv.text(k) for k in DEVIATION_KEYS if k != "term"},
         )
-        if adverse_events and not (adverse_events.instrument and deviations.instrument):
-            # Without it, each would read the other's rows as its own.
-            raise fail(
-                '[adverse_events] and [deviations] each need instrument = "...": both read '
-                "the rows of a repeating instrument",
-                file=file,
-            )
+    labs = _labs(labs_table, file, baseline) if labs_table is not None else None
+    repeating = {
+        name: spec.instrument
+        for name, spec in (
+            ("[adverse_events]", adverse_events),
+            ("[deviations]", deviations),
+            ("[labs]", labs if labs and labs.instrument else None),
+        )
+        if spec is not None
+    }
+    if len(repeating) > 1 and not all(repeating.values()):
+        # Without it, each would read the others' rows as its own.
+        raise fail(
+            f'{" and ".join(repeating)} each need instrument = "...": each reads the rows of a '
+            "repeating instrument",
+            file=file,
+        )
     arm_code, arm_name = arm.text("code"), arm.text("name")
     return Mapping(
         file=file,
@@ -540,7 +576,7 @@ def parse_mapping(text: str, *, file: str) -> Mapping:
         exposure=exposure,
         visits=visits,
         baseline=tuple(baseline),
-        labs=_labs(labs_table, file, baseline) if labs_table is not None else None,
+        labs=labs,
         deviations=deviations,
     )
 
@@ -553,12 +589,31 @@ def _labs(table: dict[str, Any], file: str, baseline: list[Baseline]) -> Labs:
             "tests",
             'is required: one [[labs.tests]] per test, with field = "..." and code = "..."',
         )
+    if isinstance(table.get("test"), list):  # [[labs.test]] for [[labs.tests]]
+        raise reader.problem(
+            "test", "is the field naming each result's test; the tests are [[labs.tests]] tables"
+        )
+    instrument = reader.text("instrument")
+    if instrument:
+        for key in ("test", "value"):
+            reader.required(key)
+    else:
+        for key in ("test", "value", "unit", "low", "high"):
+            if key in table:
+                raise reader.problem(
+                    key, 'is for a repeating instrument of results: give instrument = "..." too'
+                )
     read = []
     for number, test in enumerate(tests, start=1):
         item = _Reader(file, f"[[labs.tests]] {number}", test)
+        if instrument and "field" in test:
+            raise item.problem(
+                "field", "a repeating instrument's tests are named by answer, not by field"
+            )
         read.append(
             LabTest(
-                field=item.required("field"),
+                field=None if instrument else item.required("field"),
+                answer=item.text("answer") if instrument else None,
                 code=item.required("code").upper(),
                 test=item.text("test") or item.required("code"),
                 category=item.text("category"),
@@ -579,7 +634,12 @@ def _labs(table: dict[str, Any], file: str, baseline: list[Baseline]) -> Labs:
             "[[labs.tests]] one (its screening result is the baseline)",
             file=file,
         )
-    return Labs(date=reader.text("date"), tests=tuple(read))
+    return Labs(
+        date=reader.text("date"),
+        tests=tuple(read),
+        instrument=instrument,
+        **{k: reader.text(k) for k in ("test", "value", "unit", "low", "high")},
+    )
 
 
 def _limit(reader: "_Reader", key: str) -> dict[str, float]:
